@@ -1,0 +1,39 @@
+package config_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/ulan-ai/ulan/host/config"
+)
+
+// FuzzParse feeds arbitrary bytes to Parse: it must never panic, and a Config it accepts
+// must pass Validate.
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile("ulan.example.yaml"); err == nil {
+		f.Add(b)
+	}
+	for _, seed := range []string{
+		"",
+		"server:\n  listen: :8080\n  drain_timeout: 0\n",
+		"server:\n  cors:\n    allowed_origins: [\"*\", https://a.example.com]\n    max_age: 1h\n",
+		"limits:\n  max_request_bytes: 1048576\n  max_prompt_bytes: 4 MiB\n  max_tokens: 1e3\n",
+		"limits:\n  max_request_bytes: -1\n  max_prompt_bytes: 1.5B\n",
+		"server.listen: [a, {b: c}]\nlog: {level: ~, format: 7}\n",
+		"server:\n  listen:\n    host: x\n? [a, b]\n: c\n",
+		"server: &a\n  listen: *a\n",
+		"- a\n- b\n",
+		"server:\n  listen: [\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := config.Parse(b)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted %q but Validate says:\n%v", b, err)
+		}
+	})
+}

@@ -1,0 +1,202 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// KeyInfo describes one configuration key, for the README's reference and for tests.
+type KeyInfo struct {
+	// Key is the key's dotted path, such as server.listen.
+	Key string
+	// Default is the built-in value as it would be written in YAML, such as 30s or [].
+	Default string
+	// Description is one line saying what the key controls.
+	Description string
+	// Live is true when a running server picks up a new value without a restart.
+	Live bool
+}
+
+// keyDoc is what the struct tags cannot say about a key. A test checks that every leaf
+// of Config has one.
+type keyDoc struct {
+	desc string
+	live bool
+}
+
+var docs = map[string]keyDoc{
+	"server.listen":               {desc: "host:port the API listens on; an empty host listens on every interface"},
+	"server.drain_timeout":        {desc: "how long shutdown waits for requests in flight before closing them"},
+	"server.read_header_timeout":  {desc: "how long a client may take to send its request headers"},
+	"server.idle_timeout":         {desc: "how long an idle keep-alive connection stays open"},
+	"server.cors.allowed_origins": {desc: `browser origins allowed to call the API, such as https://app.example.com, or "*"; empty allows none`},
+	"server.cors.max_age":         {desc: "how long browsers may cache a CORS preflight response (whole seconds)"},
+	"server.tls.cert_file":        {desc: "PEM certificate chain to serve HTTPS with; set with key_file, or neither for plain HTTP"},
+	"server.tls.key_file":         {desc: "PEM private key for cert_file"},
+	"limits.max_request_bytes":    {desc: "largest request body accepted, from 1KiB to 1GiB"},
+	"limits.max_prompt_bytes":     {desc: "largest prompt accepted within a request; at most max_request_bytes"},
+	"limits.max_tokens":           {desc: "largest max_tokens a request may ask for, from 1 to 16777216"},
+	"log.level":                   {desc: "least severe log level written: debug, info, warn or error"},
+	"log.format":                  {desc: "log format: text or json"},
+}
+
+// kind is how a leaf's values are read and written; see normalize in load.go.
+type kind int
+
+const (
+	kindString kind = iota
+	kindInt
+	kindDuration
+	kindSize
+	kindStrings
+)
+
+// expected names what a value of the kind looks like, for problems.
+func (k kind) expected() string {
+	switch k {
+	case kindInt:
+		return "an integer"
+	case kindDuration:
+		return "a duration such as 30s"
+	case kindSize:
+		return "a size such as 32MiB"
+	case kindStrings:
+		return "a list of strings"
+	}
+	return "a string"
+}
+
+// leaf is one key of Config with a value, as opposed to a section such as server.cors.
+type leaf struct {
+	key   string
+	index []int // reflect field index path from Config
+	kind  kind
+}
+
+// leaves lists Config's keys in struct order; sections holds the keys of its nested
+// structs; envNames maps ULAN_SERVER_DRAIN_TIMEOUT to server.drain_timeout. Key names
+// contain underscores, so an environment variable's name cannot be split into a path
+// and has to be looked up.
+var (
+	leaves   []leaf
+	leafKeys = map[string]leaf{}
+	sections = map[string]bool{}
+	envNames = map[string]string{}
+)
+
+const envPrefix = "ULAN_"
+
+func init() {
+	walk(reflect.TypeFor[Config](), "", nil)
+	for _, l := range leaves {
+		leafKeys[l.key] = l
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(l.key, ".", "_"))
+		if other, ok := envNames[name]; ok {
+			panic(fmt.Sprintf("config: keys %s and %s share environment variable %s", other, l.key, name))
+		}
+		envNames[name] = l.key
+	}
+}
+
+// walk records the leaves and sections of struct type t. It panics on a field type it
+// cannot read from text, which only a change to Config could bring.
+func walk(t reflect.Type, prefix string, index []int) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := prefix + f.Tag.Get("koanf")
+		idx := append(slices.Clone(index), i)
+		switch ft := f.Type; {
+		case ft == reflect.TypeFor[time.Duration]():
+			leaves = append(leaves, leaf{key, idx, kindDuration})
+		case ft == reflect.TypeFor[ByteSize]():
+			leaves = append(leaves, leaf{key, idx, kindSize})
+		case ft.Kind() == reflect.String:
+			leaves = append(leaves, leaf{key, idx, kindString})
+		case ft.Kind() == reflect.Int:
+			leaves = append(leaves, leaf{key, idx, kindInt})
+		case ft == reflect.TypeFor[[]string]():
+			leaves = append(leaves, leaf{key, idx, kindStrings})
+		case ft.Kind() == reflect.Struct:
+			sections[key] = true
+			walk(ft, key+".", idx)
+		default:
+			panic(fmt.Sprintf("config: key %s has unsupported type %v", key, ft))
+		}
+	}
+}
+
+// Keys returns every key of Config in struct order, with its default and description.
+func Keys() []KeyInfo {
+	def := reflect.ValueOf(Default())
+	out := make([]KeyInfo, len(leaves))
+	for i, l := range leaves {
+		out[i] = KeyInfo{
+			Key:         l.key,
+			Default:     formatValue(def.FieldByIndex(l.index).Interface()),
+			Description: docs[l.key].desc,
+			Live:        docs[l.key].live,
+		}
+	}
+	return out
+}
+
+// RestartRequired returns, sorted, the keys whose values differ between running and next
+// and that a running server cannot pick up live: those need a restart to take effect.
+func RestartRequired(running, next Config) []string {
+	a, b := reflect.ValueOf(running), reflect.ValueOf(next)
+	var out []string
+	for _, l := range leaves {
+		if docs[l.key].live || sameValue(a.FieldByIndex(l.index), b.FieldByIndex(l.index)) {
+			continue
+		}
+		out = append(out, l.key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sameValue compares two leaf values, taking a nil slice and an empty one as equal: both
+// mean "none".
+func sameValue(a, b reflect.Value) bool {
+	if a.Kind() == reflect.Slice && a.Len() == 0 && b.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
+
+// formatValue writes a leaf value as it would appear in YAML, in its canonical form (see
+// normalize): 2m rather than 2m0s, 32MiB rather than 33554432.
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return `""`
+		}
+		return v
+	case []string:
+		return "[" + strings.Join(v, ", ") + "]"
+	case int:
+		return strconv.Itoa(v)
+	case time.Duration:
+		return formatDuration(v)
+	case ByteSize:
+		return v.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// formatDuration drops the zero minutes and seconds that time.Duration.String writes.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -1,0 +1,487 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// Sources says where Load reads the configuration from. Every field may be left zero.
+type Sources struct {
+	// File is the path of a YAML file; empty reads none.
+	File string
+	// Env holds "NAME=value" entries, as os.Environ returns them; only ULAN_* are read.
+	// Nil reads none, so tests need not touch the process environment.
+	Env []string
+	// Flags holds the parsed command line; only flags the user set are read.
+	Flags *pflag.FlagSet
+	// FlagKeys maps a flag's name to the key it sets, such as "listen" to "server.listen".
+	FlagKeys map[string]string
+}
+
+// Load builds a Config from the built-in defaults, then src.File, then src.Env, then the
+// flags in src.FlagKeys that were set on the command line; each layer overrides the one
+// before. It returns every problem as Problems: a file that is missing or not YAML, an
+// unknown key in the file, a ULAN_* variable that names no key, a value of the wrong type
+// and whatever Validate finds. A problem with a value that came from the environment or a
+// flag says which variable or flag set it.
+func Load(src Sources) (Config, error) {
+	l := newLoader()
+	if src.File != "" {
+		b, err := os.ReadFile(src.File)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			l.add("", "", fmt.Sprintf("config file %s does not exist", src.File))
+		case err != nil:
+			l.add("", "", fmt.Sprintf("cannot read config file %s: %s", src.File, pathErr(err)))
+		default:
+			l.loadYAML(b, src.File+": ")
+		}
+	}
+	l.loadEnv(src.Env)
+	if src.Flags != nil {
+		l.loadFlags(src.Flags, src.FlagKeys)
+	}
+	return l.finish()
+}
+
+// Parse builds a Config from the built-in defaults and the YAML text b alone, reporting
+// problems as Load does. It reads no environment or flags, and suits checking a file
+// before it is deployed.
+func Parse(b []byte) (Config, error) {
+	l := newLoader()
+	l.loadYAML(b, "")
+	return l.finish()
+}
+
+// loader layers sources into one koanf instance.
+//
+// Each source is first read into a staging instance of its own, and its keys are then
+// checked and merged into ko one at a time. That is for two reasons. StrictMerge refuses a
+// value whose Go type differs from the one already held, yet one key legitimately arrives
+// as different types: a duration is a string in YAML and a time.Duration from a flag, a
+// size may be 1048576 or "1MiB", a list is a comma-separated string in the environment.
+// So every value is first brought to its key's canonical type (normalize), and a value
+// that cannot be is reported against its key. And koanf's own strict-merge error names
+// the parent of the key at fault, while a merge of a single key can be blamed on it.
+type loader struct {
+	ko       *koanf.Koanf
+	problems Problems
+	seen     map[Problem]bool
+	// origin holds the environment variable or flag that last set a key; keys from the
+	// defaults or the file are absent.
+	origin map[string]string
+}
+
+func newLoader() *loader {
+	l := &loader{
+		ko:     koanf.NewWithConf(koanf.Conf{Delim: ".", StrictMerge: true}),
+		seen:   map[Problem]bool{},
+		origin: map[string]string{},
+	}
+	def := reflect.ValueOf(Default())
+	flat := make(map[string]any, len(leaves))
+	for _, lf := range leaves {
+		v, err := normalize(lf.kind, def.FieldByIndex(lf.index).Interface())
+		if err != nil {
+			panic(fmt.Sprintf("config: default for %s: %v", lf.key, err))
+		}
+		flat[lf.key] = v
+	}
+	if err := l.ko.Load(confmap.Provider(flat, "."), nil); err != nil {
+		panic(fmt.Sprintf("config: loading defaults: %v", err))
+	}
+	return l
+}
+
+// add records a problem once; origin, when set, is the variable or flag behind it.
+func (l *loader) add(key, origin, msg string) {
+	if origin != "" {
+		msg += " (from " + origin + ")"
+	}
+	p := Problem{Key: key, Message: msg}
+	if !l.seen[p] {
+		l.seen[p] = true
+		l.problems = append(l.problems, p)
+	}
+}
+
+// loadYAML merges YAML text; where prefixes the parser's message (the file's path).
+func (l *loader) loadYAML(b []byte, where string) {
+	stage := koanf.New(".")
+	if err := stage.Load(rawbytes.Provider(b), yaml.Parser()); err != nil {
+		l.add("", "", where+err.Error())
+		return
+	}
+	l.merge(stage, nil)
+}
+
+// loadEnv merges the ULAN_* entries of environ.
+func (l *loader) loadEnv(environ []string) {
+	var unknown []string
+	names := map[string]string{} // key → variable, for origin
+	stage := koanf.New(".")
+	err := stage.Load(env.Provider(".", env.Opt{
+		Prefix: envPrefix,
+		TransformFunc: func(name, value string) (string, any) {
+			key, ok := envNames[name]
+			if !ok {
+				unknown = append(unknown, name)
+				return "", nil
+			}
+			names[key] = name
+			return key, value
+		},
+		// Always set: a nil EnvironFunc would make the provider read os.Environ.
+		EnvironFunc: func() []string { return environ },
+	}), nil)
+	if err != nil {
+		l.add("", "", "reading the environment: "+err.Error())
+		return
+	}
+	slices.Sort(unknown)
+	for _, name := range slices.Compact(unknown) {
+		l.add(name, "", "unknown environment variable (no such configuration key)")
+	}
+	l.merge(stage, names)
+}
+
+// loadFlags merges the flags of fs that the user set and flagKeys names.
+func (l *loader) loadFlags(fs *pflag.FlagSet, flagKeys map[string]string) {
+	names := map[string]string{} // key → flag, for origin
+	stage := koanf.New(".")
+	// ProviderWithFlag rather than Provider: flag names are not key paths, and an unset
+	// flag's default must not override the file. ko is passed as koanf's README asks,
+	// though the callback already drops unset flags.
+	err := stage.Load(posflag.ProviderWithFlag(fs, ".", l.ko, func(f *pflag.Flag) (string, any) {
+		key, ok := flagKeys[f.Name]
+		if !ok || !f.Changed {
+			return "", nil
+		}
+		names[key] = "--" + f.Name
+		return key, posflag.FlagVal(fs, f)
+	}), nil)
+	if err != nil {
+		l.add("", "", "reading flags: "+err.Error())
+		return
+	}
+	l.merge(stage, names)
+}
+
+// merge checks each key of stage and merges the good ones into l.ko. origins maps a key
+// to the variable or flag it came from.
+func (l *loader) merge(stage *koanf.Koanf, origins map[string]string) {
+	for _, key := range stage.Keys() {
+		origin := origins[key]
+		v := stage.Get(key)
+		lf, ok := leafKeys[key]
+		if !ok {
+			l.misplaced(key, v, origin)
+			continue
+		}
+		if v == nil {
+			// YAML's empty value, as in "tls:" with its keys commented out, keeps the default.
+			continue
+		}
+		cv, err := normalize(lf.kind, v)
+		if err != nil {
+			l.add(key, origin, err.Error())
+			continue
+		}
+		if err := l.ko.Load(confmap.Provider(map[string]any{key: cv}, "."), nil); err != nil {
+			l.add(key, origin, fmt.Sprintf("cannot merge %s: %v", describe(cv), err))
+			continue
+		}
+		if origin != "" {
+			l.origin[key] = origin
+		} else {
+			delete(l.origin, key)
+		}
+	}
+}
+
+// misplaced reports a flattened key that is not a leaf of Config: a section given a
+// value, a leaf given a mapping (which flattens to keys below the leaf), or a key that
+// does not exist.
+func (l *loader) misplaced(key string, v any, origin string) {
+	if sections[key] {
+		if m, ok := v.(map[string]any); v == nil || ok && len(m) == 0 {
+			return
+		}
+		l.add(key, origin, "expected a mapping of keys, got "+describe(v))
+		return
+	}
+	for p := key; strings.Contains(p, "."); {
+		p = p[:strings.LastIndex(p, ".")]
+		if lf, ok := leafKeys[p]; ok {
+			l.add(p, origin, fmt.Sprintf("expected %s, got a mapping", lf.kind.expected()))
+			return
+		}
+	}
+	msg := "unknown key"
+	if key == "" {
+		msg = `unknown key ""`
+	}
+	if s := suggest(key); s != "" {
+		msg += " (did you mean " + s + "?)"
+	}
+	l.add(key, origin, msg)
+}
+
+// finish decodes ko into a Config and validates it.
+func (l *loader) finish() (Config, error) {
+	c := l.decode()
+	// A key that failed to decode kept its default, so Validate's view of it says
+	// nothing new.
+	bad := map[string]bool{}
+	for _, p := range l.problems {
+		bad[p.Key] = true
+	}
+	var ps Problems
+	errors.As(c.Validate(), &ps)
+	for _, p := range ps {
+		if !bad[p.Key] {
+			l.add(p.Key, l.origin[p.Key], p.Message)
+		}
+	}
+	if len(l.problems) > 0 {
+		return Config{}, l.problems
+	}
+	return c, nil
+}
+
+// decode fills a Config from ko key by key: mapstructure's error for a whole struct joins
+// the failures under field names, not key paths, and stops a field at its first failure.
+func (l *loader) decode() Config {
+	c := Default()
+	dc := &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.TextUnmarshallerHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+	}
+	rv := reflect.ValueOf(&c).Elem()
+	for _, lf := range leaves {
+		f := rv.FieldByIndex(lf.index)
+		// Decode into a fresh value: mapstructure reuses a slice it is given, and a
+		// failed decode must leave the default in place.
+		p := reflect.New(f.Type())
+		err := l.ko.UnmarshalWithConf(lf.key, p.Interface(), koanf.UnmarshalConf{DecoderConfig: dc})
+		if err != nil {
+			l.add(lf.key, l.origin[lf.key], decodeMessage(lf.kind, l.ko.Get(lf.key), err))
+			continue
+		}
+		if p.Elem().Kind() == reflect.Slice && p.Elem().Len() == 0 {
+			// An empty list decodes as a non-nil slice; keep Default's nil.
+			continue
+		}
+		f.Set(p.Elem())
+	}
+	return c
+}
+
+// decodeMessage turns a mapstructure error into a problem's message. The duration hook
+// drops the offending text from time.ParseDuration's error, so that message is rebuilt.
+func decodeMessage(k kind, v any, err error) string {
+	if k == kindDuration {
+		return fmt.Sprintf("%q is not a duration (use a value such as 30s, 2m or 1h30m)", fmt.Sprint(v))
+	}
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) && de.Unwrap() != nil {
+		return de.Unwrap().Error()
+	}
+	return err.Error()
+}
+
+// normalize brings v to kind k's canonical type, the one the defaults are loaded as:
+// string for strings, durations (as time.ParseDuration reads them) and sizes (as
+// ByteSize reads them), int for integers and []string for lists. Numbers become text for
+// durations and sizes so the decode hooks judge them: 0 is a duration, 30 is not.
+func normalize(k kind, v any) (any, error) {
+	switch k {
+	case kindString:
+		if s, ok := scalarText(v); ok {
+			return s, nil
+		}
+	case kindInt:
+		return toInt(v)
+	case kindDuration:
+		if d, ok := v.(time.Duration); ok {
+			return formatDuration(d), nil
+		}
+		if _, isBool := v.(bool); !isBool {
+			if s, ok := scalarText(v); ok {
+				return s, nil
+			}
+		}
+	case kindSize:
+		if b, ok := v.(ByteSize); ok {
+			return b.String(), nil
+		}
+		if _, isBool := v.(bool); !isBool {
+			if s, ok := scalarText(v); ok {
+				return s, nil
+			}
+		}
+	case kindStrings:
+		switch v := v.(type) {
+		case string:
+			return splitList(v), nil
+		case []string:
+			return slices.Clone(v), nil
+		case []any:
+			out := make([]string, 0, len(v))
+			for _, e := range v {
+				s, ok := scalarText(e)
+				if !ok {
+					return nil, fmt.Errorf("expected a list of strings, got a list holding %s", describe(e))
+				}
+				out = append(out, s)
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("expected %s, got %s", k.expected(), describe(v))
+}
+
+// splitList reads a comma-separated list, as the environment gives one, trimming spaces
+// so that "a, b" works; an empty string is an empty list, which clears the default.
+func splitList(s string) []string {
+	out := []string{}
+	for e := range strings.SplitSeq(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// toInt accepts any Go integer, a float64 with no fraction (YAML reads 1e6 as a float) and
+// decimal text (from the environment).
+func toInt(v any) (any, error) {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if n := rv.Int(); n >= math.MinInt && n <= math.MaxInt {
+			return int(n), nil
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if n := rv.Uint(); n <= math.MaxInt {
+			return int(n), nil
+		}
+	case reflect.Float32, reflect.Float64:
+		if f := rv.Float(); f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
+			return int(f), nil
+		}
+		return nil, fmt.Errorf("%v is not an integer", v)
+	case reflect.String:
+		if n, err := strconv.Atoi(strings.TrimSpace(rv.String())); err == nil {
+			return n, nil
+		}
+		return nil, fmt.Errorf("%q is not an integer", v)
+	default:
+		return nil, fmt.Errorf("expected an integer, got %s", describe(v))
+	}
+	return nil, fmt.Errorf("%v is too large", v)
+}
+
+// scalarText writes a YAML scalar as text. Floats are written without an exponent so
+// that a size of 1e6 reads as 1000000.
+func scalarText(v any) (string, bool) {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String:
+		return rv.String(), true
+	case reflect.Bool:
+		return strconv.FormatBool(rv.Bool()), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return strconv.FormatUint(rv.Uint(), 10), true
+	case reflect.Float32, reflect.Float64:
+		return strconv.FormatFloat(rv.Float(), 'f', -1, 64), true
+	}
+	return "", false
+}
+
+// describe names the shape of a value from a source, for problems.
+func describe(v any) string {
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Invalid:
+		return "nothing"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map:
+		return "a mapping"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+// suggest returns the known key that an unknown one was most likely meant to be, or "".
+func suggest(key string) string {
+	best, bestDist := "", 3 // a typo is at most two edits
+	var sameName []string
+	for _, lf := range leaves {
+		if d := editDistance(key, lf.key); d < bestDist {
+			best, bestDist = lf.key, d
+		}
+		if lastPart(lf.key) == lastPart(key) {
+			sameName = append(sameName, lf.key)
+		}
+	}
+	if best == "" && len(sameName) == 1 {
+		// The right name in the wrong section, such as a top-level "listen".
+		best = sameName[0]
+	}
+	return best
+}
+
+func lastPart(key string) string {
+	return key[strings.LastIndex(key, ".")+1:]
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

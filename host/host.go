@@ -1,0 +1,236 @@
+// Package host is ulan's server: one listener that serves the public API over
+// Connect, gRPC and gRPC-web (HTTP/1.1 and h2c, or TLS), with CORS for
+// browsers, request ids, structured logs and a graceful drain on shutdown.
+//
+// The handlers live in host/api and the configuration in host/config; this
+// package wires them to a listener and owns the server's lifetime.
+package host
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	connectcors "connectrpc.com/cors"
+	"github.com/rs/cors"
+
+	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/internal/reqid"
+)
+
+// Errors the server's streams end with when it stops; they reach clients as
+// the message of FINISH_REASON_CANCELLED.
+var (
+	errDrainTimeout = errors.New("server is shutting down and its drain time ran out")
+	errForced       = errors.New("server was stopped")
+)
+
+// cancelGrace is how long cancelled streams get to write their final message
+// before their connections are closed.
+const cancelGrace = 2 * time.Second
+
+// forceGrace is the same for Close, which must be quick.
+const forceGrace = 200 * time.Millisecond
+
+// Option configures a Server.
+type Option func(*options)
+
+type options struct {
+	inference api.Inference
+	logger    *slog.Logger
+}
+
+// WithInference sets what runs the model. The default answers every
+// inference request with Unavailable (no model is loaded).
+func WithInference(inf api.Inference) Option {
+	return func(o *options) { o.inference = inf }
+}
+
+// WithLogger sets the logger. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// Server serves ulan's API on one listener.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	api    *api.API
+	http   *http.Server
+	cancel context.CancelCauseFunc
+
+	mu     sync.Mutex
+	forced bool
+}
+
+// New builds a server from a validated configuration.
+func New(cfg config.Config, opts ...Option) (*Server, error) {
+	o := options{logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("host: invalid configuration: %w", err)
+	}
+	a := api.New(api.Config{
+		Inference: o.inference,
+		Plugins:   newStartupConfig(cfg, time.Now()),
+		Limits: api.Limits{
+			MaxRequestBytes: int64(cfg.Limits.MaxRequestBytes),
+			MaxPromptBytes:  int64(cfg.Limits.MaxPromptBytes),
+			MaxTokens:       cfg.Limits.MaxTokens,
+		},
+		Logger: o.logger,
+	})
+	a.SetServing(true)
+	base, cancel := context.WithCancelCause(context.Background())
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true) // used only over TLS
+	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel}
+	s.http = &http.Server{
+		Handler:           s.handler(),
+		Protocols:         protocols,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// handler stacks the middleware around the API: request ids outermost, so
+// that even a CORS preflight or an oversized body is logged with one.
+func (s *Server) handler() http.Handler {
+	var h http.Handler = s.api
+	// The transport cap sits a little above the message cap, so that an
+	// oversized message is refused by connect with a clear ResourceExhausted
+	// naming the limit, not by a cut-off body.
+	h = http.MaxBytesHandler(h, int64(s.cfg.Limits.MaxRequestBytes)+64<<10)
+	if origins := s.cfg.Server.CORS.AllowedOrigins; len(origins) > 0 {
+		h = cors.New(cors.Options{
+			AllowedOrigins: origins,
+			AllowedMethods: connectcors.AllowedMethods(),
+			AllowedHeaders: append(connectcors.AllowedHeaders(), reqid.Header),
+			ExposedHeaders: append(connectcors.ExposedHeaders(), api.GenerationIDHeader, reqid.Header),
+			MaxAge:         int(s.cfg.Server.CORS.MaxAge / time.Second),
+		}).Handler(h)
+	}
+	return reqid.Middleware(h)
+}
+
+// Handler returns the server's HTTP handler, for serving it in memory.
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Listen opens the configured address.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Server.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("host: listen on %s (server.listen): %w", s.cfg.Server.Listen, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx is done, then drains: health turns to
+// NOT_SERVING, new connections are refused, and streams in flight may finish
+// for up to server.drain_timeout. Streams still running then are cancelled
+// (they end with FINISH_REASON_CANCELLED) and their connections closed. Close
+// cuts the drain short. Serve returns nil after a drain that completed or
+// timed out, and an error when the listener failed or Close forced the stop.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tlsCfg := s.cfg.Server.TLS
+	if tlsCfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(tlsCfg.CertFile, tlsCfg.KeyFile)
+		if err != nil {
+			return fmt.Errorf("host: load server.tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			NextProtos:   []string{"h2", "http/1.1"},
+			MinVersion:   tls.VersionTLS12,
+		})
+	}
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", tlsCfg.CertFile != "")
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if s.wasForced() {
+			return errForced
+		}
+		return fmt.Errorf("host: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.drain()
+	<-errc // http.ErrServerClosed, once Shutdown or Close has begun
+	if s.wasForced() {
+		return errForced
+	}
+	return nil
+}
+
+func (s *Server) wasForced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forced
+}
+
+func (s *Server) drain() {
+	s.api.SetServing(false)
+	timeout := s.cfg.Server.DrainTimeout
+	s.log.Info("draining", "drain_timeout", timeout)
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := s.http.Shutdown(dctx)
+	if err == nil {
+		s.log.Info("drained")
+		return
+	}
+	s.log.Warn("drain time ran out; cancelling streams still running")
+	s.cancel(errDrainTimeout)
+	gctx, gcancel := context.WithTimeout(context.Background(), cancelGrace)
+	defer gcancel()
+	if err := s.http.Shutdown(gctx); err != nil {
+		_ = s.http.Close()
+	}
+}
+
+// Close stops the server at once: every stream is cancelled and every
+// connection closed. A second SIGTERM calls it.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.forced = true
+	s.mu.Unlock()
+	s.cancel(errForced)
+	// Cancelled streams get a moment to write their final message.
+	ctx, cancel := context.WithTimeout(context.Background(), forceGrace)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err == nil {
+		return nil
+	}
+	return s.http.Close()
+}
+
+// NewLogger builds the server's logger from the log section of the
+// configuration, writing to w. Records logged with a request's context carry
+// its request id.
+func NewLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.Level))) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(reqid.Handler{Handler: h})
+}
