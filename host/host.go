@@ -66,6 +66,7 @@ type Server struct {
 	log    *slog.Logger
 	api    *api.API
 	http   *http.Server
+	tls    *tls.Config // nil for plain HTTP
 	cancel context.CancelCauseFunc
 
 	mu     sync.Mutex
@@ -98,6 +99,18 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	protocols.SetUnencryptedHTTP2(true)
 	protocols.SetHTTP2(true) // used only over TLS
 	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel}
+	if t := cfg.Server.TLS; t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			cancel(nil)
+			return nil, fmt.Errorf("host: server.tls: %w", err)
+		}
+		s.tls = &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			NextProtos:   []string{"h2", "http/1.1"},
+			MinVersion:   tls.VersionTLS12,
+		}
+	}
 	s.http = &http.Server{
 		Handler:           s.handler(),
 		Protocols:         protocols,
@@ -148,19 +161,10 @@ func (s *Server) Listen() (net.Listener, error) {
 // cuts the drain short. Serve returns nil after a drain that completed or
 // timed out, and an error when the listener failed or Close forced the stop.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	tlsCfg := s.cfg.Server.TLS
-	if tlsCfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(tlsCfg.CertFile, tlsCfg.KeyFile)
-		if err != nil {
-			return fmt.Errorf("host: load server.tls: %w", err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			NextProtos:   []string{"h2", "http/1.1"},
-			MinVersion:   tls.VersionTLS12,
-		})
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
-	s.log.Info("serving", "addr", ln.Addr().String(), "tls", tlsCfg.CertFile != "")
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tls != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	select {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"reflect"
@@ -39,8 +40,8 @@ type Sources struct {
 // flags in src.FlagKeys that were set on the command line; each layer overrides the one
 // before. It returns every problem as Problems: a file that is missing or not YAML, an
 // unknown key in the file, a ULAN_* variable that names no key, a value of the wrong type
-// and whatever Validate finds. A problem with a value that came from the environment or a
-// flag says which variable or flag set it.
+// and whatever Validate finds, with the zero Config. A problem with a value that came from
+// the environment or a flag says which variable or flag set it.
 func Load(src Sources) (Config, error) {
 	l := newLoader()
 	if src.File != "" {
@@ -70,16 +71,15 @@ func Parse(b []byte) (Config, error) {
 	return l.finish()
 }
 
-// loader layers sources into one koanf instance.
+// loader layers sources into one koanf instance, ko.
 //
-// Each source is first read into a staging instance of its own, and its keys are then
-// checked and merged into ko one at a time. That is for two reasons. StrictMerge refuses a
-// value whose Go type differs from the one already held, yet one key legitimately arrives
-// as different types: a duration is a string in YAML and a time.Duration from a flag, a
-// size may be 1048576 or "1MiB", a list is a comma-separated string in the environment.
-// So every value is first brought to its key's canonical type (normalize), and a value
-// that cannot be is reported against its key. And koanf's own strict-merge error names
-// the parent of the key at fault, while a merge of a single key can be blamed on it.
+// Each source is first read into a staging instance of its own; its keys are checked
+// against Config's and brought to their key's canonical type (normalize), and only then
+// are the good ones merged into ko. StrictMerge refuses a value whose Go type differs from
+// the one already held, yet one key legitimately arrives as different types: a duration
+// is a string in YAML and a time.Duration from a flag, a size may be 1048576 or "1MiB",
+// a list is a comma-separated string in the environment. Checking in staging also lets
+// every problem name its own key, where koanf's strict-merge error names the parent.
 type loader struct {
 	ko       *koanf.Koanf
 	problems Problems
@@ -187,6 +187,7 @@ func (l *loader) loadFlags(fs *pflag.FlagSet, flagKeys map[string]string) {
 // merge checks each key of stage and merges the good ones into l.ko. origins maps a key
 // to the variable or flag it came from.
 func (l *loader) merge(stage *koanf.Koanf, origins map[string]string) {
+	good := map[string]any{}
 	for _, key := range stage.Keys() {
 		origin := origins[key]
 		v := stage.Get(key)
@@ -204,12 +205,21 @@ func (l *loader) merge(stage *koanf.Koanf, origins map[string]string) {
 			l.add(key, origin, err.Error())
 			continue
 		}
-		if err := l.ko.Load(confmap.Provider(map[string]any{key: cv}, "."), nil); err != nil {
-			l.add(key, origin, fmt.Sprintf("cannot merge %s: %v", describe(cv), err))
-			continue
+		good[key] = cv
+	}
+	// Normalized values match the defaults' types, so this merge should not fail; if it
+	// does, merging key by key finds the one to blame. A failed Load leaves ko unchanged.
+	if err := l.ko.Load(confmap.Provider(good, "."), nil); err != nil {
+		for _, key := range slices.Sorted(maps.Keys(good)) {
+			if err := l.ko.Load(confmap.Provider(map[string]any{key: good[key]}, "."), nil); err != nil {
+				l.add(key, origins[key], fmt.Sprintf("cannot merge %s: %v", describe(good[key]), err))
+				delete(good, key)
+			}
 		}
-		if origin != "" {
-			l.origin[key] = origin
+	}
+	for key := range good {
+		if origins[key] != "" {
+			l.origin[key] = origins[key]
 		} else {
 			delete(l.origin, key)
 		}
