@@ -178,7 +178,12 @@ func formatValue(v any) string {
 		}
 		return v
 	case []string:
-		return "[" + strings.Join(v, ", ") + "]"
+		// Quoted, as "*" alone would be a YAML alias.
+		q := make([]string, len(v))
+		for i, e := range v {
+			q[i] = strconv.Quote(e)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
 	case int:
 		return strconv.Itoa(v)
 	case time.Duration:
