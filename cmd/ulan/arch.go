@@ -1,0 +1,4 @@
+package main
+
+// The architectures the binary can load register themselves here.
+import _ "github.com/ulan-ai/ulan/engine/arch/deepseekv3"

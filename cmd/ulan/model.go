@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu"
+	"github.com/ulan-ai/ulan/engine/gguf"
+	"github.com/ulan-ai/ulan/engine/testmodel"
+)
+
+func newModelCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "model",
+		Short: "Inspect model files and write test models",
+	}
+	cmd.AddCommand(newModelInspectCmd(), newModelTestgenCmd())
+	return cmd
+}
+
+func newModelInspectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Print a GGUF model's architecture, hyperparameters, tensors, parameter counts and tokenizer",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := gguf.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			m, err := engine.LoadGGUF(f, cpu.New(cpu.WithThreads(1)))
+			if err != nil {
+				return err
+			}
+			return inspect(cmd.OutOrStdout(), f, m.Info())
+		},
+	}
+}
+
+func inspect(out io.Writer, f *gguf.File, info engine.Info) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "architecture\t%s\n", info.Architecture)
+	fmt.Fprintf(w, "name\t%s\n", info.Name)
+	fmt.Fprintf(w, "parameters\t%s total, %s active per token\n", human(info.TotalParams), human(info.ActiveParams))
+	fmt.Fprintln(w, "\nhyperparameters")
+	for _, kv := range info.Params {
+		fmt.Fprintf(w, "  %s\t%s\n", kv[0], kv[1])
+	}
+	counts := map[string]int{}
+	bytes := map[string]uint64{}
+	for _, t := range f.Tensors() {
+		counts[t.Type.String()]++
+		bytes[t.Type.String()] += t.Size
+	}
+	types := make([]string, 0, len(counts))
+	for t := range counts {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	fmt.Fprintf(w, "\ntensors\t%d\n", len(f.Tensors()))
+	for _, t := range types {
+		fmt.Fprintf(w, "  %s\t%d tensors, %s\n", t, counts[t], humanBytes(bytes[t]))
+	}
+	fmt.Fprintln(w, "\ntokenizer")
+	model, _ := f.String("tokenizer.ggml.model")
+	pre, _ := f.String("tokenizer.ggml.pre")
+	tokens, _ := f.Strings("tokenizer.ggml.tokens")
+	fmt.Fprintf(w, "  model\t%s (pre-tokenizer %s)\n", orNone(model), orNone(pre))
+	fmt.Fprintf(w, "  tokens\t%d\n", len(tokens))
+	if types, err := f.Int32s("tokenizer.ggml.token_type"); err == nil {
+		names := map[int32]string{1: "normal", 2: "unknown", 3: "control", 4: "user-defined", 5: "unused", 6: "byte"}
+		byType := map[string]int{}
+		for _, t := range types {
+			byType[names[t]]++
+		}
+		var parts []string
+		for _, n := range []string{"normal", "control", "user-defined", "unused", "byte", "unknown"} {
+			if byType[n] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", byType[n], n))
+			}
+		}
+		fmt.Fprintf(w, "  token types\t%s\n", strings.Join(parts, ", "))
+	}
+	if merges, err := f.Strings("tokenizer.ggml.merges"); err == nil {
+		fmt.Fprintf(w, "  merges\t%d\n", len(merges))
+	}
+	for _, k := range []string{"bos", "eos", "padding"} {
+		if id, err := f.Uint32("tokenizer.ggml." + k + "_token_id"); err == nil && int(id) < len(tokens) {
+			fmt.Fprintf(w, "  %s\t%d %q\n", k, id, tokens[id])
+		}
+	}
+	if tpl, err := f.String("tokenizer.chat_template"); err == nil {
+		fmt.Fprintf(w, "  chat template\t%d characters\n", len(tpl))
+	}
+	return w.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// human writes a count with an SI suffix: 1.79B, 537M.
+func human(n uint64) string {
+	switch {
+	case n >= 1e12:
+		return fmt.Sprintf("%.2fT", float64(n)/1e12)
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.2fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.2f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+var testPresets = map[string]func() testmodel.V3{
+	"tiny-v3": testmodel.TinyV3,
+	"tiny-v2": testmodel.TinyV2,
+	"bench":   testmodel.Bench,
+}
+
+func newModelTestgenCmd() *cobra.Command {
+	var preset, typ, out string
+	var seed uint64
+	cmd := &cobra.Command{
+		Use:   "testgen --preset NAME --out FILE",
+		Short: "Write a random-weight deepseek2 GGUF model from a seed (for tests and benchmarks)",
+		Long: `Write a random-weight deepseek2 GGUF model, deterministically from a seed, with
+DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
+(V2-Lite-shaped), bench (the 1.79 GB Q8_0 benchmark model). The model is not
+smart; it exists to check ulan against llama.cpp and to measure speed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mk, ok := testPresets[preset]
+			if !ok {
+				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2 or bench", preset)
+			}
+			c := mk()
+			switch typ {
+			case "":
+			case "f32":
+				c.Type = gguf.TypeF32
+			case "q8_0":
+				c.Type = gguf.TypeQ8_0
+			default:
+				return fmt.Errorf("--type %q: use f32 or q8_0", typ)
+			}
+			if out == "" {
+				return fmt.Errorf("--out is required")
+			}
+			return c.WriteFile(out, seed)
+		},
+	}
+	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2 or bench")
+	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32 or q8_0 (default: the preset's)")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
+	cmd.Flags().StringVar(&out, "out", "", "file to write")
+	return cmd
+}

@@ -1,0 +1,109 @@
+package deepseekv3
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/gguf"
+)
+
+func blk(i int, name string) string { return "blk." + strconv.Itoa(i) + "." + name }
+
+func hasTensor(f *gguf.File, name string) bool {
+	_, ok := f.Tensor(name)
+	return ok
+}
+
+// dtypes maps the GGUF types the engine computes with.
+var dtypes = map[gguf.Type]engine.DType{
+	gguf.TypeF32:  engine.F32,
+	gguf.TypeF16:  engine.F16,
+	gguf.TypeBF16: engine.BF16,
+	gguf.TypeQ8_0: engine.Q8_0,
+}
+
+// weights turns GGUF tensors into backend tensors, checking each shape
+// (given row-major, outermost first; GGUF lists it the other way round,
+// trap 20) and keeping the first error, which names the tensor.
+type weights struct {
+	f     *gguf.File
+	b     engine.Backend
+	err   error
+	total uint64
+}
+
+func (w *weights) get(name string, shape ...int) engine.Tensor {
+	if w.err != nil {
+		return nil
+	}
+	dims := make([]uint64, len(shape))
+	for i, d := range shape {
+		dims[len(shape)-1-i] = uint64(d)
+	}
+	ti, err := w.f.ExpectOneOf(name, nil, dims...)
+	if err != nil {
+		w.err = fmt.Errorf("deepseekv3: %w", err)
+		return nil
+	}
+	dt, ok := dtypes[ti.Type]
+	if !ok {
+		w.err = fmt.Errorf("deepseekv3: tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0)", name, ti.Type)
+		return nil
+	}
+	// Norms, biases and the router feed f32 arithmetic directly.
+	if len(shape) == 1 && dt != engine.F32 {
+		w.err = fmt.Errorf("deepseekv3: tensor %q: type %v, want f32 for a vector", name, ti.Type)
+		return nil
+	}
+	t, err := w.b.Weight(name, dt, slices.Clone(shape), w.f.Data(ti))
+	if err != nil {
+		w.err = fmt.Errorf("deepseekv3: %w", err)
+		return nil
+	}
+	w.total += ti.NumElements()
+	return t
+}
+
+// info describes the model; active parameters count what one token reads:
+// everything but the routed experts, plus ExpertsUsed of them per MoE layer
+// (the embedding counts one row).
+func info(f *gguf.File, p Params, total uint64) engine.Info {
+	name, _ := f.String("general.name")
+	E, X, F := uint64(p.Hidden), uint64(p.Experts), uint64(p.ExpertFFN)
+	moeLayers := uint64(p.Layers - p.DenseLayers)
+	routed := moeLayers * X * 3 * E * F
+	activeRouted := moeLayers * uint64(p.ExpertsUsed) * 3 * E * F
+	embed := uint64(p.Vocab) * E
+	active := total - routed + activeRouted - embed + E
+	yesno := func(b bool) string { return strconv.FormatBool(b) }
+	i := func(v int) string { return strconv.Itoa(v) }
+	fl := func(v float32) string { return strconv.FormatFloat(float64(v), 'g', -1, 32) }
+	scoring := "softmax"
+	if p.Scoring == engine.Sigmoid {
+		scoring = "sigmoid"
+	}
+	return engine.Info{
+		Architecture: "deepseek2",
+		Name:         name,
+		Vocab:        p.Vocab,
+		Context:      p.Context,
+		Layers:       p.Layers,
+		TotalParams:  total,
+		ActiveParams: active,
+		Params: [][2]string{
+			{"hidden_size", i(p.Hidden)}, {"num_hidden_layers", i(p.Layers)}, {"first_k_dense_replace", i(p.DenseLayers)},
+			{"intermediate_size", i(p.DenseFFN)}, {"moe_intermediate_size", i(p.ExpertFFN)},
+			{"num_attention_heads", i(p.Heads)}, {"q_lora_rank", i(p.QLoRA)}, {"kv_lora_rank", i(p.KVLoRA)},
+			{"qk_nope_head_dim", i(p.NopeDim)}, {"qk_rope_head_dim", i(p.RopeDim)}, {"v_head_dim", i(p.ValueDim)},
+			{"n_routed_experts", i(p.Experts)}, {"num_experts_per_tok", i(p.ExpertsUsed)}, {"n_shared_experts", i(p.Shared)},
+			{"n_group", i(p.Groups)}, {"topk_group", i(p.GroupsUsed)}, {"scoring_func", scoring},
+			{"norm_topk_prob", yesno(p.NormTopK)}, {"routed_scaling_factor", fl(p.RoutedScale)},
+			{"rms_norm_eps", fl(p.Eps)}, {"max_position_embeddings", i(p.Context)}, {"rope_theta", fl(p.RopeBase)},
+			{"rope_scaling.factor", fl(p.YarnFactor)}, {"rope_scaling.original_max_position_embeddings", i(p.YarnOrigContext)},
+			{"rope_scaling.mscale_all_dim", fl(p.MscaleAllDim)}, {"vocab_size", i(p.Vocab)},
+			{"softmax_scale", fl(p.KQScale())},
+		},
+	}
+}

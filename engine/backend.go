@@ -1,0 +1,205 @@
+package engine
+
+import "fmt"
+
+// DType is the element type of a tensor.
+type DType uint8
+
+// The element types tensors hold. Weights keep the type they are stored in;
+// activations are F32; ids are I32.
+const (
+	F32 DType = iota + 1
+	F16
+	BF16
+	// Q8_0 is ggml's 8-bit block format: 32 values share one f16 scale
+	// (34 bytes per block).
+	Q8_0
+	I32
+)
+
+// String returns the type's name as model files spell it.
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "f32"
+	case F16:
+		return "f16"
+	case BF16:
+		return "bf16"
+	case Q8_0:
+		return "q8_0"
+	case I32:
+		return "i32"
+	}
+	return fmt.Sprintf("dtype(%d)", uint8(d))
+}
+
+// Tensor is a handle to memory a Backend owns. Its values are not readable
+// until the Context that produced it has been computed.
+type Tensor interface {
+	// Shape lists the dimensions, outermost first (row-major): a weight that
+	// maps in values to out values is [out, in].
+	Shape() []int
+	// DType is the element type.
+	DType() DType
+}
+
+// Backend owns device memory: weights, KV caches and the contexts that
+// compute on them. The CPU backend is the reference; others (Ascend) must
+// give the same results within floating-point tolerance.
+//
+// See RATIONALE.md, "Why does the Backend record work instead of computing
+// each op?".
+type Backend interface {
+	// Name identifies the backend ("cpu", "ascend").
+	Name() string
+	// Weight makes a weight tensor from its stored bytes, kept in its stored
+	// type (nothing is dequantized whole). The bytes may be viewed in place
+	// (a memory-mapped file) and must stay valid until Close.
+	Weight(name string, dt DType, shape []int, data []byte) (Tensor, error)
+	// Cache allocates zeroed KV-cache memory for one layer: rows slots of
+	// width values each, in type dt. Slots are addressed by Batch.Slots.
+	Cache(rows, width int, dt DType) (Tensor, error)
+	// NewContext starts recording work.
+	NewContext() Context
+	// Close frees everything the backend owns.
+	Close() error
+}
+
+// Context records tensor operations and computes them at Compute. Ops never
+// fail on their own: a bad shape or type is recorded and returned by Compute,
+// naming the op, so architecture code reads as maths. A Context is used by
+// one goroutine; Close releases its intermediate tensors.
+type Context interface {
+	// Input copies host values into a new F32 tensor of the given shape.
+	Input(values []float32, shape ...int) Tensor
+
+	// Embed gathers rows of table ([vocab, n]) for the batch's tokens: [T, n].
+	Embed(table Tensor, b *Batch) Tensor
+	// MatMul computes x · wᵀ for x [T, in] and w [out, in] (any weight
+	// type): [T, out]. A weight row is read once for all T rows.
+	MatMul(x, w Tensor) Tensor
+	// MatMulHeads computes, for every row t and head h, w[h] · x[t, h] for
+	// x [T, H, in] and w [H, out, in]: [T, H, out]. It serves MLA's absorbed
+	// projections (per head) and V4's grouped output projection (per group).
+	MatMulHeads(x, w Tensor) Tensor
+	// RMSNorm normalises x over its last dimension, x / sqrt(mean(x²) + eps),
+	// then multiplies by weight (its last dimension's length) unless weight is
+	// nil.
+	RMSNorm(x, weight Tensor, eps float32) Tensor
+	// Rope rotates adjacent pairs of the last spec.Dims channels of every
+	// vector along x's last dimension ([T, n] or [T, H, n]) by the positions
+	// of the batch's tokens.
+	Rope(x Tensor, b *Batch, spec RopeSpec) Tensor
+
+	// Slice takes channels [lo, hi) of x's last dimension.
+	Slice(x Tensor, lo, hi int) Tensor
+	// Concat joins a and b along the last dimension; other dimensions must
+	// match.
+	Concat(a, b Tensor) Tensor
+	// Reshape views x with a new shape of the same number of elements.
+	Reshape(x Tensor, shape ...int) Tensor
+	// Rows selects rows of x ([T, n]) by index: [len(rows), n].
+	Rows(x Tensor, rows []int) Tensor
+
+	// Add adds two tensors of the same shape.
+	Add(a, b Tensor) Tensor
+	// SwiGLU computes silu(gate) · up elementwise.
+	SwiGLU(gate, up Tensor) Tensor
+
+	// CacheStore writes x ([T, width]) into cache rows b.Slots[t].
+	CacheStore(cache, x Tensor, b *Batch) Tensor
+	// Attention is multi-query attention over a KV cache: every head of q
+	// ([T, H, dk]) attends, causally, to the cache rows of its own sequence
+	// (positions 0 … its own), using each row's first dk channels as the key
+	// and its first spec.ValueDim channels as the value: [T, H, ValueDim].
+	Attention(q, cache Tensor, b *Batch, spec AttentionSpec) Tensor
+
+	// Route scores experts from router logits ([T, X]) and picks spec.TopK
+	// per row: ids (I32 [T, k]) and their weights (F32 [T, k]). bias, if not
+	// nil ([X]), is added to the scores for selection only.
+	Route(logits, bias Tensor, spec RouteSpec) (ids, weights Tensor)
+	// ExpertFFN runs the routed experts: for each row t,
+	// Σ_k weights[t,k] · down[e] · (silu(gate[e]·x) ⊙ up[e]·x) with
+	// e = ids[t,k], for x [T, n], gate and up [X, f, n], down [X, n, f]: [T, n].
+	// Each expert's weights are read once for all rows routed to it.
+	ExpertFFN(x, ids, weights, gate, up, down Tensor) Tensor
+
+	// Compute runs what has been recorded up to the outputs and reports the
+	// first error any op recorded.
+	Compute(outputs ...Tensor) error
+	// Floats returns the values of a computed F32 tensor, row-major. The
+	// slice may alias backend memory: it is valid until Close and must not be
+	// modified.
+	Floats(t Tensor) ([]float32, error)
+	// Close releases the context's intermediate tensors.
+	Close()
+}
+
+// RopeSpec describes rotary position embedding with optional YaRN scaling, as
+// ggml computes it in its NORM (adjacent pairs) mode.
+type RopeSpec struct {
+	// Dims is the number of trailing channels that rotate (even).
+	Dims int
+	// Base is the frequency base θ (10000 in V3).
+	Base float32
+	// YaRN, when Factor > 1, blends interpolated and extrapolated
+	// frequencies between the correction dimensions of BetaFast and BetaSlow
+	// for an original context of OrigContext tokens. Attention magnitude is
+	// not scaled here: DeepSeek folds it into the softmax scale.
+	Factor      float32
+	OrigContext int
+	BetaFast    float32
+	BetaSlow    float32
+	// Inverse rotates backwards (V4 undoes the rotation its values carry).
+	Inverse bool
+}
+
+// AttentionSpec parameterises Attention.
+type AttentionSpec struct {
+	// ValueDim is the width of the value: the first ValueDim channels of a
+	// cache row.
+	ValueDim int
+	// Scale multiplies q·k before the softmax.
+	Scale float32
+}
+
+// Scoring is how router logits become expert scores.
+type Scoring uint8
+
+// Expert scoring functions.
+const (
+	Softmax Scoring = iota + 1 // V2: softmax over all experts
+	Sigmoid                    // V3: sigmoid per expert
+)
+
+// GroupScore is how a group of experts is scored for group-limited routing.
+type GroupScore uint8
+
+// Group scores.
+const (
+	// GroupTop2Sum scores a group by the sum of its two best selection
+	// scores (V3's noaux_tc; what llama.cpp does for every deepseek2 file).
+	GroupTop2Sum GroupScore = iota + 1
+	// GroupMax scores a group by its best score (V2's group_limited_greedy).
+	GroupMax
+)
+
+// RouteSpec parameterises Route.
+type RouteSpec struct {
+	Scoring Scoring
+	// TopK experts are used per token.
+	TopK int
+	// Groups > 1 limits the choice to the TopKGroups best groups of
+	// consecutive experts, scored by GroupScore; other groups are excluded
+	// (−∞), never merely zeroed.
+	Groups     int
+	TopKGroups int
+	GroupScore GroupScore
+	// Normalize divides the chosen weights by their sum (at least
+	// 6.103515625e-5, as llama.cpp clamps it).
+	Normalize bool
+	// Scale multiplies the weights afterwards (routed_scaling_factor); 0
+	// means 1.
+	Scale float32
+}

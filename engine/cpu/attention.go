@@ -1,0 +1,151 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+)
+
+// ropeTable holds cos and sin of every rotated pair for one position,
+// computed as ggml_rope_cache_init does: θ starts at the position and is
+// multiplied by base^(−2/dims) in f32 pair by pair, so that the rounding
+// matches llama.cpp's, then YaRN blends interpolated and extrapolated angles.
+func ropeTable(spec engine.RopeSpec, pos int32, cos, sin []float32) {
+	thetaScale := float32(math.Pow(float64(spec.Base), -2/float64(spec.Dims)))
+	freqScale, ext := float32(1), float32(0)
+	var low, high float32
+	if spec.Factor > 1 {
+		freqScale, ext = 1/spec.Factor, 1
+		low, high = yarnCorrDims(spec)
+	}
+	theta := float32(pos)
+	for i := range spec.Dims / 2 {
+		interp := freqScale * theta
+		t := interp
+		if ext != 0 {
+			y := (float32(i) - low) / max(0.001, high-low)
+			mix := (1 - min(1, max(0, y))) * ext
+			t = interp*(1-mix) + theta*mix
+		}
+		cos[i] = float32(math.Cos(float64(t)))
+		sin[i] = float32(math.Sin(float64(t)))
+		if spec.Inverse {
+			sin[i] = -sin[i]
+		}
+		theta *= thetaScale
+	}
+}
+
+// yarnCorrDims are the pair indices where YaRN's blend starts and ends
+// (ggml_rope_yarn_corr_dims).
+func yarnCorrDims(spec engine.RopeSpec) (low, high float32) {
+	corr := func(beta float32) float64 {
+		return float64(spec.Dims) * math.Log(float64(spec.OrigContext)/(float64(beta)*2*math.Pi)) / (2 * math.Log(float64(spec.Base)))
+	}
+	low = max(0, float32(math.Floor(float64(float32(corr(spec.BetaFast))))))
+	high = min(float32(spec.Dims-1), float32(math.Ceil(float64(float32(corr(spec.BetaSlow))))))
+	return low, high
+}
+
+func (c *context) Rope(x engine.Tensor, b *engine.Batch, spec engine.RopeSpec) engine.Tensor {
+	xt, ok := c.f32("Rope", x)
+	if !ok {
+		return &tensor{}
+	}
+	n := xt.shape[len(xt.shape)-1]
+	T := len(b.Positions)
+	if spec.Dims <= 0 || spec.Dims%2 != 0 || spec.Dims > n {
+		return c.fail("Rope: %d rotated channels of %d", spec.Dims, n)
+	}
+	if len(xt.f)%(T*n) != 0 || xt.shape[0] != T {
+		return c.fail("Rope: %v for %d tokens", xt, T)
+	}
+	perTok := len(xt.f) / T
+	y := newF32(append([]int(nil), xt.shape...)...)
+	copy(y.f, xt.f)
+	half := spec.Dims / 2
+	cos, sin := make([]float32, half), make([]float32, half)
+	off := n - spec.Dims
+	for t := range T {
+		ropeTable(spec, b.Positions[t], cos, sin)
+		for v := t * perTok; v < (t+1)*perTok; v += n {
+			seg := y.f[v+off : v+n]
+			for i := range half {
+				x0, x1 := seg[2*i], seg[2*i+1]
+				seg[2*i] = x0*cos[i] - x1*sin[i]
+				seg[2*i+1] = x0*sin[i] + x1*cos[i]
+			}
+		}
+	}
+	return y
+}
+
+func (c *context) CacheStore(cache, x engine.Tensor, b *engine.Batch) engine.Tensor {
+	ct, ok := c.f32("CacheStore", cache)
+	xt, ok2 := c.f32("CacheStore", x)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	rows, w := ct.shape[0], ct.shape[1]
+	if len(xt.shape) != 2 || xt.shape[1] != w || xt.shape[0] != len(b.Slots) {
+		return c.fail("CacheStore: %v into cache rows of %d for %d tokens", xt, w, len(b.Slots))
+	}
+	for t, s := range b.Slots {
+		if s < 0 || int(s) >= rows {
+			return c.fail("CacheStore: slot %d of %d", s, rows)
+		}
+		copy(ct.f[int(s)*w:(int(s)+1)*w], xt.f[t*w:(t+1)*w])
+	}
+	return ct
+}
+
+func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine.AttentionSpec) engine.Tensor {
+	qt, ok := c.f32("Attention", q)
+	ct, ok2 := c.f32("Attention", cache)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	if len(qt.shape) != 3 || qt.shape[0] != len(b.Tokens) {
+		return c.fail("Attention: q %v for %d tokens", qt, len(b.Tokens))
+	}
+	T, H, dk := qt.shape[0], qt.shape[1], qt.shape[2]
+	w, dv := ct.shape[1], spec.ValueDim
+	if dk > w || dv > w || dv <= 0 {
+		return c.fail("Attention: keys of %d and values of %d from cache rows of %d", dk, dv, w)
+	}
+	y := newF32(T, H, dv)
+	c.b.parallel(T*H, 1, func(lo, hi int) {
+		var scores []float32
+		for th := lo; th < hi; th++ {
+			t := th / H
+			s, p := int(b.Seq[t]), int(b.Positions[t])
+			qv := qt.f[th*dk : (th+1)*dk]
+			scores = scores[:0]
+			mx := float32(math.Inf(-1))
+			for j := 0; j <= p; j++ {
+				row := b.Slot(s, j) * w
+				sc := kernel.DotF32(ct.f[row:row+dk], qv) * spec.Scale
+				scores = append(scores, sc)
+				mx = max(mx, sc)
+			}
+			// ggml's soft_max sums in double precision.
+			var sum float64
+			for j, sc := range scores {
+				e := float32(math.Exp(float64(sc - mx)))
+				scores[j] = e
+				sum += float64(e)
+			}
+			inv := float32(1 / sum)
+			out := y.f[th*dv : (th+1)*dv]
+			for j, e := range scores {
+				row := b.Slot(s, j) * w
+				a := e * inv
+				for i, v := range ct.f[row : row+dv] {
+					out[i] += a * v
+				}
+			}
+		}
+	})
+	return y
+}

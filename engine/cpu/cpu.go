@@ -1,0 +1,227 @@
+// Package cpu is the engine's reference Backend: it computes every operation
+// eagerly on the host, spreading the rows of each operation over a fixed
+// number of goroutines, with the inner loops in engine/cpu/internal/kernel
+// (AVX2/FMA assembly where the machine has it, plain Go otherwise).
+//
+// Weights stay in their stored type and, for a memory-mapped file, in place:
+// a Q8_0 matrix is multiplied block by block against activations quantized
+// to Q8_0, as llama.cpp does; F16 and BF16 rows are converted on the fly.
+package cpu
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/ulan-ai/ulan/engine"
+)
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithThreads sets how many goroutines share each operation. The default is
+// runtime.NumCPU(); values below 1 mean 1.
+func WithThreads(n int) Option {
+	return func(b *Backend) { b.threads = max(1, n) }
+}
+
+// Backend is the CPU implementation of engine.Backend.
+type Backend struct {
+	threads int
+}
+
+var _ engine.Backend = (*Backend)(nil)
+
+// New returns a CPU backend.
+func New(opts ...Option) *Backend {
+	b := &Backend{threads: runtime.NumCPU()}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Name returns "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+// Threads returns the number of goroutines per operation.
+func (b *Backend) Threads() int { return b.threads }
+
+// Close does nothing: weights belong to the file they were mapped from and
+// everything else to the Go heap.
+func (b *Backend) Close() error { return nil }
+
+// tensor is the CPU backend's Tensor. Exactly one of f, raw, i holds data:
+// f for F32, raw for stored weight bytes (F16, BF16, Q8_0), i for I32.
+type tensor struct {
+	shape []int
+	dt    engine.DType
+	f     []float32
+	raw   []byte
+	i     []int32
+	name  string
+}
+
+func (t *tensor) Shape() []int        { return t.shape }
+func (t *tensor) DType() engine.DType { return t.dt }
+
+func (t *tensor) String() string {
+	if t.name != "" {
+		return fmt.Sprintf("%s %v %v", t.name, t.dt, t.shape)
+	}
+	return fmt.Sprintf("%v %v", t.dt, t.shape)
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// rowBytes is the size of one row of n values in type dt.
+func rowBytes(dt engine.DType, n int) int {
+	switch dt {
+	case engine.F32, engine.I32:
+		return 4 * n
+	case engine.F16, engine.BF16:
+		return 2 * n
+	case engine.Q8_0:
+		return n / 32 * 34
+	}
+	return 0
+}
+
+// Weight wraps stored weight bytes. F32 weights are viewed in place when the
+// bytes are 4-byte aligned (GGUF aligns tensor data to 32 bytes).
+func (b *Backend) Weight(name string, dt engine.DType, shape []int, data []byte) (engine.Tensor, error) {
+	if len(shape) == 0 {
+		return nil, fmt.Errorf("cpu: weight %q: no shape", name)
+	}
+	n := numel(shape)
+	last := shape[len(shape)-1]
+	if dt == engine.Q8_0 && last%32 != 0 {
+		return nil, fmt.Errorf("cpu: weight %q: q8_0 rows of %d values are not whole 32-value blocks", name, last)
+	}
+	want := rowBytes(dt, last) * (n / max(last, 1))
+	if want == 0 && n != 0 {
+		return nil, fmt.Errorf("cpu: weight %q: type %v is not supported", name, dt)
+	}
+	if len(data) != want {
+		return nil, fmt.Errorf("cpu: weight %q: %d bytes for %v %v, want %d", name, len(data), dt, shape, want)
+	}
+	t := &tensor{shape: append([]int(nil), shape...), dt: dt, name: name}
+	switch dt {
+	case engine.F32:
+		if n > 0 && uintptr(unsafe.Pointer(&data[0]))%4 == 0 {
+			t.f = unsafe.Slice((*float32)(unsafe.Pointer(&data[0])), n)
+		} else {
+			t.f = make([]float32, n)
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.f))), 4*n), data)
+		}
+	case engine.I32:
+		t.i = make([]int32, n)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.i))), 4*n), data)
+	default:
+		t.raw = data
+	}
+	return t, nil
+}
+
+// Cache allocates zeroed cache rows.
+func (b *Backend) Cache(rows, width int, dt engine.DType) (engine.Tensor, error) {
+	if dt != engine.F32 {
+		return nil, fmt.Errorf("cpu: cache type %v is not supported (f32 only)", dt)
+	}
+	if rows <= 0 || width <= 0 {
+		return nil, fmt.Errorf("cpu: cache of %d rows × %d", rows, width)
+	}
+	return &tensor{shape: []int{rows, width}, dt: dt, f: make([]float32, rows*width)}, nil
+}
+
+// NewContext starts an eager context.
+func (b *Backend) NewContext() engine.Context { return &context{b: b} }
+
+// parallel splits [0, n) into chunks of at least grain and runs fn on them
+// across the backend's goroutines.
+func (b *Backend) parallel(n, grain int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	workers := min(b.threads, (n+grain-1)/max(grain, 1))
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	chunk := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := chunk; lo < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, min(lo+chunk, n))
+	}
+	fn(0, min(chunk, n))
+	wg.Wait()
+}
+
+// context is an eager engine.Context: each op computes when it is called,
+// and the first error sticks.
+type context struct {
+	b   *Backend
+	err error
+}
+
+var errPoisoned = errors.New("cpu: an earlier op failed")
+
+// fail records the first error and returns a placeholder tensor so that
+// architecture code can go on recording without checks.
+func (c *context) fail(format string, args ...any) *tensor {
+	if c.err == nil {
+		c.err = fmt.Errorf("cpu: "+format, args...)
+	}
+	return &tensor{dt: engine.F32}
+}
+
+// f32 unwraps an activation tensor.
+func (c *context) f32(op string, t engine.Tensor) (*tensor, bool) {
+	if c.err != nil {
+		return nil, false
+	}
+	ct, ok := t.(*tensor)
+	if !ok || ct == nil {
+		c.fail("%s: not a cpu tensor", op)
+		return nil, false
+	}
+	if ct.dt != engine.F32 {
+		c.fail("%s: %v, want f32", op, ct)
+		return nil, false
+	}
+	return ct, true
+}
+
+func (c *context) Compute(...engine.Tensor) error { return c.err }
+
+func (c *context) Floats(t engine.Tensor) ([]float32, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	ct, ok := c.f32("Floats", t)
+	if !ok {
+		return nil, c.err
+	}
+	return ct.f, nil
+}
+
+func (c *context) Close() {}
+
+func (c *context) Input(values []float32, shape ...int) engine.Tensor {
+	if numel(shape) != len(values) {
+		return c.fail("Input: %d values for shape %v", len(values), shape)
+	}
+	return &tensor{shape: shape, dt: engine.F32, f: values}
+}

@@ -1,0 +1,7 @@
+//go:build !amd64 || noasm
+
+package kernel
+
+const noasmBuild = true
+
+func haveAVX2Impls() bool { return false }

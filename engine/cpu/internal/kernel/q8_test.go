@@ -1,0 +1,307 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// refQuantizeQ8_0 is ggml's quantize_row_q8_0_ref restated statement by
+// statement with C's float32 arithmetic: MAX as a ?: on >, roundf as
+// math.Round (exact on a float32 value), the float → int8_t conversion as
+// amd64 compilers emit it (CVTTSS2SI, then the low byte), and the scale
+// through ggml's own software half conversion. It shares no code with
+// QuantizeQ8_0.
+func refQuantizeQ8_0(x []float32, y []byte) {
+	const qk = 32
+	nb := len(x) / qk
+	for i := 0; i < nb; i++ {
+		var amax float32 // absolute max
+		for j := 0; j < qk; j++ {
+			v := x[i*qk+j]
+			a := float32(math.Abs(float64(v)))
+			if amax > a {
+				// MAX(amax, a) keeps amax
+			} else {
+				amax = a
+			}
+		}
+		d := amax / ((1 << 7) - 1)
+		var id float32
+		if d != 0 {
+			id = 1.0 / d
+		}
+		binary.LittleEndian.PutUint16(y[i*34:], ggmlFP32ToFP16(d))
+		for j := 0; j < qk; j++ {
+			x0 := x[i*qk+j] * id
+			y[i*34+2+j] = byte(cvttss2si(float32(math.Round(float64(x0)))))
+		}
+	}
+}
+
+// cvttss2si converts as the x86 instruction does: toward zero, and the
+// "integer indefinite" 0x80000000 for NaN and out-of-range values.
+func cvttss2si(f float32) int32 {
+	if f != f || f >= 0x1p31 || f < -0x1p31 {
+		return math.MinInt32
+	}
+	return int32(f)
+}
+
+func TestQuantizeQ8_0Known(t *testing.T) {
+	t.Parallel()
+	var x [32]float32
+	// amax 127 gives d = 1 and id = 1, so the quants are roundf(x): halves
+	// go away from zero (2.5 → 3, -0.5 → -1), unlike round-to-even.
+	copy(x[:], []float32{127, -127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997, 126.5, 3.25})
+	dst := make([]byte, 34)
+	QuantizeQ8_0(x[:], dst)
+	require.Equal(t, uint16(0x3C00), binary.LittleEndian.Uint16(dst)) // d = 1
+	want := []int8{127, -127, 1, -1, 2, -2, 3, -3, 0, 0, 127, 3}
+	for i, q := range want {
+		require.Equal(t, q, int8(dst[2+i]), "quant %d of %v", i, x[i])
+	}
+	for i := len(want); i < 32; i++ {
+		require.Zero(t, dst[2+i])
+	}
+
+	// All zeros: d = 0, id = 0, quants 0.
+	clear(x[:])
+	QuantizeQ8_0(x[:], dst)
+	require.Equal(t, make([]byte, 34), dst)
+
+	// The scale rounds to nearest even: d = 1+3·2⁻¹¹ is a tie between
+	// halves 0x3C01 and 0x3C02 (truncation would give 0x3C01).
+	x[5] = -127 * (1 + 3*0x1p-11)
+	QuantizeQ8_0(x[:], dst)
+	require.Equal(t, uint16(0x3C02), binary.LittleEndian.Uint16(dst))
+	require.Equal(t, int8(-127), int8(dst[2+5]))
+}
+
+// q8Source generates activation rows of several shapes: the scale of the
+// values, the share of exact zeros, and rare outliers all change amax, d
+// and the rounding of the quants.
+func q8Source(r *rand.Rand, kind int) float32 {
+	switch kind {
+	case 0: // activations after RMSNorm
+		return float32(r.NormFloat64())
+	case 1: // wide dynamic range, overflowing the f16 scale at the top
+		return float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(13)-6)))
+	case 2: // exact ties: integers and halves with amax 127 (id = 1)
+		if r.IntN(8) == 0 {
+			return 127
+		}
+		return float32(r.IntN(254)-127) / 2
+	case 3: // tiny: d subnormal as a half, or 1/d overflowing to +Inf
+		return float32(r.NormFloat64() * 1e-38)
+	default: // sparse with outliers
+		if r.IntN(3) == 0 {
+			return 0
+		}
+		if r.IntN(50) == 0 {
+			return float32(r.NormFloat64() * 100)
+		}
+		return float32(r.NormFloat64())
+	}
+}
+
+var q8Specials = []float32{nan32, float32(math.Inf(1)), float32(math.Inf(-1)), 0x1p-149, -0x1p-130,
+	float32(math.Copysign(0, -1)), math.MaxFloat32, 3e9}
+
+func TestQuantizeQ8_0MatchesReference(t *testing.T) {
+	t.Parallel()
+	r := newRand(t, 4)
+	for _, nb := range []int{0, 1, 2, 3, 7, 64, 224} {
+		for kind := range 6 {
+			for _, off := range offsets {
+				name := fmt.Sprintf("nb=%d kind=%d off=%d", nb, kind, off)
+				x, _ := guarded(nb*32, off, nan32)
+				for i := range x {
+					x[i] = q8Source(r, kind%5)
+					if kind == 5 && r.IntN(20) == 0 {
+						x[i] = q8Specials[r.IntN(len(q8Specials))]
+					}
+				}
+				want := make([]byte, nb*34)
+				refQuantizeQ8_0(x, want)
+				got, check := guarded(nb*34, off, byte(0xA5))
+				QuantizeQ8_0(x, got)
+				check(t)
+				require.Equal(t, want, got, name)
+			}
+		}
+	}
+}
+
+func TestQuantizeQ8_0Contract(t *testing.T) { // not parallel: AllocsPerRun
+	require.Panics(t, func() { QuantizeQ8_0(make([]float32, 33), make([]byte, 68)) })
+	require.Panics(t, func() { QuantizeQ8_0(make([]float32, 64), make([]byte, 67)) })
+	x := make([]float32, 7168)
+	dst := make([]byte, 224*34)
+	require.Zero(t, testing.AllocsPerRun(10, func() { QuantizeQ8_0(x, dst) }))
+}
+
+// q8Row returns nb blocks at byte offset off in a backing array whose
+// bytes after the row repeat 00 7E: read as a block, that is a NaN scale
+// (0x7E00), so a kernel reading past the row returns NaN.
+func q8Row(r *rand.Rand, nb, off, qmax int, scale func() uint16) []byte {
+	back := make([]byte, off+nb*34+2*34)
+	for i := off + nb*34; i < len(back); i += 2 {
+		back[i+1] = 0x7E
+	}
+	row := back[off : off+nb*34]
+	for b := range nb {
+		binary.LittleEndian.PutUint16(row[b*34:], scale())
+		for i := 2; i < 34; i++ {
+			row[b*34+i] = byte(int8(r.IntN(2*qmax+1) - qmax))
+		}
+	}
+	return row
+}
+
+// absDotQ8 is Σ_b |d_w·d_x|·Σ_i |w.qᵢ·x.qᵢ|, the scale of the rounding bound.
+func absDotQ8(w, x []byte, nb int) float64 {
+	var s float64
+	for b := range nb {
+		wb, xb := w[b*34:], x[b*34:]
+		d := math.Abs(float64(F16ToF32(binary.LittleEndian.Uint16(wb))) * float64(F16ToF32(binary.LittleEndian.Uint16(xb))))
+		var si float64
+		for i := 2; i < 34; i++ {
+			si += math.Abs(float64(int8(wb[i])) * float64(int8(xb[i])))
+		}
+		s += d * si
+	}
+	return s
+}
+
+// requireQ8Close is requireSumClose with one licence: the assembly scales
+// each of a block's eight lane sums, the generic twin the block's one sum,
+// so an infinite scale meeting a zero lane (or lanes of both signs) gives
+// NaN there where the generic gives ±Inf. Finite scales are checked with
+// the full rule; the n of the bound is the number of blocks, the terms
+// summed in float32.
+func requireQ8Close(t testing.TB, fast, ref float32, nb int, abs float64, msgAndArgs ...any) {
+	t.Helper()
+	if math.IsInf(float64(ref), 0) && math.IsNaN(float64(fast)) {
+		return
+	}
+	requireSumClose(t, fast, ref, nb, abs, msgAndArgs...)
+}
+
+var q8BlockCounts = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 64, 224, 225}
+
+func TestDotQ8_0(t *testing.T) {
+	// Exact: scales ±2⁻ᵏ (k ≤ 3, so products are exact) and quants in
+	// [-4, 4] make every term a multiple of 2⁻⁶ below 2¹⁷ in magnitude:
+	// all sums are exact in any order, so fast and generic agree bitwise.
+	t.Run("exact", func(t *testing.T) {
+		t.Parallel()
+		r := newRand(t, 5)
+		scale := func() uint16 {
+			s := F32ToF16(math.Float32frombits(uint32(127-r.IntN(4)) << 23))
+			if r.IntN(2) == 0 {
+				s |= 0x8000
+			}
+			return s
+		}
+		for _, nb := range q8BlockCounts {
+			for _, off := range []int{0, 1, 3, 7, 31} {
+				w := q8Row(r, nb, off, 4, scale)
+				var x [4][]byte
+				var want [4]float32
+				for j := range x {
+					x[j] = q8Row(r, nb, (off+j)%32, 4, scale)
+					want[j] = dotQ8_0Generic(w, x[j], nb)
+					require.Equal(t, want[j], DotQ8_0(w, x[j], nb), "nb=%d off=%d x%d", nb, off, j)
+				}
+				var ref [4]float32
+				dotQ8_0x4Generic(w, x[0], x[1], x[2], x[3], nb, &ref)
+				require.Equal(t, want, ref, "generic x4 vs generic")
+				out, check := guardedOut()
+				DotQ8_0x4(w, x[0], x[1], x[2], x[3], nb, out)
+				check(t)
+				require.Equal(t, want, *out, "nb=%d off=%d x4", nb, off)
+			}
+		}
+	})
+
+	// Random: weights and activations quantized from random rows, as in
+	// inference; only the float32 accumulation of the scaled block sums
+	// differs, checked with requireQ8Close.
+	t.Run("random", func(t *testing.T) {
+		t.Parallel()
+		r := newRand(t, 6)
+		for _, nb := range q8BlockCounts {
+			for trial := range 4 {
+				quant := func(kind, off int) []byte {
+					f := make([]float32, nb*32)
+					for i := range f {
+						f[i] = q8Source(r, kind)
+					}
+					q := q8Row(r, nb, off, 0, func() uint16 { return 0 })
+					QuantizeQ8_0(f, q)
+					return q
+				}
+				w := quant(trial%3, trial)
+				var x [4][]byte
+				for j := range x {
+					x[j] = quant(j%2*4, trial+j)
+				}
+				checkQ8Case(t, w, x, nb, fmt.Sprintf("nb=%d trial=%d", nb, trial))
+			}
+		}
+	})
+
+	// Special: scales NaN, ±Inf, subnormal, zero and the largest half, with
+	// full-range quants.
+	t.Run("special", func(t *testing.T) {
+		t.Parallel()
+		r := newRand(t, 7)
+		specials := []uint16{0x7E00, 0x7C00, 0xFC00, 0x0001, 0x03FF, 0x0000, 0x8000, 0x7BFF}
+		scale := func() uint16 {
+			if r.IntN(10) == 0 {
+				return specials[r.IntN(len(specials))]
+			}
+			return F32ToF16(r.Float32() * 0.05)
+		}
+		for _, nb := range q8BlockCounts {
+			for trial := range 8 {
+				w := q8Row(r, nb, trial, 127, scale)
+				var x [4][]byte
+				for j := range x {
+					x[j] = q8Row(r, nb, trial+j, 127, scale)
+				}
+				checkQ8Case(t, w, x, nb, fmt.Sprintf("nb=%d trial=%d", nb, trial))
+			}
+		}
+	})
+}
+
+func checkQ8Case(t *testing.T, w []byte, x [4][]byte, nb int, name string) {
+	t.Helper()
+	out, check := guardedOut()
+	DotQ8_0x4(w, x[0], x[1], x[2], x[3], nb, out)
+	check(t)
+	for j := range x {
+		abs := absDotQ8(w, x[j], nb)
+		ref := dotQ8_0Generic(w, x[j], nb)
+		requireQ8Close(t, DotQ8_0(w, x[j], nb), ref, nb, abs, "%s x%d", name, j)
+		requireQ8Close(t, out[j], ref, nb, abs, "%s x4 out[%d]", name, j)
+	}
+}
+
+func TestDotQ8_0PanicsOnShortInput(t *testing.T) {
+	t.Parallel()
+	full := make([]byte, 68)
+	short := make([]byte, 67)
+	var out [4]float32
+	require.Panics(t, func() { DotQ8_0(short, full, 2) })
+	require.Panics(t, func() { DotQ8_0(full, short, 2) })
+	require.Panics(t, func() { DotQ8_0(full, full, -1) })
+	require.Panics(t, func() { DotQ8_0x4(full, full, full, full, short, 2, &out) })
+	require.Equal(t, float32(0), DotQ8_0(full, full, 2))
+}

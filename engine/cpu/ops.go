@@ -1,0 +1,234 @@
+package cpu
+
+import (
+	"math"
+	"slices"
+
+	"github.com/ulan-ai/ulan/engine"
+)
+
+func newF32(shape ...int) *tensor {
+	return &tensor{shape: shape, dt: engine.F32, f: make([]float32, numel(shape))}
+}
+
+// weight unwraps a weight tensor of any stored type.
+func (c *context) weight(op string, t engine.Tensor, dims int) (*tensor, bool) {
+	if c.err != nil {
+		return nil, false
+	}
+	w, ok := t.(*tensor)
+	if !ok || w == nil {
+		c.fail("%s: weight is not a cpu tensor", op)
+		return nil, false
+	}
+	if len(w.shape) != dims {
+		c.fail("%s: weight %v, want %d dimensions", op, w, dims)
+		return nil, false
+	}
+	return w, true
+}
+
+// rowsOf splits an F32 tensor into rows of its last dimension.
+func rowsOf(t *tensor) [][]float32 {
+	n := t.shape[len(t.shape)-1]
+	rows := make([][]float32, len(t.f)/max(n, 1))
+	for i := range rows {
+		rows[i] = t.f[i*n : (i+1)*n]
+	}
+	return rows
+}
+
+func (c *context) Embed(table engine.Tensor, b *engine.Batch) engine.Tensor {
+	w, ok := c.weight("Embed", table, 2)
+	if !ok {
+		return &tensor{}
+	}
+	vocab, n := w.shape[0], w.shape[1]
+	out := newF32(len(b.Tokens), n)
+	for i, id := range b.Tokens {
+		if id < 0 || int(id) >= vocab {
+			return c.fail("Embed: token %d: id %d outside the vocabulary of %d", i, id, vocab)
+		}
+		dequantRow(w, int(id), n, out.f[i*n:(i+1)*n])
+	}
+	return out
+}
+
+func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
+	xt, ok := c.f32("MatMul", x)
+	wt, ok2 := c.weight("MatMul", w, 2)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	out, in := wt.shape[0], wt.shape[1]
+	if len(xt.shape) != 2 || xt.shape[1] != in {
+		return c.fail("MatMul: x %v against weight %v", xt, wt)
+	}
+	y := newF32(xt.shape[0], out)
+	c.b.mul(matrix{t: wt, in: in}, out, rowsOf(xt), rowsOf(y))
+	return y
+}
+
+func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
+	xt, ok := c.f32("MatMulHeads", x)
+	wt, ok2 := c.weight("MatMulHeads", w, 3)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	h, out, in := wt.shape[0], wt.shape[1], wt.shape[2]
+	if len(xt.shape) != 3 || xt.shape[1] != h || xt.shape[2] != in {
+		return c.fail("MatMulHeads: x %v against weight %v", xt, wt)
+	}
+	T := xt.shape[0]
+	y := newF32(T, h, out)
+	for head := range h {
+		xs := make([][]float32, T)
+		ys := make([][]float32, T)
+		for t := range T {
+			xs[t] = xt.f[(t*h+head)*in : (t*h+head+1)*in]
+			ys[t] = y.f[(t*h+head)*out : (t*h+head+1)*out]
+		}
+		c.b.mul(matrix{t: wt, first: head * out, in: in}, out, xs, ys)
+	}
+	return y
+}
+
+func (c *context) RMSNorm(x, weight engine.Tensor, eps float32) engine.Tensor {
+	xt, ok := c.f32("RMSNorm", x)
+	if !ok {
+		return &tensor{}
+	}
+	n := xt.shape[len(xt.shape)-1]
+	var w []float32
+	if weight != nil {
+		wt, ok := c.f32("RMSNorm weight", weight)
+		if !ok {
+			return &tensor{}
+		}
+		if len(wt.f) != n {
+			return c.fail("RMSNorm: weight %v for rows of %d", wt, n)
+		}
+		w = wt.f
+	}
+	y := newF32(slices.Clone(xt.shape)...)
+	for r, row := range rowsOf(xt) {
+		// ggml sums squares in double precision (ggml_float); so do we.
+		var sum float64
+		for _, v := range row {
+			sum += float64(v * v)
+		}
+		scale := float32(1 / math.Sqrt(float64(float32(sum/float64(n))+eps)))
+		dst := y.f[r*n : (r+1)*n]
+		for i, v := range row {
+			dst[i] = v * scale
+		}
+		if w != nil {
+			for i := range dst {
+				dst[i] *= w[i]
+			}
+		}
+	}
+	return y
+}
+
+func (c *context) Slice(x engine.Tensor, lo, hi int) engine.Tensor {
+	xt, ok := c.f32("Slice", x)
+	if !ok {
+		return &tensor{}
+	}
+	n := xt.shape[len(xt.shape)-1]
+	if lo < 0 || hi > n || lo >= hi {
+		return c.fail("Slice: [%d, %d) of %v", lo, hi, xt)
+	}
+	shape := slices.Clone(xt.shape)
+	shape[len(shape)-1] = hi - lo
+	y := newF32(shape...)
+	for r, row := range rowsOf(xt) {
+		copy(y.f[r*(hi-lo):], row[lo:hi])
+	}
+	return y
+}
+
+func (c *context) Concat(a, b engine.Tensor) engine.Tensor {
+	at, ok := c.f32("Concat", a)
+	bt, ok2 := c.f32("Concat", b)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	if len(at.shape) != len(bt.shape) || !slices.Equal(at.shape[:len(at.shape)-1], bt.shape[:len(bt.shape)-1]) {
+		return c.fail("Concat: %v and %v", at, bt)
+	}
+	na, nb := at.shape[len(at.shape)-1], bt.shape[len(bt.shape)-1]
+	shape := slices.Clone(at.shape)
+	shape[len(shape)-1] = na + nb
+	y := newF32(shape...)
+	ra, rb := rowsOf(at), rowsOf(bt)
+	for r := range ra {
+		copy(y.f[r*(na+nb):], ra[r])
+		copy(y.f[r*(na+nb)+na:], rb[r])
+	}
+	return y
+}
+
+func (c *context) Reshape(x engine.Tensor, shape ...int) engine.Tensor {
+	xt, ok := c.f32("Reshape", x)
+	if !ok {
+		return &tensor{}
+	}
+	if numel(shape) != len(xt.f) {
+		return c.fail("Reshape: %v to %v", xt, shape)
+	}
+	return &tensor{shape: shape, dt: engine.F32, f: xt.f}
+}
+
+func (c *context) Rows(x engine.Tensor, rows []int) engine.Tensor {
+	xt, ok := c.f32("Rows", x)
+	if !ok {
+		return &tensor{}
+	}
+	all := rowsOf(xt)
+	n := xt.shape[len(xt.shape)-1]
+	y := newF32(len(rows), n)
+	for i, r := range rows {
+		if r < 0 || r >= len(all) {
+			return c.fail("Rows: row %d of %d", r, len(all))
+		}
+		copy(y.f[i*n:], all[r])
+	}
+	return y
+}
+
+func (c *context) Add(a, b engine.Tensor) engine.Tensor {
+	at, ok := c.f32("Add", a)
+	bt, ok2 := c.f32("Add", b)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	if !slices.Equal(at.shape, bt.shape) {
+		return c.fail("Add: %v and %v", at, bt)
+	}
+	y := newF32(slices.Clone(at.shape)...)
+	for i := range y.f {
+		y.f[i] = at.f[i] + bt.f[i]
+	}
+	return y
+}
+
+// silu is ggml's x / (1 + e^-x), in f32.
+func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+
+func (c *context) SwiGLU(gate, up engine.Tensor) engine.Tensor {
+	gt, ok := c.f32("SwiGLU", gate)
+	ut, ok2 := c.f32("SwiGLU", up)
+	if !ok || !ok2 {
+		return &tensor{}
+	}
+	if !slices.Equal(gt.shape, ut.shape) {
+		return c.fail("SwiGLU: %v and %v", gt, ut)
+	}
+	y := newF32(slices.Clone(gt.shape)...)
+	for i := range y.f {
+		y.f[i] = silu(gt.f[i]) * ut.f[i]
+	}
+	return y
+}

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/ulan-ai/ulan/engine/gguf"
+)
+
+// Model is a loaded architecture: weights on a backend and the forward pass.
+type Model interface {
+	// Info describes the model.
+	Info() Info
+	// CacheWidths gives, per layer, the values one token's KV-cache row holds.
+	CacheWidths() []int
+	// Forward runs one step over b, storing the batch's keys and values in
+	// caches (one per layer, from Backend.Cache) and returning the logits of
+	// b.Outputs: [len(b.Outputs), vocab].
+	Forward(ctx Context, b *Batch, caches []Tensor) Tensor
+}
+
+// Info describes a loaded model.
+type Info struct {
+	Architecture string
+	Name         string
+	Vocab        int
+	Context      int
+	Layers       int
+	// TotalParams counts every weight; ActiveParams the weights one token
+	// uses (shared weights plus its routed experts).
+	TotalParams  uint64
+	ActiveParams uint64
+	// Params are the hyperparameters as name → value, for display.
+	Params [][2]string
+}
+
+// Loader builds a Model from a GGUF file on a backend.
+type Loader func(f *gguf.File, b Backend) (Model, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Loader{}
+)
+
+// Register makes an architecture loadable by every name a file may carry
+// (general.architecture in GGUF, model_type in config.json). A duplicate
+// name is a programming error and panics.
+func Register(l Loader, names ...string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	for _, n := range names {
+		if _, dup := registry[n]; dup {
+			panic("engine: architecture " + n + " registered twice")
+		}
+		registry[n] = l
+	}
+}
+
+// Architectures lists the registered architecture names.
+func Architectures() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// LoadGGUF builds the model a GGUF file describes on backend b. The file
+// must stay open while the model is used: weights are viewed in place.
+func LoadGGUF(f *gguf.File, b Backend) (Model, error) {
+	arch, err := f.Arch()
+	if err != nil {
+		return nil, err
+	}
+	registryMu.RLock()
+	l, ok := registry[arch]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("engine: architecture %q is not supported (supported: %v)", arch, Architectures())
+	}
+	return l(f, b)
+}
