@@ -31,6 +31,11 @@ type Info struct {
 	// uses (shared weights plus its routed experts).
 	TotalParams  uint64
 	ActiveParams uint64
+	// ActiveBytes is the weight bytes one decoded token reads: every weight
+	// but the embedding table and the routed experts, one embedding row, and
+	// the routed experts it is sent to. Over memory bandwidth it bounds
+	// decode speed.
+	ActiveBytes uint64
 	// Params are the hyperparameters as name → value, for display.
 	Params [][2]string
 }

@@ -151,15 +151,25 @@ func newGenerateCmd() *cobra.Command {
 	var sf samplingFlags
 	var ids string
 	var addSpecial bool
+	var local localFlags
 	cmd := &cobra.Command{
 		Use:   "generate [flags] PROMPT",
-		Short: "Continue a prompt on a running server, streaming the text",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Continue a prompt on a running server, streaming the text (or, with --model, run a model in this process)",
+		Long: `Continue a prompt on a running server, streaming the text as it arrives.
+
+With --model FILE the engine runs in this process instead, on token ids:
+  ulan generate --model m.gguf --prompt-ids 1,2,3 --max-tokens 16 [--greedy] [--json]
+prints the generated ids (greedy decoding; sampling arrives with a later
+release); --json adds the top alternatives of every step.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if local.model != "" {
+				return local.run(cmd, args, ids, &sf)
+			}
 			req := &ulanv1.GenerateRequest{Sampling: sf.params(), Plugins: sf.plugins(), AddSpecialTokens: addSpecial}
 			switch {
 			case len(args) == 1 && ids != "":
-				return errors.New("give a PROMPT or --token-ids, not both")
+				return errors.New("give a PROMPT or --prompt-ids, not both")
 			case len(args) == 1:
 				req.Prompt = args[0]
 			case ids != "":
@@ -169,7 +179,7 @@ func newGenerateCmd() *cobra.Command {
 				}
 				req.PromptTokenIds = parsed
 			default:
-				return errors.New("give a PROMPT or --token-ids")
+				return errors.New("give a PROMPT or --prompt-ids")
 			}
 			client, err := cf.inference()
 			if err != nil {
@@ -193,8 +203,9 @@ func newGenerateCmd() *cobra.Command {
 	}
 	cf.register(cmd.Flags())
 	sf.register(cmd.Flags())
-	cmd.Flags().StringVar(&ids, "token-ids", "", "prompt as comma-separated token ids instead of text")
+	cmd.Flags().StringVar(&ids, "prompt-ids", "", "prompt as comma-separated token ids instead of text")
 	cmd.Flags().BoolVar(&addSpecial, "add-special-tokens", false, "add the beginning-of-sequence token to a text prompt")
+	local.register(cmd.Flags())
 	return cmd
 }
 
@@ -315,7 +326,7 @@ func parseIDs(s string) ([]uint32, error) {
 	for _, f := range strings.Split(s, ",") {
 		id, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("--token-ids: %q is not a token id", f)
+			return nil, fmt.Errorf("--prompt-ids: %q is not a token id", f)
 		}
 		ids = append(ids, uint32(id))
 	}

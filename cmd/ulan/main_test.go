@@ -85,12 +85,12 @@ func TestGenerateJSON(t *testing.T) {
 func TestGenerateTokenIDs(t *testing.T) {
 	t.Parallel()
 	addr := startServer(t, &apitest.Echo{})
-	code, out, errOut := ulan(t, "", "generate", "--addr", addr, "--token-ids", "104, 105")
+	code, out, errOut := ulan(t, "", "generate", "--addr", addr, "--prompt-ids", "104, 105")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "hi\n", out)
-	code, _, errOut = ulan(t, "", "generate", "--addr", addr, "--token-ids", "1,x")
+	code, _, errOut = ulan(t, "", "generate", "--addr", addr, "--prompt-ids", "1,x")
 	require.Equal(t, 1, code)
-	require.Equal(t, "ulan: --token-ids: \"x\" is not a token id\n", errOut)
+	require.Equal(t, "ulan: --prompt-ids: \"x\" is not a token id\n", errOut)
 }
 
 func TestServerErrorIsOneLine(t *testing.T) {

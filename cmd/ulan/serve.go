@@ -3,16 +3,31 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host"
 	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/pipeline"
 )
+
+// modelName is the name requests use: general.name, else the file's base
+// name without its extension.
+func modelName(path string, info engine.Info) string {
+	if info.Name != "" {
+		return info.Name
+	}
+	return strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+}
 
 // serveFlags maps serve's flags to configuration keys; a flag the user sets
 // overrides the file and the environment.
@@ -21,6 +36,9 @@ var serveFlags = map[string]string{
 	"drain-timeout": "server.drain_timeout",
 	"log-level":     "log.level",
 	"log-format":    "log.format",
+	"model":         "model.path",
+	"threads":       "model.threads",
+	"kv-cache":      "model.kv_cache",
 }
 
 func newServeCmd() *cobra.Command {
@@ -42,6 +60,9 @@ signal stops the server at once.`,
 	f.Duration("drain-timeout", def.Server.DrainTimeout, "how long streams may finish after a shutdown signal (server.drain_timeout)")
 	f.String("log-level", def.Log.Level, "debug, info, warn or error (log.level)")
 	f.String("log-format", def.Log.Format, "text or json (log.format)")
+	f.String("model", def.Model.Path, "GGUF model file to load (model.path)")
+	f.Int("threads", def.Model.Threads, "goroutines per engine operation, 0 for one per CPU (model.threads)")
+	f.String("kv-cache", def.Model.KVCache.String(), "KV-cache memory budget (model.kv_cache)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := config.Load(config.Sources{
 			File:     *configFile,
@@ -53,15 +74,41 @@ signal stops the server at once.`,
 			return fmt.Errorf("configuration:\n%w", err)
 		}
 		log := host.NewLogger(cfg.Log, cmd.ErrOrStderr())
-		return serve(cmd.Context(), cfg, log)
+		return serve(cmd.Context(), cfg, log, cmd.ErrOrStderr())
 	}
 	return cmd
 }
 
 // serve runs the server until the first SIGINT/SIGTERM, drains, and stops at
 // once on a second signal.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	srv, err := host.New(cfg, host.WithLogger(log))
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
+	opts := []host.Option{host.WithLogger(log)}
+	if cfg.Model.Path != "" {
+		threads := cfg.Model.Threads
+		if threads == 0 {
+			threads = runtime.NumCPU()
+		}
+		lm, err := loadModel(cfg.Model.Path, threads, stderr)
+		if err != nil {
+			return err
+		}
+		defer lm.Close()
+		r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: int64(cfg.Model.KVCache)})
+		if err != nil {
+			return fmt.Errorf("model.kv_cache: %w", err)
+		}
+		info := lm.model.Info()
+		log.Info("model loaded", "path", cfg.Model.Path, "architecture", info.Architecture,
+			"parameters", info.TotalParams, "kv_cache_tokens", r.CacheTokens(), "threads", threads)
+		opts = append(opts, host.WithInference(pipeline.New(pipeline.Model{
+			Name:    modelName(cfg.Model.Path, info),
+			Format:  "gguf",
+			DTypes:  lm.dtypes(),
+			Backend: lm.backend.Name(),
+			Runner:  r,
+		})))
+	}
+	srv, err := host.New(cfg, opts...)
 	if err != nil {
 		return err
 	}

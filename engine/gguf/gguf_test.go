@@ -347,6 +347,7 @@ func malformedCases() []malformedCase {
 		{"bad magic", rawFile("GGML").u32(3).u64(0).u64(0), []string{`magic "GGML"`}, false},
 		{"version 1", rawFile("GGUF").u32(1).u64(0).u64(0), []string{"version 1 is not supported"}, false},
 		{"version 4", rawFile("GGUF").u32(4).u64(0).u64(0), []string{"version 4 is not supported"}, false},
+		{"version 0", rawFile("GGUF").u32(0).u64(0).u64(0), []string{"version 0 is not supported"}, false},
 		{"big-endian", rawFile("GGUF").u32(0x03000000).u64(0).u64(0), []string{"big-endian"}, false},
 		{"truncated header", rawFile("GGUF").u32(3).u32(0), []string{"header (offset 8)", "file ends"}, true},
 		{"2^60 tensors", header(1<<60, 0).zeros(1000), []string{"header (offset 8)", "1152921504606846976 tensor infos"}, true},
@@ -728,5 +729,40 @@ func TestHugeClaimsAllocateLittle(t *testing.T) {
 			require.Error(t, err)
 			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10))
 		})
+	}
+}
+
+// failingWriter accepts n bytes, then fails.
+type failingWriter struct{ n int }
+
+var errDiskFull = errors.New("disk full")
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errDiskFull
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// TestWriteToError fails the output at every byte: WriteTo must report the
+// error and count exactly the bytes the output took.
+func TestWriteToError(t *testing.T) {
+	t.Parallel()
+	build := func() *gguf.Writer {
+		var w gguf.Writer
+		w.Add("general.alignment", uint32(8192)) // padding longer than one zeros buffer
+		w.AddTensor("a", gguf.TypeF32, []uint64{3}, make([]byte, 12))
+		w.AddTensorFrom("b", gguf.TypeI8, []uint64{5}, bytes.NewReader(make([]byte, 5)))
+		return &w
+	}
+	full := encode(t, build())
+	for n := 0; n < len(full); n += 97 {
+		out := &failingWriter{n: n}
+		written, err := build().WriteTo(out)
+		require.ErrorIs(t, err, errDiskFull, "failing after %d bytes", n)
+		require.Equal(t, int64(n), written)
 	}
 }

@@ -14,6 +14,9 @@ import (
 // not read until it is touched through Data, so opening a large model is
 // cheap. Close the File to unmap it. A malformed file gives a *FormatError,
 // which does not name the path; callers add it.
+//
+// As with any memory map, the file must not be truncated while it is open:
+// touching data past the new end raises SIGBUS, not an error.
 func Open(path string) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {

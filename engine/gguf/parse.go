@@ -38,11 +38,11 @@ func Parse(data []byte) (*File, error) {
 	}
 	switch {
 	case version == 2 || version == 3:
-		// Version 3 only added big-endian files, which this package rejects
-		// below, so 2 and 3 share a layout.
+		// Version 3 only added big-endian files (refused by the next-but-one
+		// case), so little-endian files of versions 2 and 3 share a layout.
 	case version == 1:
 		return nil, &FormatError{Item: "header", Offset: 4, Msg: "GGUF version 1 is not supported (it used 32-bit counts); convert the model again with a current llama.cpp"}
-	case version&0xffff == 0:
+	case version != 0 && version&0xffff == 0:
 		return nil, &FormatError{Item: "header", Offset: 4, Msg: fmt.Sprintf("version %#x: the file looks big-endian, which is not supported", version)}
 	default:
 		return nil, &FormatError{Item: "header", Offset: 4, Msg: fmt.Sprintf("GGUF version %d is not supported, want 3", version)}

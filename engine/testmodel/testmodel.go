@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"regexp"
 	"sync"
 
@@ -389,4 +390,19 @@ func (t *tokenizer) add(w *gguf.Writer) {
 	w.Add("tokenizer.ggml.add_bos_token", true)
 	w.Add("tokenizer.ggml.add_eos_token", false)
 	w.Add("tokenizer.chat_template", t.template)
+}
+
+// TempRoot is where tests should put generated models: /dev/shm when it is
+// a writable directory (memory, so that writing 70 MB files does not wait
+// for a disk), else the default temporary directory.
+func TempRoot() string {
+	const shm = "/dev/shm"
+	if fi, err := os.Stat(shm); err == nil && fi.IsDir() {
+		if f, err := os.CreateTemp(shm, "ulan-probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return shm
+		}
+	}
+	return os.TempDir()
 }

@@ -24,8 +24,19 @@ import (
 // the YAML file; a key's path joins them with dots, such as server.drain_timeout.
 type Config struct {
 	Server Server `koanf:"server"`
+	Model  Model  `koanf:"model"`
 	Limits Limits `koanf:"limits"`
 	Log    Log    `koanf:"log"`
+}
+
+// Model configures the model the server loads at start-up.
+type Model struct {
+	// Path is a GGUF model file; empty serves without a model.
+	Path string `koanf:"path"`
+	// Threads is the goroutines per engine operation; 0 means one per CPU.
+	Threads int `koanf:"threads"`
+	// KVCache is the KV-cache memory budget.
+	KVCache ByteSize `koanf:"kv_cache"`
 }
 
 // Server configures the HTTP listener that serves the API.
@@ -98,6 +109,7 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			CORS:              CORS{MaxAge: 2 * time.Hour},
 		},
+		Model: Model{KVCache: 1 * GiB},
 		Limits: Limits{
 			MaxRequestBytes: 32 * MiB,
 			MaxPromptBytes:  16 * MiB,
@@ -190,6 +202,18 @@ func (c Config) Validate() error {
 		add("server.tls.key_file", "%s", msg)
 	}
 
+	m := c.Model
+	if m.Path != "" {
+		if msg := checkReadable(m.Path); msg != "" {
+			add("model.path", "%s", msg)
+		}
+	}
+	if m.Threads < 0 || m.Threads > 1024 {
+		add("model.threads", "%d must be between 0 (one per CPU) and 1024", m.Threads)
+	}
+	if m.KVCache < MiB {
+		add("model.kv_cache", "%v must be at least 1MiB", m.KVCache)
+	}
 	l := c.Limits
 	if l.MaxRequestBytes < minRequestBytes || l.MaxRequestBytes > maxRequestBytes {
 		add("limits.max_request_bytes", "%v must be between %v and %v", l.MaxRequestBytes, minRequestBytes, maxRequestBytes)

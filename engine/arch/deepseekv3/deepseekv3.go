@@ -107,7 +107,7 @@ func Load(f *gguf.File, b engine.Backend) (engine.Model, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	m.info = info(f, p, w.total)
+	m.info = info(f, p, &w)
 	return m, nil
 }
 

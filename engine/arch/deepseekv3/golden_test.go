@@ -48,7 +48,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ulan-deepseekv3-")
+	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-deepseekv3-")
 	if err != nil {
 		panic(err)
 	}

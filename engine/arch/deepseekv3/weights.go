@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/gguf"
@@ -31,7 +32,11 @@ type weights struct {
 	f     *gguf.File
 	b     engine.Backend
 	err   error
-	total uint64
+	total uint64 // parameters
+	bytes uint64 // stored bytes of all weights
+	// routedBytes and embedBytes are the stored bytes of the routed experts
+	// and of the embedding table.
+	routedBytes, embedBytes uint64
 }
 
 func (w *weights) get(name string, shape ...int) engine.Tensor {
@@ -63,13 +68,21 @@ func (w *weights) get(name string, shape ...int) engine.Tensor {
 		return nil
 	}
 	w.total += ti.NumElements()
+	w.bytes += ti.Size
+	switch {
+	case strings.HasSuffix(name, "_exps.weight"):
+		w.routedBytes += ti.Size
+	case name == "token_embd.weight":
+		w.embedBytes += ti.Size
+	}
 	return t
 }
 
 // info describes the model; active parameters count what one token reads:
 // everything but the routed experts, plus ExpertsUsed of them per MoE layer
 // (the embedding counts one row).
-func info(f *gguf.File, p Params, total uint64) engine.Info {
+func info(f *gguf.File, p Params, w *weights) engine.Info {
+	total := w.total
 	name, _ := f.String("general.name")
 	E, X, F := uint64(p.Hidden), uint64(p.Experts), uint64(p.ExpertFFN)
 	moeLayers := uint64(p.Layers - p.DenseLayers)
@@ -77,6 +90,10 @@ func info(f *gguf.File, p Params, total uint64) engine.Info {
 	activeRouted := moeLayers * uint64(p.ExpertsUsed) * 3 * E * F
 	embed := uint64(p.Vocab) * E
 	active := total - routed + activeRouted - embed + E
+	activeBytes := w.bytes - w.routedBytes - w.embedBytes + w.embedBytes/uint64(max(p.Vocab, 1))
+	if p.Experts > 0 {
+		activeBytes += w.routedBytes / uint64(p.Experts) * uint64(p.ExpertsUsed)
+	}
 	yesno := func(b bool) string { return strconv.FormatBool(b) }
 	i := func(v int) string { return strconv.Itoa(v) }
 	fl := func(v float32) string { return strconv.FormatFloat(float64(v), 'g', -1, 32) }
@@ -92,6 +109,7 @@ func info(f *gguf.File, p Params, total uint64) engine.Info {
 		Layers:       p.Layers,
 		TotalParams:  total,
 		ActiveParams: active,
+		ActiveBytes:  activeBytes,
 		Params: [][2]string{
 			{"hidden_size", i(p.Hidden)}, {"num_hidden_layers", i(p.Layers)}, {"first_k_dense_replace", i(p.DenseLayers)},
 			{"intermediate_size", i(p.DenseFFN)}, {"moe_intermediate_size", i(p.ExpertFFN)},

@@ -21,6 +21,8 @@ var avx2 = impls{
 	dotQ8_0:   dotQ8_0AVX2,
 	dotQ8_0x4: dotQ8_0x4AVX2,
 
+	quantizeQ8_0: quantizeQ8_0Blocks,
+
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,
 }
@@ -41,4 +43,19 @@ func bestImpls() impls {
 		return avx2
 	}
 	return generic
+}
+
+// quantizeQ8_0Blocks runs quantizeQ8_0AVX2 over x, quantizing in Go each
+// block the assembly declines (one with a NaN or an infinity, or whose
+// scale's reciprocal overflows), so the result is quantizeQ8_0Generic's.
+func quantizeQ8_0Blocks(x []float32, dst []byte) {
+	for len(x) > 0 {
+		n := quantizeQ8_0AVX2(x, dst)
+		x, dst = x[n*Q8_0BlockLen:], dst[n*Q8_0BlockSize:]
+		if len(x) == 0 {
+			return
+		}
+		quantizeQ8_0Generic(x[:Q8_0BlockLen], dst[:Q8_0BlockSize])
+		x, dst = x[Q8_0BlockLen:], dst[Q8_0BlockSize:]
+	}
 }

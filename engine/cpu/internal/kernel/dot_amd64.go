@@ -44,5 +44,10 @@ func f16ToF32sAVX2(dst []float32, src []uint16)
 // len(dst) ≥ len(src).
 func f32ToF16sAVX2(dst []uint16, src []float32)
 
+// quantizeQ8_0AVX2 quantizes leading blocks of x as quantizeQ8_0Generic and
+// returns their number; see _gen for the blocks it leaves to Go.
+// len(x) is a multiple of 32 and len(dst) ≥ len(x)/32·34.
+func quantizeQ8_0AVX2(x []float32, dst []byte) int
+
 // cpuid executes CPUID with EAX = leaf and ECX = subleaf.
 func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)

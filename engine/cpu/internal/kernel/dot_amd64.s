@@ -222,7 +222,7 @@ TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-128
 
 dotF32x4AVX2_loop16:
 	CMPQ        CX, $0x10
-	JB          dotF32x4AVX2_loop8
+	JB          dotF32x4AVX2_rem8
 	VMOVUPS     (AX), Y8
 	VFMADD231PS (DX), Y8, Y0
 	VFMADD231PS (BX), Y8, Y2
@@ -241,7 +241,7 @@ dotF32x4AVX2_loop16:
 	SUBQ        $0x10, CX
 	JMP         dotF32x4AVX2_loop16
 
-dotF32x4AVX2_loop8:
+dotF32x4AVX2_rem8:
 	CMPQ        CX, $0x08
 	JB          dotF32x4AVX2_reduce
 	VMOVUPS     (AX), Y8
@@ -317,7 +317,7 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-128
 
 dotF16x4AVX2_loop16:
 	CMPQ        CX, $0x10
-	JB          dotF16x4AVX2_loop8
+	JB          dotF16x4AVX2_rem8
 	VCVTPH2PS   (AX), Y8
 	VFMADD231PS (DX), Y8, Y0
 	VFMADD231PS (BX), Y8, Y2
@@ -336,7 +336,7 @@ dotF16x4AVX2_loop16:
 	SUBQ        $0x10, CX
 	JMP         dotF16x4AVX2_loop16
 
-dotF16x4AVX2_loop8:
+dotF16x4AVX2_rem8:
 	CMPQ        CX, $0x08
 	JB          dotF16x4AVX2_reduce
 	VCVTPH2PS   (AX), Y8
@@ -414,7 +414,7 @@ TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-128
 
 dotBF16x4AVX2_loop16:
 	CMPQ        CX, $0x10
-	JB          dotBF16x4AVX2_loop8
+	JB          dotBF16x4AVX2_rem8
 	VPMOVZXWD   (AX), Y8
 	VPSLLD      $0x10, Y8, Y8
 	VFMADD231PS (DX), Y8, Y0
@@ -435,7 +435,7 @@ dotBF16x4AVX2_loop16:
 	SUBQ        $0x10, CX
 	JMP         dotBF16x4AVX2_loop16
 
-dotBF16x4AVX2_loop8:
+dotBF16x4AVX2_rem8:
 	CMPQ        CX, $0x08
 	JB          dotBF16x4AVX2_reduce
 	VPMOVZXWD   (AX), Y8
@@ -760,6 +760,119 @@ f32ToF16sAVX2_tail:
 f32ToF16sAVX2_done:
 	VZEROUPPER
 	RET
+
+// func quantizeQ8_0AVX2(x []float32, dst []byte) int
+// Requires: AVX, AVX2, F16C
+TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-56
+	MOVQ         x_base+0(FP), AX
+	MOVQ         dst_base+24(FP), CX
+	MOVQ         x_len+8(FP), DX
+	SHRQ         $0x05, DX
+	XORQ         BX, BX
+	VMOVDQU      quantizeQ8_0Consts<>+0(SB), Y3
+	VBROADCASTSS quantizeQ8_0Consts<>+32(SB), Y0
+	VBROADCASTSS quantizeQ8_0Consts<>+36(SB), Y1
+	VBROADCASTSS quantizeQ8_0Consts<>+40(SB), Y2
+
+quantizeQ8_0AVX2_loop:
+	CMPQ         BX, DX
+	JAE          quantizeQ8_0AVX2_done
+	VMOVUPS      (AX), Y5
+	VMOVUPS      32(AX), Y6
+	VMOVUPS      64(AX), Y7
+	VMOVUPS      96(AX), Y8
+	VPAND        Y0, Y5, Y4
+	VPAND        Y0, Y6, Y9
+	VPMAXSD      Y9, Y4, Y4
+	VPAND        Y0, Y7, Y9
+	VPMAXSD      Y9, Y4, Y4
+	VPAND        Y0, Y8, Y9
+	VPMAXSD      Y9, Y4, Y4
+	VEXTRACTI128 $0x01, Y4, X9
+	VPMAXSD      X9, X4, X4
+	VPSHUFD      $0x4e, X4, X9
+	VPMAXSD      X9, X4, X4
+	VPSHUFD      $0xb1, X4, X9
+	VPMAXSD      X9, X4, X4
+	VMOVD        X4, SI
+	CMPL         SI, $0x7f800000
+	JAE          quantizeQ8_0AVX2_done
+	VMOVSS       quantizeQ8_0Consts<>+44(SB), X9
+	VDIVSS       X9, X4, X9
+	VXORPS       X4, X4, X4
+	TESTL        SI, SI
+	JZ           quantizeQ8_0AVX2_scaled
+	VMOVSS       quantizeQ8_0Consts<>+48(SB), X4
+	VDIVSS       X9, X4, X4
+	VMOVD        X4, SI
+	CMPL         SI, $0x7f800000
+	JAE          quantizeQ8_0AVX2_done
+
+quantizeQ8_0AVX2_scaled:
+	VCVTPS2PH    $0x00, X9, X9
+	VPEXTRW      $0x00, X9, (CX)
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y5, Y5
+	VCVTTPS2DQ   Y5, Y9
+	VCVTDQ2PS    Y9, Y10
+	VSUBPS       Y10, Y5, Y10
+	VCMPPS       $0x1d, Y1, Y10, Y5
+	VPSUBD       Y5, Y9, Y9
+	VCMPPS       $0x12, Y2, Y10, Y5
+	VPADDD       Y5, Y9, Y9
+	VMULPS       Y4, Y6, Y6
+	VCVTTPS2DQ   Y6, Y5
+	VCVTDQ2PS    Y5, Y10
+	VSUBPS       Y10, Y6, Y10
+	VCMPPS       $0x1d, Y1, Y10, Y6
+	VPSUBD       Y6, Y5, Y5
+	VCMPPS       $0x12, Y2, Y10, Y6
+	VPADDD       Y6, Y5, Y5
+	VMULPS       Y4, Y7, Y7
+	VCVTTPS2DQ   Y7, Y6
+	VCVTDQ2PS    Y6, Y10
+	VSUBPS       Y10, Y7, Y10
+	VCMPPS       $0x1d, Y1, Y10, Y7
+	VPSUBD       Y7, Y6, Y6
+	VCMPPS       $0x12, Y2, Y10, Y7
+	VPADDD       Y7, Y6, Y6
+	VMULPS       Y4, Y8, Y8
+	VCVTTPS2DQ   Y8, Y4
+	VCVTDQ2PS    Y4, Y7
+	VSUBPS       Y7, Y8, Y7
+	VCMPPS       $0x1d, Y1, Y7, Y8
+	VPSUBD       Y8, Y4, Y4
+	VCMPPS       $0x12, Y2, Y7, Y8
+	VPADDD       Y8, Y4, Y4
+	VPACKSSDW    Y5, Y9, Y9
+	VPACKSSDW    Y4, Y6, Y6
+	VPACKSSWB    Y6, Y9, Y9
+	VPERMD       Y9, Y3, Y9
+	VMOVDQU      Y9, 2(CX)
+	ADDQ         $0x80, AX
+	ADDQ         $0x22, CX
+	INCQ         BX
+	JMP          quantizeQ8_0AVX2_loop
+
+quantizeQ8_0AVX2_done:
+	VZEROUPPER
+	MOVQ BX, ret+48(FP)
+	RET
+
+DATA quantizeQ8_0Consts<>+0(SB)/4, $0x00000000
+DATA quantizeQ8_0Consts<>+4(SB)/4, $0x00000004
+DATA quantizeQ8_0Consts<>+8(SB)/4, $0x00000001
+DATA quantizeQ8_0Consts<>+12(SB)/4, $0x00000005
+DATA quantizeQ8_0Consts<>+16(SB)/4, $0x00000002
+DATA quantizeQ8_0Consts<>+20(SB)/4, $0x00000006
+DATA quantizeQ8_0Consts<>+24(SB)/4, $0x00000003
+DATA quantizeQ8_0Consts<>+28(SB)/4, $0x00000007
+DATA quantizeQ8_0Consts<>+32(SB)/4, $0x7fffffff
+DATA quantizeQ8_0Consts<>+36(SB)/4, $0x3f000000
+DATA quantizeQ8_0Consts<>+40(SB)/4, $0xbf000000
+DATA quantizeQ8_0Consts<>+44(SB)/4, $0x42fe0000
+DATA quantizeQ8_0Consts<>+48(SB)/4, $0x3f800000
+GLOBL quantizeQ8_0Consts<>(SB), RODATA|NOPTR, $52
 
 // func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)
 // Requires: CPUID

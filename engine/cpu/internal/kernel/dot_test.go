@@ -91,7 +91,7 @@ func testFloatKernel[W comparable](t *testing.T, k floatKernel[W]) {
 	// This is the test that catches a lost or repeated element.
 	t.Run("exact", func(t *testing.T) {
 		t.Parallel()
-		r := newRand(t, 1)
+		r := newRand(1)
 		for _, n := range lens {
 			for _, off := range offsets {
 				in := newFloatInputs(k, n, off, func(int) (W, [4]float32) {
@@ -122,7 +122,7 @@ func testFloatKernel[W comparable](t *testing.T, k floatKernel[W]) {
 	// and summation order change the rounding; checked with sumTol.
 	t.Run("random", func(t *testing.T) {
 		t.Parallel()
-		r := newRand(t, 2)
+		r := newRand(2)
 		for _, n := range lens {
 			for _, off := range offsets {
 				in := newFloatInputs(k, n, off, func(int) (W, [4]float32) {
@@ -141,7 +141,7 @@ func testFloatKernel[W comparable](t *testing.T, k floatKernel[W]) {
 	// dropped in at random places, in the weights and in the activations.
 	t.Run("special", func(t *testing.T) {
 		t.Parallel()
-		r := newRand(t, 3)
+		r := newRand(3)
 		xSpecials := f32Kernel.specials
 		for _, n := range lens {
 			for trial := range 8 {

@@ -152,8 +152,8 @@ func FuzzDotQ8_0(f *testing.F) {
 	})
 }
 
-// FuzzQuantizeQ8_0 checks QuantizeQ8_0 bit for bit against the restated
-// ggml reference on arbitrary float32 bit patterns.
+// FuzzQuantizeQ8_0 checks the dispatched and generic quantizers bit for
+// bit against the restated ggml reference on arbitrary float32 patterns.
 func FuzzQuantizeQ8_0(f *testing.F) {
 	f.Add(bytesOf(127, -127, 0.5, -0.5, 1.5, 2.5, nan32, 3, 1e-40, 65504*127, 4, 5, 6, 7, 8, 9,
 		10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25))
@@ -164,7 +164,9 @@ func FuzzQuantizeQ8_0(f *testing.F) {
 		got := make([]byte, len(want))
 		refQuantizeQ8_0(x, want)
 		QuantizeQ8_0(x, got)
-		require.Equal(t, want, got)
+		require.Equal(t, want, got, Impl())
+		quantizeQ8_0Generic(x, got)
+		require.Equal(t, want, got, "generic")
 	})
 }
 

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -35,8 +36,7 @@ var (
 // (for Q8_0's 34-byte blocks, always) odd addresses.
 var offsets = []int{0, 1, 3, 7}
 
-func newRand(t testing.TB, seed uint64) *rand.Rand {
-	t.Helper()
+func newRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, 0x756c616e)) // "ulan"
 }
 
@@ -101,17 +101,21 @@ func sumTol(n int, absSum float64) float64 {
 // requireSumClose checks a fast result against its generic reference: NaN
 // must give NaN and ±Inf the same Inf (an Inf - Inf or a NaN poisons every
 // summation order alike); finite results must agree within sumTol.
+// msgAndArgs name the case, as a format and its arguments.
 func requireSumClose(t testing.TB, fast, ref float32, n int, absSum float64, msgAndArgs ...any) {
 	t.Helper()
+	name := ""
+	if len(msgAndArgs) > 0 {
+		name = fmt.Sprintf(msgAndArgs[0].(string), msgAndArgs[1:]...) + ": "
+	}
 	switch {
 	case math.IsNaN(float64(ref)):
-		require.True(t, math.IsNaN(float64(fast)), append([]any{"want NaN, got %v", fast}, msgAndArgs...)...)
+		require.True(t, math.IsNaN(float64(fast)), "%swant NaN, got %v", name, fast)
 	case math.IsInf(float64(ref), 0):
-		require.Equal(t, ref, fast, msgAndArgs...)
+		require.Equal(t, ref, fast, "%swant %v", name, ref)
 	default:
 		diff := math.Abs(float64(fast) - float64(ref))
-		tol := sumTol(n, absSum)
-		require.LessOrEqual(t, diff, tol, append([]any{"fast %v, generic %v, n %d", fast, ref, n}, msgAndArgs...)...)
+		require.LessOrEqual(t, diff, sumTol(n, absSum), "%sfast %v, generic %v, n %d, Σ|p| %g", name, fast, ref, n, absSum)
 	}
 }
 

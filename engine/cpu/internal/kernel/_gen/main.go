@@ -30,6 +30,7 @@ func main() {
 	dotQ8_0x4()
 	f16ToF32s()
 	f32ToF16s()
+	quantizeQ8_0()
 	cpuid()
 
 	Generate()
@@ -205,7 +206,7 @@ func dotx4(k weightKind) {
 
 	Label(name + "_loop16")
 	CMPQ(n, Imm(16))
-	JB(LabelRef(name + "_loop8"))
+	JB(LabelRef(name + "_rem8"))
 	for u := 0; u < 2; u++ {
 		t := YMM()
 		k.load8(Mem{Base: w, Disp: u * 8 * k.size}, t)
@@ -216,7 +217,7 @@ func dotx4(k weightKind) {
 	advance(16)
 	JMP(LabelRef(name + "_loop16"))
 
-	Label(name + "_loop8")
+	Label(name + "_rem8") // at most once: fewer than 16 remain
 	CMPQ(n, Imm(8))
 	JB(LabelRef(name + "_reduce"))
 	t := YMM()
@@ -507,5 +508,121 @@ func cpuid() {
 	Store(EBX, Return("ebx"))
 	Store(ECX, Return("ecx"))
 	Store(EDX, Return("edx"))
+	RET()
+}
+
+// quantizeQ8_0 writes quantizeQ8_0AVX2, which quantizes whole blocks in
+// order, exactly as quantizeQ8_0Generic, and returns how many it did. It
+// stops before the first block it cannot do exactly and leaves that block
+// to the Go code: one holding a NaN or an infinity (where C's MAX order
+// and CVTTSS2SI's 0x80000000 matter) or one whose 1/d overflows to +Inf.
+// In every other block |x·id| ≤ 127·(1+2⁻²³), so the saturating packs
+// below never saturate.
+func quantizeQ8_0() {
+	name := "quantizeQ8_0AVX2"
+	TEXT(name, NOSPLIT, "func(x []float32, dst []byte) int")
+	Doc(name+" quantizes leading blocks of x as quantizeQ8_0Generic and",
+		"returns their number; see _gen for the blocks it leaves to Go.",
+		"len(x) is a multiple of 32 and len(dst) ≥ len(x)/32·34.")
+	x := Load(Param("x").Base(), GP64())
+	dst := Load(Param("dst").Base(), GP64())
+	nb := Load(Param("x").Len(), GP64())
+	SHRQ(Imm(5), nb)
+	done := GP64()
+	XORQ(done, done)
+
+	// Constants: |x| mask, ±0.5, and the dword order that undoes the
+	// 128-bit lane interleaving of VPACKSSDW then VPACKSSWB (ggml's
+	// 0,4,1,5,2,6,3,7 fix-up).
+	consts := GLOBL("quantizeQ8_0Consts", RODATA|NOPTR)
+	for i, v := range []uint32{0, 4, 1, 5, 2, 6, 3, 7, 0x7fffffff, 0x3f000000, 0xbf000000, 0x42fe0000, 0x3f800000} {
+		DATA(4*i, U32(v))
+	}
+	absMask, half, negHalf, perm := YMM(), YMM(), YMM(), YMM()
+	VMOVDQU(consts, perm)
+	VBROADCASTSS(consts.Offset(32), absMask)
+	VBROADCASTSS(consts.Offset(36), half)
+	VBROADCASTSS(consts.Offset(40), negHalf)
+	c := GP32()
+
+	Label(name + "_loop")
+	CMPQ(done, nb)
+	JAE(LabelRef(name + "_done"))
+
+	// amax: for non-negative floats the order of the bit patterns as
+	// int32 is the order of the values, so an integer max of |x| finds
+	// amax and flags NaN and Inf (bits ≥ 0x7f800000) in one pass.
+	var v [4]VecVirtual
+	m := YMM()
+	for i := range v {
+		v[i] = YMM()
+		VMOVUPS(Mem{Base: x, Disp: 32 * i}, v[i])
+	}
+	a := YMM()
+	VPAND(absMask, v[0], m)
+	for i := 1; i < 4; i++ {
+		VPAND(absMask, v[i], a)
+		VPMAXSD(a, m, m)
+	}
+	mx := m.AsX()
+	t := XMM()
+	VEXTRACTI128(Imm(1), m, t)
+	VPMAXSD(t, mx, mx)
+	VPSHUFD(Imm(0x4e), mx, t)
+	VPMAXSD(t, mx, mx)
+	VPSHUFD(Imm(0xb1), mx, t)
+	VPMAXSD(t, mx, mx) // amax in every lane
+	bits := GP32()
+	VMOVD(mx, bits)
+	CMPL(bits, U32(0x7f800000))
+	JAE(LabelRef(name + "_done"))
+
+	// d = amax/127 and id = 1/d, or 0 when amax is 0, in float32 as C.
+	d, id := XMM(), XMM()
+	VMOVSS(consts.Offset(44), d) // 127
+	VDIVSS(d, mx, d)             // d = amax / 127
+	VXORPS(id, id, id)
+	TESTL(bits, bits)
+	JZ(LabelRef(name + "_scaled"))
+	VMOVSS(consts.Offset(48), id) // 1
+	VDIVSS(d, id, id)             // id = 1 / d
+	VMOVD(id, c)
+	CMPL(c, U32(0x7f800000))
+	JAE(LabelRef(name + "_done"))
+	Label(name + "_scaled")
+
+	VCVTPS2PH(Imm(0), d, d) // round to nearest even, as GGML_FP32_TO_FP16
+	VPEXTRW(Imm(0), d, Mem{Base: dst})
+	idv := YMM()
+	VBROADCASTSS(id, idv)
+
+	// q = (int8_t)roundf(x·id): truncate, then step away from zero when
+	// the exact remainder is at least one half.
+	for i := range v {
+		p, tr, f, cmp := v[i], YMM(), YMM(), YMM()
+		VMULPS(idv, p, p)
+		VCVTTPS2DQ(p, tr)
+		VCVTDQ2PS(tr, f)
+		VSUBPS(f, p, f)                 // remainder, exact
+		VCMPPS(Imm(0x1d), half, f, cmp) // f ≥ 0.5 (GE_OQ): all ones = -1
+		VPSUBD(cmp, tr, tr)
+		VCMPPS(Imm(0x12), negHalf, f, cmp) // f ≤ -0.5 (LE_OQ)
+		VPADDD(cmp, tr, tr)
+		v[i] = tr
+	}
+	VPACKSSDW(v[1], v[0], v[0])
+	VPACKSSDW(v[3], v[2], v[2])
+	VPACKSSWB(v[2], v[0], v[0])
+	VPERMD(v[0], perm, v[0])
+	VMOVDQU(v[0], Mem{Base: dst, Disp: 2})
+
+	ADDQ(Imm(128), x)
+	ADDQ(Imm(34), dst)
+	INCQ(done)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	Store(done, ReturnIndex(0))
 	RET()
 }

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ulan-ai/ulan/engine"
+)
+
+// benchResult is what `ulan bench --json` prints.
+type benchResult struct {
+	Model                  string  `json:"model"`
+	Threads                int     `json:"threads"`
+	PromptTokens           int     `json:"prompt_tokens"`
+	GenTokens              int     `json:"gen_tokens"`
+	Batch                  int     `json:"batch"`
+	Prefill                float64 `json:"prefill_tokens_per_second"`
+	Decode                 float64 `json:"decode_tokens_per_second"`
+	BatchDecode            float64 `json:"batch_tokens_per_second"`
+	BandwidthBytesPerSec   float64 `json:"bandwidth_bytes_per_second"`
+	ActiveBytesPerToken    uint64  `json:"active_bytes_per_token"`
+	BandwidthBound         float64 `json:"bandwidth_bound_tokens_per_second"`
+	PeakRSS                uint64  `json:"peak_rss_bytes"`
+	LlamaCppPrefill        float64 `json:"llamacpp_prefill_tokens_per_second,omitempty"`
+	LlamaCppDecode         float64 `json:"llamacpp_decode_tokens_per_second,omitempty"`
+	PrefillRatioToLlamaCpp float64 `json:"prefill_ratio_to_llamacpp,omitempty"`
+	DecodeRatioToLlamaCpp  float64 `json:"decode_ratio_to_llamacpp,omitempty"`
+}
+
+func newBenchCmd() *cobra.Command {
+	var (
+		modelPath, against string
+		threads, prompt    int
+		gen, batch         int
+		asJSON             bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench --model FILE",
+		Short: "Measure prefill, decode and batched decode speed against the memory-bandwidth bound",
+		Long: `Measure a model's prefill and decode speed on the CPU backend, the aggregate
+decode speed of a batch, the peak resident memory, and the bound that memory
+bandwidth puts on decode (weight bytes read per token over the read bandwidth
+measured in the same run). With --against-llamacpp DIR it also runs a native
+llama.cpp build's llama-bench (DIR/build/bin/llama-bench, or DIR/llama-bench)
+on the same file with the same threads and prints the ratios.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if modelPath == "" {
+				return fmt.Errorf("--model is required")
+			}
+			if prompt < 1 || gen < 1 || batch < 1 || threads < 1 {
+				return fmt.Errorf("--prompt, --gen, --batch and --threads must be at least 1")
+			}
+			lm, err := loadModel(modelPath, threads, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer lm.Close()
+			res, err := runBench(lm, threads, prompt, gen, batch)
+			if err != nil {
+				return err
+			}
+			res.Model = modelPath
+			if against != "" {
+				pp, tg, err := llamaBench(against, modelPath, threads, prompt, gen)
+				if err != nil {
+					return fmt.Errorf("--against-llamacpp: %w", err)
+				}
+				res.LlamaCppPrefill, res.LlamaCppDecode = pp, tg
+				res.PrefillRatioToLlamaCpp, res.DecodeRatioToLlamaCpp = res.Prefill/pp, res.Decode/tg
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			return printBench(out, res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelPath, "model", "", "GGUF model file")
+	f.IntVar(&threads, "threads", runtime.NumCPU(), "goroutines per operation")
+	f.IntVar(&prompt, "prompt", 512, "prompt tokens to prefill")
+	f.IntVar(&gen, "gen", 128, "tokens to decode")
+	f.IntVar(&batch, "batch", 8, "sequences decoded together for the batch figure")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&against, "against-llamacpp", "", "native llama.cpp build directory to compare with")
+	return cmd
+}
+
+func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, error) {
+	m := lm.model
+	info := m.Info()
+	var perToken int64
+	for _, w := range m.CacheWidths() {
+		perToken += int64(w) * 4
+	}
+	tokens := max(prompt+gen, batch*(16+gen)) + 2*engine.DefaultBlockSize*batch
+	r, err := engine.NewRunner(m, lm.backend, engine.RunnerConfig{CacheBytes: perToken * int64(tokens)})
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := func(n int) []int32 {
+		v := make([]int32, n)
+		for i := range v {
+			v[i] = int32(rng.IntN(min(info.Vocab, 128000)))
+		}
+		return v
+	}
+	res := &benchResult{Threads: threads, PromptTokens: prompt, GenTokens: gen, Batch: batch, ActiveBytesPerToken: info.ActiveBytes}
+
+	// Prefill in one chunk of the whole prompt.
+	seq := r.NewSequence()
+	start := time.Now()
+	if _, err := r.Step([]engine.Work{{Seq: seq, Tokens: ids(prompt)}}); err != nil {
+		return nil, err
+	}
+	res.Prefill = float64(prompt) / time.Since(start).Seconds()
+	r.Free(seq)
+
+	// Decode from a short prompt, one token per step, greedy.
+	seq = r.NewSequence()
+	rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: ids(16)}})
+	if err != nil {
+		return nil, err
+	}
+	next := int32(argmaxRow(rows[0]))
+	start = time.Now()
+	for range gen {
+		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{next}}})
+		if err != nil {
+			return nil, err
+		}
+		next = int32(argmaxRow(rows[0]))
+	}
+	res.Decode = float64(gen) / time.Since(start).Seconds()
+	r.Free(seq)
+
+	// Batched decode: batch sequences, one token each per step.
+	seqs := make([]*engine.Sequence, batch)
+	work := make([]engine.Work, batch)
+	for i := range seqs {
+		seqs[i] = r.NewSequence()
+		work[i] = engine.Work{Seq: seqs[i], Tokens: ids(16)}
+	}
+	if _, err := r.Step(work); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	for range gen {
+		for i := range work {
+			work[i].Tokens = ids(1)
+		}
+		if _, err := r.Step(work); err != nil {
+			return nil, err
+		}
+	}
+	res.BatchDecode = float64(gen*batch) / time.Since(start).Seconds()
+	for _, s := range seqs {
+		r.Free(s)
+	}
+
+	res.PeakRSS = peakRSS() // before the bandwidth test's buffer
+	res.BandwidthBytesPerSec = readBandwidth(threads)
+	if info.ActiveBytes > 0 {
+		res.BandwidthBound = res.BandwidthBytesPerSec / float64(info.ActiveBytes)
+	}
+	return res, nil
+}
+
+func argmaxRow(row []float32) int {
+	best := 0
+	for i, v := range row {
+		if v > row[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// readBandwidth measures how fast threads goroutines read memory: each sums
+// its share of a 512 MiB buffer (far beyond any cache), twice, and the faster pass counts.
+func readBandwidth(threads int) float64 {
+	const size = 512 << 20
+	buf := make([]uint64, size/8)
+	for i := range buf {
+		buf[i] = uint64(i)
+	}
+	best := 0.0
+	for range 2 {
+		var wg sync.WaitGroup
+		sums := make([]uint64, threads)
+		chunk := len(buf) / threads
+		start := time.Now()
+		for t := range threads {
+			wg.Add(1)
+			go func(t int) {
+				defer wg.Done()
+				var s0, s1, s2, s3 uint64
+				part := buf[t*chunk : (t+1)*chunk]
+				for i := 0; i+3 < len(part); i += 4 {
+					s0 += part[i]
+					s1 += part[i+1]
+					s2 += part[i+2]
+					s3 += part[i+3]
+				}
+				sums[t] = s0 + s1 + s2 + s3
+			}(t)
+		}
+		wg.Wait()
+		best = max(best, float64(chunk*threads*8)/time.Since(start).Seconds())
+	}
+	runtime.KeepAlive(buf)
+	return best
+}
+
+// peakRSS reads the process's high-water resident set from /proc (Linux);
+// elsewhere it is 0.
+func peakRSS() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// llamaBench runs llama.cpp's llama-bench on the same model and threads and
+// returns its prefill and decode tokens/s.
+func llamaBench(dir, model string, threads, prompt, gen int) (pp, tg float64, err error) {
+	bin := filepath.Join(dir, "build", "bin", "llama-bench")
+	if _, err := os.Stat(bin); err != nil {
+		bin = filepath.Join(dir, "llama-bench")
+	}
+	cmd := exec.Command(bin, "-m", model, "-t", strconv.Itoa(threads), "-p", strconv.Itoa(prompt), "-n", strconv.Itoa(gen), "-r", "2", "-o", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w: %s", bin, err, lastLine(stderr.String()))
+	}
+	var runs []struct {
+		NPrompt int     `json:"n_prompt"`
+		NGen    int     `json:"n_gen"`
+		AvgTS   float64 `json:"avg_ts"`
+	}
+	if err := json.Unmarshal(out, &runs); err != nil {
+		return 0, 0, fmt.Errorf("llama-bench output: %w", err)
+	}
+	for _, r := range runs {
+		switch {
+		case r.NPrompt > 0 && r.NGen == 0:
+			pp = r.AvgTS
+		case r.NGen > 0 && r.NPrompt == 0:
+			tg = r.AvgTS
+		}
+	}
+	if pp == 0 || tg == 0 {
+		return 0, 0, fmt.Errorf("llama-bench printed no prefill or decode figure")
+	}
+	return pp, tg, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func printBench(out io.Writer, r *benchResult) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "model\t%s\n", r.Model)
+	fmt.Fprintf(w, "threads\t%d\n", r.Threads)
+	fmt.Fprintf(w, "prefill (%d tokens)\t%.1f tok/s\n", r.PromptTokens, r.Prefill)
+	fmt.Fprintf(w, "decode (%d tokens)\t%.1f tok/s\n", r.GenTokens, r.Decode)
+	fmt.Fprintf(w, "batch %d decode\t%.1f tok/s aggregate (%.2f× batch 1)\n", r.Batch, r.BatchDecode, r.BatchDecode/r.Decode)
+	fmt.Fprintf(w, "memory bandwidth\t%.1f GB/s read\n", r.BandwidthBytesPerSec/1e9)
+	fmt.Fprintf(w, "bandwidth bound\t%.1f tok/s (%.1f MB per token); decode is %.0f%% of it\n", r.BandwidthBound, float64(r.ActiveBytesPerToken)/1e6, 100*r.Decode/r.BandwidthBound)
+	fmt.Fprintf(w, "peak RSS\t%s\n", humanBytes(r.PeakRSS))
+	if r.LlamaCppDecode > 0 {
+		fmt.Fprintf(w, "llama.cpp prefill\t%.1f tok/s (ulan %.2f×)\n", r.LlamaCppPrefill, r.PrefillRatioToLlamaCpp)
+		fmt.Fprintf(w, "llama.cpp decode\t%.1f tok/s (ulan %.2f×)\n", r.LlamaCppDecode, r.DecodeRatioToLlamaCpp)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/engine/testmodel"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tinyPath != "" {
+		os.RemoveAll(filepath.Dir(tinyPath))
+	}
+	os.Exit(code)
+}
+
+var (
+	tinyOnce sync.Once
+	tinyPath string
+	tinyErr  error
+)
+
+// tinyModel writes the tiny V3 test model once for the package's tests.
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	tinyOnce.Do(func() {
+		dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-cmd-")
+		if err != nil {
+			tinyErr = err
+			return
+		}
+		tinyPath = filepath.Join(dir, "tiny-v3.gguf")
+		tinyErr = testmodel.TinyV3().WriteFile(tinyPath, 1)
+	})
+	require.NoError(t, tinyErr)
+	return tinyPath
+}
+
+// TestGenerateInProcessMatchesLlamaCpp runs `ulan generate --model` on the
+// golden prompt and expects llama.cpp's greedy continuation.
+func TestGenerateInProcessMatchesLlamaCpp(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../engine/arch/deepseekv3/testdata/tiny-v3-f32.golden.json")
+	require.NoError(t, err)
+	var g struct {
+		PromptTokens []int `json:"prompt_tokens"`
+		Generated    []int `json:"generated_tokens"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &g))
+	ids := make([]string, len(g.PromptTokens))
+	for i, id := range g.PromptTokens {
+		ids[i] = strconv.Itoa(id)
+	}
+	code, out, errOut := ulan(t, "", "generate", "--model", tinyModel(t), "--prompt-ids", strings.Join(ids, ","), "--max-tokens", "8", "--greedy", "--json", "--threads", "2")
+	require.Equal(t, 0, code, errOut)
+	var res localResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	want := make([]int32, 8)
+	for i := range want {
+		want[i] = int32(g.Generated[i])
+	}
+	require.Equal(t, want, res.GeneratedIDs)
+	require.Len(t, res.Steps, 8)
+	require.Len(t, res.Steps[0].Top, 10)
+	require.Equal(t, "length", res.FinishReason)
+
+	code, _, errOut = ulan(t, "", "generate", "--model", tinyModel(t), "--prompt-ids", "1", "--temperature", "0.7")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "greedy only")
+	code, _, errOut = ulan(t, "", "generate", "--model", tinyModel(t), "--prompt-ids", "999999999")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "outside the vocabulary")
+}
+
+func TestModelInspect(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := ulan(t, "", "model", "inspect", tinyModel(t))
+	require.Equal(t, 0, code, errOut)
+	for _, want := range []string{"architecture  deepseek2", "16.83M total", "n_routed_experts", "F32    52 tensors", "129280", "deepseek-v3", "127741"} {
+		require.Contains(t, out, want)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.gguf")
+	require.NoError(t, os.WriteFile(bad, []byte("GGUF\x03\x00\x00\x00"), 0o600))
+	code, _, errOut = ulan(t, "", "model", "inspect", bad)
+	require.Equal(t, 1, code)
+	require.True(t, strings.HasPrefix(errOut, "ulan: gguf:"), errOut)
+}
+
+func TestBenchJSON(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := ulan(t, "", "bench", "--model", tinyModel(t), "--threads", "1", "--prompt", "8", "--gen", "4", "--batch", "2", "--json")
+	require.Equal(t, 0, code, errOut)
+	var res map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	for _, k := range []string{"prefill_tokens_per_second", "decode_tokens_per_second", "batch_tokens_per_second", "bandwidth_bound_tokens_per_second", "peak_rss_bytes"} {
+		v, ok := res[k].(float64)
+		require.True(t, ok, k)
+		require.Greater(t, v, 0.0, k)
+	}
+}

@@ -1,0 +1,257 @@
+package kernel
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Benchmarks report the weight bytes streamed per op (b.SetBytes), so MB/s
+// compares with memory bandwidth: in decode, activations stay in cache and
+// the weights stream from DRAM. Each runs the dispatched implementation and,
+// where that is not already generic, the generic twin in the same run.
+// Rows are DeepSeek's widths (hidden 7168, V2-Lite's 2048): one row sits in
+// L1, so the Dot benchmarks measure compute; MatVec streams a matrix larger
+// than the last-level cache, as decode does.
+
+var benchLens = []int{2048, 7168}
+
+var sinkF32 float32
+
+// benchImpls runs fn as a sub-benchmark per implementation set.
+func benchImpls(b *testing.B, fn func(b *testing.B)) {
+	b.Run(Impl(), fn)
+	if Impl() != "generic" {
+		b.Run("generic", func(b *testing.B) {
+			defer ForceGeneric()()
+			fn(b)
+		})
+	}
+}
+
+// reportPerVector adds ns/vec for the x4 kernels: the cost of one
+// activation vector's dot product when four share the weight row.
+func reportPerVector(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/4, "ns/vec")
+}
+
+func benchFloats(n int, seed uint64) []float32 {
+	r := newRand(seed)
+	f := make([]float32, n)
+	for i := range f {
+		f[i] = float32(r.NormFloat64())
+	}
+	return f
+}
+
+func benchWeights[W comparable](k floatKernel[W], n int) []W {
+	w := make([]W, n)
+	for i, f := range benchFloats(n, 9) {
+		w[i] = k.toW(f * 0.02)
+	}
+	return w
+}
+
+func benchQ8(n int, seed uint64) []byte {
+	q := make([]byte, n/32*34)
+	QuantizeQ8_0(benchFloats(n, seed), q)
+	return q
+}
+
+func BenchmarkDot(b *testing.B) {
+	b.Run("F32", func(b *testing.B) { benchDotFloat(b, f32Kernel, 4) })
+	b.Run("F16", func(b *testing.B) { benchDotFloat(b, f16Kernel, 2) })
+	b.Run("BF16", func(b *testing.B) { benchDotFloat(b, bf16Kernel, 2) })
+	b.Run("Q8_0", func(b *testing.B) {
+		for _, n := range benchLens {
+			w, x := benchQ8(n, 1), benchQ8(n, 2)
+			b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						sinkF32 += DotQ8_0(w, x, n/32)
+					}
+				})
+			})
+		}
+	})
+}
+
+func benchDotFloat[W comparable](b *testing.B, k floatKernel[W], size int) {
+	for _, n := range benchLens {
+		w, x := benchWeights(k, n), benchFloats(n, 2)
+		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(n * size))
+				for b.Loop() {
+					sinkF32 += k.fast(w, x)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkDotx4(b *testing.B) {
+	b.Run("F32", func(b *testing.B) { benchDotx4Float(b, f32Kernel, 4) })
+	b.Run("F16", func(b *testing.B) { benchDotx4Float(b, f16Kernel, 2) })
+	b.Run("BF16", func(b *testing.B) { benchDotx4Float(b, bf16Kernel, 2) })
+	b.Run("Q8_0", func(b *testing.B) {
+		for _, n := range benchLens {
+			w := benchQ8(n, 1)
+			x0, x1, x2, x3 := benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5)
+			b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					var out [4]float32
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						DotQ8_0x4(w, x0, x1, x2, x3, n/32, &out)
+					}
+					sinkF32 += out[0]
+					reportPerVector(b)
+				})
+			})
+		}
+	})
+}
+
+func benchDotx4Float[W comparable](b *testing.B, k floatKernel[W], size int) {
+	for _, n := range benchLens {
+		w := benchWeights(k, n)
+		x0, x1, x2, x3 := benchFloats(n, 2), benchFloats(n, 3), benchFloats(n, 4), benchFloats(n, 5)
+		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				var out [4]float32
+				b.SetBytes(int64(n * size))
+				for b.Loop() {
+					k.fastX4(w, x0, x1, x2, x3, &out)
+				}
+				sinkF32 += out[0]
+				reportPerVector(b)
+			})
+		})
+	}
+}
+
+// BenchmarkMatVec multiplies a weight matrix of about 64 MiB, twice the
+// last-level cache here, by one (x1) or four (x4) activation vectors on one
+// goroutine, row by row as the backend does: the decode-time throughput of
+// one core. llama.cpp's single-threaded Q8_0 decode streams about 10 GB/s on
+// this machine.
+func BenchmarkMatVec(b *testing.B) {
+	const matBytes = 64 << 20
+	for _, n := range benchLens {
+		rowBytes := n / 32 * 34
+		rows := matBytes / rowBytes
+		b.Run(fmt.Sprintf("Q8_0/%dx%d", n, rows), func(b *testing.B) {
+			w := make([]byte, rows*rowBytes)
+			row := benchQ8(n, 1)
+			for r := range rows {
+				copy(w[r*rowBytes:], row)
+			}
+			x := [4][]byte{benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5)}
+			out := make([]float32, rows)
+			b.Run("x1", func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						for r := range rows {
+							out[r] = DotQ8_0(w[r*rowBytes:(r+1)*rowBytes], x[0], n/32)
+						}
+					}
+				})
+			})
+			b.Run("x4", func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					var o [4]float32
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						for r := range rows {
+							DotQ8_0x4(w[r*rowBytes:(r+1)*rowBytes], x[0], x[1], x[2], x[3], n/32, &o)
+							out[r] = o[0]
+						}
+					}
+					reportPerVector(b)
+				})
+			})
+		})
+	}
+	b.Run("F16", func(b *testing.B) { benchMatVecFloat(b, f16Kernel, 2, matBytes) })
+	b.Run("BF16", func(b *testing.B) { benchMatVecFloat(b, bf16Kernel, 2, matBytes) })
+	b.Run("F32", func(b *testing.B) { benchMatVecFloat(b, f32Kernel, 4, matBytes) })
+}
+
+func benchMatVecFloat[W comparable](b *testing.B, k floatKernel[W], size, matBytes int) {
+	for _, n := range benchLens {
+		rows := matBytes / (n * size)
+		b.Run(fmt.Sprintf("%dx%d", n, rows), func(b *testing.B) {
+			w := make([]W, rows*n)
+			row := benchWeights(k, n)
+			for r := range rows {
+				copy(w[r*n:], row)
+			}
+			x := [4][]float32{benchFloats(n, 2), benchFloats(n, 3), benchFloats(n, 4), benchFloats(n, 5)}
+			out := make([]float32, rows)
+			b.Run("x1", func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					b.SetBytes(int64(len(w) * size))
+					for b.Loop() {
+						for r := range rows {
+							out[r] = k.fast(w[r*n:(r+1)*n], x[0])
+						}
+					}
+				})
+			})
+			b.Run("x4", func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					var o [4]float32
+					b.SetBytes(int64(len(w) * size))
+					for b.Loop() {
+						for r := range rows {
+							k.fastX4(w[r*n:(r+1)*n], x[0], x[1], x[2], x[3], &o)
+							out[r] = o[0]
+						}
+					}
+					reportPerVector(b)
+				})
+			})
+		})
+	}
+}
+
+func BenchmarkQuantizeQ8_0(b *testing.B) {
+	for _, n := range benchLens {
+		x := benchFloats(n, 1)
+		dst := make([]byte, n/32*34)
+		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(4 * n))
+				for b.Loop() {
+					QuantizeQ8_0(x, dst)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkConvert(b *testing.B) {
+	for _, n := range benchLens {
+		f := benchFloats(n, 1)
+		h := make([]uint16, n)
+		F32ToF16s(h, f)
+		b.Run(fmt.Sprint("F16ToF32s/n=", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(2 * n))
+				for b.Loop() {
+					F16ToF32s(f, h)
+				}
+			})
+		})
+		b.Run(fmt.Sprint("F32ToF16s/n=", n), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(4 * n))
+				for b.Loop() {
+					F32ToF16s(h, f)
+				}
+			})
+		})
+	}
+}
