@@ -30,7 +30,7 @@ func (l *loadedModel) Close() error { return l.file.Close() }
 func loadModel(path string, threads int, stderr io.Writer) (*loadedModel, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	b := cpu.New(cpu.WithThreads(threads))
 	m, err := engine.LoadGGUF(f, b)

@@ -91,7 +91,7 @@ func TestModelInspect(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("GGUF\x03\x00\x00\x00"), 0o600))
 	code, _, errOut = ulan(t, "", "model", "inspect", bad)
 	require.Equal(t, 1, code)
-	require.True(t, strings.HasPrefix(errOut, "ulan: gguf:"), errOut)
+	require.True(t, strings.HasPrefix(errOut, "ulan: "+bad+": gguf:"), errOut)
 }
 
 func TestBenchJSON(t *testing.T) {

@@ -32,7 +32,7 @@ func newModelInspectCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := gguf.Open(args[0])
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			defer f.Close()
 			m, err := engine.LoadGGUF(f, cpu.New(cpu.WithThreads(1)))
