@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,7 @@ func newBenchCmd() *cobra.Command {
 		threads, prompt    int
 		gen, batch         int
 		asJSON             bool
+		cpuProfile         string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model FILE",
@@ -71,6 +73,17 @@ on the same file with the same threads and prints the ratios.`,
 				return err
 			}
 			defer lm.Close()
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := runBench(lm, threads, prompt, gen, batch)
 			if err != nil {
 				return err
@@ -101,6 +114,7 @@ on the same file with the same threads and prints the ratios.`,
 	f.IntVar(&batch, "batch", 8, "sequences decoded together for the batch figure")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&against, "against-llamacpp", "", "native llama.cpp build directory to compare with")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measured runs to this file")
 	return cmd
 }
 

@@ -57,6 +57,23 @@ func (m matrix) dot(r int, a activation) float32 {
 	return 0
 }
 
+// dot4 multiplies row r with four prepared activations at once, reading the
+// row once.
+func (m matrix) dot4(r int, a []activation, out *[4]float32) {
+	row := m.first + r
+	switch m.t.dt {
+	case engine.F32:
+		kernel.DotF32x4(m.t.f[row*m.in:(row+1)*m.in], a[0].f, a[1].f, a[2].f, a[3].f, out)
+	case engine.F16:
+		kernel.DotF16x4(u16(m.t.raw, row*m.in, m.in), a[0].f, a[1].f, a[2].f, a[3].f, out)
+	case engine.BF16:
+		kernel.DotBF16x4(u16(m.t.raw, row*m.in, m.in), a[0].f, a[1].f, a[2].f, a[3].f, out)
+	case engine.Q8_0:
+		nb := m.in / 32
+		kernel.DotQ8_0x4(m.t.raw[row*nb*34:(row+1)*nb*34], a[0].q, a[1].q, a[2].q, a[3].q, nb, out)
+	}
+}
+
 // u16 views n uint16 values starting at element off of raw bytes.
 func u16(raw []byte, off, n int) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(&raw[2*off])), n)
@@ -73,13 +90,28 @@ func (b *Backend) mul(m matrix, rows int, xs [][]float32, ys [][]float32) {
 		acts[t] = m.prepare(x, buf[t*qb:])
 	}
 	b.parallel(rows, 16, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			for t := range acts {
-				ys[t][r] = m.dot(r, acts[t])
+		var out [4]float32
+		// Tiles of tokens keep their activations in L2 while the rows of
+		// this goroutine's range stream past them.
+		for t0 := 0; t0 < len(acts); t0 += tokenTile {
+			tile := acts[t0:min(t0+tokenTile, len(acts))]
+			for r := lo; r < hi; r++ {
+				t := 0
+				for ; t+4 <= len(tile); t += 4 {
+					m.dot4(r, tile[t:t+4], &out)
+					ys[t0+t][r], ys[t0+t+1][r], ys[t0+t+2][r], ys[t0+t+3][r] = out[0], out[1], out[2], out[3]
+				}
+				for ; t < len(tile); t++ {
+					ys[t0+t][r] = m.dot(r, tile[t])
+				}
 			}
 		}
 	})
 }
+
+// tokenTile is how many input rows mul multiplies against a weight row
+// before moving to the next row.
+const tokenTile = 32
 
 // dequantRow writes row r of a weight tensor (rows of n values) as f32.
 func dequantRow(t *tensor, r, n int, dst []float32) {

@@ -21,22 +21,23 @@ func DotBF16(w []uint16, x []float32) float32 {
 
 // DotF32x4 sets out[j] = DotF32(w, xj) for the four activation vectors
 // x0…x3, reading w once. Batched decode and prefill use it to stream each
-// weight row from memory once per four tokens. It panics if any xj is
-// shorter than w.
+// weight row from memory once per four tokens. The results are bit for bit
+// those of DotF32, so batching does not change them. It panics if any xj
+// is shorter than w.
 func DotF32x4(w, x0, x1, x2, x3 []float32, out *[4]float32) {
 	n := len(w)
 	active.dotF32x4(w, x0[:n], x1[:n], x2[:n], x3[:n], out)
 }
 
-// DotF16x4 sets out[j] = DotF16(w, xj) for j < 4, reading w once. It
-// panics if any xj is shorter than w.
+// DotF16x4 sets out[j] = DotF16(w, xj) for j < 4, bit for bit, reading w
+// once. It panics if any xj is shorter than w.
 func DotF16x4(w []uint16, x0, x1, x2, x3 []float32, out *[4]float32) {
 	n := len(w)
 	active.dotF16x4(w, x0[:n], x1[:n], x2[:n], x3[:n], out)
 }
 
-// DotBF16x4 sets out[j] = DotBF16(w, xj) for j < 4, reading w once. It
-// panics if any xj is shorter than w.
+// DotBF16x4 sets out[j] = DotBF16(w, xj) for j < 4, bit for bit, reading w
+// once. It panics if any xj is shorter than w.
 func DotBF16x4(w []uint16, x0, x1, x2, x3 []float32, out *[4]float32) {
 	n := len(w)
 	active.dotBF16x4(w, x0[:n], x1[:n], x2[:n], x3[:n], out)

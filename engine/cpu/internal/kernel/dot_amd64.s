@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func dotF32AVX2(w []float32, x []float32) float32
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3, MMX+, SSE
 TEXT ·dotF32AVX2(SB), NOSPLIT, $0-52
 	MOVQ   w_base+0(FP), AX
 	MOVQ   x_base+24(FP), CX
@@ -13,44 +13,46 @@ TEXT ·dotF32AVX2(SB), NOSPLIT, $0-52
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
 
-dotF32AVX2_loop32:
-	CMPQ        DX, $0x20
-	JB          dotF32AVX2_loop8
-	VMOVUPS     (AX), Y4
-	VFMADD231PS (CX), Y4, Y0
-	VMOVUPS     32(AX), Y4
-	VFMADD231PS 32(CX), Y4, Y1
-	VMOVUPS     64(AX), Y4
-	VFMADD231PS 64(CX), Y4, Y2
-	VMOVUPS     96(AX), Y4
-	VFMADD231PS 96(CX), Y4, Y3
-	ADDQ        $0x80, AX
-	ADDQ        $0x80, CX
-	SUBQ        $0x20, DX
-	JMP         dotF32AVX2_loop32
+dotF32AVX2_loop:
+	CMPQ        DX, $0x18
+	JB          dotF32AVX2_rem0
+	PREFETCHT0  1024(AX)
+	PREFETCHT0  1088(AX)
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	VMOVUPS     32(AX), Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	VMOVUPS     64(AX), Y3
+	VFMADD231PS 64(CX), Y3, Y2
+	ADDQ        $0x60, AX
+	ADDQ        $0x60, CX
+	SUBQ        $0x18, DX
+	JMP         dotF32AVX2_loop
 
-dotF32AVX2_loop8:
+dotF32AVX2_rem0:
 	CMPQ        DX, $0x08
 	JB          dotF32AVX2_reduce
-	VMOVUPS     (AX), Y4
-	VFMADD231PS (CX), Y4, Y0
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
 	ADDQ        $0x20, AX
 	ADDQ        $0x20, CX
 	SUBQ        $0x08, DX
-	JMP         dotF32AVX2_loop8
+	CMPQ        DX, $0x08
+	JB          dotF32AVX2_reduce
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y1
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	SUBQ        $0x08, DX
 
 dotF32AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
 	VADDPS       Y2, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
 
 dotF32AVX2_tail:
 	TESTQ       DX, DX
@@ -59,7 +61,7 @@ dotF32AVX2_tail:
 	VFMADD231SS (CX), X1, X0
 	ADDQ        $0x04, AX
 	ADDQ        $0x04, CX
-	DECQ        DX
+	SUBQ        $0x01, DX
 	JMP         dotF32AVX2_tail
 
 dotF32AVX2_done:
@@ -68,7 +70,7 @@ dotF32AVX2_done:
 	RET
 
 // func dotF16AVX2(w []uint16, x []float32) float32
-// Requires: AVX, F16C, FMA3, SSE
+// Requires: AVX, F16C, FMA3, MMX+, SSE
 TEXT ·dotF16AVX2(SB), NOSPLIT, $0-52
 	MOVQ   w_base+0(FP), AX
 	MOVQ   x_base+24(FP), CX
@@ -76,44 +78,45 @@ TEXT ·dotF16AVX2(SB), NOSPLIT, $0-52
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
 
-dotF16AVX2_loop32:
-	CMPQ        DX, $0x20
-	JB          dotF16AVX2_loop8
-	VCVTPH2PS   (AX), Y4
-	VFMADD231PS (CX), Y4, Y0
-	VCVTPH2PS   16(AX), Y4
-	VFMADD231PS 32(CX), Y4, Y1
-	VCVTPH2PS   32(AX), Y4
-	VFMADD231PS 64(CX), Y4, Y2
-	VCVTPH2PS   48(AX), Y4
-	VFMADD231PS 96(CX), Y4, Y3
-	ADDQ        $0x40, AX
-	ADDQ        $0x80, CX
-	SUBQ        $0x20, DX
-	JMP         dotF16AVX2_loop32
+dotF16AVX2_loop:
+	CMPQ        DX, $0x18
+	JB          dotF16AVX2_rem0
+	PREFETCHT0  1024(AX)
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	VCVTPH2PS   16(AX), Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	VCVTPH2PS   32(AX), Y3
+	VFMADD231PS 64(CX), Y3, Y2
+	ADDQ        $0x30, AX
+	ADDQ        $0x60, CX
+	SUBQ        $0x18, DX
+	JMP         dotF16AVX2_loop
 
-dotF16AVX2_loop8:
+dotF16AVX2_rem0:
 	CMPQ        DX, $0x08
 	JB          dotF16AVX2_reduce
-	VCVTPH2PS   (AX), Y4
-	VFMADD231PS (CX), Y4, Y0
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
 	ADDQ        $0x10, AX
 	ADDQ        $0x20, CX
 	SUBQ        $0x08, DX
-	JMP         dotF16AVX2_loop8
+	CMPQ        DX, $0x08
+	JB          dotF16AVX2_reduce
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y1
+	ADDQ        $0x10, AX
+	ADDQ        $0x20, CX
+	SUBQ        $0x08, DX
 
 dotF16AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
 	VADDPS       Y2, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
 
 dotF16AVX2_tail:
 	TESTQ       DX, DX
@@ -124,7 +127,7 @@ dotF16AVX2_tail:
 	VFMADD231SS (CX), X1, X0
 	ADDQ        $0x02, AX
 	ADDQ        $0x04, CX
-	DECQ        DX
+	SUBQ        $0x01, DX
 	JMP         dotF16AVX2_tail
 
 dotF16AVX2_done:
@@ -133,7 +136,7 @@ dotF16AVX2_done:
 	RET
 
 // func dotBF16AVX2(w []uint16, x []float32) float32
-// Requires: AVX, AVX2, FMA3, SSE
+// Requires: AVX, AVX2, FMA3, MMX+, SSE
 TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-52
 	MOVQ   w_base+0(FP), AX
 	MOVQ   x_base+24(FP), CX
@@ -141,49 +144,50 @@ TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-52
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
 
-dotBF16AVX2_loop32:
-	CMPQ        DX, $0x20
-	JB          dotBF16AVX2_loop8
-	VPMOVZXWD   (AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VFMADD231PS (CX), Y4, Y0
-	VPMOVZXWD   16(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VFMADD231PS 32(CX), Y4, Y1
-	VPMOVZXWD   32(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VFMADD231PS 64(CX), Y4, Y2
-	VPMOVZXWD   48(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VFMADD231PS 96(CX), Y4, Y3
-	ADDQ        $0x40, AX
-	ADDQ        $0x80, CX
-	SUBQ        $0x20, DX
-	JMP         dotBF16AVX2_loop32
+dotBF16AVX2_loop:
+	CMPQ        DX, $0x18
+	JB          dotBF16AVX2_rem0
+	PREFETCHT0  1024(AX)
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y0
+	VPMOVZXWD   16(AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	VPMOVZXWD   32(AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS 64(CX), Y3, Y2
+	ADDQ        $0x30, AX
+	ADDQ        $0x60, CX
+	SUBQ        $0x18, DX
+	JMP         dotBF16AVX2_loop
 
-dotBF16AVX2_loop8:
+dotBF16AVX2_rem0:
 	CMPQ        DX, $0x08
 	JB          dotBF16AVX2_reduce
-	VPMOVZXWD   (AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VFMADD231PS (CX), Y4, Y0
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y0
 	ADDQ        $0x10, AX
 	ADDQ        $0x20, CX
 	SUBQ        $0x08, DX
-	JMP         dotBF16AVX2_loop8
+	CMPQ        DX, $0x08
+	JB          dotBF16AVX2_reduce
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y1
+	ADDQ        $0x10, AX
+	ADDQ        $0x20, CX
+	SUBQ        $0x08, DX
 
 dotBF16AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
 	VADDPS       Y2, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
 
 dotBF16AVX2_tail:
 	TESTQ       DX, DX
@@ -194,7 +198,7 @@ dotBF16AVX2_tail:
 	VFMADD231SS (CX), X1, X0
 	ADDQ        $0x02, AX
 	ADDQ        $0x04, CX
-	DECQ        DX
+	SUBQ        $0x01, DX
 	JMP         dotBF16AVX2_tail
 
 dotBF16AVX2_done:
@@ -203,7 +207,7 @@ dotBF16AVX2_done:
 	RET
 
 // func dotF32x4AVX2(w []float32, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out *[4]float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2, FMA3, MMX+
 TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-128
 	MOVQ   w_base+0(FP), AX
 	MOVQ   w_len+8(FP), CX
@@ -219,36 +223,60 @@ TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-128
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
 
-dotF32x4AVX2_loop16:
-	CMPQ        CX, $0x10
-	JB          dotF32x4AVX2_rem8
-	VMOVUPS     (AX), Y8
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS (DI), Y8, Y6
-	VMOVUPS     32(AX), Y8
-	VFMADD231PS 32(DX), Y8, Y1
-	VFMADD231PS 32(BX), Y8, Y3
-	VFMADD231PS 32(SI), Y8, Y5
-	VFMADD231PS 32(DI), Y8, Y7
-	ADDQ        $0x40, AX
-	ADDQ        $0x40, DX
-	ADDQ        $0x40, BX
-	ADDQ        $0x40, SI
-	ADDQ        $0x40, DI
-	SUBQ        $0x10, CX
-	JMP         dotF32x4AVX2_loop16
+dotF32x4AVX2_loop:
+	CMPQ        CX, $0x18
+	JB          dotF32x4AVX2_rem0
+	PREFETCHT0  1024(AX)
+	PREFETCHT0  1088(AX)
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VMOVUPS     32(AX), Y12
+	VFMADD231PS 32(DX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	VMOVUPS     64(AX), Y12
+	VFMADD231PS 64(DX), Y12, Y2
+	VFMADD231PS 64(BX), Y12, Y5
+	VFMADD231PS 64(SI), Y12, Y8
+	VFMADD231PS 64(DI), Y12, Y11
+	ADDQ        $0x60, AX
+	ADDQ        $0x60, DX
+	ADDQ        $0x60, BX
+	ADDQ        $0x60, SI
+	ADDQ        $0x60, DI
+	SUBQ        $0x18, CX
+	JMP         dotF32x4AVX2_loop
 
-dotF32x4AVX2_rem8:
+dotF32x4AVX2_rem0:
 	CMPQ        CX, $0x08
 	JB          dotF32x4AVX2_reduce
-	VMOVUPS     (AX), Y8
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS (DI), Y8, Y6
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, DX
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, SI
+	ADDQ        $0x20, DI
+	SUBQ        $0x08, CX
+	CMPQ        CX, $0x08
+	JB          dotF32x4AVX2_reduce
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (DX), Y12, Y1
+	VFMADD231PS (BX), Y12, Y4
+	VFMADD231PS (SI), Y12, Y7
+	VFMADD231PS (DI), Y12, Y10
 	ADDQ        $0x20, AX
 	ADDQ        $0x20, DX
 	ADDQ        $0x20, BX
@@ -258,19 +286,23 @@ dotF32x4AVX2_rem8:
 
 dotF32x4AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y5, Y4, Y4
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
 	VADDPS       Y7, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VADDPS       Y10, Y9, Y9
+	VADDPS       Y11, Y9, Y9
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X2
-	VEXTRACTF128 $0x01, Y4, X1
-	VADDPS       X1, X4, X4
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
 	VEXTRACTF128 $0x01, Y6, X1
 	VADDPS       X1, X6, X6
-	VHADDPS      X2, X0, X0
-	VHADDPS      X6, X4, X1
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VHADDPS      X3, X0, X0
+	VHADDPS      X9, X6, X1
 	VHADDPS      X1, X0, X0
 
 dotF32x4AVX2_tail:
@@ -298,7 +330,7 @@ dotF32x4AVX2_done:
 	RET
 
 // func dotF16x4AVX2(w []uint16, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out *[4]float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-128
 	MOVQ   w_base+0(FP), AX
 	MOVQ   w_len+8(FP), CX
@@ -314,36 +346,59 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-128
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
 
-dotF16x4AVX2_loop16:
-	CMPQ        CX, $0x10
-	JB          dotF16x4AVX2_rem8
-	VCVTPH2PS   (AX), Y8
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS (DI), Y8, Y6
-	VCVTPH2PS   16(AX), Y8
-	VFMADD231PS 32(DX), Y8, Y1
-	VFMADD231PS 32(BX), Y8, Y3
-	VFMADD231PS 32(SI), Y8, Y5
-	VFMADD231PS 32(DI), Y8, Y7
-	ADDQ        $0x20, AX
-	ADDQ        $0x40, DX
-	ADDQ        $0x40, BX
-	ADDQ        $0x40, SI
-	ADDQ        $0x40, DI
-	SUBQ        $0x10, CX
-	JMP         dotF16x4AVX2_loop16
+dotF16x4AVX2_loop:
+	CMPQ        CX, $0x18
+	JB          dotF16x4AVX2_rem0
+	PREFETCHT0  1024(AX)
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VCVTPH2PS   16(AX), Y12
+	VFMADD231PS 32(DX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	VCVTPH2PS   32(AX), Y12
+	VFMADD231PS 64(DX), Y12, Y2
+	VFMADD231PS 64(BX), Y12, Y5
+	VFMADD231PS 64(SI), Y12, Y8
+	VFMADD231PS 64(DI), Y12, Y11
+	ADDQ        $0x30, AX
+	ADDQ        $0x60, DX
+	ADDQ        $0x60, BX
+	ADDQ        $0x60, SI
+	ADDQ        $0x60, DI
+	SUBQ        $0x18, CX
+	JMP         dotF16x4AVX2_loop
 
-dotF16x4AVX2_rem8:
+dotF16x4AVX2_rem0:
 	CMPQ        CX, $0x08
 	JB          dotF16x4AVX2_reduce
-	VCVTPH2PS   (AX), Y8
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS (DI), Y8, Y6
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x10, AX
+	ADDQ        $0x20, DX
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, SI
+	ADDQ        $0x20, DI
+	SUBQ        $0x08, CX
+	CMPQ        CX, $0x08
+	JB          dotF16x4AVX2_reduce
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (DX), Y12, Y1
+	VFMADD231PS (BX), Y12, Y4
+	VFMADD231PS (SI), Y12, Y7
+	VFMADD231PS (DI), Y12, Y10
 	ADDQ        $0x10, AX
 	ADDQ        $0x20, DX
 	ADDQ        $0x20, BX
@@ -353,19 +408,23 @@ dotF16x4AVX2_rem8:
 
 dotF16x4AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y5, Y4, Y4
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
 	VADDPS       Y7, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VADDPS       Y10, Y9, Y9
+	VADDPS       Y11, Y9, Y9
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X2
-	VEXTRACTF128 $0x01, Y4, X1
-	VADDPS       X1, X4, X4
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
 	VEXTRACTF128 $0x01, Y6, X1
 	VADDPS       X1, X6, X6
-	VHADDPS      X2, X0, X0
-	VHADDPS      X6, X4, X1
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VHADDPS      X3, X0, X0
+	VHADDPS      X9, X6, X1
 	VHADDPS      X1, X0, X0
 
 dotF16x4AVX2_tail:
@@ -395,7 +454,7 @@ dotF16x4AVX2_done:
 	RET
 
 // func dotBF16x4AVX2(w []uint16, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out *[4]float32)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2, FMA3, MMX+
 TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-128
 	MOVQ   w_base+0(FP), AX
 	MOVQ   w_len+8(FP), CX
@@ -411,39 +470,64 @@ TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-128
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
 
-dotBF16x4AVX2_loop16:
-	CMPQ        CX, $0x10
-	JB          dotBF16x4AVX2_rem8
-	VPMOVZXWD   (AX), Y8
-	VPSLLD      $0x10, Y8, Y8
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS (DI), Y8, Y6
-	VPMOVZXWD   16(AX), Y8
-	VPSLLD      $0x10, Y8, Y8
-	VFMADD231PS 32(DX), Y8, Y1
-	VFMADD231PS 32(BX), Y8, Y3
-	VFMADD231PS 32(SI), Y8, Y5
-	VFMADD231PS 32(DI), Y8, Y7
-	ADDQ        $0x20, AX
-	ADDQ        $0x40, DX
-	ADDQ        $0x40, BX
-	ADDQ        $0x40, SI
-	ADDQ        $0x40, DI
-	SUBQ        $0x10, CX
-	JMP         dotBF16x4AVX2_loop16
+dotBF16x4AVX2_loop:
+	CMPQ        CX, $0x18
+	JB          dotBF16x4AVX2_rem0
+	PREFETCHT0  1024(AX)
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VPMOVZXWD   16(AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS 32(DX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	VPMOVZXWD   32(AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS 64(DX), Y12, Y2
+	VFMADD231PS 64(BX), Y12, Y5
+	VFMADD231PS 64(SI), Y12, Y8
+	VFMADD231PS 64(DI), Y12, Y11
+	ADDQ        $0x30, AX
+	ADDQ        $0x60, DX
+	ADDQ        $0x60, BX
+	ADDQ        $0x60, SI
+	ADDQ        $0x60, DI
+	SUBQ        $0x18, CX
+	JMP         dotBF16x4AVX2_loop
 
-dotBF16x4AVX2_rem8:
+dotBF16x4AVX2_rem0:
 	CMPQ        CX, $0x08
 	JB          dotBF16x4AVX2_reduce
-	VPMOVZXWD   (AX), Y8
-	VPSLLD      $0x10, Y8, Y8
-	VFMADD231PS (DX), Y8, Y0
-	VFMADD231PS (BX), Y8, Y2
-	VFMADD231PS (SI), Y8, Y4
-	VFMADD231PS (DI), Y8, Y6
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x10, AX
+	ADDQ        $0x20, DX
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, SI
+	ADDQ        $0x20, DI
+	SUBQ        $0x08, CX
+	CMPQ        CX, $0x08
+	JB          dotBF16x4AVX2_reduce
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (DX), Y12, Y1
+	VFMADD231PS (BX), Y12, Y4
+	VFMADD231PS (SI), Y12, Y7
+	VFMADD231PS (DI), Y12, Y10
 	ADDQ        $0x10, AX
 	ADDQ        $0x20, DX
 	ADDQ        $0x20, BX
@@ -453,19 +537,23 @@ dotBF16x4AVX2_rem8:
 
 dotBF16x4AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y5, Y4, Y4
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
 	VADDPS       Y7, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VADDPS       Y10, Y9, Y9
+	VADDPS       Y11, Y9, Y9
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
-	VEXTRACTF128 $0x01, Y2, X1
-	VADDPS       X1, X2, X2
-	VEXTRACTF128 $0x01, Y4, X1
-	VADDPS       X1, X4, X4
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
 	VEXTRACTF128 $0x01, Y6, X1
 	VADDPS       X1, X6, X6
-	VHADDPS      X2, X0, X0
-	VHADDPS      X6, X4, X1
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VHADDPS      X3, X0, X0
+	VHADDPS      X9, X6, X1
 	VHADDPS      X1, X0, X0
 
 dotBF16x4AVX2_tail:
@@ -495,8 +583,8 @@ dotBF16x4AVX2_done:
 	RET
 
 // func dotQ8_0AVX2(w []byte, x []byte, nBlocks int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-60
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $16-60
 	MOVQ         w_base+0(FP), AX
 	MOVQ         x_base+24(FP), CX
 	MOVQ         nBlocks+48(FP), DX
@@ -505,79 +593,138 @@ TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-60
 	VPBROADCASTD X0, Y0
 	VXORPS       Y1, Y1, Y1
 	VXORPS       Y2, Y2, Y2
+	XORQ         BX, BX
+	IMUL3Q       $0x22, DX, SI
+	ANDQ         $-4, DX
+	IMUL3Q       $0x22, DX, DX
+	TESTQ        DX, DX
+	JZ           dotQ8_0AVX2_rem0
 
-dotQ8_0AVX2_loop2:
-	CMPQ         DX, $0x02
-	JB           dotQ8_0AVX2_tail
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X3
-	VPINSRW      $0x01, (CX), X3, X3
-	VCVTPH2PS    X3, X3
-	VMOVSHDUP    X3, X4
-	VMULSS       X4, X3, X3
-	VBROADCASTSS X3, Y3
-	VMOVDQU      2(AX), Y4
+dotQ8_0AVX2_loop4:
+	PREFETCHT0   1024(AX)(BX*1)
+	PREFETCHT0   1088(AX)(BX*1)
+	MOVWLZX      (AX)(BX*1), DI
+	VMOVD        DI, X3
+	VPINSRW      $0x01, 34(AX)(BX*1), X3, X3
+	VPINSRW      $0x02, 68(AX)(BX*1), X3, X3
+	VPINSRW      $0x03, 102(AX)(BX*1), X3, X3
+	VPINSRW      $0x04, (CX)(BX*1), X3, X3
+	VPINSRW      $0x05, 34(CX)(BX*1), X3, X3
+	VPINSRW      $0x06, 68(CX)(BX*1), X3, X3
+	VPINSRW      $0x07, 102(CX)(BX*1), X3, X3
+	VCVTPH2PS    X3, Y3
+	VEXTRACTF128 $0x01, Y3, X4
+	VMULPS       X4, X3, X3
+	VMOVUPS      X3, (SP)
+	VBROADCASTSS (SP), Y3
+	VMOVDQU      2(AX)(BX*1), Y4
 	VPABSB       Y4, Y5
-	VMOVDQU      2(CX), Y6
+	VMOVDQU      2(CX)(BX*1), Y6
 	VPSIGNB      Y4, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y6
 	VPMADDWD     Y0, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VFMADD231PS  Y6, Y3, Y1
-	MOVWLZX      34(AX), BX
-	VMOVD        BX, X3
-	VPINSRW      $0x01, 34(CX), X3, X3
-	VCVTPH2PS    X3, X3
-	VMOVSHDUP    X3, X4
-	VMULSS       X4, X3, X3
-	VBROADCASTSS X3, Y3
-	VMOVDQU      36(AX), Y4
+	VBROADCASTSS 4(SP), Y3
+	VMOVDQU      36(AX)(BX*1), Y4
 	VPABSB       Y4, Y5
-	VMOVDQU      36(CX), Y6
+	VMOVDQU      36(CX)(BX*1), Y6
 	VPSIGNB      Y4, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y6
 	VPMADDWD     Y0, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VFMADD231PS  Y6, Y3, Y2
-	ADDQ         $0x44, AX
-	ADDQ         $0x44, CX
-	SUBQ         $0x02, DX
-	JMP          dotQ8_0AVX2_loop2
-
-dotQ8_0AVX2_tail:
-	TESTQ        DX, DX
-	JZ           dotQ8_0AVX2_done
-	MOVWLZX      (AX), DX
-	VMOVD        DX, X3
-	VPINSRW      $0x01, (CX), X3, X3
-	VCVTPH2PS    X3, X3
-	VMOVSHDUP    X3, X4
-	VMULSS       X4, X3, X3
-	VBROADCASTSS X3, Y3
-	VMOVDQU      2(AX), Y4
+	VBROADCASTSS 8(SP), Y3
+	VMOVDQU      70(AX)(BX*1), Y4
 	VPABSB       Y4, Y5
-	VMOVDQU      2(CX), Y6
+	VMOVDQU      70(CX)(BX*1), Y6
 	VPSIGNB      Y4, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y6
 	VPMADDWD     Y0, Y6, Y6
 	VCVTDQ2PS    Y6, Y6
 	VFMADD231PS  Y6, Y3, Y1
+	VBROADCASTSS 12(SP), Y3
+	VMOVDQU      104(AX)(BX*1), Y4
+	VPABSB       Y4, Y5
+	VMOVDQU      104(CX)(BX*1), Y6
+	VPSIGNB      Y4, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y3, Y2
+	ADDQ         $0x88, BX
+	CMPQ         BX, DX
+	JB           dotQ8_0AVX2_loop4
+
+dotQ8_0AVX2_rem0:
+	CMPQ         BX, SI
+	JAE          dotQ8_0AVX2_done
+	MOVWLZX      (AX)(BX*1), DX
+	VMOVD        DX, X3
+	VPINSRW      $0x01, (CX)(BX*1), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU      2(AX)(BX*1), Y4
+	VPABSB       Y4, Y5
+	VMOVDQU      2(CX)(BX*1), Y6
+	VPSIGNB      Y4, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y3, Y1
+	ADDQ         $0x22, BX
+	CMPQ         BX, SI
+	JAE          dotQ8_0AVX2_done
+	MOVWLZX      (AX)(BX*1), DX
+	VMOVD        DX, X3
+	VPINSRW      $0x01, (CX)(BX*1), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU      2(AX)(BX*1), Y4
+	VPABSB       Y4, Y5
+	VMOVDQU      2(CX)(BX*1), Y6
+	VPSIGNB      Y4, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y3, Y2
+	ADDQ         $0x22, BX
+	CMPQ         BX, SI
+	JAE          dotQ8_0AVX2_done
+	MOVWLZX      (AX)(BX*1), DX
+	VMOVD        DX, X3
+	VPINSRW      $0x01, (CX)(BX*1), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU      2(AX)(BX*1), Y4
+	VPABSB       Y4, Y5
+	VMOVDQU      2(CX)(BX*1), Y6
+	VPSIGNB      Y4, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y3, Y1
+	ADDQ         $0x22, BX
 
 dotQ8_0AVX2_done:
 	VADDPS       Y2, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
-	VMOVHLPS     X1, X1, X0
-	VADDPS       X0, X1, X1
-	VMOVSHDUP    X1, X0
-	VADDSS       X0, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X1
 	VZEROUPPER
 	MOVSS        X1, ret+56(FP)
 	RET
 
 // func dotQ8_0x4AVX2(w []byte, x0 []byte, x1 []byte, x2 []byte, x3 []byte, nBlocks int, out *[4]float32)
-// Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $16-136
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $32-136
 	MOVQ         w_base+0(FP), AX
 	MOVQ         x0_base+24(FP), CX
 	MOVQ         x1_base+48(FP), DX
@@ -591,69 +738,163 @@ TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $16-136
 	VXORPS       Y2, Y2, Y2
 	VXORPS       Y3, Y3, Y3
 	VXORPS       Y4, Y4, Y4
-
-dotQ8_0x4AVX2_loop:
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	XORQ         R8, R8
+	IMUL3Q       $0x22, DI, R9
+	ANDQ         $-2, DI
+	IMUL3Q       $0x22, DI, DI
 	TESTQ        DI, DI
-	JZ           dotQ8_0x4AVX2_done
-	VPBROADCASTW (AX), X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X6
-	VPINSRW      $0x01, (DX), X6, X6
-	VPINSRW      $0x02, (BX), X6, X6
-	VPINSRW      $0x03, (SI), X6, X6
-	VCVTPH2PS    X6, X6
-	VMULPS       X5, X6, X6
-	VMOVUPS      X6, (SP)
-	VMOVDQU      2(AX), Y5
-	VPABSB       Y5, Y6
-	VMOVDQU      2(CX), Y7
-	VPSIGNB      Y5, Y7, Y7
-	VPMADDUBSW   Y7, Y6, Y7
-	VPMADDWD     Y0, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS (SP), Y8
-	VFMADD231PS  Y7, Y8, Y1
-	VMOVDQU      2(DX), Y7
-	VPSIGNB      Y5, Y7, Y7
-	VPMADDUBSW   Y7, Y6, Y7
-	VPMADDWD     Y0, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS 4(SP), Y8
-	VFMADD231PS  Y7, Y8, Y2
-	VMOVDQU      2(BX), Y7
-	VPSIGNB      Y5, Y7, Y7
-	VPMADDUBSW   Y7, Y6, Y7
-	VPMADDWD     Y0, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS 8(SP), Y8
-	VFMADD231PS  Y7, Y8, Y3
-	VMOVDQU      2(SI), Y7
-	VPSIGNB      Y5, Y7, Y7
-	VPMADDUBSW   Y7, Y6, Y7
-	VPMADDWD     Y0, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	VBROADCASTSS 12(SP), Y5
-	VFMADD231PS  Y7, Y5, Y4
-	ADDQ         $0x22, AX
-	ADDQ         $0x22, CX
-	ADDQ         $0x22, DX
-	ADDQ         $0x22, BX
-	ADDQ         $0x22, SI
-	DECQ         DI
-	JMP          dotQ8_0x4AVX2_loop
+	JZ           dotQ8_0x4AVX2_rem
+
+dotQ8_0x4AVX2_loop2:
+	PREFETCHT0   1024(AX)(R8*1)
+	PREFETCHT0   1088(AX)(R8*1)
+	VPBROADCASTW (AX)(R8*1), X9
+	VCVTPH2PS    X9, X9
+	MOVWLZX      (CX)(R8*1), R10
+	VMOVD        R10, X10
+	VPINSRW      $0x01, (DX)(R8*1), X10, X10
+	VPINSRW      $0x02, (BX)(R8*1), X10, X10
+	VPINSRW      $0x03, (SI)(R8*1), X10, X10
+	VCVTPH2PS    X10, X10
+	VMULPS       X9, X10, X10
+	VMOVUPS      X10, (SP)
+	VMOVDQU      2(AX)(R8*1), Y9
+	VPABSB       Y9, Y10
+	VMOVDQU      2(CX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS (SP), Y12
+	VFMADD231PS  Y11, Y12, Y1
+	VMOVDQU      2(DX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 4(SP), Y12
+	VFMADD231PS  Y11, Y12, Y3
+	VMOVDQU      2(BX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 8(SP), Y12
+	VFMADD231PS  Y11, Y12, Y5
+	VMOVDQU      2(SI)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 12(SP), Y9
+	VFMADD231PS  Y11, Y9, Y7
+	VPBROADCASTW 34(AX)(R8*1), X9
+	VCVTPH2PS    X9, X9
+	MOVWLZX      34(CX)(R8*1), R10
+	VMOVD        R10, X10
+	VPINSRW      $0x01, 34(DX)(R8*1), X10, X10
+	VPINSRW      $0x02, 34(BX)(R8*1), X10, X10
+	VPINSRW      $0x03, 34(SI)(R8*1), X10, X10
+	VCVTPH2PS    X10, X10
+	VMULPS       X9, X10, X10
+	VMOVUPS      X10, 16(SP)
+	VMOVDQU      36(AX)(R8*1), Y9
+	VPABSB       Y9, Y10
+	VMOVDQU      36(CX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 16(SP), Y12
+	VFMADD231PS  Y11, Y12, Y2
+	VMOVDQU      36(DX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 20(SP), Y12
+	VFMADD231PS  Y11, Y12, Y4
+	VMOVDQU      36(BX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 24(SP), Y12
+	VFMADD231PS  Y11, Y12, Y6
+	VMOVDQU      36(SI)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 28(SP), Y9
+	VFMADD231PS  Y11, Y9, Y8
+	ADDQ         $0x44, R8
+	CMPQ         R8, DI
+	JB           dotQ8_0x4AVX2_loop2
+
+dotQ8_0x4AVX2_rem:
+	CMPQ         R8, R9
+	JAE          dotQ8_0x4AVX2_done
+	VPBROADCASTW (AX)(R8*1), X9
+	VCVTPH2PS    X9, X9
+	MOVWLZX      (CX)(R8*1), DI
+	VMOVD        DI, X10
+	VPINSRW      $0x01, (DX)(R8*1), X10, X10
+	VPINSRW      $0x02, (BX)(R8*1), X10, X10
+	VPINSRW      $0x03, (SI)(R8*1), X10, X10
+	VCVTPH2PS    X10, X10
+	VMULPS       X9, X10, X10
+	VMOVUPS      X10, (SP)
+	VMOVDQU      2(AX)(R8*1), Y9
+	VPABSB       Y9, Y10
+	VMOVDQU      2(CX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS (SP), Y12
+	VFMADD231PS  Y11, Y12, Y1
+	VMOVDQU      2(DX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 4(SP), Y12
+	VFMADD231PS  Y11, Y12, Y3
+	VMOVDQU      2(BX)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 8(SP), Y12
+	VFMADD231PS  Y11, Y12, Y5
+	VMOVDQU      2(SI)(R8*1), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 12(SP), Y0
+	VFMADD231PS  Y11, Y0, Y7
 
 dotQ8_0x4AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y6, Y5, Y5
+	VADDPS       Y8, Y7, Y7
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X2
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X3
-	VEXTRACTF128 $0x01, Y4, X0
-	VADDPS       X0, X4, X4
-	VHADDPS      X2, X1, X0
-	VHADDPS      X4, X3, X1
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VHADDPS      X3, X1, X0
+	VHADDPS      X7, X5, X1
 	VHADDPS      X1, X0, X0
 	MOVQ         out+128(FP), AX
 	VMOVUPS      X0, (AX)

@@ -22,6 +22,10 @@
 // summation (about n·2⁻²⁴·Σ|aᵢbᵢ|), not bit for bit. Integer parts (the
 // per-block int8 products of Q8_0), the quantizer and the converters are
 // exact: bit for bit the same on every input.
+//
+// Within one implementation set, each four-vector form gives exactly its
+// single form's results (out[j] of DotQ8_0x4 is DotQ8_0(w, xj), bit for
+// bit), so a token's logits do not depend on how the backend batched it.
 package kernel
 
 //go:generate sh -c "cd _gen && go run . -pkg kernel -out ../dot_amd64.s -stubs ../dot_amd64.go"

@@ -119,6 +119,16 @@ func requireSumClose(t testing.TB, fast, ref float32, n int, absSum float64, msg
 	}
 }
 
+// requireSameFloat checks that a kernel's x4 form gave exactly its single
+// form's result (any NaN matching any NaN): the batch-invariance contract.
+func requireSameFloat(t testing.TB, single, x4 float32, msgAndArgs ...any) {
+	t.Helper()
+	if single != single && x4 != x4 {
+		return
+	}
+	require.Equal(t, math.Float32bits(single), math.Float32bits(x4), msgAndArgs...)
+}
+
 func TestImpl(t *testing.T) {
 	want := "generic"
 	if runtime.GOARCH == "amd64" && !noasmBuild && haveAVX2Impls() {

@@ -124,9 +124,9 @@ func DotQ8_0(w, x []byte, nBlocks int) float32 {
 	return active.dotQ8_0(w[:n], x[:n], nBlocks)
 }
 
-// DotQ8_0x4 sets out[j] = DotQ8_0(w, xj, nBlocks) for the four quantized
-// activation vectors x0…x3, reading the weight row w once. It panics if
-// nBlocks < 0 or any slice is shorter than nBlocks·34 bytes.
+// DotQ8_0x4 sets out[j] = DotQ8_0(w, xj, nBlocks), bit for bit, for the
+// four quantized activation vectors x0…x3, reading the weight row w once.
+// It panics if nBlocks < 0 or any slice is shorter than nBlocks·34 bytes.
 func DotQ8_0x4(w, x0, x1, x2, x3 []byte, nBlocks int, out *[4]float32) {
 	n := nBlocks * Q8_0BlockSize
 	active.dotQ8_0x4(w[:n], x0[:n], x1[:n], x2[:n], x3[:n], nBlocks, out)

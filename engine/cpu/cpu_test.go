@@ -1,0 +1,149 @@
+package cpu
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/engine"
+)
+
+// TestRopeYarnKnownAnswers checks the V3 YaRN frequencies against spec §8:
+// at position 1 each pair turns by exactly its frequency.
+func TestRopeYarnKnownAnswers(t *testing.T) {
+	t.Parallel()
+	spec := engine.RopeSpec{Dims: 64, Base: 10000, Factor: 40, OrigContext: 4096, BetaFast: 32, BetaSlow: 1}
+	low, high := yarnCorrDims(spec)
+	require.Equal(t, float32(10), low)
+	require.Equal(t, float32(23), high)
+	cos, sin := make([]float32, 32), make([]float32, 32)
+	ropeTable(spec, 1, cos, sin)
+	freq := func(i int) float64 { return math.Atan2(float64(sin[i]), float64(cos[i])) }
+	for i, want := range map[int]float64{0: 1, 10: 5.6234133e-2, 11: 3.9006927e-2, 15: 8.3345090e-3, 20: 7.9056942e-4, 23: 3.3338036e-5, 31: 3.3338036e-6} {
+		require.InEpsilon(t, want, freq(i), 2e-6, "pair %d", i)
+	}
+	ropeTable(spec, 0, cos, sin)
+	for i := range cos {
+		require.Equal(t, float32(1), cos[i], "position 0 is the identity")
+		require.Equal(t, float32(0), sin[i])
+	}
+}
+
+func TestRopeInverseUndoesRope(t *testing.T) {
+	t.Parallel()
+	c := New(WithThreads(1)).NewContext()
+	b := &engine.Batch{Positions: []int32{1000}, Tokens: []int32{0}}
+	v := make([]float32, 24)
+	for i := range v {
+		v[i] = float32(i) - 7
+	}
+	spec := engine.RopeSpec{Dims: 8, Base: 10000}
+	x := c.Input(v, 1, 24)
+	y := c.Rope(x, b, spec)
+	spec.Inverse = true
+	z := c.Rope(y, b, spec)
+	require.NoError(t, c.Compute(z))
+	got, _ := c.Floats(z)
+	yv, _ := c.Floats(y)
+	require.Equal(t, v[:16], yv[:16], "only the trailing Dims channels rotate")
+	for i := range v {
+		require.InDelta(t, v[i], got[i], 1e-4)
+	}
+}
+
+// TestRouteGroupMaskIsMinusInfinity is trap 18: experts of dropped groups
+// must be excluded even when the kept groups' biased scores are negative
+// (a mask of 0 would pick them).
+func TestRouteGroupMaskIsMinusInfinity(t *testing.T) {
+	t.Parallel()
+	c := New(WithThreads(1)).NewContext()
+	logits := c.Input([]float32{0, 0, 0, 0}, 1, 4) // sigmoid 0.5 each
+	bias := c.Input([]float32{-1.0, -1.1, -1.4, -1.45}, 4)
+	ids, w := c.Route(logits, bias, engine.RouteSpec{
+		Scoring: engine.Sigmoid, TopK: 2, Groups: 2, TopKGroups: 1, GroupScore: engine.GroupTop2Sum, Normalize: true, Scale: 2.5,
+	})
+	require.NoError(t, c.Compute(w))
+	require.Equal(t, []int32{0, 1}, ids.(*tensor).i)
+	wv, _ := c.Floats(w)
+	require.InDeltaSlice(t, []float32{1.25, 1.25}, wv, 1e-6, "the bias selects, the weights stay unbiased")
+}
+
+func TestRouteSoftmaxWithoutNormalisation(t *testing.T) {
+	t.Parallel()
+	c := New(WithThreads(1)).NewContext()
+	logits := c.Input([]float32{1, 3, 2, 0}, 1, 4)
+	ids, w := c.Route(logits, nil, engine.RouteSpec{Scoring: engine.Softmax, TopK: 2, Scale: 16})
+	require.NoError(t, c.Compute(w))
+	require.Equal(t, []int32{1, 2}, ids.(*tensor).i)
+	z := math.Exp(1) + math.Exp(3) + math.Exp(2) + 1
+	wv, _ := c.Floats(w)
+	require.InDeltaSlice(t, []float32{float32(16 * math.Exp(3) / z), float32(16 * math.Exp(2) / z)}, wv, 1e-5)
+}
+
+// TestBadShapesAreErrors: a mistake in architecture code surfaces as an
+// error from Compute naming the op, never as a panic.
+func TestBadShapesAreErrors(t *testing.T) {
+	t.Parallel()
+	b := New(WithThreads(1))
+	w, err := b.Weight("w", engine.F32, []int{3, 4}, make([]byte, 48))
+	require.NoError(t, err)
+	_, err = b.Weight("short", engine.F32, []int{3, 4}, make([]byte, 47))
+	require.ErrorContains(t, err, `"short"`)
+	_, err = b.Weight("q", engine.Q8_0, []int{2, 48}, make([]byte, 68))
+	require.ErrorContains(t, err, "32-value blocks")
+
+	c := b.NewContext()
+	x := c.Input(make([]float32, 10), 2, 5)
+	y := c.MatMul(x, w)
+	z := c.Add(y, x) // goes on recording after the failure
+	err = c.Compute(z)
+	require.ErrorContains(t, err, "MatMul")
+	_, err = c.Floats(z)
+	require.Error(t, err)
+}
+
+func TestMatMulTypesAgree(t *testing.T) {
+	t.Parallel()
+	b := New(WithThreads(2))
+	const out, in, T = 37, 64, 6
+	vals := make([]float32, out*in)
+	for i := range vals {
+		vals[i] = float32(math.Sin(float64(i)))
+	}
+	f32 := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		bits := math.Float32bits(v)
+		f32[4*i], f32[4*i+1], f32[4*i+2], f32[4*i+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	}
+	bf16 := make([]byte, 2*len(vals))
+	for i := range vals {
+		bf16[2*i], bf16[2*i+1] = f32[4*i+2], f32[4*i+3] // truncation is exact for these checks' tolerance
+	}
+	wf, err := b.Weight("f", engine.F32, []int{out, in}, f32)
+	require.NoError(t, err)
+	wb, err := b.Weight("b", engine.BF16, []int{out, in}, bf16)
+	require.NoError(t, err)
+	c := b.NewContext()
+	xs := make([]float32, T*in)
+	for i := range xs {
+		xs[i] = float32(math.Cos(float64(i)))
+	}
+	x := c.Input(xs, T, in)
+	yf, yb := c.MatMul(x, wf), c.MatMul(x, wb)
+	require.NoError(t, c.Compute(yf, yb))
+	a, _ := c.Floats(yf)
+	bb, _ := c.Floats(yb)
+	for i := range a {
+		require.InDelta(t, a[i], bb[i], 0.1, "bf16 keeps 8 bits of mantissa")
+	}
+	for tok := range T {
+		for r := range out {
+			var want float64
+			for k := range in {
+				want += float64(vals[r*in+k]) * float64(xs[tok*in+k])
+			}
+			require.InDelta(t, want, a[tok*out+r], 1e-4)
+		}
+	}
+}
