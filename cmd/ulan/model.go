@@ -163,10 +163,14 @@ smart; it exists to check ulan against llama.cpp and to measure speed.`,
 			case "":
 			case "f32":
 				c.Type = gguf.TypeF32
+			case "f16":
+				c.Type = gguf.TypeF16
+			case "bf16":
+				c.Type = gguf.TypeBF16
 			case "q8_0":
 				c.Type = gguf.TypeQ8_0
 			default:
-				return fmt.Errorf("--type %q: use f32 or q8_0", typ)
+				return fmt.Errorf("--type %q: use f32, f16, bf16 or q8_0", typ)
 			}
 			if out == "" {
 				return fmt.Errorf("--out is required")
@@ -175,7 +179,7 @@ smart; it exists to check ulan against llama.cpp and to measure speed.`,
 		},
 	}
 	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2 or bench")
-	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32 or q8_0 (default: the preset's)")
+	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32, f16, bf16 or q8_0 (default: the preset's)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
 	cmd.Flags().StringVar(&out, "out", "", "file to write")
 	return cmd

@@ -59,3 +59,18 @@ func f32ToF16(f float32) uint16 {
 	}
 	return sign | uint16(r)
 }
+
+// halves stores values as f16 or bf16, rounding to nearest even (the values
+// are finite).
+func halves(v []float32, bf16 bool) []byte {
+	out := make([]byte, 2*len(v))
+	for i, x := range v {
+		h := f32ToF16(x)
+		if bf16 {
+			b := math.Float32bits(x)
+			h = uint16((b + 0x7fff + (b>>16)&1) >> 16)
+		}
+		binary.LittleEndian.PutUint16(out[2*i:], h)
+	}
+	return out
+}

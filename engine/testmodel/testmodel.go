@@ -51,8 +51,9 @@ type V3 struct {
 	YarnFactor           float32 // ≤ 1: no YaRN
 	YarnOrigContext      int
 	MscaleAllDim         float32
-	// Type is the storage type of the matrices: F32 or Q8_0 (norms, biases
-	// and the router stay F32, as llama.cpp's quantizer keeps them).
+	// Type is the storage type of the matrices: F32, F16, BF16 or Q8_0
+	// (norms, biases and the router stay F32, as llama.cpp's converter and
+	// quantizer keep them).
 	Type gguf.Type
 }
 
@@ -135,10 +136,7 @@ func (c V3) writer(seed uint64) (*gguf.Writer, error) {
 	a := func(k string, v any) { w.Add("deepseek2."+k, v) }
 	w.Add("general.architecture", "deepseek2")
 	w.Add("general.name", c.Name)
-	fileType := uint32(0)
-	if c.Type == gguf.TypeQ8_0 {
-		fileType = 7
-	}
+	fileType := map[gguf.Type]uint32{gguf.TypeF32: 0, gguf.TypeF16: 1, gguf.TypeQ8_0: 7, gguf.TypeBF16: 32}[c.Type]
 	w.Add("general.file_type", fileType)
 	w.Add("general.quantization_version", uint32(2))
 	u := func(v int) uint32 { return uint32(v) }
@@ -268,10 +266,14 @@ func (t *tensors) proj3(name string, a, out, in int) {
 
 func (t *tensors) matrix(name string, std float64, shape ...int) {
 	v := t.values(name, std, shape)
-	// Rows that are not whole Q8_0 blocks stay F32, as llama.cpp's quantizer
-	// falls back for them.
-	if t.typ == gguf.TypeQ8_0 && shape[len(shape)-1]%32 == 0 {
+	switch {
+	case t.typ == gguf.TypeQ8_0 && shape[len(shape)-1]%32 == 0:
+		// Rows that are not whole Q8_0 blocks stay F32, as llama.cpp's
+		// quantizer falls back for them.
 		t.w.AddTensor(name, gguf.TypeQ8_0, dims(shape), quantizeQ8_0(v))
+		return
+	case t.typ == gguf.TypeF16, t.typ == gguf.TypeBF16:
+		t.w.AddTensor(name, t.typ, dims(shape), halves(v, t.typ == gguf.TypeBF16))
 		return
 	}
 	t.w.AddTensor(name, gguf.TypeF32, dims(shape), f32bytes(v))

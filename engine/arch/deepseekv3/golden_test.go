@@ -120,22 +120,17 @@ func open(t *testing.T, path string, threads int) (*engine.Runner, engine.Model)
 	return r, m
 }
 
-// compare checks our logits row against llama.cpp's top-10 and returns the
-// largest difference.
-func compare(t *testing.T, where string, row []float32, s step, tol float64) float64 {
-	t.Helper()
-	worst := 0.0
+// rowDiff is the largest difference between our logits row and llama.cpp's
+// top-10, and whether the argmax agrees (counted only where llama.cpp's own
+// top two are further apart than tol).
+func rowDiff(row []float32, s step, tol float64) (worst float64, argmaxOK bool) {
 	for _, top := range s.Top {
-		d := math.Abs(float64(row[top.ID]) - top.Logit)
-		worst = max(worst, d)
-		require.LessOrEqual(t, d, tol, "%s: logit of token %d: ours %v, llama.cpp %v", where, top.ID, row[top.ID], top.Logit)
+		worst = max(worst, math.Abs(float64(row[top.ID])-top.Logit))
 	}
-	// The argmax must agree unless llama.cpp's own top two are closer than
-	// the tolerance.
 	if margin := s.Top[0].Logit - s.Top[1].Logit; margin > 2*tol {
-		require.Equal(t, s.Argmax, argmax(row), "%s: argmax", where)
+		return worst, s.Argmax == argmax(row)
 	}
-	return worst
+	return worst, true
 }
 
 func argmax(row []float32) int {
@@ -149,49 +144,67 @@ func argmax(row []float32) int {
 }
 
 // TestAgainstLlamaCpp runs each golden's prompt and greedy continuation and
-// compares the logits with llama.cpp's on the same file.
+// compares the logits with llama.cpp's on the same file. Every row's top-10
+// logits must agree within tol and its argmax must match, except for at most
+// `flips` rows, which must still agree within flipTol.
 //
-// Tolerances: with f32 weights and an f32 cache both engines compute the
-// same sums in a different order; llama.cpp builds agree with each other to
-// 1e-5 and we measured ≤ 3e-6, so 1e-4 leaves room without hiding a wrong
-// formula (a misplaced norm or scale moves logits by O(0.1)). The greedy
-// tokens must be identical.
+// f32: both engines compute the same sums in a different order; llama.cpp
+// builds agree with each other to 1e-5 and we measured ≤ 3e-6, so 1e-4 leaves
+// room without hiding a wrong formula (a misplaced norm or scale moves logits
+// by O(0.1)). No flips: the greedy tokens are identical.
 //
-// For Q8_0 both engines quantize activations to Q8_0 the same way and the
-// block dot products are exact integers: the 64 prompt positions agree to
-// 1e-4 (we measured 0). In decode, a last-bit difference in f32 accumulation
-// can move one activation across a Q8_0 rounding boundary and, through a
-// near-tie, flip one routed expert; we measured one such step (greedy step
-// 6, 0.085) whose cache row then shifts later steps by ≤ 0.04. The
-// tolerance is set from llama.cpp's own spread: its f32 and Q8_0 runs of this
-// model differ by up to 0.44 (mean 0.036) on the same top-10 logits, so 0.1
-// is well inside what quantization itself does, while a wrong formula would
-// still move logits by O(1). Greedy tokens must agree where llama.cpp's
-// margin exceeds twice the tolerance.
+// Q8_0: both quantize activations to Q8_0 the same way and the block dot
+// products are exact integers, so rows agree to the last bit until one f32
+// accumulation difference moves an activation across a Q8_0 rounding
+// boundary and, through a near-tie, flips one routed expert: we measured one
+// such decode step (0.085), whose cache row then shifts later rows by ≤ 0.04.
+// llama.cpp's own f32 and Q8_0 runs of this model differ by up to 0.44 (mean
+// 0.036), so 0.05 per row and one flip within 0.2 are well inside what
+// quantization itself does.
+//
+// F16 and BF16: llama.cpp rounds activations to the weight type before each
+// dot product (its vec_dot_type); ulan keeps them in f32. For F16 that moves
+// logits by ≤ 0.003 (llama.cpp's own f32↔F16 spread is 0.004): tol 0.01. For
+// BF16 (8 mantissa bits) rows differ by ≤ 0.02, except that llama.cpp's
+// rounding flips an expert at one prompt position (0.42); its own f32↔BF16
+// spread reaches 0.22.
 func TestAgainstLlamaCpp(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		preset    string
-		typ       gguf.Type
-		tol       float64 // prompt positions
-		decodeTol float64 // greedy steps
+		preset  string
+		typ     gguf.Type
+		tol     float64
+		flips   int
+		flipTol float64
 	}{
-		{"tiny-v3", gguf.TypeF32, 1e-4, 1e-4},
-		{"tiny-v2", gguf.TypeF32, 1e-4, 1e-4},
-		{"tiny-v3", gguf.TypeQ8_0, 1e-4, 0.1},
+		{"tiny-v3", gguf.TypeF32, 1e-4, 0, 0},
+		{"tiny-v2", gguf.TypeF32, 1e-4, 0, 0},
+		{"tiny-v3", gguf.TypeQ8_0, 0.05, 1, 0.2},
+		{"tiny-v3", gguf.TypeF16, 0.01, 0, 0},
+		{"tiny-v3", gguf.TypeBF16, 0.05, 1, 0.5},
 	} {
 		name := tc.preset + "-" + strings.ToLower(tc.typ.String())
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			g := loadGolden(t, name)
 			r, _ := open(t, model(t, tc.preset, tc.typ), 2)
+			worst, flips := 0.0, 0
+			check := func(where string, row []float32, s step) {
+				d, ok := rowDiff(row, s, tc.tol)
+				worst = max(worst, d)
+				if d <= tc.tol && ok {
+					return
+				}
+				flips++
+				require.LessOrEqual(t, flips, tc.flips, "%s: |Δlogit| %.3g (tolerance %g), argmax agrees: %v", where, d, tc.tol, ok)
+				require.LessOrEqual(t, d, tc.flipTol, "%s: a flipped row must stay within %g", where, tc.flipTol)
+			}
 			seq := r.NewSequence()
 			rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: g.PromptTokens, AllLogits: true}})
 			require.NoError(t, err)
 			vocab := len(rows[0]) / len(g.PromptTokens)
-			worst := 0.0
 			for p, s := range g.Positions {
-				worst = max(worst, compare(t, "prompt position "+strconv.Itoa(p), rows[0][p*vocab:(p+1)*vocab], s, tc.tol))
+				check("prompt position "+strconv.Itoa(p), rows[0][p*vocab:(p+1)*vocab], s)
 			}
 			for i, s := range g.Greedy {
 				if i > 0 {
@@ -199,9 +212,9 @@ func TestAgainstLlamaCpp(t *testing.T) {
 				}
 				rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{s.InputToken}}})
 				require.NoError(t, err)
-				worst = max(worst, compare(t, "greedy step "+strconv.Itoa(i), rows[0], s, tc.decodeTol))
+				check("greedy step "+strconv.Itoa(i), rows[0], s)
 			}
-			t.Logf("%s: max |Δlogit| over the top-10 of %d positions: %.3g", name, len(g.Positions)+len(g.Greedy), worst)
+			t.Logf("%s: max |Δlogit| over the top-10 of %d rows: %.3g; rows beyond %g: %d", name, len(g.Positions)+len(g.Greedy), worst, tc.tol, flips)
 		})
 	}
 }

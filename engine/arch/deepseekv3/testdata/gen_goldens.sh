@@ -19,7 +19,7 @@ trap 'rm -rf "$TMP"' EXIT
 sh "$HERE/llamaref/setup.sh" >&2
 PROMPT=$(cat "$HERE/prompt.txt")
 : > "$HERE/models.sha256"
-for spec in "tiny-v3 f32" "tiny-v2 f32" "tiny-v3 q8_0"; do
+for spec in "tiny-v3 f32" "tiny-v2 f32" "tiny-v3 q8_0" "tiny-v3 f16" "tiny-v3 bf16"; do
   set -- $spec
   name="$1-$2"
   (cd "$ROOT" && go run ./cmd/ulan model testgen --preset "$1" --type "$2" --seed 1 --out "$TMP/$name.gguf")
