@@ -104,8 +104,11 @@ type Context interface {
 
 	// Add adds two tensors of the same shape.
 	Add(a, b Tensor) Tensor
-	// SwiGLU computes silu(gate) · up elementwise.
-	SwiGLU(gate, up Tensor) Tensor
+	// SwiGLU computes silu(gate) · up elementwise. A clamp > 0 first limits
+	// gate to at most clamp and up to [−clamp, clamp] (V4's clamped SwiGLU,
+	// spec §2.7 and trap 13: the gate is clamped from above only); 0 means
+	// no clamp.
+	SwiGLU(gate, up Tensor, clamp float32) Tensor
 
 	// CacheStore writes x ([T, width]) into cache rows b.Slots[t].
 	CacheStore(cache, x Tensor, b *Batch) Tensor
@@ -120,10 +123,10 @@ type Context interface {
 	// nil ([X]), is added to the scores for selection only.
 	Route(logits, bias Tensor, spec RouteSpec) (ids, weights Tensor)
 	// ExpertFFN runs the routed experts: for each row t,
-	// Σ_k weights[t,k] · down[e] · (silu(gate[e]·x) ⊙ up[e]·x) with
+	// Σ_k weights[t,k] · down[e] · SwiGLU(gate[e]·x, up[e]·x, clamp) with
 	// e = ids[t,k], for x [T, n], gate and up [X, f, n], down [X, n, f]: [T, n].
 	// Each expert's weights are read once for all rows routed to it.
-	ExpertFFN(x, ids, weights, gate, up, down Tensor) Tensor
+	ExpertFFN(x, ids, weights, gate, up, down Tensor, clamp float32) Tensor
 
 	// Compute runs what has been recorded up to the outputs and reports the
 	// first error any op recorded.
@@ -162,6 +165,13 @@ type AttentionSpec struct {
 	ValueDim int
 	// Scale multiplies q·k before the softmax.
 	Scale float32
+	// Window, when > 0, limits each query to the Window most recent
+	// positions, its own included (V4's sliding window of 128, spec §2.4).
+	Window int
+	// Sinks, when not nil ([H] f32), adds exp(sink[h]) to head h's softmax
+	// denominator: an extra logit with a zero value, unscaled (V4's attention
+	// sink, spec §2.3 and trap 4).
+	Sinks Tensor
 }
 
 // Scoring is how router logits become expert scores.

@@ -73,6 +73,17 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 	if dk > w || dv > w || dv <= 0 {
 		return c.fail("Attention: keys of %d and values of %d from cache rows of %d", dk, dv, w)
 	}
+	var sinks []float32
+	if spec.Sinks != nil {
+		st, ok := c.f32("Attention sinks", spec.Sinks)
+		if !ok {
+			return &tensor{}
+		}
+		if len(st.f) != H {
+			return c.fail("Attention: sinks %v for %d heads", st, H)
+		}
+		sinks = st.f
+	}
 	y := newF32(T, H, dv)
 	c.b.parallel(T*H, 1, func(lo, hi int) {
 		var scores []float32
@@ -82,7 +93,14 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 			qv := qt.f[th*dk : (th+1)*dk]
 			scores = scores[:0]
 			mx := float32(math.Inf(-1))
-			for j := 0; j <= p; j++ {
+			first := 0
+			if spec.Window > 0 {
+				first = max(0, p-spec.Window+1)
+			}
+			if sinks != nil {
+				mx = sinks[th%H]
+			}
+			for j := first; j <= p; j++ {
 				row := b.Slot(s, j) * w
 				sc := kernel.DotF32(ct.f[row:row+dk], qv) * spec.Scale
 				scores = append(scores, sc)
@@ -95,10 +113,13 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 				scores[j] = e
 				sum += float64(e)
 			}
+			if sinks != nil {
+				sum += math.Exp(float64(sinks[th%H] - mx))
+			}
 			inv := float32(1 / sum)
 			out := y.f[th*dv : (th+1)*dv]
 			for j, e := range scores {
-				row := b.Slot(s, j) * w
+				row := b.Slot(s, first+j) * w
 				a := e * inv
 				for i, v := range ct.f[row : row+dv] {
 					out[i] += a * v

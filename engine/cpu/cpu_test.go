@@ -126,3 +126,62 @@ func TestMatMulTypesAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestSwiGLUClamp is trap 13: V4 clamps the gate from above only and the up
+// projection on both sides.
+func TestSwiGLUClamp(t *testing.T) {
+	t.Parallel()
+	c := New(WithThreads(1)).NewContext()
+	g := c.Input([]float32{50, -50, 3}, 3)
+	u := c.Input([]float32{-50, 50, 2}, 3)
+	y, plain := c.SwiGLU(g, u, 10), c.SwiGLU(g, u, 0)
+	require.NoError(t, c.Compute(y, plain))
+	yv, _ := c.Floats(y)
+	pv, _ := c.Floats(plain)
+	require.InDeltaSlice(t, []float32{silu(10) * -10, silu(-50) * 10, silu(3) * 2}, yv, 1e-6)
+	require.InDeltaSlice(t, []float32{silu(50) * -50, silu(-50) * 50, silu(3) * 2}, pv, 1e-6)
+}
+
+// attend runs Attention for one sequence whose cache rows are keys, for a
+// single query at position p.
+func attend(t *testing.T, keys [][]float32, q []float32, p int, spec engine.AttentionSpec, sinks []float32) []float32 {
+	t.Helper()
+	b := New(WithThreads(1))
+	w := len(keys[0])
+	cache, err := b.Cache(16, w, engine.F32)
+	require.NoError(t, err)
+	for i, k := range keys {
+		copy(cache.(*tensor).f[i*w:], k)
+	}
+	c := b.NewContext()
+	if sinks != nil {
+		spec.Sinks = c.Input(sinks, len(sinks))
+	}
+	batch := &engine.Batch{Tokens: []int32{0}, Positions: []int32{int32(p)}, Seq: []int32{0}, Slots: []int32{int32(p)}, BlockSize: 16, Seqs: []engine.BatchSeq{{Blocks: []int32{0}}}}
+	out := c.Attention(c.Input(q, 1, 1, len(q)), cache, batch, spec)
+	require.NoError(t, c.Compute(out))
+	v, _ := c.Floats(out)
+	return v
+}
+
+// TestAttentionSinkAndWindow are traps 3, 4 and 19: with one visible key
+// the output is σ(s − sink)·v (the sink is unscaled and only in the
+// denominator), and a window of n sees exactly the n latest positions.
+func TestAttentionSinkAndWindow(t *testing.T) {
+	t.Parallel()
+	key := []float32{0.5, -1, 2}
+	q := []float32{1, 0.25, 0.5}
+	s := float64(0.5*1-1*0.25+2*0.5) * 0.7
+	sink := float32(0.3)
+	got := attend(t, [][]float32{key}, q, 0, engine.AttentionSpec{ValueDim: 3, Scale: 0.7}, []float32{sink})
+	sig := 1 / (1 + math.Exp(float64(sink)-s))
+	for i := range key {
+		require.InDelta(t, sig*float64(key[i]), got[i], 1e-6)
+	}
+
+	keys := [][]float32{{9, 9}, {9, 9}, {9, 9}, {1, 0}, {0, 1}}
+	got = attend(t, keys, []float32{0, 0}, 4, engine.AttentionSpec{ValueDim: 2, Scale: 1, Window: 2}, nil)
+	require.InDeltaSlice(t, []float32{0.5, 0.5}, got, 1e-6, "only positions 3 and 4 are visible")
+	got = attend(t, keys, []float32{0, 0}, 4, engine.AttentionSpec{ValueDim: 2, Scale: 1}, nil)
+	require.InDeltaSlice(t, []float32{5.6, 5.6}, got, 1e-5, "without a window all five are")
+}

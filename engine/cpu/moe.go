@@ -131,7 +131,7 @@ func maskGroups(sel []float32, spec engine.RouteSpec) {
 	}
 }
 
-func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor) engine.Tensor {
+func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp float32) engine.Tensor {
 	xt, ok := c.f32("ExpertFFN", x)
 	wt, ok2 := c.f32("ExpertFFN weights", weights)
 	gt, ok3 := c.weight("ExpertFFN gate", gate, 3)
@@ -185,7 +185,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor) engin
 		c.b.mul(matrix{t: ut, first: e * f, in: n}, f, xs, us)
 		for i := range gs {
 			for j := range gs[i] {
-				gs[i][j] = silu(gs[i][j]) * us[i][j]
+				gs[i][j] = swiglu(gs[i][j], us[i][j], clamp)
 			}
 		}
 		c.b.mul(matrix{t: dt, first: e * n, in: f}, n, gs, ds)

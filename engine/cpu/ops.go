@@ -217,7 +217,17 @@ func (c *context) Add(a, b engine.Tensor) engine.Tensor {
 // silu is ggml's x / (1 + e^-x), in f32.
 func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
 
-func (c *context) SwiGLU(gate, up engine.Tensor) engine.Tensor {
+// swiglu is one element of SwiGLU with V4's asymmetric clamp (none when
+// clamp is 0).
+func swiglu(g, u, clamp float32) float32 {
+	if clamp > 0 {
+		g = min(g, clamp)
+		u = max(-clamp, min(u, clamp))
+	}
+	return silu(g) * u
+}
+
+func (c *context) SwiGLU(gate, up engine.Tensor, clamp float32) engine.Tensor {
 	gt, ok := c.f32("SwiGLU", gate)
 	ut, ok2 := c.f32("SwiGLU", up)
 	if !ok || !ok2 {
@@ -228,7 +238,7 @@ func (c *context) SwiGLU(gate, up engine.Tensor) engine.Tensor {
 	}
 	y := newF32(slices.Clone(gt.shape)...)
 	for i := range y.f {
-		y.f[i] = silu(gt.f[i]) * ut.f[i]
+		y.f[i] = swiglu(gt.f[i], ut.f[i], clamp)
 	}
 	return y
 }

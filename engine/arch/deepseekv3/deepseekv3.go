@@ -187,7 +187,7 @@ func (m *Model) attention(ctx engine.Context, l *layer, x engine.Tensor, b *engi
 
 // dense is the SwiGLU MLP of the first layers: down · (silu(gate·x) ⊙ up·x).
 func (m *Model) dense(ctx engine.Context, l *layer, x engine.Tensor) engine.Tensor {
-	return ctx.MatMul(ctx.SwiGLU(ctx.MatMul(x, l.gate), ctx.MatMul(x, l.up)), l.down)
+	return ctx.MatMul(ctx.SwiGLU(ctx.MatMul(x, l.gate), ctx.MatMul(x, l.up), 0), l.down)
 }
 
 // moe routes each token to ExpertsUsed experts (spec §3.4: sigmoid or
@@ -195,9 +195,9 @@ func (m *Model) dense(ctx engine.Context, l *layer, x engine.Tensor) engine.Tens
 // scaled weights) and adds the shared experts, which every token uses.
 func (m *Model) moe(ctx engine.Context, l *layer, x engine.Tensor) engine.Tensor {
 	ids, weights := ctx.Route(ctx.MatMul(x, l.router), l.bias, m.p.Route())
-	y := ctx.ExpertFFN(x, ids, weights, l.gateExps, l.upExps, l.downExps)
+	y := ctx.ExpertFFN(x, ids, weights, l.gateExps, l.upExps, l.downExps, 0)
 	if l.gateShared != nil {
-		shared := ctx.MatMul(ctx.SwiGLU(ctx.MatMul(x, l.gateShared), ctx.MatMul(x, l.upShared)), l.downShared)
+		shared := ctx.MatMul(ctx.SwiGLU(ctx.MatMul(x, l.gateShared), ctx.MatMul(x, l.upShared), 0), l.downShared)
 		y = ctx.Add(y, shared)
 	}
 	return y
