@@ -16,61 +16,31 @@ type matrix struct {
 	in    int
 }
 
-// activation is one input row prepared for a weight type: Q8_0 weights take
-// activations quantized to Q8_0 (as llama.cpp's vec_dot_type), the float
-// types take them as they are.
-type activation struct {
-	f []float32
-	q []byte
-}
-
-func (m matrix) prepare(x []float32, buf []byte) activation {
-	if m.t.dt != engine.Q8_0 {
-		return activation{f: x}
-	}
-	q := buf[:len(x)/32*34]
-	kernel.QuantizeQ8_0(x, q)
-	return activation{f: x, q: q}
-}
-
-func (m matrix) quantBytes() int {
-	if m.t.dt != engine.Q8_0 {
-		return 0
-	}
-	return m.in / 32 * 34
-}
-
-// dot multiplies row r of the matrix with a prepared activation.
-func (m matrix) dot(r int, a activation) float32 {
+// dot multiplies row r of a float matrix (F32, F16, BF16) with x.
+func (m matrix) dot(r int, x []float32) float32 {
 	row := m.first + r
 	switch m.t.dt {
 	case engine.F32:
-		return kernel.DotF32(m.t.f[row*m.in:(row+1)*m.in], a.f)
+		return kernel.DotF32(m.t.f[row*m.in:(row+1)*m.in], x)
 	case engine.F16:
-		return kernel.DotF16(u16(m.t.raw, row*m.in, m.in), a.f)
+		return kernel.DotF16(u16(m.t.raw, row*m.in, m.in), x)
 	case engine.BF16:
-		return kernel.DotBF16(u16(m.t.raw, row*m.in, m.in), a.f)
-	case engine.Q8_0:
-		nb := m.in / 32
-		return kernel.DotQ8_0(m.t.raw[row*nb*34:(row+1)*nb*34], a.q, nb)
+		return kernel.DotBF16(u16(m.t.raw, row*m.in, m.in), x)
 	}
 	return 0
 }
 
-// dot4 multiplies row r with four prepared activations at once, reading the
-// row once.
-func (m matrix) dot4(r int, a []activation, out *[4]float32) {
+// dot4 multiplies row r of a float matrix with four inputs at once,
+// reading the row once.
+func (m matrix) dot4(r int, x [][]float32, out *[4]float32) {
 	row := m.first + r
 	switch m.t.dt {
 	case engine.F32:
-		kernel.DotF32x4(m.t.f[row*m.in:(row+1)*m.in], a[0].f, a[1].f, a[2].f, a[3].f, out)
+		kernel.DotF32x4(m.t.f[row*m.in:(row+1)*m.in], x[0], x[1], x[2], x[3], out)
 	case engine.F16:
-		kernel.DotF16x4(u16(m.t.raw, row*m.in, m.in), a[0].f, a[1].f, a[2].f, a[3].f, out)
+		kernel.DotF16x4(u16(m.t.raw, row*m.in, m.in), x[0], x[1], x[2], x[3], out)
 	case engine.BF16:
-		kernel.DotBF16x4(u16(m.t.raw, row*m.in, m.in), a[0].f, a[1].f, a[2].f, a[3].f, out)
-	case engine.Q8_0:
-		nb := m.in / 32
-		kernel.DotQ8_0x4(m.t.raw[row*nb*34:(row+1)*nb*34], a[0].q, a[1].q, a[2].q, a[3].q, nb, out)
+		kernel.DotBF16x4(u16(m.t.raw, row*m.in, m.in), x[0], x[1], x[2], x[3], out)
 	}
 }
 
@@ -83,18 +53,16 @@ func u16(raw []byte, off, n int) []uint16 {
 // reading each weight row once for all inputs (batched decode and prefill are
 // bound by weight reads, not by arithmetic).
 func (b *Backend) mul(m matrix, rows int, xs [][]float32, ys [][]float32) {
-	qb := m.quantBytes()
-	acts := make([]activation, len(xs))
-	buf := make([]byte, qb*len(xs))
-	for t, x := range xs {
-		acts[t] = m.prepare(x, buf[t*qb:])
+	if m.t.dt == engine.Q8_0 {
+		b.mulQ8_0(m, rows, xs, ys)
+		return
 	}
 	b.parallel(rows, 16, func(lo, hi int) {
 		var out [4]float32
 		// Tiles of tokens keep their activations in L2 while the rows of
 		// this goroutine's range stream past them.
-		for t0 := 0; t0 < len(acts); t0 += tokenTile {
-			tile := acts[t0:min(t0+tokenTile, len(acts))]
+		for t0 := 0; t0 < len(xs); t0 += tokenTile {
+			tile := xs[t0:min(t0+tokenTile, len(xs))]
 			for r := lo; r < hi; r++ {
 				t := 0
 				for ; t+4 <= len(tile); t += 4 {
@@ -108,6 +76,63 @@ func (b *Backend) mul(m matrix, rows int, xs [][]float32, ys [][]float32) {
 		}
 	})
 }
+
+// mulQ8_0 is mul for Q8_0 weights. The inputs are quantized to Q8_0 (as
+// llama.cpp's vec_dot_type), and each group of four is packed once for
+// kernel.MulQ8_0x4, which multiplies two rows at a time by a group. A
+// last group of two or three inputs is filled up by repeating its last
+// input, and a lone last input goes through kernel.DotQ8_0. Either way
+// every output is the same bits, so no result depends on how the inputs
+// were grouped, and each weight row is read from memory once.
+func (b *Backend) mulQ8_0(m matrix, rows int, xs [][]float32, ys [][]float32) {
+	nb := m.in / 32
+	rowBytes := nb * 34
+	nt := len(xs)
+	q := make([]byte, rowBytes*nt)
+	for t, x := range xs {
+		kernel.QuantizeQ8_0(x, q[t*rowBytes:(t+1)*rowBytes])
+	}
+	xq := func(t int) []byte { return q[t*rowBytes : (t+1)*rowBytes] }
+	lone := -1 // the input left to DotQ8_0, if any
+	groups := make([]kernel.Q8_0x4, (nt+2)/4)
+	if nt%4 == 1 {
+		lone = nt - 1
+	}
+	for g := range groups {
+		x := func(j int) []byte { return xq(min(4*g+j, nt-1)) }
+		groups[g].Pack(x(0), x(1), x(2), x(3), nb)
+	}
+	w := m.t.raw[m.first*rowBytes : (m.first+rows)*rowBytes]
+	b.parallel(rows, 16, func(lo, hi int) {
+		var out [4 * q8Rows]float32
+		// Tiles of tokens keep their activations in L2 while this
+		// goroutine's rows stream past them, q8Rows rows (in L1) at a
+		// time against every group of the tile.
+		for g0 := 0; g0 == 0 || g0 < len(groups); g0 += tokenTile / 4 {
+			tile := groups[g0:min(g0+tokenTile/4, len(groups))]
+			for r := lo; r < hi; r += q8Rows {
+				n := min(q8Rows, hi-r)
+				for g := range tile {
+					kernel.MulQ8_0x4(w[r*rowBytes:], n, &tile[g], out[:4*n])
+					for j := range min(4, nt-4*(g0+g)) {
+						for i := range n {
+							ys[4*(g0+g)+j][r+i] = out[4*i+j]
+						}
+					}
+				}
+				if g0 == 0 && lone >= 0 {
+					for i := r; i < r+n; i++ {
+						ys[lone][i] = kernel.DotQ8_0(w[i*rowBytes:], xq(lone), nb)
+					}
+				}
+			}
+		}
+	})
+}
+
+// q8Rows is how many weight rows mulQ8_0 multiplies by each group of
+// inputs before moving on: an even number, for MulQ8_0x4's two-row tile.
+const q8Rows = 4
 
 // tokenTile is how many input rows mul multiplies against a weight row
 // before moving to the next row.

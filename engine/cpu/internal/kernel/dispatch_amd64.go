@@ -19,7 +19,7 @@ var avx2 = impls{
 	dotBF16x4: dotBF16x4AVX2,
 
 	dotQ8_0:   dotQ8_0AVX2,
-	dotQ8_0x4: dotQ8_0x4AVX2,
+	mulQ8_0x4: mulQ8_0x4Tiles,
 
 	quantizeQ8_0: quantizeQ8_0Blocks,
 
@@ -57,5 +57,19 @@ func quantizeQ8_0Blocks(x []float32, dst []byte) {
 		}
 		quantizeQ8_0Generic(x[:Q8_0BlockLen], dst[:Q8_0BlockSize])
 		x, dst = x[Q8_0BlockLen:], dst[Q8_0BlockSize:]
+	}
+}
+
+// mulQ8_0x4Tiles runs the register tile dotQ8_0x4R2AVX2 over pairs of
+// rows and dotQ8_0x4R1AVX2 over an odd last row; both give every output
+// as dotQ8_0AVX2 would.
+func mulQ8_0x4Tiles(w []byte, rows int, x *Q8_0x4, out []float32) {
+	rb := x.nBlocks * Q8_0BlockSize
+	r := 0
+	for ; r+2 <= rows; r += 2 {
+		dotQ8_0x4R2AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[4*r:])
+	}
+	if r < rows {
+		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[4*r:])
 	}
 }

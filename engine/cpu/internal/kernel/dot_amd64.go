@@ -32,9 +32,13 @@ func dotBF16x4AVX2(w []uint16, x0 []float32, x1 []float32, x2 []float32, x3 []fl
 // w and x hold nBlocks·34 bytes each.
 func dotQ8_0AVX2(w []byte, x []byte, nBlocks int) float32
 
-// dotQ8_0x4AVX2 is the AVX2 form of dotQ8_0x4Generic.
-// w and every xj hold nBlocks·34 bytes.
-func dotQ8_0x4AVX2(w []byte, x0 []byte, x1 []byte, x2 []byte, x3 []byte, nBlocks int, out *[4]float32)
+// dotQ8_0x4R2AVX2 sets out[4r+j] for r < 2 as mulQ8_0x4Generic does;
+// see _gen. w holds the rows, xq and xd nBlocks packed blocks, out 4·rows floats.
+func dotQ8_0x4R2AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+
+// dotQ8_0x4R1AVX2 sets out[4r+j] for r < 1 as mulQ8_0x4Generic does;
+// see _gen. w holds the rows, xq and xd nBlocks packed blocks, out 4·rows floats.
+func dotQ8_0x4R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
 
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).

@@ -70,6 +70,7 @@ func BenchmarkDot(b *testing.B) {
 					for b.Loop() {
 						sinkF32 += DotQ8_0(w, x, n/32)
 					}
+					reportGMACs(b, n)
 				})
 			})
 		}
@@ -97,20 +98,54 @@ func BenchmarkDotx4(b *testing.B) {
 	b.Run("Q8_0", func(b *testing.B) {
 		for _, n := range benchLens {
 			w := benchQ8(n, 1)
-			x0, x1, x2, x3 := benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5)
+			var p Q8_0x4
+			p.Pack(benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5), n/32)
 			b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
 				benchImpls(b, func(b *testing.B) {
-					var out [4]float32
+					out := make([]float32, 4)
 					b.SetBytes(int64(len(w)))
 					for b.Loop() {
-						DotQ8_0x4(w, x0, x1, x2, x3, n/32, &out)
+						MulQ8_0x4(w, 1, &p, out)
 					}
 					sinkF32 += out[0]
 					reportPerVector(b)
+					reportGMACs(b, 4*n)
 				})
 			})
 		}
 	})
+}
+
+// reportGMACs adds GMAC/s, for macs multiply-adds per op.
+func reportGMACs(b *testing.B, macs int) {
+	b.ReportMetric(float64(macs)*float64(b.N)/float64(b.Elapsed().Nanoseconds()), "GMAC/s")
+}
+
+// BenchmarkMulQ8_0x4 is prefill's inner loop: a block of weight rows
+// (16 KiB and more, in L1 and L2) against four packed activation vectors,
+// in the row-tiled kernel. GMAC/s compares with DotQ8_0's (BenchmarkDot
+// reports n MACs per op there as GMAC/s too).
+func BenchmarkMulQ8_0x4(b *testing.B) {
+	for _, n := range benchLens {
+		rowBytes := n / 32 * 34
+		rows := 16
+		w := make([]byte, rows*rowBytes)
+		for r := range rows {
+			copy(w[r*rowBytes:], benchQ8(n, uint64(10+r)))
+		}
+		var p Q8_0x4
+		p.Pack(benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5), n/32)
+		out := make([]float32, 4*rows)
+		b.Run(fmt.Sprintf("%dx%d", n, rows), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					MulQ8_0x4(w, rows, &p, out)
+				}
+				reportGMACs(b, 4*rows*n)
+			})
+		})
+	}
 }
 
 func benchDotx4Float[W comparable](b *testing.B, k floatKernel[W], size int) {
@@ -148,7 +183,9 @@ func BenchmarkMatVec(b *testing.B) {
 				copy(w[r*rowBytes:], row)
 			}
 			x := [4][]byte{benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5)}
-			out := make([]float32, rows)
+			var p Q8_0x4
+			p.Pack(x[0], x[1], x[2], x[3], n/32)
+			out := make([]float32, 4*rows)
 			b.Run("x1", func(b *testing.B) {
 				benchImpls(b, func(b *testing.B) {
 					b.SetBytes(int64(len(w)))
@@ -161,13 +198,9 @@ func BenchmarkMatVec(b *testing.B) {
 			})
 			b.Run("x4", func(b *testing.B) {
 				benchImpls(b, func(b *testing.B) {
-					var o [4]float32
 					b.SetBytes(int64(len(w)))
 					for b.Loop() {
-						for r := range rows {
-							DotQ8_0x4(w[r*rowBytes:(r+1)*rowBytes], x[0], x[1], x[2], x[3], n/32, &o)
-							out[r] = o[0]
-						}
+						MulQ8_0x4(w, rows, &p, out)
 					}
 					reportPerVector(b)
 				})

@@ -113,9 +113,9 @@ func FuzzDotBF16(f *testing.F) {
 	})
 }
 
-// FuzzDotQ8_0 reads weights and activations as raw Q8_0 blocks. Quants of
-// -128, which no quantizer writes and DotQ8_0's contract excludes, are
-// moved to -127.
+// FuzzDotQ8_0 reads weights and activations as raw Q8_0 blocks and
+// checks DotQ8_0 against the generic twin and MulQ8_0x4 (two rows: w and
+// x) against DotQ8_0, bit for bit.
 func FuzzDotQ8_0(f *testing.F) {
 	seed := make([]byte, 68*3)
 	for i := range seed {
@@ -128,13 +128,6 @@ func FuzzDotQ8_0(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		nb := len(data) / 68
 		data = append([]byte(nil), data[:68*nb]...)
-		for b := range 2 * nb {
-			for i := 2; i < 34; i++ {
-				if data[b*34+i] == 0x80 {
-					data[b*34+i] = 0x81
-				}
-			}
-		}
 		w, x := data[:34*nb], data[34*nb:]
 		xs := [4][]byte{x, w, make([]byte, 34*nb), make([]byte, 34*nb)}
 		for b := range nb { // x's blocks reversed; x's quants with w's scales
@@ -142,14 +135,17 @@ func FuzzDotQ8_0(f *testing.F) {
 			copy(xs[3][34*b:34*b+34], x[34*b:34*b+34])
 			copy(xs[3][34*b:34*b+2], w[34*b:34*b+2])
 		}
-		var out [4]float32
-		DotQ8_0x4(w, xs[0], xs[1], xs[2], xs[3], nb, &out)
+		var p Q8_0x4
+		p.Pack(xs[0], xs[1], xs[2], xs[3], nb)
+		out := make([]float32, 8)
+		MulQ8_0x4(data, 2, &p, out) // rows w and x
 		for j, xj := range xs {
 			abs := absDotQ8(w, xj, nb)
 			ref := dotQ8_0Generic(w, xj, nb)
 			fast := DotQ8_0(w, xj, nb)
 			requireQ8Close(t, fast, ref, nb, abs, "x%d", j)
-			requireSameFloat(t, fast, out[j], "x4 out[%d]", j)
+			requireSameFloat(t, fast, out[j], "MulQ8_0x4 out[%d]", j)
+			requireSameFloat(t, DotQ8_0(x, xj, nb), out[4+j], "MulQ8_0x4 out[%d]", 4+j)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 // Package kernel holds the CPU backend's inner loops: dot products of one
 // weight row against one or four activation vectors for the ggml storage
-// formats F32, F16, BF16 and Q8_0, the Q8_0 activation quantizer, and the
+// formats F32, F16, BF16 and Q8_0, a row-tiled Q8_0 matrix product against
+// four packed vectors, the Q8_0 activation quantizer, and the
 // scalar and slice converters between float32, IEEE half and bfloat16.
 // The backend splits a matrix-vector product into row ranges, one per
 // goroutine, and calls these kernels once per row; decode is bound by
@@ -23,9 +24,10 @@
 // per-block int8 products of Q8_0), the quantizer and the converters are
 // exact: bit for bit the same on every input.
 //
-// Within one implementation set, each four-vector form gives exactly its
-// single form's results (out[j] of DotQ8_0x4 is DotQ8_0(w, xj), bit for
-// bit), so a token's logits do not depend on how the backend batched it.
+// Within one implementation set, each multi-vector form gives exactly its
+// single form's results (out[4r+j] of MulQ8_0x4 is DotQ8_0(row r, xj), and
+// out[j] of DotF32x4 is DotF32(w, xj), bit for bit), so a token's logits do
+// not depend on how the backend batched it.
 package kernel
 
 //go:generate sh -c "cd _gen && go run . -pkg kernel -out ../dot_amd64.s -stubs ../dot_amd64.go"
@@ -45,7 +47,7 @@ type impls struct {
 	dotBF16x4 func(w []uint16, x0, x1, x2, x3 []float32, out *[4]float32)
 
 	dotQ8_0   func(w, x []byte, nBlocks int) float32
-	dotQ8_0x4 func(w, x0, x1, x2, x3 []byte, nBlocks int, out *[4]float32)
+	mulQ8_0x4 func(w []byte, rows int, x *Q8_0x4, out []float32)
 
 	quantizeQ8_0 func(x []float32, dst []byte)
 
@@ -66,7 +68,7 @@ var generic = impls{
 	dotBF16x4: dotBF16x4Generic,
 
 	dotQ8_0:   dotQ8_0Generic,
-	dotQ8_0x4: dotQ8_0x4Generic,
+	mulQ8_0x4: mulQ8_0x4Generic,
 
 	quantizeQ8_0: quantizeQ8_0Generic,
 

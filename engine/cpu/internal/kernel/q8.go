@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -114,22 +115,63 @@ func roundfInt8(v float32) int8 {
 // nBlocks Q8_0 blocks of activations x (from [QuantizeQ8_0]), as ggml's
 // ggml_vec_dot_q8_0_q8_0: per block an exact int32 sum of int8 products,
 // scaled by the product of the two scales and accumulated in float32.
-//
-// Quants must lie in [-127, 127], as every ggml Q8_0 quantizer writes them:
-// the AVX2 path multiplies |w|·sign(x, w) with VPMADDUBSW, which, like
-// ggml's, gets -128 wrong. It panics if nBlocks < 0 or w or x is shorter than
-// nBlocks·34 bytes.
+// Every int8 quant is allowed, -128 included. It panics if nBlocks < 0 or
+// w or x is shorter than nBlocks·34 bytes.
 func DotQ8_0(w, x []byte, nBlocks int) float32 {
 	n := nBlocks * Q8_0BlockSize
 	return active.dotQ8_0(w[:n], x[:n], nBlocks)
 }
 
-// DotQ8_0x4 sets out[j] = DotQ8_0(w, xj, nBlocks), bit for bit, for the
-// four quantized activation vectors x0…x3, reading the weight row w once.
-// It panics if nBlocks < 0 or any slice is shorter than nBlocks·34 bytes.
-func DotQ8_0x4(w, x0, x1, x2, x3 []byte, nBlocks int, out *[4]float32) {
+// Q8_0x4 holds four quantized activation vectors packed for [MulQ8_0x4]:
+// per block, the four vectors' 32 quants widened to int16, and their four
+// scales converted to float32. Packing does once per matrix product what
+// a row-at-a-time kernel redoes for every weight row (ggml's vec_dot_type
+// conversion), and lays the four vectors side by side so that one pointer
+// walks them. The zero value is empty; Pack reuses its storage.
+type Q8_0x4 struct {
+	nBlocks int
+	q       []int16   // q[(b·4+j)·32+i]: quant i of block b of vector j
+	d       []float32 // d[b·4+j]: scale of block b of vector j
+}
+
+// Pack sets p to the four vectors x0…x3 of nBlocks Q8_0 blocks each. It
+// panics if nBlocks < 0 or any xj is shorter than nBlocks·34 bytes.
+func (p *Q8_0x4) Pack(x0, x1, x2, x3 []byte, nBlocks int) {
 	n := nBlocks * Q8_0BlockSize
-	active.dotQ8_0x4(w[:n], x0[:n], x1[:n], x2[:n], x3[:n], nBlocks, out)
+	xs := [4][]byte{x0[:n], x1[:n], x2[:n], x3[:n]}
+	p.nBlocks = nBlocks
+	p.q = slices.Grow(p.q[:0], nBlocks*4*Q8_0BlockLen)[:nBlocks*4*Q8_0BlockLen]
+	p.d = slices.Grow(p.d[:0], 4*nBlocks)[:nBlocks*4]
+	for b := range nBlocks {
+		for j, x := range xs {
+			blk := (*[Q8_0BlockSize]byte)(x[b*Q8_0BlockSize:])
+			p.d[b*4+j] = F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			q := (*[Q8_0BlockLen]int16)(p.q[(b*4+j)*Q8_0BlockLen:])
+			for i := range q {
+				q[i] = int16(int8(blk[2+i]))
+			}
+		}
+	}
+}
+
+// MulQ8_0x4 multiplies rows consecutive Q8_0 weight rows of x.nBlocks
+// blocks each, stored one after another in w, by the four packed
+// activation vectors of x, reading each weight row once:
+//
+//	out[4·r+j] = DotQ8_0(w[r·nBlocks·34:], xj, nBlocks)   for r < rows, j < 4
+//
+// bit for bit, so a token's result does not depend on which tokens share
+// its call (RATIONALE.md, "Why must a batched kernel give exactly the
+// single-vector result?"). Prefill and batched decode spend their time
+// here. It panics if rows < 0, w is shorter than rows·nBlocks·34 bytes or
+// out is shorter than 4·rows.
+func MulQ8_0x4(w []byte, rows int, x *Q8_0x4, out []float32) {
+	n := rows * x.nBlocks * Q8_0BlockSize
+	if rows < 0 || len(w) < n || len(out) < 4*rows {
+		panic("kernel: MulQ8_0x4: rows = " + strconv.Itoa(rows) + " needs " + strconv.Itoa(n) +
+			" bytes of w and " + strconv.Itoa(4*rows) + " of out, have " + strconv.Itoa(len(w)) + " and " + strconv.Itoa(len(out)))
+	}
+	active.mulQ8_0x4(w[:n], rows, x, out[:4*rows])
 }
 
 // dotQ8_0Generic is the reference loop of [DotQ8_0], that of ggml's generic
@@ -154,23 +196,27 @@ func dotQ8_0Generic(w, x []byte, nBlocks int) float32 {
 	return s
 }
 
-// dotQ8_0x4Generic is the reference loop of [DotQ8_0x4]: that of
-// [dotQ8_0Generic] for each xj, block by block.
-func dotQ8_0x4Generic(w, x0, x1, x2, x3 []byte, nBlocks int, out *[4]float32) {
-	var s0, s1, s2, s3 float32
-	for b := 0; b < nBlocks; b++ {
-		off := b * Q8_0BlockSize
-		wb := (*[Q8_0BlockSize]byte)(w[off:])
-		xb0 := (*[Q8_0BlockSize]byte)(x0[off:])
-		xb1 := (*[Q8_0BlockSize]byte)(x1[off:])
-		xb2 := (*[Q8_0BlockSize]byte)(x2[off:])
-		xb3 := (*[Q8_0BlockSize]byte)(x3[off:])
-		s0 += float32(sumQ8(wb, xb0)) * scaleQ8(wb, xb0)
-		s1 += float32(sumQ8(wb, xb1)) * scaleQ8(wb, xb1)
-		s2 += float32(sumQ8(wb, xb2)) * scaleQ8(wb, xb2)
-		s3 += float32(sumQ8(wb, xb3)) * scaleQ8(wb, xb3)
+// mulQ8_0x4Generic is the reference loop of [MulQ8_0x4]: that of
+// [dotQ8_0Generic] for each row and packed vector, which holds the same
+// quants and the same scales as float32, so the results are its bits.
+func mulQ8_0x4Generic(w []byte, rows int, x *Q8_0x4, out []float32) {
+	nb := x.nBlocks
+	for r := range rows {
+		row := w[r*nb*Q8_0BlockSize:]
+		for j := range 4 {
+			var s float32
+			for b := range nb {
+				wb := (*[Q8_0BlockSize]byte)(row[b*Q8_0BlockSize:])
+				q := (*[Q8_0BlockLen]int16)(x.q[(b*4+j)*Q8_0BlockLen:])
+				var sumi int32
+				for i, v := range q {
+					sumi += int32(int8(wb[2+i])) * int32(v)
+				}
+				s += float32(sumi) * (F16ToF32(uint16(wb[0])|uint16(wb[1])<<8) * x.d[b*4+j])
+			}
+			out[4*r+j] = s
+		}
 	}
-	*out = [4]float32{s0, s1, s2, s3}
 }
 
 // sumQ8 is the exact int32 dot product of two blocks' quants (at most

@@ -225,13 +225,15 @@ func TestDotQ8_0(t *testing.T) {
 					want[j] = dotQ8_0Generic(w, x[j], nb)
 					require.Equal(t, want[j], DotQ8_0(w, x[j], nb), "nb=%d off=%d x%d", nb, off, j)
 				}
+				var p Q8_0x4
+				p.Pack(x[0], x[1], x[2], x[3], nb)
 				var ref [4]float32
-				dotQ8_0x4Generic(w, x[0], x[1], x[2], x[3], nb, &ref)
-				require.Equal(t, want, ref, "generic x4 vs generic")
+				mulQ8_0x4Generic(w, 1, &p, ref[:])
+				require.Equal(t, want, ref, "generic MulQ8_0x4 vs generic")
 				out, check := guardedOut()
-				DotQ8_0x4(w, x[0], x[1], x[2], x[3], nb, out)
+				MulQ8_0x4(w, 1, &p, out[:])
 				check(t)
-				require.Equal(t, want, *out, "nb=%d off=%d x4", nb, off)
+				require.Equal(t, want, *out, "nb=%d off=%d MulQ8_0x4", nb, off)
 			}
 		}
 	})
@@ -289,19 +291,85 @@ func TestDotQ8_0(t *testing.T) {
 }
 
 // checkQ8Case is checkFloatCase for Q8_0: close to the generic twin, and
-// the x4 results exactly the single ones.
+// MulQ8_0x4's results exactly the single ones, with the rows w, x[1] and
+// x[2] (so both the two-row tile and the odd row run).
 func checkQ8Case(t *testing.T, w []byte, x [4][]byte, nb int, name string) {
 	t.Helper()
-	out, check := guardedOut()
-	DotQ8_0x4(w, x[0], x[1], x[2], x[3], nb, out)
-	check(t)
+	rows := [][]byte{w, x[1], x[2]}
+	out := checkMulQ8(t, rows, x, nb, name)
 	for j := range x {
 		abs := absDotQ8(w, x[j], nb)
 		ref := dotQ8_0Generic(w, x[j], nb)
 		fast := DotQ8_0(w, x[j], nb)
 		requireQ8Close(t, fast, ref, nb, abs, "%s x%d", name, j)
-		requireSameFloat(t, fast, out[j], "%s: x4 out[%d] differs from the single form", name, j)
+		requireSameFloat(t, fast, out[j], "%s: MulQ8_0x4 out[%d] differs from the single form", name, j)
 	}
+}
+
+// checkMulQ8 multiplies the rows (laid one after another, guarded) by the
+// packed x with MulQ8_0x4 and with its generic twin, requires every output
+// to be its set's single dot product bit for bit, and returns the
+// dispatched outputs.
+func checkMulQ8(t *testing.T, rows [][]byte, x [4][]byte, nb int, name string) []float32 {
+	t.Helper()
+	w := make([]byte, 0, len(rows)*nb*34+34)
+	for _, r := range rows {
+		w = append(w, r[:nb*34]...)
+	}
+	w = append(w, 0x00, 0x7E) // a NaN scale just past the rows
+	w = w[:len(rows)*nb*34]
+	var p Q8_0x4
+	p.Pack(x[0], x[1], x[2], x[3], nb)
+	out, check := guarded(4*len(rows), 3, float32(-12345.5))
+	MulQ8_0x4(w, len(rows), &p, out)
+	check(t)
+	ref := make([]float32, len(out))
+	mulQ8_0x4Generic(w, len(rows), &p, ref)
+	for r, row := range rows {
+		for j := range x {
+			requireSameFloat(t, DotQ8_0(row, x[j], nb), out[4*r+j], "%s: row %d x%d", name, r, j)
+			requireSameFloat(t, dotQ8_0Generic(row, x[j], nb), ref[4*r+j], "generic %s: row %d x%d", name, r, j)
+		}
+	}
+	return out
+}
+
+// TestMulQ8_0x4 runs MulQ8_0x4 over every row count up to 7 (tiles of two
+// rows and an odd one) and awkward block counts, with full-range quants
+// (-128 included) and random scales, each output against DotQ8_0.
+func TestMulQ8_0x4(t *testing.T) {
+	t.Parallel()
+	r := newRand(8)
+	scale := func() uint16 { return F32ToF16((r.Float32() - 0.5) * 0.1) }
+	for _, nb := range q8BlockCounts {
+		for nrows := range 8 {
+			rows := make([][]byte, nrows)
+			for i := range rows {
+				rows[i] = q8Row(r, nb, i, 128, scale)
+			}
+			var x [4][]byte
+			for j := range x {
+				x[j] = q8Row(r, nb, j*5, 128, scale)
+			}
+			checkMulQ8(t, rows, x, nb, fmt.Sprintf("nb=%d rows=%d", nb, nrows))
+		}
+	}
+}
+
+// TestQ8_0x4PackReuses checks that Pack reuses its storage and that a
+// smaller repack gives the smaller product.
+func TestQ8_0x4PackReuses(t *testing.T) {
+	r := newRand(9)
+	one := func() uint16 { return 0x3C00 }
+	x := q8Row(r, 8, 0, 127, one)
+	w := q8Row(r, 8, 0, 127, one)
+	var p Q8_0x4
+	p.Pack(x, x, x, x, 8)
+	require.Zero(t, testing.AllocsPerRun(10, func() { p.Pack(x, x, x, x, 8) }))
+	p.Pack(x, x, x, x, 3)
+	out := make([]float32, 4)
+	MulQ8_0x4(w, 1, &p, out)
+	require.Equal(t, DotQ8_0(w, x, 3), out[0])
 }
 
 func TestDotQ8_0PanicsOnShortInput(t *testing.T) {
@@ -312,6 +380,11 @@ func TestDotQ8_0PanicsOnShortInput(t *testing.T) {
 	require.Panics(t, func() { DotQ8_0(short, full, 2) })
 	require.Panics(t, func() { DotQ8_0(full, short, 2) })
 	require.Panics(t, func() { DotQ8_0(full, full, -1) })
-	require.Panics(t, func() { DotQ8_0x4(full, full, full, full, short, 2, &out) })
+	var p Q8_0x4
+	require.Panics(t, func() { p.Pack(full, full, full, short, 2) })
+	p.Pack(full, full, full, full, 2)
+	require.Panics(t, func() { MulQ8_0x4(short, 1, &p, out[:]) })
+	require.Panics(t, func() { MulQ8_0x4(full, 1, &p, out[:3]) })
+	require.Panics(t, func() { MulQ8_0x4(full, -1, &p, out[:]) })
 	require.Equal(t, float32(0), DotQ8_0(full, full, 2))
 }

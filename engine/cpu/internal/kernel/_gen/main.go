@@ -27,7 +27,8 @@ func main() {
 		dotx4(k)
 	}
 	dotQ8_0()
-	dotQ8_0x4()
+	dotQ8_0x4Rows(2)
+	dotQ8_0x4Rows(1)
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
@@ -294,37 +295,41 @@ func dotx4(k weightKind) {
 
 const q8Block = 34 // bytes per Q8_0 block: f16 scale, 32 int8 quants
 
-// onesW returns a YMM register with every int16 lane set to 1, for
-// VPMADDWD to add adjacent int16 pairs into int32.
-func onesW() VecVirtual {
-	r := GP32()
-	MOVL(U32(0x00010001), r)
-	ones := YMM()
-	VMOVD(r, ones.AsX())
-	VPBROADCASTD(ones.AsX(), ones)
-	return ones
-}
+// Q8_0 kernels, single and multi-row, compute each block's products the
+// same way and add them in the same order, so that DotQ8_0x4Rows's out[4r+j]
+// equals DotQ8_0(row r, xj) bit for bit: a token's result does not depend
+// on how it was batched (RATIONALE.md, "Why must a batched kernel give
+// exactly the single-vector result?"). Per block, the 32 quants of both
+// sides are widened to int16 (VPMOVSXBW) and VPMADDWD multiplies them, so
+// int32 lane i (i < 8) holds the exact sum of the products at 2i, 2i+1,
+// 16+2i and 17+2i (at most 4·128², exact in float32 too, and -128 is no
+// special case); the lanes, converted to float32, are multiplied by
+// d_w·d_x (rounded to float32 once, as in the generic twin) and added to
+// one accumulator per output with one FMA; the accumulator's lanes are
+// reduced at the end in hsum's order. One accumulator per output, rather
+// than the two a lone dot product would like for its FMA latency, is what
+// lets the multi-row kernel keep eight outputs in registers.
 
-// q8Products returns a YMM register with the eight int32 partial sums of
-// one block's products w.q[i]·x.q[i] (four products per lane), converted
-// to float32 (exact: |sum| ≤ 4·127² < 2²⁴). absW holds |w.q| and w the
-// signed w.q; VPMADDUBSW multiplies unsigned |w| by x carrying w's sign,
-// the standard trick of ggml's mul_sum_i8_pairs_float. Pair sums reach at
-// most 2·127² and do not saturate int16 while quants avoid -128.
-func q8Products(w, absW VecVirtual, xq Mem, ones VecVirtual) VecVirtual {
-	p := YMM()
-	VMOVDQU(xq, p)
-	VPSIGNB(w, p, p)
-	VPMADDUBSW(p, absW, p)
-	VPMADDWD(ones, p, p)
+// q8Lanes returns a YMM register holding block lane sums as float32: wLo
+// and wHi are the weight block's quants 0–15 and 16–31 as int16, xLo and
+// xHi the activation's, each a register or memory operand.
+func q8Lanes(wLo, wHi VecVirtual, xLo, xHi Op) VecVirtual {
+	p, q := YMM(), YMM()
+	VPMADDWD(xLo, wLo, p)
+	VPMADDWD(xHi, wHi, q)
+	VPADDD(q, p, p)
 	VCVTDQ2PS(p, p)
 	return p
 }
 
-// Q8_0 kernels send block b to accumulator b mod 2 and reduce a0+a1, then
-// with hsum's order, in both forms, so that DotQ8_0x4(w, …)[j] equals
-// DotQ8_0(w, xj) bit for bit. Each block's term is the same in both: the
-// eight exact lane sums times d_w·d_x (one float32 rounding), by FMA.
+// q8Widen loads the 32 int8 quants of the block at m (past its scale) as
+// two YMM registers of int16.
+func q8Widen(m Mem) (lo, hi VecVirtual) {
+	lo, hi = YMM(), YMM()
+	VPMOVSXBW(m.Offset(2), lo)
+	VPMOVSXBW(m.Offset(18), hi)
+	return lo, hi
+}
 
 // q8Scale1 returns a YMM register holding d_w·d_x of the block at w+off
 // and x+off in every lane, rounded to float32 once as in the generic twin.
@@ -342,14 +347,13 @@ func q8Scale1(w, x Register, off Register) VecVirtual {
 	return s
 }
 
-// dotQ8_0 writes dotQ8_0AVX2, ggml_vec_dot_q8_0_q8_0's AVX2 arithmetic
-// with four blocks per iteration. By count a block at a time is front-end
-// bound (about 19 uops a block, against 8 for ports 0 and 1), so the four
-// blocks' scales are converted together: eight halves d_w0…3, d_x0…3
+// dotQ8_0 writes dotQ8_0AVX2 with four blocks per iteration: the four
+// blocks' scales are converted together (eight halves d_w0…3, d_x0…3
 // gathered into one XMM, one VCVTPH2PS, one multiply, a spill, and a
-// broadcast load each, about 14 uops a block. One offset register indexes
-// both rows, and the loop prefetches w. Up to three blocks left over go
-// one at a time.
+// broadcast load each). One offset register indexes both rows, and the
+// loop prefetches w. Up to three blocks left over go one at a time. The
+// single accumulator makes this a chain of FMAs, about four cycles a
+// block, still well above what memory feeds a decode step.
 func dotQ8_0() {
 	name := "dotQ8_0AVX2"
 	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
@@ -358,11 +362,8 @@ func dotQ8_0() {
 	x := Load(Param("x").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
 	scales := AllocLocal(16)
-	ones := onesW()
-	acc := [2]VecVirtual{YMM(), YMM()}
-	for _, a := range acc {
-		VXORPS(a, a, a)
-	}
+	acc := YMM()
+	VXORPS(acc, acc, acc)
 	off, end4, end := GP64(), GP64(), GP64()
 	XORQ(off, off)
 	IMUL3Q(Imm(q8Block), nb, end) // bytes in each row
@@ -371,12 +372,10 @@ func dotQ8_0() {
 	IMUL3Q(Imm(q8Block), end4, end4) // bytes in whole groups of four
 
 	// products adds the block at disp's products, scaled by s, into acc.
-	products := func(disp int, s, acc VecVirtual) {
-		wq, absW := YMM(), YMM()
-		VMOVDQU(Mem{Base: w, Index: off, Scale: 1, Disp: disp + 2}, wq)
-		VPABSB(wq, absW)
-		p := q8Products(wq, absW, Mem{Base: x, Index: off, Scale: 1, Disp: disp + 2}, ones)
-		VFMADD231PS(p, s, acc)
+	products := func(disp int, s VecVirtual) {
+		wLo, wHi := q8Widen(Mem{Base: w, Index: off, Scale: 1, Disp: disp})
+		xLo, xHi := q8Widen(Mem{Base: x, Index: off, Scale: 1, Disp: disp})
+		VFMADD231PS(q8Lanes(wLo, wHi, xLo, xHi), s, acc)
 	}
 
 	TESTQ(end4, end4)
@@ -403,115 +402,105 @@ func dotQ8_0() {
 	for k := 0; k < 4; k++ {
 		s := YMM()
 		VBROADCASTSS(scales.Offset(4*k), s)
-		products(q8Block*k, s, acc[k%2])
+		products(q8Block*k, s)
 	}
 	ADDQ(Imm(4*q8Block), off)
 	CMPQ(off, end4)
 	JB(LabelRef(name + "_loop4"))
 
-	// Blocks 4m, 4m+1, 4m+2 left over: accumulators 0, 1, 0.
-	for k := 0; k < 3; k++ {
-		Label(fmt.Sprintf("%s_rem%d", name, k))
-		CMPQ(off, end)
-		JAE(LabelRef(name + "_done"))
-		products(0, q8Scale1(w, x, off), acc[k%2])
-		ADDQ(Imm(q8Block), off)
-	}
+	Label(name + "_rem0")
+	CMPQ(off, end)
+	JAE(LabelRef(name + "_done"))
+	products(0, q8Scale1(w, x, off))
+	ADDQ(Imm(q8Block), off)
+	JMP(LabelRef(name + "_rem0"))
 
 	Label(name + "_done")
-	VADDPS(acc[1], acc[0], acc[0])
-	hsum(acc[0])
+	hsum(acc)
 	VZEROUPPER()
-	Store(acc[0].AsX(), ReturnIndex(0))
+	Store(acc.AsX(), ReturnIndex(0))
 	RET()
 }
 
-// dotQ8_0x4 writes dotQ8_0x4AVX2: w's quants are loaded and |w| computed
-// once per block and applied to four activation blocks, two blocks per
-// iteration (accumulators 0 and 1 of each vector, as in dotQ8_0), then one
-// left over. A block's four scales d_w·d_xj are computed together in one
-// XMM and spilled to the frame, so each is broadcast by a load rather than
-// a port-5 shuffle. One offset register indexes all five rows, so the loop
-// advances with one add.
-func dotQ8_0x4() {
-	name := "dotQ8_0x4AVX2"
-	TEXT(name, NOSPLIT, "func(w, x0, x1, x2, x3 []byte, nBlocks int, out *[4]float32)")
-	Doc(name+" is the AVX2 form of dotQ8_0x4Generic.", "w and every xj hold nBlocks·34 bytes.")
-	w := Load(Param("w").Base(), GP64())
-	var x [4]Register
-	for j := range x {
-		x[j] = Load(Param(fmt.Sprintf("x%d", j)).Base(), GP64())
+// q8Packed is the layout of kernel.Q8_0x4, four activation vectors packed
+// per block: 4×32 int16 quants, then (in a separate slice) 4 float32 scales.
+const (
+	q8PackedQ = 4 * 32 * 2 // bytes of quants per block
+	q8PackedD = 4 * 4      // bytes of scales per block
+)
+
+// dotQ8_0x4Rows writes dotQ8_0x4R<rows>AVX2, the register tile of
+// MulQ8_0x4: rows weight rows (1 or 2, rowBytes apart) against the four
+// packed activation vectors, one block per iteration. Per block each row's
+// quants are widened once and its scale converted once; the four vectors'
+// scales come ready as float32, so a row's four d_w·d_xj are one VMULPS,
+// spilled and broadcast by loads. The activations' int16 quants are
+// memory operands of VPMADDWD, read once per row from L1. Two rows use
+// 8 accumulators, 4 widened weight registers and 3 temporaries: 15 of the
+// 16 YMM registers; each output gets one VPMADDWD pair, an add, a
+// conversion and an FMA a block, about 2 cycles on ports 0 and 1.
+func dotQ8_0x4Rows(rows int) {
+	name := fmt.Sprintf("dotQ8_0x4R%dAVX2", rows)
+	TEXT(name, NOSPLIT, "func(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)")
+	Doc(name+" sets out[4r+j] for r < "+fmt.Sprint(rows)+" as mulQ8_0x4Generic does;",
+		"see _gen. w holds the rows, xq and xd nBlocks packed blocks, out 4·rows floats.")
+	var w [2]Register
+	w[0] = Load(Param("w").Base(), GP64())
+	if rows == 2 {
+		stride := Load(Param("rowBytes"), GP64())
+		w[1] = GP64()
+		LEAQ(Mem{Base: w[0], Index: stride, Scale: 1}, w[1])
 	}
+	xq := Load(Param("xq").Base(), GP64())
+	xd := Load(Param("xd").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
-	scales := AllocLocal(32)
-	ones := onesW()
-	var acc [4][2]VecVirtual
-	for j := range acc {
-		for u := range acc[j] {
-			acc[j][u] = YMM()
-			VXORPS(acc[j][u], acc[j][u], acc[j][u])
+	scales := AllocLocal(16 * rows)
+	var acc [2][4]VecVirtual
+	for r := range rows {
+		for j := range acc[r] {
+			acc[r][j] = YMM()
+			VXORPS(acc[r][j], acc[r][j], acc[r][j])
 		}
 	}
-	off, end2, end := GP64(), GP64(), GP64()
-	XORQ(off, off)
-	IMUL3Q(Imm(q8Block), nb, end)
-	MOVQ(nb, end2)
-	ANDQ(I32(-2), end2)
-	IMUL3Q(Imm(q8Block), end2, end2) // bytes in whole pairs of blocks
-	at := func(base Register, disp int) Mem { return Mem{Base: base, Index: off, Scale: 1, Disp: disp} }
 
-	// block adds block k of the iteration (at byte disp) into acc[j][k].
-	block := func(k int) {
-		disp := k * q8Block
-		dw, dx := XMM(), XMM()
-		VPBROADCASTW(at(w, disp), dw)
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	dx := XMM()
+	VMOVUPS(Mem{Base: xd}, dx)
+	for r := range rows {
+		prefetchW(Mem{Base: w[r]})
+		dw := XMM()
+		VPBROADCASTW(Mem{Base: w[r]}, dw)
 		VCVTPH2PS(dw, dw)
-		r := GP32()
-		MOVWLZX(at(x[0], disp), r)
-		VMOVD(r, dx)
-		for j := 1; j < 4; j++ {
-			VPINSRW(Imm(uint64(j)), at(x[j], disp), dx, dx)
-		}
-		VCVTPH2PS(dx, dx)
-		VMULPS(dw, dx, dx)
-		VMOVUPS(dx, scales.Offset(16*k))
-
-		wq, absW := YMM(), YMM()
-		VMOVDQU(at(w, disp+2), wq)
-		VPABSB(wq, absW)
-		for j := range x {
-			p := q8Products(wq, absW, at(x[j], disp+2), ones)
+		VMULPS(dx, dw, dw) // d_w·d_xj, j < 4
+		VMOVUPS(dw, scales.Offset(16*r))
+	}
+	var wq [2][2]VecVirtual
+	for r := range rows {
+		wq[r][0], wq[r][1] = q8Widen(Mem{Base: w[r]})
+	}
+	for j := range 4 {
+		for r := range rows {
+			p := q8Lanes(wq[r][0], wq[r][1], Mem{Base: xq, Disp: 64 * j}, Mem{Base: xq, Disp: 64*j + 32})
 			s := YMM()
-			VBROADCASTSS(scales.Offset(16*k+4*j), s)
-			VFMADD231PS(p, s, acc[j][k])
+			VBROADCASTSS(scales.Offset(16*r+4*j), s)
+			VFMADD231PS(p, s, acc[r][j])
 		}
 	}
-
-	TESTQ(end2, end2)
-	JZ(LabelRef(name + "_rem"))
-	Label(name + "_loop2")
-	prefetchW(at(w, 0)) // 68 bytes a turn
-	prefetchW(at(w, 64))
-	block(0)
-	block(1)
-	ADDQ(Imm(2*q8Block), off)
-	CMPQ(off, end2)
-	JB(LabelRef(name + "_loop2"))
-
-	Label(name + "_rem")
-	CMPQ(off, end)
-	JAE(LabelRef(name + "_done"))
-	block(0)
+	for r := range rows {
+		ADDQ(Imm(q8Block), w[r])
+	}
+	ADDQ(U32(q8PackedQ), xq)
+	ADDQ(Imm(q8PackedD), xd)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
-	var a [4]VecVirtual
-	for j := range acc {
-		VADDPS(acc[j][1], acc[j][0], acc[j][0])
-		a[j] = acc[j][0]
+	out := Load(Param("out").Base(), GP64())
+	for r := range rows {
+		VMOVUPS(hsum4(acc[r]), Mem{Base: out, Disp: 16 * r})
 	}
-	s := hsum4(a)
-	out := Load(Param("out"), GP64())
-	VMOVUPS(s, Mem{Base: out})
 	VZEROUPPER()
 	RET()
 }
