@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
@@ -49,85 +51,162 @@ func u16(raw []byte, off, n int) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Pointer(&raw[2*off])), n)
 }
 
+// prepared holds input rows ready for one weight type: as they are for the
+// float types, quantized to Q8_0 (as llama.cpp's vec_dot_type) and packed in
+// groups of four for kernel.MulQ8_0x4 for Q8_0. Preparing once and then
+// splitting rows among goroutines keeps the parallel part free of setup.
+type prepared struct {
+	xs     [][]float32
+	nb     int    // Q8_0 blocks per row
+	q      []byte // quantized rows, Q8_0
+	groups []kernel.Q8_0x4
+	lone   int // the last input left to DotQ8_0 when their count is 4k+1, else -1
+}
+
+// prepare readies xs for multiplication by weights of type dt with rows of
+// in values.
+func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
+	p := &prepared{xs: xs, lone: -1}
+	if dt != engine.Q8_0 {
+		return p
+	}
+	p.nb = in / 32
+	rowBytes := p.nb * 34
+	nt := len(xs)
+	p.q = make([]byte, rowBytes*nt)
+	for t, x := range xs {
+		kernel.QuantizeQ8_0(x, p.q[t*rowBytes:(t+1)*rowBytes])
+	}
+	if nt%4 == 1 {
+		p.lone = nt - 1
+	}
+	// A last group of two or three inputs is filled up by repeating its
+	// last input; outputs are the same bits either way.
+	p.groups = make([]kernel.Q8_0x4, (nt+2)/4)
+	for g := range p.groups {
+		x := func(j int) []byte { return p.xq(min(4*g+j, nt-1)) }
+		p.groups[g].Pack(x(0), x(1), x(2), x(3), p.nb)
+	}
+	return p
+}
+
+func (p *prepared) xq(t int) []byte {
+	rowBytes := p.nb * 34
+	return p.q[t*rowBytes : (t+1)*rowBytes]
+}
+
 // mul computes y[t][r] = row r · x[t] for rows [0, rows) and every input row,
 // reading each weight row once for all inputs (batched decode and prefill are
 // bound by weight reads, not by arithmetic).
 func (b *Backend) mul(m matrix, rows int, xs [][]float32, ys [][]float32) {
-	if m.t.dt == engine.Q8_0 {
-		b.mulQ8_0(m, rows, xs, ys)
-		return
-	}
-	b.parallel(rows, 16, func(lo, hi int) {
-		var out [4]float32
-		// Tiles of tokens keep their activations in L2 while the rows of
-		// this goroutine's range stream past them.
-		for t0 := 0; t0 < len(xs); t0 += tokenTile {
-			tile := xs[t0:min(t0+tokenTile, len(xs))]
-			for r := lo; r < hi; r++ {
-				t := 0
-				for ; t+4 <= len(tile); t += 4 {
-					m.dot4(r, tile[t:t+4], &out)
-					ys[t0+t][r], ys[t0+t+1][r], ys[t0+t+2][r], ys[t0+t+3][r] = out[0], out[1], out[2], out[3]
-				}
-				for ; t < len(tile); t++ {
-					ys[t0+t][r] = m.dot(r, tile[t])
-				}
-			}
-		}
-	})
+	p := prepare(m.t.dt, m.in, xs)
+	b.parallel(rows, 16, func(lo, hi int) { m.mulRange(p, lo, hi, ys) })
 }
 
-// mulQ8_0 is mul for Q8_0 weights. The inputs are quantized to Q8_0 (as
-// llama.cpp's vec_dot_type), and each group of four is packed once for
-// kernel.MulQ8_0x4, which multiplies two rows at a time by a group. A
-// last group of two or three inputs is filled up by repeating its last
-// input, and a lone last input goes through kernel.DotQ8_0. Either way
-// every output is the same bits, so no result depends on how the inputs
-// were grouped, and each weight row is read from memory once.
-func (b *Backend) mulQ8_0(m matrix, rows int, xs [][]float32, ys [][]float32) {
-	nb := m.in / 32
+// mulRange computes rows [lo, hi) of m for every prepared input, on the
+// calling goroutine.
+func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
+	if m.t.dt == engine.Q8_0 {
+		m.mulRangeQ8_0(p, lo, hi, ys)
+		return
+	}
+	xs := p.xs
+	var out [4]float32
+	// Tiles of tokens keep their activations in L2 while the rows of this
+	// range stream past them.
+	for t0 := 0; t0 < len(xs); t0 += tokenTile {
+		tile := xs[t0:min(t0+tokenTile, len(xs))]
+		for r := lo; r < hi; r++ {
+			t := 0
+			for ; t+4 <= len(tile); t += 4 {
+				m.dot4(r, tile[t:t+4], &out)
+				ys[t0+t][r], ys[t0+t+1][r], ys[t0+t+2][r], ys[t0+t+3][r] = out[0], out[1], out[2], out[3]
+			}
+			for ; t < len(tile); t++ {
+				ys[t0+t][r] = m.dot(r, tile[t])
+			}
+		}
+	}
+}
+
+// mulRangeQ8_0 is mulRange for Q8_0 weights: kernel.MulQ8_0x4 multiplies
+// q8Rows rows (in L1) at a time by each packed group of four inputs, and a
+// lone last input goes through kernel.DotQ8_0; every output is the bits
+// DotQ8_0 gives, so no result depends on how inputs were grouped.
+func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
+	nb := p.nb
 	rowBytes := nb * 34
-	nt := len(xs)
-	q := make([]byte, rowBytes*nt)
-	for t, x := range xs {
-		kernel.QuantizeQ8_0(x, q[t*rowBytes:(t+1)*rowBytes])
-	}
-	xq := func(t int) []byte { return q[t*rowBytes : (t+1)*rowBytes] }
-	lone := -1 // the input left to DotQ8_0, if any
-	groups := make([]kernel.Q8_0x4, (nt+2)/4)
-	if nt%4 == 1 {
-		lone = nt - 1
-	}
-	for g := range groups {
-		x := func(j int) []byte { return xq(min(4*g+j, nt-1)) }
-		groups[g].Pack(x(0), x(1), x(2), x(3), nb)
-	}
-	w := m.t.raw[m.first*rowBytes : (m.first+rows)*rowBytes]
-	b.parallel(rows, 16, func(lo, hi int) {
-		var out [4 * q8Rows]float32
-		// Tiles of tokens keep their activations in L2 while this
-		// goroutine's rows stream past them, q8Rows rows (in L1) at a
-		// time against every group of the tile.
-		for g0 := 0; g0 == 0 || g0 < len(groups); g0 += tokenTile / 4 {
-			tile := groups[g0:min(g0+tokenTile/4, len(groups))]
-			for r := lo; r < hi; r += q8Rows {
-				n := min(q8Rows, hi-r)
-				for g := range tile {
-					kernel.MulQ8_0x4(w[r*rowBytes:], n, &tile[g], out[:4*n])
-					for j := range min(4, nt-4*(g0+g)) {
-						for i := range n {
-							ys[4*(g0+g)+j][r+i] = out[4*i+j]
-						}
-					}
-				}
-				if g0 == 0 && lone >= 0 {
-					for i := r; i < r+n; i++ {
-						ys[lone][i] = kernel.DotQ8_0(w[i*rowBytes:], xq(lone), nb)
+	nt := len(p.xs)
+	w := m.t.raw[m.first*rowBytes:]
+	var out [4 * q8Rows]float32
+	for g0 := 0; g0 == 0 || g0 < len(p.groups); g0 += tokenTile / 4 {
+		tile := p.groups[g0:min(g0+tokenTile/4, len(p.groups))]
+		for r := lo; r < hi; r += q8Rows {
+			n := min(q8Rows, hi-r)
+			for g := range tile {
+				kernel.MulQ8_0x4(w[r*rowBytes:], n, &tile[g], out[:4*n])
+				for j := range min(4, nt-4*(g0+g)) {
+					for i := range n {
+						ys[4*(g0+g)+j][r+i] = out[4*i+j]
 					}
 				}
 			}
+			if g0 == 0 && p.lone >= 0 {
+				for i := r; i < r+n; i++ {
+					ys[p.lone][i] = kernel.DotQ8_0(w[i*rowBytes:], p.xq(p.lone), nb)
+				}
+			}
 		}
-	})
+	}
+}
+
+// job is one piece of a batch of matrix products run in a single parallel
+// section: rows [lo, hi) of m for the prepared inputs p into ys.
+type job struct {
+	m      matrix
+	p      *prepared
+	lo, hi int
+	ys     [][]float32
+}
+
+// jobRows is how many rows a job covers: enough to amortise the hand-off,
+// few enough to balance uneven work between goroutines.
+const jobRows = 64
+
+// appendJobs splits rows of m into jobs.
+func appendJobs(jobs []job, m matrix, p *prepared, rows int, ys [][]float32) []job {
+	for lo := 0; lo < rows; lo += jobRows {
+		jobs = append(jobs, job{m: m, p: p, lo: lo, hi: min(lo+jobRows, rows), ys: ys})
+	}
+	return jobs
+}
+
+// runJobs runs jobs across the backend's goroutines, which take them in
+// turn, so many small products (heads, experts) share one parallel section
+// instead of paying one each.
+func (b *Backend) runJobs(jobs []job) {
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(jobs) {
+				return
+			}
+			j := &jobs[i]
+			j.m.mulRange(j.p, j.lo, j.hi, j.ys)
+		}
+	}
+	workers := min(b.threads, len(jobs))
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
 }
 
 // q8Rows is how many weight rows mulQ8_0 multiplies by each group of

@@ -165,31 +165,45 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		}
 	}
 	// outs[t][slot] holds expert slot j's output for token t; they are summed
-	// in slot order afterwards, as llama.cpp adds them.
+	// in slot order afterwards, as llama.cpp adds them. All experts' gate and
+	// up products share one parallel section, and all down products another.
 	outs := make([]float32, T*k*n)
+	type active struct {
+		e      int
+		gs, us [][]float32
+		ds     [][]float32
+	}
+	var acts []active
+	var jobs []job
 	for e, uses := range byExpert {
 		if len(uses) == 0 {
 			continue
 		}
+		a := active{e: e, gs: make([][]float32, len(uses)), us: make([][]float32, len(uses)), ds: make([][]float32, len(uses))}
 		xs := make([][]float32, len(uses))
-		gs := make([][]float32, len(uses))
-		us := make([][]float32, len(uses))
-		ds := make([][]float32, len(uses))
+		hidden := make([]float32, 2*f*len(uses))
 		for i, u := range uses {
 			xs[i] = xt.f[u.t*n : (u.t+1)*n]
-			gs[i] = make([]float32, f)
-			us[i] = make([]float32, f)
-			ds[i] = outs[(u.t*k+u.slot)*n : (u.t*k+u.slot+1)*n]
+			a.gs[i] = hidden[2*i*f : (2*i+1)*f]
+			a.us[i] = hidden[(2*i+1)*f : (2*i+2)*f]
+			a.ds[i] = outs[(u.t*k+u.slot)*n : (u.t*k+u.slot+1)*n]
 		}
-		c.b.mul(matrix{t: gt, first: e * f, in: n}, f, xs, gs)
-		c.b.mul(matrix{t: ut, first: e * f, in: n}, f, xs, us)
-		for i := range gs {
-			for j := range gs[i] {
-				gs[i][j] = swiglu(gs[i][j], us[i][j], clamp)
+		p := prepare(gt.dt, n, xs)
+		jobs = appendJobs(jobs, matrix{t: gt, first: e * f, in: n}, p, f, a.gs)
+		jobs = appendJobs(jobs, matrix{t: ut, first: e * f, in: n}, p, f, a.us)
+		acts = append(acts, a)
+	}
+	c.b.runJobs(jobs)
+	jobs = jobs[:0]
+	for _, a := range acts {
+		for i := range a.gs {
+			for j := range a.gs[i] {
+				a.gs[i][j] = swiglu(a.gs[i][j], a.us[i][j], clamp)
 			}
 		}
-		c.b.mul(matrix{t: dt, first: e * n, in: f}, n, gs, ds)
+		jobs = appendJobs(jobs, matrix{t: dt, first: a.e * n, in: f}, prepare(dt.dt, f, a.gs), n, a.ds)
 	}
+	c.b.runJobs(jobs)
 	y := newF32(T, n)
 	for t := range T {
 		dst := y.f[t*n : (t+1)*n]

@@ -81,6 +81,7 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 	}
 	T := xt.shape[0]
 	y := newF32(T, h, out)
+	var jobs []job
 	for head := range h {
 		xs := make([][]float32, T)
 		ys := make([][]float32, T)
@@ -88,8 +89,10 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 			xs[t] = xt.f[(t*h+head)*in : (t*h+head+1)*in]
 			ys[t] = y.f[(t*h+head)*out : (t*h+head+1)*out]
 		}
-		c.b.mul(matrix{t: wt, first: head * out, in: in}, out, xs, ys)
+		m := matrix{t: wt, first: head * out, in: in}
+		jobs = appendJobs(jobs, m, prepare(wt.dt, in, xs), out, ys)
 	}
+	c.b.runJobs(jobs)
 	return y
 }
 
