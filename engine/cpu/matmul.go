@@ -60,7 +60,8 @@ type prepared struct {
 	nb     int    // Q8_0 blocks per row
 	q      []byte // quantized rows, Q8_0
 	groups []kernel.Q8_0x4
-	lone   int // the last input left to DotQ8_0 when their count is 4k+1, else -1
+	lone   int            // the last input left to DotQ8_0 when their count is 4k+1, else -1
+	pair   *kernel.Q8_0x2 // the last two inputs when their count is 4k+2, else nil
 }
 
 // prepare readies xs for multiplication by weights of type dt with rows of
@@ -77,12 +78,18 @@ func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
 	for t, x := range xs {
 		kernel.QuantizeQ8_0(x, p.q[t*rowBytes:(t+1)*rowBytes])
 	}
-	if nt%4 == 1 {
+	switch nt % 4 {
+	case 1:
 		p.lone = nt - 1
+	case 2:
+		// Batched decode gives most experts one or two tokens; a pair
+		// padded to four would cost twice its arithmetic.
+		p.pair = new(kernel.Q8_0x2)
+		p.pair.Pack(p.xq(nt-2), p.xq(nt-1), p.nb)
 	}
-	// A last group of two or three inputs is filled up by repeating its
-	// last input; outputs are the same bits either way.
-	p.groups = make([]kernel.Q8_0x4, (nt+2)/4)
+	// A last group of three inputs is filled up by repeating its last
+	// input; outputs are the same bits either way.
+	p.groups = make([]kernel.Q8_0x4, (nt+1)/4)
 	for g := range p.groups {
 		x := func(j int) []byte { return p.xq(min(4*g+j, nt-1)) }
 		p.groups[g].Pack(x(0), x(1), x(2), x(3), p.nb)
@@ -130,15 +137,17 @@ func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
 }
 
 // mulRangeQ8_0 is mulRange for Q8_0 weights: kernel.MulQ8_0x4 multiplies
-// q8Rows rows (in L1) at a time by each packed group of four inputs, and a
-// lone last input goes through kernel.DotQ8_0; every output is the bits
-// DotQ8_0 gives, so no result depends on how inputs were grouped.
+// q8Rows rows (in L1) at a time by each packed group of four inputs, a last
+// pair goes through kernel.MulQ8_0x2 and a lone last input through
+// kernel.DotQ8_0; every output is the bits DotQ8_0 gives, so no result
+// depends on how inputs were grouped.
 func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 	nb := p.nb
 	rowBytes := nb * 34
 	nt := len(p.xs)
 	w := m.t.raw[m.first*rowBytes:]
 	var out [4 * q8Rows]float32
+	var out2 [2 * q8Rows]float32
 	for g0 := 0; g0 == 0 || g0 < len(p.groups); g0 += tokenTile / 4 {
 		tile := p.groups[g0:min(g0+tokenTile/4, len(p.groups))]
 		for r := lo; r < hi; r += q8Rows {
@@ -154,6 +163,12 @@ func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 			if g0 == 0 && p.lone >= 0 {
 				for i := r; i < r+n; i++ {
 					ys[p.lone][i] = kernel.DotQ8_0(w[i*rowBytes:], p.xq(p.lone), nb)
+				}
+			}
+			if g0 == 0 && p.pair != nil {
+				kernel.MulQ8_0x2(w[r*rowBytes:], n, p.pair, out2[:2*n])
+				for i := range n {
+					ys[nt-2][r+i], ys[nt-1][r+i] = out2[2*i], out2[2*i+1]
 				}
 			}
 		}

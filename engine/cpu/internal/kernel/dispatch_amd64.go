@@ -20,6 +20,7 @@ var avx2 = impls{
 
 	dotQ8_0:   dotQ8_0AVX2,
 	mulQ8_0x4: mulQ8_0x4Tiles,
+	mulQ8_0x2: mulQ8_0x2Tiles,
 
 	quantizeQ8_0: quantizeQ8_0Blocks,
 
@@ -71,5 +72,18 @@ func mulQ8_0x4Tiles(w []byte, rows int, x *Q8_0x4, out []float32) {
 	}
 	if r < rows {
 		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[4*r:])
+	}
+}
+
+// mulQ8_0x2Tiles is mulQ8_0x4Tiles for two packed vectors, with the tiles
+// dotQ8_0x2R2AVX2 and dotQ8_0x2R1AVX2.
+func mulQ8_0x2Tiles(w []byte, rows int, x *Q8_0x2, out []float32) {
+	rb := x.nBlocks * Q8_0BlockSize
+	r := 0
+	for ; r+2 <= rows; r += 2 {
+		dotQ8_0x2R2AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[2*r:])
+	}
+	if r < rows {
+		dotQ8_0x2R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[2*r:])
 	}
 }

@@ -877,6 +877,139 @@ dotQ8_0x4R1AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotQ8_0x2R2AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ8_0x2R2AVX2(SB), NOSPLIT, $32-112
+	MOVQ   w_base+0(FP), AX
+	MOVQ   rowBytes+24(FP), CX
+	LEAQ   (AX)(CX*1), CX
+	MOVQ   xq_base+32(FP), DX
+	MOVQ   xd_base+56(FP), BX
+	MOVQ   nBlocks+80(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotQ8_0x2R2AVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotQ8_0x2R2AVX2_done
+	VMOVDDUP     (BX), X4
+	PREFETCHT0   1024(AX)
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, X5
+	VMULPS       X4, X5, X5
+	VMOVUPS      X5, (SP)
+	PREFETCHT0   1024(CX)
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, X5
+	VMULPS       X4, X5, X5
+	VMOVUPS      X5, 16(SP)
+	VPMOVSXBW    2(AX), Y4
+	VPMOVSXBW    18(AX), Y5
+	VPMOVSXBW    2(CX), Y6
+	VPMOVSXBW    18(CX), Y7
+	VPMADDWD     (DX), Y4, Y8
+	VPMADDWD     32(DX), Y5, Y9
+	VPADDD       Y9, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VBROADCASTSS (SP), Y9
+	VFMADD231PS  Y8, Y9, Y0
+	VPMADDWD     (DX), Y6, Y8
+	VPMADDWD     32(DX), Y7, Y9
+	VPADDD       Y9, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VBROADCASTSS 16(SP), Y9
+	VFMADD231PS  Y8, Y9, Y2
+	VPMADDWD     64(DX), Y4, Y4
+	VPMADDWD     96(DX), Y5, Y5
+	VPADDD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(SP), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VPMADDWD     64(DX), Y6, Y4
+	VPMADDWD     96(DX), Y7, Y5
+	VPADDD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 20(SP), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x22, AX
+	ADDQ         $0x22, CX
+	ADDQ         $0x00000080, DX
+	ADDQ         $0x08, BX
+	DECQ         SI
+	JMP          dotQ8_0x2R2AVX2_loop
+
+dotQ8_0x2R2AVX2_done:
+	MOVQ         out_base+88(FP), AX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VEXTRACTF128 $0x01, Y1, X4
+	VADDPS       X4, X1, X1
+	VHADDPS      X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVQ        X0, (AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VHADDPS      X3, X2, X0
+	VHADDPS      X0, X0, X0
+	VMOVQ        X0, 8(AX)
+	VZEROUPPER
+	RET
+
+// func dotQ8_0x2R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ8_0x2R1AVX2(SB), NOSPLIT, $16-112
+	MOVQ   w_base+0(FP), AX
+	MOVQ   xq_base+32(FP), CX
+	MOVQ   xd_base+56(FP), DX
+	MOVQ   nBlocks+80(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+dotQ8_0x2R1AVX2_loop:
+	TESTQ        BX, BX
+	JZ           dotQ8_0x2R1AVX2_done
+	VMOVDDUP     (DX), X2
+	PREFETCHT0   1024(AX)
+	VPBROADCASTW (AX), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X2, X3, X3
+	VMOVUPS      X3, (SP)
+	VPMOVSXBW    2(AX), Y2
+	VPMOVSXBW    18(AX), Y3
+	VPMADDWD     (CX), Y2, Y4
+	VPMADDWD     32(CX), Y3, Y5
+	VPADDD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS (SP), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VPMADDWD     64(CX), Y2, Y2
+	VPMADDWD     96(CX), Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(SP), Y3
+	VFMADD231PS  Y2, Y3, Y1
+	ADDQ         $0x22, AX
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x08, DX
+	DECQ         BX
+	JMP          dotQ8_0x2R1AVX2_loop
+
+dotQ8_0x2R1AVX2_done:
+	MOVQ         out_base+88(FP), AX
+	VEXTRACTF128 $0x01, Y0, X2
+	VADDPS       X2, X0, X0
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VHADDPS      X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVQ        X0, (AX)
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

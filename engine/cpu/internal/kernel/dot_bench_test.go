@@ -123,8 +123,9 @@ func reportGMACs(b *testing.B, macs int) {
 
 // BenchmarkMulQ8_0x4 is prefill's inner loop: a block of weight rows
 // (16 KiB and more, in L1 and L2) against four packed activation vectors,
-// in the row-tiled kernel. GMAC/s compares with DotQ8_0's (BenchmarkDot
-// reports n MACs per op there as GMAC/s too).
+// in the row-tiled kernel, and (x2) against two, as batched decode does for
+// an expert that two tokens chose. GMAC/s compares with DotQ8_0's
+// (BenchmarkDot reports n MACs per op there as GMAC/s too).
 func BenchmarkMulQ8_0x4(b *testing.B) {
 	for _, n := range benchLens {
 		rowBytes := n / 32 * 34
@@ -135,6 +136,8 @@ func BenchmarkMulQ8_0x4(b *testing.B) {
 		}
 		var p Q8_0x4
 		p.Pack(benchQ8(n, 2), benchQ8(n, 3), benchQ8(n, 4), benchQ8(n, 5), n/32)
+		var p2 Q8_0x2
+		p2.Pack(benchQ8(n, 2), benchQ8(n, 3), n/32)
 		out := make([]float32, 4*rows)
 		b.Run(fmt.Sprintf("%dx%d", n, rows), func(b *testing.B) {
 			benchImpls(b, func(b *testing.B) {
@@ -143,6 +146,15 @@ func BenchmarkMulQ8_0x4(b *testing.B) {
 					MulQ8_0x4(w, rows, &p, out)
 				}
 				reportGMACs(b, 4*rows*n)
+			})
+		})
+		b.Run(fmt.Sprintf("x2/%dx%d", n, rows), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					MulQ8_0x2(w, rows, &p2, out)
+				}
+				reportGMACs(b, 2*rows*n)
 			})
 		})
 	}

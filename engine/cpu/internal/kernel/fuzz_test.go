@@ -114,8 +114,8 @@ func FuzzDotBF16(f *testing.F) {
 }
 
 // FuzzDotQ8_0 reads weights and activations as raw Q8_0 blocks and
-// checks DotQ8_0 against the generic twin and MulQ8_0x4 (two rows: w and
-// x) against DotQ8_0, bit for bit.
+// checks DotQ8_0 against the generic twin and MulQ8_0x4 and MulQ8_0x2 (two
+// rows: w and x) against DotQ8_0, bit for bit.
 func FuzzDotQ8_0(f *testing.F) {
 	seed := make([]byte, 68*3)
 	for i := range seed {
@@ -146,6 +146,13 @@ func FuzzDotQ8_0(f *testing.F) {
 			requireQ8Close(t, fast, ref, nb, abs, "x%d", j)
 			requireSameFloat(t, fast, out[j], "MulQ8_0x4 out[%d]", j)
 			requireSameFloat(t, DotQ8_0(x, xj, nb), out[4+j], "MulQ8_0x4 out[%d]", 4+j)
+		}
+		var p2 Q8_0x2
+		p2.Pack(xs[2], xs[3], nb)
+		MulQ8_0x2(data, 2, &p2, out[:4])
+		for j, xj := range xs[2:] {
+			requireSameFloat(t, DotQ8_0(w, xj, nb), out[j], "MulQ8_0x2 out[%d]", j)
+			requireSameFloat(t, DotQ8_0(x, xj, nb), out[2+j], "MulQ8_0x2 out[%d]", 2+j)
 		}
 	})
 }

@@ -1,7 +1,7 @@
 // Package kernel holds the CPU backend's inner loops: dot products of one
 // weight row against one or four activation vectors for the ggml storage
-// formats F32, F16, BF16 and Q8_0, a row-tiled Q8_0 matrix product against
-// four packed vectors, the Q8_0 activation quantizer, and the
+// formats F32, F16, BF16 and Q8_0, row-tiled Q8_0 matrix products against
+// four or two packed vectors, the Q8_0 activation quantizer, and the
 // scalar and slice converters between float32, IEEE half and bfloat16.
 // The backend splits a matrix-vector product into row ranges, one per
 // goroutine, and calls these kernels once per row; decode is bound by
@@ -25,9 +25,9 @@
 // exact: bit for bit the same on every input.
 //
 // Within one implementation set, each multi-vector form gives exactly its
-// single form's results (out[4r+j] of MulQ8_0x4 is DotQ8_0(row r, xj), and
-// out[j] of DotF32x4 is DotF32(w, xj), bit for bit), so a token's logits do
-// not depend on how the backend batched it.
+// single form's results (out[4r+j] of MulQ8_0x4 and out[2r+j] of MulQ8_0x2
+// are DotQ8_0(row r, xj), and out[j] of DotF32x4 is DotF32(w, xj), bit for
+// bit), so a token's logits do not depend on how the backend batched it.
 package kernel
 
 //go:generate sh -c "cd _gen && go run . -pkg kernel -out ../dot_amd64.s -stubs ../dot_amd64.go"
@@ -48,6 +48,7 @@ type impls struct {
 
 	dotQ8_0   func(w, x []byte, nBlocks int) float32
 	mulQ8_0x4 func(w []byte, rows int, x *Q8_0x4, out []float32)
+	mulQ8_0x2 func(w []byte, rows int, x *Q8_0x2, out []float32)
 
 	quantizeQ8_0 func(x []float32, dst []byte)
 
@@ -69,6 +70,7 @@ var generic = impls{
 
 	dotQ8_0:   dotQ8_0Generic,
 	mulQ8_0x4: mulQ8_0x4Generic,
+	mulQ8_0x2: mulQ8_0x2Generic,
 
 	quantizeQ8_0: quantizeQ8_0Generic,
 

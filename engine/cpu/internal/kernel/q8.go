@@ -137,21 +137,9 @@ type Q8_0x4 struct {
 // Pack sets p to the four vectors x0…x3 of nBlocks Q8_0 blocks each. It
 // panics if nBlocks < 0 or any xj is shorter than nBlocks·34 bytes.
 func (p *Q8_0x4) Pack(x0, x1, x2, x3 []byte, nBlocks int) {
-	n := nBlocks * Q8_0BlockSize
-	xs := [4][]byte{x0[:n], x1[:n], x2[:n], x3[:n]}
 	p.nBlocks = nBlocks
-	p.q = slices.Grow(p.q[:0], nBlocks*4*Q8_0BlockLen)[:nBlocks*4*Q8_0BlockLen]
-	p.d = slices.Grow(p.d[:0], 4*nBlocks)[:nBlocks*4]
-	for b := range nBlocks {
-		for j, x := range xs {
-			blk := (*[Q8_0BlockSize]byte)(x[b*Q8_0BlockSize:])
-			p.d[b*4+j] = F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-			q := (*[Q8_0BlockLen]int16)(p.q[(b*4+j)*Q8_0BlockLen:])
-			for i := range q {
-				q[i] = int16(int8(blk[2+i]))
-			}
-		}
-	}
+	xs := [4][]byte{x0, x1, x2, x3}
+	p.q, p.d = packQ8(p.q, p.d, xs[:], nBlocks)
 }
 
 // MulQ8_0x4 multiplies rows consecutive Q8_0 weight rows of x.nBlocks
@@ -172,6 +160,62 @@ func MulQ8_0x4(w []byte, rows int, x *Q8_0x4, out []float32) {
 			" bytes of w and " + strconv.Itoa(4*rows) + " of out, have " + strconv.Itoa(len(w)) + " and " + strconv.Itoa(len(out)))
 	}
 	active.mulQ8_0x4(w[:n], rows, x, out[:4*rows])
+}
+
+// Q8_0x2 holds two quantized activation vectors packed for [MulQ8_0x2],
+// laid out as [Q8_0x4] with two vectors per block instead of four. It
+// serves groups of two inputs, which a Q8_0x4 would pad to four. The zero
+// value is empty; Pack reuses its storage.
+type Q8_0x2 struct {
+	nBlocks int
+	q       []int16   // q[(b·2+j)·32+i]: quant i of block b of vector j
+	d       []float32 // d[b·2+j]: scale of block b of vector j
+}
+
+// Pack sets p to the two vectors x0 and x1 of nBlocks Q8_0 blocks each. It
+// panics if nBlocks < 0 or either is shorter than nBlocks·34 bytes.
+func (p *Q8_0x2) Pack(x0, x1 []byte, nBlocks int) {
+	p.nBlocks = nBlocks
+	p.q, p.d = packQ8(p.q, p.d, [][]byte{x0, x1}, nBlocks)
+}
+
+// MulQ8_0x2 is [MulQ8_0x4] for two packed vectors:
+//
+//	out[2·r+j] = DotQ8_0(w[r·nBlocks·34:], xj, nBlocks)   for r < rows, j < 2
+//
+// bit for bit. It panics if rows < 0, w is shorter than rows·nBlocks·34
+// bytes or out is shorter than 2·rows.
+func MulQ8_0x2(w []byte, rows int, x *Q8_0x2, out []float32) {
+	n := rows * x.nBlocks * Q8_0BlockSize
+	if rows < 0 || len(w) < n || len(out) < 2*rows {
+		panic("kernel: MulQ8_0x2: rows = " + strconv.Itoa(rows) + " needs " + strconv.Itoa(n) +
+			" bytes of w and " + strconv.Itoa(2*rows) + " of out, have " + strconv.Itoa(len(w)) + " and " + strconv.Itoa(len(out)))
+	}
+	active.mulQ8_0x2(w[:n], rows, x, out[:2*rows])
+}
+
+// packQ8 packs the vectors xs of nBlocks Q8_0 blocks side by side per
+// block into q (int16 quants) and d (float32 scales), reusing their
+// storage, and returns them.
+func packQ8(q []int16, d []float32, xs [][]byte, nBlocks int) ([]int16, []float32) {
+	n := nBlocks * Q8_0BlockSize
+	v := len(xs)
+	for j := range xs {
+		xs[j] = xs[j][:n]
+	}
+	q = slices.Grow(q[:0], nBlocks*v*Q8_0BlockLen)[:nBlocks*v*Q8_0BlockLen]
+	d = slices.Grow(d[:0], v*nBlocks)[:nBlocks*v]
+	for b := range nBlocks {
+		for j, x := range xs {
+			blk := (*[Q8_0BlockSize]byte)(x[b*Q8_0BlockSize:])
+			d[b*v+j] = F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			qb := (*[Q8_0BlockLen]int16)(q[(b*v+j)*Q8_0BlockLen:])
+			for i := range qb {
+				qb[i] = int16(int8(blk[2+i]))
+			}
+		}
+	}
+	return q, d
 }
 
 // dotQ8_0Generic is the reference loop of [DotQ8_0], that of ggml's generic
@@ -200,21 +244,33 @@ func dotQ8_0Generic(w, x []byte, nBlocks int) float32 {
 // [dotQ8_0Generic] for each row and packed vector, which holds the same
 // quants and the same scales as float32, so the results are its bits.
 func mulQ8_0x4Generic(w []byte, rows int, x *Q8_0x4, out []float32) {
-	nb := x.nBlocks
+	mulPackedGeneric(w, rows, x.nBlocks, 4, x.q, x.d, out)
+}
+
+// mulQ8_0x2Generic is the reference loop of [MulQ8_0x2], that of
+// [mulQ8_0x4Generic] for two vectors.
+func mulQ8_0x2Generic(w []byte, rows int, x *Q8_0x2, out []float32) {
+	mulPackedGeneric(w, rows, x.nBlocks, 2, x.q, x.d, out)
+}
+
+// mulPackedGeneric sets out[vecs·r+j] to the dot product of weight row r
+// with packed vector j, vecs vectors of nb blocks packed side by side per
+// block in q and d, as [dotQ8_0Generic] computes it.
+func mulPackedGeneric(w []byte, rows, nb, vecs int, xq []int16, xd []float32, out []float32) {
 	for r := range rows {
 		row := w[r*nb*Q8_0BlockSize:]
-		for j := range 4 {
+		for j := range vecs {
 			var s float32
 			for b := range nb {
 				wb := (*[Q8_0BlockSize]byte)(row[b*Q8_0BlockSize:])
-				q := (*[Q8_0BlockLen]int16)(x.q[(b*4+j)*Q8_0BlockLen:])
+				q := (*[Q8_0BlockLen]int16)(xq[(b*vecs+j)*Q8_0BlockLen:])
 				var sumi int32
 				for i, v := range q {
 					sumi += int32(int8(wb[2+i])) * int32(v)
 				}
-				s += float32(sumi) * (F16ToF32(uint16(wb[0])|uint16(wb[1])<<8) * x.d[b*4+j])
+				s += float32(sumi) * (F16ToF32(uint16(wb[0])|uint16(wb[1])<<8) * xd[b*vecs+j])
 			}
-			out[4*r+j] = s
+			out[vecs*r+j] = s
 		}
 	}
 }

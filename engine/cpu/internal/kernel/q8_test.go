@@ -234,6 +234,11 @@ func TestDotQ8_0(t *testing.T) {
 				MulQ8_0x4(w, 1, &p, out[:])
 				check(t)
 				require.Equal(t, want, *out, "nb=%d off=%d MulQ8_0x4", nb, off)
+				var p2 Q8_0x2
+				p2.Pack(x[1], x[3], nb)
+				var out2 [2]float32
+				MulQ8_0x2(w, 1, &p2, out2[:])
+				require.Equal(t, [2]float32{want[1], want[3]}, out2, "nb=%d off=%d MulQ8_0x2", nb, off)
 			}
 		}
 	})
@@ -331,11 +336,34 @@ func checkMulQ8(t *testing.T, rows [][]byte, x [4][]byte, nb int, name string) [
 			requireSameFloat(t, dotQ8_0Generic(row, x[j], nb), ref[4*r+j], "generic %s: row %d x%d", name, r, j)
 		}
 	}
+	checkMulQ8x2(t, w, len(rows), x[0], x[2], nb, name)
 	return out
 }
 
-// TestMulQ8_0x4 runs MulQ8_0x4 over every row count up to 7 (tiles of two
-// rows and an odd one) and awkward block counts, with full-range quants
+// checkMulQ8x2 multiplies the rows laid one after another in w by x0 and x1
+// packed as a Q8_0x2, with MulQ8_0x2 (guarded output) and its generic twin,
+// and requires every output to be its set's single dot product bit for bit.
+func checkMulQ8x2(t *testing.T, w []byte, rows int, x0, x1 []byte, nb int, name string) {
+	t.Helper()
+	var p Q8_0x2
+	p.Pack(x0, x1, nb)
+	out, check := guarded(2*rows, 5, float32(-12345.5))
+	MulQ8_0x2(w, rows, &p, out)
+	check(t)
+	ref := make([]float32, len(out))
+	mulQ8_0x2Generic(w, rows, &p, ref)
+	rowBytes := nb * 34
+	for r := range rows {
+		row := w[r*rowBytes : (r+1)*rowBytes]
+		for j, xj := range [][]byte{x0, x1} {
+			requireSameFloat(t, DotQ8_0(row, xj, nb), out[2*r+j], "%s: MulQ8_0x2 row %d x%d", name, r, j)
+			requireSameFloat(t, dotQ8_0Generic(row, xj, nb), ref[2*r+j], "generic %s: MulQ8_0x2 row %d x%d", name, r, j)
+		}
+	}
+}
+
+// TestMulQ8_0x4 runs MulQ8_0x4 and MulQ8_0x2 over every row count up to 7
+// (tiles of two rows and an odd one) and awkward block counts, with full-range quants
 // (-128 included) and random scales, each output against DotQ8_0.
 func TestMulQ8_0x4(t *testing.T) {
 	t.Parallel()
@@ -370,6 +398,12 @@ func TestQ8_0x4PackReuses(t *testing.T) {
 	out := make([]float32, 4)
 	MulQ8_0x4(w, 1, &p, out)
 	require.Equal(t, DotQ8_0(w, x, 3), out[0])
+	var p2 Q8_0x2
+	p2.Pack(x, x, 8)
+	require.Zero(t, testing.AllocsPerRun(10, func() { p2.Pack(x, x, 8) }))
+	p2.Pack(x, x, 3)
+	MulQ8_0x2(w, 1, &p2, out)
+	require.Equal(t, DotQ8_0(w, x, 3), out[1])
 }
 
 func TestDotQ8_0PanicsOnShortInput(t *testing.T) {
@@ -386,5 +420,11 @@ func TestDotQ8_0PanicsOnShortInput(t *testing.T) {
 	require.Panics(t, func() { MulQ8_0x4(short, 1, &p, out[:]) })
 	require.Panics(t, func() { MulQ8_0x4(full, 1, &p, out[:3]) })
 	require.Panics(t, func() { MulQ8_0x4(full, -1, &p, out[:]) })
+	var p2 Q8_0x2
+	require.Panics(t, func() { p2.Pack(full, short, 2) })
+	p2.Pack(full, full, 2)
+	require.Panics(t, func() { MulQ8_0x2(short, 1, &p2, out[:]) })
+	require.Panics(t, func() { MulQ8_0x2(full, 1, &p2, out[:1]) })
+	require.Panics(t, func() { MulQ8_0x2(full, -1, &p2, out[:]) })
 	require.Equal(t, float32(0), DotQ8_0(full, full, 2))
 }

@@ -27,8 +27,10 @@ func main() {
 		dotx4(k)
 	}
 	dotQ8_0()
-	dotQ8_0x4Rows(2)
-	dotQ8_0x4Rows(1)
+	dotQ8_0xRows(2, 4)
+	dotQ8_0xRows(1, 4)
+	dotQ8_0xRows(2, 2)
+	dotQ8_0xRows(1, 2)
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
@@ -422,28 +424,29 @@ func dotQ8_0() {
 	RET()
 }
 
-// q8Packed is the layout of kernel.Q8_0x4, four activation vectors packed
-// per block: 4×32 int16 quants, then (in a separate slice) 4 float32 scales.
-const (
-	q8PackedQ = 4 * 32 * 2 // bytes of quants per block
-	q8PackedD = 4 * 4      // bytes of scales per block
-)
+// q8PackedQ is the bytes of int16 quants per block and packed vector in
+// kernel.Q8_0x4 and kernel.Q8_0x2 (vectors side by side per block, then, in
+// a separate slice, one float32 scale per vector and block).
+const q8PackedQ = 32 * 2
 
-// dotQ8_0x4Rows writes dotQ8_0x4R<rows>AVX2, the register tile of
-// MulQ8_0x4: rows weight rows (1 or 2, rowBytes apart) against the four
-// packed activation vectors, one block per iteration. Per block each row's
-// quants are widened once and its scale converted once; the four vectors'
-// scales come ready as float32, so a row's four d_w·d_xj are one VMULPS,
-// spilled and broadcast by loads. The activations' int16 quants are
-// memory operands of VPMADDWD, read once per row from L1. Two rows use
-// 8 accumulators, 4 widened weight registers and 3 temporaries: 15 of the
-// 16 YMM registers; each output gets one VPMADDWD pair, an add, a
-// conversion and an FMA a block, about 2 cycles on ports 0 and 1.
-func dotQ8_0x4Rows(rows int) {
-	name := fmt.Sprintf("dotQ8_0x4R%dAVX2", rows)
+// dotQ8_0xRows writes dotQ8_0x<vecs>R<rows>AVX2, the register tile of
+// MulQ8_0x4 (vecs 4) or MulQ8_0x2 (vecs 2): rows weight rows (1 or 2,
+// rowBytes apart) against the packed activation vectors, one block per
+// iteration. Per block each row's quants are widened once and its scale
+// converted once; the vectors' scales come ready as float32, so a row's
+// d_w·d_xj are one VMULPS, spilled and broadcast by loads. The
+// activations' int16 quants are memory operands of VPMADDWD, read once per
+// row from L1. Two rows of four vectors use 8 accumulators, 4 widened
+// weight registers and 3 temporaries: 15 of the 16 YMM registers; each
+// output gets one VPMADDWD pair, an add, a conversion and an FMA a block,
+// about 2 cycles on ports 0 and 1. The two-vector form serves groups of
+// two inputs (in batched decode most experts get one or two tokens), which
+// the four-vector form would pad to four and so do twice the work.
+func dotQ8_0xRows(rows, vecs int) {
+	name := fmt.Sprintf("dotQ8_0x%dR%dAVX2", vecs, rows)
 	TEXT(name, NOSPLIT, "func(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)")
-	Doc(name+" sets out[4r+j] for r < "+fmt.Sprint(rows)+" as mulQ8_0x4Generic does;",
-		"see _gen. w holds the rows, xq and xd nBlocks packed blocks, out 4·rows floats.")
+	Doc(fmt.Sprintf("%s sets out[%dr+j] for r < %d as mulQ8_0x%dGeneric does;", name, vecs, rows, vecs),
+		fmt.Sprintf("see _gen. w holds the rows, xq and xd nBlocks packed blocks, out %d·rows floats.", vecs))
 	var w [2]Register
 	w[0] = Load(Param("w").Base(), GP64())
 	if rows == 2 {
@@ -457,7 +460,7 @@ func dotQ8_0x4Rows(rows int) {
 	scales := AllocLocal(16 * rows)
 	var acc [2][4]VecVirtual
 	for r := range rows {
-		for j := range acc[r] {
+		for j := range vecs {
 			acc[r][j] = YMM()
 			VXORPS(acc[r][j], acc[r][j], acc[r][j])
 		}
@@ -467,22 +470,26 @@ func dotQ8_0x4Rows(rows int) {
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
 	dx := XMM()
-	VMOVUPS(Mem{Base: xd}, dx)
+	if vecs == 4 {
+		VMOVUPS(Mem{Base: xd}, dx)
+	} else {
+		VMOVDDUP(Mem{Base: xd}, dx) // d_x0, d_x1, d_x0, d_x1
+	}
 	for r := range rows {
 		prefetchW(Mem{Base: w[r]})
 		dw := XMM()
 		VPBROADCASTW(Mem{Base: w[r]}, dw)
 		VCVTPH2PS(dw, dw)
-		VMULPS(dx, dw, dw) // d_w·d_xj, j < 4
+		VMULPS(dx, dw, dw) // d_w·d_xj, j < vecs
 		VMOVUPS(dw, scales.Offset(16*r))
 	}
 	var wq [2][2]VecVirtual
 	for r := range rows {
 		wq[r][0], wq[r][1] = q8Widen(Mem{Base: w[r]})
 	}
-	for j := range 4 {
+	for j := range vecs {
 		for r := range rows {
-			p := q8Lanes(wq[r][0], wq[r][1], Mem{Base: xq, Disp: 64 * j}, Mem{Base: xq, Disp: 64*j + 32})
+			p := q8Lanes(wq[r][0], wq[r][1], Mem{Base: xq, Disp: q8PackedQ * j}, Mem{Base: xq, Disp: q8PackedQ*j + 32})
 			s := YMM()
 			VBROADCASTSS(scales.Offset(16*r+4*j), s)
 			VFMADD231PS(p, s, acc[r][j])
@@ -491,18 +498,36 @@ func dotQ8_0x4Rows(rows int) {
 	for r := range rows {
 		ADDQ(Imm(q8Block), w[r])
 	}
-	ADDQ(U32(q8PackedQ), xq)
-	ADDQ(Imm(q8PackedD), xd)
+	ADDQ(U32(uint64(q8PackedQ*vecs)), xq)
+	ADDQ(Imm(uint64(4*vecs)), xd)
 	DECQ(nb)
 	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
 	out := Load(Param("out").Base(), GP64())
 	for r := range rows {
-		VMOVUPS(hsum4(acc[r]), Mem{Base: out, Disp: 16 * r})
+		if vecs == 4 {
+			VMOVUPS(hsum4(acc[r]), Mem{Base: out, Disp: 16 * r})
+		} else {
+			VMOVQ(hsum2(acc[r][0], acc[r][1]), Mem{Base: out, Disp: 8 * r})
+		}
 	}
 	VZEROUPPER()
 	RET()
+}
+
+// hsum2 returns an XMM register whose lanes 0 and 1 hold the lane sums of
+// a0 and a1, each in hsum's order.
+func hsum2(a0, a1 VecVirtual) VecVirtual {
+	for _, y := range []VecVirtual{a0, a1} {
+		t := XMM()
+		VEXTRACTF128(Imm(1), y, t)
+		VADDPS(t, y.AsX(), y.AsX())
+	}
+	s := XMM()
+	VHADDPS(a1.AsX(), a0.AsX(), s) // a0 01, a0 23, a1 01, a1 23
+	VHADDPS(s, s, s)               // a0, a1, a0, a1
+	return s
 }
 
 // f16ToF32s writes f16ToF32sAVX2: VCVTPH2PS 32 halves per iteration, then
