@@ -1,0 +1,384 @@
+// Package plugin runs WebAssembly plugins in wazero sandboxes. Each plugin
+// gets its own runtime with its memory cap, so that one plugin cannot starve
+// another; modules are compiled once, through an on-disk cache in a private
+// directory, and instantiated into a pre-warmed pool. Every call has a
+// deadline. An instance that traps, runs out of memory or times out is
+// discarded and replaced in the background with backoff, and a plugin that
+// keeps failing trips a circuit breaker, so a bad plugin loses its instances,
+// never the server.
+//
+// This package knows the ABI's module shape (a wasip1 reactor exporting
+// memory, _initialize and the ulan_abi_1 marker, with host imports in the
+// ulan_v1 namespace), not the kinds built on it; sdk/ABI.md describes both.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// ABI names (sdk/ABI.md).
+const (
+	// MarkerExport is the export that marks a module as a ulan plugin of ABI
+	// major version 1. It is never called.
+	MarkerExport = "ulan_abi_1"
+	// HostModule is the namespace of the host's imports for ABI 1.
+	HostModule = "ulan_v1"
+	// wasiModule is wasip1's import namespace.
+	wasiModule = wasi_snapshot_preview1.ModuleName
+)
+
+// Tier is how much the operator trusts a plugin.
+type Tier uint8
+
+const (
+	// Sandboxed interrupts a call at its deadline (wazero's
+	// WithCloseOnContextDone), at the price of a check at every loop
+	// back-edge. The default.
+	Sandboxed Tier = iota
+	// Trusted runs without interruption checks, for the operator's own
+	// plugins: calls are faster, but a call that never returns cannot be
+	// stopped and hangs the process.
+	Trusted
+)
+
+// Grants are what a plugin may use beyond computation.
+type Grants struct {
+	// Clock provides ulan_v1.now_ns and real WASI clocks.
+	Clock bool
+}
+
+// Config configures one plugin.
+type Config struct {
+	// ID names the plugin in logs, errors and metrics.
+	ID string
+	// Tier is how far the plugin is trusted.
+	Tier Tier
+	// Grants are the capabilities the operator grants.
+	Grants Grants
+	// MemoryPages caps each instance's linear memory (64 KiB pages);
+	// 0 means 1024 (64 MiB).
+	MemoryPages uint32
+	// CallTimeout bounds every call; 0 means 1 s.
+	CallTimeout time.Duration
+	// InitTimeout bounds instantiation and _initialize; 0 means 10 s.
+	InitTimeout time.Duration
+	// PoolSize is the number of warm instances; 0 means 2.
+	PoolSize int
+	// LogBytes caps what one instance may write to stdout and stderr
+	// (forwarded to the log); 0 means 64 KiB.
+	LogBytes int
+	// Logger receives the plugin's output and the runtime's notes; nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// Cache, if not nil, is the compilation cache (see OpenCache).
+	Cache wazero.CompilationCache
+}
+
+func (c *Config) defaults() {
+	if c.MemoryPages == 0 {
+		c.MemoryPages = 1024
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = time.Second
+	}
+	if c.InitTimeout == 0 {
+		c.InitTimeout = 10 * time.Second
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = 2
+	}
+	if c.LogBytes <= 0 {
+		c.LogBytes = 64 << 10
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Plugin is a compiled module with its pool of instances.
+type Plugin struct {
+	cfg      Config
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	log      *slog.Logger
+	pool     *pool
+	breaker  *breaker
+}
+
+// Load compiles a module, checks its shape and pre-warms its pool. A module
+// that is not a reactor, lacks the marker or imports something the host does
+// not provide (or the operator did not grant) is refused, naming what is
+// wrong.
+func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
+	cfg.defaults()
+	rc := wazero.NewRuntimeConfig().
+		WithMemoryLimitPages(cfg.MemoryPages).
+		WithCloseOnContextDone(cfg.Tier == Sandboxed)
+	if cfg.Cache != nil {
+		rc = rc.WithCompilationCache(cfg.Cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID)}
+	fail := func(err error) (*Plugin, error) {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("plugin %s: %w", cfg.ID, err)
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
+	}
+	p.compiled = compiled
+	if err := checkShape(compiled); err != nil {
+		return fail(err)
+	}
+	if err := p.instantiateHost(ctx, compiled); err != nil {
+		return fail(err)
+	}
+	p.breaker = newBreaker()
+	p.pool, err = newPool(ctx, p)
+	if err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// checkShape enforces the ABI's module shape.
+func checkShape(m wazero.CompiledModule) error {
+	exports := m.ExportedFunctions()
+	if _, ok := m.ExportedMemories()["memory"]; !ok {
+		return errors.New(`the module exports no memory named "memory"`)
+	}
+	if _, ok := exports[MarkerExport]; !ok {
+		return fmt.Errorf("not a ulan plugin of ABI 1: no %s export", MarkerExport)
+	}
+	if _, ok := exports["_initialize"]; !ok {
+		if _, cmd := exports["_start"]; cmd {
+			return errors.New("a command module (exports _start): plugins must be reactors (build with -buildmode=c-shared, or -mexec-model=reactor)")
+		}
+		return errors.New("no _initialize export: plugins must be wasip1 reactors")
+	}
+	return nil
+}
+
+// hostFunc is one host import.
+type hostFunc struct {
+	fn      api.GoModuleFunction
+	params  []api.ValueType
+	results []api.ValueType
+	grant   func(Grants) bool
+}
+
+// instantiateHost provides the host imports the module uses, refusing any it
+// imports that the host lacks or the operator did not grant.
+func (p *Plugin) instantiateHost(ctx context.Context, m wazero.CompiledModule) error {
+	funcs := p.hostFuncs()
+	for _, f := range m.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		switch mod {
+		case wasiModule:
+		case HostModule:
+			hf, ok := funcs[name]
+			if !ok {
+				return fmt.Errorf("imports %s.%s, which the host does not provide", mod, name)
+			}
+			if hf.grant != nil && !hf.grant(p.cfg.Grants) {
+				return fmt.Errorf("imports %s.%s, which needs a grant the operator did not give", mod, name)
+			}
+			if !slices.Equal(f.ParamTypes(), hf.params) || !slices.Equal(f.ResultTypes(), hf.results) {
+				return fmt.Errorf("imports %s.%s with the wrong signature", mod, name)
+			}
+		default:
+			return fmt.Errorf("imports %s.%s: only %s and %s imports are allowed", mod, name, HostModule, wasiModule)
+		}
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
+		return fmt.Errorf("wasi: %w", err)
+	}
+	b := p.rt.NewHostModuleBuilder(HostModule)
+	for name, hf := range funcs {
+		if hf.grant != nil && !hf.grant(p.cfg.Grants) {
+			continue
+		}
+		b = b.NewFunctionBuilder().WithGoModuleFunction(hf.fn, hf.params, hf.results).Export(name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("host module: %w", err)
+	}
+	return nil
+}
+
+// maxLogLine bounds one ulan_v1.log message.
+const maxLogLine = 4096
+
+func (p *Plugin) hostFuncs() map[string]hostFunc {
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	return map[string]hostFunc{
+		// log(level, ptr, len): level 0 debug, 1 info, 2 warn, 3 error.
+		"log": {
+			params: []api.ValueType{i32, i32, i32},
+			fn: api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+				level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+				msg, ok := m.Memory().Read(ptr, min(n, maxLogLine))
+				if !ok {
+					msg = []byte("(log message outside the plugin's memory)")
+				}
+				p.log.Log(ctx, slog.Level(4*(min(max(level, 0), 3)-1)), strings.ToValidUTF8(string(msg), "\uFFFD"))
+			}),
+		},
+		// now_ns() i64: a monotonic clock, with the clock grant.
+		"now_ns": {
+			results: []api.ValueType{i64},
+			grant:   func(g Grants) bool { return g.Clock },
+			fn: api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
+				stack[0] = uint64(time.Since(processStart).Nanoseconds())
+			}),
+		},
+	}
+}
+
+var processStart = time.Now()
+
+// instantiate makes one instance: no filesystem, environment, arguments or
+// network; fake clocks and deterministic randomness unless granted; output
+// to the log within a budget; _initialize run under InitTimeout.
+func (p *Plugin) instantiate(ctx context.Context) (api.Module, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.InitTimeout)
+	defer cancel()
+	out := newLogWriter(p.log, p.cfg.LogBytes)
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions("_initialize").
+		WithStdout(out).
+		WithStderr(out)
+	if p.cfg.Grants.Clock {
+		mc = mc.WithSysWalltime().WithSysNanotime()
+	}
+	m, err := p.rt.InstantiateModule(ctx, p.compiled, mc)
+	if err != nil {
+		return nil, classify(ctx, "_initialize", err)
+	}
+	return m, nil
+}
+
+// Call calls an export with scalar parameters on a pooled instance, within
+// the plugin's call deadline (and ctx's). Any failure discards the instance.
+func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]uint64, error) {
+	if err := p.breaker.allow(); err != nil {
+		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindUnhealthy, Err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	m, err := p.pool.checkout(ctx)
+	if err != nil {
+		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
+	}
+	fn := m.ExportedFunction(export)
+	if fn == nil {
+		p.pool.put(m)
+		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindMissing, Err: errors.New("no such export")}
+	}
+	res, err := p.call(ctx, m, fn, params)
+	if err != nil {
+		p.pool.discard(m)
+		p.breaker.failure()
+		ce := classify(ctx, export, err)
+		ce.Plugin = p.cfg.ID
+		p.log.Warn("plugin call failed; instance replaced", "export", export, "kind", ce.Kind.String(), "err", ce.Err)
+		return nil, ce
+	}
+	p.breaker.success()
+	p.pool.put(m)
+	return res, nil
+}
+
+// call runs fn. In a trusted runtime nothing can interrupt a guest: a
+// trusted plugin that loops forever hangs its caller, and since compiled
+// wasm has no preemption points, the Go runtime's next stop-the-world with
+// it (see RATIONALE.md, "What does the trusted tier give up?").
+func (p *Plugin) call(ctx context.Context, _ api.Module, fn api.Function, params []uint64) ([]uint64, error) {
+	return fn.Call(ctx, params...)
+}
+
+// Stats describe a plugin's pool and health.
+type Stats struct {
+	Idle, Size   int
+	Replacements int
+	Unhealthy    bool
+}
+
+// Stats returns the pool's state.
+func (p *Plugin) Stats() Stats {
+	idle, size, repl := p.pool.stats()
+	return Stats{Idle: idle, Size: size, Replacements: repl, Unhealthy: p.breaker.open()}
+}
+
+// Close closes every instance and the runtime.
+func (p *Plugin) Close(ctx context.Context) error {
+	p.pool.close()
+	return p.rt.Close(ctx)
+}
+
+// ErrorKind classifies a failed call.
+type ErrorKind uint8
+
+// Error kinds.
+const (
+	KindTrap      ErrorKind = iota + 1 // the guest trapped (unreachable, bounds, stack, out of memory)
+	KindTimeout                        // the deadline passed
+	KindExit                           // the guest exited (proc_exit)
+	KindMissing                        // no such export
+	KindUnhealthy                      // the circuit breaker is open
+)
+
+func (k ErrorKind) String() string {
+	switch k {
+	case KindTrap:
+		return "trap"
+	case KindTimeout:
+		return "timeout"
+	case KindExit:
+		return "exit"
+	case KindMissing:
+		return "missing export"
+	case KindUnhealthy:
+		return "unhealthy"
+	}
+	return "unknown"
+}
+
+// CallError is a failed plugin call.
+type CallError struct {
+	Plugin string
+	Export string
+	Kind   ErrorKind
+	Err    error
+}
+
+func (e *CallError) Error() string {
+	return fmt.Sprintf("plugin %s: %s: %s: %v", e.Plugin, e.Export, e.Kind, e.Err)
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+func classify(ctx context.Context, export string, err error) *CallError {
+	ce := &CallError{Export: export, Kind: KindTrap, Err: err}
+	var exit *sys.ExitError
+	switch {
+	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+		ce.Kind, ce.Err = KindTimeout, fmt.Errorf("did not return within its deadline: %w", context.Cause(ctx))
+	case errors.As(err, &exit):
+		ce.Kind = KindExit
+	}
+	return ce
+}

@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// pool holds a plugin's warm instances. Checkout waits on a channel (never
+// spins) until an instance is free or the deadline passes; a discarded
+// instance is replaced in the background, with exponential backoff while
+// instantiation keeps failing.
+type pool struct {
+	p    *Plugin
+	idle chan api.Module
+	size int
+
+	mu           sync.Mutex
+	closed       bool
+	replacements int
+	backoff      time.Duration
+	wg           sync.WaitGroup
+}
+
+const (
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+func newPool(ctx context.Context, p *Plugin) (*pool, error) {
+	pl := &pool{p: p, idle: make(chan api.Module, p.cfg.PoolSize), size: p.cfg.PoolSize, backoff: minBackoff}
+	for range pl.size {
+		m, err := p.instantiate(ctx)
+		if err != nil {
+			pl.close()
+			return nil, err
+		}
+		pl.idle <- m
+	}
+	return pl, nil
+}
+
+func (pl *pool) checkout(ctx context.Context) (api.Module, error) {
+	select {
+	case m := <-pl.idle:
+		return m, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// put returns a healthy instance.
+func (pl *pool) put(m api.Module) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.closed {
+		_ = m.Close(context.Background())
+		return
+	}
+	pl.idle <- m
+}
+
+// discard closes a failed instance and starts its replacement.
+func (pl *pool) discard(m api.Module) {
+	_ = m.Close(context.Background())
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.closed {
+		return
+	}
+	pl.wg.Add(1)
+	go pl.replace()
+}
+
+func (pl *pool) replace() {
+	defer pl.wg.Done()
+	for {
+		m, err := pl.p.instantiate(context.Background())
+		pl.mu.Lock()
+		if pl.closed {
+			pl.mu.Unlock()
+			if m != nil {
+				_ = m.Close(context.Background())
+			}
+			return
+		}
+		if err == nil {
+			pl.replacements++
+			pl.backoff = minBackoff
+			pl.idle <- m
+			pl.mu.Unlock()
+			return
+		}
+		wait := pl.backoff
+		pl.backoff = min(2*pl.backoff, maxBackoff)
+		pl.mu.Unlock()
+		pl.p.log.Warn("plugin instance could not be replaced; retrying", "err", err, "in", wait)
+		time.Sleep(wait)
+	}
+}
+
+func (pl *pool) stats() (idle, size, replacements int) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return len(pl.idle), pl.size, pl.replacements
+}
+
+// close stops replacements and closes the idle instances; instances in use
+// are closed when they come back.
+func (pl *pool) close() {
+	pl.mu.Lock()
+	pl.closed = true
+	pl.mu.Unlock()
+	pl.wg.Wait()
+	for {
+		select {
+		case m := <-pl.idle:
+			_ = m.Close(context.Background())
+		default:
+			return
+		}
+	}
+}
