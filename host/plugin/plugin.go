@@ -252,7 +252,7 @@ var processStart = time.Now()
 // instantiate makes one instance: no filesystem, environment, arguments or
 // network; fake clocks and deterministic randomness unless granted; output
 // to the log within a budget; _initialize run under InitTimeout.
-func (p *Plugin) instantiate(ctx context.Context) (api.Module, error) {
+func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.InitTimeout)
 	defer cancel()
 	out := newLogWriter(p.log, p.cfg.LogBytes)
@@ -268,7 +268,7 @@ func (p *Plugin) instantiate(ctx context.Context) (api.Module, error) {
 	if err != nil {
 		return nil, classify(ctx, "_initialize", err)
 	}
-	return m, nil
+	return &instance{mod: m, fns: map[string]api.Function{}}, nil
 }
 
 // Call calls an export with scalar parameters on a pooled instance, within
@@ -283,7 +283,7 @@ func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]u
 	if err != nil {
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
 	}
-	fn := m.ExportedFunction(export)
+	fn := m.function(export)
 	if fn == nil {
 		p.pool.put(m)
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindMissing, Err: errors.New("no such export")}
@@ -306,7 +306,7 @@ func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]u
 // trusted plugin that loops forever hangs its caller, and since compiled
 // wasm has no preemption points, the Go runtime's next stop-the-world with
 // it (see RATIONALE.md, "What does the trusted tier give up?").
-func (p *Plugin) call(ctx context.Context, _ api.Module, fn api.Function, params []uint64) ([]uint64, error) {
+func (p *Plugin) call(ctx context.Context, _ *instance, fn api.Function, params []uint64) ([]uint64, error) {
 	return fn.Call(ctx, params...)
 }
 

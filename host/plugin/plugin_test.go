@@ -17,8 +17,13 @@ import (
 
 func wasm(t *testing.T, name string) []byte {
 	t.Helper()
+	return mustRead(t, name)
+}
+
+func mustRead(tb testing.TB, name string) []byte {
+	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name+".wasm"))
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	return b
 }
 

@@ -8,13 +8,34 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
+// instance is one instantiated module with the functions looked up so far:
+// wazero builds a new call engine on every ExportedFunction, so a hot path
+// must not look exports up per call.
+type instance struct {
+	mod api.Module
+	fns map[string]api.Function
+}
+
+func (i *instance) function(name string) api.Function {
+	if f, ok := i.fns[name]; ok {
+		return f
+	}
+	f := i.mod.ExportedFunction(name)
+	if f != nil {
+		i.fns[name] = f
+	}
+	return f
+}
+
+func (i *instance) Close(ctx context.Context) error { return i.mod.Close(ctx) }
+
 // pool holds a plugin's warm instances. Checkout waits on a channel (never
 // spins) until an instance is free or the deadline passes; a discarded
 // instance is replaced in the background, with exponential backoff while
 // instantiation keeps failing.
 type pool struct {
 	p    *Plugin
-	idle chan api.Module
+	idle chan *instance
 	size int
 
 	mu           sync.Mutex
@@ -30,7 +51,7 @@ const (
 )
 
 func newPool(ctx context.Context, p *Plugin) (*pool, error) {
-	pl := &pool{p: p, idle: make(chan api.Module, p.cfg.PoolSize), size: p.cfg.PoolSize, backoff: minBackoff}
+	pl := &pool{p: p, idle: make(chan *instance, p.cfg.PoolSize), size: p.cfg.PoolSize, backoff: minBackoff}
 	for range pl.size {
 		m, err := p.instantiate(ctx)
 		if err != nil {
@@ -42,7 +63,7 @@ func newPool(ctx context.Context, p *Plugin) (*pool, error) {
 	return pl, nil
 }
 
-func (pl *pool) checkout(ctx context.Context) (api.Module, error) {
+func (pl *pool) checkout(ctx context.Context) (*instance, error) {
 	select {
 	case m := <-pl.idle:
 		return m, nil
@@ -52,7 +73,7 @@ func (pl *pool) checkout(ctx context.Context) (api.Module, error) {
 }
 
 // put returns a healthy instance.
-func (pl *pool) put(m api.Module) {
+func (pl *pool) put(m *instance) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if pl.closed {
@@ -63,7 +84,7 @@ func (pl *pool) put(m api.Module) {
 }
 
 // discard closes a failed instance and starts its replacement.
-func (pl *pool) discard(m api.Module) {
+func (pl *pool) discard(m *instance) {
 	_ = m.Close(context.Background())
 	pl.mu.Lock()
 	defer pl.mu.Unlock()

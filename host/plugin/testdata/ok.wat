@@ -8,6 +8,7 @@
   (func (export "_initialize") (global.set $init (i32.const 42)))
   (func (export "ulan_abi_1"))
   (func (export "initialised") (result i32) (global.get $init))
+  (func (export "noop"))
   (func (export "add") (param i32 i32) (result i32)
     (i32.add (local.get 0) (local.get 1)))
   (func (export "hello") (result i32)
