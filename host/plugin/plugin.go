@@ -14,6 +14,7 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Cache, if not nil, is the compilation cache (see OpenCache).
 	Cache wazero.CompilationCache
+	// Kind, when set, makes Load check the module's manifest: its kind,
+	// exports, config schema and needs; and makes every instance start with
+	// ulan_init(PluginConfig). Empty loads the bare module (the runtime's own
+	// tests and tooling).
+	Kind Kind
+	// PluginConfig is the plugin's configuration, JSON, validated against
+	// the manifest's config_schema.
+	PluginConfig json.RawMessage
 }
 
 func (c *Config) defaults() {
@@ -114,6 +123,7 @@ type Plugin struct {
 	log      *slog.Logger
 	pool     *pool
 	breaker  *breaker
+	manifest Manifest
 }
 
 // Load compiles a module, checks its shape and pre-warms its pool. A module
@@ -124,7 +134,8 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	cfg.defaults()
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(cfg.MemoryPages).
-		WithCloseOnContextDone(cfg.Tier == Sandboxed)
+		WithCloseOnContextDone(cfg.Tier == Sandboxed).
+		WithCustomSections(cfg.Kind != "")
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
@@ -142,6 +153,11 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	if err := checkShape(compiled); err != nil {
 		return fail(err)
 	}
+	if cfg.Kind != "" {
+		if err := p.checkManifest(compiled); err != nil {
+			return fail(err)
+		}
+	}
 	if err := p.instantiateHost(ctx, compiled); err != nil {
 		return fail(err)
 	}
@@ -152,6 +168,32 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	}
 	return p, nil
 }
+
+// checkManifest checks the manifest against the operator's configuration:
+// the kind, the exports it requires, the config schema, the grants.
+func (p *Plugin) checkManifest(m wazero.CompiledModule) error {
+	man, err := ReadManifest(m)
+	if err != nil {
+		return err
+	}
+	if man.Kind != p.cfg.Kind {
+		return fmt.Errorf("the module is a %s plugin, configured as a %s", man.Kind, p.cfg.Kind)
+	}
+	if err := checkExports(m, man.Kind); err != nil {
+		return err
+	}
+	if err := checkConfig(man.ConfigSchema, p.cfg.PluginConfig); err != nil {
+		return err
+	}
+	if err := checkNeeds(man.Needs, p.cfg); err != nil {
+		return err
+	}
+	p.manifest = man
+	return nil
+}
+
+// Manifest returns the plugin's manifest (zero for a bare module).
+func (p *Plugin) Manifest() Manifest { return p.manifest }
 
 // checkShape enforces the ABI's module shape.
 func checkShape(m wazero.CompiledModule) error {
@@ -268,7 +310,42 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, classify(ctx, "_initialize", err)
 	}
-	return &instance{mod: m, fns: map[string]api.Function{}}, nil
+	inst := &instance{mod: m, fns: map[string]api.Function{}}
+	if p.cfg.Kind != "" {
+		if err := p.initInstance(ctx, inst); err != nil {
+			_ = m.Close(ctx)
+			return nil, err
+		}
+	}
+	return inst, nil
+}
+
+// initInstance hands the plugin its config: the bytes go into a buffer from
+// ulan_alloc, then ulan_init(ptr, len) must return 0.
+func (p *Plugin) initInstance(ctx context.Context, inst *instance) error {
+	cfg := []byte(p.cfg.PluginConfig)
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	res, err := inst.function("ulan_alloc").Call(ctx, uint64(len(cfg)))
+	if err != nil {
+		return classify(ctx, "ulan_alloc", err)
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 || !inst.mod.Memory().Write(ptr, cfg) {
+		return fmt.Errorf("ulan_alloc(%d) gave no usable buffer", len(cfg))
+	}
+	res, err = inst.function("ulan_init").Call(ctx, uint64(ptr), uint64(len(cfg)))
+	if err != nil {
+		return classify(ctx, "ulan_init", err)
+	}
+	if status := int32(res[0]); status != 0 {
+		return fmt.Errorf("ulan_init refused the config: status %d", status)
+	}
+	if _, err := inst.function("ulan_free").Call(ctx, uint64(ptr)); err != nil {
+		return classify(ctx, "ulan_free", err)
+	}
+	return nil
 }
 
 // Call calls an export with scalar parameters on a pooled instance, within

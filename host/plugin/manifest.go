@@ -1,0 +1,253 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// ManifestSection is the custom section that carries a plugin's manifest
+// (sdk/ABI.md §7).
+const ManifestSection = "ulan.manifest"
+
+// Kind is what a plugin does.
+type Kind string
+
+// The plugin kinds.
+const (
+	KindTokenizer Kind = "tokenizer"
+	KindSampler   Kind = "sampler"
+	KindHook      Kind = "hook"
+)
+
+// Manifest is a plugin's description of itself.
+type Manifest struct {
+	ABI          int             `json:"abi"`
+	Name         string          `json:"name"`
+	Version      string          `json:"version"`
+	Kind         Kind            `json:"kind"`
+	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
+	Needs        Needs           `json:"needs"`
+}
+
+// Needs are what a plugin asks the operator for.
+type Needs struct {
+	MemoryPages   uint32   `json:"memory_pages,omitempty"`
+	CallTimeoutMS int      `json:"call_timeout_ms,omitempty"`
+	Imports       []string `json:"imports,omitempty"`
+	Trust         string   `json:"trust,omitempty"`
+}
+
+// export is a required export's signature.
+type export struct {
+	name            string
+	params, results []api.ValueType
+}
+
+var (
+	i32, i64 = api.ValueTypeI32, api.ValueTypeI64
+	vt       = func(t ...api.ValueType) []api.ValueType { return t }
+	// common are the exports every kind needs (sdk/ABI.md §3, §5).
+	common = []export{
+		{"ulan_alloc", vt(i32), vt(i32)},
+		{"ulan_free", vt(i32), nil},
+		{"ulan_init", vt(i32, i32), vt(i32)},
+	}
+	// kindExports are each kind's required exports (sdk/ABI.md §6).
+	kindExports = map[Kind][]export{
+		KindTokenizer: {
+			{"tok_info", nil, vt(i64)},
+			{"tok_vocab", vt(i32, i32), vt(i64)},
+			{"tok_encode", vt(i32, i32, i32), vt(i64)},
+			{"tok_decode", vt(i32, i32, i32), vt(i64)},
+		},
+		KindSampler: {
+			{"smp_open", vt(i32, i32), vt(i64)},
+			{"smp_step", vt(i32, i32), vt(i32)},
+			{"smp_close", vt(i64), nil},
+		},
+		KindHook: {
+			{"hook_open", vt(i32, i32), vt(i64)},
+			{"hook_delta", vt(i64, i32, i32, i32, i32, i32), vt(i64)},
+			{"hook_end", vt(i64, i32), vt(i64)},
+			{"hook_close", vt(i64), nil},
+		},
+	}
+)
+
+// ReadManifest parses the manifest section of a compiled module (compiled by
+// a runtime with custom sections kept).
+func ReadManifest(m wazero.CompiledModule) (Manifest, error) {
+	var raw []byte
+	for _, s := range m.CustomSections() {
+		if s.Name() == ManifestSection {
+			if raw != nil {
+				return Manifest{}, fmt.Errorf("two %s sections", ManifestSection)
+			}
+			raw = s.Data()
+		}
+	}
+	if raw == nil {
+		return Manifest{}, fmt.Errorf("no %s custom section (embed one with `ulan plugin build`)", ManifestSection)
+	}
+	var man Manifest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&man); err != nil {
+		return Manifest{}, fmt.Errorf("manifest: %w", err)
+	}
+	return man, man.validate()
+}
+
+func (m Manifest) validate() error {
+	var errs []error
+	if m.ABI != 1 {
+		errs = append(errs, fmt.Errorf("manifest: abi %d, but this host speaks ABI 1", m.ABI))
+	}
+	if _, ok := kindExports[m.Kind]; !ok {
+		errs = append(errs, fmt.Errorf("manifest: kind %q is not tokenizer, sampler or hook", m.Kind))
+	}
+	if m.Name == "" || m.Version == "" {
+		errs = append(errs, errors.New("manifest: name and version are required"))
+	}
+	if m.Needs.Trust != "" && m.Needs.Trust != "sandboxed" && m.Needs.Trust != "trusted" {
+		errs = append(errs, fmt.Errorf("manifest: needs.trust %q is not sandboxed or trusted", m.Needs.Trust))
+	}
+	return errors.Join(errs...)
+}
+
+// checkExports checks that a module exports what its kind requires, with
+// the right signatures.
+func checkExports(m wazero.CompiledModule, kind Kind) error {
+	have := m.ExportedFunctions()
+	var errs []error
+	for _, e := range append(slices.Clone(common), kindExports[kind]...) {
+		f, ok := have[e.name]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("a %s must export %s", kind, e.name))
+		case !slices.Equal(f.ParamTypes(), e.params) || !slices.Equal(f.ResultTypes(), e.results):
+			errs = append(errs, fmt.Errorf("export %s has signature %s, want %s", e.name, signature(f.ParamTypes(), f.ResultTypes()), signature(e.params, e.results)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func signature(params, results []api.ValueType) string {
+	names := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(s, ", ")
+	}
+	return "(" + names(params) + ") → (" + names(results) + ")"
+}
+
+// checkConfig validates a plugin's config against its manifest's schema and
+// names the offending field.
+func checkConfig(schema, config json.RawMessage) error {
+	if len(schema) == 0 {
+		return nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	if err != nil {
+		return fmt.Errorf("manifest: config_schema: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("config.json", doc); err != nil {
+		return fmt.Errorf("manifest: config_schema: %w", err)
+	}
+	s, err := c.Compile("config.json")
+	if err != nil {
+		return fmt.Errorf("manifest: config_schema: %w", err)
+	}
+	if len(config) == 0 {
+		config = json.RawMessage("{}")
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(config))
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := s.Validate(inst); err != nil {
+		var ve *jsonschema.ValidationError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("config: %s", describeViolation(ve))
+		}
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// describeViolation names the deepest offending field and what is wrong.
+func describeViolation(ve *jsonschema.ValidationError) string {
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	path := "/" + strings.Join(ve.InstanceLocation, "/")
+	msg := ve.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return fmt.Sprintf("at %s: %s", path, msg)
+}
+
+// checkNeeds refuses a plugin whose needs exceed the operator's grants,
+// naming each missing grant.
+func checkNeeds(n Needs, cfg Config) error {
+	var errs []error
+	if n.MemoryPages > cfg.MemoryPages {
+		errs = append(errs, fmt.Errorf("needs %d memory pages, the operator grants %d", n.MemoryPages, cfg.MemoryPages))
+	}
+	if n.CallTimeoutMS > 0 && time.Duration(n.CallTimeoutMS)*time.Millisecond > cfg.CallTimeout {
+		errs = append(errs, fmt.Errorf("needs calls of up to %d ms, the operator grants %v", n.CallTimeoutMS, cfg.CallTimeout))
+	}
+	for _, imp := range n.Imports {
+		switch imp {
+		case "log", "set_error":
+		case "clock":
+			if !cfg.Grants.Clock {
+				errs = append(errs, errors.New(`needs the "clock" grant`))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("needs import %q, which the operator did not grant", imp))
+		}
+	}
+	if n.Trust == "trusted" && cfg.Tier != Trusted {
+		errs = append(errs, errors.New("asks for the trusted tier, which the operator did not grant"))
+	}
+	return errors.Join(errs...)
+}
+
+// EmbedManifest appends the manifest as a ulan.manifest custom section to a
+// WebAssembly binary (custom sections may follow every other section and do
+// not change the code). A module that already has one is refused.
+func EmbedManifest(wasm []byte, manifest []byte) ([]byte, error) {
+	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
+		return nil, errors.New("not a WebAssembly binary")
+	}
+	if bytes.Contains(wasm, []byte(ManifestSection)) {
+		return nil, fmt.Errorf("the module already has a %s section", ManifestSection)
+	}
+	var man Manifest
+	if err := json.Unmarshal(manifest, &man); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	var payload []byte
+	payload = binary.AppendUvarint(payload, uint64(len(ManifestSection)))
+	payload = append(payload, ManifestSection...)
+	payload = append(payload, manifest...)
+	out := slices.Clone(wasm)
+	out = append(out, 0) // custom section id
+	out = binary.AppendUvarint(out, uint64(len(payload)))
+	return append(out, payload...), nil
+}

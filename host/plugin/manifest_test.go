@@ -1,0 +1,87 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const hookManifest = `{
+  "abi": 1, "name": "test-hook", "version": "0.1.0", "kind": "hook",
+  "config_schema": {"type": "object", "properties": {"patterns": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+  "needs": {"memory_pages": 64, "call_timeout_ms": 5, "imports": ["log"], "trust": "sandboxed"}
+}`
+
+func withManifest(t *testing.T, name, manifest string) []byte {
+	t.Helper()
+	b, err := EmbedManifest(wasm(t, name), []byte(manifest))
+	require.NoError(t, err)
+	return b
+}
+
+func loadKind(module []byte, kind Kind, config string, mod func(*Config)) (*Plugin, error) {
+	cfg := Config{ID: "k", Kind: kind, PluginConfig: json.RawMessage(config), PoolSize: 1, MemoryPages: 128,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return Load(context.Background(), module, cfg)
+}
+
+func TestManifestLoad(t *testing.T) {
+	t.Parallel()
+	p, err := loadKind(withManifest(t, "hook", hookManifest), KindHook, `{"patterns": ["\\d+"]}`, nil)
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	require.Equal(t, "test-hook", p.Manifest().Name)
+	res, err := p.Call(context.Background(), "hook_open", 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), res[0])
+}
+
+func TestManifestChecks(t *testing.T) {
+	t.Parallel()
+	hook := withManifest(t, "hook", hookManifest)
+	for _, tc := range []struct {
+		name   string
+		module []byte
+		kind   Kind
+		config string
+		mod    func(*Config)
+		want   string
+	}{
+		{"no manifest", wasm(t, "hook"), KindHook, "{}", nil, "no ulan.manifest custom section"},
+		{"wrong kind", hook, KindSampler, "{}", nil, "is a hook plugin, configured as a sampler"},
+		{"bad signature", withManifest(t, "hook_badsig", hookManifest), KindHook, "{}", nil, "export hook_end has signature (i32) → (i64), want (i64, i32) → (i64)"},
+		{"missing exports", withManifest(t, "ok", `{"abi":1,"name":"x","version":"1","kind":"sampler"}`), KindSampler, "{}", nil, "a sampler must export smp_step"},
+		{"wrong abi", withManifest(t, "hook", `{"abi":2,"name":"x","version":"1","kind":"hook"}`), KindHook, "{}", nil, "abi 2, but this host speaks ABI 1"},
+		{"unknown manifest field", withManifest(t, "hook", `{"abi":1,"name":"x","version":"1","kind":"hook","colour":"red"}`), KindHook, "{}", nil, `unknown field "colour"`},
+		{"config off schema", hook, KindHook, `{"patterns": [1]}`, nil, "config: at /patterns/0"},
+		{"config extra field", hook, KindHook, `{"pattern": []}`, nil, "config: at /"},
+		{"memory grant", hook, KindHook, "{}", func(c *Config) { c.MemoryPages = 32 }, "needs 64 memory pages, the operator grants 32"},
+		{"import grant", withManifest(t, "hook", `{"abi":1,"name":"x","version":"1","kind":"hook","needs":{"imports":["clock"]}}`), KindHook, "{}", nil, `needs the "clock" grant`},
+		{"trust grant", withManifest(t, "hook", `{"abi":1,"name":"x","version":"1","kind":"hook","needs":{"trust":"trusted"}}`), KindHook, "{}", nil, "asks for the trusted tier"},
+		{"init refuses", withManifest(t, "hook", `{"abi":1,"name":"x","version":"1","kind":"hook"}`), KindHook, `{"refuse": true}`, nil, "ulan_init refused the config: status 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := loadKind(tc.module, tc.kind, tc.config, tc.mod)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestEmbedManifest(t *testing.T) {
+	t.Parallel()
+	_, err := EmbedManifest([]byte("nope"), []byte(hookManifest))
+	require.ErrorContains(t, err, "not a WebAssembly binary")
+	once := withManifest(t, "hook", hookManifest)
+	_, err = EmbedManifest(once, []byte(hookManifest))
+	require.ErrorContains(t, err, "already has")
+	_, err = EmbedManifest(wasm(t, "hook"), []byte("{"))
+	require.ErrorContains(t, err, "manifest")
+}
