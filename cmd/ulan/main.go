@@ -61,6 +61,6 @@ sandboxed WebAssembly plugins.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newVersionCmd(), newGenerateCmd(), newChatCmd(), newTokenizeCmd(), newModelCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newGenerateCmd(), newChatCmd(), newTokenizeCmd(), newModelCmd(), newBenchCmd(), newPluginCmd())
 	return root
 }

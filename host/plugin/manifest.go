@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -97,7 +98,7 @@ func ReadManifest(m wazero.CompiledModule) (Manifest, error) {
 		}
 	}
 	if raw == nil {
-		return Manifest{}, fmt.Errorf("no %s custom section (embed one with `ulan plugin build`)", ManifestSection)
+		return Manifest{}, fmt.Errorf("no %s custom section", ManifestSection)
 	}
 	var man Manifest
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -250,4 +251,52 @@ func EmbedManifest(wasm []byte, manifest []byte) ([]byte, error) {
 	out = append(out, 0) // custom section id
 	out = binary.AppendUvarint(out, uint64(len(payload)))
 	return append(out, payload...), nil
+}
+
+// Description is what `ulan plugin inspect` shows of a module.
+type Description struct {
+	// ABI is the major version the marker export declares, 0 without one.
+	ABI int
+	// Reactor reports an _initialize export.
+	Reactor bool
+	// Manifest is the embedded manifest, if any; ManifestErr says why it
+	// could not be read.
+	Manifest    *Manifest
+	ManifestErr error
+	// Exports and Imports are function signatures by name ("module.name"
+	// for imports), sorted.
+	Exports []string
+	Imports []string
+}
+
+// Describe compiles a module (without instantiating it) and describes it.
+func Describe(ctx context.Context, wasm []byte) (*Description, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true))
+	defer rt.Close(ctx)
+	m, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid WebAssembly module: %w", err)
+	}
+	d := &Description{}
+	for name, f := range m.ExportedFunctions() {
+		d.Exports = append(d.Exports, name+signature(f.ParamTypes(), f.ResultTypes()))
+		if name == MarkerExport {
+			d.ABI = 1
+		}
+		if name == "_initialize" {
+			d.Reactor = true
+		}
+	}
+	for _, f := range m.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		d.Imports = append(d.Imports, mod+"."+name+signature(f.ParamTypes(), f.ResultTypes()))
+	}
+	slices.Sort(d.Exports)
+	slices.Sort(d.Imports)
+	if man, err := ReadManifest(m); err != nil {
+		d.ManifestErr = err
+	} else {
+		d.Manifest = &man
+	}
+	return d, nil
 }
