@@ -153,13 +153,13 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	if err := checkShape(compiled); err != nil {
 		return fail(err)
 	}
+	if err := p.instantiateHost(ctx, compiled); err != nil {
+		return fail(err)
+	}
 	if cfg.Kind != "" {
 		if err := p.checkManifest(compiled); err != nil {
 			return fail(err)
 		}
-	}
-	if err := p.instantiateHost(ctx, compiled); err != nil {
-		return fail(err)
 	}
 	p.breaker = newBreaker()
 	p.pool, err = newPool(ctx, p)
@@ -218,7 +218,7 @@ type hostFunc struct {
 	fn      api.GoModuleFunction
 	params  []api.ValueType
 	results []api.ValueType
-	grant   func(Grants) bool
+	grant   func(*Config) bool
 }
 
 // instantiateHost provides the host imports the module uses, refusing any it
@@ -234,8 +234,8 @@ func (p *Plugin) instantiateHost(ctx context.Context, m wazero.CompiledModule) e
 			if !ok {
 				return fmt.Errorf("imports %s.%s, which the host does not provide", mod, name)
 			}
-			if hf.grant != nil && !hf.grant(p.cfg.Grants) {
-				return fmt.Errorf("imports %s.%s, which needs a grant the operator did not give", mod, name)
+			if hf.grant != nil && !hf.grant(&p.cfg) {
+				return fmt.Errorf("imports %s.%s, which needs a grant the operator did not give (or is not for a %s plugin)", mod, name, kindName(p.cfg.Kind))
 			}
 			if !slices.Equal(f.ParamTypes(), hf.params) || !slices.Equal(f.ResultTypes(), hf.results) {
 				return fmt.Errorf("imports %s.%s with the wrong signature", mod, name)
@@ -249,7 +249,7 @@ func (p *Plugin) instantiateHost(ctx context.Context, m wazero.CompiledModule) e
 	}
 	b := p.rt.NewHostModuleBuilder(HostModule)
 	for name, hf := range funcs {
-		if hf.grant != nil && !hf.grant(p.cfg.Grants) {
+		if hf.grant != nil && !hf.grant(&p.cfg) {
 			continue
 		}
 		b = b.NewFunctionBuilder().WithGoModuleFunction(hf.fn, hf.params, hf.results).Export(name)
@@ -265,7 +265,8 @@ const maxLogLine = 4096
 
 func (p *Plugin) hostFuncs() map[string]hostFunc {
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
-	return map[string]hostFunc{
+	funcs := samplerPrimitives()
+	for name, f := range map[string]hostFunc{
 		// log(level, ptr, len): level 0 debug, 1 info, 2 warn, 3 error.
 		"log": {
 			params: []api.ValueType{i32, i32, i32},
@@ -281,15 +282,25 @@ func (p *Plugin) hostFuncs() map[string]hostFunc {
 		// now_ns() i64: a monotonic clock, with the clock grant.
 		"now_ns": {
 			results: []api.ValueType{i64},
-			grant:   func(g Grants) bool { return g.Clock },
+			grant:   func(c *Config) bool { return c.Grants.Clock },
 			fn: api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
 				stack[0] = uint64(time.Since(processStart).Nanoseconds())
 			}),
 		},
+	} {
+		funcs[name] = f
 	}
+	return funcs
 }
 
 var processStart = time.Now()
+
+func kindName(k Kind) string {
+	if k == "" {
+		return "bare"
+	}
+	return string(k)
+}
 
 // instantiate makes one instance: no filesystem, environment, arguments or
 // network; fake clocks and deterministic randomness unless granted; output
