@@ -1,0 +1,98 @@
+package primitive
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// deepseekSplit is the third Split regex of DeepSeek-V3's tokenizer.json, with
+// the lookahead Go's regexp cannot express.
+const deepseekSplit = `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
+func pieces(t *testing.T, p *Pattern, text string) []string {
+	t.Helper()
+	spans, err := p.Split(text)
+	require.NoError(t, err)
+	var out []string
+	end := 0
+	for _, s := range spans {
+		require.Equal(t, end, s[0], "spans cover the text in order")
+		out = append(out, text[s[0]:s[1]])
+		end = s[1]
+	}
+	require.Equal(t, len(text), end)
+	return out
+}
+
+func TestSplitDeepSeekPattern(t *testing.T) {
+	t.Parallel()
+	p, err := Compile(deepseekSplit)
+	require.NoError(t, err)
+	require.Equal(t, []string{"Hello", ",", " world", "!"}, pieces(t, p, "Hello, world!"))
+	// \s+(?!\S) leaves the last space to the next word.
+	require.Equal(t, []string{"a", "  ", " b"}, pieces(t, p, "a   b"))
+	require.Equal(t, []string{"über", " café"}, pieces(t, p, "über café"))
+	require.Equal(t, []string{"x", "\xff", "y"}, pieces(t, p, "x\xffy"), "an invalid byte stands alone")
+
+	digits, err := Compile(`\p{N}{1,3}`)
+	require.NoError(t, err)
+	require.Equal(t, []string{"123", "456", "7", "ab"}, pieces(t, digits, "1234567ab"))
+
+	_, err = Compile(`(`)
+	require.ErrorContains(t, err, "pattern")
+	_, err = p.Split(strings.Repeat("a", MaxSplitText+1))
+	require.ErrorIs(t, err, ErrBounds)
+}
+
+func TestSplitLongInputFinishes(t *testing.T) {
+	t.Parallel()
+	p, err := Compile(deepseekSplit)
+	require.NoError(t, err)
+	start := time.Now()
+	spans, err := p.Split(strings.Repeat("x", MaxSplitText))
+	require.NoError(t, err)
+	require.Len(t, spans, 1)
+	require.Less(t, time.Since(start), 10*time.Second)
+}
+
+func TestMerge(t *testing.T) {
+	t.Parallel()
+	// Symbols a=1 b=2 c=3; merges: (a,b)→4 rank 0, (4,c)→5 rank 1, (b,c)→6 rank 2.
+	r, err := NewRanks([]int32{1, 4, 2}, []int32{2, 3, 3}, []int32{4, 5, 6})
+	require.NoError(t, err)
+	got, err := r.Merge([]int32{1, 2, 3})
+	require.NoError(t, err)
+	require.Equal(t, []int32{5}, got)
+	got, err = r.Merge([]int32{2, 3, 1, 2})
+	require.NoError(t, err)
+	require.Equal(t, []int32{6, 4}, got)
+	got, err = r.Merge([]int32{1, 2, 1, 2})
+	require.NoError(t, err)
+	require.Equal(t, []int32{4, 4}, got, "equal ranks merge leftmost first")
+	got, err = r.Merge(nil)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	_, err = NewRanks([]int32{1}, nil, nil)
+	require.ErrorIs(t, err, ErrBounds)
+}
+
+// TestMergeLongPieceFinishes: a 1 M-symbol piece that merges pairwise
+// all the way up finishes quickly (O(n log n)).
+func TestMergeLongPieceFinishes(t *testing.T) {
+	t.Parallel()
+	// Level k merges two tokens of level k−1 into one of level k.
+	var left, right, result []int32
+	for lvl := int32(0); lvl < 20; lvl++ {
+		left, right, result = append(left, lvl), append(right, lvl), append(result, lvl+1)
+	}
+	r, err := NewRanks(left, right, result)
+	require.NoError(t, err)
+	start := time.Now()
+	got, err := r.Merge(make([]int32, 1<<20))
+	require.NoError(t, err)
+	require.Equal(t, []int32{20}, got)
+	require.Less(t, time.Since(start), 20*time.Second)
+}
