@@ -2,7 +2,9 @@ package plugin
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
+	"math"
 	"log/slog"
 	"testing"
 )
@@ -71,6 +73,43 @@ func BenchmarkBareCall(b *testing.B) {
 			for b.Loop() {
 				if _, err := fn.Call(ctx); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTopKThroughPlugin is the 129,280-entry logits path: a plugin asks
+// the host for the top 64 of a full vocabulary row in its memory. Compare
+// with primitive.BenchmarkTopK64Of129280, the same work natively.
+func BenchmarkTopKThroughPlugin(b *testing.B) {
+	for _, tier := range []struct {
+		name string
+		tier Tier
+	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+		b.Run(tier.name, func(b *testing.B) {
+			p, err := Load(context.Background(), mustRead(b, "prims"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			inst, err := p.pool.checkout(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.pool.put(inst)
+			const n = 129280
+			buf := make([]byte, 4*n)
+			for i := range n {
+				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(float32(math.Sin(float64(i)))))
+			}
+			inst.mod.Memory().Write(0, buf)
+			fn := inst.function("topk")
+			b.SetBytes(4 * n)
+			for b.Loop() {
+				res, err := fn.Call(context.Background(), n, 64)
+				if err != nil || res[0] != 64 {
+					b.Fatal(err, res)
 				}
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -19,15 +20,27 @@ const (
 // (the runtime's tests and the conformance tooling).
 func forSamplers(c *Config) bool { return c.Kind == KindSampler || c.Kind == "" }
 
-// f32s reads n float32 values from guest memory; ok is false when the range
-// is outside it or too long.
+// littleEndian hosts can view guest arrays in place: wasm memory is
+// little-endian.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// f32s returns n float32 values of guest memory at ptr: a view on
+// little-endian hosts (valid until the guest runs again), a copy elsewhere.
+// ok is false when the range is outside the memory, too long, or not
+// 4-byte aligned (sdk/ABI.md §3: natural alignment).
 func f32s(m api.Memory, ptr, n uint32) ([]float32, bool) {
-	if n > primitive.MaxValues {
+	if n > primitive.MaxValues || ptr%4 != 0 {
 		return nil, false
 	}
 	b, ok := m.Read(ptr, 4*n)
 	if !ok {
 		return nil, false
+	}
+	if n == 0 {
+		return []float32{}, true
+	}
+	if littleEndian {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n), true
 	}
 	v := make([]float32, n)
 	for i := range v {
@@ -36,10 +49,14 @@ func f32s(m api.Memory, ptr, n uint32) ([]float32, bool) {
 	return v, true
 }
 
+// writeF32s stores v at ptr unless it is already there (a view).
 func writeF32s(m api.Memory, ptr uint32, v []float32) bool {
 	b, ok := m.Read(ptr, uint32(4*len(v)))
 	if !ok {
 		return false
+	}
+	if len(v) > 0 && littleEndian && unsafe.Pointer(&b[0]) == unsafe.Pointer(&v[0]) {
+		return true
 	}
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
@@ -85,7 +102,16 @@ func samplerPrimitives() map[string]hostFunc {
 			params: []api.ValueType{i32, i32, f32, i32}, results: []api.ValueType{i32}, grant: forSamplers,
 			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
 				vals, ok := f32s(m.Memory(), uint32(s[0]), uint32(s[1]))
-				if !ok || primitive.Softmax(vals, api.DecodeF32(s[2]), vals) != nil || !writeF32s(m.Memory(), uint32(s[3]), vals) {
+				out, ok2 := f32s(m.Memory(), uint32(s[3]), uint32(s[1]))
+				if !ok || !ok2 {
+					s[0] = bad
+					return
+				}
+				res := out
+				if !littleEndian {
+					res = make([]float32, len(vals))
+				}
+				if primitive.Softmax(vals, api.DecodeF32(s[2]), res) != nil || !writeF32s(m.Memory(), uint32(s[3]), res) {
 					s[0] = bad
 					return
 				}
