@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"math"
 	"log/slog"
+	"math"
 	"testing"
 )
 
