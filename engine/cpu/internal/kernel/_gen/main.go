@@ -457,7 +457,7 @@ func dotQ8_0xRows(rows, vecs int) {
 	xq := Load(Param("xq").Base(), GP64())
 	xd := Load(Param("xd").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
-	scales := AllocLocal(32 * rows)
+	scales := AllocLocal(16 * rows)
 	var acc [2][4]VecVirtual
 	for r := range rows {
 		for j := range vecs {
@@ -466,77 +466,8 @@ func dotQ8_0xRows(rows, vecs int) {
 		}
 	}
 
-	// xq runs xqBias bytes ahead, so that a block's activation operands
-	// have one-byte displacements; sp addresses the scales without an SIB
-	// byte. Shorter instructions decode faster.
-	xqBias := 0
-	if q8PackedQ*vecs > 128 {
-		xqBias = 128
-		ADDQ(U32(uint64(xqBias)), xq)
-	}
-	sp := GP64()
-	LEAQ(scales, sp)
-
-	// block adds the products of the block disp blocks past w[r] and xq,
-	// scaled by the float32 at scale(r, j), into the accumulators.
-	block := func(disp int, scale func(r, j int) Mem) {
-		var wq [2][2]VecVirtual
-		for r := range rows {
-			wq[r][0], wq[r][1] = q8Widen(Mem{Base: w[r], Disp: q8Block * disp})
-		}
-		for j := range vecs {
-			for r := range rows {
-				p := q8Lanes(wq[r][0], wq[r][1], Mem{Base: xq, Disp: q8PackedQ*j - xqBias}, Mem{Base: xq, Disp: q8PackedQ*j + 32 - xqBias})
-				s := YMM()
-				VBROADCASTSS(scale(r, j), s)
-				VFMADD231PS(p, s, acc[r][j])
-			}
-		}
-		ADDQ(U32(uint64(q8PackedQ*vecs)), xq)
-	}
-
-	// Two blocks a pass: each row's two weight scales are converted
-	// together, d_w0 in the first vecs lanes and d_w1 in the next, and
-	// multiplied by the vectors' 2·vecs scales, which lie in that order in
-	// xd; one prefetch a row covers the pass's 68 bytes.
-	pairs := GP64()
-	MOVQ(nb, pairs)
-	SHRQ(Imm(1), pairs)
-	JZ(LabelRef(name + "_odd"))
 	Label(name + "_loop")
-	for r := range rows {
-		prefetchW(Mem{Base: w[r]})
-	}
-	for r := range rows {
-		h0, h1 := XMM(), XMM()
-		VPBROADCASTW(Mem{Base: w[r]}, h0)
-		VPBROADCASTW(Mem{Base: w[r], Disp: q8Block}, h1)
-		if vecs == 4 {
-			VPUNPCKLQDQ(h1, h0, h0) // d_w0 ×4, d_w1 ×4 (halves)
-			sc := YMM()
-			VCVTPH2PS(h0, sc)
-			VMULPS(Mem{Base: xd}, sc, sc)
-			VMOVUPS(sc, Mem{Base: sp, Disp: 32 * r})
-		} else {
-			VPUNPCKLDQ(h1, h0, h0) // d_w0 ×2, d_w1 ×2 (halves)
-			VCVTPH2PS(h0, h0)
-			VMULPS(Mem{Base: xd}, h0, h0)
-			VMOVUPS(h0, Mem{Base: sp, Disp: 32 * r})
-		}
-	}
-	for k := range 2 {
-		block(k, func(r, j int) Mem { return Mem{Base: sp, Disp: 32*r + 4*(vecs*k+j)} })
-	}
-	for r := range rows {
-		ADDQ(Imm(2*q8Block), w[r])
-	}
-	ADDQ(Imm(uint64(2*4*vecs)), xd)
-	DECQ(pairs)
-	JNZ(LabelRef(name + "_loop"))
-
-	// An odd last block goes alone.
-	Label(name + "_odd")
-	TESTQ(U32(1), nb)
+	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
 	dx := XMM()
 	if vecs == 4 {
@@ -545,13 +476,32 @@ func dotQ8_0xRows(rows, vecs int) {
 		VMOVDDUP(Mem{Base: xd}, dx) // d_x0, d_x1, d_x0, d_x1
 	}
 	for r := range rows {
+		prefetchW(Mem{Base: w[r]})
 		dw := XMM()
 		VPBROADCASTW(Mem{Base: w[r]}, dw)
 		VCVTPH2PS(dw, dw)
 		VMULPS(dx, dw, dw) // d_w·d_xj, j < vecs
-		VMOVUPS(dw, scales.Offset(32*r))
+		VMOVUPS(dw, scales.Offset(16*r))
 	}
-	block(0, func(r, j int) Mem { return Mem{Base: sp, Disp: 32*r + 4*j} })
+	var wq [2][2]VecVirtual
+	for r := range rows {
+		wq[r][0], wq[r][1] = q8Widen(Mem{Base: w[r]})
+	}
+	for j := range vecs {
+		for r := range rows {
+			p := q8Lanes(wq[r][0], wq[r][1], Mem{Base: xq, Disp: q8PackedQ * j}, Mem{Base: xq, Disp: q8PackedQ*j + 32})
+			s := YMM()
+			VBROADCASTSS(scales.Offset(16*r+4*j), s)
+			VFMADD231PS(p, s, acc[r][j])
+		}
+	}
+	for r := range rows {
+		ADDQ(Imm(q8Block), w[r])
+	}
+	ADDQ(U32(uint64(q8PackedQ*vecs)), xq)
+	ADDQ(Imm(uint64(4*vecs)), xd)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
 	out := Load(Param("out").Base(), GP64())
