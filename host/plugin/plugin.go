@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -124,6 +125,15 @@ type Plugin struct {
 	pool     *pool
 	breaker  *breaker
 	manifest Manifest
+	errText  sync.Map // api.Module → the text its last set_error gave
+}
+
+// takeError returns and clears the error text an instance set.
+func (p *Plugin) takeError(m *instance) string {
+	if v, ok := p.errText.LoadAndDelete(m.mod); ok {
+		return v.(string)
+	}
+	return ""
 }
 
 // Load compiles a module, checks its shape and pre-warms its pool. A module
@@ -279,6 +289,16 @@ func (p *Plugin) hostFuncs() map[string]hostFunc {
 				p.log.Log(ctx, slog.Level(4*(min(max(level, 0), 3)-1)), strings.ToValidUTF8(string(msg), "\uFFFD"))
 			}),
 		},
+		// set_error(ptr, len): the text of the error the export returns next.
+		"set_error": {
+			params: []api.ValueType{i32, i32},
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, stack []uint64) {
+				msg, ok := m.Memory().Read(uint32(stack[0]), min(uint32(stack[1]), maxLogLine))
+				if ok {
+					p.errText.Store(m, strings.ToValidUTF8(string(msg), "\uFFFD"))
+				}
+			}),
+		},
 		// now_ns() i64: a monotonic clock, with the clock grant.
 		"now_ns": {
 			results: []api.ValueType{i64},
@@ -371,14 +391,26 @@ func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]u
 	if err != nil {
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
 	}
+	res, err := p.callOn(ctx, m, export, params)
+	var ce *CallError
+	if errors.As(err, &ce) && ce.Kind != KindMissing {
+		p.pool.discard(m)
+		return nil, err
+	}
+	p.pool.put(m)
+	return res, err
+}
+
+// callOn calls an export on an instance the caller holds, within ctx. A
+// failure other than a missing export leaves the instance unusable: the
+// caller must discard it.
+func (p *Plugin) callOn(ctx context.Context, m *instance, export string, params []uint64) ([]uint64, error) {
 	fn := m.function(export)
 	if fn == nil {
-		p.pool.put(m)
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindMissing, Err: errors.New("no such export")}
 	}
 	res, err := p.call(ctx, m, fn, params)
 	if err != nil {
-		p.pool.discard(m)
 		p.breaker.failure()
 		ce := classify(ctx, export, err)
 		ce.Plugin = p.cfg.ID
@@ -386,7 +418,6 @@ func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]u
 		return nil, ce
 	}
 	p.breaker.success()
-	p.pool.put(m)
 	return res, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,6 +44,11 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func loadWithLog(wasm []byte, cfg Config, w io.Writer) (*Plugin, error) {
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return Load(context.Background(), wasm, cfg)
 }
 
 func load(t *testing.T, name string, cfg Config) (*Plugin, *syncBuffer) {

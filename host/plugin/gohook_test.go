@@ -1,0 +1,72 @@
+package plugin
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// buildGoHook builds testdata/gohook with the Go SDK for wasip1 and embeds
+// its manifest.
+func buildGoHook(t *testing.T) []byte {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a Go plugin")
+	}
+	out := filepath.Join(t.TempDir(), "gohook.wasm")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, "./testdata/gohook")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run())
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	wasm, err := EmbedManifest(raw, []byte(`{"abi":1,"name":"gohook","version":"0.1.0","kind":"hook",
+		"config_schema":{"type":"object","properties":{"greeting":{"type":"string"}}},
+		"needs":{"memory_pages":256,"imports":["log"]}}`))
+	require.NoError(t, err)
+	return wasm
+}
+
+// TestGoSDKHook runs a hook built with the Go SDK through a whole session.
+func TestGoSDKHook(t *testing.T) {
+	t.Parallel()
+	wasm := buildGoHook(t)
+	logs := &syncBuffer{}
+	cfg := Config{ID: "gohook", Kind: KindHook, PluginConfig: []byte(`{"greeting":"operator"}`), PoolSize: 1, MemoryPages: 256}
+	p, err := loadWithLog(wasm, cfg, logs)
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	require.Contains(t, logs.String(), "hello operator", "ulan_init handed over the config")
+
+	ctx := context.Background()
+	s, err := p.OpenHook(ctx, []byte(`{"request_id":"r1"}`))
+	require.NoError(t, err)
+	r, err := s.Delta(ctx, "hello ", []int32{1, 2}, ChannelContent)
+	require.NoError(t, err)
+	require.Equal(t, HookResult{Action: HookReplace, Emit: "HELLO "}, r)
+	r, err = s.Delta(ctx, "thinking", []int32{3}, ChannelReasoning)
+	require.NoError(t, err)
+	require.Equal(t, HookPass, r.Action)
+
+	// A panic in the plugin is an error with its message; the instance
+	// survives (the SDK recovered), so the session goes on.
+	_, err = s.Delta(ctx, "panic", nil, ChannelContent)
+	require.ErrorContains(t, err, "hook_delta: status 5: panic: boom")
+	r, err = s.Delta(ctx, "please stop", []int32{4}, ChannelContent)
+	require.NoError(t, err)
+	require.Equal(t, HookResult{Action: HookStop, FinishReason: 4, Emit: "[stopped]"}, r)
+	r, err = s.End(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "!!!!", r.Emit, "the session saw four token ids")
+	s.Close(ctx)
+	require.Equal(t, Stats{Idle: 1, Size: 1}, p.Stats())
+
+	_, err = loadWithLog(wasm, Config{ID: "gohook", Kind: KindHook, PluginConfig: []byte(`{"greeting":7}`), MemoryPages: 256}, io.Discard)
+	require.ErrorContains(t, err, "config: at /greeting")
+}

@@ -1,0 +1,231 @@
+package plugin
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// HookAction is what a hook did with a delta (sdk/ABI.md §6.3).
+type HookAction int32
+
+// Hook actions.
+const (
+	HookPass    HookAction = 0
+	HookReplace HookAction = 1
+	HookRedact  HookAction = 2
+	HookStop    HookAction = 3
+)
+
+// HookChannel says which channel a delta's text belongs to.
+type HookChannel int32
+
+// Hook channels.
+const (
+	ChannelContent       HookChannel = 0
+	ChannelReasoning     HookChannel = 1
+	ChannelToolArguments HookChannel = 2
+)
+
+// HookResult is a hook's answer.
+type HookResult struct {
+	Action       HookAction
+	FinishReason int32
+	// Emit is the text to send instead of the delta (Replace, Redact, Stop).
+	Emit string
+}
+
+// maxHookText bounds the text and token ids of one delta, and a hook's
+// answer, so that neither side can make the other copy without limit.
+const maxHookText = 1 << 20
+
+// HookSession is one streamed choice's session with a hook plugin. It holds
+// one instance for its whole life, since the plugin's handle lives in that
+// instance's memory; Close returns it.
+type HookSession struct {
+	p      *Plugin
+	inst   *instance
+	handle int64
+	arena  uint32 // a ulan_alloc buffer for inputs
+	cap    uint32
+	dead   bool
+}
+
+// OpenHook starts a session: it checks out an instance (waiting until ctx
+// is done at most) and calls hook_open with the request's metadata (JSON).
+func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (*HookSession, error) {
+	if p.cfg.Kind != KindHook {
+		return nil, fmt.Errorf("plugin %s: not a hook plugin", p.cfg.ID)
+	}
+	if err := p.breaker.allow(); err != nil {
+		return nil, &CallError{Plugin: p.cfg.ID, Export: "hook_open", Kind: KindUnhealthy, Err: err}
+	}
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	inst, err := p.pool.checkout(cctx)
+	if err != nil {
+		return nil, &CallError{Plugin: p.cfg.ID, Export: "hook_open", Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
+	}
+	s := &HookSession{p: p, inst: inst}
+	ptr, err := s.write(cctx, meta, nil)
+	if err != nil {
+		s.fail()
+		return nil, err
+	}
+	res, err := p.callOn(cctx, inst, "hook_open", []uint64{uint64(ptr), uint64(len(meta))})
+	if err != nil {
+		s.fail()
+		return nil, err
+	}
+	if h := int64(res[0]); h < 0 {
+		err := s.statusError("hook_open", -h)
+		p.pool.put(inst)
+		return nil, err
+	} else {
+		s.handle = h
+	}
+	return s, nil
+}
+
+// Delta hands the hook new text of a channel with its token ids.
+func (s *HookSession) Delta(ctx context.Context, text string, ids []int32, ch HookChannel) (HookResult, error) {
+	if len(text) > maxHookText || len(ids) > maxHookText/4 {
+		return HookResult{}, fmt.Errorf("plugin %s: hook_delta: %d bytes and %d ids exceed the %d-byte bound", s.p.cfg.ID, len(text), len(ids), maxHookText)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
+	defer cancel()
+	idBytes := make([]byte, 4*len(ids))
+	for i, id := range ids {
+		binary.LittleEndian.PutUint32(idBytes[4*i:], uint32(id))
+	}
+	ptr, err := s.write(ctx, []byte(text), idBytes)
+	if err != nil {
+		return HookResult{}, err
+	}
+	return s.result(ctx, "hook_delta", []uint64{uint64(s.handle), uint64(ptr), uint64(len(text)), uint64(ptr + uint32(len(text))), uint64(len(ids)), uint64(ch)})
+}
+
+// End tells the hook the choice finished with the engine's finish reason.
+func (s *HookSession) End(ctx context.Context, finish int32) (HookResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
+	defer cancel()
+	return s.result(ctx, "hook_end", []uint64{uint64(s.handle), uint64(uint32(finish))})
+}
+
+// Close ends the session (hook_close) and returns the instance.
+func (s *HookSession) Close(ctx context.Context) {
+	if s.dead || s.inst == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
+	defer cancel()
+	if _, err := s.p.callOn(ctx, s.inst, "hook_close", []uint64{uint64(s.handle)}); err != nil {
+		s.fail()
+		return
+	}
+	if s.arena != 0 {
+		if _, err := s.p.callOn(ctx, s.inst, "ulan_free", []uint64{uint64(s.arena)}); err != nil {
+			s.fail()
+			return
+		}
+	}
+	s.p.pool.put(s.inst)
+	s.inst = nil
+}
+
+// fail gives up the session's instance after an error.
+func (s *HookSession) fail() {
+	if !s.dead && s.inst != nil {
+		s.p.pool.discard(s.inst)
+	}
+	s.dead, s.inst = true, nil
+}
+
+var errSessionDead = errors.New("the session's instance failed")
+
+// write puts a and b one after the other in the session's arena, growing it
+// through ulan_alloc, and returns the address of a.
+func (s *HookSession) write(ctx context.Context, a, b []byte) (uint32, error) {
+	if s.dead {
+		return 0, errSessionDead
+	}
+	need := uint32(len(a) + len(b))
+	if need > s.cap {
+		if s.arena != 0 {
+			if _, err := s.p.callOn(ctx, s.inst, "ulan_free", []uint64{uint64(s.arena)}); err != nil {
+				s.fail()
+				return 0, err
+			}
+		}
+		size := max(need, 4096)
+		res, err := s.p.callOn(ctx, s.inst, "ulan_alloc", []uint64{uint64(size)})
+		if err != nil {
+			s.fail()
+			return 0, err
+		}
+		if res[0] == 0 {
+			s.fail()
+			return 0, fmt.Errorf("plugin %s: ulan_alloc(%d) failed", s.p.cfg.ID, size)
+		}
+		s.arena, s.cap = uint32(res[0]), size
+	}
+	mem := s.inst.mod.Memory()
+	if !mem.Write(s.arena, a) || !mem.Write(s.arena+uint32(len(a)), b) {
+		s.fail()
+		return 0, fmt.Errorf("plugin %s: its arena is outside its memory", s.p.cfg.ID)
+	}
+	return s.arena, nil
+}
+
+// result calls a hook export that returns a packed result record and
+// decodes it: action, finish reason, text length (i32 each), then the text.
+func (s *HookSession) result(ctx context.Context, export string, params []uint64) (HookResult, error) {
+	if s.dead {
+		return HookResult{}, errSessionDead
+	}
+	res, err := s.p.callOn(ctx, s.inst, export, params)
+	if err != nil {
+		s.fail()
+		return HookResult{}, err
+	}
+	packed := int64(res[0])
+	if packed < 0 {
+		return HookResult{}, s.statusError(export, -packed)
+	}
+	ptr, n := uint32(uint64(packed)>>32), uint32(packed)
+	if n < 12 || n > maxHookText+12 {
+		s.fail()
+		return HookResult{}, fmt.Errorf("plugin %s: %s returned a record of %d bytes", s.p.cfg.ID, export, n)
+	}
+	rec, ok := s.inst.mod.Memory().Read(ptr, n)
+	if !ok {
+		s.fail()
+		return HookResult{}, fmt.Errorf("plugin %s: %s returned a record outside its memory", s.p.cfg.ID, export)
+	}
+	r := HookResult{
+		Action:       HookAction(int32(binary.LittleEndian.Uint32(rec))),
+		FinishReason: int32(binary.LittleEndian.Uint32(rec[4:])),
+	}
+	tl := binary.LittleEndian.Uint32(rec[8:])
+	if tl != n-12 || r.Action < HookPass || r.Action > HookStop {
+		s.fail()
+		return HookResult{}, fmt.Errorf("plugin %s: %s returned a malformed record (action %d, text %d of %d bytes)", s.p.cfg.ID, export, r.Action, tl, n-12)
+	}
+	if !utf8.Valid(rec[12:]) {
+		s.fail()
+		return HookResult{}, fmt.Errorf("plugin %s: %s returned text that is not valid UTF-8", s.p.cfg.ID, export)
+	}
+	r.Emit = string(rec[12:])
+	return r, nil
+}
+
+// statusError reports a non-zero status with the plugin's error text.
+func (s *HookSession) statusError(export string, status int64) error {
+	msg := s.p.takeError(s.inst)
+	if msg == "" {
+		msg = "no message"
+	}
+	return fmt.Errorf("plugin %s: %s: status %d: %s", s.p.cfg.ID, export, status, msg)
+}
