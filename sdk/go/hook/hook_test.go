@@ -27,7 +27,7 @@ func (*upperSession) Delta(text string, _ []int32, ch Channel) (Result, error) {
 	return Result{Action: Pass}, nil
 }
 func (*upperSession) End(int32) (Result, error) { return Result{}, errors.New("no end today") }
-func (*upperSession) Close()                   {}
+func (*upperSession) Close()                    {}
 
 // TestSessionNatively drives the SDK's plumbing natively: registration,
 // handles, records, and a panic turned into an error.
