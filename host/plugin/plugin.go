@@ -371,7 +371,11 @@ func (p *Plugin) initInstance(ctx context.Context, inst *instance) error {
 		return classify(ctx, "ulan_init", err)
 	}
 	if status := int32(res[0]); status != 0 {
-		return fmt.Errorf("ulan_init refused the config: status %d", status)
+		msg := p.takeError(inst)
+		if msg == "" {
+			msg = "no message"
+		}
+		return fmt.Errorf("ulan_init refused the config: status %d: %s", status, msg)
 	}
 	if _, err := inst.function("ulan_free").Call(ctx, uint64(ptr)); err != nil {
 		return classify(ctx, "ulan_free", err)
