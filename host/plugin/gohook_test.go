@@ -19,8 +19,12 @@ func buildGoHook(t *testing.T) []byte {
 	if testing.Short() {
 		t.Skip("builds a Go plugin")
 	}
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
 	out := filepath.Join(t.TempDir(), "gohook.wasm")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, "./testdata/gohook")
+	cmd := exec.Command(gocmd, "build", "-buildmode=c-shared", "-o", out, "./testdata/gohook")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Run())
