@@ -3,38 +3,16 @@ package plugin
 import (
 	"context"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-// buildGoHook builds testdata/gohook with the Go SDK for wasip1 and embeds
-// its manifest.
+// buildGoHook builds testdata/gohook with the Go SDK and its manifest.
 func buildGoHook(t *testing.T) []byte {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds a Go plugin")
-	}
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	out := filepath.Join(t.TempDir(), "gohook.wasm")
-	cmd := exec.Command(gocmd, "build", "-buildmode=c-shared", "-o", out, "./testdata/gohook")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Run())
-	raw, err := os.ReadFile(out)
-	require.NoError(t, err)
-	wasm, err := EmbedManifest(raw, []byte(`{"abi":1,"name":"gohook","version":"0.1.0","kind":"hook",
+	return buildGo(t, "gohook", `{"abi":1,"name":"gohook","version":"0.1.0","kind":"hook",
 		"config_schema":{"type":"object","properties":{"greeting":{"type":"string"}}},
-		"needs":{"memory_pages":256,"imports":["log"]}}`))
-	require.NoError(t, err)
-	return wasm
+		"needs":{"memory_pages":256,"imports":["log"]}}`)
 }
 
 // TestGoSDKHook runs a hook built with the Go SDK through a whole session.

@@ -1,0 +1,68 @@
+package plugin
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// buildGo builds a Go test plugin from testdata for wasip1 and embeds a
+// manifest.
+func buildGo(t *testing.T, dir, manifest string) []byte {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a Go plugin")
+	}
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(t.TempDir(), dir+".wasm")
+	cmd := exec.Command(gocmd, "build", "-buildmode=c-shared", "-o", out, "./testdata/"+dir)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run())
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	wasm, err := EmbedManifest(raw, []byte(manifest))
+	require.NoError(t, err)
+	return wasm
+}
+
+// TestGoSDKSampler runs a sampler built with the Go SDK: two sequences in
+// one batch, a processor row and a selector row, in one call.
+func TestGoSDKSampler(t *testing.T) {
+	t.Parallel()
+	wasm := buildGo(t, "gosampler", `{"abi":1,"name":"gosampler","version":"0.1.0","kind":"sampler","needs":{"memory_pages":256}}`)
+	p, err := loadWithLog(wasm, Config{ID: "gosampler", Kind: KindSampler, PoolSize: 1, MemoryPages: 256}, &syncBuffer{})
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	b, err := p.OpenSamplerBatch(ctx)
+	require.NoError(t, err)
+	proc, err := b.Open(ctx, []byte(`{"divide": 2}`))
+	require.NoError(t, err)
+	sel, err := b.Open(ctx, []byte(`{"select": true}`))
+	require.NoError(t, err)
+	out, err := b.Step(ctx, []SamplerRow{
+		{Handle: proc, IDs: []int32{7, 9, 11}, Logits: []float32{2, 4, -6}},
+		{Handle: sel, U0: 0.7, IDs: []int32{3, 5}, Logits: []float32{1, 1}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, SamplerOutput{Token: -1, Logits: []float32{1, 2, -3}}, out[0])
+	require.Equal(t, int32(5), out[1].Token, "0.7 of two equal candidates is the second")
+
+	_, err = b.Open(ctx, []byte(`not json`))
+	require.ErrorContains(t, err, "smp_open: status 5")
+	require.NoError(t, b.CloseSequence(ctx, proc))
+	require.NoError(t, b.CloseSequence(ctx, sel))
+	_, err = b.Step(ctx, []SamplerRow{{Handle: proc, IDs: []int32{1}, Logits: []float32{0}}})
+	require.ErrorContains(t, err, "unknown sequence handle")
+	b.Close(ctx)
+	require.Equal(t, 1, p.Stats().Idle)
+}

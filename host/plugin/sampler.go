@@ -1,0 +1,238 @@
+package plugin
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// SamplerRow is one sequence's row of a sampler step: its handle, the
+// candidates after the host's own stages and the row's randomness.
+type SamplerRow struct {
+	Handle   int64
+	Position int32
+	U0, U1   float32
+	// LSE is the log-sum-exp of the whole row.
+	LSE    float32
+	IDs    []int32
+	Logits []float32
+}
+
+// SamplerOutput is what the plugin made of a row: adjusted logits
+// (processor mode) or a chosen token (selector mode; −1 in processor mode).
+type SamplerOutput struct {
+	Logits []float32
+	Token  int32
+}
+
+// MaxSamplerCandidates bounds the candidates per row of one step.
+const MaxSamplerCandidates = 4096
+
+// SamplerBatch is a sampler instance pinned to the sequences of one engine
+// shard: every sequence it opens lives in that instance, so a step covers
+// all of them with one call.
+type SamplerBatch struct {
+	p     *Plugin
+	inst  *instance
+	arena uint32
+	cap   uint32
+	dead  bool
+}
+
+// Arena layout (sdk/ABI.md §6.2).
+const (
+	smpHeader = 16
+	smpRow    = 32
+)
+
+// OpenSamplerBatch checks out an instance for a batch of sequences.
+func (p *Plugin) OpenSamplerBatch(ctx context.Context) (*SamplerBatch, error) {
+	if p.cfg.Kind != KindSampler {
+		return nil, fmt.Errorf("plugin %s: not a sampler plugin", p.cfg.ID)
+	}
+	if err := p.breaker.allow(); err != nil {
+		return nil, &CallError{Plugin: p.cfg.ID, Export: "smp_open", Kind: KindUnhealthy, Err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	inst, err := p.pool.checkout(ctx)
+	if err != nil {
+		return nil, &CallError{Plugin: p.cfg.ID, Export: "smp_open", Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
+	}
+	return &SamplerBatch{p: p, inst: inst}, nil
+}
+
+// Open starts a sequence with the request's sampling parameters (JSON).
+func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
+	defer cancel()
+	if err := b.reserve(ctx, uint32(len(params))); err != nil {
+		return 0, err
+	}
+	if !b.inst.mod.Memory().Write(b.arena, params) {
+		b.fail()
+		return 0, fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID)
+	}
+	res, err := b.call(ctx, "smp_open", uint64(b.arena), uint64(len(params)))
+	if err != nil {
+		return 0, err
+	}
+	if h := int64(res[0]); h < 0 {
+		return 0, b.statusError("smp_open", -h)
+	} else {
+		return h, nil
+	}
+}
+
+// Step runs the plugin over every row at once and returns its outputs. The
+// output logits are copies; a selector's token is checked to be one of the
+// row's candidates, and NaN logits are refused.
+func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOutput, error) {
+	k := 0
+	for i, r := range rows {
+		if len(r.IDs) != len(r.Logits) || len(r.IDs) > MaxSamplerCandidates {
+			return nil, fmt.Errorf("plugin %s: row %d: %d ids and %d logits (at most %d)", b.p.cfg.ID, i, len(r.IDs), len(r.Logits), MaxSamplerCandidates)
+		}
+		k = max(k, len(r.IDs))
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
+	defer cancel()
+	size := uint32(smpHeader + len(rows)*smpRow + 3*4*len(rows)*k)
+	if err := b.reserve(ctx, size); err != nil {
+		return nil, err
+	}
+	arena, ok := b.inst.mod.Memory().Read(b.arena, size)
+	if !ok {
+		b.fail()
+		return nil, fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID)
+	}
+	le := binary.LittleEndian
+	le.PutUint32(arena, uint32(len(rows)))
+	le.PutUint32(arena[4:], uint32(k))
+	le.PutUint64(arena[8:], 0)
+	base := smpHeader + len(rows)*smpRow
+	ids, logits, outs := base, base+4*len(rows)*k, base+8*len(rows)*k
+	for i, r := range rows {
+		rec := arena[smpHeader+i*smpRow:]
+		le.PutUint64(rec, uint64(r.Handle))
+		le.PutUint32(rec[8:], uint32(len(r.IDs)))
+		le.PutUint32(rec[12:], uint32(r.Position))
+		le.PutUint32(rec[16:], math.Float32bits(r.U0))
+		le.PutUint32(rec[20:], math.Float32bits(r.U1))
+		le.PutUint32(rec[24:], math.Float32bits(r.LSE))
+		le.PutUint32(rec[28:], uint32(0xffffffff))
+		for j, id := range r.IDs {
+			le.PutUint32(arena[ids+4*(i*k+j):], uint32(id))
+			bits := math.Float32bits(r.Logits[j])
+			le.PutUint32(arena[logits+4*(i*k+j):], bits)
+			le.PutUint32(arena[outs+4*(i*k+j):], bits)
+		}
+	}
+	res, err := b.call(ctx, "smp_step", uint64(b.arena), uint64(size))
+	if err != nil {
+		return nil, err
+	}
+	if status := int32(res[0]); status != 0 {
+		return nil, b.statusError("smp_step", int64(status))
+	}
+	// The guest may have grown its memory: read the arena again.
+	arena, ok = b.inst.mod.Memory().Read(b.arena, size)
+	if !ok {
+		b.fail()
+		return nil, fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID)
+	}
+	out := make([]SamplerOutput, len(rows))
+	for i, r := range rows {
+		o := SamplerOutput{Token: int32(le.Uint32(arena[smpHeader+i*smpRow+28:])), Logits: make([]float32, len(r.IDs))}
+		for j := range o.Logits {
+			v := math.Float32frombits(le.Uint32(arena[outs+4*(i*k+j):]))
+			if v != v {
+				return nil, fmt.Errorf("plugin %s: smp_step: row %d: NaN logit for candidate %d", b.p.cfg.ID, i, r.IDs[j])
+			}
+			o.Logits[j] = v
+		}
+		if o.Token != -1 && !slices.Contains(r.IDs, o.Token) {
+			return nil, fmt.Errorf("plugin %s: smp_step: row %d: token %d is not a candidate", b.p.cfg.ID, i, o.Token)
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+// CloseSequence ends a sequence (smp_close).
+func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) error {
+	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
+	defer cancel()
+	_, err := b.call(ctx, "smp_close", uint64(h))
+	return err
+}
+
+// Close returns the instance (after its sequences were closed).
+func (b *SamplerBatch) Close(ctx context.Context) {
+	if b.dead || b.inst == nil {
+		return
+	}
+	if b.arena != 0 {
+		ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
+		defer cancel()
+		if _, err := b.call(ctx, "ulan_free", uint64(b.arena)); err != nil {
+			return
+		}
+	}
+	b.p.pool.put(b.inst)
+	b.inst = nil
+}
+
+func (b *SamplerBatch) call(ctx context.Context, export string, params ...uint64) ([]uint64, error) {
+	if b.dead {
+		return nil, errSessionDead
+	}
+	res, err := b.p.callOn(ctx, b.inst, export, params)
+	if err != nil {
+		b.fail()
+	}
+	return res, err
+}
+
+// reserve makes the arena at least size bytes.
+func (b *SamplerBatch) reserve(ctx context.Context, size uint32) error {
+	if size <= b.cap {
+		return nil
+	}
+	if b.arena != 0 {
+		if _, err := b.call(ctx, "ulan_free", uint64(b.arena)); err != nil {
+			return err
+		}
+	}
+	size = max(size, 4096)
+	res, err := b.call(ctx, "ulan_alloc", uint64(size))
+	if err != nil {
+		return err
+	}
+	if res[0] == 0 || res[0]%8 != 0 {
+		b.fail()
+		return fmt.Errorf("plugin %s: ulan_alloc(%d) gave %d, not an 8-byte aligned buffer", b.p.cfg.ID, size, res[0])
+	}
+	b.arena, b.cap = uint32(res[0]), size
+	return nil
+}
+
+func (b *SamplerBatch) fail() {
+	if !b.dead && b.inst != nil {
+		b.p.pool.discard(b.inst)
+	}
+	b.dead, b.inst = true, nil
+}
+
+func (b *SamplerBatch) statusError(export string, status int64) error {
+	msg := ""
+	if b.inst != nil {
+		msg = b.p.takeError(b.inst)
+	}
+	if msg == "" {
+		msg = "no message"
+	}
+	return fmt.Errorf("plugin %s: %s: status %d: %s", b.p.cfg.ID, export, status, msg)
+}
