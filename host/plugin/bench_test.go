@@ -115,3 +115,59 @@ func BenchmarkTopKThroughPlugin(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSamplerStep is one engine step of a Go sampler plugin over 32
+// rows of 64 candidates (processor mode: divide every logit), per tier;
+// BenchmarkSamplerStepNative is the same arithmetic in plain Go.
+func BenchmarkSamplerStep(b *testing.B) {
+	wasm := buildGo(b, "gosampler", `{"abi":1,"name":"gosampler","version":"0.1.0","kind":"sampler","needs":{"memory_pages":256}}`)
+	for _, tier := range []struct {
+		name string
+		tier Tier
+	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+		b.Run(tier.name, func(b *testing.B) {
+			p, err := Load(context.Background(), wasm, Config{ID: "bench", Kind: KindSampler, Tier: tier.tier, PoolSize: 1, MemoryPages: 256, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(context.Background())
+			ctx := context.Background()
+			batch, err := p.OpenSamplerBatch(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer batch.Close(ctx)
+			rows := make([]SamplerRow, 32)
+			for i := range rows {
+				h, err := batch.Open(ctx, []byte(`{"divide": 2}`))
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows[i] = SamplerRow{Handle: h, IDs: make([]int32, 64), Logits: make([]float32, 64)}
+				for j := range 64 {
+					rows[i].IDs[j], rows[i].Logits[j] = int32(j), float32(j)
+				}
+			}
+			for b.Loop() {
+				if _, err := batch.Step(ctx, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSamplerStepNative(b *testing.B) {
+	logits := make([][]float32, 32)
+	out := make([][]float32, 32)
+	for i := range logits {
+		logits[i], out[i] = make([]float32, 64), make([]float32, 64)
+	}
+	for b.Loop() {
+		for i := range logits {
+			for j := range logits[i] {
+				out[i][j] = logits[i][j] / 2
+			}
+		}
+	}
+}

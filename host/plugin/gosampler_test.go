@@ -13,7 +13,7 @@ import (
 
 // buildGo builds a Go test plugin from testdata for wasip1 and embeds a
 // manifest.
-func buildGo(t *testing.T, dir, manifest string) []byte {
+func buildGo(t testing.TB, dir, manifest string) []byte {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a Go plugin")
