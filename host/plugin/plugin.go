@@ -126,6 +126,16 @@ type Plugin struct {
 	breaker  *breaker
 	manifest Manifest
 	errText  sync.Map // api.Module → the text its last set_error gave
+	// tokStates and patterns hold the tokenizer primitives' registrations
+	// (api.Module → *tokState) and compiled patterns (string → *Pattern).
+	tokStates sync.Map
+	patterns  sync.Map
+}
+
+// forget drops what the host keeps per instance, when it is closed.
+func (p *Plugin) forget(m *instance) {
+	p.errText.Delete(m.mod)
+	p.tokStates.Delete(m.mod)
 }
 
 // takeError returns and clears the error text an instance set.
@@ -276,6 +286,9 @@ const maxLogLine = 4096
 func (p *Plugin) hostFuncs() map[string]hostFunc {
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
 	funcs := samplerPrimitives()
+	for name, f := range p.tokenizerPrimitives() {
+		funcs[name] = f
+	}
 	for name, f := range map[string]hostFunc{
 		// log(level, ptr, len): level 0 debug, 1 info, 2 warn, 3 error.
 		"log": {

@@ -77,6 +77,7 @@ func (pl *pool) put(m *instance) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if pl.closed {
+		pl.p.forget(m)
 		_ = m.Close(context.Background())
 		return
 	}
@@ -85,6 +86,7 @@ func (pl *pool) put(m *instance) {
 
 // discard closes a failed instance and starts its replacement.
 func (pl *pool) discard(m *instance) {
+	pl.p.forget(m)
 	_ = m.Close(context.Background())
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -138,6 +140,7 @@ func (pl *pool) close() {
 	for {
 		select {
 		case m := <-pl.idle:
+			pl.p.forget(m)
 			_ = m.Close(context.Background())
 		default:
 			return

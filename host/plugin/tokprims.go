@@ -1,0 +1,173 @@
+package plugin
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
+)
+
+// Tokenizer primitives (sdk/ABI.md §6.1). Patterns and rank tables are
+// registered once per instance, usually from ulan_init, and referred to by
+// small ids; compiled patterns are shared by every instance of a plugin.
+// Each table or pattern counts against a per-instance limit so a plugin
+// cannot make the host hold unbounded state.
+const (
+	maxPatterns   = 16
+	maxRankTables = 4
+	maxMerges     = 1 << 20
+	maxPatternLen = 4096
+)
+
+// tokState is one instance's registered patterns and rank tables.
+type tokState struct {
+	patterns []*primitive.Pattern
+	ranks    []*primitive.Ranks
+}
+
+// tokenizerPrimitives returns the imports; state lives in a map keyed by
+// the instance's module, filled as the instance registers.
+func (p *Plugin) tokenizerPrimitives() map[string]hostFunc {
+	i32 := api.ValueTypeI32
+	bad := uint64(0xffffffff) // −1
+	state := func(m api.Module) *tokState {
+		v, _ := p.tokStates.LoadOrStore(m, &tokState{})
+		return v.(*tokState)
+	}
+	forTokenizers := func(c *Config) bool { return c.Kind == KindTokenizer || c.Kind == "" }
+	return map[string]hostFunc{
+		// regex_compile(ptr, len) → pattern id, or −1
+		"regex_compile": {
+			params: []api.ValueType{i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				expr, ok := m.Memory().Read(uint32(s[0]), uint32(s[1]))
+				if !ok || len(expr) > maxPatternLen || len(st.patterns) >= maxPatterns {
+					s[0] = bad
+					return
+				}
+				pat, err := p.compilePattern(string(expr))
+				if err != nil {
+					p.errText.Store(m, err.Error())
+					s[0] = bad
+					return
+				}
+				st.patterns = append(st.patterns, pat)
+				s[0] = uint64(len(st.patterns) - 1)
+			}),
+		},
+		// regex_split(id, text, len, out, cap) → pieces (as [start, end) u32
+		// byte offsets in out, written only if they fit), or −1
+		"regex_split": {
+			params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				id := int(int32(s[0]))
+				text, ok := m.Memory().Read(uint32(s[1]), uint32(s[2]))
+				if !ok || id < 0 || id >= len(st.patterns) {
+					s[0] = bad
+					return
+				}
+				spans, err := st.patterns[id].Split(string(text))
+				if err != nil {
+					p.errText.Store(m, err.Error())
+					s[0] = bad
+					return
+				}
+				if uint32(len(spans)) <= uint32(s[4]) {
+					out, ok := m.Memory().Read(uint32(s[3]), uint32(8*len(spans)))
+					if !ok {
+						s[0] = bad
+						return
+					}
+					for i, sp := range spans {
+						binary.LittleEndian.PutUint32(out[8*i:], uint32(sp[0]))
+						binary.LittleEndian.PutUint32(out[8*i+4:], uint32(sp[1]))
+					}
+				}
+				s[0] = uint64(len(spans))
+			}),
+		},
+		// bpe_register(left, right, result, n) → table id, or −1; three i32
+		// arrays of n merges in priority order.
+		"bpe_register": {
+			params: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				n := uint32(s[3])
+				if n > maxMerges || len(st.ranks) >= maxRankTables {
+					s[0] = bad
+					return
+				}
+				arrays := make([][]int32, 3)
+				for a := range arrays {
+					raw, ok := m.Memory().Read(uint32(s[a]), 4*n)
+					if !ok {
+						s[0] = bad
+						return
+					}
+					arrays[a] = make([]int32, n)
+					for i := range arrays[a] {
+						arrays[a][i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+					}
+				}
+				r, err := primitive.NewRanks(arrays[0], arrays[1], arrays[2])
+				if err != nil {
+					s[0] = bad
+					return
+				}
+				st.ranks = append(st.ranks, r)
+				s[0] = uint64(len(st.ranks) - 1)
+			}),
+		},
+		// bpe_merge(table, symbols, n, out, cap) → merged count (ids written
+		// only if they fit), or −1
+		"bpe_merge": {
+			params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				id, n := int(int32(s[0])), uint32(s[2])
+				raw, ok := m.Memory().Read(uint32(s[1]), 4*n)
+				if !ok || id < 0 || id >= len(st.ranks) || n > primitive.MaxMergeSymbols {
+					s[0] = bad
+					return
+				}
+				syms := make([]int32, n)
+				for i := range syms {
+					syms[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+				}
+				merged, err := st.ranks[id].Merge(syms)
+				if err != nil {
+					s[0] = bad
+					return
+				}
+				if uint32(len(merged)) <= uint32(s[4]) {
+					out, ok := m.Memory().Read(uint32(s[3]), uint32(4*len(merged)))
+					if !ok {
+						s[0] = bad
+						return
+					}
+					for i, v := range merged {
+						binary.LittleEndian.PutUint32(out[4*i:], uint32(v))
+					}
+				}
+				s[0] = uint64(len(merged))
+			}),
+		},
+	}
+}
+
+// compilePattern compiles a pattern once per plugin.
+func (p *Plugin) compilePattern(expr string) (*primitive.Pattern, error) {
+	if v, ok := p.patterns.Load(expr); ok {
+		return v.(*primitive.Pattern), nil
+	}
+	pat, err := primitive.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := p.patterns.LoadOrStore(expr, pat)
+	return v.(*primitive.Pattern), nil
+}
