@@ -2,6 +2,6 @@
 // the ABI specification and a conformance test harness for tokenizer, sampler
 // and hook plugins.
 //
-// The ABI is sdk/ABI.md; the Go SDK is sdk/go (ulan, hook, sampler), the C header
+// The ABI is sdk/ABI.md; the Go SDK is sdk/go (ulan, hook, sampler, tokenizer), the C header
 // sdk/c/ulan_plugin.h; sdk/README.md shows how to write a plugin.
 package sdk

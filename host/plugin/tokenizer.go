@@ -1,0 +1,222 @@
+package plugin
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// TokenizerInfo is what a tokenizer plugin says about itself (tok_info).
+type TokenizerInfo struct {
+	VocabSize      int     `json:"vocab_size"`
+	BOS            int32   `json:"bos"`
+	EOS            []int32 `json:"eos"`
+	DecodeIsConcat bool    `json:"decode_is_concat"`
+}
+
+// Bounds on what a tokenizer call may return, so a plugin cannot make the
+// host copy without limit.
+const (
+	maxTokenizerOutput = 64 << 20
+	maxVocab           = 1 << 22
+	vocabChunk         = 8192
+)
+
+// withInstance runs fn on a pooled instance within the call deadline,
+// discarding the instance if fn fails at the wasm level.
+func (p *Plugin) withInstance(ctx context.Context, export string, fn func(ctx context.Context, inst *instance) error) error {
+	if err := p.breaker.allow(); err != nil {
+		return &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindUnhealthy, Err: err}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	inst, err := p.pool.checkout(ctx)
+	if err != nil {
+		return &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
+	}
+	err = fn(ctx, inst)
+	var ce *CallError
+	if errors.As(err, &ce) || errors.Is(err, errBadOutput) {
+		p.pool.discard(inst)
+		return err
+	}
+	p.pool.put(inst)
+	return err
+}
+
+var errBadOutput = errors.New("malformed output")
+
+// callPacked calls an export that returns a packed buffer, optionally
+// handing it input bytes first (through ulan_alloc), and returns a copy of
+// the output.
+func (p *Plugin) callPacked(ctx context.Context, inst *instance, export string, input []byte, extra ...uint64) ([]byte, error) {
+	var params []uint64
+	if input != nil {
+		res, err := p.callOn(ctx, inst, "ulan_alloc", []uint64{uint64(max(len(input), 1))})
+		if err != nil {
+			return nil, err
+		}
+		ptr := uint32(res[0])
+		if ptr == 0 || !inst.mod.Memory().Write(ptr, input) {
+			return nil, fmt.Errorf("plugin %s: %w: ulan_alloc gave no usable buffer", p.cfg.ID, errBadOutput)
+		}
+		defer func() { _, _ = p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}) }()
+		params = append(params, uint64(ptr), uint64(len(input)))
+	}
+	res, err := p.callOn(ctx, inst, export, append(params, extra...))
+	if err != nil {
+		return nil, err
+	}
+	packed := int64(res[0])
+	if packed < 0 {
+		msg := p.takeError(inst)
+		if msg == "" {
+			msg = "no message"
+		}
+		return nil, fmt.Errorf("plugin %s: %s: status %d: %s", p.cfg.ID, export, -packed, msg)
+	}
+	ptr, n := uint32(uint64(packed)>>32), uint32(packed)
+	if n > maxTokenizerOutput {
+		return nil, fmt.Errorf("plugin %s: %s: %w: %d bytes", p.cfg.ID, export, errBadOutput, n)
+	}
+	if n == 0 {
+		return []byte{}, nil
+	}
+	b, ok := inst.mod.Memory().Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("plugin %s: %s: %w: outside its memory", p.cfg.ID, export, errBadOutput)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+func (p *Plugin) requireKind(k Kind) error {
+	if p.cfg.Kind != k {
+		return fmt.Errorf("plugin %s: not a %s plugin", p.cfg.ID, k)
+	}
+	return nil
+}
+
+// TokenizerInfo calls tok_info.
+func (p *Plugin) TokenizerInfo(ctx context.Context) (TokenizerInfo, error) {
+	var info TokenizerInfo
+	if err := p.requireKind(KindTokenizer); err != nil {
+		return info, err
+	}
+	err := p.withInstance(ctx, "tok_info", func(ctx context.Context, inst *instance) error {
+		b, err := p.callPacked(ctx, inst, "tok_info", nil)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &info); err != nil {
+			return fmt.Errorf("plugin %s: tok_info: %w: %v", p.cfg.ID, errBadOutput, err)
+		}
+		if info.VocabSize <= 0 || info.VocabSize > maxVocab {
+			return fmt.Errorf("plugin %s: tok_info: %w: vocabulary of %d", p.cfg.ID, errBadOutput, info.VocabSize)
+		}
+		return nil
+	})
+	return info, err
+}
+
+// Vocab fetches every token's bytes (tok_vocab, in chunks), so the host can
+// detokenize natively.
+func (p *Plugin) Vocab(ctx context.Context, size int) ([][]byte, error) {
+	if err := p.requireKind(KindTokenizer); err != nil {
+		return nil, err
+	}
+	if size <= 0 || size > maxVocab {
+		return nil, fmt.Errorf("plugin %s: vocabulary of %d", p.cfg.ID, size)
+	}
+	vocab := make([][]byte, 0, size)
+	for start := 0; start < size; start += vocabChunk {
+		count := min(vocabChunk, size-start)
+		err := p.withInstance(ctx, "tok_vocab", func(ctx context.Context, inst *instance) error {
+			b, err := p.callPacked(ctx, inst, "tok_vocab", nil, uint64(start), uint64(count))
+			if err != nil {
+				return err
+			}
+			for range count {
+				if len(b) < 2 || len(b) < 2+int(binary.LittleEndian.Uint16(b)) {
+					return fmt.Errorf("plugin %s: tok_vocab: %w: truncated at token %d", p.cfg.ID, errBadOutput, len(vocab))
+				}
+				n := int(binary.LittleEndian.Uint16(b))
+				vocab = append(vocab, b[2:2+n])
+				b = b[2+n:]
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return vocab, nil
+}
+
+// Encode calls tok_encode; every id must be below vocab.
+func (p *Plugin) Encode(ctx context.Context, text string, flags int32, vocab int) ([]int32, error) {
+	if err := p.requireKind(KindTokenizer); err != nil {
+		return nil, err
+	}
+	var ids []int32
+	err := p.withInstance(ctx, "tok_encode", func(ctx context.Context, inst *instance) error {
+		b, err := p.callPacked(ctx, inst, "tok_encode", []byte(text), uint64(uint32(flags)))
+		if err != nil {
+			return err
+		}
+		if len(b)%4 != 0 {
+			return fmt.Errorf("plugin %s: tok_encode: %w: %d bytes", p.cfg.ID, errBadOutput, len(b))
+		}
+		ids = make([]int32, len(b)/4)
+		for i := range ids {
+			ids[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+			if ids[i] < 0 || int(ids[i]) >= vocab {
+				return fmt.Errorf("plugin %s: tok_encode: %w: token id %d outside the vocabulary of %d", p.cfg.ID, errBadOutput, ids[i], vocab)
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// Decode calls tok_decode; the text must be valid UTF-8.
+func (p *Plugin) Decode(ctx context.Context, ids []int32, flags int32) (string, error) {
+	if err := p.requireKind(KindTokenizer); err != nil {
+		return "", err
+	}
+	var text string
+	err := p.withInstance(ctx, "tok_decode", func(ctx context.Context, inst *instance) error {
+		in := make([]byte, 4*len(ids))
+		for i, id := range ids {
+			binary.LittleEndian.PutUint32(in[4*i:], uint32(id))
+		}
+		// tok_decode takes a count of ids, not bytes.
+		b, err := p.callPackedCount(ctx, inst, "tok_decode", in, uint64(len(ids)), uint64(uint32(flags)))
+		if err != nil {
+			return err
+		}
+		if !utf8.Valid(b) {
+			return fmt.Errorf("plugin %s: tok_decode: %w: not valid UTF-8", p.cfg.ID, errBadOutput)
+		}
+		text = string(b)
+		return nil
+	})
+	return text, err
+}
+
+// callPackedCount is callPacked for exports whose length parameter counts
+// elements rather than bytes: the input pointer is followed by count.
+func (p *Plugin) callPackedCount(ctx context.Context, inst *instance, export string, input []byte, count uint64, extra ...uint64) ([]byte, error) {
+	res, err := p.callOn(ctx, inst, "ulan_alloc", []uint64{uint64(max(len(input), 1))})
+	if err != nil {
+		return nil, err
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 || !inst.mod.Memory().Write(ptr, input) {
+		return nil, fmt.Errorf("plugin %s: %w: ulan_alloc gave no usable buffer", p.cfg.ID, errBadOutput)
+	}
+	defer func() { _, _ = p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}) }()
+	return p.callPacked(ctx, inst, export, nil, append([]uint64{uint64(ptr), count}, extra...)...)
+}
