@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,9 +16,9 @@ import (
 func newPluginCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugin",
-		Short: "Inspect WebAssembly plugins",
+		Short: "Build and inspect WebAssembly plugins",
 	}
-	cmd.AddCommand(newPluginInspectCmd())
+	cmd.AddCommand(newPluginInspectCmd(), newPluginBuildCmd())
 	return cmd
 }
 
@@ -83,4 +85,89 @@ func newPluginInspectCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func newPluginBuildCmd() *cobra.Command {
+	var manifest, out string
+	cmd := &cobra.Command{
+		Use:   "build [DIR]",
+		Short: "Build a Go or C plugin and embed its manifest",
+		Long: `Build the plugin in DIR (default .) for wasip1 and embed manifest.json (or
+--manifest) as its ulan.manifest section. A directory with .go files builds
+with the Go toolchain (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared);
+one with .c files builds with clang (--target=wasm32-wasi
+-mexec-model=reactor -O2; needs Debian's clang, lld, wasi-libc and
+libclang-rt-14-dev-wasm32).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if manifest == "" {
+				manifest = filepath.Join(dir, "manifest.json")
+			}
+			man, err := os.ReadFile(manifest)
+			if err != nil {
+				return fmt.Errorf("manifest: %w", err)
+			}
+			if out == "" {
+				abs, err := filepath.Abs(dir)
+				if err != nil {
+					return err
+				}
+				out = filepath.Join(dir, filepath.Base(abs)+".wasm")
+			}
+			raw, err := buildPlugin(cmd, dir)
+			if err != nil {
+				return err
+			}
+			wasm, err := plugin.EmbedManifest(raw, man)
+			if err != nil {
+				return err
+			}
+			if _, err := plugin.Describe(cmd.Context(), wasm); err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, wasm, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s (%d bytes)\n", out, len(wasm))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&manifest, "manifest", "", "manifest JSON (default DIR/manifest.json)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output file (default DIR/<dir name>.wasm)")
+	return cmd
+}
+
+// buildPlugin compiles the Go or C sources in dir and returns the module.
+func buildPlugin(cmd *cobra.Command, dir string) ([]byte, error) {
+	goFiles, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	cFiles, _ := filepath.Glob(filepath.Join(dir, "*.c"))
+	tmp, err := os.MkdirTemp("", "ulan-plugin-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	raw := filepath.Join(tmp, "plugin.wasm")
+	var build *exec.Cmd
+	switch {
+	case len(goFiles) > 0:
+		build = exec.Command("go", "build", "-buildmode=c-shared", "-o", raw, ".")
+		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	case len(cFiles) > 0:
+		build = exec.Command("clang", append([]string{"--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o", raw}, cFiles...)...)
+	default:
+		return nil, fmt.Errorf("%s: no .go or .c files", dir)
+	}
+	build.Dir = dir
+	if len(goFiles) == 0 {
+		build.Dir = ""
+	}
+	build.Stdout, build.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w", strings.Join(build.Args, " "), err)
+	}
+	return os.ReadFile(raw)
 }

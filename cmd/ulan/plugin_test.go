@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -38,4 +40,39 @@ func TestPluginInspect(t *testing.T) {
 	code, _, errOut = ulan(t, "", "plugin", "inspect", "../../README.md")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "not a valid WebAssembly module")
+}
+
+func TestPluginBuildGoAndC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	man := filepath.Join(dir, "m.json")
+	require.NoError(t, os.WriteFile(man, []byte(`{"abi":1,"name":"gohook","version":"0.1.0","kind":"hook"}`), 0o600))
+	out := filepath.Join(dir, "gohook.wasm")
+	code, stdout, errOut := ulan(t, "", "plugin", "build", "../../host/plugin/testdata/gohook", "--manifest", man, "-o", out)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, stdout, "built "+out)
+	code, stdout, _ = ulan(t, "", "plugin", "inspect", out)
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "plugin    gohook 0.1.0 (hook)")
+
+	if _, err := exec.LookPath("clang"); err == nil {
+		cdir := filepath.Join(dir, "c")
+		require.NoError(t, os.Mkdir(cdir, 0o700))
+		src, err := os.ReadFile("../../host/plugin/testdata/chook.c")
+		require.NoError(t, err)
+		abs, err := filepath.Abs("../../sdk/c/ulan_plugin.h")
+		require.NoError(t, err)
+		src = []byte(strings.Replace(string(src), `"../../../sdk/c/ulan_plugin.h"`, `"`+abs+`"`, 1))
+		require.NoError(t, os.WriteFile(filepath.Join(cdir, "chook.c"), src, 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(cdir, "manifest.json"), []byte(`{"abi":1,"name":"chook","version":"0.1.0","kind":"hook"}`), 0o600))
+		code, stdout, errOut = ulan(t, "", "plugin", "build", cdir)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, stdout, filepath.Join(cdir, "c.wasm"))
+	}
+	code, _, errOut = ulan(t, "", "plugin", "build", dir, "--manifest", man)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "no .go or .c files")
 }
