@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"unicode/utf8"
 )
@@ -45,43 +44,31 @@ const maxHookText = 1 << 20
 // one instance for its whole life, since the plugin's handle lives in that
 // instance's memory; Close returns it.
 type HookSession struct {
-	p      *Plugin
-	inst   *instance
+	*pinned
 	handle int64
-	arena  uint32 // a ulan_alloc buffer for inputs
-	cap    uint32
-	dead   bool
 }
 
 // OpenHook starts a session: it checks out an instance (waiting until ctx
 // is done at most) and calls hook_open with the request's metadata (JSON).
 func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (*HookSession, error) {
-	if p.cfg.Kind != KindHook {
-		return nil, fmt.Errorf("plugin %s: not a hook plugin", p.cfg.ID)
-	}
-	if err := p.breaker.allow(); err != nil {
-		return nil, &CallError{Plugin: p.cfg.ID, Export: "hook_open", Kind: KindUnhealthy, Err: err}
-	}
-	cctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
-	defer cancel()
-	inst, err := p.pool.checkout(cctx)
+	x, err := p.pin(ctx, KindHook, "hook_open")
 	if err != nil {
-		return nil, &CallError{Plugin: p.cfg.ID, Export: "hook_open", Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
-	}
-	s := &HookSession{p: p, inst: inst}
-	ptr, err := s.write(cctx, meta, nil)
-	if err != nil {
-		s.fail()
 		return nil, err
 	}
-	res, err := p.callOn(cctx, inst, "hook_open", []uint64{uint64(ptr), uint64(len(meta))})
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	s := &HookSession{pinned: x}
+	ptr, err := s.write(ctx, meta, nil)
 	if err != nil {
-		s.fail()
+		return nil, err
+	}
+	res, err := s.call(ctx, "hook_open", uint64(ptr), uint64(len(meta)))
+	if err != nil {
 		return nil, err
 	}
 	if h := int64(res[0]); h < 0 {
 		err := s.statusError("hook_open", -h)
-		p.pool.put(inst)
+		s.release(ctx)
 		return nil, err
 	} else {
 		s.handle = h
@@ -119,75 +106,19 @@ func (s *HookSession) Close(ctx context.Context) {
 	if s.dead || s.inst == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
+	cctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
 	defer cancel()
-	if _, err := s.p.callOn(ctx, s.inst, "hook_close", []uint64{uint64(s.handle)}); err != nil {
-		s.fail()
+	if _, err := s.call(cctx, "hook_close", uint64(s.handle)); err != nil {
 		return
 	}
-	if s.arena != 0 {
-		if _, err := s.p.callOn(ctx, s.inst, "ulan_free", []uint64{uint64(s.arena)}); err != nil {
-			s.fail()
-			return
-		}
-	}
-	s.p.pool.put(s.inst)
-	s.inst = nil
-}
-
-// fail gives up the session's instance after an error.
-func (s *HookSession) fail() {
-	if !s.dead && s.inst != nil {
-		s.p.pool.discard(s.inst)
-	}
-	s.dead, s.inst = true, nil
-}
-
-var errSessionDead = errors.New("the session's instance failed")
-
-// write puts a and b one after the other in the session's arena, growing it
-// through ulan_alloc, and returns the address of a.
-func (s *HookSession) write(ctx context.Context, a, b []byte) (uint32, error) {
-	if s.dead {
-		return 0, errSessionDead
-	}
-	need := uint32(len(a) + len(b))
-	if need > s.cap {
-		if s.arena != 0 {
-			if _, err := s.p.callOn(ctx, s.inst, "ulan_free", []uint64{uint64(s.arena)}); err != nil {
-				s.fail()
-				return 0, err
-			}
-		}
-		size := max(need, 4096)
-		res, err := s.p.callOn(ctx, s.inst, "ulan_alloc", []uint64{uint64(size)})
-		if err != nil {
-			s.fail()
-			return 0, err
-		}
-		if res[0] == 0 {
-			s.fail()
-			return 0, fmt.Errorf("plugin %s: ulan_alloc(%d) failed", s.p.cfg.ID, size)
-		}
-		s.arena, s.cap = uint32(res[0]), size
-	}
-	mem := s.inst.mod.Memory()
-	if !mem.Write(s.arena, a) || !mem.Write(s.arena+uint32(len(a)), b) {
-		s.fail()
-		return 0, fmt.Errorf("plugin %s: its arena is outside its memory", s.p.cfg.ID)
-	}
-	return s.arena, nil
+	s.release(ctx)
 }
 
 // result calls a hook export that returns a packed result record and
 // decodes it: action, finish reason, text length (i32 each), then the text.
 func (s *HookSession) result(ctx context.Context, export string, params []uint64) (HookResult, error) {
-	if s.dead {
-		return HookResult{}, errSessionDead
-	}
-	res, err := s.p.callOn(ctx, s.inst, export, params)
+	res, err := s.call(ctx, export, params...)
 	if err != nil {
-		s.fail()
 		return HookResult{}, err
 	}
 	packed := int64(res[0])
@@ -219,13 +150,4 @@ func (s *HookSession) result(ctx context.Context, export string, params []uint64
 	}
 	r.Emit = string(rec[12:])
 	return r, nil
-}
-
-// statusError reports a non-zero status with the plugin's error text.
-func (s *HookSession) statusError(export string, status int64) error {
-	msg := s.p.takeError(s.inst)
-	if msg == "" {
-		msg = "no message"
-	}
-	return fmt.Errorf("plugin %s: %s: status %d: %s", s.p.cfg.ID, export, status, msg)
 }

@@ -34,11 +34,7 @@ const MaxSamplerCandidates = 4096
 // shard: every sequence it opens lives in that instance, so a step covers
 // all of them with one call.
 type SamplerBatch struct {
-	p     *Plugin
-	inst  *instance
-	arena uint32
-	cap   uint32
-	dead  bool
+	*pinned
 }
 
 // Arena layout (sdk/ABI.md §6.2).
@@ -49,33 +45,22 @@ const (
 
 // OpenSamplerBatch checks out an instance for a batch of sequences.
 func (p *Plugin) OpenSamplerBatch(ctx context.Context) (*SamplerBatch, error) {
-	if p.cfg.Kind != KindSampler {
-		return nil, fmt.Errorf("plugin %s: not a sampler plugin", p.cfg.ID)
-	}
-	if err := p.breaker.allow(); err != nil {
-		return nil, &CallError{Plugin: p.cfg.ID, Export: "smp_open", Kind: KindUnhealthy, Err: err}
-	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
-	defer cancel()
-	inst, err := p.pool.checkout(ctx)
+	x, err := p.pin(ctx, KindSampler, "smp_open")
 	if err != nil {
-		return nil, &CallError{Plugin: p.cfg.ID, Export: "smp_open", Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
+		return nil, err
 	}
-	return &SamplerBatch{p: p, inst: inst}, nil
+	return &SamplerBatch{pinned: x}, nil
 }
 
 // Open starts a sequence with the request's sampling parameters (JSON).
 func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
-	if err := b.reserve(ctx, uint32(len(params))); err != nil {
+	ptr, err := b.write(ctx, params, nil)
+	if err != nil {
 		return 0, err
 	}
-	if !b.inst.mod.Memory().Write(b.arena, params) {
-		b.fail()
-		return 0, fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID)
-	}
-	res, err := b.call(ctx, "smp_open", uint64(b.arena), uint64(len(params)))
+	res, err := b.call(ctx, "smp_open", uint64(ptr), uint64(len(params)))
 	if err != nil {
 		return 0, err
 	}
@@ -170,69 +155,4 @@ func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) error {
 }
 
 // Close returns the instance (after its sequences were closed).
-func (b *SamplerBatch) Close(ctx context.Context) {
-	if b.dead || b.inst == nil {
-		return
-	}
-	if b.arena != 0 {
-		ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
-		defer cancel()
-		if _, err := b.call(ctx, "ulan_free", uint64(b.arena)); err != nil {
-			return
-		}
-	}
-	b.p.pool.put(b.inst)
-	b.inst = nil
-}
-
-func (b *SamplerBatch) call(ctx context.Context, export string, params ...uint64) ([]uint64, error) {
-	if b.dead {
-		return nil, errSessionDead
-	}
-	res, err := b.p.callOn(ctx, b.inst, export, params)
-	if err != nil {
-		b.fail()
-	}
-	return res, err
-}
-
-// reserve makes the arena at least size bytes.
-func (b *SamplerBatch) reserve(ctx context.Context, size uint32) error {
-	if size <= b.cap {
-		return nil
-	}
-	if b.arena != 0 {
-		if _, err := b.call(ctx, "ulan_free", uint64(b.arena)); err != nil {
-			return err
-		}
-	}
-	size = max(size, 4096)
-	res, err := b.call(ctx, "ulan_alloc", uint64(size))
-	if err != nil {
-		return err
-	}
-	if res[0] == 0 || res[0]%8 != 0 {
-		b.fail()
-		return fmt.Errorf("plugin %s: ulan_alloc(%d) gave %d, not an 8-byte aligned buffer", b.p.cfg.ID, size, res[0])
-	}
-	b.arena, b.cap = uint32(res[0]), size
-	return nil
-}
-
-func (b *SamplerBatch) fail() {
-	if !b.dead && b.inst != nil {
-		b.p.pool.discard(b.inst)
-	}
-	b.dead, b.inst = true, nil
-}
-
-func (b *SamplerBatch) statusError(export string, status int64) error {
-	msg := ""
-	if b.inst != nil {
-		msg = b.p.takeError(b.inst)
-	}
-	if msg == "" {
-		msg = "no message"
-	}
-	return fmt.Errorf("plugin %s: %s: status %d: %s", b.p.cfg.ID, export, status, msg)
-}
+func (b *SamplerBatch) Close(ctx context.Context) { b.release(ctx) }

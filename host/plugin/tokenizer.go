@@ -55,15 +55,11 @@ var errBadOutput = errors.New("malformed output")
 func (p *Plugin) callPacked(ctx context.Context, inst *instance, export string, input []byte, extra ...uint64) ([]byte, error) {
 	var params []uint64
 	if input != nil {
-		res, err := p.callOn(ctx, inst, "ulan_alloc", []uint64{uint64(max(len(input), 1))})
+		ptr, free, err := p.input(ctx, inst, input)
 		if err != nil {
 			return nil, err
 		}
-		ptr := uint32(res[0])
-		if ptr == 0 || !inst.mod.Memory().Write(ptr, input) {
-			return nil, fmt.Errorf("plugin %s: %w: ulan_alloc gave no usable buffer", p.cfg.ID, errBadOutput)
-		}
-		defer func() { _, _ = p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}) }()
+		defer free()
 		params = append(params, uint64(ptr), uint64(len(input)))
 	}
 	res, err := p.callOn(ctx, inst, export, append(params, extra...))
@@ -209,14 +205,24 @@ func (p *Plugin) Decode(ctx context.Context, ids []int32, flags int32) (string, 
 // callPackedCount is callPacked for exports whose length parameter counts
 // elements rather than bytes: the input pointer is followed by count.
 func (p *Plugin) callPackedCount(ctx context.Context, inst *instance, export string, input []byte, count uint64, extra ...uint64) ([]byte, error) {
-	res, err := p.callOn(ctx, inst, "ulan_alloc", []uint64{uint64(max(len(input), 1))})
+	ptr, free, err := p.input(ctx, inst, input)
 	if err != nil {
 		return nil, err
 	}
-	ptr := uint32(res[0])
-	if ptr == 0 || !inst.mod.Memory().Write(ptr, input) {
-		return nil, fmt.Errorf("plugin %s: %w: ulan_alloc gave no usable buffer", p.cfg.ID, errBadOutput)
-	}
-	defer func() { _, _ = p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}) }()
+	defer free()
 	return p.callPacked(ctx, inst, export, nil, append([]uint64{uint64(ptr), count}, extra...)...)
+}
+
+// input copies bytes into a fresh ulan_alloc buffer of the instance and
+// returns its address and the func that frees it.
+func (p *Plugin) input(ctx context.Context, inst *instance, b []byte) (uint32, func(), error) {
+	res, err := p.callOn(ctx, inst, "ulan_alloc", []uint64{uint64(max(len(b), 1))})
+	if err != nil {
+		return 0, nil, err
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 || !inst.mod.Memory().Write(ptr, b) {
+		return 0, nil, fmt.Errorf("plugin %s: %w: ulan_alloc gave no usable buffer", p.cfg.ID, errBadOutput)
+	}
+	return ptr, func() { _, _ = p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}) }, nil
 }
