@@ -18,7 +18,7 @@ func newPluginCmd() *cobra.Command {
 		Use:   "plugin",
 		Short: "Build and inspect WebAssembly plugins",
 	}
-	cmd.AddCommand(newPluginInspectCmd(), newPluginBuildCmd())
+	cmd.AddCommand(newPluginNewCmd(), newPluginBuildCmd(), newPluginInspectCmd())
 	return cmd
 }
 

@@ -76,3 +76,53 @@ func TestPluginBuildGoAndC(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "no .go or .c files")
 }
+
+// TestPluginNew scaffolds a plugin of each kind outside the repository,
+// runs its own test, builds it, and loads the hook with the runtime, which
+// checks its manifest, exports and init.
+func TestPluginNew(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	t.Parallel()
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for _, kind := range []string{"hook", "sampler", "tokenizer"} {
+		target := filepath.Join(dir, "my-"+kind)
+		code, out, errOut := ulan(t, "", "plugin", "new", "--kind", kind, "--ulan-src", root, target)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, "created "+target)
+		test := exec.Command("go", "test", "./...")
+		test.Dir = target
+		b, err := test.CombinedOutput()
+		require.NoError(t, err, "%s", b)
+		code, _, errOut = ulan(t, "", "plugin", "build", target)
+		require.Equal(t, 0, code, errOut)
+	}
+	wasm, err := os.ReadFile(filepath.Join(dir, "my-hook", "my-hook.wasm"))
+	require.NoError(t, err)
+	p, err := plugin.Load(t.Context(), wasm, plugin.Config{ID: "my-hook", Kind: plugin.KindHook, MemoryPages: 256, PoolSize: 1})
+	require.NoError(t, err)
+	s, err := p.OpenHook(t.Context(), []byte(`{}`))
+	require.NoError(t, err)
+	r, err := s.Delta(t.Context(), "the secret", nil, plugin.ChannelContent)
+	require.NoError(t, err)
+	require.Equal(t, "the ******", r.Emit)
+	s.Close(t.Context())
+	require.NoError(t, p.Close(t.Context()))
+
+	if _, err := exec.LookPath("clang"); err == nil {
+		target := filepath.Join(dir, "my-c")
+		code, _, errOut := ulan(t, "", "plugin", "new", "--lang", "c", target)
+		require.Equal(t, 0, code, errOut)
+		code, _, errOut = ulan(t, "", "plugin", "build", target)
+		require.Equal(t, 0, code, errOut)
+	}
+	code, _, errOut := ulan(t, "", "plugin", "new", "--kind", "sampler", "--lang", "c", filepath.Join(dir, "x"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "only hooks")
+	code, _, errOut = ulan(t, "", "plugin", "new", "Bad_Name")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "plugin name")
+}
