@@ -18,7 +18,7 @@ func newPluginCmd() *cobra.Command {
 		Use:   "plugin",
 		Short: "Build and inspect WebAssembly plugins",
 	}
-	cmd.AddCommand(newPluginNewCmd(), newPluginBuildCmd(), newPluginInspectCmd())
+	cmd.AddCommand(newPluginNewCmd(), newPluginBuildCmd(), newPluginInspectCmd(), newPluginTestCmd())
 	return cmd
 }
 
@@ -170,4 +170,45 @@ func buildPlugin(cmd *cobra.Command, dir string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", strings.Join(build.Args, " "), err)
 	}
 	return os.ReadFile(raw)
+}
+
+func newPluginTestCmd() *cobra.Command {
+	var configFile string
+	var pages uint32
+	cmd := &cobra.Command{
+		Use:   "test FILE",
+		Short: "Run the conformance suite on a built plugin and print a pass/fail report",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			wasm, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var config []byte
+			if configFile != "" {
+				if config, err = os.ReadFile(configFile); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			failed := 0
+			for _, c := range plugin.Conform(cmd.Context(), wasm, config, pages) {
+				if c.Err != nil {
+					failed++
+					fmt.Fprintf(out, "FAIL  %s: %v\n", c.Name, c.Err)
+				} else {
+					fmt.Fprintf(out, "ok    %s\n", c.Name)
+				}
+			}
+			if failed > 0 {
+				fmt.Fprintf(out, "%d checks failed\n", failed)
+				return exitError{code: 1}
+			}
+			fmt.Fprintln(out, "PASS")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "the plugin's configuration (JSON)")
+	cmd.Flags().Uint32Var(&pages, "memory-pages", 0, "memory cap in 64 KiB pages (default: the manifest's need, at least 256)")
+	return cmd
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"os"
+	"sync"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -13,10 +14,16 @@ import (
 
 // buildGo builds a Go test plugin from testdata for wasip1 and embeds a
 // manifest.
+var built sync.Map // dir → built module, so each test plugin is built once
+
 func buildGo(t testing.TB, dir, manifest string) []byte {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a Go plugin")
+	}
+	key := dir + "\x00" + manifest
+	if b, ok := built.Load(key); ok {
+		return b.([]byte)
 	}
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
@@ -31,6 +38,7 @@ func buildGo(t testing.TB, dir, manifest string) []byte {
 	require.NoError(t, err)
 	wasm, err := EmbedManifest(raw, []byte(manifest))
 	require.NoError(t, err)
+	built.Store(key, wasm)
 	return wasm
 }
 

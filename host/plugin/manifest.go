@@ -269,9 +269,13 @@ type Description struct {
 	Imports []string
 }
 
+// toolCache is an in-memory compilation cache for the tools (Describe,
+// Conform), so that a module they look at more than once is compiled once.
+var toolCache = wazero.NewCompilationCache()
+
 // Describe compiles a module (without instantiating it) and describes it.
 func Describe(ctx context.Context, wasm []byte) (*Description, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true))
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true).WithCompilationCache(toolCache))
 	defer rt.Close(ctx)
 	m, err := rt.CompileModule(ctx, wasm)
 	if err != nil {

@@ -48,6 +48,9 @@ func (s *syncBuffer) String() string {
 
 func loadWithLog(wasm []byte, cfg Config, w io.Writer) (*Plugin, error) {
 	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.Cache == nil {
+		cfg.Cache = toolCache // each Go-built test plugin compiles once per test binary
+	}
 	return Load(context.Background(), wasm, cfg)
 }
 
