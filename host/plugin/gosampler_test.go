@@ -3,10 +3,10 @@ package plugin
 import (
 	"context"
 	"os"
-	"sync"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
