@@ -103,14 +103,10 @@ func (p *Plugin) tokenizerPrimitives() map[string]hostFunc {
 				}
 				arrays := make([][]int32, 3)
 				for a := range arrays {
-					raw, ok := m.Memory().Read(uint32(s[a]), 4*n)
-					if !ok {
+					var ok bool
+					if arrays[a], ok = readI32s(m.Memory(), uint32(s[a]), n); !ok {
 						s[0] = bad
 						return
-					}
-					arrays[a] = make([]int32, n)
-					for i := range arrays[a] {
-						arrays[a][i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
 					}
 				}
 				r, err := primitive.NewRanks(arrays[0], arrays[1], arrays[2])
@@ -129,14 +125,14 @@ func (p *Plugin) tokenizerPrimitives() map[string]hostFunc {
 			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
 				st := state(m)
 				id, n := int(int32(s[0])), uint32(s[2])
-				raw, ok := m.Memory().Read(uint32(s[1]), 4*n)
-				if !ok || id < 0 || id >= len(st.ranks) || n > primitive.MaxMergeSymbols {
+				if id < 0 || id >= len(st.ranks) || n > primitive.MaxMergeSymbols {
 					s[0] = bad
 					return
 				}
-				syms := make([]int32, n)
-				for i := range syms {
-					syms[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+				syms, ok := readI32s(m.Memory(), uint32(s[1]), n)
+				if !ok {
+					s[0] = bad
+					return
 				}
 				merged, err := st.ranks[id].Merge(syms)
 				if err != nil {
@@ -170,4 +166,18 @@ func (p *Plugin) compilePattern(expr string) (*primitive.Pattern, error) {
 	}
 	v, _ := p.patterns.LoadOrStore(expr, pat)
 	return v.(*primitive.Pattern), nil
+}
+
+// readI32s copies n little-endian int32 values from guest memory at ptr;
+// ok is false when the range lies outside it.
+func readI32s(m api.Memory, ptr, n uint32) ([]int32, bool) {
+	raw, ok := m.Read(ptr, 4*n)
+	if !ok {
+		return nil, false
+	}
+	v := make([]int32, n)
+	for i := range v {
+		v[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return v, true
 }
