@@ -1,7 +1,6 @@
 package primitive
 
 import (
-	"container/heap"
 	"fmt"
 )
 
@@ -62,14 +61,14 @@ func (r *Ranks) Merge(symbols []int32) ([]int32, error) {
 			return
 		}
 		if mg, ok := r.m[pairKey(ids[i], ids[j])]; ok {
-			heap.Push(q, candidate{rank: mg.rank, pos: i, left: ids[i], right: ids[j]})
+			q.push(candidate{rank: mg.rank, pos: i, left: ids[i], right: ids[j]})
 		}
 	}
 	for i := 0; i < n-1; i++ {
 		push(i)
 	}
-	for q.Len() > 0 {
-		c := heap.Pop(q).(candidate)
+	for len(*q) > 0 {
+		c := q.pop()
 		j := next[c.pos]
 		// Skip stale entries: a side was merged away or changed since.
 		if !alive[c.pos] || j < 0 || ids[c.pos] != c.left || ids[j] != c.right {
@@ -99,20 +98,52 @@ type candidate struct {
 	left, right int32
 }
 
+// pairQueue is a binary min-heap of candidates ordered by rank, then by
+// position. It is typed rather than built on container/heap so that a push
+// does not box the candidate into an interface (one allocation per pair).
 type pairQueue []candidate
 
-func (q pairQueue) Len() int { return len(q) }
-func (q pairQueue) Less(i, j int) bool {
-	if q[i].rank != q[j].rank {
-		return q[i].rank < q[j].rank
+func (c candidate) before(d candidate) bool {
+	if c.rank != d.rank {
+		return c.rank < d.rank
 	}
-	return q[i].pos < q[j].pos
+	return c.pos < d.pos
 }
-func (q pairQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *pairQueue) Push(x any)   { *q = append(*q, x.(candidate)) }
-func (q *pairQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
+
+func (q *pairQueue) push(c candidate) {
+	h := append(*q, c)
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h[i].before(h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+	*q = h
+}
+
+func (q *pairQueue) pop() candidate {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		l, small := 2*i+1, i
+		if l < len(h) && h[l].before(h[small]) {
+			small = l
+		}
+		if r := l + 1; r < len(h) && h[r].before(h[small]) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		h[i], h[small] = h[small], h[i]
+		i = small
+	}
+	*q = h
+	return top
 }

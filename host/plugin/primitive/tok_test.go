@@ -3,7 +3,6 @@ package primitive
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -51,11 +50,11 @@ func TestSplitLongInputFinishes(t *testing.T) {
 	t.Parallel()
 	p, err := Compile(deepseekSplit)
 	require.NoError(t, err)
-	start := time.Now()
+	// The bound on time is the pattern's match timeout; a pathological
+	// match would come back as an error, which this input must not cause.
 	spans, err := p.Split(strings.Repeat("x", MaxSplitText))
 	require.NoError(t, err)
 	require.Len(t, spans, 1)
-	require.Less(t, time.Since(start), 10*time.Second)
 }
 
 func TestMerge(t *testing.T) {
@@ -79,9 +78,10 @@ func TestMerge(t *testing.T) {
 	require.ErrorIs(t, err, ErrBounds)
 }
 
-// TestMergeLongPieceFinishes: a 1 M-symbol piece that merges pairwise
-// all the way up finishes quickly (O(n log n)).
-func TestMergeLongPieceFinishes(t *testing.T) {
+// TestMergeLongPiece: a long piece that merges pairwise all the way up
+// comes out as one token (2^20 symbols, 2^16 in -short). Its speed is
+// BenchmarkMergeLongPiece's business, not a timed assertion here.
+func TestMergeLongPiece(t *testing.T) {
 	t.Parallel()
 	// Level k merges two tokens of level k−1 into one of level k.
 	var left, right, result []int32
@@ -90,9 +90,29 @@ func TestMergeLongPieceFinishes(t *testing.T) {
 	}
 	r, err := NewRanks(left, right, result)
 	require.NoError(t, err)
-	start := time.Now()
-	got, err := r.Merge(make([]int32, 1<<20))
+	levels := 20
+	if testing.Short() {
+		levels = 16
+	}
+	got, err := r.Merge(make([]int32, 1<<levels))
 	require.NoError(t, err)
-	require.Equal(t, []int32{20}, got)
-	require.Less(t, time.Since(start), 20*time.Second)
+	require.Equal(t, []int32{int32(levels)}, got)
+}
+
+// BenchmarkMergeLongPiece merges a 2^16-symbol piece pairwise to one token
+// (a worst case for the queue: every level re-pairs every survivor).
+func BenchmarkMergeLongPiece(b *testing.B) {
+	var left, right, result []int32
+	for lvl := int32(0); lvl < 16; lvl++ {
+		left, right, result = append(left, lvl), append(right, lvl), append(result, lvl+1)
+	}
+	r, err := NewRanks(left, right, result)
+	require.NoError(b, err)
+	in := make([]int32, 1<<16)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Merge(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
