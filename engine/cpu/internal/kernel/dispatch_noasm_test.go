@@ -4,4 +4,8 @@ package kernel
 
 const noasmBuild = true
 
-func haveAVX2Impls() bool { return false }
+// expectedAsmImpl is never called without assembly.
+func expectedAsmImpl() string { return "generic" }
+
+// asmFallbacks is empty without assembly.
+func asmFallbacks() []impls { return nil }

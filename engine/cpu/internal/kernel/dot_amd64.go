@@ -48,6 +48,10 @@ func dotQ8_0x2R2AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks i
 // see _gen. w holds the rows, xq and xd nBlocks packed blocks, out 2·rows floats.
 func dotQ8_0x2R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
 
+// dotQ8_0x4R2VNNI sets out[4r+j] for r < 2 exactly as dotQ8_0x4R2AVX2 does;
+// see _gen. w holds the rows; xv, xc and xd nBlocks blocks of the VNNI packing.
+func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, nBlocks int, out []float32)
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

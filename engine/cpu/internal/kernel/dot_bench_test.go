@@ -17,9 +17,19 @@ var benchLens = []int{2048, 7168}
 
 var sinkF32 float32
 
-// benchImpls runs fn as a sub-benchmark per implementation set.
+// benchImpls runs fn as a sub-benchmark per implementation set: the
+// active one, the assembly sets it supersedes (avx2 under avx512vnni) and
+// the generic twins.
 func benchImpls(b *testing.B, fn func(b *testing.B)) {
 	b.Run(Impl(), fn)
+	for _, s := range asmFallbacks() {
+		b.Run(s.name, func(b *testing.B) {
+			saved := active
+			active = s
+			defer func() { active = saved }()
+			fn(b)
+		})
+	}
 	if Impl() != "generic" {
 		b.Run("generic", func(b *testing.B) {
 			defer ForceGeneric()()

@@ -4,9 +4,10 @@
 //
 // Every function here mirrors a generic Go twin in the kernel package (named
 // in its Doc line) and must keep that twin's meaning. Only Y0–Y15 may be
-// used: the set runs on AVX2 machines, where Y16–Y31 do not exist, so no
-// function keeps more than 16 vector values live (kernel's
-// TestAsmUsesOnlyAVX2Registers checks the output).
+// used outside the functions named …VNNI: the AVX2 set runs on machines
+// where Y16–Y31, Z and K registers do not exist, so no such function keeps
+// more than 16 vector values live (kernel's TestAsmUsesOnlyAVX2Registers
+// checks the output). The …VNNI functions need AVX-512 F, BW, VL and VNNI.
 package main
 
 import (
@@ -31,6 +32,7 @@ func main() {
 	dotQ8_0xRows(1, 4)
 	dotQ8_0xRows(2, 2)
 	dotQ8_0xRows(1, 2)
+	dotQ8_0x4R2VNNI()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
@@ -745,5 +747,119 @@ func quantizeQ8_0() {
 	Label(name + "_done")
 	VZEROUPPER()
 	Store(done, ReturnIndex(0))
+	RET()
+}
+
+// dotQ8_0x4R2VNNI writes the AVX-512 VNNI form of dotQ8_0x4R2AVX2: the same
+// outputs bit for bit, with about half the vector instructions. One ZMM
+// holds a block of both rows, row 0's AVX2 lanes in its even int32 lanes
+// and row 1's in its odd ones, so one VPDPBUSD (64 byte products summed
+// four at a time into sixteen int32 lanes) does what eight VPMADDWD and
+// VPADDD of the AVX2 tile do.
+//
+// Exactness. The AVX2 tile's lane l of a block sums the products of quants
+// 2l, 2l+1, 16+2l and 17+2l; VPDPBUSD's lane k sums bytes 4k…4k+3. So the
+// weights are permuted per block with one VPERMT2W (words l and 8+l of row
+// 0 into lane 2l, of row 1 into lane 2l+1), and Q8_0x4.Pack wrote each
+// activation block with the same grouping (each lane twice): every lane
+// then holds one AVX2 lane's four products, and its exact int32 sum is the
+// same integer. VPDPBUSD multiplies unsigned by signed bytes: the weights
+// become unsigned by flipping their sign bit (w+128), which adds 128·Σx
+// over the lane's activations; the lane starts from −128·Σx, packed per
+// vector, instead of zero, so the sum is exact for every int8 (−128
+// included). The scale d_w·d_xj is one VMULPS rounding as in the AVX2 tile;
+// the FMA per block and, after one VPERMPS gathers each row's lanes, the
+// final reduction (hsum4) are the AVX2 tile's, lane for lane.
+//
+// Packed layout per block (the VNNI form of Q8_0x4): xv holds each vector's
+// lanes, each twice (64 bytes, the ZMM operand for both rows), xc each
+// vector's −128·Σx lanes likewise (sixteen int32), xd the four scales.
+func dotQ8_0x4R2VNNI() {
+	const name = "dotQ8_0x4R2VNNI"
+	TEXT(name, NOSPLIT, "func(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, nBlocks int, out []float32)")
+	Doc(name+" sets out[4r+j] for r < 2 exactly as dotQ8_0x4R2AVX2 does;",
+		"see _gen. w holds the rows; xv, xc and xd nBlocks blocks of the VNNI packing.")
+	perm := GLOBL("q8VNNIPerm", RODATA|NOPTR)
+	for l := range 8 {
+		for k, v := range []int{l, 8 + l, 32 + l, 40 + l} {
+			DATA(2*(4*l+k), U16(uint16(v)))
+		}
+	}
+	signs := GLOBL("q8VNNISigns", RODATA|NOPTR)
+	DATA(0, U32(0x80808080))
+	rows := GLOBL("q8VNNIRows", RODATA|NOPTR)
+	for k := range 16 {
+		DATA(4*k, U32(uint32(2*(k%8)+k/8))) // even lanes, then odd
+	}
+
+	w0 := Load(Param("w").Base(), GP64())
+	stride := Load(Param("rowBytes"), GP64())
+	w1 := GP64()
+	LEAQ(Mem{Base: w0, Index: stride, Scale: 1}, w1)
+	xv := Load(Param("xv").Base(), GP64())
+	xc := Load(Param("xc").Base(), GP64())
+	xd := Load(Param("xd").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	idx := ZMM()
+	VMOVDQU64(perm, idx)
+	var acc [4]VecVirtual
+	for j := range acc {
+		acc[j] = ZMM()
+		VPXORD(acc[j], acc[j], acc[j])
+	}
+
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	prefetchW(Mem{Base: w0})
+	prefetchW(Mem{Base: w1})
+	// The two rows' quants, permuted and made unsigned.
+	wq, hi := ZMM(), ZMM()
+	VMOVDQU64(Mem{Base: w0, Disp: 2}, wq.AsY())
+	VMOVDQU64(Mem{Base: w1, Disp: 2}, hi.AsY())
+	VPERMT2W(hi, idx, wq)
+	VPXORD_BCST(signs, wq, wq)
+	// d_w of row 0 in the even lanes, of row 1 in the odd ones: both halves
+	// side by side in a general register, broadcast, converted.
+	d0, d1 := GP32(), GP32()
+	MOVWLZX(Mem{Base: w0}, d0)
+	MOVWLZX(Mem{Base: w1}, d1)
+	SHLL(Imm(16), d1)
+	ORL(d1, d0)
+	h := YMM()
+	VPBROADCASTD(d0, h)
+	dw := ZMM()
+	VCVTPH2PS(h, dw)
+	for j := range acc {
+		t, s := ZMM(), ZMM()
+		VMOVDQU32(Mem{Base: xc, Disp: 64 * j}, t)
+		VPDPBUSD(Mem{Base: xv, Disp: 64 * j}, wq, t)
+		VCVTDQ2PS(t, t)
+		VMULPS_BCST(Mem{Base: xd, Disp: 4 * j}, dw, s)
+		VFMADD231PS(t, s, acc[j])
+	}
+	ADDQ(Imm(q8Block), w0)
+	ADDQ(Imm(q8Block), w1)
+	ADDQ(U32(4*64), xv)
+	ADDQ(U32(4*64), xc)
+	ADDQ(Imm(16), xd)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	// Each row's lanes to one half, in order; row 1's leave first, since
+	// hsum4 writes the low halves.
+	VMOVDQU32(rows, idx)
+	var row0, row1 [4]VecVirtual
+	for j := range acc {
+		VPERMPS(acc[j], idx, acc[j])
+		row0[j] = acc[j].AsY().(VecVirtual)
+		row1[j] = YMM()
+		VEXTRACTF64X4(Imm(1), acc[j], row1[j])
+	}
+	out := Load(Param("out").Base(), GP64())
+	VMOVUPS(hsum4(row0), Mem{Base: out})
+	VMOVUPS(hsum4(row1), Mem{Base: out, Disp: 16})
+	VZEROUPPER()
 	RET()
 }
