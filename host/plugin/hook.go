@@ -66,6 +66,7 @@ func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (*HookSession, error
 	if err != nil {
 		return nil, err
 	}
+	s.ok()
 	if h := int64(res[0]); h < 0 {
 		err := s.statusError("hook_open", -h)
 		s.release(ctx)
@@ -111,6 +112,7 @@ func (s *HookSession) Close(ctx context.Context) {
 	if _, err := s.call(cctx, "hook_close", uint64(s.handle)); err != nil {
 		return
 	}
+	s.ok()
 	s.release(ctx)
 }
 
@@ -123,17 +125,16 @@ func (s *HookSession) result(ctx context.Context, export string, params []uint64
 	}
 	packed := int64(res[0])
 	if packed < 0 {
+		s.ok()
 		return HookResult{}, s.statusError(export, -packed)
 	}
 	ptr, n := uint32(uint64(packed)>>32), uint32(packed)
 	if n < 12 || n > maxHookText+12 {
-		s.fail()
-		return HookResult{}, fmt.Errorf("plugin %s: %s returned a record of %d bytes", s.p.cfg.ID, export, n)
+		return HookResult{}, s.reject(fmt.Errorf("plugin %s: %s returned a record of %d bytes", s.p.cfg.ID, export, n))
 	}
 	rec, ok := s.inst.mod.Memory().Read(ptr, n)
 	if !ok {
-		s.fail()
-		return HookResult{}, fmt.Errorf("plugin %s: %s returned a record outside its memory", s.p.cfg.ID, export)
+		return HookResult{}, s.reject(fmt.Errorf("plugin %s: %s returned a record outside its memory", s.p.cfg.ID, export))
 	}
 	r := HookResult{
 		Action:       HookAction(int32(binary.LittleEndian.Uint32(rec))),
@@ -141,13 +142,12 @@ func (s *HookSession) result(ctx context.Context, export string, params []uint64
 	}
 	tl := binary.LittleEndian.Uint32(rec[8:])
 	if tl != n-12 || r.Action < HookPass || r.Action > HookStop {
-		s.fail()
-		return HookResult{}, fmt.Errorf("plugin %s: %s returned a malformed record (action %d, text %d of %d bytes)", s.p.cfg.ID, export, r.Action, tl, n-12)
+		return HookResult{}, s.reject(fmt.Errorf("plugin %s: %s returned a malformed record (action %d, text %d of %d bytes)", s.p.cfg.ID, export, r.Action, tl, n-12))
 	}
 	if !utf8.Valid(rec[12:]) {
-		s.fail()
-		return HookResult{}, fmt.Errorf("plugin %s: %s returned text that is not valid UTF-8", s.p.cfg.ID, export)
+		return HookResult{}, s.reject(fmt.Errorf("plugin %s: %s returned text that is not valid UTF-8", s.p.cfg.ID, export))
 	}
 	r.Emit = string(rec[12:])
+	s.ok()
 	return r, nil
 }

@@ -52,6 +52,9 @@ func (x *pinned) call(ctx context.Context, export string, params ...uint64) ([]u
 
 // reserve makes the arena at least size bytes (8-byte aligned).
 func (x *pinned) reserve(ctx context.Context, size uint32) error {
+	if x.dead {
+		return fmt.Errorf("plugin %s: %w", x.p.cfg.ID, errSessionDead)
+	}
 	if size <= x.cap {
 		return nil
 	}
@@ -66,8 +69,7 @@ func (x *pinned) reserve(ctx context.Context, size uint32) error {
 		return err
 	}
 	if res[0] == 0 || res[0]%8 != 0 {
-		x.fail()
-		return fmt.Errorf("plugin %s: ulan_alloc(%d) gave %d, not an 8-byte aligned buffer", x.p.cfg.ID, size, res[0])
+		return x.reject(fmt.Errorf("plugin %s: ulan_alloc(%d) gave %d, not an 8-byte aligned buffer", x.p.cfg.ID, size, res[0]))
 	}
 	x.arena, x.cap = uint32(res[0]), size
 	return nil
@@ -81,10 +83,23 @@ func (x *pinned) write(ctx context.Context, a, b []byte) (uint32, error) {
 	}
 	mem := x.inst.mod.Memory()
 	if !mem.Write(x.arena, a) || !mem.Write(x.arena+uint32(len(a)), b) {
-		x.fail()
-		return 0, fmt.Errorf("plugin %s: its arena is outside its memory", x.p.cfg.ID)
+		return 0, x.reject(fmt.Errorf("plugin %s: its arena is outside its memory", x.p.cfg.ID))
 	}
 	return x.arena, nil
+}
+
+// ok records a call whose outputs passed the host's checks (or that
+// reported an error status, as the ABI lets it) for the circuit breaker.
+func (x *pinned) ok() { x.p.breaker.success() }
+
+// reject gives up the instance after it broke the ABI's contract (see
+// Plugin.broke) and returns err.
+func (x *pinned) reject(err error) error {
+	if !x.dead {
+		x.p.broke(err)
+	}
+	x.fail()
+	return err
 }
 
 // fail gives up the instance after an error.

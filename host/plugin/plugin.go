@@ -414,13 +414,18 @@ func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]u
 		p.pool.discard(m)
 		return nil, err
 	}
+	if err == nil {
+		p.breaker.success()
+	}
 	p.pool.put(m)
 	return res, err
 }
 
 // callOn calls an export on an instance the caller holds, within ctx. A
 // failure other than a missing export leaves the instance unusable: the
-// caller must discard it.
+// caller must discard it. A failure counts against the circuit breaker; a
+// success is recorded by the caller once it has checked the call's outputs
+// (see broke), so that answers it refuses count as failures too.
 func (p *Plugin) callOn(ctx context.Context, m *instance, export string, params []uint64) ([]uint64, error) {
 	fn := m.function(export)
 	if fn == nil {
@@ -434,8 +439,19 @@ func (p *Plugin) callOn(ctx context.Context, m *instance, export string, params 
 		p.log.Warn("plugin call failed; instance replaced", "export", export, "kind", ce.Kind.String(), "err", ce.Err)
 		return nil, ce
 	}
-	p.breaker.success()
 	return res, nil
+}
+
+// broke records that a call returned but broke the ABI's contract (a
+// malformed or oversized output, invalid UTF-8, a token that is not a
+// candidate, an unusable buffer). The caller discards the instance, as after
+// a trap, since its state can no longer be trusted; and like a trap it counts
+// as a failed call for the circuit breaker, so that a plugin that keeps
+// answering garbage is marked unhealthy instead of being re-instantiated on
+// every call.
+func (p *Plugin) broke(err error) {
+	p.breaker.failure()
+	p.log.Warn("plugin output refused; instance replaced", "err", err)
 }
 
 // call runs fn. In a trusted runtime nothing can interrupt a guest: a

@@ -113,40 +113,6 @@ func TestGrantedClock(t *testing.T) {
 	require.Greater(t, b[0], a[0])
 }
 
-// TestHostilePlugins: each misbehaviour fails its own call with a clear
-// kind, the instance is replaced, and the plugin goes on serving.
-func TestHostilePlugins(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		export  string
-		timeout time.Duration
-		kind    ErrorKind
-		text    string
-	}{
-		{"spin", 200 * time.Millisecond, KindTimeout, "deadline"},
-		{"bomb", 5 * time.Second, KindTrap, "unreachable"},
-		{"boom", 5 * time.Second, KindTrap, "unreachable"},
-		{"deep", 5 * time.Second, KindTrap, "stack overflow"},
-	} {
-		t.Run(tc.export, func(t *testing.T) {
-			t.Parallel()
-			p, _ := load(t, "hostile", Config{PoolSize: 2, MemoryPages: 4, CallTimeout: tc.timeout})
-			start := time.Now()
-			_, err := p.Call(context.Background(), tc.export)
-			var ce *CallError
-			require.ErrorAs(t, err, &ce)
-			require.Equal(t, tc.kind, ce.Kind, "%v", err)
-			require.Contains(t, err.Error(), tc.text)
-			require.Less(t, time.Since(start), 10*time.Second)
-			// The other instance keeps serving, and the lost one comes back.
-			res, err := p.Call(context.Background(), "add", 1, 2)
-			require.NoError(t, err)
-			require.Equal(t, uint64(3), res[0])
-			require.Eventually(t, func() bool { s := p.Stats(); return s.Idle == 2 && s.Replacements == 1 }, 5*time.Second, 5*time.Millisecond)
-		})
-	}
-}
-
 func TestTrustedTierRunsCalls(t *testing.T) {
 	t.Parallel()
 	p, _ := load(t, "hostile", Config{Tier: Trusted, PoolSize: 1})

@@ -30,6 +30,11 @@ type SamplerOutput struct {
 // MaxSamplerCandidates bounds the candidates per row of one step.
 const MaxSamplerCandidates = 4096
 
+// maxSamplerArena bounds one step's arena (rows × candidates), so that the
+// arena's size cannot overflow and a step cannot ask for more than a
+// plugin's memory could hold.
+const maxSamplerArena = 1 << 30
+
 // SamplerBatch is a sampler instance pinned to the sequences of one engine
 // shard: every sequence it opens lives in that instance, so a step covers
 // all of them with one call.
@@ -64,6 +69,7 @@ func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	b.ok()
 	if h := int64(res[0]); h < 0 {
 		return 0, b.statusError("smp_open", -h)
 	} else {
@@ -73,7 +79,9 @@ func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
 
 // Step runs the plugin over every row at once and returns its outputs. The
 // output logits are copies; a selector's token is checked to be one of the
-// row's candidates, and NaN logits are refused.
+// row's candidates, and NaN logits are refused. A refused output, like a
+// failed call, gives up the batch's instance: its sequences are lost and
+// later calls on the batch fail.
 func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOutput, error) {
 	k := 0
 	for i, r := range rows {
@@ -81,6 +89,9 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 			return nil, fmt.Errorf("plugin %s: row %d: %d ids and %d logits (at most %d)", b.p.cfg.ID, i, len(r.IDs), len(r.Logits), MaxSamplerCandidates)
 		}
 		k = max(k, len(r.IDs))
+	}
+	if total := uint64(smpHeader) + uint64(len(rows))*(smpRow+12*uint64(k)); total > maxSamplerArena {
+		return nil, fmt.Errorf("plugin %s: a step of %d rows × %d candidates needs a %d-byte arena, more than %d", b.p.cfg.ID, len(rows), k, total, maxSamplerArena)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
@@ -90,8 +101,7 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 	}
 	arena, ok := b.inst.mod.Memory().Read(b.arena, size)
 	if !ok {
-		b.fail()
-		return nil, fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID)
+		return nil, b.reject(fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID))
 	}
 	le := binary.LittleEndian
 	le.PutUint32(arena, uint32(len(rows)))
@@ -120,13 +130,13 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 		return nil, err
 	}
 	if status := int32(res[0]); status != 0 {
+		b.ok()
 		return nil, b.statusError("smp_step", int64(status))
 	}
 	// The guest may have grown its memory: read the arena again.
 	arena, ok = b.inst.mod.Memory().Read(b.arena, size)
 	if !ok {
-		b.fail()
-		return nil, fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID)
+		return nil, b.reject(fmt.Errorf("plugin %s: its arena is outside its memory", b.p.cfg.ID))
 	}
 	out := make([]SamplerOutput, len(rows))
 	for i, r := range rows {
@@ -134,15 +144,16 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 		for j := range o.Logits {
 			v := math.Float32frombits(le.Uint32(arena[outs+4*(i*k+j):]))
 			if v != v {
-				return nil, fmt.Errorf("plugin %s: smp_step: row %d: NaN logit for candidate %d", b.p.cfg.ID, i, r.IDs[j])
+				return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: NaN logit for candidate %d", b.p.cfg.ID, i, r.IDs[j]))
 			}
 			o.Logits[j] = v
 		}
 		if o.Token != -1 && !slices.Contains(r.IDs, o.Token) {
-			return nil, fmt.Errorf("plugin %s: smp_step: row %d: token %d is not a candidate", b.p.cfg.ID, i, o.Token)
+			return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: token %d is not one of the row's candidates", b.p.cfg.ID, i, o.Token))
 		}
 		out[i] = o
 	}
+	b.ok()
 	return out, nil
 }
 
@@ -151,6 +162,9 @@ func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) error {
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
 	_, err := b.call(ctx, "smp_close", uint64(h))
+	if err == nil {
+		b.ok()
+	}
 	return err
 }
 

@@ -40,9 +40,13 @@ func (p *Plugin) withInstance(ctx context.Context, export string, fn func(ctx co
 	err = fn(ctx, inst)
 	var ce *CallError
 	if errors.As(err, &ce) || errors.Is(err, errBadOutput) {
+		if !errors.As(err, &ce) {
+			p.broke(err)
+		}
 		p.pool.discard(inst)
 		return err
 	}
+	p.breaker.success()
 	p.pool.put(inst)
 	return err
 }
