@@ -2,7 +2,9 @@
 // implement Sampler and Sequence, call Register from an init function, and
 // the package exports smp_open, smp_step and smp_close. Each step hands the
 // plugin every row of the batch at once, with views straight into the
-// host-written arena: no copies, no allocations on the hot path.
+// host-written arena: no copies, no allocations on the hot path. TopK,
+// Softmax and Draw call the host's primitives for the loops over a row's
+// candidates.
 package sampler
 
 import (

@@ -22,16 +22,8 @@ func hostRegister(left, right, result unsafe.Pointer, n int32) int32
 //go:wasmimport ulan_v1 bpe_merge
 func hostMerge(id int32, syms unsafe.Pointer, n int32, out unsafe.Pointer, cap int32) int32
 
-// Pattern is a regular expression compiled by the host.
-type Pattern int32
-
-// CompilePattern asks the host to compile expr (lookahead and Unicode
-// classes supported); call it from ulan.OnInit.
-func CompilePattern(expr string) (Pattern, error) {
+func compile(expr string) (Pattern, error) {
 	b := []byte(expr)
-	if len(b) == 0 {
-		return -1, sdkError("tokenizer: empty pattern")
-	}
 	id := hostCompile(unsafe.Pointer(&b[0]), int32(len(b)))
 	if id < 0 {
 		return -1, sdkError("tokenizer: the host refused pattern " + expr)
@@ -39,12 +31,7 @@ func CompilePattern(expr string) (Pattern, error) {
 	return Pattern(id), nil
 }
 
-// Split cuts text into the pattern's pieces (Hugging Face "Isolated"):
-// [start, end) byte offsets covering the text.
-func (p Pattern) Split(text string) ([][2]int, error) {
-	if len(text) == 0 {
-		return nil, nil
-	}
+func (p Pattern) split(text string) ([][2]int, error) {
 	b := []byte(text)
 	buf := make([]uint32, 2*64)
 	for {
@@ -63,15 +50,7 @@ func (p Pattern) Split(text string) ([][2]int, error) {
 	}
 }
 
-// Merges is a BPE rank table registered with the host.
-type Merges int32
-
-// RegisterMerges registers merges in priority order (left[i] + right[i] →
-// result[i]); call it from ulan.OnInit.
-func RegisterMerges(left, right, result []int32) (Merges, error) {
-	if len(left) == 0 || len(left) != len(right) || len(left) != len(result) {
-		return -1, sdkError("tokenizer: merge arrays differ in length or are empty")
-	}
+func register(left, right, result []int32) (Merges, error) {
 	id := hostRegister(unsafe.Pointer(&left[0]), unsafe.Pointer(&right[0]), unsafe.Pointer(&result[0]), int32(len(left)))
 	if id < 0 {
 		return -1, sdkError("tokenizer: the host refused the merges")
@@ -79,11 +58,7 @@ func RegisterMerges(left, right, result []int32) (Merges, error) {
 	return Merges(id), nil
 }
 
-// Merge applies the table to a piece's initial symbols.
-func (m Merges) Merge(symbols []int32) ([]int32, error) {
-	if len(symbols) == 0 {
-		return nil, nil
-	}
+func (m Merges) merge(symbols []int32) ([]int32, error) {
 	out := make([]int32, len(symbols))
 	n := hostMerge(int32(m), unsafe.Pointer(&symbols[0]), int32(len(symbols)), unsafe.Pointer(&out[0]), int32(len(out)))
 	if n < 0 {

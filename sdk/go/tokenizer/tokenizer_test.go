@@ -18,3 +18,19 @@ func TestVocabEncoding(t *testing.T) {
 	require.Equal(t, []byte{1, 0, 'a', 2, 0, 'b', 'x', 1, 0, 'c'}, vocab(current(), 0, 10), "stops at the vocabulary size")
 	require.Equal(t, []byte{2, 0, 'b', 'x'}, vocab(current(), 1, 1))
 }
+
+func TestPrimitivesNatively(t *testing.T) {
+	p, err := CompilePattern(`\p{N}{1,3}`)
+	require.NoError(t, err)
+	spans, err := p.Split("abc12345")
+	require.NoError(t, err)
+	require.Equal(t, [][2]int{{0, 3}, {3, 6}, {6, 8}}, spans)
+	_, err = CompilePattern(`\s+(?!\S)`)
+	require.ErrorContains(t, err, "pattern", "natively, no lookahead")
+
+	m, err := RegisterMerges([]int32{1, 4}, []int32{2, 3}, []int32{4, 5})
+	require.NoError(t, err)
+	merged, err := m.Merge([]int32{1, 2, 3, 1, 2})
+	require.NoError(t, err)
+	require.Equal(t, []int32{5, 4}, merged, "as the host merges (tokprims_test.go)")
+}

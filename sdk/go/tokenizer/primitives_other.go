@@ -1,0 +1,89 @@
+//go:build !wasip1
+
+package tokenizer
+
+import (
+	"regexp"
+	"sync"
+)
+
+var (
+	nativeMu       sync.Mutex
+	nativePatterns []*regexp.Regexp
+	nativeTables   []map[[2]int32][2]int32 // pair → rank, result
+)
+
+func compile(expr string) (Pattern, error) {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return -1, sdkError("tokenizer: pattern " + expr + ": " + err.Error())
+	}
+	nativeMu.Lock()
+	defer nativeMu.Unlock()
+	nativePatterns = append(nativePatterns, re)
+	return Pattern(len(nativePatterns) - 1), nil
+}
+
+func (p Pattern) split(text string) ([][2]int, error) {
+	nativeMu.Lock()
+	if p < 0 || int(p) >= len(nativePatterns) {
+		nativeMu.Unlock()
+		return nil, sdkError("tokenizer: unknown pattern")
+	}
+	re := nativePatterns[p]
+	nativeMu.Unlock()
+	var spans [][2]int
+	last := 0
+	for _, m := range re.FindAllStringIndex(text, -1) {
+		if m[0] == m[1] {
+			continue
+		}
+		if m[0] > last {
+			spans = append(spans, [2]int{last, m[0]})
+		}
+		spans = append(spans, [2]int{m[0], m[1]})
+		last = m[1]
+	}
+	if last < len(text) {
+		spans = append(spans, [2]int{last, len(text)})
+	}
+	return spans, nil
+}
+
+func register(left, right, result []int32) (Merges, error) {
+	t := make(map[[2]int32][2]int32, len(left))
+	for i := range left {
+		k := [2]int32{left[i], right[i]}
+		if _, dup := t[k]; !dup {
+			t[k] = [2]int32{int32(i), result[i]}
+		}
+	}
+	nativeMu.Lock()
+	defer nativeMu.Unlock()
+	nativeTables = append(nativeTables, t)
+	return Merges(len(nativeTables) - 1), nil
+}
+
+func (m Merges) merge(symbols []int32) ([]int32, error) {
+	nativeMu.Lock()
+	if m < 0 || int(m) >= len(nativeTables) {
+		nativeMu.Unlock()
+		return nil, sdkError("tokenizer: unknown merge table")
+	}
+	t := nativeTables[m]
+	nativeMu.Unlock()
+	ids := append([]int32(nil), symbols...)
+	for {
+		best, at := int32(-1), -1
+		for i := 0; i+1 < len(ids); i++ {
+			if r, ok := t[[2]int32{ids[i], ids[i+1]}]; ok && (at < 0 || r[0] < best) {
+				best, at = r[0], i
+			}
+		}
+		if at < 0 {
+			return ids, nil
+		}
+		ids[at] = t[[2]int32{ids[at], ids[at+1]}][1]
+		ids = append(ids[:at+1], ids[at+2:]...)
+	}
+}
