@@ -274,8 +274,12 @@ type Description struct {
 var toolCache = wazero.NewCompilationCache()
 
 // Describe compiles a module (without instantiating it) and describes it.
+// It compiles as the sandboxed tier does (with interruption checks, which
+// change the code and so the cache entry), so that Conform's load, and
+// `ulan plugin test` after `ulan plugin build`, reuse the compilation.
 func Describe(ctx context.Context, wasm []byte) (*Description, error) {
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true).WithCompilationCache(toolCache))
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true).
+		WithCloseOnContextDone(true).WithCompilationCache(toolCache))
 	defer rt.Close(ctx)
 	m, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
