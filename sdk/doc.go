@@ -3,5 +3,6 @@
 // and hook plugins.
 //
 // The ABI is sdk/ABI.md; the Go SDK is sdk/go (ulan, hook, sampler, tokenizer), the C header
-// sdk/c/ulan_plugin.h; sdk/README.md shows how to write a plugin.
+// sdk/c/ulan_plugin.h; sdk/examples has a Go and a C plugin of each kind; sdk/README.md
+// shows how to write a plugin.
 package sdk

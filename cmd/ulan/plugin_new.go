@@ -30,7 +30,8 @@ native test of its logic (Go), and manifest.json; then
   ulan plugin build NAME
 builds it. Go plugins outside the ulan source tree get a go.mod that points at
 the ulan sources (--ulan-src, default: the ulan checkout above the current
-directory). C plugins get a copy of ulan_plugin.h (hooks only, for now).`,
+directory). C plugins get a copy of ulan_plugin.h (hooks only, for now; see
+sdk/examples/c for a C sampler and tokenizer).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := filepath.Base(args[0])
@@ -44,7 +45,7 @@ directory). C plugins get a copy of ulan_plugin.h (hooks only, for now).`,
 				return fmt.Errorf("--lang %q: use go or c", lang)
 			}
 			if lang == "c" && kind != "hook" {
-				return fmt.Errorf("--lang c: only hooks for now (the C header has no sampler or tokenizer helpers yet)")
+				return fmt.Errorf("--lang c: only hooks are scaffolded for now; sdk/examples/c/%s is a C %s to start from", kind, kind)
 			}
 			dir := args[0]
 			if _, err := os.Stat(dir); err == nil {
