@@ -136,29 +136,41 @@ func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
 	}
 }
 
-// mulRangeQ8_0 is mulRange for Q8_0 weights: kernel.MulQ8_0x4 multiplies
-// q8Rows rows (in L1) at a time by each packed group of four inputs, a last
-// pair goes through kernel.MulQ8_0x2 and a lone last input through
-// kernel.DotQ8_0; every output is the bits DotQ8_0 gives, so no result
-// depends on how inputs were grouped.
+// mulRangeQ8_0 is mulRange for Q8_0 weights: kernel.MulQ8_0x8 multiplies
+// q8Rows rows (in L1) at a time by each two packed groups of four inputs
+// and kernel.MulQ8_0x4 by a last odd group, a last pair goes through
+// kernel.MulQ8_0x2 and a lone last input through kernel.DotQ8_0; every
+// output is the bits DotQ8_0 gives, so no result depends on how inputs were
+// grouped.
 func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 	nb := p.nb
 	rowBytes := nb * 34
 	nt := len(p.xs)
 	w := m.t.raw[m.first*rowBytes:]
-	var out [4 * q8Rows]float32
+	var out [8 * q8Rows]float32
 	var out2 [2 * q8Rows]float32
+	// scatter copies the outputs of group g (out[per·i+off+j] for row i)
+	// to its inputs' rows.
+	scatter := func(g, r, n, per, off int) {
+		for j := range min(4, nt-4*g) {
+			for i := range n {
+				ys[4*g+j][r+i] = out[per*i+off+j]
+			}
+		}
+	}
 	for g0 := 0; g0 == 0 || g0 < len(p.groups); g0 += tokenTile / 4 {
 		tile := p.groups[g0:min(g0+tokenTile/4, len(p.groups))]
 		for r := lo; r < hi; r += q8Rows {
 			n := min(q8Rows, hi-r)
-			for g := range tile {
+			g := 0
+			for ; g+2 <= len(tile); g += 2 {
+				kernel.MulQ8_0x8(w[r*rowBytes:], n, &tile[g], &tile[g+1], out[:8*n])
+				scatter(g0+g, r, n, 8, 0)
+				scatter(g0+g+1, r, n, 8, 4)
+			}
+			if g < len(tile) {
 				kernel.MulQ8_0x4(w[r*rowBytes:], n, &tile[g], out[:4*n])
-				for j := range min(4, nt-4*(g0+g)) {
-					for i := range n {
-						ys[4*(g0+g)+j][r+i] = out[4*i+j]
-					}
-				}
+				scatter(g0+g, r, n, 4, 0)
 			}
 			if g0 == 0 && p.lone >= 0 {
 				for i := r; i < r+n; i++ {

@@ -221,43 +221,53 @@ func TestAgainstLlamaCpp(t *testing.T) {
 
 // TestBatchingAndChunkingAreExact: a decode step of several sequences gives
 // each exactly the logits it gets alone, and a prompt prefilled in chunks
-// exactly those of one pass: every token's arithmetic is the same.
+// exactly those of one pass: every token's arithmetic is the same. Nine
+// sequences and chunks of seven make the Q8_0 products take every kernel
+// grouping (eight, four, padded three, two, one).
 func TestBatchingAndChunkingAreExact(t *testing.T) {
 	t.Parallel()
-	path := model(t, "tiny-v3", gguf.TypeF32)
-	g := loadGolden(t, "tiny-v3-f32")
-	prompts := [][]int32{g.PromptTokens[:20], g.PromptTokens[20:45], g.PromptTokens[45:]}
+	for _, ty := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0} {
+		t.Run(ty.String(), func(t *testing.T) {
+			t.Parallel()
+			path := model(t, "tiny-v3", ty)
+			g := loadGolden(t, "tiny-v3-f32")
+			var prompts [][]int32
+			for i := range 9 {
+				prompts = append(prompts, g.PromptTokens[5*i:5*i+3+2*i])
+			}
 
-	alone := make([][]float32, len(prompts))
-	ra, _ := open(t, path, 2)
-	for i, p := range prompts {
-		s := ra.NewSequence()
-		_, err := ra.Step([]engine.Work{{Seq: s, Tokens: p}})
-		require.NoError(t, err)
-		rows, err := ra.Step([]engine.Work{{Seq: s, Tokens: []int32{7}}})
-		require.NoError(t, err)
-		alone[i] = append([]float32(nil), rows[0]...)
-		ra.Free(s)
-	}
+			alone := make([][]float32, len(prompts))
+			ra, _ := open(t, path, 2)
+			for i, p := range prompts {
+				s := ra.NewSequence()
+				_, err := ra.Step([]engine.Work{{Seq: s, Tokens: p}})
+				require.NoError(t, err)
+				rows, err := ra.Step([]engine.Work{{Seq: s, Tokens: []int32{7}}})
+				require.NoError(t, err)
+				alone[i] = append([]float32(nil), rows[0]...)
+				ra.Free(s)
+			}
 
-	rb, _ := open(t, path, 2)
-	var seqs []*engine.Sequence
-	for _, p := range prompts {
-		s := rb.NewSequence()
-		seqs = append(seqs, s)
-		for c := 0; c < len(p); c += 7 { // chunked prefill, 7 tokens at a time
-			_, err := rb.Step([]engine.Work{{Seq: s, Tokens: p[c:min(c+7, len(p))]}})
+			rb, _ := open(t, path, 2)
+			var seqs []*engine.Sequence
+			for _, p := range prompts {
+				s := rb.NewSequence()
+				seqs = append(seqs, s)
+				for c := 0; c < len(p); c += 7 { // chunked prefill, 7 tokens at a time
+					_, err := rb.Step([]engine.Work{{Seq: s, Tokens: p[c:min(c+7, len(p))]}})
+					require.NoError(t, err)
+				}
+			}
+			work := make([]engine.Work, len(seqs))
+			for i, s := range seqs {
+				work[i] = engine.Work{Seq: s, Tokens: []int32{7}}
+			}
+			rows, err := rb.Step(work)
 			require.NoError(t, err)
-		}
-	}
-	work := make([]engine.Work, len(seqs))
-	for i, s := range seqs {
-		work[i] = engine.Work{Seq: s, Tokens: []int32{7}}
-	}
-	rows, err := rb.Step(work)
-	require.NoError(t, err)
-	for i := range prompts {
-		require.Equal(t, alone[i], rows[i], "sequence %d", i)
+			for i := range prompts {
+				require.Equal(t, alone[i], rows[i], "sequence %d", i)
+			}
+		})
 	}
 }
 

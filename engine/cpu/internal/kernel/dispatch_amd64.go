@@ -21,6 +21,7 @@ var avx2 = impls{
 	dotQ8_0:   dotQ8_0AVX2,
 	mulQ8_0x4: mulQ8_0x4Tiles,
 	mulQ8_0x2: mulQ8_0x2Tiles,
+	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Tiles),
 
 	quantizeQ8_0: quantizeQ8_0Blocks,
 
@@ -28,14 +29,15 @@ var avx2 = impls{
 	f32ToF16s: f32ToF16sAVX2,
 }
 
-// avx512vnni is the avx2 set with MulQ8_0x4's two-row tile in AVX-512 VNNI
-// (dotQ8_0x4R2VNNI): the same bits, about twice the multiplies per cycle
-// in prefill and batched decode. Every other kernel is memory-bound in
+// avx512vnni is the avx2 set with the two-row tiles of MulQ8_0x4 and
+// MulQ8_0x8 in AVX-512 VNNI (dotQ8_0x4R2VNNI, dotQ8_0x8R2VNNI): the same
+// bits, more multiplies per cycle in prefill and batched decode. Every other kernel is memory-bound in
 // decode or cheap, and stays AVX2.
 var avx512vnni = func() impls {
 	s := avx2
 	s.name = "avx512vnni"
 	s.mulQ8_0x4 = mulQ8_0x4VNNI
+	s.mulQ8_0x8 = mulQ8_0x8VNNI
 	s.packVNNI = true
 	return s
 }()
@@ -113,6 +115,25 @@ func mulQ8_0x4VNNI(w []byte, rows int, x *Q8_0x4, out []float32) {
 	}
 	if r < rows {
 		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[4*r:])
+	}
+}
+
+// mulQ8_0x8VNNI runs dotQ8_0x8R2VNNI over pairs of rows and
+// dotQ8_0x4R1AVX2 twice over an odd last row. Packs without the VNNI form
+// go through mulQ8_0x8Halves.
+func mulQ8_0x8VNNI(w []byte, rows int, x, y *Q8_0x4, out []float32) {
+	if !x.vnni || !y.vnni {
+		mulQ8_0x8Halves(mulQ8_0x4VNNI)(w, rows, x, y, out)
+		return
+	}
+	rb := x.nBlocks * Q8_0BlockSize
+	r := 0
+	for ; r+2 <= rows; r += 2 {
+		dotQ8_0x8R2VNNI(w[r*rb:], rb, x.v, x.c, x.d, y.v, y.c, y.d, x.nBlocks, out[8*r:])
+	}
+	if r < rows {
+		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[8*r:])
+		dotQ8_0x4R1AVX2(w[r*rb:], rb, y.q, y.d, y.nBlocks, out[8*r+4:])
 	}
 }
 

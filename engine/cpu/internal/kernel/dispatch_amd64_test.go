@@ -42,7 +42,7 @@ func TestMulQ8_0x4VNNIMatchesAVX2(t *testing.T) {
 	r := newRand(11)
 	scale := func() uint16 { return F32ToF16((r.Float32() - 0.5) * 0.1) }
 	for _, nb := range q8BlockCounts {
-		for rows := range 6 {
+		for _, rows := range []int{0, 1, 2, 3, 4, 5, 37} { // 37: more than one 16-row chunk in mulQ8_0x8Halves
 			w := make([]byte, 0, rows*nb*34)
 			for i := range rows {
 				w = append(w, q8Row(r, nb, i, 128, scale)...)
@@ -61,11 +61,24 @@ func TestMulQ8_0x4VNNIMatchesAVX2(t *testing.T) {
 				requireSameFloat(t, want[i], got[i], "%s out[%d]", name, i)
 				requireSameFloat(t, DotQ8_0(w[i/4*nb*34:], x[i%4], nb), got[i], "%s out[%d] vs DotQ8_0", name, i)
 			}
+			var py Q8_0x4
+			py.Pack(x[2], x[0], x[3], x[1], nb)
+			want8, got8 := make([]float32, 8*rows), make([]float32, 8*rows)
+			avx2.mulQ8_0x8(w, rows, &p, &py, want8)
+			mulQ8_0x8VNNI(w, rows, &p, &py, got8)
+			for i := range want8 {
+				requireSameFloat(t, want8[i], got8[i], "%s MulQ8_0x8 out[%d]", name, i)
+			}
 			p.vnni = false
 			clear(got)
 			mulQ8_0x4VNNI(w, rows, &p, got)
 			for i := range want {
 				requireSameFloat(t, want[i], got[i], "%s out[%d] without the VNNI form", name, i)
+			}
+			clear(got8)
+			mulQ8_0x8VNNI(w, rows, &p, &py, got8)
+			for i := range want8 {
+				requireSameFloat(t, want8[i], got8[i], "%s MulQ8_0x8 out[%d] without the VNNI form", name, i)
 			}
 		}
 	}

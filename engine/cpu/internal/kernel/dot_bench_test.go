@@ -133,8 +133,8 @@ func reportGMACs(b *testing.B, macs int) {
 
 // BenchmarkMulQ8_0x4 is prefill's inner loop: a block of weight rows
 // (16 KiB and more, in L1 and L2) against four packed activation vectors,
-// in the row-tiled kernel, and (x2) against two, as batched decode does for
-// an expert that two tokens chose. GMAC/s compares with DotQ8_0's
+// in the row-tiled kernel, (x8) against eight in one pass, and (x2) against
+// two, as batched decode does for an expert that two tokens chose. GMAC/s compares with DotQ8_0's
 // (BenchmarkDot reports n MACs per op there as GMAC/s too).
 func BenchmarkMulQ8_0x4(b *testing.B) {
 	for _, n := range benchLens {
@@ -156,6 +156,18 @@ func BenchmarkMulQ8_0x4(b *testing.B) {
 					MulQ8_0x4(w, rows, &p, out)
 				}
 				reportGMACs(b, 4*rows*n)
+			})
+		})
+		var py Q8_0x4
+		py.Pack(benchQ8(n, 6), benchQ8(n, 7), benchQ8(n, 8), benchQ8(n, 9), n/32)
+		out8 := make([]float32, 8*rows)
+		b.Run(fmt.Sprintf("x8/%dx%d", n, rows), func(b *testing.B) {
+			benchImpls(b, func(b *testing.B) {
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					MulQ8_0x8(w, rows, &p, &py, out8)
+				}
+				reportGMACs(b, 8*rows*n)
 			})
 		})
 		b.Run(fmt.Sprintf("x2/%dx%d", n, rows), func(b *testing.B) {

@@ -27,8 +27,8 @@
 // exact: bit for bit the same on every input.
 //
 // Within one implementation set, each multi-vector form gives exactly its
-// single form's results (out[4r+j] of MulQ8_0x4 and out[2r+j] of MulQ8_0x2
-// are DotQ8_0(row r, xj), and out[j] of DotF32x4 is DotF32(w, xj), bit for
+// single form's results (out[4r+j] of MulQ8_0x4, out[2r+j] of MulQ8_0x2 and
+// out[8r+j] of MulQ8_0x8 are DotQ8_0(row r, xj), and out[j] of DotF32x4 is DotF32(w, xj), bit for
 // bit), so a token's logits do not depend on how the backend batched it.
 package kernel
 
@@ -51,6 +51,7 @@ type impls struct {
 	dotQ8_0   func(w, x []byte, nBlocks int) float32
 	mulQ8_0x4 func(w []byte, rows int, x *Q8_0x4, out []float32)
 	mulQ8_0x2 func(w []byte, rows int, x *Q8_0x2, out []float32)
+	mulQ8_0x8 func(w []byte, rows int, x, y *Q8_0x4, out []float32)
 
 	quantizeQ8_0 func(x []float32, dst []byte)
 	packVNNI     bool // Q8_0x4.Pack also fills the VNNI form
@@ -74,6 +75,7 @@ var generic = impls{
 	dotQ8_0:   dotQ8_0Generic,
 	mulQ8_0x4: mulQ8_0x4Generic,
 	mulQ8_0x2: mulQ8_0x2Generic,
+	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Generic),
 
 	quantizeQ8_0: quantizeQ8_0Generic,
 

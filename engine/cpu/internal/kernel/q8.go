@@ -200,6 +200,44 @@ func MulQ8_0x4(w []byte, rows int, x *Q8_0x4, out []float32) {
 	active.mulQ8_0x4(w[:n], rows, x, out[:4*rows])
 }
 
+// MulQ8_0x8 multiplies rows Q8_0 weight rows, as [MulQ8_0x4] does, by the
+// eight vectors of two packs x and y of the same block count, reading each
+// row once for all eight:
+//
+//	out[8·r+j] = DotQ8_0(row r, xj), out[8·r+4+j] = DotQ8_0(row r, yj)   for j < 4
+//
+// bit for bit. Batched decode and prefill, which multiply each row by eight
+// or more inputs, run here. It panics if the packs' block counts differ,
+// rows < 0, w is shorter than rows·nBlocks·34 bytes or out is shorter than
+// 8·rows.
+func MulQ8_0x8(w []byte, rows int, x, y *Q8_0x4, out []float32) {
+	n := rows * x.nBlocks * Q8_0BlockSize
+	if x.nBlocks != y.nBlocks || rows < 0 || len(w) < n || len(out) < 8*rows {
+		panic("kernel: MulQ8_0x8: packs of " + strconv.Itoa(x.nBlocks) + " and " + strconv.Itoa(y.nBlocks) +
+			" blocks, rows = " + strconv.Itoa(rows) + " needs " + strconv.Itoa(n) + " bytes of w and " +
+			strconv.Itoa(8*rows) + " of out, have " + strconv.Itoa(len(w)) + " and " + strconv.Itoa(len(out)))
+	}
+	active.mulQ8_0x8(w[:n], rows, x, y, out[:8*rows])
+}
+
+// mulQ8_0x8Halves is MulQ8_0x8 as two passes of the set's mulQ8_0x4, one
+// per pack, through a scratch buffer: the generic and AVX2 forms.
+func mulQ8_0x8Halves(mul func(w []byte, rows int, x *Q8_0x4, out []float32)) func(w []byte, rows int, x, y *Q8_0x4, out []float32) {
+	return func(w []byte, rows int, x, y *Q8_0x4, out []float32) {
+		var buf [2 * 4 * 16]float32
+		rb := x.nBlocks * Q8_0BlockSize
+		for r0 := 0; r0 < rows; r0 += 16 {
+			n := min(16, rows-r0)
+			mul(w[r0*rb:], n, x, buf[:4*n])
+			mul(w[r0*rb:], n, y, buf[4*16:4*16+4*n])
+			for r := range n {
+				copy(out[8*(r0+r):], buf[4*r:4*r+4])
+				copy(out[8*(r0+r)+4:], buf[4*16+4*r:4*16+4*r+4])
+			}
+		}
+	}
+}
+
 // Q8_0x2 holds two quantized activation vectors packed for [MulQ8_0x2],
 // laid out as [Q8_0x4] with two vectors per block instead of four. It
 // serves groups of two inputs, which a Q8_0x4 would pad to four. The zero

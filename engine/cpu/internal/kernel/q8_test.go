@@ -337,7 +337,30 @@ func checkMulQ8(t *testing.T, rows [][]byte, x [4][]byte, nb int, name string) [
 		}
 	}
 	checkMulQ8x2(t, w, len(rows), x[0], x[2], nb, name)
+	checkMulQ8x8(t, w, rows, &p, x, nb, name)
 	return out
+}
+
+// checkMulQ8x8 multiplies the rows laid one after another in w by p (the
+// vectors x) and by x reversed, packed, with MulQ8_0x8 (guarded output) and
+// its generic twin, and requires every output to be its set's single dot
+// product bit for bit.
+func checkMulQ8x8(t *testing.T, w []byte, rows [][]byte, p *Q8_0x4, x [4][]byte, nb int, name string) {
+	t.Helper()
+	var py Q8_0x4
+	py.Pack(x[3], x[2], x[1], x[0], nb)
+	out, check := guarded(8*len(rows), 7, float32(-12345.5))
+	MulQ8_0x8(w, len(rows), p, &py, out)
+	check(t)
+	ref := make([]float32, len(out))
+	generic.mulQ8_0x8(w, len(rows), p, &py, ref)
+	for r, row := range rows {
+		for j := range 8 {
+			xj := x[min(j, 7-j)] // y is x reversed
+			requireSameFloat(t, DotQ8_0(row, xj, nb), out[8*r+j], "%s: MulQ8_0x8 row %d out %d", name, r, j)
+			requireSameFloat(t, dotQ8_0Generic(row, xj, nb), ref[8*r+j], "generic %s: MulQ8_0x8 row %d out %d", name, r, j)
+		}
+	}
 }
 
 // checkMulQ8x2 multiplies the rows laid one after another in w by x0 and x1
