@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/ulan-ai/ulan/host/config"
+
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
 
@@ -35,8 +37,8 @@ const (
 
 var (
 	// pluginName matches plugin ids and pipeline names, which come from the
-	// operator's configuration.
-	pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+	// operator's configuration and are checked there against the same pattern.
+	pluginName = config.NamePattern
 	// toolName matches what OpenAI and DeepSeek accept as a function name.
 	toolName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )

@@ -6,6 +6,11 @@
 // its key, and a Config they return without error has passed Validate. Keys lists every
 // key with its default and a description, and RestartRequired says which changes between
 // two configurations need a restart. ulan.example.yaml beside this file sets every key.
+//
+// Two keys, plugins and pipelines, are lists of mappings (sdk/ABI.md §8). They come from
+// the YAML file only, and a problem within one names its element and field, such as
+// plugins[1].failure_policy or pipelines[0].hooks[2]. Validate checks their values and
+// references; whether the plugins load is for host/generation to find out.
 package config
 
 import (
@@ -14,6 +19,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +33,12 @@ type Config struct {
 	Model  Model  `koanf:"model"`
 	Limits Limits `koanf:"limits"`
 	Log    Log    `koanf:"log"`
+	// Plugins are the WebAssembly plugins to load (sdk/ABI.md §8). They come from the
+	// YAML file only.
+	Plugins []Plugin `koanf:"plugins"`
+	// Pipelines combine plugins into what a request runs: a tokenizer, a sampler and a
+	// chain of hooks. They come from the YAML file only.
+	Pipelines []Pipeline `koanf:"pipelines"`
 }
 
 // Model configures the model the server loads at start-up.
@@ -86,11 +98,84 @@ type Log struct {
 	Format string `koanf:"format"`
 }
 
+// Plugin is one entry of the plugins list: a module file and what the operator grants it.
+// Zero values mean the defaults the comments give.
+type Plugin struct {
+	// ID is the operator's name for the plugin, which pipelines refer to.
+	ID string `koanf:"id"`
+	// Module is the path of the plugin's .wasm file, relative to the server's working
+	// directory unless absolute.
+	Module string `koanf:"module"`
+	// SHA256 is the module's expected SHA-256 in lowercase hex; when set, a file that
+	// differs is refused. Empty checks nothing.
+	SHA256 string `koanf:"sha256"`
+	// Config is the plugin's own configuration, handed to ulan_init as JSON and
+	// validated against its manifest's config_schema. Values are JSON-compatible.
+	Config map[string]any `koanf:"config"`
+	// Grants are what the plugin may use.
+	Grants Grants `koanf:"grants"`
+	// FailurePolicy is what a request sees when the plugin fails: fail_closed (the
+	// default), fail_open (hooks only) or fallback (tokenizers and samplers only).
+	FailurePolicy string `koanf:"failure_policy"`
+	// PoolSize is the number of warm instances; 0 means 2.
+	PoolSize int `koanf:"pool_size"`
+}
+
+// Grants are what the operator allows one plugin.
+type Grants struct {
+	// MemoryPages caps each instance's linear memory in 64 KiB pages; 0 means 1024
+	// (64 MiB).
+	MemoryPages int `koanf:"memory_pages"`
+	// CallTimeout bounds every call into the plugin; 0 means 1s.
+	CallTimeout time.Duration `koanf:"call_timeout"`
+	// Imports are the host imports granted beyond the ones every plugin has: clock
+	// (real clocks and ulan_v1.now_ns). log and set_error are always available and
+	// may be listed.
+	Imports []string `koanf:"imports"`
+	// Trust is sandboxed (the default: calls are interrupted at their deadline) or
+	// trusted (no interruption checks; a call that never returns hangs the server).
+	Trust string `koanf:"trust"`
+}
+
+// Pipeline is one entry of the pipelines list: the plugins a request runs.
+type Pipeline struct {
+	// Name is how requests select the pipeline.
+	Name string `koanf:"name"`
+	// Tokenizer is the id of a tokenizer plugin; empty uses the model's own.
+	Tokenizer string `koanf:"tokenizer"`
+	// Sampler is the id of a sampler plugin; empty uses the built-in sampler.
+	Sampler string `koanf:"sampler"`
+	// Hooks are the ids of hook plugins, run in this order.
+	Hooks []string `koanf:"hooks"`
+	// Default marks the pipeline a request that names none runs. Without one, a
+	// pipeline named "default" is.
+	Default bool `koanf:"default"`
+}
+
 // Bounds that Validate enforces.
 const (
 	minRequestBytes = KiB
 	maxRequestBytes = GiB
 	maxMaxTokens    = 1 << 24
+
+	maxPoolSize    = 64
+	maxMemoryPages = 16384 // 1 GiB: packed guest pointers must stay far below 2 GiB
+	maxCallTimeout = time.Minute
+	maxHooks       = 16
+)
+
+// NamePattern matches plugin ids and pipeline names. The API checks the pipeline names
+// requests carry against it too (host/api).
+var NamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// The names a plugin entry's values are taken from. ImportNames mirrors host/plugin's
+// host module (a test in host/generation keeps them in step) and FailurePolicies the
+// policies host/generation enforces per kind (sdk/ABI.md §8).
+var (
+	FailurePolicies = []string{"fail_closed", "fail_open", "fallback"}
+	ImportNames     = []string{"clock", "log", "set_error"}
+	TrustLevels     = []string{"sandboxed", "trusted"}
+	sha256Hex       = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 var (
@@ -235,7 +320,126 @@ func (c Config) Validate() error {
 	if !slices.Contains(logFormats, c.Log.Format) {
 		add("log.format", "%q is not one of %s", c.Log.Format, strings.Join(logFormats, ", "))
 	}
+	c.validatePlugins(add)
 	return ps.err()
+}
+
+// validatePlugins checks the plugins and pipelines lists: each entry's values, unique
+// ids and names, and that pipelines name configured plugins. Whether a module loads,
+// and whether a plugin's kind suits its policy and its place in a pipeline, only
+// loading it can tell (host/generation).
+func (c Config) validatePlugins(add func(key, format string, args ...any)) {
+	ids := map[string]int{}
+	for i, p := range c.Plugins {
+		k := fmt.Sprintf("plugins[%d].", i)
+		switch {
+		case p.ID == "":
+			add(k+"id", "is required: the name pipelines use for the plugin")
+		case !NamePattern.MatchString(p.ID):
+			add(k+"id", "%q is not a valid id (%s)", clip(p.ID), nameRule)
+		default:
+			if j, dup := ids[p.ID]; dup {
+				add(k+"id", "%q is already the id of plugins[%d]", p.ID, j)
+			} else {
+				ids[p.ID] = i
+			}
+		}
+		if p.Module == "" {
+			add(k+"module", "is required: the path of the plugin's .wasm file")
+		}
+		if p.SHA256 != "" && !sha256Hex.MatchString(p.SHA256) {
+			add(k+"sha256", "%q is not a SHA-256: use the 64 lowercase hex digits sha256sum prints", clip(p.SHA256))
+		}
+		if p.FailurePolicy != "" && !slices.Contains(FailurePolicies, p.FailurePolicy) {
+			add(k+"failure_policy", "%q is not one of %s", clip(p.FailurePolicy), strings.Join(FailurePolicies, ", "))
+		}
+		if p.PoolSize < 0 || p.PoolSize > maxPoolSize {
+			add(k+"pool_size", "%d must be between 0 (the default, 2) and %d", p.PoolSize, maxPoolSize)
+		}
+		g := p.Grants
+		if g.MemoryPages < 0 || g.MemoryPages > maxMemoryPages {
+			add(k+"grants.memory_pages", "%d must be between 0 (the default, 1024 pages of 64KiB) and %d (1GiB)", g.MemoryPages, maxMemoryPages)
+		}
+		if g.CallTimeout < 0 || g.CallTimeout > maxCallTimeout {
+			add(k+"grants.call_timeout", "%v must be between 0 (the default, 1s) and %v", g.CallTimeout, formatDuration(maxCallTimeout))
+		}
+		for j, imp := range g.Imports {
+			if !slices.Contains(ImportNames, imp) {
+				add(fmt.Sprintf("%sgrants.imports[%d]", k, j), "%q is not an import the host grants (%s)", clip(imp), strings.Join(ImportNames, ", "))
+			}
+		}
+		if g.Trust != "" && !slices.Contains(TrustLevels, g.Trust) {
+			add(k+"grants.trust", "%q is not one of %s", clip(g.Trust), strings.Join(TrustLevels, ", "))
+		}
+	}
+
+	names := map[string]int{}
+	def := -1
+	ref := func(key, id string) {
+		switch {
+		case id == "":
+			add(key, "must name a plugin")
+		case !NamePattern.MatchString(id):
+			add(key, "%q is not a valid plugin id (%s)", clip(id), nameRule)
+		default:
+			if _, ok := ids[id]; !ok {
+				add(key, "no plugin has id %q", id)
+			}
+		}
+	}
+	for i, pl := range c.Pipelines {
+		k := fmt.Sprintf("pipelines[%d].", i)
+		switch {
+		case pl.Name == "":
+			add(k+"name", "is required: the name requests select the pipeline by")
+		case !NamePattern.MatchString(pl.Name):
+			add(k+"name", "%q is not a valid name (%s)", clip(pl.Name), nameRule)
+		default:
+			if j, dup := names[pl.Name]; dup {
+				add(k+"name", "%q is already the name of pipelines[%d]", pl.Name, j)
+			} else {
+				names[pl.Name] = i
+			}
+		}
+		if pl.Tokenizer != "" {
+			ref(k+"tokenizer", pl.Tokenizer)
+		}
+		if pl.Sampler != "" {
+			ref(k+"sampler", pl.Sampler)
+		}
+		if len(pl.Hooks) > maxHooks {
+			add(k+"hooks", "has %d hooks; at most %d", len(pl.Hooks), maxHooks)
+		}
+		seen := map[string]int{}
+		for j, h := range pl.Hooks {
+			hk := fmt.Sprintf("%shooks[%d]", k, j)
+			if first, dup := seen[h]; dup && h != "" {
+				add(hk, "%q is already %shooks[%d]; a hook runs once per pipeline", h, k, first)
+				continue
+			}
+			seen[h] = j
+			ref(hk, h)
+		}
+		if pl.Default {
+			if def >= 0 {
+				add(k+"default", "pipelines[%d] is already the default; at most one pipeline may be", def)
+			} else {
+				def = i
+			}
+		}
+	}
+}
+
+// nameRule says what NamePattern accepts, for problems.
+const nameRule = "1 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+
+// clip shortens a value quoted in a problem, so a pasted blob does not flood the list.
+func clip(s string) string {
+	const limit = 80
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "…"
 }
 
 // checkListen returns what is wrong with a listen address, or "". The port must be a

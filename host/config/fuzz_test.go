@@ -26,6 +26,9 @@ func FuzzParse(f *testing.F) {
 		"server: &a\n  listen: *a\n",
 		"- a\n- b\n",
 		"server:\n  listen: [\n",
+		"plugins:\n  - id: a\n    module: a.wasm\n    config: {k: [1, {x: .nan}]}\n    grants: {imports: [clock], call_timeout: 2ms}\n" +
+			"pipelines:\n  - {name: p, hooks: [a, a], default: true}\n",
+		"plugins: [x, {id: [a]}, {grants: 1}, ~]\npipelines: {a: 1}\n",
 	} {
 		f.Add([]byte(seed))
 	}

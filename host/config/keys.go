@@ -45,6 +45,8 @@ var docs = map[string]keyDoc{
 	"limits.max_tokens":           {desc: "largest max_tokens a request may ask for, from 1 to 16777216"},
 	"log.level":                   {desc: "least severe log level written: debug, info, warn or error"},
 	"log.format":                  {desc: "log format: text or json"},
+	"plugins":                     {desc: "WebAssembly plugins to load, each with id, module, sha256, config, grants, failure_policy and pool_size (YAML file only)", live: true},
+	"pipelines":                   {desc: "pipelines of plugins, each with name, tokenizer, sampler, hooks and default (YAML file only)", live: true},
 }
 
 // kind is how a leaf's values are read and written; see normalize in load.go.
@@ -56,6 +58,13 @@ const (
 	kindDuration
 	kindSize
 	kindStrings
+	// kindList is a list of mappings, each decoded into a struct (Config.Plugins); it
+	// comes from the YAML file only.
+	kindList
+	// kindBool and kindMap appear only as fields of a kindList element: a boolean, and
+	// a free-form mapping of JSON-compatible values.
+	kindBool
+	kindMap
 )
 
 // expected names what a value of the kind looks like, for problems.
@@ -69,6 +78,12 @@ func (k kind) expected() string {
 		return "a size such as 32MiB"
 	case kindStrings:
 		return "a list of strings"
+	case kindList:
+		return "a list of mappings"
+	case kindBool:
+		return "true or false"
+	case kindMap:
+		return "a mapping"
 	}
 	return "a string"
 }
@@ -78,6 +93,7 @@ type leaf struct {
 	key   string
 	index []int // reflect field index path from Config
 	kind  kind
+	elem  reflect.Type // a kindList's element struct
 }
 
 // leaves lists Config's keys in struct order; sections holds the keys of its nested
@@ -112,22 +128,59 @@ func walk(t reflect.Type, prefix string, index []int) {
 		f := t.Field(i)
 		key := prefix + f.Tag.Get("koanf")
 		idx := append(slices.Clone(index), i)
-		switch ft := f.Type; {
-		case ft == reflect.TypeFor[time.Duration]():
-			leaves = append(leaves, leaf{key, idx, kindDuration})
-		case ft == reflect.TypeFor[ByteSize]():
-			leaves = append(leaves, leaf{key, idx, kindSize})
-		case ft.Kind() == reflect.String:
-			leaves = append(leaves, leaf{key, idx, kindString})
-		case ft.Kind() == reflect.Int:
-			leaves = append(leaves, leaf{key, idx, kindInt})
-		case ft == reflect.TypeFor[[]string]():
-			leaves = append(leaves, leaf{key, idx, kindStrings})
-		case ft.Kind() == reflect.Struct:
+		if f.Type.Kind() == reflect.Struct {
 			sections[key] = true
-			walk(ft, key+".", idx)
-		default:
-			panic(fmt.Sprintf("config: key %s has unsupported type %v", key, ft))
+			walk(f.Type, key+".", idx)
+			continue
+		}
+		k, ok := kindOf(f.Type)
+		if !ok || k == kindBool || k == kindMap {
+			panic(fmt.Sprintf("config: key %s has unsupported type %v", key, f.Type))
+		}
+		lf := leaf{key: key, index: idx, kind: k}
+		if k == kindList {
+			lf.elem = f.Type.Elem()
+			checkElem(key, lf.elem)
+		}
+		leaves = append(leaves, lf)
+	}
+}
+
+// kindOf returns the kind of a field of type t; a struct is not a kind but a section
+// (or, in a list element, a nested mapping).
+func kindOf(t reflect.Type) (kind, bool) {
+	switch {
+	case t == reflect.TypeFor[time.Duration]():
+		return kindDuration, true
+	case t == reflect.TypeFor[ByteSize]():
+		return kindSize, true
+	case t.Kind() == reflect.String:
+		return kindString, true
+	case t.Kind() == reflect.Int:
+		return kindInt, true
+	case t.Kind() == reflect.Bool:
+		return kindBool, true
+	case t == reflect.TypeFor[[]string]():
+		return kindStrings, true
+	case t == reflect.TypeFor[map[string]any]():
+		return kindMap, true
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		return kindList, true
+	}
+	return 0, false
+}
+
+// checkElem panics on a list element field that decodeStruct cannot fill, which only a
+// change to Config could bring.
+func checkElem(key string, t reflect.Type) {
+	for f := range t.Fields() {
+		fk := key + "[]." + f.Tag.Get("koanf")
+		if f.Type.Kind() == reflect.Struct {
+			checkElem(fk, f.Type)
+			continue
+		}
+		if k, ok := kindOf(f.Type); !ok || k == kindList {
+			panic(fmt.Sprintf("config: key %s has unsupported type %v", fk, f.Type))
 		}
 	}
 }
@@ -193,6 +246,9 @@ func formatValue(v any) string {
 		return formatDuration(v)
 	case ByteSize:
 		return v.String()
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() == 0 {
+		return "[]"
 	}
 	return fmt.Sprint(v)
 }

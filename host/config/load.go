@@ -196,6 +196,10 @@ func (l *loader) merge(stage *koanf.Koanf, origins map[string]string) {
 			l.misplaced(key, v, origin)
 			continue
 		}
+		if lf.kind == kindList && origin != "" {
+			l.add(key, origin, "can be set only in the YAML file (--config), not from the environment or a flag")
+			continue
+		}
 		if v == nil {
 			// YAML's empty value, as in "tls:" with its keys commented out, keeps the default.
 			continue
@@ -259,6 +263,7 @@ func (l *loader) finish() (Config, error) {
 	c := l.decode()
 	// A key that failed to decode kept its default, so Validate's view of it says
 	// nothing new.
+	// The same goes for the keys within a list element that failed to decode.
 	bad := map[string]bool{}
 	for _, p := range l.problems {
 		bad[p.Key] = true
@@ -266,7 +271,7 @@ func (l *loader) finish() (Config, error) {
 	var ps Problems
 	errors.As(c.Validate(), &ps)
 	for _, p := range ps {
-		if !bad[p.Key] {
+		if !underBadKey(p.Key, bad) {
 			l.add(p.Key, l.origin[p.Key], p.Message)
 		}
 	}
@@ -290,6 +295,12 @@ func (l *loader) decode() Config {
 	rv := reflect.ValueOf(&c).Elem()
 	for _, lf := range leaves {
 		f := rv.FieldByIndex(lf.index)
+		if lf.kind == kindList {
+			if list := l.decodeList(lf.key, lf.elem, l.ko.Get(lf.key)); list.Len() > 0 {
+				f.Set(list)
+			}
+			continue
+		}
 		// Decode into a fresh value: mapstructure reuses a slice it is given, and a
 		// failed decode must leave the default in place.
 		p := reflect.New(f.Type())
@@ -322,7 +333,8 @@ func decodeMessage(k kind, v any, err error) string {
 
 // normalize brings v to kind k's canonical type, the one the defaults are loaded as:
 // string for strings, durations (as time.ParseDuration reads them) and sizes (as
-// ByteSize reads them), int for integers and []string for lists. Numbers become text for
+// ByteSize reads them), int for integers, []string for lists of strings and []any for
+// lists of mappings. Numbers become text for
 // durations and sizes so the decode hooks judge them: 0 is a duration, 30 is not.
 func normalize(k kind, v any) (any, error) {
 	switch k {
@@ -349,6 +361,15 @@ func normalize(k kind, v any) (any, error) {
 			if s, ok := scalarText(v); ok {
 				return s, nil
 			}
+		}
+	case kindList:
+		// The elements are checked when decoded (decodeList), where each problem can
+		// name its element.
+		if l, ok := v.([]any); ok {
+			return l, nil
+		}
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() == 0 {
+			return []any{}, nil // the default: a typed empty list
 		}
 	case kindStrings:
 		switch v := v.(type) {

@@ -180,8 +180,8 @@ func TestLoadProblems(t *testing.T) {
 		},
 		{
 			name: "unknown key far from any",
-			file: "plugins:\n  sampler: x\n",
-			want: config.Problems{{"plugins.sampler", "unknown key"}},
+			file: "routing:\n  sampler: x\n",
+			want: config.Problems{{"routing.sampler", "unknown key"}},
 		},
 		{
 			name: "unknown environment variable",
