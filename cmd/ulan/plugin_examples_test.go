@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +95,7 @@ func TestExamplePlugins(t *testing.T) {
 		b, err := os.ReadFile(wasm(example{lang: "c", kind: kind}))
 		require.NoError(t, err)
 		p, err := plugin.Load(context.Background(), b, plugin.Config{ID: "c-" + kind, Kind: plugin.Kind(kind),
-			PluginConfig: json.RawMessage(config), PoolSize: 1, MemoryPages: 64})
+			PluginConfig: json.RawMessage(config), PoolSize: 1, MemoryPages: 64, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = p.Close(context.Background()) })
 		return p

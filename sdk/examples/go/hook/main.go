@@ -112,7 +112,7 @@ func (r *redactor) configure(raw []byte) error {
 		}
 	}
 	r.cfg = c
-	ulan.Log(ulan.Info, fmt.Sprintf("hook: masking %d words", len(c.Words)))
+	ulan.Log(ulan.Info, fmt.Sprintf("hook: words to mask: %d", len(c.Words)))
 	return nil
 }
 
