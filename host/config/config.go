@@ -320,15 +320,25 @@ func (c Config) Validate() error {
 	if !slices.Contains(logFormats, c.Log.Format) {
 		add("log.format", "%q is not one of %s", c.Log.Format, strings.Join(logFormats, ", "))
 	}
-	c.validatePlugins(add)
+	ps = append(ps, c.pluginProblems()...)
 	return ps.err()
 }
 
-// validatePlugins checks the plugins and pipelines lists: each entry's values, unique
-// ids and names, and that pipelines name configured plugins. Whether a module loads,
-// and whether a plugin's kind suits its policy and its place in a pipeline, only
-// loading it can tell (host/generation).
-func (c Config) validatePlugins(add func(key, format string, args ...any)) {
+// ValidatePlugins checks the plugins and pipelines lists alone, as Validate does, and
+// returns Problems naming each bad key, or nil. It touches no file: whether a module
+// loads, and whether a plugin's kind suits its failure policy and its place in a
+// pipeline, only loading it can tell (host/generation).
+func (c Config) ValidatePlugins() error {
+	return c.pluginProblems().err()
+}
+
+// pluginProblems checks the plugins and pipelines lists: each entry's values, unique
+// ids and names, and that pipelines name configured plugins.
+func (c Config) pluginProblems() Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
 	ids := map[string]int{}
 	for i, p := range c.Plugins {
 		k := fmt.Sprintf("plugins[%d].", i)
@@ -428,6 +438,7 @@ func (c Config) validatePlugins(add func(key, format string, args ...any)) {
 			}
 		}
 	}
+	return ps
 }
 
 // nameRule says what NamePattern accepts, for problems.

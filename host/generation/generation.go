@@ -1,0 +1,395 @@
+// Package generation builds generations: immutable snapshots of the operator's plugins
+// and pipelines (sdk/ABI.md §8), numbered 1, 2, 3 … in the order they are built.
+//
+// Build loads every configured plugin (reads its module, checks its SHA-256, reads its
+// manifest for its kind, checks the manifest's needs against the operator's grants,
+// compiles it through the on-disk cache and pre-warms its pool with its config), checks
+// each plugin's failure policy against its kind and each pipeline's references against
+// the kinds they need, and returns the Generation, or every problem found, each keyed
+// like the configuration (plugins[2].module). A request runs on the generation current
+// when it arrived; Close releases a generation's plugins once nothing runs on it.
+package generation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/plugin"
+)
+
+// The values a zero in a plugin's configuration stands for (see config.Plugin).
+const (
+	defaultPoolSize    = 2
+	defaultMemoryPages = 1024
+	defaultCallTimeout = time.Second
+)
+
+// Deps are what Build needs besides the configuration.
+type Deps struct {
+	// Number is the generation's number; 0 means 1, the configuration the server
+	// started with.
+	Number uint64
+	// Cache is the compilation cache (plugin.OpenCache); nil compiles every module
+	// afresh.
+	Cache wazero.CompilationCache
+	// Logger receives the plugins' output and the runtime's notes; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Generation is an immutable snapshot of the plugins and pipelines. Nothing in it
+// changes after Build; callers must not change what its accessors return either.
+type Generation struct {
+	number    uint64
+	builtAt   time.Time
+	took      time.Duration
+	plugins   []*Plugin // in configuration order
+	byID      map[string]*Plugin
+	pipelines []*Pipeline // in configuration order
+	byName    map[string]*Pipeline
+	def       *Pipeline
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Plugin is one loaded plugin of a generation.
+type Plugin struct {
+	// ID is the operator's name for it.
+	ID string
+	// Module is the path it was loaded from.
+	Module string
+	// SHA256 is the module's hash, lowercase hex.
+	SHA256 string
+	// Manifest is what the module says of itself: kind, name, version, ABI, needs.
+	Manifest plugin.Manifest
+	// Policy is what a request sees when it fails.
+	Policy Policy
+	// PoolSize is the number of warm instances.
+	PoolSize int
+	// Runtime is the loaded plugin.
+	Runtime *plugin.Plugin
+}
+
+// Kind is what the plugin does, from its manifest.
+func (p *Plugin) Kind() plugin.Kind { return p.Manifest.Kind }
+
+// Pipeline is a tokenizer, a sampler and a chain of hooks.
+type Pipeline struct {
+	// Name is how requests select it.
+	Name string
+	// Tokenizer is a tokenizer plugin; nil uses the model's own tokenizer.
+	Tokenizer *Plugin
+	// Sampler is a sampler plugin; nil uses the built-in sampler.
+	Sampler *Plugin
+	// Hooks are hook plugins, run in this order.
+	Hooks []*Plugin
+	// Default says requests that name no pipeline run this one.
+	Default bool
+}
+
+// Number is the generation's number: 1 for the configuration the server started with.
+func (g *Generation) Number() uint64 { return g.number }
+
+// BuiltAt is when Build finished.
+func (g *Generation) BuiltAt() time.Time { return g.builtAt }
+
+// Took is how long Build took.
+func (g *Generation) Took() time.Duration { return g.took }
+
+// Plugins returns the plugins in configuration order.
+func (g *Generation) Plugins() []*Plugin { return append([]*Plugin(nil), g.plugins...) }
+
+// Plugin returns the plugin with the given id.
+func (g *Generation) Plugin(id string) (*Plugin, bool) {
+	p, ok := g.byID[id]
+	return p, ok
+}
+
+// Pipelines returns the pipelines in configuration order.
+func (g *Generation) Pipelines() []*Pipeline { return append([]*Pipeline(nil), g.pipelines...) }
+
+// Pipeline returns the pipeline with the given name.
+func (g *Generation) Pipeline(name string) (*Pipeline, bool) {
+	p, ok := g.byName[name]
+	return p, ok
+}
+
+// Default returns the pipeline a request that names none runs: the one marked default,
+// else the one named "default"; nil when there is neither, and such a request runs the
+// built-in tokenizer and sampler with no hooks.
+func (g *Generation) Default() *Pipeline { return g.def }
+
+// Close releases the generation's plugins: their instances and runtimes. Call it once
+// no request runs on the generation any more; later calls return the first's result.
+func (g *Generation) Close(ctx context.Context) error {
+	g.closeOnce.Do(func() { g.closeErr = closeAll(ctx, g.plugins) })
+	return g.closeErr
+}
+
+func closeAll(ctx context.Context, ps []*Plugin) error {
+	var errs []error
+	for _, p := range ps {
+		if p != nil && p.Runtime != nil {
+			if err := p.Runtime.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("closing plugin %s: %w", p.ID, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Build loads cfg's plugins and pipelines into a generation. On failure it releases
+// whatever it loaded and returns config.Problems listing every problem, each keyed like
+// the configuration: the checks of cfg.ValidatePlugins; then, per plugin, a module that
+// cannot be read, a SHA-256 that differs, a missing or bad manifest, a need the grants
+// do not cover, a failure policy its kind does not allow, or a load that failed (with
+// the plugin's own error text, such as what ulan_init said); then pipeline references
+// to plugins of the wrong kind. Plugins load in parallel, one per CPU.
+func Build(ctx context.Context, cfg config.Config, deps Deps) (*Generation, error) {
+	start := time.Now()
+	var problems config.Problems
+	if err := cfg.ValidatePlugins(); err != nil {
+		if errors.As(err, &problems) {
+			return nil, problems
+		}
+		return nil, fmt.Errorf("validating plugins: %w", err)
+	}
+	if deps.Number == 0 {
+		deps.Number = 1
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+
+	loaded := make([]*Plugin, len(cfg.Plugins))
+	kinds := map[string]plugin.Kind{} // by id, for every plugin whose manifest was read
+	perPlugin := make([]config.Problems, len(cfg.Plugins))
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		sem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	)
+	for i, pc := range cfg.Plugins {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p, kind, ps := load(ctx, i, pc, deps)
+			loaded[i], perPlugin[i] = p, ps
+			if kind != "" {
+				mu.Lock()
+				kinds[pc.ID] = kind
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, ps := range perPlugin {
+		problems = append(problems, ps...)
+	}
+
+	g := &Generation{
+		number: deps.Number,
+		byID:   make(map[string]*Plugin, len(loaded)),
+		byName: make(map[string]*Pipeline, len(cfg.Pipelines)),
+	}
+	for _, p := range loaded {
+		if p != nil {
+			g.plugins = append(g.plugins, p)
+			g.byID[p.ID] = p
+		}
+	}
+	for j, pc := range cfg.Pipelines {
+		k := fmt.Sprintf("pipelines[%d].", j)
+		ref := func(key, id string, want plugin.Kind) *Plugin {
+			if kind, ok := kinds[id]; ok && kind != want {
+				problems = append(problems, config.Problem{Key: key,
+					Message: fmt.Sprintf("plugin %q is a %s, not a %s", id, kind, want)})
+			}
+			return g.byID[id]
+		}
+		pl := &Pipeline{Name: pc.Name, Default: pc.Default}
+		if pc.Tokenizer != "" {
+			pl.Tokenizer = ref(k+"tokenizer", pc.Tokenizer, plugin.KindTokenizer)
+		}
+		if pc.Sampler != "" {
+			pl.Sampler = ref(k+"sampler", pc.Sampler, plugin.KindSampler)
+		}
+		for h, id := range pc.Hooks {
+			pl.Hooks = append(pl.Hooks, ref(fmt.Sprintf("%shooks[%d]", k, h), id, plugin.KindHook))
+		}
+		g.pipelines = append(g.pipelines, pl)
+		g.byName[pl.Name] = pl
+		if pl.Default {
+			g.def = pl
+		}
+	}
+	if g.def == nil {
+		if pl, ok := g.byName["default"]; ok {
+			g.def = pl
+		}
+	}
+	if len(problems) > 0 {
+		if err := closeAll(context.WithoutCancel(ctx), g.plugins); err != nil {
+			deps.Logger.Warn("releasing the plugins of a failed build", "err", err)
+		}
+		return nil, problems
+	}
+	g.builtAt = time.Now()
+	g.took = g.builtAt.Sub(start)
+	return g, nil
+}
+
+// DryRun does what Build does, then releases the result: it answers whether cfg would
+// build, with the same problems, for ValidateConfig.
+func DryRun(ctx context.Context, cfg config.Config, deps Deps) error {
+	g, err := Build(ctx, cfg, deps)
+	if err != nil {
+		return err
+	}
+	if err := g.Close(context.WithoutCancel(ctx)); err != nil && deps.Logger != nil {
+		deps.Logger.Warn("releasing the plugins of a dry run", "err", err)
+	}
+	return nil
+}
+
+// load loads plugins[i]. It returns the plugin, or nil and its problems; and its kind
+// whenever its manifest could be read, so that pipelines can be checked against it.
+func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plugin.Kind, config.Problems) {
+	k := fmt.Sprintf("plugins[%d].", i)
+	var ps config.Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, config.Problem{Key: k + key, Message: fmt.Sprintf(format, args...)})
+	}
+	wasm, err := readModule(pc.Module)
+	if err != nil {
+		add("module", "%v", err)
+		return nil, "", ps
+	}
+	sum := sha256.Sum256(wasm)
+	hexSum := hex.EncodeToString(sum[:])
+	if pc.SHA256 != "" && pc.SHA256 != hexSum {
+		add("sha256", "%s has SHA-256 %s, not the one configured: the file changed, or the hash is wrong", pc.Module, hexSum)
+		return nil, "", ps
+	}
+	man, err := manifestOf(wasm)
+	if err != nil {
+		add("module", "%s %v", pc.Module, err)
+		return nil, "", ps
+	}
+	policy, err := ParsePolicy(pc.FailurePolicy)
+	if err == nil {
+		err = policy.Allows(man.Kind)
+	}
+	if err != nil {
+		add("failure_policy", "%v", err)
+	}
+	rc, err := runtimeConfig(pc, man.Kind, deps)
+	if err != nil {
+		add("config", "%v", err)
+	}
+	for _, p := range checkNeeds(man.Needs, rc) {
+		add(p.Key, "%s", p.Message)
+	}
+	if len(ps) > 0 {
+		return nil, man.Kind, ps
+	}
+	rt, err := plugin.Load(ctx, wasm, rc)
+	if err != nil {
+		ps = append(ps, config.Problem{Key: k[:len(k)-1], Message: fmt.Sprintf("%s did not load: %v", pc.Module, err)})
+		return nil, man.Kind, ps
+	}
+	return &Plugin{
+		ID:       pc.ID,
+		Module:   pc.Module,
+		SHA256:   hexSum,
+		Manifest: rt.Manifest(),
+		Policy:   policy,
+		PoolSize: rc.PoolSize,
+		Runtime:  rt,
+	}, man.Kind, nil
+}
+
+// runtimeConfig maps a plugin's configuration to the runtime's, with the defaults a
+// zero stands for made explicit.
+func runtimeConfig(pc config.Plugin, kind plugin.Kind, deps Deps) (plugin.Config, error) {
+	rc := plugin.Config{
+		ID:          pc.ID,
+		Tier:        plugin.Sandboxed,
+		MemoryPages: uint32(pc.Grants.MemoryPages), // config bounds it to 0..16384
+		CallTimeout: pc.Grants.CallTimeout,
+		PoolSize:    pc.PoolSize,
+		Logger:      deps.Logger,
+		Cache:       deps.Cache,
+		Kind:        kind,
+	}
+	if rc.MemoryPages == 0 {
+		rc.MemoryPages = defaultMemoryPages
+	}
+	if rc.CallTimeout == 0 {
+		rc.CallTimeout = defaultCallTimeout
+	}
+	if rc.PoolSize == 0 {
+		rc.PoolSize = defaultPoolSize
+	}
+	if pc.Grants.Trust == "trusted" {
+		rc.Tier = plugin.Trusted
+	}
+	for _, imp := range pc.Grants.Imports {
+		if imp == "clock" {
+			rc.Grants.Clock = true
+		}
+	}
+	cfg := pc.Config
+	if cfg == nil {
+		cfg = map[string]any{}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return rc, fmt.Errorf("cannot be passed to the plugin as JSON: %w", err)
+	}
+	rc.PluginConfig = b
+	return rc, nil
+}
+
+// checkNeeds checks a manifest's needs against the grants, as plugin.Load will, but
+// keys each problem to the grant that falls short (relative to the plugin's key).
+func checkNeeds(n plugin.Needs, rc plugin.Config) config.Problems {
+	var ps config.Problems
+	if n.MemoryPages > rc.MemoryPages {
+		ps = append(ps, config.Problem{Key: "grants.memory_pages",
+			Message: fmt.Sprintf("the plugin needs %d pages of 64KiB, and %d are granted", n.MemoryPages, rc.MemoryPages)})
+	}
+	if need := time.Duration(n.CallTimeoutMS) * time.Millisecond; need > rc.CallTimeout {
+		ps = append(ps, config.Problem{Key: "grants.call_timeout",
+			Message: fmt.Sprintf("the plugin needs calls of up to %v, and %v is granted", need, rc.CallTimeout)})
+	}
+	for _, imp := range n.Imports {
+		switch imp {
+		case "log", "set_error":
+		case "clock":
+			if !rc.Grants.Clock {
+				ps = append(ps, config.Problem{Key: "grants.imports",
+					Message: `the plugin needs the "clock" import: add clock to grant it`})
+			}
+		default:
+			ps = append(ps, config.Problem{Key: "grants.imports",
+				Message: fmt.Sprintf("the plugin needs the %q import, which this host does not provide", imp)})
+		}
+	}
+	if n.Trust == "trusted" && rc.Tier != plugin.Trusted {
+		ps = append(ps, config.Problem{Key: "grants.trust",
+			Message: "the plugin asks for the trusted tier (no deadline interruption): grant it with trust: trusted"})
+	}
+	return ps
+}

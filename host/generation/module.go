@@ -1,0 +1,111 @@
+package generation
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ulan-ai/ulan/host/plugin"
+)
+
+// maxModuleBytes bounds a module file: far above any real plugin (a Go-built one is a
+// few MiB), far below what would hurt to read by mistake.
+const maxModuleBytes = 256 << 20
+
+// readModule reads a module file. Only a regular file is read (a FIFO would block, a
+// device could be endless), and only up to maxModuleBytes.
+func readModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, pathErr(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, pathErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > maxModuleBytes {
+		return nil, fmt.Errorf("%s is %d bytes; a module may be at most %d MiB", path, fi.Size(), maxModuleBytes>>20)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxModuleBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, pathErr(err))
+	}
+	if len(b) > maxModuleBytes {
+		return nil, fmt.Errorf("%s grew past %d MiB while it was read", path, maxModuleBytes>>20)
+	}
+	return b, nil
+}
+
+// pathErr drops the operation and path that *fs.PathError repeats.
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// manifestOf reads the manifest a module carries in its ulan.manifest custom section
+// (sdk/ABI.md §7), without compiling it: the kind decides how the module is loaded. It
+// reads leniently; plugin.Load reads the manifest again, strictly, and checks it in
+// full.
+func manifestOf(wasm []byte) (plugin.Manifest, error) {
+	raw, err := customSection(wasm, plugin.ManifestSection)
+	if err != nil {
+		return plugin.Manifest{}, err
+	}
+	if raw == nil {
+		return plugin.Manifest{}, fmt.Errorf("has no %s section, so its kind is unknown: build it with `ulan plugin build`, which embeds the manifest", plugin.ManifestSection)
+	}
+	var m plugin.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return plugin.Manifest{}, fmt.Errorf("manifest: %w", err)
+	}
+	switch m.Kind {
+	case plugin.KindTokenizer, plugin.KindSampler, plugin.KindHook:
+	default:
+		return plugin.Manifest{}, fmt.Errorf("manifest: kind %q is not tokenizer, sampler or hook", m.Kind)
+	}
+	return m, nil
+}
+
+// customSection returns the payload of the custom section called name, nil when there
+// is none, or an error for a binary that is not well-formed as far as sections go.
+func customSection(wasm []byte, name string) ([]byte, error) {
+	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
+		return nil, errors.New("is not a WebAssembly binary")
+	}
+	var found []byte
+	for rest := wasm[8:]; len(rest) > 0; {
+		id := rest[0]
+		size, n := binary.Uvarint(rest[1:]) // wasm sizes are unsigned LEB128, as Uvarint reads
+		if n <= 0 || size > uint64(len(rest)-1-n) {
+			return nil, errors.New("is not a well-formed WebAssembly binary: a section runs past the end")
+		}
+		body := rest[1+n : 1+n+int(size)]
+		rest = rest[1+n+int(size):]
+		if id != 0 {
+			continue
+		}
+		nameLen, m := binary.Uvarint(body)
+		if m <= 0 || nameLen > uint64(len(body)-m) {
+			return nil, errors.New("is not a well-formed WebAssembly binary: a custom section's name runs past it")
+		}
+		if string(body[m:m+int(nameLen)]) != name {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("has two %s sections", name)
+		}
+		found = body[m+int(nameLen):]
+	}
+	return found, nil
+}
