@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -153,4 +154,32 @@ func conformTokenizer(ctx context.Context, p *Plugin, add func(string, error) bo
 		}
 		add(fmt.Sprintf("tok_decode round trip %q", text), err)
 	}
+	if info.Has(FeatureChatTemplate) {
+		add("tok_chat", conformChat(ctx, p))
+	}
+}
+
+// conformChat renders a conversation with every role and requires each
+// message's text in the prompt: a chat template may add markup around a
+// message, never lose one.
+func conformChat(ctx context.Context, p *Plugin) error {
+	req := ChatRequest{
+		Messages: []ChatMessage{
+			{Role: "system", Content: "You are terse."},
+			{Role: "user", Content: "What is 2+2? Answer in 東京 style 🌍."},
+			{Role: "assistant", Content: "Four."},
+			{Role: "user", Content: "And 3+3?"},
+		},
+		AddGenerationPrompt: true,
+	}
+	text, err := p.Chat(ctx, req)
+	if err != nil {
+		return err
+	}
+	for _, m := range req.Messages {
+		if !strings.Contains(text, m.Content) {
+			return fmt.Errorf("the prompt %q lacks the %s message %q", text, m.Role, m.Content)
+		}
+	}
+	return nil
 }

@@ -19,7 +19,11 @@ func TestGoSDKTokenizer(t *testing.T) {
 
 	info, err := p.TokenizerInfo(ctx)
 	require.NoError(t, err)
-	require.Equal(t, TokenizerInfo{VocabSize: 260, BOS: 259, EOS: []int32{259}, DecodeIsConcat: true}, info)
+	require.Equal(t, TokenizerInfo{VocabSize: 260, BOS: 259, EOS: []int32{259}, DecodeIsConcat: true, Features: []string{FeatureChatTemplate}}, info)
+	prompt, err := p.Chat(ctx, ChatRequest{Messages: []ChatMessage{{Role: "user", Content: "hi"}}, AddGenerationPrompt: true})
+	require.NoError(t, err)
+	require.Equal(t, "<|user|>hi\n<|assistant|>", prompt)
+	require.NoError(t, conformChat(ctx, p))
 	vocab, err := p.Vocab(ctx, info.VocabSize)
 	require.NoError(t, err)
 	require.Len(t, vocab, 260)

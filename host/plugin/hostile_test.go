@@ -297,3 +297,13 @@ func TestGarbageTripsTheBreaker(t *testing.T) {
 	require.Equal(t, KindUnhealthy, ce.Kind)
 	require.True(t, p.Stats().Unhealthy)
 }
+
+// TestChatWithoutTemplate: a tokenizer without tok_chat says so without a
+// call, and its instances stay as they were.
+func TestChatWithoutTemplate(t *testing.T) {
+	t.Parallel()
+	p := badKind(t, "badtok", KindTokenizer, 10*time.Second)
+	_, err := p.Chat(context.Background(), ChatRequest{Messages: []ChatMessage{{Role: "user", Content: "hi"}}})
+	require.ErrorIs(t, err, ErrNoChatTemplate)
+	require.Equal(t, Stats{Idle: 2, Size: 2}, p.Stats())
+}

@@ -85,6 +85,12 @@ var (
 	}
 )
 
+// optionalExports are exports a kind may have; when present, their
+// signatures are checked.
+var optionalExports = map[Kind][]export{
+	KindTokenizer: {{"tok_chat", vt(i32, i32), vt(i64)}},
+}
+
 // ReadManifest parses the manifest section of a compiled module (compiled by
 // a runtime with custom sections kept).
 func ReadManifest(m wazero.CompiledModule) (Manifest, error) {
@@ -126,8 +132,8 @@ func (m Manifest) validate() error {
 	return errors.Join(errs...)
 }
 
-// checkExports checks that a module exports what its kind requires, with
-// the right signatures.
+// checkExports checks that a module exports what its kind requires, and
+// any optional export it has, with the right signatures.
 func checkExports(m wazero.CompiledModule, kind Kind) error {
 	have := m.ExportedFunctions()
 	var errs []error
@@ -137,6 +143,11 @@ func checkExports(m wazero.CompiledModule, kind Kind) error {
 		case !ok:
 			errs = append(errs, fmt.Errorf("a %s must export %s", kind, e.name))
 		case !slices.Equal(f.ParamTypes(), e.params) || !slices.Equal(f.ResultTypes(), e.results):
+			errs = append(errs, fmt.Errorf("export %s has signature %s, want %s", e.name, signature(f.ParamTypes(), f.ResultTypes()), signature(e.params, e.results)))
+		}
+	}
+	for _, e := range optionalExports[kind] {
+		if f, ok := have[e.name]; ok && (!slices.Equal(f.ParamTypes(), e.params) || !slices.Equal(f.ResultTypes(), e.results)) {
 			errs = append(errs, fmt.Errorf("export %s has signature %s, want %s", e.name, signature(f.ParamTypes(), f.ResultTypes()), signature(e.params, e.results)))
 		}
 	}

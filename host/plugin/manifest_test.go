@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
 )
 
 const hookManifest = `{
@@ -84,4 +85,20 @@ func TestEmbedManifest(t *testing.T) {
 	require.ErrorContains(t, err, "already has")
 	_, err = EmbedManifest(wasm(t, "hook"), []byte("{"))
 	require.ErrorContains(t, err, "manifest")
+}
+
+func TestOptionalExportSignatureChecked(t *testing.T) {
+	t.Parallel()
+	rt := wazero.NewRuntime(context.Background())
+	defer rt.Close(context.Background())
+	// tok_chat with a hook_open-like signature, (i32) → i32, is refused.
+	module := []byte("\x00asm\x01\x00\x00\x00" +
+		"\x01\x06\x01\x60\x01\x7f\x01\x7f" + // type 0: (i32) → i32
+		"\x03\x02\x01\x00" + // one function of type 0
+		"\x07\x0c\x01\x08tok_chat\x00\x00" + // export it as tok_chat
+		"\x0a\x06\x01\x04\x00\x20\x00\x0b") // body: local.get 0
+	m, err := rt.CompileModule(context.Background(), module)
+	require.NoError(t, err)
+	err = checkExports(m, KindTokenizer)
+	require.ErrorContains(t, err, "export tok_chat has signature (i32) → (i32), want (i32, i32) → (i64)")
 }

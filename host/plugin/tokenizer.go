@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -15,6 +16,53 @@ type TokenizerInfo struct {
 	BOS            int32   `json:"bos"`
 	EOS            []int32 `json:"eos"`
 	DecodeIsConcat bool    `json:"decode_is_concat"`
+	// Features lists optional abilities, such as FeatureChatTemplate.
+	Features []string `json:"features,omitempty"`
+}
+
+// Has reports whether the tokenizer declared a feature.
+func (i TokenizerInfo) Has(feature string) bool { return slices.Contains(i.Features, feature) }
+
+// FeatureChatTemplate is the tok_info feature of a tokenizer that renders
+// chat prompts with tok_chat.
+const FeatureChatTemplate = "chat_template"
+
+// ErrNoChatTemplate is returned by Chat for a tokenizer without tok_chat.
+var ErrNoChatTemplate = errors.New("the tokenizer renders no chat template")
+
+// ChatRequest is a conversation for tok_chat to render (sdk/ABI.md §6.1).
+type ChatRequest struct {
+	Messages []ChatMessage `json:"messages"`
+	Tools    []ChatTool    `json:"tools,omitempty"`
+	// Thinking is the thinking mode: "", "off", "on" or "max".
+	Thinking string `json:"thinking,omitempty"`
+	// AddGenerationPrompt asks for the text that opens the assistant's turn.
+	AddGenerationPrompt bool `json:"add_generation_prompt"`
+}
+
+// ChatMessage is one turn of a ChatRequest.
+type ChatMessage struct {
+	// Role is system, developer, user, assistant or tool.
+	Role             string         `json:"role"`
+	Content          string         `json:"content"`
+	ReasoningContent string         `json:"reasoning_content,omitempty"`
+	ToolCalls        []ChatToolCall `json:"tool_calls,omitempty"`
+	ToolCallID       string         `json:"tool_call_id,omitempty"`
+	Name             string         `json:"name,omitempty"`
+}
+
+// ChatToolCall is a call an assistant message made; Arguments is JSON text.
+type ChatToolCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// ChatTool is a function the model may call; Parameters is its JSON Schema.
+type ChatTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
 }
 
 // Bounds on what a tokenizer call may return, so a plugin cannot make the
@@ -199,6 +247,35 @@ func (p *Plugin) Decode(ctx context.Context, ids []int32, flags int32) (string, 
 		}
 		if !utf8.Valid(b) {
 			return fmt.Errorf("plugin %s: tok_decode: %w: not valid UTF-8", p.cfg.ID, errBadOutput)
+		}
+		text = string(b)
+		return nil
+	})
+	return text, err
+}
+
+// Chat renders a conversation as a prompt with tok_chat. The text must be
+// valid UTF-8. A tokenizer that does not export tok_chat gives
+// ErrNoChatTemplate without a call.
+func (p *Plugin) Chat(ctx context.Context, req ChatRequest) (string, error) {
+	if err := p.requireKind(KindTokenizer); err != nil {
+		return "", err
+	}
+	if _, ok := p.compiled.ExportedFunctions()["tok_chat"]; !ok {
+		return "", fmt.Errorf("plugin %s: %w (it does not export tok_chat)", p.cfg.ID, ErrNoChatTemplate)
+	}
+	in, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("plugin %s: tok_chat input: %w", p.cfg.ID, err)
+	}
+	var text string
+	err = p.withInstance(ctx, "tok_chat", func(ctx context.Context, inst *instance) error {
+		b, err := p.callPacked(ctx, inst, "tok_chat", in)
+		if err != nil {
+			return err
+		}
+		if !utf8.Valid(b) {
+			return fmt.Errorf("plugin %s: tok_chat: %w: not valid UTF-8", p.cfg.ID, errBadOutput)
 		}
 		text = string(b)
 		return nil

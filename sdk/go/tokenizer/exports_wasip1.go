@@ -76,7 +76,7 @@ func tokInfo() int64 {
 		return fail(errNoTokenizer)
 	}
 	var err error
-	if gerr := ulan.Guard(func() error { out, err = json.Marshal(t.Info()); return err }); gerr != nil {
+	if gerr := ulan.Guard(func() error { out, err = json.Marshal(info(t)); return err }); gerr != nil {
 		return fail(gerr)
 	}
 	return ulan.Pack(out)
@@ -131,6 +131,24 @@ func tokDecode(ptr, n uint32, flags int32) int64 {
 	}
 	err := ulan.Guard(func() error {
 		text, err := t.Decode(ids, Flags(flags))
+		out = append(out[:0], text...)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return ulan.Pack(out)
+}
+
+//go:wasmexport tok_chat
+func tokChat(ptr, n uint32) int64 {
+	t := current()
+	if t == nil {
+		return fail(errNoTokenizer)
+	}
+	in := ulan.Bytes(ptr, n)
+	err := ulan.Guard(func() error {
+		text, err := renderChat(t, in)
 		out = append(out[:0], text...)
 		return err
 	})

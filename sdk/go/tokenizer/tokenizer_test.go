@@ -34,3 +34,22 @@ func TestPrimitivesNatively(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int32{5, 4}, merged, "as the host merges (tokprims_test.go)")
 }
+
+type chatTok struct{ bytesTok }
+
+func (chatTok) RenderChat(c Chat) (string, error) {
+	return c.Messages[0].Role + ":" + c.Messages[0].Content, nil
+}
+
+func TestChatFeatureAndRendering(t *testing.T) {
+	require.Empty(t, info(bytesTok{}).Features)
+	_, err := renderChat(bytesTok{}, []byte(`{"messages":[]}`))
+	require.ErrorContains(t, err, "ChatRenderer")
+
+	require.Equal(t, []string{FeatureChatTemplate}, info(chatTok{}).Features)
+	got, err := renderChat(chatTok{}, []byte(`{"messages":[{"role":"user","content":"hi"}],"add_generation_prompt":true}`))
+	require.NoError(t, err)
+	require.Equal(t, "user:hi", got)
+	_, err = renderChat(chatTok{}, []byte(`{"messages":`))
+	require.ErrorContains(t, err, "tok_chat input")
+}

@@ -69,6 +69,19 @@ func (t *tok) Decode(ids []int32, flags tokenizer.Flags) (string, error) {
 	return b.String(), nil
 }
 
+// RenderChat writes each message as <|role|>content and a newline, and
+// <|assistant|> to open the reply.
+func (*tok) RenderChat(c tokenizer.Chat) (string, error) {
+	var b strings.Builder
+	for _, m := range c.Messages {
+		b.WriteString("<|" + m.Role + "|>" + m.Content + "\n")
+	}
+	if c.AddGenerationPrompt {
+		b.WriteString("<|assistant|>")
+	}
+	return b.String(), nil
+}
+
 func init() {
 	ulan.OnInit(func([]byte) error {
 		var err error
