@@ -33,6 +33,68 @@ func BenchmarkNoopCall(b *testing.B) {
 	}
 }
 
+// BenchmarkKindCall measures one call of each kind's hot export per tier,
+// through the kind's host API, on WAT plugins that do almost nothing: a
+// hook's delta that passes (badhook's answer to "x"), a sampler step of one row with three
+// candidates that selects the first (badsmp's well-behaved case), and a
+// tokenizer's encode of one byte (badtok). It is the fixed price a
+// pipeline pays per hook per delta, per sampler step and per encode.
+func BenchmarkKindCall(b *testing.B) {
+	ctx := context.Background()
+	for _, tier := range []struct {
+		name string
+		tier Tier
+	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+		load := func(b *testing.B, name string, kind Kind) *Plugin {
+			module := withManifest(b, name, `{"abi":1,"name":"`+name+`","version":"0.1.0","kind":"`+string(kind)+`"}`)
+			p, err := Load(ctx, module, Config{ID: name, Kind: kind, Tier: tier.tier, PoolSize: 1, MemoryPages: 16,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = p.Close(ctx) })
+			return p
+		}
+		b.Run("hook/"+tier.name, func(b *testing.B) {
+			s, err := load(b, "badhook", KindHook).OpenHook(ctx, []byte(`{}`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(ctx)
+			for b.Loop() {
+				if _, err := s.Delta(ctx, "x", nil, ChannelContent); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("sampler/"+tier.name, func(b *testing.B) {
+			batch, err := load(b, "badsmp", KindSampler).OpenSamplerBatch(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer batch.Close(ctx)
+			h, err := batch.Open(ctx, []byte(`{}`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows := []SamplerRow{{Handle: h, IDs: []int32{11, 12, 13}, Logits: []float32{1, 2, 3}}}
+			for b.Loop() {
+				if _, err := batch.Step(ctx, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("tokenizer/"+tier.name, func(b *testing.B) {
+			p := load(b, "badtok", KindTokenizer)
+			for b.Loop() {
+				if _, err := p.Encode(ctx, "x", 0, 256); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkCheckout measures taking and returning a warm instance.
 func BenchmarkCheckout(b *testing.B) {
 	p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", PoolSize: 2, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -17,7 +17,7 @@ const hookManifest = `{
   "needs": {"memory_pages": 64, "call_timeout_ms": 5, "imports": ["log"], "trust": "sandboxed"}
 }`
 
-func withManifest(t *testing.T, name, manifest string) []byte {
+func withManifest(t testing.TB, name, manifest string) []byte {
 	t.Helper()
 	b, err := EmbedManifest(wasm(t, name), []byte(manifest))
 	require.NoError(t, err)

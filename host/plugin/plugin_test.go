@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func wasm(t *testing.T, name string) []byte {
+func wasm(t testing.TB, name string) []byte {
 	t.Helper()
 	return mustRead(t, name)
 }

@@ -4,7 +4,9 @@
 // w and " " + w. Text is cut into pieces with the host's regex split
 // (tokenizer.CompilePattern, Split); a piece that is in the vocabulary is
 // one token, any other piece is its bytes. So every text round-trips, and
-// decoding is concatenating the tokens' bytes.
+// decoding is concatenating the tokens' bytes. It also renders chat
+// prompts (tokenizer.ChatRenderer, the optional tok_chat export): each
+// message as "role: text" closed by <|endoftext|>.
 //
 // Config (manifest.json's schema): {"words": ["hello", ...]}, which replace
 // the built-in list. Build and check it with
@@ -103,6 +105,19 @@ func (w *words) Decode(ids []int32, flags tokenizer.Flags) (string, error) {
 			return "", fmt.Errorf("token id %d outside the vocabulary", id)
 		}
 		b.Write(t)
+	}
+	return b.String(), nil
+}
+
+// RenderChat writes each message as "role: text<|endoftext|>" and, when
+// asked, "assistant: " to open the reply.
+func (w *words) RenderChat(c tokenizer.Chat) (string, error) {
+	var b strings.Builder
+	for _, m := range c.Messages {
+		b.WriteString(m.Role + ": " + m.Content + eotText)
+	}
+	if c.AddGenerationPrompt {
+		b.WriteString("assistant: ")
 	}
 	return b.String(), nil
 }

@@ -32,3 +32,12 @@ func TestWordsAndBytes(t *testing.T) {
 	_, err = w.Decode([]int32{999}, 0)
 	require.ErrorContains(t, err, "outside the vocabulary")
 }
+
+func TestRenderChat(t *testing.T) {
+	prompt, err := (&words{}).RenderChat(tokenizer.Chat{
+		Messages:            []tokenizer.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "hello"}},
+		AddGenerationPrompt: true,
+	})
+	require.NoError(t, err)
+	require.Equal(t, "system: Be brief.<|endoftext|>user: hello<|endoftext|>assistant: ", prompt)
+}
