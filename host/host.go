@@ -2,8 +2,9 @@
 // Connect, gRPC and gRPC-web (HTTP/1.1 and h2c, or TLS), with CORS for
 // browsers, request ids, structured logs and a graceful drain on shutdown.
 //
-// The handlers live in host/api and the configuration in host/config; this
-// package wires them to a listener and owns the server's lifetime.
+// The handlers live in host/api, the configuration in host/config and the plugin
+// generations in host/generation; this package wires them to a listener and owns the
+// server's lifetime.
 package host
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"github.com/ulan-ai/ulan/host/api"
 	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/internal/reqid"
 )
 
@@ -47,12 +49,24 @@ type Option func(*options)
 type options struct {
 	inference api.Inference
 	logger    *slog.Logger
+	gen       *generation.Generation
+	deps      generation.Deps
 }
 
 // WithInference sets what runs the model. The default answers every
 // inference request with Unavailable (no model is loaded).
 func WithInference(inf api.Inference) Option {
 	return func(o *options) { o.inference = inf }
+}
+
+// WithGeneration sets the plugin generation the server starts with, built by
+// generation.Build from the same configuration, and the dependencies (compilation
+// cache, logger) that PluginService.ValidateConfig's dry runs build with. The caller
+// keeps the generation: it closes it once Serve has returned. Without this option New
+// builds the generation itself, which it can only do for a configuration without
+// plugins (pipelines of built-ins need nothing to be released).
+func WithGeneration(g *generation.Generation, deps generation.Deps) Option {
+	return func(o *options) { o.gen, o.deps = g, deps }
 }
 
 // WithLogger sets the logger. The default is slog.Default().
@@ -73,7 +87,9 @@ type Server struct {
 	forced bool
 }
 
-// New builds a server from a validated configuration.
+// New builds a server from a validated configuration. Its PluginService reports the
+// plugin generation given with WithGeneration, or one New builds when the configuration
+// has no plugins.
 func New(cfg config.Config, opts ...Option) (*Server, error) {
 	o := options{logger: slog.Default()}
 	for _, opt := range opts {
@@ -82,9 +98,22 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("host: invalid configuration: %w", err)
 	}
+	if o.deps.Logger == nil {
+		o.deps.Logger = o.logger
+	}
+	if o.gen == nil {
+		if len(cfg.Plugins) > 0 {
+			return nil, errors.New("host: the configuration has plugins: load them with generation.Build and pass the generation with WithGeneration")
+		}
+		g, err := generation.Build(context.Background(), cfg, o.deps)
+		if err != nil {
+			return nil, fmt.Errorf("host: pipelines:\n%w", err)
+		}
+		o.gen = g
+	}
 	a := api.New(api.Config{
 		Inference: o.inference,
-		Plugins:   newStartupConfig(cfg, time.Now()),
+		Plugins:   newConfigRuntime(cfg, o.gen, o.deps),
 		Limits: api.Limits{
 			MaxRequestBytes: int64(cfg.Limits.MaxRequestBytes),
 			MaxPromptBytes:  int64(cfg.Limits.MaxPromptBytes),

@@ -13,11 +13,14 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/tetratelabs/wazero"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host"
 	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/plugin"
 )
 
 // modelName is the name requests use: general.name, else the file's base
@@ -48,6 +51,10 @@ func newServeCmd() *cobra.Command {
 		Long: `Run the server. Configuration comes from built-in defaults, then the YAML
 file given with --config, then ULAN_* environment variables (ULAN_SERVER_LISTEN
 for server.listen), then flags; later sources win.
+
+Every configured plugin is loaded at start-up; one that fails (a missing file,
+a hash mismatch, a grant short of its needs, an init that refuses its config)
+stops start-up with each problem listed by key.
 
 SIGINT or SIGTERM starts a graceful drain (server.drain_timeout); a second
 signal stops the server at once.`,
@@ -82,7 +89,25 @@ signal stops the server at once.`,
 // serve runs the server until the first SIGINT/SIGTERM, drains, and stops at
 // once on a second signal.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
-	opts := []host.Option{host.WithLogger(log)}
+	// The plugins load first: they fail faster than a model loads.
+	deps := generation.Deps{Logger: log}
+	if len(cfg.Plugins) > 0 {
+		if cache := openPluginCache(log); cache != nil {
+			defer cache.Close(context.Background())
+			deps.Cache = cache
+		}
+	}
+	gen, err := generation.Build(ctx, cfg, deps)
+	if err != nil {
+		return fmt.Errorf("plugins:\n%w", err)
+	}
+	// Closed once Serve has returned: no request runs on the generation any more.
+	defer gen.Close(context.Background())
+	if len(cfg.Plugins) > 0 || len(cfg.Pipelines) > 0 {
+		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
+			"pipelines", len(gen.Pipelines()), "took", gen.Took())
+	}
+	opts := []host.Option{host.WithLogger(log), host.WithGeneration(gen, deps)}
 	if cfg.Model.Path != "" {
 		threads := cfg.Model.Threads
 		if threads == 0 {
@@ -125,6 +150,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 	defer drain()
 	go onSignals(sigs, log, drain, func() { _ = srv.Close() })
 	return srv.Serve(ctx, ln)
+}
+
+// openPluginCache opens the on-disk compilation cache for plugins in the user's cache
+// directory (ulan/wasm under $XDG_CACHE_HOME or ~/.cache). Without one, plugins still
+// load, compiled afresh at each start, so a cache that cannot be opened (no home, or a
+// directory others may write, which plugin.OpenCache refuses) is only a warning.
+func openPluginCache(log *slog.Logger) wazero.CompilationCache {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		log.Warn("no plugin compilation cache: plugins compile at every start", "err", err)
+		return nil
+	}
+	cache, err := plugin.OpenCache(filepath.Join(dir, "ulan", "wasm"))
+	if err != nil {
+		log.Warn("no plugin compilation cache: plugins compile at every start", "err", err)
+		return nil
+	}
+	return cache
 }
 
 // onSignals drains on the first signal and forces a stop on the second.

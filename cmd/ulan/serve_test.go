@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestServeRefusesFailingPlugins: a plugin that does not load stops start-up, with
+// every problem listed by key, before anything listens.
+func TestServeRefusesFailingPlugins(t *testing.T) {
+	// Not parallel: the plugin compilation cache goes under XDG_CACHE_HOME.
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ulan.yaml")
+	yaml := "server:\n  listen: 127.0.0.1:0\nplugins:\n" +
+		"  - {id: gone, module: " + filepath.Join(dir, "gone.wasm") + "}\n" +
+		"  - {id: changed, module: " + file + ", sha256: " + strings.Repeat("ab", 32) + "}\n"
+	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o600))
+
+	code, _, errOut := ulan(t, "", "serve", "--config", file)
+	require.Equal(t, 1, code)
+	require.True(t, strings.HasPrefix(errOut, "ulan: plugins:\n"), errOut)
+	require.Contains(t, errOut, "\nplugins[0].module: cannot read "+filepath.Join(dir, "gone.wasm")+": no such file or directory\n")
+	require.Contains(t, errOut, "\nplugins[1].sha256: "+file+" has SHA-256 ")
+	require.NotContains(t, errOut, "serving")
+
+	fi, err := os.Stat(filepath.Join(cache, "ulan", "wasm"))
+	require.NoError(t, err, "the compilation cache is opened when plugins are configured")
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}
