@@ -18,7 +18,9 @@ type Check struct {
 // kind on generated inputs: the exports and their signatures, init with the
 // given config, then a session (hook), a batched step with a processor and
 // a selector-checked row (sampler), or info, vocabulary and encode/decode
-// round trips (tokenizer). `ulan plugin test` prints the result.
+// round trips (tokenizer); then, loaded with exactly the limits its
+// manifest declares, a larger workload of its kind (conformLimits). `ulan
+// plugin test` prints the result.
 func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32) []Check {
 	var checks []Check
 	add := func(name string, err error) bool {
@@ -63,7 +65,127 @@ func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32
 		}
 		return nil
 	}())
+	conformLimits(ctx, wasm, config, *man, add)
 	return checks
+}
+
+// limitAttempts is how often conformLimits tries a workload before it
+// reports a failure: a deadline on a shared machine can be missed once by
+// bad luck, not three times.
+const limitAttempts = 3
+
+// conformLimits loads the module again with exactly the limits its manifest
+// declares (the host's defaults where it declares none), as an operator
+// who grants what a plugin asks for would, and runs a larger workload of
+// its kind: a 16 KiB text through encode and decode, 64 hook deltas of 256
+// bytes, a sampler step of 32 rows × 64 candidates. Every call must finish
+// within the declared deadline and memory.
+func conformLimits(ctx context.Context, wasm, config []byte, man Manifest, add func(string, error) bool) {
+	cfg := Config{ID: man.Name, Kind: man.Kind, PluginConfig: config, MemoryPages: man.Needs.MemoryPages,
+		CallTimeout: time.Duration(man.Needs.CallTimeoutMS) * time.Millisecond, PoolSize: 1,
+		Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache}
+	cfg.defaults()
+	name := fmt.Sprintf("within its declared limits (%d pages, %v a call)", cfg.MemoryPages, cfg.CallTimeout)
+	p, err := Load(ctx, wasm, cfg)
+	if err != nil {
+		add(name+": load", err)
+		return
+	}
+	defer p.Close(ctx)
+	var work func() error
+	switch man.Kind {
+	case KindHook:
+		work = func() error { return hookWorkload(ctx, p) }
+	case KindSampler:
+		work = func() error { return samplerWorkload(ctx, p) }
+	case KindTokenizer:
+		work = func() error { return tokenizerWorkload(ctx, p) }
+	default:
+		return
+	}
+	for range limitAttempts {
+		if err = work(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("%w (raise needs.memory_pages or needs.call_timeout_ms in the manifest if the plugin needs more)", err)
+	}
+	add(name+": "+kindWorkload[man.Kind], err)
+}
+
+var kindWorkload = map[Kind]string{
+	KindHook:      "64 deltas of 256 bytes",
+	KindSampler:   "a step of 32 rows × 64 candidates",
+	KindTokenizer: "a 16 KiB text encoded and decoded",
+}
+
+func hookWorkload(ctx context.Context, p *Plugin) error {
+	s, err := p.OpenHook(ctx, []byte(`{"request_id":"limits"}`))
+	if err != nil {
+		return err
+	}
+	defer s.Close(ctx)
+	delta := strings.Repeat("Limits: naïve café — 東京 🌍 ", 8)[:256]
+	delta = strings.ToValidUTF8(delta, "")
+	for i := range 64 {
+		r, err := s.Delta(ctx, delta, []int32{int32(i)}, ChannelContent)
+		if err != nil {
+			return err
+		}
+		if r.Action == HookStop {
+			break
+		}
+	}
+	_, err = s.End(ctx, 1)
+	return err
+}
+
+func samplerWorkload(ctx context.Context, p *Plugin) error {
+	b, err := p.OpenSamplerBatch(ctx)
+	if err != nil {
+		return err
+	}
+	defer b.Close(ctx)
+	rows := make([]SamplerRow, 32)
+	for i := range rows {
+		h, err := b.Open(ctx, []byte(`{"temperature":0.8,"top_k":40,"top_p":0.95,"seed":2}`))
+		if err != nil {
+			return err
+		}
+		rows[i] = SamplerRow{Handle: h, Position: int32(i), U0: float32(i) / 32, U1: 0.5}
+		for j := range 64 {
+			rows[i].IDs = append(rows[i].IDs, int32(2000+j))
+			rows[i].Logits = append(rows[i].Logits, float32(math.Cos(float64(i*64+j))))
+		}
+	}
+	if _, err := b.Step(ctx, rows); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := b.CloseSequence(ctx, r.Handle); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tokenizerWorkload(ctx context.Context, p *Plugin) error {
+	info, err := p.TokenizerInfo(ctx)
+	if err != nil {
+		return err
+	}
+	text := strings.Repeat("The naïve café in 東京 opened at 9:45 — 🌍 1234567 tokens!\n", 256)[:16<<10]
+	text = strings.ToValidUTF8(text, "")
+	ids, err := p.Encode(ctx, text, 0, info.VocabSize)
+	if err != nil {
+		return err
+	}
+	got, err := p.Decode(ctx, ids, 0)
+	if err == nil && got != text {
+		err = fmt.Errorf("the text does not round-trip (%d bytes back of %d)", len(got), len(text))
+	}
+	return err
 }
 
 func shapeErr(d *Description) error {
