@@ -17,16 +17,18 @@ func TestServeRefusesFailingPlugins(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", cache)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "ulan.yaml")
+	wasm, err := filepath.Abs("../../host/generation/testdata/any.wasm")
+	require.NoError(t, err)
 	yaml := "server:\n  listen: 127.0.0.1:0\nplugins:\n" +
 		"  - {id: gone, module: " + filepath.Join(dir, "gone.wasm") + "}\n" +
-		"  - {id: changed, module: " + file + ", sha256: " + strings.Repeat("ab", 32) + "}\n"
+		"  - {id: changed, module: " + wasm + ", sha256: " + strings.Repeat("ab", 32) + "}\n"
 	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o600))
 
 	code, _, errOut := ulan(t, "", "serve", "--config", file)
 	require.Equal(t, 1, code)
 	require.True(t, strings.HasPrefix(errOut, "ulan: plugins:\n"), errOut)
 	require.Contains(t, errOut, "\nplugins[0].module: cannot read "+filepath.Join(dir, "gone.wasm")+": no such file or directory\n")
-	require.Contains(t, errOut, "\nplugins[1].sha256: "+file+" has SHA-256 ")
+	require.Contains(t, errOut, "\nplugins[1].sha256: "+wasm+" has SHA-256 ")
 	require.NotContains(t, errOut, "serving")
 
 	fi, err := os.Stat(filepath.Join(cache, "ulan", "wasm"))

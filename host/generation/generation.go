@@ -276,6 +276,12 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 		add("module", "%v", err)
 		return nil, "", ps
 	}
+	if !isWasm(wasm) {
+		// Before the hash: a dry run must not tell a caller the hash of any file the
+		// server can read.
+		add("module", "%s is not a WebAssembly binary", pc.Module)
+		return nil, "", ps
+	}
 	sum := sha256.Sum256(wasm)
 	hexSum := hex.EncodeToString(sum[:])
 	if pc.SHA256 != "" && pc.SHA256 != hexSum {

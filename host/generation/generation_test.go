@@ -166,7 +166,7 @@ func TestBuildProblems(t *testing.T) {
 		{ID: "missing", Module: missing},
 		{ID: "changed", Module: tok, SHA256: wrongSum},
 		{ID: "bare", Module: bare},
-		{ID: "text", Module: notWasm},
+		{ID: "text", Module: notWasm, SHA256: wrongSum},
 		{ID: "dir", Module: dir},
 		{ID: "needy", Module: needy},
 		{ID: "refuses", Module: hook, Config: map[string]any{"refuse": true}},

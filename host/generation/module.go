@@ -77,10 +77,15 @@ func manifestOf(wasm []byte) (plugin.Manifest, error) {
 	return m, nil
 }
 
+// isWasm reports whether b starts like a WebAssembly binary: the magic and a version.
+func isWasm(b []byte) bool {
+	return len(b) >= 8 && bytes.Equal(b[:4], []byte("\x00asm"))
+}
+
 // customSection returns the payload of the custom section called name, nil when there
 // is none, or an error for a binary that is not well-formed as far as sections go.
 func customSection(wasm []byte, name string) ([]byte, error) {
-	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
+	if !isWasm(wasm) {
 		return nil, errors.New("is not a WebAssembly binary")
 	}
 	var found []byte
