@@ -120,10 +120,7 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 			out := y.f[th*dv : (th+1)*dv]
 			for j, e := range scores {
 				row := b.Slot(s, first+j) * w
-				a := e * inv
-				for i, v := range ct.f[row : row+dv] {
-					out[i] += a * v
-				}
+				kernel.AxpyF32(e*inv, ct.f[row:row+dv], out)
 			}
 		}
 	})

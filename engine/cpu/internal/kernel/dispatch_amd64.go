@@ -24,6 +24,7 @@ var avx2 = impls{
 	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Tiles),
 
 	quantizeQ8_0: quantizeQ8_0Blocks,
+	axpyF32:      axpyF32AVX2,
 
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,

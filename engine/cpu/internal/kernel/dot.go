@@ -145,3 +145,24 @@ func dotBF16x4Generic(w []uint16, x0, x1, x2, x3 []float32, out *[4]float32) {
 	}
 	*out = [4]float32{s0, s1, s2, s3}
 }
+
+// AxpyF32 adds a·x to y element by element (BLAS's saxpy): attention's
+// weighted sum of values. The assembly fuses each multiply-add, so results
+// may differ from the generic twin's in the last bit. It panics if y is
+// shorter than x.
+func AxpyF32(a float32, x, y []float32) {
+	y = y[:len(x)]
+	active.axpyF32(a, x, y)
+}
+
+// axpyF32Generic is the reference loop of [AxpyF32]:
+//
+//	for i, v := range x {
+//		y[i] += a * v
+//	}
+func axpyF32Generic(a float32, x, y []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}

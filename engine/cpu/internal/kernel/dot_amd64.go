@@ -56,6 +56,10 @@ func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32
 // out[8r+j] for x's vector j, out[8r+4+j] for y's; see _gen.
 func dotQ8_0x8R2VNNI(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, yv []byte, yc []int32, yd []float32, nBlocks int, out []float32)
 
+// axpyF32AVX2 is the AVX2 form of axpyF32Generic, fused.
+// len(y) ≥ len(x).
+func axpyF32AVX2(a float32, x []float32, y []float32)
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

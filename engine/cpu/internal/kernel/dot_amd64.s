@@ -1321,6 +1321,62 @@ dotQ8_0x8R2VNNI_done:
 	VZEROUPPER
 	RET
 
+// func axpyF32AVX2(a float32, x []float32, y []float32)
+// Requires: AVX, FMA3
+TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ         x_base+8(FP), AX
+	MOVQ         y_base+32(FP), CX
+	MOVQ         x_len+16(FP), DX
+	VBROADCASTSS a+0(FP), Y0
+
+axpyF32AVX2_loop32:
+	CMPQ        DX, $0x20
+	JB          axpyF32AVX2_end32
+	VMOVUPS     (CX), Y1
+	VFMADD231PS (AX), Y0, Y1
+	VMOVUPS     Y1, (CX)
+	VMOVUPS     32(CX), Y1
+	VFMADD231PS 32(AX), Y0, Y1
+	VMOVUPS     Y1, 32(CX)
+	VMOVUPS     64(CX), Y1
+	VFMADD231PS 64(AX), Y0, Y1
+	VMOVUPS     Y1, 64(CX)
+	VMOVUPS     96(CX), Y1
+	VFMADD231PS 96(AX), Y0, Y1
+	VMOVUPS     Y1, 96(CX)
+	ADDQ        $0x80, AX
+	ADDQ        $0x80, CX
+	SUBQ        $0x20, DX
+	JMP         axpyF32AVX2_loop32
+
+axpyF32AVX2_end32:
+axpyF32AVX2_loop8:
+	CMPQ        DX, $0x08
+	JB          axpyF32AVX2_end8
+	VMOVUPS     (CX), Y1
+	VFMADD231PS (AX), Y0, Y1
+	VMOVUPS     Y1, (CX)
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	SUBQ        $0x08, DX
+	JMP         axpyF32AVX2_loop8
+
+axpyF32AVX2_end8:
+axpyF32AVX2_tail:
+	TESTQ       DX, DX
+	JZ          axpyF32AVX2_done
+	VMOVSS      (CX), X1
+	VFMADD231SS (AX), X0, X1
+	VMOVSS      X1, (CX)
+	ADDQ        $0x04, AX
+	ADDQ        $0x04, CX
+	DECQ        DX
+	JMP         axpyF32AVX2_tail
+
+axpyF32AVX2_done:
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -200,4 +201,36 @@ func TestDotPanicsOnShortInput(t *testing.T) {
 	require.Panics(t, func() { DotBF16x4(w16, x, full, full, full, &out) })
 	// A longer x is fine: only the first len(w) elements are read.
 	require.Equal(t, float32(0), DotF32(x, full))
+}
+
+// TestAxpyF32 compares AxpyF32 with a float64 reference on awkward lengths
+// and offsets (the assembly's 32-, 8- and 1-element paths), within one
+// rounding of each element, and checks that nothing past len(x) changes.
+func TestAxpyF32(t *testing.T) {
+	t.Parallel()
+	r := newRand(21)
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 100, 512, 515} {
+		for _, off := range []int{0, 1, 3} {
+			x := make([]float32, n+off)[off:]
+			y := make([]float32, n+off+4)[off:]
+			for i := range x {
+				x[i] = (r.Float32() - 0.5) * 8
+			}
+			for i := range y {
+				y[i] = (r.Float32() - 0.5) * 8
+			}
+			a := (r.Float32() - 0.5) * 4
+			before := slices.Clone(y)
+			gen := slices.Clone(y)
+			AxpyF32(a, x, y)
+			axpyF32Generic(a, x, gen[:n])
+			for i := range n {
+				want := float64(before[i]) + float64(a)*float64(x[i])
+				tol := (math.Abs(float64(before[i])) + math.Abs(float64(a)*float64(x[i]))) * 0x1p-23
+				require.InDelta(t, want, float64(y[i]), tol, "n=%d off=%d i=%d", n, off, i)
+				require.InDelta(t, want, float64(gen[i]), 2*tol, "generic n=%d off=%d i=%d", n, off, i)
+			}
+			require.Equal(t, before[n:], y[n:], "n=%d: past len(x)", n)
+		}
+	}
 }

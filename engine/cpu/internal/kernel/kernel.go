@@ -54,6 +54,7 @@ type impls struct {
 	mulQ8_0x8 func(w []byte, rows int, x, y *Q8_0x4, out []float32)
 
 	quantizeQ8_0 func(x []float32, dst []byte)
+	axpyF32      func(a float32, x, y []float32)
 	packVNNI     bool // Q8_0x4.Pack also fills the VNNI form
 
 	f16ToF32s func(dst []float32, src []uint16)
@@ -78,6 +79,7 @@ var generic = impls{
 	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Generic),
 
 	quantizeQ8_0: quantizeQ8_0Generic,
+	axpyF32:      axpyF32Generic,
 
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,

@@ -35,6 +35,7 @@ func main() {
 	dotQ8_0xRows(1, 2)
 	dotQ8_0x4R2VNNI()
 	dotQ8_0x8R2VNNI()
+	axpyF32()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
@@ -540,6 +541,51 @@ func hsum2(a0, a1 VecVirtual) VecVirtual {
 	VHADDPS(a1.AsX(), a0.AsX(), s) // a0 01, a0 23, a1 01, a1 23
 	VHADDPS(s, s, s)               // a0, a1, a0, a1
 	return s
+}
+
+// axpyF32 writes axpyF32AVX2, y += a·x with one FMA per element: 32
+// elements per iteration, then 8, then one at a time.
+func axpyF32() {
+	name := "axpyF32AVX2"
+	TEXT(name, NOSPLIT, "func(a float32, x, y []float32)")
+	Doc(name+" is the AVX2 form of axpyF32Generic, fused.", "len(y) ≥ len(x).")
+	x := Load(Param("x").Base(), GP64())
+	y := Load(Param("y").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	a := YMM()
+	VBROADCASTSS(NewParamAddr("a", 0), a)
+	for _, width := range []int{32, 8} {
+		loop, next := fmt.Sprintf("%s_loop%d", name, width), fmt.Sprintf("%s_end%d", name, width)
+		Label(loop)
+		CMPQ(n, Imm(uint64(width)))
+		JB(LabelRef(next))
+		for u := 0; u < width/8; u++ {
+			v := YMM()
+			VMOVUPS(Mem{Base: y, Disp: 32 * u}, v)
+			VFMADD231PS(Mem{Base: x, Disp: 32 * u}, a, v)
+			VMOVUPS(v, Mem{Base: y, Disp: 32 * u})
+		}
+		ADDQ(Imm(uint64(4*width)), x)
+		ADDQ(Imm(uint64(4*width)), y)
+		SUBQ(Imm(uint64(width)), n)
+		JMP(LabelRef(loop))
+		Label(next)
+	}
+	Label(name + "_tail")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	v := XMM()
+	VMOVSS(Mem{Base: y}, v)
+	VFMADD231SS(Mem{Base: x}, a.AsX(), v)
+	VMOVSS(v, Mem{Base: y})
+	ADDQ(Imm(4), x)
+	ADDQ(Imm(4), y)
+	DECQ(n)
+	JMP(LabelRef(name + "_tail"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
 }
 
 // f16ToF32s writes f16ToF32sAVX2: VCVTPH2PS 32 halves per iteration, then
