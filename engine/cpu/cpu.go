@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
@@ -151,23 +152,41 @@ func (b *Backend) parallel(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
-	workers := min(b.threads, (n+grain-1)/max(grain, 1))
+	grain = max(grain, 1)
+	workers := min(b.threads, (n+grain-1)/grain)
 	if workers <= 1 {
 		fn(0, n)
 		return
 	}
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := chunk; lo < n; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, min(lo+chunk, n))
+	// About parallelChunks pieces per worker, taken in turn: when one
+	// worker is slowed (another process, a vCPU the hypervisor preempts),
+	// the others take its share instead of waiting for it.
+	pieces := min((n+grain-1)/grain, workers*parallelChunks)
+	chunk := ((n+pieces-1)/pieces + grain - 1) / grain * grain
+	var next atomic.Int64
+	work := func() {
+		for {
+			lo := int(next.Add(int64(chunk))) - chunk
+			if lo >= n {
+				return
+			}
+			fn(lo, min(lo+chunk, n))
+		}
 	}
-	fn(0, min(chunk, n))
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
 	wg.Wait()
 }
+
+// parallelChunks is how many pieces per worker parallel cuts work into.
+const parallelChunks = 8
 
 // context is an eager engine.Context: each op computes when it is called,
 // and the first error sticks.
