@@ -163,6 +163,9 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID)}
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
+		if ce := (*CallError)(nil); errors.As(err, &ce) && ce.Plugin == cfg.ID {
+			return nil, err // already names the plugin
+		}
 		return nil, fmt.Errorf("plugin %s: %w", cfg.ID, err)
 	}
 	compiled, err := rt.CompileModule(ctx, wasm)
@@ -352,7 +355,9 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 	}
 	m, err := p.rt.InstantiateModule(ctx, p.compiled, mc)
 	if err != nil {
-		return nil, classify(ctx, "_initialize", err)
+		ce := classify(ctx, "_initialize", err)
+		ce.Plugin = p.cfg.ID
+		return nil, ce
 	}
 	inst := &instance{mod: m, fns: map[string]api.Function{}}
 	if p.cfg.Kind != "" {
