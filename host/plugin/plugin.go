@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -130,12 +131,17 @@ type Plugin struct {
 	// (api.Module → *tokState) and compiled patterns (string → *Pattern).
 	tokStates sync.Map
 	patterns  sync.Map
+	// smpStates holds each sampler instance's sequence histories
+	// (api.Module → *smpState); vocab the vocabulary token_bytes reads.
+	smpStates sync.Map
+	vocab     atomic.Pointer[[][]byte]
 }
 
 // forget drops what the host keeps per instance, when it is closed.
 func (p *Plugin) forget(m *instance) {
 	p.errText.Delete(m.mod)
 	p.tokStates.Delete(m.mod)
+	p.smpStates.Delete(m.mod)
 }
 
 // takeError returns and clears the error text an instance set.
@@ -290,6 +296,9 @@ func (p *Plugin) hostFuncs() map[string]hostFunc {
 	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
 	funcs := samplerPrimitives()
 	for name, f := range p.tokenizerPrimitives() {
+		funcs[name] = f
+	}
+	for name, f := range p.samplerStatePrimitives() {
 		funcs[name] = f
 	}
 	for name, f := range map[string]hostFunc{

@@ -162,6 +162,7 @@ func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) error {
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
 	_, err := b.call(ctx, "smp_close", uint64(h))
+	b.forgetSequence(h)
 	if err == nil {
 		b.ok()
 	}

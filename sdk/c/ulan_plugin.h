@@ -18,7 +18,8 @@
  * header has a small JSON reader for configs and parameters (ulan_json_*), a
  * growable output buffer (ulan_buf), and per kind: the hook result record
  * (ulan_hook_*), the sampler step arena and primitives (ulan_step,
- * ulan_top_k, ulan_softmax, ulan_draw) and the tokenizer primitives
+ * ulan_top_k, ulan_softmax, ulan_draw, ulan_top_p_cut, ulan_history,
+ * ulan_token_bytes) and the tokenizer primitives
  * (ulan_regex_*, ulan_bpe_*). sdk/examples/c has a plugin of each kind.
  */
 #ifndef ULAN_PLUGIN_H
@@ -356,6 +357,19 @@ ULAN_IMPORT(softmax) int32_t ulan_softmax(const float *vals, uint32_t n, float t
 /* ulan_draw returns the index the uniform u in [0, 1) falls on in the CDF
  * of probs[0:n] (never one of probability 0), or -1. */
 ULAN_IMPORT(draw) int32_t ulan_draw(const float *probs, uint32_t n, float u);
+/* ulan_top_p_cut returns how many of the leading probs[0:n] reach the mass
+ * p in (0, 1] (sorted largest first, as ulan_top_k and ulan_softmax leave
+ * them, that is top-p's nucleus), or -1. */
+ULAN_IMPORT(top_p_cut) int32_t ulan_top_p_cut(const float *probs, uint32_t n, float p);
+/* ulan_history writes the last min(n, cap) token ids of sequence h (its
+ * row's handle) to buf, oldest first, and returns n, the length of its
+ * history as the host recorded it (prompt, then each chosen token); -1 for
+ * a sequence the host does not know. */
+ULAN_IMPORT(history) int32_t ulan_history(int64_t h, int32_t *buf, uint32_t cap);
+/* ulan_token_bytes writes the first min(n, cap) bytes of token id to buf
+ * and returns n, the token's length in the model's vocabulary; -1 for an id
+ * outside it (or before the host has one). */
+ULAN_IMPORT(token_bytes) int32_t ulan_token_bytes(int32_t id, uint8_t *buf, uint32_t cap);
 
 /* ulan_step_row is one row of the step arena. */
 typedef struct {

@@ -160,3 +160,34 @@ func Draw(probs []float32, u float32) (int, error) {
 	}
 	return last, nil
 }
+
+// TopPCut returns how many of the leading probs reach the mass p: the
+// smallest m ≥ 1 whose first m probabilities sum (in float64, in order) to
+// at least p·Σprobs, or len(probs) if rounding leaves the sum short. With
+// probs sorted largest first (as TopK and Softmax leave them), the first m
+// are the nucleus of top-p sampling. p must be in (0, 1]; a probability
+// that is negative, NaN or infinite is an error.
+func TopPCut(probs []float32, p float32) (int, error) {
+	if len(probs) == 0 || len(probs) > MaxValues {
+		return 0, fmt.Errorf("%w: top-p over %d values", ErrBounds, len(probs))
+	}
+	if !(p > 0 && p <= 1) {
+		return 0, fmt.Errorf("%w: top-p mass %v is not in (0, 1]", ErrBounds, p)
+	}
+	var total float64
+	for i, q := range probs {
+		if !(q >= 0) || math.IsInf(float64(q), 1) {
+			return 0, fmt.Errorf("%w: probability %v at %d", ErrBounds, q, i)
+		}
+		total += float64(q)
+	}
+	target := float64(p) * total
+	var run float64
+	for i, q := range probs {
+		run += float64(q)
+		if run >= target {
+			return i + 1, nil
+		}
+	}
+	return len(probs), nil
+}

@@ -98,3 +98,26 @@ func BenchmarkTopK64Of129280(b *testing.B) {
 		}
 	}
 }
+
+func TestTopPCut(t *testing.T) {
+	t.Parallel()
+	probs := []float32{0.5, 0.25, 0.125, 0.125}
+	for _, tc := range []struct {
+		p    float32
+		want int
+	}{{0.1, 1}, {0.5, 1}, {0.6, 2}, {0.75, 2}, {0.8, 3}, {1, 4}} {
+		m, err := TopPCut(probs, tc.p)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, m, "p=%v", tc.p)
+	}
+	m, err := TopPCut([]float32{2, 1, 1}, 0.5) // unnormalised: half of 4
+	require.NoError(t, err)
+	require.Equal(t, 1, m)
+	for _, bad := range []struct {
+		probs []float32
+		p     float32
+	}{{nil, 0.5}, {probs, 0}, {probs, 1.5}, {probs, float32(math.NaN())}, {[]float32{0.5, -1}, 0.5}, {[]float32{float32(math.Inf(1))}, 0.5}} {
+		_, err := TopPCut(bad.probs, bad.p)
+		require.ErrorIs(t, err, ErrBounds, "%v %v", bad.probs, bad.p)
+	}
+}

@@ -49,7 +49,8 @@ func smpStep(ptr, n uint32) int32 {
 		var r Row
 		for i := range rows {
 			rec := arena[headerSize+i*rowSize:]
-			q := lookup(int64(binary.LittleEndian.Uint64(rec)))
+			h := int64(binary.LittleEndian.Uint64(rec))
+			q := lookup(h)
 			if q == nil {
 				return errNoSeq
 			}
@@ -66,6 +67,7 @@ func smpStep(ptr, n uint32) int32 {
 				Logits:   logits[i*k : i*k+nc],
 				Out:      out[i*k : i*k+nc],
 				Token:    -1,
+				handle:   h,
 			}
 			if err := q.Step(&r); err != nil {
 				return err

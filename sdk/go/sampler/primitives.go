@@ -47,6 +47,22 @@ func Draw(probs []float32, u float32) (int, error) {
 	return draw(probs, u)
 }
 
+// TopPCut returns how many of the leading probs reach the mass p (in
+// (0, 1]): the smallest m ≥ 1 whose first m sum to at least p·Σprobs. With
+// probs sorted largest first, as TopK and Softmax leave them, those are
+// top-p's nucleus.
+func TopPCut(probs []float32, p float32) (int, error) {
+	if len(probs) == 0 {
+		return 0, errPrimitive("top_p_cut: no probabilities")
+	}
+	return topPCut(probs, p)
+}
+
+// TokenBytes returns the bytes of token id in the model's vocabulary (what
+// the host detokenizes it to), for policies that look at text: a grammar,
+// a banned substring. buf is reused when it is large enough.
+func TokenBytes(id int32, buf []byte) ([]byte, error) { return tokenBytes(id, buf) }
+
 type errPrimitive string
 
 func (e errPrimitive) Error() string { return "sampler: " + string(e) }

@@ -87,3 +87,62 @@ func draw(probs []float32, u float32) (int, error) {
 	}
 	return last, nil
 }
+
+func topPCut(probs []float32, p float32) (int, error) {
+	if !(p > 0 && p <= 1) {
+		return 0, errPrimitive("top_p_cut: a mass outside (0, 1] or a bad probability")
+	}
+	var total float64
+	for _, q := range probs {
+		if !(q >= 0) || math.IsInf(float64(q), 1) {
+			return 0, errPrimitive("top_p_cut: a mass outside (0, 1] or a bad probability")
+		}
+		total += float64(q)
+	}
+	target, run := float64(p)*total, 0.0
+	for i, q := range probs {
+		run += float64(q)
+		if run >= target {
+			return i + 1, nil
+		}
+	}
+	return len(probs), nil
+}
+
+// TestHost stands in for the host's state when a plugin's logic runs
+// natively, in its own tests: the histories History reads (by the handle
+// NewTestRow gives a row) and the vocabulary TokenBytes reads. It exists
+// only outside wasip1.
+type TestHost struct {
+	History map[int64][]int32
+	Vocab   [][]byte
+}
+
+var testHost TestHost
+
+// UseTestHost installs h for History and TokenBytes in native tests.
+func UseTestHost(h TestHost) { testHost = h }
+
+// NewTestRow returns a row of sequence handle for native tests, whose
+// History reads the TestHost's history of that handle.
+func NewTestRow(handle int64, ids []int32, logits []float32) *Row {
+	return &Row{IDs: ids, Logits: logits, Out: append([]float32(nil), logits...), Token: -1, handle: handle}
+}
+
+func history(h int64, max int) ([]int32, error) {
+	hist, ok := testHost.History[h]
+	if !ok {
+		return nil, errPrimitive("history: the host knows no such sequence")
+	}
+	if max > 0 && len(hist) > max {
+		hist = hist[len(hist)-max:]
+	}
+	return append([]int32(nil), hist...), nil
+}
+
+func tokenBytes(id int32, buf []byte) ([]byte, error) {
+	if id < 0 || int(id) >= len(testHost.Vocab) {
+		return nil, errPrimitive("token_bytes: no such token, or the host has no vocabulary")
+	}
+	return append(buf[:0], testHost.Vocab[id]...), nil
+}

@@ -26,7 +26,15 @@ type Row struct {
 	Logits   []float32
 	Out      []float32
 	Token    int32
+
+	handle int64 // the host's name for the sequence, for History
 }
+
+// History returns the sequence's tokens so far — the prompt and every
+// token chosen since, as the host recorded them — oldest first: the last
+// max of them, or all when max ≤ 0. Penalties over a window and n-gram
+// checks (DRY) read it instead of keeping their own copy.
+func (r *Row) History(max int) ([]int32, error) { return history(r.handle, max) }
 
 // Sampler opens a sequence per generated choice.
 type Sampler interface {
