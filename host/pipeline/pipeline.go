@@ -2,7 +2,9 @@
 // of a server with a model loaded. This first version reports the model
 // (ModelService.GetModel) truthfully; text generation needs the tokenizer and
 // sampling stages, which arrive with later issues, and until then those RPCs
-// answer Unimplemented rather than anything made up.
+// answer Unimplemented rather than anything made up. The hook stage is here:
+// HookChain runs a choice's text through a pipeline's hooks and applies
+// their failure policies.
 package pipeline
 
 import (

@@ -38,7 +38,36 @@ type Manifest struct {
 	Kind         Kind            `json:"kind"`
 	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
 	Needs        Needs           `json:"needs"`
+	// Hook says more about a hook (kind hook only).
+	Hook *HookSpec `json:"hook,omitempty"`
 }
+
+// HookSpec is a hook manifest's own section (sdk/ABI.md §7).
+type HookSpec struct {
+	// Channels are the channels whose deltas the hook sees: content,
+	// reasoning, tool_arguments; empty means all.
+	Channels []string `json:"channels,omitempty"`
+	// MaxHoldbackBytes bounds the text the hook may hold back at once.
+	MaxHoldbackBytes int `json:"max_holdback_bytes,omitempty"`
+	// Class is "safety" for a hook whose failure or stop is a content
+	// filter, or "" for any other.
+	Class string `json:"class,omitempty"`
+}
+
+// HookChannelNames are the channel names a hook manifest may list, in
+// HookChannel order.
+var HookChannelNames = []string{"content", "reasoning", "tool_arguments"}
+
+// Sees reports whether a hook with this spec sees deltas of channel ch.
+func (h *HookSpec) Sees(ch HookChannel) bool {
+	if h == nil || len(h.Channels) == 0 {
+		return true
+	}
+	return int(ch) >= 0 && int(ch) < len(HookChannelNames) && slices.Contains(h.Channels, HookChannelNames[ch])
+}
+
+// Safety reports whether the hook is a safety hook.
+func (h *HookSpec) Safety() bool { return h != nil && h.Class == "safety" }
 
 // Needs are what a plugin asks the operator for.
 type Needs struct {
@@ -106,6 +135,11 @@ func ReadManifest(m wazero.CompiledModule) (Manifest, error) {
 	if raw == nil {
 		return Manifest{}, fmt.Errorf("no %s custom section", ManifestSection)
 	}
+	return parseManifest(raw)
+}
+
+// parseManifest decodes and validates a manifest's JSON.
+func parseManifest(raw []byte) (Manifest, error) {
 	var man Manifest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -128,6 +162,22 @@ func (m Manifest) validate() error {
 	}
 	if m.Needs.Trust != "" && m.Needs.Trust != "sandboxed" && m.Needs.Trust != "trusted" {
 		errs = append(errs, fmt.Errorf("manifest: needs.trust %q is not sandboxed or trusted", m.Needs.Trust))
+	}
+	if h := m.Hook; h != nil {
+		if m.Kind != KindHook {
+			errs = append(errs, fmt.Errorf("manifest: a hook section in a %s's manifest", m.Kind))
+		}
+		for i, c := range h.Channels {
+			if !slices.Contains(HookChannelNames, c) {
+				errs = append(errs, fmt.Errorf("manifest: hook.channels[%d] %q is not content, reasoning or tool_arguments", i, c))
+			}
+		}
+		if h.MaxHoldbackBytes < 0 || h.MaxHoldbackBytes > maxHookText {
+			errs = append(errs, fmt.Errorf("manifest: hook.max_holdback_bytes %d is not in [0, %d]", h.MaxHoldbackBytes, maxHookText))
+		}
+		if h.Class != "" && h.Class != "safety" {
+			errs = append(errs, fmt.Errorf("manifest: hook.class %q is not safety (or absent)", h.Class))
+		}
 	}
 	return errors.Join(errs...)
 }

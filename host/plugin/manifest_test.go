@@ -102,3 +102,29 @@ func TestOptionalExportSignatureChecked(t *testing.T) {
 	err = checkExports(m, KindTokenizer)
 	require.ErrorContains(t, err, "export tok_chat has signature (i32) → (i32), want (i32, i32) → (i64)")
 }
+
+func TestHookSection(t *testing.T) {
+	t.Parallel()
+	ok := withManifest(t, "hook", `{"abi":1,"name":"h","version":"1","kind":"hook","hook":{"channels":["content","tool_arguments"],"max_holdback_bytes":256,"class":"safety"}}`)
+	p, err := loadKind(ok, KindHook, "", nil)
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	h := p.Manifest().Hook
+	require.True(t, h.Safety())
+	require.True(t, h.Sees(ChannelContent))
+	require.False(t, h.Sees(ChannelReasoning))
+	require.True(t, h.Sees(ChannelToolArguments))
+	var none *HookSpec
+	require.True(t, none.Sees(ChannelReasoning), "no section: every channel")
+	require.False(t, none.Safety())
+
+	for manifest, want := range map[string]string{
+		`{"abi":1,"name":"h","version":"1","kind":"hook","hook":{"channels":["audio"]}}`:    `hook.channels[0] "audio"`,
+		`{"abi":1,"name":"h","version":"1","kind":"hook","hook":{"class":"fun"}}`:           `hook.class "fun"`,
+		`{"abi":1,"name":"h","version":"1","kind":"hook","hook":{"max_holdback_bytes":-1}}`: "hook.max_holdback_bytes -1",
+		`{"abi":1,"name":"h","version":"1","kind":"tokenizer","hook":{"class":"safety"}}`:   "a hook section in a tokenizer",
+	} {
+		_, err := parseManifest([]byte(manifest))
+		require.ErrorContains(t, err, want, manifest)
+	}
+}

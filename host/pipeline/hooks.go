@@ -1,0 +1,227 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/plugin"
+
+	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+)
+
+// HookChain runs one streamed choice's text through a pipeline's hooks in
+// order (sdk/ABI.md §6.3): each hook sees what the hooks before it let
+// through, on the channels its manifest lists. When a hook fails — a trap,
+// a timeout, an answer the host refuses, an open circuit breaker — its
+// failure policy decides what the request sees (§8): fail_open skips the
+// hook for the rest of the choice, fail_closed ends the choice
+// (content_filter for a safety hook, error for any other). Either way the
+// choice carries an annotation saying so. A HookChain is not safe for
+// concurrent use: a choice's deltas come in order.
+type HookChain struct {
+	links []*hookLink
+	notes []string
+	ended bool
+}
+
+type hookLink struct {
+	p    *generation.Plugin
+	s    *plugin.HookSession
+	spec *plugin.HookSpec
+	off  bool // failed open: skipped from then on
+	// redacted records that the hook's first redaction was annotated.
+	redacted bool
+}
+
+// HookOutput is what leaves the chain for one delta or at the end.
+type HookOutput struct {
+	// Text goes out on the stream; empty when the hooks hold it back.
+	Text string
+	// Finish is set when the chain ends the choice: a hook stopped it, or
+	// a fail_closed hook failed.
+	Finish ulanv1.FinishReason
+	// Message says why the chain ended the choice.
+	Message string
+}
+
+// ErrChainEnded is returned for a delta after the chain ended the choice.
+var ErrChainEnded = errors.New("pipeline: the hook chain already ended this choice")
+
+// OpenHookChain opens a session with each hook, in order, passing the
+// request's metadata (JSON). A hook that cannot open is skipped under
+// fail_open; under fail_closed the chain is not opened and the error says
+// which hook failed.
+func OpenHookChain(ctx context.Context, hooks []*generation.Plugin, meta []byte) (*HookChain, error) {
+	c := &HookChain{}
+	for _, h := range hooks {
+		if h == nil || h.Runtime == nil || h.Kind() != plugin.KindHook {
+			c.Close(ctx)
+			return nil, fmt.Errorf("pipeline: %v is not a loaded hook plugin", hookID(h))
+		}
+		l := &hookLink{p: h, spec: h.Manifest.Hook}
+		s, err := h.Runtime.OpenHook(ctx, meta)
+		if err != nil {
+			if h.Policy == generation.FailOpen {
+				l.off = true
+				c.note(fmt.Sprintf("hook %s was skipped (fail_open): it could not open: %v", h.ID, err))
+				c.links = append(c.links, l)
+				continue
+			}
+			c.Close(ctx)
+			return nil, fmt.Errorf("pipeline: hook %s could not open (fail_closed): %w", h.ID, err)
+		}
+		l.s = s
+		c.links = append(c.links, l)
+	}
+	return c, nil
+}
+
+func hookID(h *generation.Plugin) string {
+	if h == nil {
+		return "<nil>"
+	}
+	return h.ID
+}
+
+// Delta passes one delta of channel ch through the hooks. ids are the
+// delta's token ids, handed to every hook as they are.
+func (c *HookChain) Delta(ctx context.Context, text string, ids []int32, ch plugin.HookChannel) (HookOutput, error) {
+	if c.ended {
+		return HookOutput{}, ErrChainEnded
+	}
+	for _, l := range c.links {
+		if text == "" {
+			break // held back: nothing for the later hooks to see yet
+		}
+		if l.off || !l.spec.Sees(ch) {
+			continue
+		}
+		var end *HookOutput
+		text, end = c.through(ctx, l, text, ids, ch)
+		if end != nil {
+			return *end, nil
+		}
+	}
+	return HookOutput{Text: text}, nil
+}
+
+// through runs one hook on text and returns what it lets through, or the
+// output that ends the choice.
+func (c *HookChain) through(ctx context.Context, l *hookLink, text string, ids []int32, ch plugin.HookChannel) (string, *HookOutput) {
+	r, err := l.s.Delta(ctx, text, ids, ch)
+	if err != nil {
+		if end := c.failed(ctx, l, err); end != nil {
+			return "", end
+		}
+		return text, nil // failed open: the text goes on as it was
+	}
+	return c.apply(l, r, text)
+}
+
+// apply turns a hook's answer to text into what it lets through, or the
+// output that ends the choice.
+func (c *HookChain) apply(l *hookLink, r plugin.HookResult, text string) (string, *HookOutput) {
+	switch r.Action {
+	case plugin.HookPass:
+		return text, nil
+	case plugin.HookReplace:
+		return r.Emit, nil
+	case plugin.HookRedact:
+		if !l.redacted {
+			l.redacted = true
+			c.note(fmt.Sprintf("hook %s redacted output", l.p.ID))
+		}
+		return r.Emit, nil
+	}
+	// HookStop: the record's text is the last to go out.
+	c.ended = true
+	finish := ulanv1.FinishReason(r.FinishReason)
+	if _, known := ulanv1.FinishReason_name[r.FinishReason]; !known || finish == ulanv1.FinishReason_FINISH_REASON_UNSPECIFIED {
+		finish = ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER
+	}
+	msg := fmt.Sprintf("hook %s stopped the output", l.p.ID)
+	c.note(msg)
+	return "", &HookOutput{Text: r.Emit, Finish: finish, Message: msg}
+}
+
+// failed applies l's failure policy to err: under fail_open the hook is
+// skipped from now on (nil: the text goes on unchanged — the caller keeps
+// it); under fail_closed the choice ends.
+func (c *HookChain) failed(ctx context.Context, l *hookLink, err error) *HookOutput {
+	if l.p.Policy == generation.FailOpen {
+		l.off = true
+		l.s.Close(ctx)
+		c.note(fmt.Sprintf("hook %s failed and was skipped for the rest of the output (fail_open): %v", l.p.ID, err))
+		return nil
+	}
+	c.ended = true
+	finish := ulanv1.FinishReason_FINISH_REASON_ERROR
+	if l.spec.Safety() {
+		finish = ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER
+	}
+	msg := fmt.Sprintf("hook %s failed (fail_closed): %v", l.p.ID, err)
+	c.note(msg)
+	return &HookOutput{Finish: finish, Message: msg}
+}
+
+// End tells every hook the choice finished with finish, in order; text a
+// hook releases at the end (what it held back) passes through the hooks
+// after it. The output's Finish is finish unless a hook stopped the choice
+// or failed closed.
+func (c *HookChain) End(ctx context.Context, finish ulanv1.FinishReason) (HookOutput, error) {
+	if c.ended {
+		return HookOutput{}, ErrChainEnded
+	}
+	c.ended = true
+	pending := ""
+	for _, l := range c.links {
+		if l.off {
+			continue
+		}
+		if pending != "" && l.spec.Sees(plugin.ChannelContent) {
+			var end *HookOutput
+			pending, end = c.through(ctx, l, pending, nil, plugin.ChannelContent)
+			if end != nil {
+				return *end, nil
+			}
+			if l.off { // failed open on the pending text, which goes on as it was
+				continue
+			}
+		}
+		r, err := l.s.End(ctx, int32(finish))
+		if err != nil {
+			if end := c.failed(ctx, l, err); end != nil {
+				return *end, nil
+			}
+			continue
+		}
+		if r.Action == plugin.HookPass {
+			pending += r.Emit
+			continue
+		}
+		text, end := c.apply(l, r, "")
+		if end != nil {
+			end.Text = pending + end.Text
+			return *end, nil
+		}
+		pending += text
+	}
+	return HookOutput{Text: pending, Finish: finish}, nil
+}
+
+// Annotations returns what the chain did that the choice's final message
+// reports: hooks skipped or failed, redactions, stops.
+func (c *HookChain) Annotations() []string { return append([]string(nil), c.notes...) }
+
+func (c *HookChain) note(s string) { c.notes = append(c.notes, s) }
+
+// Close ends every hook's session and returns its instance.
+func (c *HookChain) Close(ctx context.Context) {
+	for _, l := range c.links {
+		if l.s != nil && !l.off {
+			l.s.Close(ctx)
+		}
+	}
+}
