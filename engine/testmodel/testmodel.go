@@ -408,3 +408,21 @@ func TempRoot() string {
 	}
 	return os.TempDir()
 }
+
+// TokenizerJSON returns DeepSeek-V3's tokenizer.json (see README.md), the
+// tokenizer every test model carries.
+func TokenizerJSON() ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(tokenizerGz))
+	if err != nil {
+		return nil, fmt.Errorf("testmodel: tokenizer.json.gz: %w", err)
+	}
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("testmodel: tokenizer.json.gz: %w", err)
+	}
+	return b, nil
+}
+
+// TokenizerConfigJSON returns DeepSeek-V3's tokenizer_config.json.
+func TokenizerConfigJSON() []byte { return bytes.Clone(tokenizerConfig) }

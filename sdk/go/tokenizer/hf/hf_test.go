@@ -1,0 +1,188 @@
+package hf_test
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/engine/testmodel"
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
+)
+
+// native supplies the primitives from the host's own package, as the
+// native fallback does.
+type native struct{}
+
+func (native) Compile(p string) (hf.Splitter, error) { return primitive.Compile(p) }
+func (native) Merges(l, r, res []int32) (hf.Merger, error) {
+	return primitive.NewRanks(l, r, res)
+}
+
+var deepseek = sync.OnceValues(func() (*hf.Tokenizer, error) {
+	tj, err := testmodel.TokenizerJSON()
+	if err != nil {
+		return nil, err
+	}
+	return hf.Load(tj, testmodel.TokenizerConfigJSON(), native{})
+})
+
+func loadDeepSeek(t testing.TB) *hf.Tokenizer {
+	t.Helper()
+	tok, err := deepseek()
+	require.NoError(t, err)
+	return tok
+}
+
+type corpusCase struct {
+	Name string  `json:"name"`
+	Text string  `json:"text"`
+	IDs  []int32 `json:"ids"`
+}
+
+func loadCorpus(t testing.TB) []corpusCase {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/corpus.json")
+	require.NoError(t, err)
+	var c struct {
+		Cases []corpusCase `json:"cases"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &c))
+	require.GreaterOrEqual(t, len(c.Cases), 200)
+	return c.Cases
+}
+
+// TestCorpusMatchesTransformersJS: every case of the corpus gives exactly
+// the ids transformers.js gives (testdata/gen_corpus.mjs), and decodes
+// back to its text.
+func TestCorpusMatchesTransformersJS(t *testing.T) {
+	tok := loadDeepSeek(t)
+	cases := loadCorpus(t)
+	matched := 0
+	for _, c := range cases {
+		ids, err := tok.Encode(c.Text, hf.ParseSpecial)
+		require.NoError(t, err, c.Name)
+		if assertIDs(t, c, ids) {
+			matched++
+		}
+		text, err := tok.Decode(ids, 0)
+		require.NoError(t, err, c.Name)
+		require.Equal(t, c.Text, text, "%s: decode round trip", c.Name)
+	}
+	t.Logf("%d of %d cases match transformers.js", matched, len(cases))
+}
+
+func assertIDs(t *testing.T, c corpusCase, got []int32) bool {
+	t.Helper()
+	if len(c.IDs) == 0 {
+		c.IDs = []int32{}
+	}
+	if got == nil {
+		got = []int32{}
+	}
+	return assertEqualIDs(t, c.IDs, got, c.Name, c.Text)
+}
+
+func assertEqualIDs(t *testing.T, want, got []int32, name, text string) bool {
+	t.Helper()
+	if len(want) == len(got) {
+		same := true
+		for i := range want {
+			if want[i] != got[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return true
+		}
+	}
+	t.Errorf("%s %q:\n want %v\n got  %v", name, text, want, got)
+	return false
+}
+
+func TestSpecialTokensAndFlags(t *testing.T) {
+	tok := loadDeepSeek(t)
+	bos, eos := tok.BOS(), tok.EOS()
+	require.Equal(t, int32(0), bos)
+	require.Equal(t, int32(1), eos)
+	text := "<｜begin▁of▁sentence｜>Hi"
+	parsed, err := tok.Encode(text, hf.ParseSpecial)
+	require.NoError(t, err)
+	require.Equal(t, bos, parsed[0])
+	plain, err := tok.Encode(text, 0)
+	require.NoError(t, err)
+	require.NotContains(t, plain, bos, "special-token text is text without ParseSpecial")
+	back, err := tok.Decode(plain, 0)
+	require.NoError(t, err)
+	require.Equal(t, text, back)
+
+	withBOS, err := tok.Encode("Hi", hf.AddSpecial)
+	require.NoError(t, err)
+	require.Equal(t, bos, withBOS[0], "add_bos_token")
+	s, err := tok.Decode(withBOS, hf.SkipSpecial)
+	require.NoError(t, err)
+	require.Equal(t, "Hi", s)
+
+	_, err = tok.Decode([]int32{int32(tok.VocabSize())}, 0)
+	require.ErrorContains(t, err, "outside the vocabulary")
+}
+
+// TestInvalidUTF8: bytes that are not UTF-8 are encoded byte for byte and
+// decode back as U+FFFD per maximal ill-formed subsequence; TokenBytes
+// keeps them exact.
+func TestInvalidUTF8(t *testing.T) {
+	tok := loadDeepSeek(t)
+	in := "ok\xff\xfe and \xe2\x82 end"
+	ids, err := tok.Encode(in, 0)
+	require.NoError(t, err)
+	var raw []byte
+	for _, id := range ids {
+		raw = append(raw, tok.TokenBytes(id)...)
+	}
+	require.Equal(t, in, string(raw), "the bytes survive")
+	text, err := tok.Decode(ids, 0)
+	require.NoError(t, err)
+	require.Equal(t, "ok\uFFFD\uFFFD and \uFFFD end", text)
+}
+
+func TestVocabularyExport(t *testing.T) {
+	tok := loadDeepSeek(t)
+	require.True(t, tok.DecodeIsConcat())
+	ids, err := tok.Encode("Hello, 世界! 👍🏽 <think>x</think>", hf.ParseSpecial)
+	require.NoError(t, err)
+	var b strings.Builder
+	for _, id := range ids {
+		b.Write(tok.TokenBytes(id))
+	}
+	require.Equal(t, "Hello, 世界! 👍🏽 <think>x</think>", b.String())
+}
+
+func TestLoadErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ json, want string }{
+		"not json":     {`{`, "tokenizer.json"},
+		"not bpe":      {`{"model":{"type":"Unigram"}}`, `unsupported model type "Unigram"`},
+		"empty vocab":  {`{"model":{"type":"BPE","vocab":{}}}`, "0 tokens"},
+		"bad merge":    {`{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}`, `merges[0] "a" "b"`},
+		"bad pretok":   {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Whitespace"}}`, `pre_tokenizer type "Whitespace"`},
+		"bad split":    {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a"},"behavior":"Removed"}}`, `Split behavior "Removed"`},
+		"bad pattern":  {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"("},"behavior":"Isolated"}}`, "pattern"},
+		"bad decoder":  {`{"model":{"type":"BPE","vocab":{"a":0}},"decoder":{"type":"CTC"}}`, `decoder type "CTC"`},
+		"bad added":    {`{"model":{"type":"BPE","vocab":{"a":0}},"added_tokens":[{"id":-1,"content":"x"}]}`, "added_tokens[0]"},
+		"unknown bos":  {`{"model":{"type":"BPE","vocab":{"a":0}}}`, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := []byte(nil)
+			if name == "unknown bos" {
+				cfg = []byte(`{"bos_token":"<s>"}`)
+				tc.want = `bos_token "<s>" is not a token`
+			}
+			_, err := hf.Load([]byte(tc.json), cfg, native{})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -1,0 +1,298 @@
+package hf
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Tokenizer encodes and decodes text as its tokenizer.json says. Encode
+// and Decode are not safe for concurrent use (a piece cache is shared);
+// a plugin instance runs one call at a time.
+type Tokenizer struct {
+	prims  Primitives
+	tokens []string // id → token as the vocabulary writes it (byte-level alphabet) or an added token's content
+	ids    map[string]int32
+
+	added    map[int32]addedToken
+	matchers []addedToken // longest first
+
+	normalize func(string) string
+	pre       []preStep
+	byteLevel bool // pieces are mapped to the byte-level alphabet before BPE
+	merges    Merger
+
+	ignoreMerges, byteFallback bool
+	unk                        int32
+
+	decoders     []decodeStep
+	concat       bool // the decoder is ByteLevel alone: decoding is concatenating TokenBytes
+	bos, eos     int32
+	addBOS       bool
+	addEOS       bool
+	chatTemplate string
+
+	cache map[string][]int32 // piece → ids
+}
+
+// maxCache bounds the piece cache; it is emptied when full.
+const maxCache = 1 << 16
+
+// VocabSize is the number of token ids (the largest id plus one).
+func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
+
+// BOS is the beginning-of-sequence token, or −1.
+func (t *Tokenizer) BOS() int32 { return t.bos }
+
+// EOS is the end-of-sequence token, or −1.
+func (t *Tokenizer) EOS() int32 { return t.eos }
+
+// ChatTemplate is tokenizer_config.json's Jinja chat_template, or "".
+func (t *Tokenizer) ChatTemplate() string { return t.chatTemplate }
+
+// IsSpecial reports whether id is a special added token.
+func (t *Tokenizer) IsSpecial(id int32) bool { return t.added[id].Special }
+
+// TokenID returns the id of a token (an added token's content, or a
+// vocabulary entry as written in the byte-level alphabet).
+func (t *Tokenizer) TokenID(tok string) (int32, bool) {
+	id, ok := t.ids[tok]
+	return id, ok
+}
+
+// DecodeIsConcat reports whether decoding a sequence is concatenating its
+// tokens' TokenBytes (true for byte-level tokenizers), so that a host can
+// detokenize a stream natively.
+func (t *Tokenizer) DecodeIsConcat() bool { return t.byteLevel && t.concat }
+
+// TokenBytes returns the bytes a token stands for: an added token's
+// content, or a vocabulary token's bytes through the byte-level alphabet.
+// An id outside the vocabulary (or a hole in it) gives nil.
+func (t *Tokenizer) TokenBytes(id int32) []byte {
+	if id < 0 || int(id) >= len(t.tokens) {
+		return nil
+	}
+	if a, ok := t.added[id]; ok {
+		return []byte(a.Content)
+	}
+	tok := t.tokens[id]
+	if tok == "" {
+		return nil
+	}
+	if t.byteLevel {
+		b, _ := fromByteLevel(tok)
+		return b
+	}
+	return []byte(t.runDecoders([]string{tok}))
+}
+
+// Encode turns text into token ids. Invalid UTF-8 is encoded byte for byte
+// by byte-level tokenizers (the pattern sees each invalid byte as U+FFFD,
+// BPE sees the byte itself), so every byte string has an encoding and
+// decodes back to itself.
+func (t *Tokenizer) Encode(text string, flags Flags) ([]int32, error) {
+	var ids []int32
+	if flags&AddSpecial != 0 && t.addBOS {
+		ids = append(ids, t.bos)
+	}
+	for _, seg := range t.splitAdded(text, flags&ParseSpecial != 0) {
+		if seg.id >= 0 {
+			ids = append(ids, seg.id)
+			continue
+		}
+		var err error
+		if ids, err = t.encodeText(ids, seg.text); err != nil {
+			return nil, err
+		}
+	}
+	if flags&AddSpecial != 0 && t.addEOS {
+		ids = append(ids, t.eos)
+	}
+	return ids, nil
+}
+
+// segment is a stretch of text between added tokens, or one added token.
+type segment struct {
+	text string
+	id   int32 // ≥ 0 for an added token
+}
+
+// splitAdded cuts text at the added tokens it contains (special ones only
+// when parseSpecial), longest match first at each position, honouring
+// lstrip, rstrip and single_word.
+func (t *Tokenizer) splitAdded(text string, parseSpecial bool) []segment {
+	var segs []segment
+	start := 0
+	for i := 0; i < len(text); {
+		a, ok := t.matchAt(text, i, parseSpecial)
+		if !ok {
+			_, w := utf8.DecodeRuneInString(text[i:])
+			i += w
+			continue
+		}
+		before := text[start:i]
+		if a.LStrip {
+			before = strings.TrimRight(before, " \t\n\r\v\f")
+		}
+		if before != "" {
+			segs = append(segs, segment{text: before, id: -1})
+		}
+		segs = append(segs, segment{id: a.ID})
+		i += len(a.Content)
+		if a.RStrip {
+			for i < len(text) && strings.IndexByte(" \t\n\r\v\f", text[i]) >= 0 {
+				i++
+			}
+		}
+		start = i
+	}
+	if start < len(text) {
+		segs = append(segs, segment{text: text[start:], id: -1})
+	}
+	return segs
+}
+
+func (t *Tokenizer) matchAt(text string, i int, parseSpecial bool) (addedToken, bool) {
+	for _, a := range t.matchers {
+		if a.Special && !parseSpecial {
+			continue
+		}
+		if !strings.HasPrefix(text[i:], a.Content) {
+			continue
+		}
+		if a.SingleWord && (isWordAt(text, i-1, false) || isWordAt(text, i+len(a.Content), true)) {
+			continue
+		}
+		return a, true
+	}
+	return addedToken{}, false
+}
+
+// isWordAt reports whether the rune ending just before (forward false) or
+// starting at (forward true) byte i is a word character.
+func isWordAt(text string, i int, forward bool) bool {
+	var r rune
+	switch {
+	case forward && i < len(text):
+		r, _ = utf8.DecodeRuneInString(text[i:])
+	case !forward && i >= 0:
+		r, _ = utf8.DecodeLastRuneInString(text[:i+1])
+	default:
+		return false
+	}
+	return r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 0x7f && utf8.ValidRune(r)
+}
+
+// encodeText appends the ids of ordinary text: normalize, pre-tokenize,
+// then BPE each piece.
+func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
+	if t.normalize != nil {
+		text = t.normalize(text)
+	}
+	pieces := []string{text}
+	for _, step := range t.pre {
+		var err error
+		if pieces, err = step(pieces); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range pieces {
+		if p == "" {
+			continue
+		}
+		if cached, ok := t.cache[p]; ok {
+			ids = append(ids, cached...)
+			continue
+		}
+		got, err := t.bpe(p)
+		if err != nil {
+			return nil, err
+		}
+		if len(t.cache) >= maxCache {
+			clear(t.cache)
+		}
+		t.cache[p] = got
+		ids = append(ids, got...)
+	}
+	return ids, nil
+}
+
+// bpe encodes one piece.
+func (t *Tokenizer) bpe(piece string) ([]int32, error) {
+	var syms []int32
+	if t.byteLevel {
+		if t.ignoreMerges {
+			if id, ok := t.ids[toByteLevel(piece)]; ok {
+				return []int32{id}, nil
+			}
+		}
+		syms = make([]int32, len(piece))
+		for i := 0; i < len(piece); i++ {
+			id, ok := t.ids[byteChars[piece[i]]]
+			if !ok {
+				return nil, fmt.Errorf("hf: byte 0x%02x has no token in the byte-level vocabulary", piece[i])
+			}
+			syms[i] = id
+		}
+	} else {
+		if t.ignoreMerges {
+			if id, ok := t.ids[piece]; ok {
+				return []int32{id}, nil
+			}
+		}
+		for _, r := range piece {
+			s := string(r)
+			if id, ok := t.ids[s]; ok {
+				syms = append(syms, id)
+				continue
+			}
+			if t.byteFallback {
+				for _, b := range []byte(s) {
+					id, ok := t.ids[fmt.Sprintf("<0x%02X>", b)]
+					if !ok {
+						return nil, fmt.Errorf("hf: byte fallback token <0x%02X> is not in the vocabulary", b)
+					}
+					syms = append(syms, id)
+				}
+				continue
+			}
+			if t.unk < 0 {
+				return nil, fmt.Errorf("hf: %q is not in the vocabulary and there is no unk_token", s)
+			}
+			syms = append(syms, t.unk)
+		}
+	}
+	if len(syms) < 2 {
+		return syms, nil
+	}
+	return t.merges.Merge(syms)
+}
+
+// Decode turns ids into text. Special tokens are left out with
+// SkipSpecial. Bytes that do not form UTF-8 become U+FFFD, one for each
+// maximal ill-formed subsequence (as a WHATWG TextDecoder does).
+func (t *Tokenizer) Decode(ids []int32, flags Flags) (string, error) {
+	var out strings.Builder
+	var run []string // ordinary tokens not yet decoded
+	flush := func() {
+		if len(run) > 0 {
+			out.WriteString(t.runDecoders(run))
+			run = run[:0]
+		}
+	}
+	for _, id := range ids {
+		if id < 0 || int(id) >= len(t.tokens) || t.tokens[id] == "" {
+			return "", fmt.Errorf("hf: token id %d is outside the vocabulary of %d", id, len(t.tokens))
+		}
+		if a, ok := t.added[id]; ok {
+			flush()
+			if !(a.Special && flags&SkipSpecial != 0) {
+				out.WriteString(a.Content)
+			}
+			continue
+		}
+		run = append(run, t.tokens[id])
+	}
+	flush()
+	return out.String(), nil
+}
