@@ -164,16 +164,16 @@ func TestVocabularyExport(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	for name, tc := range map[string]struct{ json, want string }{
-		"not json":     {`{`, "tokenizer.json"},
-		"not bpe":      {`{"model":{"type":"Unigram"}}`, `unsupported model type "Unigram"`},
-		"empty vocab":  {`{"model":{"type":"BPE","vocab":{}}}`, "0 tokens"},
-		"bad merge":    {`{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}`, `merges[0] "a" "b"`},
-		"bad pretok":   {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Whitespace"}}`, `pre_tokenizer type "Whitespace"`},
-		"bad split":    {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a"},"behavior":"Removed"}}`, `Split behavior "Removed"`},
-		"bad pattern":  {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"("},"behavior":"Isolated"}}`, "pattern"},
-		"bad decoder":  {`{"model":{"type":"BPE","vocab":{"a":0}},"decoder":{"type":"CTC"}}`, `decoder type "CTC"`},
-		"bad added":    {`{"model":{"type":"BPE","vocab":{"a":0}},"added_tokens":[{"id":-1,"content":"x"}]}`, "added_tokens[0]"},
-		"unknown bos":  {`{"model":{"type":"BPE","vocab":{"a":0}}}`, ""},
+		"not json":    {`{`, "tokenizer.json"},
+		"not bpe":     {`{"model":{"type":"Unigram"}}`, `unsupported model type "Unigram"`},
+		"empty vocab": {`{"model":{"type":"BPE","vocab":{}}}`, "0 tokens"},
+		"bad merge":   {`{"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}}`, `merges[0] "a" "b"`},
+		"bad pretok":  {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Whitespace"}}`, `pre_tokenizer type "Whitespace"`},
+		"bad split":   {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"a"},"behavior":"Removed"}}`, `Split behavior "Removed"`},
+		"bad pattern": {`{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"("},"behavior":"Isolated"}}`, "pattern"},
+		"bad decoder": {`{"model":{"type":"BPE","vocab":{"a":0}},"decoder":{"type":"CTC"}}`, `decoder type "CTC"`},
+		"bad added":   {`{"model":{"type":"BPE","vocab":{"a":0}},"added_tokens":[{"id":-1,"content":"x"}]}`, "added_tokens[0]"},
+		"unknown bos": {`{"model":{"type":"BPE","vocab":{"a":0}}}`, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := []byte(nil)
