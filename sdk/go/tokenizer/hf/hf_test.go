@@ -186,3 +186,46 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestPathologicalInputs: a 1 MB word and 100k repeated characters encode
+// (or fail with an error) and round-trip; nothing stalls.
+func TestPathologicalInputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes megabytes")
+	}
+	tok := loadDeepSeek(t)
+	for name, text := range map[string]string{
+		"1 MB word":      strings.Repeat("abcdefghij", 1<<17)[:1<<20],
+		"100k same char": strings.Repeat("a", 100_000),
+		"100k CJK":       strings.Repeat("你", 100_000),
+		"100k spaces":    strings.Repeat(" ", 100_000),
+		"100k digits":    strings.Repeat("7", 100_000),
+	} {
+		ids, err := tok.Encode(text, 0)
+		if err != nil {
+			t.Logf("%s: refused: %v", name, err)
+			continue
+		}
+		back, err := tok.Decode(ids, 0)
+		require.NoError(t, err, name)
+		require.Equal(t, text, back, name)
+	}
+}
+
+// BenchmarkEncode encodes the corpus's mixed-language text with the
+// host's primitives natively (the native fallback's speed).
+func BenchmarkEncode(b *testing.B) {
+	tok := loadDeepSeek(b)
+	var sb strings.Builder
+	for _, c := range loadCorpus(b) {
+		sb.WriteString(c.Text)
+		sb.WriteString("\n")
+	}
+	text := sb.String()
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if _, err := tok.Encode(text, hf.ParseSpecial); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

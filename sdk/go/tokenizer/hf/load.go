@@ -186,10 +186,12 @@ func (t *Tokenizer) loadAdded(added []addedToken) error {
 		t.tokens[a.ID] = a.Content
 		t.ids[a.Content] = a.ID
 		t.added[a.ID] = a
-		t.matchers = append(t.matchers, a)
+		t.matchers[a.Content[0]] = append(t.matchers[a.Content[0]], a)
 	}
 	// Longest first, so that a token that is a prefix of another loses.
-	slices.SortStableFunc(t.matchers, func(a, b addedToken) int { return len(b.Content) - len(a.Content) })
+	for _, m := range t.matchers {
+		slices.SortStableFunc(m, func(a, b addedToken) int { return len(b.Content) - len(a.Content) })
+	}
 	return nil
 }
 

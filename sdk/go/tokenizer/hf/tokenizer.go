@@ -15,7 +15,7 @@ type Tokenizer struct {
 	ids    map[string]int32
 
 	added    map[int32]addedToken
-	matchers []addedToken // longest first
+	matchers [256][]addedToken // by first byte, longest first
 
 	normalize func(string) string
 	pre       []preStep
@@ -153,7 +153,7 @@ func (t *Tokenizer) splitAdded(text string, parseSpecial bool) []segment {
 }
 
 func (t *Tokenizer) matchAt(text string, i int, parseSpecial bool) (addedToken, bool) {
-	for _, a := range t.matchers {
+	for _, a := range t.matchers[text[i]] {
 		if a.Special && !parseSpecial {
 			continue
 		}
