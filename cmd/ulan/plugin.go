@@ -94,7 +94,8 @@ func newPluginBuildCmd() *cobra.Command {
 		Short: "Build a Go or C plugin and embed its manifest",
 		Long: `Build the plugin in DIR (default .) for wasip1 and embed manifest.json (or
 --manifest) as its ulan.manifest section. A directory with .go files builds
-with the Go toolchain (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared);
+with the Go toolchain (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared
+-trimpath, so the same sources give the same module on any machine);
 one with .c files builds with clang (--target=wasm32-wasi
 -mexec-model=reactor -O2; needs Debian's clang, lld, wasi-libc and
 libclang-rt-14-dev-wasm32).`,
@@ -154,7 +155,7 @@ func buildPlugin(cmd *cobra.Command, dir string) ([]byte, error) {
 	var build *exec.Cmd
 	switch {
 	case len(goFiles) > 0:
-		build = exec.Command("go", "build", "-buildmode=c-shared", "-o", raw, ".")
+		build = exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false", "-o", raw, ".")
 		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	case len(cFiles) > 0:
 		build = exec.Command("clang", append([]string{"--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o", raw}, cFiles...)...)

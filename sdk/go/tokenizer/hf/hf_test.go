@@ -2,6 +2,7 @@ package hf_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -228,4 +229,39 @@ func BenchmarkEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLoad loads DeepSeek-V3's tokenizer files natively.
+func BenchmarkLoad(b *testing.B) {
+	tj, err := testmodel.TokenizerJSON()
+	require.NoError(b, err)
+	cfg := testmodel.TokenizerConfigJSON()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := hf.Load(tj, cfg, native{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func itoa(i int) string { return fmt.Sprint(i) }
+
+// hfByteChar is byte b's character in the byte-level alphabet.
+func hfByteChar(b int) string {
+	n := 0
+	for c := range 256 {
+		if c >= '!' && c <= '~' || c >= 0xa1 && c <= 0xac || c >= 0xae && c <= 0xff {
+			if c == b {
+				return string(rune(c))
+			}
+			continue
+		}
+		if c == b {
+			return string(rune(256 + n))
+		}
+		n++
+	}
+	return ""
 }

@@ -11,26 +11,24 @@ import (
 // a plugin instance runs one call at a time.
 type Tokenizer struct {
 	prims  Primitives
-	tokens []string // id → token as the vocabulary writes it (byte-level alphabet) or an added token's content
-	ids    map[string]int32
+	spec   spec
+	tokens []string         // id → token as the vocabulary writes it (byte-level alphabet) or an added token's content
+	ids    map[string]int32 // token → id; built when first needed (see lookup)
 
 	added    map[int32]addedToken
 	matchers [256][]addedToken // by first byte, longest first
 
 	normalize func(string) string
 	pre       []preStep
-	byteLevel bool // pieces are mapped to the byte-level alphabet before BPE
+	byteLevel bool       // pieces are mapped to the byte-level alphabet before BPE
+	byteIDs   [256]int32 // byte-level: each byte's token
 	merges    Merger
+	mergeL    []int32 // the merges in priority order, for Bundle
+	mergeR    []int32
+	mergeRes  []int32
 
-	ignoreMerges, byteFallback bool
-	unk                        int32
-
-	decoders     []decodeStep
-	concat       bool // the decoder is ByteLevel alone: decoding is concatenating TokenBytes
-	bos, eos     int32
-	addBOS       bool
-	addEOS       bool
-	chatTemplate string
+	decoders []decodeStep
+	concat   bool // the decoder is ByteLevel alone: decoding is concatenating TokenBytes
 
 	cache map[string][]int32 // piece → ids
 }
@@ -42,23 +40,20 @@ const maxCache = 1 << 16
 func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
 
 // BOS is the beginning-of-sequence token, or −1.
-func (t *Tokenizer) BOS() int32 { return t.bos }
+func (t *Tokenizer) BOS() int32 { return t.spec.BOS }
 
 // EOS is the end-of-sequence token, or −1.
-func (t *Tokenizer) EOS() int32 { return t.eos }
+func (t *Tokenizer) EOS() int32 { return t.spec.EOS }
 
 // ChatTemplate is tokenizer_config.json's Jinja chat_template, or "".
-func (t *Tokenizer) ChatTemplate() string { return t.chatTemplate }
+func (t *Tokenizer) ChatTemplate() string { return t.spec.ChatTemplate }
 
 // IsSpecial reports whether id is a special added token.
 func (t *Tokenizer) IsSpecial(id int32) bool { return t.added[id].Special }
 
 // TokenID returns the id of a token (an added token's content, or a
 // vocabulary entry as written in the byte-level alphabet).
-func (t *Tokenizer) TokenID(tok string) (int32, bool) {
-	id, ok := t.ids[tok]
-	return id, ok
-}
+func (t *Tokenizer) TokenID(tok string) (int32, bool) { return t.lookup(tok) }
 
 // DecodeIsConcat reports whether decoding a sequence is concatenating its
 // tokens' TokenBytes (true for byte-level tokenizers), so that a host can
@@ -92,8 +87,8 @@ func (t *Tokenizer) TokenBytes(id int32) []byte {
 // decodes back to itself.
 func (t *Tokenizer) Encode(text string, flags Flags) ([]int32, error) {
 	var ids []int32
-	if flags&AddSpecial != 0 && t.addBOS {
-		ids = append(ids, t.bos)
+	if flags&AddSpecial != 0 && t.spec.AddBOS {
+		ids = append(ids, t.spec.BOS)
 	}
 	for _, seg := range t.splitAdded(text, flags&ParseSpecial != 0) {
 		if seg.id >= 0 {
@@ -105,8 +100,8 @@ func (t *Tokenizer) Encode(text string, flags Flags) ([]int32, error) {
 			return nil, err
 		}
 	}
-	if flags&AddSpecial != 0 && t.addEOS {
-		ids = append(ids, t.eos)
+	if flags&AddSpecial != 0 && t.spec.AddEOS {
+		ids = append(ids, t.spec.EOS)
 	}
 	return ids, nil
 }
@@ -221,34 +216,30 @@ func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
 func (t *Tokenizer) bpe(piece string) ([]int32, error) {
 	var syms []int32
 	if t.byteLevel {
-		if t.ignoreMerges {
-			if id, ok := t.ids[toByteLevel(piece)]; ok {
+		if t.spec.IgnoreMerges {
+			if id, ok := t.lookup(toByteLevel(piece)); ok {
 				return []int32{id}, nil
 			}
 		}
 		syms = make([]int32, len(piece))
 		for i := 0; i < len(piece); i++ {
-			id, ok := t.ids[byteChars[piece[i]]]
-			if !ok {
-				return nil, fmt.Errorf("hf: byte 0x%02x has no token in the byte-level vocabulary", piece[i])
-			}
-			syms[i] = id
+			syms[i] = t.byteIDs[piece[i]]
 		}
 	} else {
-		if t.ignoreMerges {
-			if id, ok := t.ids[piece]; ok {
+		if t.spec.IgnoreMerges {
+			if id, ok := t.lookup(piece); ok {
 				return []int32{id}, nil
 			}
 		}
 		for _, r := range piece {
 			s := string(r)
-			if id, ok := t.ids[s]; ok {
+			if id, ok := t.lookup(s); ok {
 				syms = append(syms, id)
 				continue
 			}
-			if t.byteFallback {
+			if t.spec.ByteFallback {
 				for _, b := range []byte(s) {
-					id, ok := t.ids[fmt.Sprintf("<0x%02X>", b)]
+					id, ok := t.lookup(fmt.Sprintf("<0x%02X>", b))
 					if !ok {
 						return nil, fmt.Errorf("hf: byte fallback token <0x%02X> is not in the vocabulary", b)
 					}
@@ -256,10 +247,10 @@ func (t *Tokenizer) bpe(piece string) ([]int32, error) {
 				}
 				continue
 			}
-			if t.unk < 0 {
+			if t.spec.Unk < 0 {
 				return nil, fmt.Errorf("hf: %q is not in the vocabulary and there is no unk_token", s)
 			}
-			syms = append(syms, t.unk)
+			syms = append(syms, t.spec.Unk)
 		}
 	}
 	if len(syms) < 2 {

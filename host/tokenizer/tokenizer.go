@@ -1,0 +1,49 @@
+// Package tokenizer is the host side of tokenization: the native tokenizer
+// that backs up the tokenizer plugin (sdk/ABI.md §8, policy fallback), built
+// from the same Hugging Face files with the same code (sdk/go/tokenizer/hf)
+// over the host's own primitives, so that the plugin and the fallback give
+// the same ids.
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
+)
+
+// Native builds the native tokenizer from tokenizer.json and (may be nil)
+// tokenizer_config.json.
+func Native(tokenizerJSON, configJSON []byte) (*hf.Tokenizer, error) {
+	return hf.Load(tokenizerJSON, configJSON, Primitives{})
+}
+
+// Primitives are hf's primitives from the host's primitive package: the
+// regex engine the plugin's regex_split import uses and its BPE merge.
+type Primitives struct{}
+
+// Compile compiles a pattern with primitive.Compile.
+func (Primitives) Compile(pattern string) (hf.Splitter, error) { return primitive.Compile(pattern) }
+
+// Merges registers a rank table with primitive.NewRanks.
+func (Primitives) Merges(left, right, result []int32) (hf.Merger, error) {
+	return primitive.NewRanks(left, right, result)
+}
+
+// PluginConfig is the tokenizer plugin's configuration for tok: its bundle
+// (hf.Tokenizer.Bundle), which an instance loads far faster than the
+// tokenizer.json it was made from.
+func PluginConfig(tok *hf.Tokenizer) ([]byte, error) {
+	b, err := tok.Bundle()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := json.Marshal(struct {
+		Bundle []byte `json:"bundle"`
+	}{b})
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: plugin config: %w", err)
+	}
+	return cfg, nil
+}

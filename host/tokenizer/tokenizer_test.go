@@ -1,0 +1,122 @@
+package tokenizer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/engine/testmodel"
+	"github.com/ulan-ai/ulan/host/plugin"
+	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/plugins"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
+)
+
+type corpusCase struct {
+	Name string  `json:"name"`
+	Text string  `json:"text"`
+	IDs  []int32 `json:"ids"`
+}
+
+func corpus(t testing.TB) []corpusCase {
+	t.Helper()
+	raw, err := os.ReadFile("../../sdk/go/tokenizer/hf/testdata/corpus.json")
+	require.NoError(t, err)
+	var c struct {
+		Cases []corpusCase `json:"cases"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &c))
+	return c.Cases
+}
+
+func native(t testing.TB) *hf.Tokenizer {
+	t.Helper()
+	tj, err := testmodel.TokenizerJSON()
+	require.NoError(t, err)
+	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
+	require.NoError(t, err)
+	return tok
+}
+
+// pluginConfig is the tokenizer plugin's configuration for DeepSeek-V3's
+// tokenizer: its bundle.
+func pluginConfig(t testing.TB) []byte {
+	t.Helper()
+	cfg, err := tokenizer.PluginConfig(native(t))
+	require.NoError(t, err)
+	return cfg
+}
+
+var loaded sync.Map // tier → *plugin.Plugin
+
+func loadPlugin(t testing.TB, tier plugin.Tier) *plugin.Plugin {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("loads the tokenizer plugin")
+	}
+	if p, ok := loaded.Load(tier); ok {
+		return p.(*plugin.Plugin)
+	}
+	start := time.Now()
+	p, err := plugin.Load(context.Background(), plugins.Tokenizer, plugin.Config{
+		ID: "tokenizer", Kind: plugin.KindTokenizer, Tier: tier, PoolSize: 1, MemoryPages: 8192,
+		CallTimeout: 10 * time.Second, InitTimeout: time.Minute, PluginConfig: pluginConfig(t),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	t.Logf("loaded the plugin (%v tier) in %v", tier, time.Since(start))
+	loaded.Store(tier, p)
+	return p
+}
+
+// TestPluginMatchesNativeAndReference: on the whole corpus the plugin
+// (sandboxed), the native fallback and transformers.js give the same ids,
+// and the plugin decodes them back.
+func TestPluginMatchesNativeAndReference(t *testing.T) {
+	ctx := context.Background()
+	p := loadPlugin(t, plugin.Sandboxed)
+	nat := native(t)
+	info, err := p.TokenizerInfo(ctx)
+	require.NoError(t, err)
+	require.Equal(t, nat.VocabSize(), info.VocabSize)
+	require.Equal(t, int32(0), info.BOS)
+	require.Equal(t, []int32{1}, info.EOS)
+	require.True(t, info.DecodeIsConcat)
+	matched := 0
+	for _, c := range corpus(t) {
+		got, err := p.Encode(ctx, c.Text, int32(hf.ParseSpecial), info.VocabSize)
+		require.NoError(t, err, c.Name)
+		want, err := nat.Encode(c.Text, hf.ParseSpecial)
+		require.NoError(t, err, c.Name)
+		require.Equal(t, fmt.Sprint(want), fmt.Sprint(got), "%s: plugin vs native", c.Name)
+		if fmt.Sprint(c.IDs) == fmt.Sprint(got) || len(c.IDs) == 0 && len(got) == 0 {
+			matched++
+		}
+		back, err := p.Decode(ctx, got, 0)
+		require.NoError(t, err, c.Name)
+		require.Equal(t, c.Text, back, c.Name)
+	}
+	require.Equal(t, len(corpus(t)), matched, "every case as transformers.js")
+}
+
+// TestPluginVocabulary: the plugin's vocabulary export is the native
+// tokenizer's TokenBytes, id for id.
+func TestPluginVocabulary(t *testing.T) {
+	ctx := context.Background()
+	p := loadPlugin(t, plugin.Sandboxed)
+	nat := native(t)
+	vocab, err := p.Vocab(ctx, nat.VocabSize())
+	require.NoError(t, err)
+	require.Len(t, vocab, nat.VocabSize())
+	for id, b := range vocab {
+		require.Equal(t, nat.TokenBytes(int32(id)), b, "token %d", id)
+	}
+}

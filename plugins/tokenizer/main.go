@@ -1,0 +1,99 @@
+// Command tokenizer is ulan's first-party tokenizer plugin: a Hugging Face
+// tokenizer.json (DeepSeek's byte-level BPE, its three Split regexes, added
+// and special tokens) run by sdk/go/tokenizer/hf, with the regex split and
+// the BPE merge done by the host's primitives. The host hands it the
+// model's tokenizer as its configuration, either as the bundle the host
+// makes once from the files (hf.Tokenizer.Bundle; fast to load) or as the
+// files themselves:
+//
+//	{"bundle": "<base64>"}
+//	{"tokenizer_json": {...tokenizer.json...}, "tokenizer_config": {...tokenizer_config.json...}}
+//
+// The native fallback (host/tokenizer) runs the same hf code over the
+// host's primitive package directly, so both give the same ids.
+//
+// Build it (the module is committed, and CI checks it is fresh) with
+//
+//	go run ./cmd/ulan plugin build plugins/tokenizer
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
+	"github.com/ulan-ai/ulan/sdk/go/ulan"
+)
+
+// hostPrimitives gives hf the host's imports through the SDK.
+type hostPrimitives struct{}
+
+func (hostPrimitives) Compile(pattern string) (hf.Splitter, error) {
+	return tokenizer.CompilePattern(pattern)
+}
+
+func (hostPrimitives) Merges(left, right, result []int32) (hf.Merger, error) {
+	return tokenizer.RegisterMerges(left, right, result)
+}
+
+// plugin adapts an hf.Tokenizer to the SDK's Tokenizer.
+type plugin struct{ tok *hf.Tokenizer }
+
+var p = &plugin{}
+
+func (p *plugin) Info() tokenizer.Info {
+	in := tokenizer.Info{VocabSize: p.tok.VocabSize(), BOS: p.tok.BOS(), DecodeIsConcat: p.tok.DecodeIsConcat()}
+	if eos := p.tok.EOS(); eos >= 0 {
+		in.EOS = []int32{eos}
+	}
+	return in
+}
+
+func (p *plugin) TokenBytes(id int32) []byte { return p.tok.TokenBytes(id) }
+
+func (p *plugin) Encode(text string, flags tokenizer.Flags) ([]int32, error) {
+	return p.tok.Encode(text, hf.Flags(flags))
+}
+
+func (p *plugin) Decode(ids []int32, flags tokenizer.Flags) (string, error) {
+	return p.tok.Decode(ids, hf.Flags(flags))
+}
+
+// configure loads the tokenizer files from the configuration.
+func (p *plugin) configure(raw []byte) error {
+	var c struct {
+		Bundle          []byte          `json:"bundle"`
+		TokenizerJSON   json.RawMessage `json:"tokenizer_json"`
+		TokenizerConfig json.RawMessage `json:"tokenizer_config"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	// Loading allocates many small objects that all stay live; collecting
+	// while it runs only costs time (most of it, in wasm).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	var tok *hf.Tokenizer
+	var err error
+	switch {
+	case len(c.Bundle) > 0:
+		tok, err = hf.LoadBundle(c.Bundle, hostPrimitives{})
+	case len(c.TokenizerJSON) > 0:
+		tok, err = hf.Load(c.TokenizerJSON, c.TokenizerConfig, hostPrimitives{})
+	default:
+		err = fmt.Errorf("config: bundle or tokenizer_json is required")
+	}
+	if err != nil {
+		return err
+	}
+	p.tok = tok
+	return nil
+}
+
+func init() {
+	ulan.OnInit(p.configure)
+	tokenizer.Register(p)
+}
+
+func main() {}
