@@ -20,6 +20,7 @@ import (
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/host/plugin"
 )
 
@@ -125,12 +126,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 		info := lm.model.Info()
 		log.Info("model loaded", "path", cfg.Model.Path, "architecture", info.Architecture,
 			"parameters", info.TotalParams, "kv_cache_tokens", r.CacheTokens(), "threads", threads)
+		tok, err := tokenizer.FromGGUF(lm.file)
+		if err != nil {
+			log.Warn("the model's tokenizer cannot be rebuilt; Tokenize and Detokenize are unavailable", "err", err)
+		}
 		opts = append(opts, host.WithInference(pipeline.New(pipeline.Model{
-			Name:    modelName(cfg.Model.Path, info),
-			Format:  "gguf",
-			DTypes:  lm.dtypes(),
-			Backend: lm.backend.Name(),
-			Runner:  r,
+			Name:      modelName(cfg.Model.Path, info),
+			Format:    "gguf",
+			DTypes:    lm.dtypes(),
+			Backend:   lm.backend.Name(),
+			Runner:    r,
+			Tokenizer: tok,
 		})))
 	}
 	srv, err := host.New(cfg, opts...)

@@ -426,3 +426,16 @@ func TokenizerJSON() ([]byte, error) {
 
 // TokenizerConfigJSON returns DeepSeek-V3's tokenizer_config.json.
 func TokenizerConfigJSON() []byte { return bytes.Clone(tokenizerConfig) }
+
+// WriteTokenizerFile writes a GGUF file with no tensors and only the
+// tokenizer section every test model carries, for tokenizer tests.
+func WriteTokenizerFile(path string) error {
+	tok, err := loadTokenizer()
+	if err != nil {
+		return err
+	}
+	w := &gguf.Writer{}
+	w.Add("general.architecture", "deepseek2")
+	tok.add(w)
+	return w.WriteFile(path)
+}

@@ -2,7 +2,8 @@
 // of a server with a model loaded. This first version reports the model
 // (ModelService.GetModel) truthfully; text generation needs the tokenizer and
 // sampling stages, which arrive with later issues, and until then those RPCs
-// answer Unimplemented rather than anything made up. The hook stage is here:
+// answer Unimplemented rather than anything made up. Tokenize and Detokenize
+// run the model's tokenizer. The hook stage is here:
 // HookChain runs a choice's text through a pipeline's hooks and applies
 // their failure policies.
 package pipeline
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
@@ -29,6 +31,10 @@ type Model struct {
 	Backend string
 	// Runner runs the model.
 	Runner *engine.Runner
+	// Tokenizer is the model's tokenizer (host/tokenizer: from the GGUF's
+	// metadata or the model's tokenizer.json); nil answers Tokenize and
+	// Detokenize with Unimplemented.
+	Tokenizer *hf.Tokenizer
 }
 
 // Pipeline is the api.Inference of a loaded model.
@@ -51,14 +57,74 @@ func (p *Pipeline) Generate(context.Context, *ulanv1.GenerateRequest, api.Stream
 // Chat is not served yet.
 func (p *Pipeline) Chat(context.Context, *ulanv1.ChatRequest, api.Stream) error { return errNoText }
 
-// Tokenize is not served yet.
-func (p *Pipeline) Tokenize(context.Context, *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
-	return nil, errNoText
+var errNoTokenizer = fmt.Errorf("tokenization: %w: the model was loaded without a tokenizer", api.ErrNotImplemented)
+
+// checkPipeline refuses a named pipeline: requests run the model's own
+// tokenizer until pipelines are wired to requests.
+func checkPipeline(name string) error {
+	if name != "" {
+		return fmt.Errorf("pipeline %q: %w: requests run the model's own tokenizer until pipelines serve requests", name, api.ErrNotImplemented)
+	}
+	return nil
 }
 
-// Detokenize is not served yet.
-func (p *Pipeline) Detokenize(context.Context, *ulanv1.DetokenizeRequest) (*ulanv1.DetokenizeResponse, error) {
-	return nil, errNoText
+// Tokenize encodes text with the model's tokenizer. Pieces are the tokens
+// as the vocabulary writes them (for byte-level BPE, in its byte alphabet,
+// such as "Ġworld"), which is always valid UTF-8 where a token's raw bytes
+// may not be.
+func (p *Pipeline) Tokenize(_ context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
+	tok := p.m.Tokenizer
+	if tok == nil {
+		return nil, errNoTokenizer
+	}
+	if err := checkPipeline(req.GetPipeline()); err != nil {
+		return nil, err
+	}
+	var flags hf.Flags
+	if req.GetAddSpecialTokens() {
+		flags |= hf.AddSpecial
+	}
+	if req.GetParseSpecialTokens() {
+		flags |= hf.ParseSpecial
+	}
+	ids, err := tok.Encode(req.GetText(), flags)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	res := &ulanv1.TokenizeResponse{TokenIds: make([]uint32, len(ids)), Pieces: make([]string, len(ids))}
+	for i, id := range ids {
+		res.TokenIds[i] = uint32(id)
+		res.Pieces[i] = tok.Piece(id)
+	}
+	return res, nil
+}
+
+// Detokenize decodes token ids with the model's tokenizer; an id outside
+// its vocabulary is an invalid argument naming it.
+func (p *Pipeline) Detokenize(_ context.Context, req *ulanv1.DetokenizeRequest) (*ulanv1.DetokenizeResponse, error) {
+	tok := p.m.Tokenizer
+	if tok == nil {
+		return nil, errNoTokenizer
+	}
+	if err := checkPipeline(req.GetPipeline()); err != nil {
+		return nil, err
+	}
+	ids := make([]int32, len(req.GetTokenIds()))
+	for i, id := range req.GetTokenIds() {
+		if int64(id) >= int64(tok.VocabSize()) {
+			return nil, &api.FieldError{Field: fmt.Sprintf("token_ids[%d]", i), Reason: fmt.Sprintf("%d is outside the vocabulary of %d tokens", id, tok.VocabSize())}
+		}
+		ids[i] = int32(id)
+	}
+	var flags hf.Flags
+	if req.GetSkipSpecialTokens() {
+		flags |= hf.SkipSpecial
+	}
+	text, err := tok.Decode(ids, flags)
+	if err != nil {
+		return nil, &api.FieldError{Field: "token_ids", Reason: err.Error()}
+	}
+	return &ulanv1.DetokenizeResponse{Text: text}, nil
 }
 
 // Model describes the loaded model, with the KV-cache bytes one sequence

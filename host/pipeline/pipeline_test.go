@@ -15,6 +15,7 @@ import (
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/testmodel"
 	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/host/pipeline"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -52,4 +53,44 @@ func TestModelReportsTheLoadedModel(t *testing.T) {
 
 	_, err = p.Tokenize(context.Background(), &ulanv1.TokenizeRequest{Text: "x"})
 	require.True(t, errors.Is(err, api.ErrNotImplemented))
+}
+
+func TestTokenizeAndDetokenize(t *testing.T) {
+	t.Parallel()
+	tj, err := testmodel.TokenizerJSON()
+	require.NoError(t, err)
+	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
+	require.NoError(t, err)
+	p := pipeline.New(pipeline.Model{Name: "tok-only", Tokenizer: tok})
+	ctx := context.Background()
+
+	res, err := p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "Hello, world!"})
+	require.NoError(t, err)
+	require.Equal(t, []uint32{19923, 14, 2058, 3}, res.TokenIds, "as transformers.js (hf corpus prose/0)")
+	require.Equal(t, []string{"Hello", ",", "Ġworld", "!"}, res.Pieces)
+
+	res, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "<｜User｜>hi", AddSpecialTokens: true, ParseSpecialTokens: true})
+	require.NoError(t, err)
+	require.Equal(t, uint32(0), res.TokenIds[0], "BOS")
+	require.Equal(t, "<｜User｜>", res.Pieces[1])
+	plain, err := p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "<｜begin▁of▁sentence｜>hi"})
+	require.NoError(t, err)
+	require.Greater(t, len(plain.TokenIds), 3, "special-token text as text without parse_special_tokens")
+	parsed, err := p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "<｜begin▁of▁sentence｜>hi", ParseSpecialTokens: true})
+	require.NoError(t, err)
+	require.Len(t, parsed.TokenIds, 2)
+
+	back, err := p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: res.TokenIds, SkipSpecialTokens: true})
+	require.NoError(t, err)
+	require.Equal(t, "<｜User｜>hi", back.Text, "BOS is special, <｜User｜> an added token that is not")
+	back, err = p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: res.TokenIds})
+	require.NoError(t, err)
+	require.Equal(t, "<｜begin▁of▁sentence｜><｜User｜>hi", back.Text)
+
+	_, err = p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: []uint32{5, 1 << 30}})
+	var fe *api.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "token_ids[1]", fe.Field)
+	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "x", Pipeline: "custom"})
+	require.ErrorIs(t, err, api.ErrNotImplemented)
 }

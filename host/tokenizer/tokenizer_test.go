@@ -120,3 +120,47 @@ func TestPluginVocabulary(t *testing.T) {
 		require.Equal(t, nat.TokenBytes(int32(id)), b, "token %d", id)
 	}
 }
+
+// benchText is about 256 KiB of mixed-language text: the corpus's cases
+// in a shuffled order with numbers between them, so that pieces repeat
+// about as often as in real text, not every time.
+func benchText(t testing.TB) string {
+	cases := corpus(t)
+	var b []byte
+	for i := 0; len(b) < 256<<10; i++ {
+		c := cases[(i*7919)%len(cases)]
+		b = append(b, c.Text...)
+		b = append(b, fmt.Sprintf(" %d\n", i*31337)...)
+	}
+	return string(b)
+}
+
+// BenchmarkEncode encodes benchText natively (the fallback) and through
+// the plugin in both tiers, in one run: MB/s of text.
+func BenchmarkEncode(b *testing.B) {
+	text := benchText(b)
+	b.Run("native", func(b *testing.B) {
+		tok := native(b)
+		b.SetBytes(int64(len(text)))
+		for b.Loop() {
+			if _, err := tok.Encode(text, hf.ParseSpecial); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, tier := range []struct {
+		name string
+		tier plugin.Tier
+	}{{"sandboxed", plugin.Sandboxed}, {"trusted", plugin.Trusted}} {
+		b.Run(tier.name, func(b *testing.B) {
+			p := loadPlugin(b, tier.tier)
+			ctx := context.Background()
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				if _, err := p.Encode(ctx, text, int32(hf.ParseSpecial), 1<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -60,6 +60,16 @@ func (t *Tokenizer) TokenID(tok string) (int32, bool) { return t.lookup(tok) }
 // detokenize a stream natively.
 func (t *Tokenizer) DecodeIsConcat() bool { return t.byteLevel && t.concat }
 
+// Piece returns a token as the vocabulary writes it (for byte-level BPE, in
+// its byte alphabet, such as "Ġworld"), or an added token's content; ""
+// for an id outside the vocabulary.
+func (t *Tokenizer) Piece(id int32) string {
+	if id < 0 || int(id) >= len(t.tokens) {
+		return ""
+	}
+	return t.tokens[id]
+}
+
 // TokenBytes returns the bytes a token stands for: an added token's
 // content, or a vocabulary token's bytes through the byte-level alphabet.
 // An id outside the vocabulary (or a hole in it) gives nil.
