@@ -20,8 +20,8 @@ import (
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
-	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/host/plugin"
+	"github.com/ulan-ai/ulan/host/tokenizer"
 )
 
 // modelName is the name requests use: general.name, else the file's base

@@ -15,8 +15,8 @@ import (
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/testmodel"
 	"github.com/ulan-ai/ulan/host/api"
-	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/tokenizer"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
