@@ -23,7 +23,8 @@ const splitTimeout = 2 * time.Second
 // the constructs tokenizers need and Go's regexp lacks: lookahead
 // (DeepSeek's `\s+(?!\S)`) and Unicode classes.
 type Pattern struct {
-	re *regexp2.Regexp
+	re   *regexp2.Regexp
+	fast matcher // a hand-written matcher of the same pattern, or nil (fastsplit.go)
 }
 
 // Compile compiles a pattern (.NET/Perl syntax, as Hugging Face tokenizers
@@ -34,7 +35,7 @@ func Compile(expr string) (*Pattern, error) {
 		return nil, fmt.Errorf("primitive: pattern %q: %w", expr, err)
 	}
 	re.MatchTimeout = splitTimeout
-	return &Pattern{re: re}, nil
+	return &Pattern{re: re, fast: fastMatchers[expr]}, nil
 }
 
 // Split cuts text into pieces the way a Hugging Face "Split" pre-tokenizer
@@ -46,6 +47,18 @@ func (p *Pattern) Split(text string) ([][2]int, error) {
 	if len(text) > MaxSplitText {
 		return nil, fmt.Errorf("%w: %d bytes to split, at most %d", ErrBounds, len(text), MaxSplitText)
 	}
+	if p.fast != nil {
+		spans := fastSplit(p.fast, text)
+		if len(spans) > MaxPieces {
+			return nil, fmt.Errorf("%w: more than %d pieces", ErrBounds, MaxPieces)
+		}
+		return spans, nil
+	}
+	return p.regexSplit(text)
+}
+
+// regexSplit is Split with the regex engine.
+func (p *Pattern) regexSplit(text string) ([][2]int, error) {
 	runes := []rune(text)
 	// offs[i] is the byte offset of rune i; offs[len] is len(text). An
 	// invalid byte decodes as one U+FFFD rune of width 1, so offsets stay
