@@ -23,7 +23,7 @@ const (
 
 // tokState is one instance's registered patterns and rank tables.
 type tokState struct {
-	patterns []*primitive.Pattern
+	patterns []primitive.Splitter // patterns and sequences of them
 	ranks    []*primitive.Ranks
 }
 
@@ -90,6 +90,36 @@ func (p *Plugin) tokenizerPrimitives() map[string]hostFunc {
 				s[0] = uint64(len(spans))
 			}),
 		},
+		// regex_sequence(ids, n) → pattern id, or −1: the n registered
+		// patterns applied in turn, each to every piece of the one before.
+		"regex_sequence": {
+			params: []api.ValueType{i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				n := uint32(s[1])
+				ids, ok := readI32s(m.Memory(), uint32(s[0]), min(n, primitive.MaxSequence+1))
+				if !ok || n > primitive.MaxSequence || len(st.patterns) >= maxPatterns {
+					s[0] = bad
+					return
+				}
+				parts := make([]primitive.Splitter, len(ids))
+				for i, id := range ids {
+					if id < 0 || int(id) >= len(st.patterns) {
+						s[0] = bad
+						return
+					}
+					parts[i] = st.patterns[id]
+				}
+				seq, err := primitive.NewSequence(parts...)
+				if err != nil {
+					p.errText.Store(m, err.Error())
+					s[0] = bad
+					return
+				}
+				st.patterns = append(st.patterns, seq)
+				s[0] = uint64(len(st.patterns) - 1)
+			}),
+		},
 		// bpe_register(left, right, result, n) → table id, or −1; three i32
 		// arrays of n merges in priority order.
 		"bpe_register": {
@@ -147,6 +177,48 @@ func (p *Plugin) tokenizerPrimitives() map[string]hostFunc {
 					}
 					for i, v := range merged {
 						binary.LittleEndian.PutUint32(out[4*i:], uint32(v))
+					}
+				}
+				s[0] = uint64(len(merged))
+			}),
+		},
+		// bpe_merge_batch(table, symbols, n, lens, pieces, out, cap) → merged
+		// count, or −1: the pieces' symbols one after another (lens gives
+		// each piece's count); when the merged ids fit in cap, they are
+		// written to out one piece after another and lens is overwritten
+		// with each piece's merged count.
+		"bpe_merge_batch": {
+			params: []api.ValueType{i32, i32, i32, i32, i32, i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				id, n, pieces := int(int32(s[0])), uint32(s[2]), uint32(s[4])
+				if id < 0 || id >= len(st.ranks) || n > primitive.MaxMergeSymbols || pieces > n+1 {
+					s[0] = bad
+					return
+				}
+				syms, ok := readI32s(m.Memory(), uint32(s[1]), n)
+				lens, ok2 := readI32s(m.Memory(), uint32(s[3]), pieces)
+				if !ok || !ok2 {
+					s[0] = bad
+					return
+				}
+				merged, err := st.ranks[id].MergeBatch(syms, lens)
+				if err != nil {
+					s[0] = bad
+					return
+				}
+				if uint32(len(merged)) <= uint32(s[6]) {
+					out, ok := m.Memory().Read(uint32(s[5]), uint32(4*len(merged)))
+					lensOut, ok2 := m.Memory().Read(uint32(s[3]), 4*pieces)
+					if !ok || !ok2 {
+						s[0] = bad
+						return
+					}
+					for i, v := range merged {
+						binary.LittleEndian.PutUint32(out[4*i:], uint32(v))
+					}
+					for i, v := range lens {
+						binary.LittleEndian.PutUint32(lensOut[4*i:], uint32(v))
 					}
 				}
 				s[0] = uint64(len(merged))

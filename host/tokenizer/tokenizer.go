@@ -26,6 +26,16 @@ type Primitives struct{}
 // Compile compiles a pattern with primitive.Compile.
 func (Primitives) Compile(pattern string) (hf.Splitter, error) { return primitive.Compile(pattern) }
 
+// Sequence composes splitters with primitive.NewSequence, so that the
+// pre-tokenizer's chain of Splits is one pass.
+func (Primitives) Sequence(parts []hf.Splitter) (hf.Splitter, error) {
+	ps := make([]primitive.Splitter, len(parts))
+	for i, p := range parts {
+		ps[i] = p
+	}
+	return primitive.NewSequence(ps...)
+}
+
 // Merges registers a rank table with primitive.NewRanks.
 func (Primitives) Merges(left, right, result []int32) (hf.Merger, error) {
 	return primitive.NewRanks(left, right, result)

@@ -34,6 +34,20 @@ func (hostPrimitives) Compile(pattern string) (hf.Splitter, error) {
 	return tokenizer.CompilePattern(pattern)
 }
 
+// Sequence asks the host for one pattern that applies parts in turn, so
+// that splitting a text is one host call, not one per piece.
+func (hostPrimitives) Sequence(parts []hf.Splitter) (hf.Splitter, error) {
+	ps := make([]tokenizer.Pattern, len(parts))
+	for i, p := range parts {
+		pat, ok := p.(tokenizer.Pattern)
+		if !ok {
+			return nil, fmt.Errorf("sequence of a %T", p)
+		}
+		ps[i] = pat
+	}
+	return tokenizer.Sequence(ps...)
+}
+
 func (hostPrimitives) Merges(left, right, result []int32) (hf.Merger, error) {
 	return tokenizer.RegisterMerges(left, right, result)
 }
@@ -72,8 +86,12 @@ func (p *plugin) configure(raw []byte) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	// Loading allocates many small objects that all stay live; collecting
-	// while it runs only costs time (most of it, in wasm).
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	// while it runs only costs time (most of it, in wasm). Afterwards the
+	// heap may grow to five times what is live between collections: each
+	// collection is a stop of the single wasm thread, and the plugin's
+	// memory cap is far above its working set.
+	defer debug.SetGCPercent(400)
+	debug.SetGCPercent(-1)
 	var tok *hf.Tokenizer
 	var err error
 	switch {

@@ -440,6 +440,19 @@ ULAN_IMPORT(bpe_register) int32_t ulan_bpe_register(const int32_t *left, const i
  * resulting ids to out if m <= cap; returns m (or -1). */
 ULAN_IMPORT(bpe_merge) int32_t ulan_bpe_merge(int32_t table, const int32_t *symbols, uint32_t n,
                                               int32_t *out, uint32_t cap);
+/* ulan_bpe_merge_batch merges many pieces in one call: symbols[0:n] holds
+ * the pieces' initial symbols one after another and lens[0:pieces] each
+ * piece's count. It returns the number m of merged ids, or -1; when m <=
+ * cap it writes them to out piece after piece and overwrites lens with
+ * each piece's merged count. */
+ULAN_IMPORT(bpe_merge_batch) int32_t ulan_bpe_merge_batch(int32_t table, const int32_t *symbols, uint32_t n,
+                                                          int32_t *lens, uint32_t pieces, int32_t *out,
+                                                          uint32_t cap);
+/* ulan_regex_sequence returns a pattern id that applies the n (at most 8)
+ * registered patterns ids[0:n] in turn, each to every piece the ones before
+ * it cut, so that ulan_regex_split runs a whole chain of splits; -1 when an
+ * id is unknown or too many patterns are registered. */
+ULAN_IMPORT(regex_sequence) int32_t ulan_regex_sequence(const int32_t *ids, uint32_t n);
 
 /* ulan_regex_compile compiles a NUL-terminated pattern (lookahead and
  * Unicode classes supported) and returns its id, or -1 (the host sets the

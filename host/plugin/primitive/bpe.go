@@ -147,3 +147,31 @@ func (q *pairQueue) pop() candidate {
 	*q = h
 	return top
 }
+
+// MergeBatch merges many pieces in one call: symbols holds every piece's
+// initial symbols one after another, lens each piece's count. It returns
+// the merged ids one piece after another and sets lens[i] to piece i's
+// merged count.
+func (r *Ranks) MergeBatch(symbols []int32, lens []int32) ([]int32, error) {
+	if len(symbols) > MaxMergeSymbols {
+		return nil, fmt.Errorf("%w: %d symbols to merge, at most %d", ErrBounds, len(symbols), MaxMergeSymbols)
+	}
+	out := make([]int32, 0, len(symbols))
+	off := 0
+	for i, n := range lens {
+		if n < 0 || int(n) > len(symbols)-off {
+			return nil, fmt.Errorf("%w: piece %d of %d symbols at %d of %d", ErrBounds, i, n, off, len(symbols))
+		}
+		merged, err := r.Merge(symbols[off : off+int(n)])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, merged...)
+		off += int(n)
+		lens[i] = int32(len(merged))
+	}
+	if off != len(symbols) {
+		return nil, fmt.Errorf("%w: pieces cover %d of %d symbols", ErrBounds, off, len(symbols))
+	}
+	return out, nil
+}

@@ -1,6 +1,7 @@
 package primitive
 
 import (
+	"fmt"
 	"unicode"
 	"unicode/utf8"
 )
@@ -146,6 +147,17 @@ func matchWords(r []rune, i int) int {
 
 // fastSplit is Split with a matcher: the same spans as the regex gives.
 func fastSplit(m matcher, text string) [][2]int {
+	runes, offs := decodeRunes(text)
+	spans := splitRunes(m, runes, 0, nil)
+	for i, sp := range spans {
+		spans[i] = [2]int{offs[sp[0]], offs[sp[1]]}
+	}
+	return spans
+}
+
+// decodeRunes returns text's runes (an invalid byte is one U+FFFD, as the
+// regex engine reads it) and each rune's byte offset, plus len(text).
+func decodeRunes(text string) ([]rune, []int) {
 	runes := make([]rune, 0, len(text))
 	offs := make([]int, 0, len(text)+1)
 	for i := 0; i < len(text); {
@@ -154,8 +166,13 @@ func fastSplit(m matcher, text string) [][2]int {
 		offs = append(offs, i)
 		i += w
 	}
-	offs = append(offs, len(text))
-	var spans [][2]int
+	return runes, append(offs, len(text))
+}
+
+// splitRunes appends to spans the pieces of runes (which start at rune
+// index base) as rune index ranges: every match of m and every stretch
+// between matches.
+func splitRunes(m matcher, runes []rune, base int, spans [][2]int) [][2]int {
 	last := 0
 	for i := 0; i < len(runes); {
 		s, e := m(runes, i)
@@ -163,13 +180,44 @@ func fastSplit(m matcher, text string) [][2]int {
 			break
 		}
 		if s > last {
-			spans = append(spans, [2]int{offs[last], offs[s]})
+			spans = append(spans, [2]int{base + last, base + s})
 		}
-		spans = append(spans, [2]int{offs[s], offs[e]})
+		spans = append(spans, [2]int{base + s, base + e})
 		last, i = e, e
 	}
 	if last < len(runes) {
-		spans = append(spans, [2]int{offs[last], len(text)})
+		spans = append(spans, [2]int{base + last, base + len(runes)})
 	}
 	return spans
+}
+
+// fastSequence is Sequence.Split with every part a hand-written matcher:
+// the text is decoded once, and each part cuts the pieces of the one
+// before as rune ranges (a matcher sees only its piece, as when the piece
+// is split on its own).
+func fastSequence(ms []matcher, text string) ([][2]int, error) {
+	runes, offs := decodeRunes(text)
+	spans := [][2]int{{0, len(runes)}}
+	if len(runes) == 0 {
+		spans = nil
+	}
+	var next [][2]int
+	for _, m := range ms {
+		next = next[:0]
+		for _, sp := range spans {
+			next = splitRunes(m, runes[sp[0]:sp[1]], sp[0], next)
+		}
+		if len(next) > MaxPieces {
+			return nil, fmt.Errorf("%w: more than %d pieces", ErrBounds, MaxPieces)
+		}
+		spans, next = next, spans
+	}
+	if len(spans) == 0 {
+		return nil, nil
+	}
+	out := make([][2]int, len(spans))
+	for i, sp := range spans {
+		out[i] = [2]int{offs[sp[0]], offs[sp[1]]}
+	}
+	return out, nil
 }

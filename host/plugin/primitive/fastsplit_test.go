@@ -75,3 +75,41 @@ func BenchmarkSplitDeepSeek(b *testing.B) {
 		})
 	}
 }
+
+// TestFastSequenceMatchesPartByPart: the one-pass sequence of the three
+// DeepSeek matchers cuts text as splitting each piece with each pattern in
+// turn does, with the regex engine.
+func TestFastSequenceMatchesPartByPart(t *testing.T) {
+	t.Parallel()
+	var parts []Splitter
+	var slow []Splitter
+	for _, expr := range []string{deepseekDigits, deepseekCJK, deepseekWords} {
+		p, err := Compile(expr)
+		require.NoError(t, err)
+		parts = append(parts, p)
+		slow = append(slow, regexOnly{p})
+	}
+	fast, err := NewSequence(parts...)
+	require.NoError(t, err)
+	require.NotNil(t, fast.fastParts())
+	ref, err := NewSequence(slow...)
+	require.NoError(t, err)
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 3000 {
+		var b strings.Builder
+		for range r.IntN(40) {
+			b.WriteRune(pool[r.IntN(len(pool))])
+		}
+		text := b.String()
+		want, err := ref.Split(text)
+		require.NoError(t, err)
+		got, err := fast.Split(text)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "%q", text)
+	}
+}
+
+// regexOnly splits with a pattern's regex engine, never its matcher.
+type regexOnly struct{ p *Pattern }
+
+func (r regexOnly) Split(text string) ([][2]int, error) { return r.p.regexSplit(text) }

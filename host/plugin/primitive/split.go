@@ -95,3 +95,72 @@ func (p *Pattern) regexSplit(text string) ([][2]int, error) {
 	}
 	return spans, nil
 }
+
+// Splitter cuts text into pieces: a Pattern, or a Sequence of them.
+type Splitter interface {
+	Split(text string) ([][2]int, error)
+}
+
+// MaxSequence bounds the splitters of one Sequence.
+const MaxSequence = 8
+
+// Sequence applies splitters in turn, each to every piece the ones before
+// it cut, as a Hugging Face Sequence of Split pre-tokenizers does: one call
+// for the whole chain.
+type Sequence struct {
+	parts []Splitter
+}
+
+// NewSequence composes parts (at least one, at most MaxSequence).
+func NewSequence(parts ...Splitter) (*Sequence, error) {
+	if len(parts) == 0 || len(parts) > MaxSequence {
+		return nil, fmt.Errorf("%w: a sequence of %d splitters (1 to %d)", ErrBounds, len(parts), MaxSequence)
+	}
+	return &Sequence{parts: append([]Splitter(nil), parts...)}, nil
+}
+
+// Split cuts text with each splitter in turn and returns the final pieces
+// as [start, end) offsets into text.
+func (s *Sequence) Split(text string) ([][2]int, error) {
+	if len(text) > MaxSplitText {
+		return nil, fmt.Errorf("%w: %d bytes to split, at most %d", ErrBounds, len(text), MaxSplitText)
+	}
+	if fast := s.fastParts(); fast != nil {
+		return fastSequence(fast, text)
+	}
+	spans := [][2]int{{0, len(text)}}
+	if len(text) == 0 {
+		spans = nil
+	}
+	for _, part := range s.parts {
+		var next [][2]int
+		for _, sp := range spans {
+			sub, err := part.Split(text[sp[0]:sp[1]])
+			if err != nil {
+				return nil, err
+			}
+			for _, x := range sub {
+				next = append(next, [2]int{sp[0] + x[0], sp[0] + x[1]})
+			}
+			if len(next) > MaxPieces {
+				return nil, fmt.Errorf("%w: more than %d pieces", ErrBounds, MaxPieces)
+			}
+		}
+		spans = next
+	}
+	return spans, nil
+}
+
+// fastParts returns the parts' hand-written matchers when every part has
+// one, else nil.
+func (s *Sequence) fastParts() []matcher {
+	ms := make([]matcher, len(s.parts))
+	for i, part := range s.parts {
+		p, ok := part.(*Pattern)
+		if !ok || p.fast == nil {
+			return nil
+		}
+		ms[i] = p.fast
+	}
+	return ms
+}

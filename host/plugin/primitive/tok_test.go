@@ -116,3 +116,30 @@ func BenchmarkMergeLongPiece(b *testing.B) {
 		}
 	}
 }
+
+func TestSequenceAndMergeBatch(t *testing.T) {
+	t.Parallel()
+	digits, err := Compile(`\p{N}{1,3}`)
+	require.NoError(t, err)
+	words, err := Compile(`\p{L}+|\s+`)
+	require.NoError(t, err)
+	seq, err := NewSequence(digits, words)
+	require.NoError(t, err)
+	spans, err := seq.Split("ab 12345cd")
+	require.NoError(t, err)
+	require.Equal(t, [][2]int{{0, 2}, {2, 3}, {3, 6}, {6, 8}, {8, 10}}, spans)
+	_, err = NewSequence()
+	require.ErrorIs(t, err, ErrBounds)
+
+	r, err := NewRanks([]int32{1, 4}, []int32{2, 3}, []int32{4, 5})
+	require.NoError(t, err)
+	lens := []int32{3, 0, 2}
+	out, err := r.MergeBatch([]int32{1, 2, 3, 1, 2}, lens)
+	require.NoError(t, err)
+	require.Equal(t, []int32{5, 4}, out)
+	require.Equal(t, []int32{1, 0, 1}, lens)
+	_, err = r.MergeBatch([]int32{1, 2}, []int32{3})
+	require.ErrorIs(t, err, ErrBounds)
+	_, err = r.MergeBatch([]int32{1, 2}, []int32{1})
+	require.ErrorIs(t, err, ErrBounds)
+}

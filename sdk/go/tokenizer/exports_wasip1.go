@@ -22,6 +22,37 @@ func hostRegister(left, right, result unsafe.Pointer, n int32) int32
 //go:wasmimport ulan_v1 bpe_merge
 func hostMerge(id int32, syms unsafe.Pointer, n int32, out unsafe.Pointer, cap int32) int32
 
+//go:wasmimport ulan_v1 regex_sequence
+func hostSequence(ids unsafe.Pointer, n int32) int32
+
+//go:wasmimport ulan_v1 bpe_merge_batch
+func hostMergeBatch(id int32, syms unsafe.Pointer, n int32, lens unsafe.Pointer, pieces int32, out unsafe.Pointer, cap int32) int32
+
+func sequence(parts []Pattern) (Pattern, error) {
+	ids := make([]int32, len(parts))
+	for i, p := range parts {
+		ids[i] = int32(p)
+	}
+	id := hostSequence(unsafe.Pointer(&ids[0]), int32(len(ids)))
+	if id < 0 {
+		return -1, sdkError("tokenizer: the host refused the sequence")
+	}
+	return Pattern(id), nil
+}
+
+func (m Merges) mergeBatch(symbols []int32, lens []int32) ([]int32, error) {
+	out := make([]int32, len(symbols))
+	var lensPtr unsafe.Pointer
+	if len(lens) > 0 {
+		lensPtr = unsafe.Pointer(&lens[0])
+	}
+	n := hostMergeBatch(int32(m), unsafe.Pointer(&symbols[0]), int32(len(symbols)), lensPtr, int32(len(lens)), unsafe.Pointer(&out[0]), int32(len(out)))
+	if n < 0 {
+		return nil, sdkError("tokenizer: merge failed")
+	}
+	return out[:n], nil
+}
+
 func compile(expr string) (Pattern, error) {
 	b := []byte(expr)
 	id := hostCompile(unsafe.Pointer(&b[0]), int32(len(b)))

@@ -50,3 +50,37 @@ func (m Merges) Merge(symbols []int32) ([]int32, error) {
 	}
 	return m.merge(symbols)
 }
+
+// MaxSequence bounds the patterns of one Sequence (the host's bound).
+const MaxSequence = 8
+
+// Sequence asks the host for a pattern that applies parts in turn, each to
+// every piece the ones before it cut (a Hugging Face Sequence of Split
+// pre-tokenizers): one Split call for the whole chain.
+func Sequence(parts ...Pattern) (Pattern, error) {
+	if len(parts) == 0 || len(parts) > MaxSequence {
+		return -1, sdkError("tokenizer: a sequence of 1 to 8 patterns")
+	}
+	return sequence(parts)
+}
+
+// MergeBatch merges many pieces in one call: symbols holds every piece's
+// initial symbols one after another and lens each piece's count. It
+// returns the merged ids one piece after another and sets lens[i] to piece
+// i's merged count.
+func (m Merges) MergeBatch(symbols []int32, lens []int32) ([]int32, error) {
+	total := 0
+	for _, n := range lens {
+		if n < 0 {
+			return nil, sdkError("tokenizer: a negative piece length")
+		}
+		total += int(n)
+	}
+	if total != len(symbols) {
+		return nil, sdkError("tokenizer: piece lengths do not add up to the symbols")
+	}
+	if len(symbols) == 0 {
+		return nil, nil
+	}
+	return m.mergeBatch(symbols, lens)
+}

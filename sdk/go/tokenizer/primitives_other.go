@@ -26,6 +26,24 @@ func compile(expr string) (Pattern, error) {
 
 func (p Pattern) split(text string) ([][2]int, error) {
 	nativeMu.Lock()
+	if parts, ok := nativeSequences[p]; ok {
+		nativeMu.Unlock()
+		spans := [][2]int{{0, len(text)}}
+		for _, part := range parts {
+			var next [][2]int
+			for _, sp := range spans {
+				sub, err := part.split(text[sp[0]:sp[1]])
+				if err != nil {
+					return nil, err
+				}
+				for _, x := range sub {
+					next = append(next, [2]int{sp[0] + x[0], sp[0] + x[1]})
+				}
+			}
+			spans = next
+		}
+		return spans, nil
+	}
 	if p < 0 || int(p) >= len(nativePatterns) {
 		nativeMu.Unlock()
 		return nil, sdkError("tokenizer: unknown pattern")
@@ -86,4 +104,36 @@ func (m Merges) merge(symbols []int32) ([]int32, error) {
 		ids[at] = t[[2]int32{ids[at], ids[at+1]}][1]
 		ids = append(ids[:at+1], ids[at+2:]...)
 	}
+}
+
+// nativeSequences maps a sequence's pattern id to its parts (natively).
+var nativeSequences = map[Pattern][]Pattern{}
+
+func sequence(parts []Pattern) (Pattern, error) {
+	nativeMu.Lock()
+	defer nativeMu.Unlock()
+	for _, p := range parts {
+		if p < 0 || int(p) >= len(nativePatterns) {
+			return -1, sdkError("tokenizer: unknown pattern")
+		}
+	}
+	nativePatterns = append(nativePatterns, nil)
+	id := Pattern(len(nativePatterns) - 1)
+	nativeSequences[id] = append([]Pattern(nil), parts...)
+	return id, nil
+}
+
+func (m Merges) mergeBatch(symbols []int32, lens []int32) ([]int32, error) {
+	var out []int32
+	off := 0
+	for i, n := range lens {
+		merged, err := m.merge(symbols[off : off+int(n)])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, merged...)
+		off += int(n)
+		lens[i] = int32(len(merged))
+	}
+	return out, nil
 }

@@ -222,10 +222,17 @@ func replaceSpec(raw json.RawMessage) (from, to string, err error) {
 // preStep is one pre-tokenizer step over the pieces so far.
 type preStep func(pieces []string) ([]string, error)
 
+// preStage is a pre-tokenizer step and, for a Split, its splitter (so
+// that consecutive Splits can become one Sequence).
+type preStage struct {
+	step  preStep
+	split Splitter
+}
+
 // gpt2Pattern is the ByteLevel pre-tokenizer's own regex.
 const gpt2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 
-func (t *Tokenizer) buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
+func (t *Tokenizer) buildPreTokenizer(raw json.RawMessage) ([]preStage, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
@@ -244,15 +251,15 @@ func (t *Tokenizer) buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		if err := json.Unmarshal(raw, &seq); err != nil {
 			return nil, fmt.Errorf("hf: pre_tokenizer: %w", err)
 		}
-		var steps []preStep
+		var stages []preStage
 		for _, p := range seq.PreTokenizers {
 			s, err := t.buildPreTokenizer(p)
 			if err != nil {
 				return nil, err
 			}
-			steps = append(steps, s...)
+			stages = append(stages, s...)
 		}
-		return steps, nil
+		return stages, nil
 	case "Split":
 		var sp struct {
 			Pattern struct {
@@ -277,11 +284,11 @@ func (t *Tokenizer) buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		default:
 			return nil, fmt.Errorf("hf: pre_tokenizer Split without a pattern")
 		}
-		step, err := t.splitStep(pattern)
+		stage, err := t.splitStage(pattern)
 		if err != nil {
 			return nil, err
 		}
-		return []preStep{step}, nil
+		return []preStage{stage}, nil
 	case "Digits":
 		var d struct {
 			IndividualDigits bool `json:"individual_digits"`
@@ -293,11 +300,11 @@ func (t *Tokenizer) buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		if d.IndividualDigits {
 			pattern = `\p{N}`
 		}
-		step, err := t.splitStep(pattern)
+		stage, err := t.splitStage(pattern)
 		if err != nil {
 			return nil, err
 		}
-		return []preStep{step}, nil
+		return []preStage{stage}, nil
 	case "ByteLevel":
 		var bl struct {
 			AddPrefixSpace bool  `json:"add_prefix_space"`
@@ -306,36 +313,75 @@ func (t *Tokenizer) buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		if err := json.Unmarshal(raw, &bl); err != nil {
 			return nil, fmt.Errorf("hf: pre_tokenizer ByteLevel: %w", err)
 		}
-		var steps []preStep
+		var stages []preStage
 		if bl.AddPrefixSpace {
-			steps = append(steps, func(pieces []string) ([]string, error) {
+			stages = append(stages, preStage{step: func(pieces []string) ([]string, error) {
 				if len(pieces) > 0 && !strings.HasPrefix(pieces[0], " ") {
 					pieces[0] = " " + pieces[0]
 				}
 				return pieces, nil
-			})
+			}})
 		}
 		if bl.UseRegex == nil || *bl.UseRegex {
-			step, err := t.splitStep(gpt2Pattern)
+			stage, err := t.splitStage(gpt2Pattern)
 			if err != nil {
 				return nil, err
 			}
-			steps = append(steps, step)
+			stages = append(stages, stage)
 		}
 		t.byteLevel = true
-		return steps, nil
+		return stages, nil
 	}
 	return nil, unsupported("pre_tokenizer", kind)
 }
 
-// splitStep compiles pattern with the primitives and returns the Split
-// step (Isolated): each piece is cut into its matches and the stretches
+// splitStage compiles pattern with the primitives and returns the Split
+// stage (Isolated): each piece is cut into its matches and the stretches
 // between them.
-func (t *Tokenizer) splitStep(pattern string) (preStep, error) {
+func (t *Tokenizer) splitStage(pattern string) (preStage, error) {
 	sp, err := t.prims.Compile(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("hf: pattern %q: %w", pattern, err)
+		return preStage{}, fmt.Errorf("hf: pattern %q: %w", pattern, err)
 	}
+	return preStage{step: splitStep(sp), split: sp}, nil
+}
+
+// composeSplits replaces each run of consecutive Split stages with one
+// stage of the primitives' Sequence, when they offer one.
+func (t *Tokenizer) composeSplits(stages []preStage) ([]preStep, error) {
+	seqr, canCompose := t.prims.(Sequencer)
+	var steps []preStep
+	for i := 0; i < len(stages); {
+		j := i
+		for j < len(stages) && stages[j].split != nil {
+			j++
+		}
+		if canCompose && j-i >= 2 {
+			parts := make([]Splitter, 0, j-i)
+			for _, st := range stages[i:j] {
+				parts = append(parts, st.split)
+			}
+			seq, err := seqr.Sequence(parts)
+			if err != nil {
+				return nil, fmt.Errorf("hf: composing %d splits: %w", len(parts), err)
+			}
+			steps = append(steps, splitStep(seq))
+			i = j
+			continue
+		}
+		if j == i {
+			j = i + 1
+		}
+		for _, st := range stages[i:j] {
+			steps = append(steps, st.step)
+		}
+		i = j
+	}
+	return steps, nil
+}
+
+// splitStep is the Split step of a splitter.
+func splitStep(sp Splitter) preStep {
 	return func(pieces []string) ([]string, error) {
 		out := make([]string, 0, len(pieces))
 		for _, p := range pieces {
@@ -356,7 +402,7 @@ func (t *Tokenizer) splitStep(pattern string) (preStep, error) {
 			}
 		}
 		return out, nil
-	}, nil
+	}
 }
 
 // decodeStep is one decoder step over the decoded strings so far.

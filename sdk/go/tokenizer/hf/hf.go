@@ -41,6 +41,21 @@ type Primitives interface {
 	Merges(left, right, result []int32) (Merger, error)
 }
 
+// Sequencer is implemented by Primitives that compose splitters, so that a
+// chain of Split pre-tokenizers costs one call of the primitive (for a
+// plugin, one host call instead of one per piece).
+type Sequencer interface {
+	Sequence(parts []Splitter) (Splitter, error)
+}
+
+// BatchMerger is implemented by Mergers that merge many pieces in one
+// call: symbols holds the pieces' initial symbols one after another, lens
+// each piece's count; it returns the merged ids one piece after another
+// and sets lens[i] to piece i's merged count.
+type BatchMerger interface {
+	MergeBatch(symbols, lens []int32) ([]int32, error)
+}
+
 // Flags modify Encode and Decode; they match sdk/go/tokenizer's.
 type Flags int32
 

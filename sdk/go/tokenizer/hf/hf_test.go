@@ -23,6 +23,32 @@ func (native) Compile(p string) (hf.Splitter, error) { return primitive.Compile(
 func (native) Merges(l, r, res []int32) (hf.Merger, error) {
 	return primitive.NewRanks(l, r, res)
 }
+func (native) Sequence(parts []hf.Splitter) (hf.Splitter, error) {
+	ps := make([]primitive.Splitter, len(parts))
+	for i, p := range parts {
+		ps[i] = p
+	}
+	return primitive.NewSequence(ps...)
+}
+
+// plain is native without the optional interfaces: one split call per
+// piece and one merge call per piece, as a minimal host would offer.
+type plain struct{}
+
+type plainSplitter struct{ s hf.Splitter }
+type plainMerger struct{ m hf.Merger }
+
+func (p plainSplitter) Split(text string) ([][2]int, error) { return p.s.Split(text) }
+func (p plainMerger) Merge(s []int32) ([]int32, error)      { return p.m.Merge(s) }
+
+func (plain) Compile(p string) (hf.Splitter, error) {
+	s, err := native{}.Compile(p)
+	return plainSplitter{s}, err
+}
+func (plain) Merges(l, r, res []int32) (hf.Merger, error) {
+	m, err := native{}.Merges(l, r, res)
+	return plainMerger{m}, err
+}
 
 var deepseek = sync.OnceValues(func() (*hf.Tokenizer, error) {
 	tj, err := testmodel.TokenizerJSON()
@@ -59,9 +85,19 @@ func loadCorpus(t testing.TB) []corpusCase {
 
 // TestCorpusMatchesTransformersJS: every case of the corpus gives exactly
 // the ids transformers.js gives (testdata/gen_corpus.mjs), and decodes
-// back to its text.
+// back to its text, with composed splits and batched merges and without.
 func TestCorpusMatchesTransformersJS(t *testing.T) {
-	tok := loadDeepSeek(t)
+	t.Run("plain primitives", func(t *testing.T) {
+		tj, err := testmodel.TokenizerJSON()
+		require.NoError(t, err)
+		tok, err := hf.Load(tj, testmodel.TokenizerConfigJSON(), plain{})
+		require.NoError(t, err)
+		corpusMatches(t, tok)
+	})
+	corpusMatches(t, loadDeepSeek(t))
+}
+
+func corpusMatches(t *testing.T, tok *hf.Tokenizer) {
 	cases := loadCorpus(t)
 	matched := 0
 	for _, c := range cases {

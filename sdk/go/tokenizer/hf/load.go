@@ -234,7 +234,11 @@ func build(s spec, tokens []string, ids map[string]int32, left, right, result []
 	if t.normalize, err = buildNormalizer(s.Normalizer); err != nil {
 		return nil, err
 	}
-	if t.pre, err = t.buildPreTokenizer(s.PreTokenizer); err != nil {
+	stages, err := t.buildPreTokenizer(s.PreTokenizer)
+	if err != nil {
+		return nil, err
+	}
+	if t.pre, err = t.composeSplits(stages); err != nil {
 		return nil, err
 	}
 	if t.decoders, t.concat, err = buildDecoder(s.Decoder); err != nil {

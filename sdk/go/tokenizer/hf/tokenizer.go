@@ -189,7 +189,8 @@ func isWordAt(text string, i int, forward bool) bool {
 }
 
 // encodeText appends the ids of ordinary text: normalize, pre-tokenize,
-// then BPE each piece.
+// then BPE each piece (all the pieces not in the cache in one call, when
+// the merger batches).
 func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
 	if t.normalize != nil {
 		text = t.normalize(text)
@@ -200,6 +201,9 @@ func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
 		if pieces, err = step(pieces); err != nil {
 			return nil, err
 		}
+	}
+	if bm, ok := t.merges.(BatchMerger); ok {
+		return t.encodeBatch(ids, pieces, bm)
 	}
 	for _, p := range pieces {
 		if p == "" {
@@ -213,60 +217,131 @@ func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(t.cache) >= maxCache {
-			clear(t.cache)
-		}
-		t.cache[p] = got
+		t.remember(p, got)
 		ids = append(ids, got...)
 	}
 	return ids, nil
 }
 
+// encodeBatch is encodeText's BPE stage with one MergeBatch call for every
+// piece the cache does not hold.
+func (t *Tokenizer) encodeBatch(ids []int32, pieces []string, bm BatchMerger) ([]int32, error) {
+	fresh := map[string][]int32{} // this call's pieces that missed the cache
+	var order []string
+	var syms, lens []int32
+	for _, p := range pieces {
+		if p == "" {
+			continue
+		}
+		if _, ok := t.cache[p]; ok {
+			continue
+		}
+		if _, ok := fresh[p]; ok {
+			continue
+		}
+		s, done, err := t.symbols(p)
+		if err != nil {
+			return nil, err
+		}
+		if done || len(s) < 2 {
+			fresh[p] = s
+			continue
+		}
+		fresh[p] = nil
+		order = append(order, p)
+		syms = append(syms, s...)
+		lens = append(lens, int32(len(s)))
+	}
+	if len(order) > 0 {
+		merged, err := bm.MergeBatch(syms, lens)
+		if err != nil {
+			return nil, err
+		}
+		off := 0
+		for i, p := range order {
+			n := int(lens[i])
+			if n < 0 || off+n > len(merged) {
+				return nil, fmt.Errorf("hf: batch merge gave %d ids for piece %d at %d of %d", n, i, off, len(merged))
+			}
+			fresh[p] = merged[off : off+n : off+n]
+			off += n
+		}
+	}
+	for _, p := range pieces {
+		if p == "" {
+			continue
+		}
+		got, ok := fresh[p]
+		if !ok {
+			got = t.cache[p]
+		}
+		ids = append(ids, got...)
+	}
+	for p, got := range fresh {
+		t.remember(p, got)
+	}
+	return ids, nil
+}
+
+// remember caches a piece's ids, emptying the cache when it is full.
+func (t *Tokenizer) remember(piece string, ids []int32) {
+	if len(t.cache) >= maxCache {
+		clear(t.cache)
+	}
+	t.cache[piece] = ids
+}
+
 // bpe encodes one piece.
 func (t *Tokenizer) bpe(piece string) ([]int32, error) {
-	var syms []int32
+	syms, done, err := t.symbols(piece)
+	if err != nil || done || len(syms) < 2 {
+		return syms, err
+	}
+	return t.merges.Merge(syms)
+}
+
+// symbols returns a piece's initial symbols for BPE, or (done) its final
+// ids when the model skips merging for pieces in its vocabulary.
+func (t *Tokenizer) symbols(piece string) (syms []int32, done bool, err error) {
 	if t.byteLevel {
 		if t.spec.IgnoreMerges {
 			if id, ok := t.lookup(toByteLevel(piece)); ok {
-				return []int32{id}, nil
+				return []int32{id}, true, nil
 			}
 		}
 		syms = make([]int32, len(piece))
 		for i := 0; i < len(piece); i++ {
 			syms[i] = t.byteIDs[piece[i]]
 		}
-	} else {
-		if t.spec.IgnoreMerges {
-			if id, ok := t.lookup(piece); ok {
-				return []int32{id}, nil
-			}
+		return syms, false, nil
+	}
+	if t.spec.IgnoreMerges {
+		if id, ok := t.lookup(piece); ok {
+			return []int32{id}, true, nil
 		}
-		for _, r := range piece {
-			s := string(r)
-			if id, ok := t.lookup(s); ok {
-				syms = append(syms, id)
-				continue
-			}
-			if t.spec.ByteFallback {
-				for _, b := range []byte(s) {
-					id, ok := t.lookup(fmt.Sprintf("<0x%02X>", b))
-					if !ok {
-						return nil, fmt.Errorf("hf: byte fallback token <0x%02X> is not in the vocabulary", b)
-					}
-					syms = append(syms, id)
+	}
+	for _, r := range piece {
+		s := string(r)
+		if id, ok := t.lookup(s); ok {
+			syms = append(syms, id)
+			continue
+		}
+		if t.spec.ByteFallback {
+			for _, b := range []byte(s) {
+				id, ok := t.lookup(fmt.Sprintf("<0x%02X>", b))
+				if !ok {
+					return nil, false, fmt.Errorf("hf: byte fallback token <0x%02X> is not in the vocabulary", b)
 				}
-				continue
+				syms = append(syms, id)
 			}
-			if t.spec.Unk < 0 {
-				return nil, fmt.Errorf("hf: %q is not in the vocabulary and there is no unk_token", s)
-			}
-			syms = append(syms, t.spec.Unk)
+			continue
 		}
+		if t.spec.Unk < 0 {
+			return nil, false, fmt.Errorf("hf: %q is not in the vocabulary and there is no unk_token", s)
+		}
+		syms = append(syms, t.spec.Unk)
 	}
-	if len(syms) < 2 {
-		return syms, nil
-	}
-	return t.merges.Merge(syms)
+	return syms, false, nil
 }
 
 // Decode turns ids into text. Special tokens are left out with
