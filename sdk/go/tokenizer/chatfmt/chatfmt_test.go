@@ -1,0 +1,109 @@
+package chatfmt
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// renderCase is a render case of testdata/deepseek-chat-format-fixtures.json
+// (a copy of shared/research's, checked against DeepSeek's own encoders).
+type renderCase struct {
+	ID      string `json:"id"`
+	Format  string `json:"format"`
+	Options struct {
+		ThinkingMode    string `json:"thinking_mode"`
+		DropThinking    *bool  `json:"drop_thinking"`
+		ReasoningEffort string `json:"reasoning_effort"`
+	} `json:"options"`
+	ToolsOnFirstSystem bool `json:"tools_on_first_system"`
+	Messages           []struct {
+		Role             string  `json:"role"`
+		Content          *string `json:"content"`
+		ReasoningContent string  `json:"reasoning_content"`
+		ToolCallID       string  `json:"tool_call_id"`
+		ToolCalls        []struct {
+			ID       string `json:"id"`
+			Function struct {
+				Name      string `json:"name"`
+				Arguments string `json:"arguments"`
+			} `json:"function"`
+		} `json:"tool_calls"`
+	} `json:"messages"`
+	Expected string `json:"expected_prompt"`
+}
+
+func renderCases(t *testing.T, format string) ([]renderCase, []json.RawMessage) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/deepseek-chat-format-fixtures.json")
+	require.NoError(t, err)
+	var f struct {
+		Tools struct {
+			TOOLS []struct {
+				Function json.RawMessage `json:"function"`
+			} `json:"TOOLS"`
+		} `json:"tools"`
+		Render []renderCase `json:"render"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &f))
+	var tools []json.RawMessage
+	for _, t := range f.Tools.TOOLS {
+		tools = append(tools, t.Function)
+	}
+	var out []renderCase
+	for _, c := range f.Render {
+		if c.Format == format {
+			out = append(out, c)
+		}
+	}
+	require.NotEmpty(t, out)
+	return out, tools
+}
+
+func (c renderCase) inputs(tools []json.RawMessage) ([]Message, Options) {
+	msgs := make([]Message, len(c.Messages))
+	for i, m := range c.Messages {
+		msgs[i] = Message{Role: m.Role, Content: m.Content, ReasoningContent: m.ReasoningContent, ToolCallID: m.ToolCallID}
+		for _, tc := range m.ToolCalls {
+			msgs[i].ToolCalls = append(msgs[i].ToolCalls, ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+	}
+	if c.ToolsOnFirstSystem {
+		msgs[0].Tools = tools
+	}
+	o := Options{Thinking: c.Options.ThinkingMode == "thinking", ReasoningEffort: c.Options.ReasoningEffort}
+	if c.Options.DropThinking != nil && !*c.Options.DropThinking {
+		o.KeepThinking = true
+	}
+	return msgs, o
+}
+
+func TestRenderV32Fixtures(t *testing.T) {
+	cases, tools := renderCases(t, "v3.2")
+	for _, c := range cases {
+		msgs, o := c.inputs(tools)
+		got, err := RenderV32(msgs, o)
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+}
+
+func TestPyDumps(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"b":1,"a":[true,null,"x"]}`:       `{"b": 1, "a": [true, null, "x"]}`,
+		`{"s":"é<>&/\u2028\n\t\"\\\u0001"}`: "{\"s\": \"é<>&/\u2028\\n\\t\\\"\\\\\\u0001\"}",
+		`1.0`:                               `1.0`,
+		`[]`:                                `[]`,
+		`{}`:                                `{}`,
+	} {
+		got, err := pyDumps([]byte(in))
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err := pyDumps([]byte(`{"a":`))
+	require.Error(t, err)
+	_, err = pyDumps([]byte(`1 2`))
+	require.Error(t, err)
+}
