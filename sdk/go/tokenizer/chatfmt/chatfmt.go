@@ -50,8 +50,12 @@ type Options struct {
 	// drop_thinking=false); by default it is dropped before the last user
 	// turn.
 	KeepThinking bool
-	// ReasoningEffort is V4's effort tier: "", "high" or "max".
+	// ReasoningEffort is V4's effort tier: "", "high" or "max"; for
+	// V4-0731, "", "low", "high" or "max".
 	ReasoningEffort string
+	// V4_0731 selects V4-Flash-0731's effort tiers (its "high" is the
+	// original "max"; its "max" has a text of its own).
+	V4_0731 bool
 }
 
 func content(m Message) string {

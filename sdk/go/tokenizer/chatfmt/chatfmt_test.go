@@ -107,3 +107,50 @@ func TestPyDumps(t *testing.T) {
 	_, err = pyDumps([]byte(`1 2`))
 	require.Error(t, err)
 }
+
+func TestRenderV4Fixtures(t *testing.T) {
+	cases, tools := renderCases(t, "v4")
+	for _, c := range cases {
+		msgs, o := c.inputs(tools)
+		got, err := RenderV4(msgs, o)
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+}
+
+func TestRenderV4_0731Fixtures(t *testing.T) {
+	cases, tools := renderCases(t, "v4-0731")
+	for _, c := range cases {
+		msgs, o := c.inputs(tools)
+		o.V4_0731 = true
+		got, err := RenderV4(msgs, o)
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+	_, err := RenderV4([]Message{{Role: "user"}}, Options{Thinking: true, ReasoningEffort: "low"})
+	require.ErrorContains(t, err, "V4: high or max")
+}
+
+func TestRenderErrors(t *testing.T) {
+	s := func(v string) *string { return &v }
+	_, err := RenderV32([]Message{{Role: "robot"}}, Options{})
+	require.ErrorContains(t, err, `role "robot"`)
+	_, err = RenderV32([]Message{{Role: "tool", Content: s("x")}}, Options{})
+	require.ErrorContains(t, err, "answers no assistant")
+	_, err = RenderV32([]Message{{Role: "user", Content: s("q")}, {Role: "assistant", ToolCalls: []ToolCall{{Name: "f", Arguments: "{}"}}},
+		{Role: "tool", Content: s("1")}, {Role: "tool", Content: s("2")}}, Options{})
+	require.ErrorContains(t, err, "more results than")
+	_, err = RenderV32([]Message{{Role: "assistant", ToolCalls: []ToolCall{{Name: "f", Arguments: "[1]"}}}}, Options{})
+	require.ErrorContains(t, err, "not a JSON object")
+	_, err = RenderV32([]Message{{Role: "developer"}}, Options{})
+	require.ErrorContains(t, err, "no content")
+
+	// V4 writes arguments that are not a JSON object as one raw parameter.
+	got, err := RenderV4([]Message{{Role: "assistant", ToolCalls: []ToolCall{{Name: "f", Arguments: "oops"}}}}, Options{})
+	require.NoError(t, err)
+	require.Contains(t, got, `<｜DSML｜parameter name="arguments" string="true">oops</｜DSML｜parameter>`)
+	_, err = RenderV4([]Message{{Role: "robot"}}, Options{})
+	require.ErrorContains(t, err, `role "robot"`)
+	_, err = RenderV4([]Message{{Role: "system", Tools: []json.RawMessage{json.RawMessage(`{"a":`)}}}, Options{})
+	require.ErrorContains(t, err, "tool 0")
+}
