@@ -154,3 +154,57 @@ func TestRenderErrors(t *testing.T) {
 	_, err = RenderV4([]Message{{Role: "system", Tools: []json.RawMessage{json.RawMessage(`{"a":`)}}}, Options{})
 	require.ErrorContains(t, err, "tool 0")
 }
+
+// v3Template is DeepSeek-V3's chat_template, as its tokenizer_config.json
+// (engine/testmodel's copy) carries it.
+func v3Template(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../../../../engine/testmodel/tokenizer_config.json")
+	require.NoError(t, err)
+	var c struct {
+		ChatTemplate string `json:"chat_template"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &c))
+	require.NotEmpty(t, c.ChatTemplate)
+	return c.ChatTemplate
+}
+
+// TestJinjaMatchesTransformersJS renders testdata/jinja.json's 42
+// conversations with DeepSeek-V3's template and requires transformers.js's
+// prompt, byte for byte (testdata/gen_jinja.mjs).
+func TestJinjaMatchesTransformersJS(t *testing.T) {
+	tmpl := v3Template(t)
+	raw, err := os.ReadFile("testdata/jinja.json")
+	require.NoError(t, err)
+	var f struct {
+		Cases []struct {
+			ID       string          `json:"id"`
+			Messages json.RawMessage `json:"messages"`
+			Gen      bool            `json:"add_generation_prompt"`
+			Prompt   string          `json:"prompt"`
+		} `json:"cases"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &f))
+	require.GreaterOrEqual(t, len(f.Cases), 40)
+	for _, c := range f.Cases {
+		var rc renderCase
+		require.NoError(t, json.Unmarshal([]byte(`{"messages":`+string(c.Messages)+`}`), &rc))
+		msgs, _ := rc.inputs(nil)
+		got, err := RenderJinja(tmpl, msgs, JinjaOptions{BOS: BOS, EOS: EOS, AddGenerationPrompt: c.Gen})
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Prompt, got, c.ID)
+	}
+}
+
+// TestJinjaV3_2412Fixtures: the same template is DeepSeek-V3-2412's, whose
+// fixtures it must reproduce too.
+func TestJinjaV3_2412Fixtures(t *testing.T) {
+	tmpl := v3Template(t)
+	cases, tools := renderCases(t, "v3-2412")
+	for _, c := range cases {
+		msgs, _ := c.inputs(tools)
+		got, err := RenderJinja(tmpl, msgs, JinjaOptions{BOS: BOS, EOS: EOS, AddGenerationPrompt: true})
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+}
