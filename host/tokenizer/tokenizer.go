@@ -43,15 +43,17 @@ func (Primitives) Merges(left, right, result []int32) (hf.Merger, error) {
 
 // PluginConfig is the tokenizer plugin's configuration for tok: its bundle
 // (hf.Tokenizer.Bundle), which an instance loads far faster than the
-// tokenizer.json it was made from.
-func PluginConfig(tok *hf.Tokenizer) ([]byte, error) {
+// tokenizer.json it was made from, and the chat format it renders prompts
+// in (chatfmt's names; "" for the tokenizer's chat_template, if any).
+func PluginConfig(tok *hf.Tokenizer, chatFormat string) ([]byte, error) {
 	b, err := tok.Bundle()
 	if err != nil {
 		return nil, err
 	}
 	cfg, err := json.Marshal(struct {
-		Bundle []byte `json:"bundle"`
-	}{b})
+		Bundle     []byte `json:"bundle"`
+		ChatFormat string `json:"chat_format,omitempty"`
+	}{b, chatFormat})
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: plugin config: %w", err)
 	}

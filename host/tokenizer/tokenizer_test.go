@@ -17,6 +17,7 @@ import (
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/chatfmt"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 )
 
@@ -50,7 +51,7 @@ func native(t testing.TB) *hf.Tokenizer {
 // tokenizer: its bundle.
 func pluginConfig(t testing.TB) []byte {
 	t.Helper()
-	cfg, err := tokenizer.PluginConfig(native(t))
+	cfg, err := tokenizer.PluginConfig(native(t), "")
 	require.NoError(t, err)
 	return cfg
 }
@@ -163,4 +164,36 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestPluginRendersChat: tok_chat renders with the tokenizer's Jinja
+// template by default, as chatfmt does natively; a tool-calling assistant
+// turn with empty content is null content to the template.
+func TestPluginRendersChat(t *testing.T) {
+	ctx := context.Background()
+	p := loadPlugin(t, plugin.Sandboxed)
+	req := plugin.ChatRequest{
+		Messages: []plugin.ChatMessage{
+			{Role: "system", Content: "You are a helpful assistant."},
+			{Role: "user", Content: "Weather in Paris?"},
+			{Role: "assistant", ToolCalls: []plugin.ChatToolCall{{ID: "c1", Name: "get_weather", Arguments: `{"location": "Paris"}`}}},
+			{Role: "tool", ToolCallID: "c1", Content: `{"temp": 18}`},
+		},
+		AddGenerationPrompt: true,
+	}
+	got, err := p.Chat(ctx, req)
+	require.NoError(t, err)
+	s := func(v string) *string { return &v }
+	want, err := chatfmt.Render(chatfmt.FormatJinja, native(t).ChatTemplate(), chatfmt.Conversation{
+		Messages: []chatfmt.Message{
+			{Role: "system", Content: s("You are a helpful assistant.")},
+			{Role: "user", Content: s("Weather in Paris?")},
+			{Role: "assistant", ToolCalls: []chatfmt.ToolCall{{ID: "c1", Name: "get_weather", Arguments: `{"location": "Paris"}`}}},
+			{Role: "tool", ToolCallID: "c1", Content: s(`{"temp": 18}`)},
+		},
+		AddGenerationPrompt: true,
+	})
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Contains(t, got, "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather")
 }

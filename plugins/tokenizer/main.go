@@ -6,8 +6,13 @@
 // makes once from the files (hf.Tokenizer.Bundle; fast to load) or as the
 // files themselves:
 //
-//	{"bundle": "<base64>"}
+//	{"bundle": "<base64>", "chat_format": "jinja"}
 //	{"tokenizer_json": {...tokenizer.json...}, "tokenizer_config": {...tokenizer_config.json...}}
+//
+// It renders chat prompts (tok_chat) with sdk/go/tokenizer/chatfmt:
+// chat_format "jinja" (the default when the tokenizer has a chat_template:
+// DeepSeek-V3, V3-0324, R1, V3.1) renders that template, "v3.2", "v4" and
+// "v4-0731" DeepSeek's encoders for checkpoints that ship none.
 //
 // The native fallback (host/tokenizer) runs the same hf code over the
 // host's primitive package directly, so both give the same ids.
@@ -23,6 +28,7 @@ import (
 	"runtime/debug"
 
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/chatfmt"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 	"github.com/ulan-ai/ulan/sdk/go/ulan"
 )
@@ -53,7 +59,10 @@ func (hostPrimitives) Merges(left, right, result []int32) (hf.Merger, error) {
 }
 
 // plugin adapts an hf.Tokenizer to the SDK's Tokenizer.
-type plugin struct{ tok *hf.Tokenizer }
+type plugin struct {
+	tok        *hf.Tokenizer
+	chatFormat string
+}
 
 var p = &plugin{}
 
@@ -81,6 +90,7 @@ func (p *plugin) configure(raw []byte) error {
 		Bundle          []byte          `json:"bundle"`
 		TokenizerJSON   json.RawMessage `json:"tokenizer_json"`
 		TokenizerConfig json.RawMessage `json:"tokenizer_config"`
+		ChatFormat      string          `json:"chat_format"`
 	}
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -106,7 +116,58 @@ func (p *plugin) configure(raw []byte) error {
 		return err
 	}
 	p.tok = tok
+	p.chatFormat = c.ChatFormat
+	if p.chatFormat == "" && tok.ChatTemplate() != "" {
+		p.chatFormat = chatfmt.FormatJinja
+	}
 	return nil
+}
+
+// RenderChat renders a conversation in the configured chat format.
+func (p *plugin) RenderChat(c tokenizer.Chat) (string, error) {
+	if p.chatFormat == "" {
+		return "", fmt.Errorf("no chat format: the tokenizer has no chat_template and the configuration sets no chat_format")
+	}
+	conv := chatfmt.Conversation{Thinking: c.Thinking, AddGenerationPrompt: c.AddGenerationPrompt}
+	for _, m := range c.Messages {
+		msg := chatfmt.Message{Role: m.Role, ReasoningContent: m.ReasoningContent, ToolCallID: m.ToolCallID}
+		// An assistant turn that only calls tools has null content, which
+		// DeepSeek's templates tell from "" (V3's drops the calls on "").
+		if !(m.Content == "" && len(m.ToolCalls) > 0) {
+			content := m.Content
+			msg.Content = &content
+		}
+		for _, tc := range m.ToolCalls {
+			msg.ToolCalls = append(msg.ToolCalls, chatfmt.ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
+		}
+		conv.Messages = append(conv.Messages, msg)
+	}
+	for _, t := range c.Tools {
+		fn, err := functionObject(t)
+		if err != nil {
+			return "", err
+		}
+		conv.Tools = append(conv.Tools, fn)
+	}
+	return chatfmt.Render(p.chatFormat, p.tok.ChatTemplate(), conv)
+}
+
+// functionObject writes a tool as OpenAI's function object: name,
+// description, parameters, in that order.
+func functionObject(t tokenizer.Tool) (json.RawMessage, error) {
+	name, _ := json.Marshal(t.Name)
+	out := `{"name": ` + string(name)
+	if t.Description != "" {
+		d, _ := json.Marshal(t.Description)
+		out += `, "description": ` + string(d)
+	}
+	if len(t.Parameters) > 0 {
+		if !json.Valid(t.Parameters) {
+			return nil, fmt.Errorf("tool %s: parameters are not JSON", t.Name)
+		}
+		out += `, "parameters": ` + string(t.Parameters)
+	}
+	return json.RawMessage(out + "}"), nil
 }
 
 func init() {
