@@ -68,10 +68,10 @@ func checkPipeline(name string) error {
 	return nil
 }
 
-// Tokenize encodes text with the model's tokenizer. Pieces are the tokens
-// as the vocabulary writes them (for byte-level BPE, in its byte alphabet,
-// such as "Ġworld"), which is always valid UTF-8 where a token's raw bytes
-// may not be.
+// Tokenize encodes text with the model's tokenizer, with each token's
+// bytes in the text. Pieces are the tokens as the vocabulary writes them
+// (for byte-level BPE, in its byte alphabet, such as "Ġworld"), which is
+// always valid UTF-8 where a token's raw bytes may not be.
 func (p *Pipeline) Tokenize(_ context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
 	tok := p.m.Tokenizer
 	if tok == nil {
@@ -87,14 +87,16 @@ func (p *Pipeline) Tokenize(_ context.Context, req *ulanv1.TokenizeRequest) (*ul
 	if req.GetParseSpecialTokens() {
 		flags |= hf.ParseSpecial
 	}
-	ids, err := tok.Encode(req.GetText(), flags)
+	ids, spans, err := tok.EncodeOffsets(req.GetText(), flags)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
-	res := &ulanv1.TokenizeResponse{TokenIds: make([]uint32, len(ids)), Pieces: make([]string, len(ids))}
+	res := &ulanv1.TokenizeResponse{TokenIds: make([]uint32, len(ids)), Pieces: make([]string, len(ids)),
+		Offsets: make([]*ulanv1.ByteSpan, len(ids))}
 	for i, id := range ids {
 		res.TokenIds[i] = uint32(id)
 		res.Pieces[i] = tok.Piece(id)
+		res.Offsets[i] = &ulanv1.ByteSpan{Start: uint32(spans[i][0]), End: uint32(spans[i][1])}
 	}
 	return res, nil
 }

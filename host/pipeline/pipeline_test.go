@@ -68,6 +68,11 @@ func TestTokenizeAndDetokenize(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint32{19923, 14, 2058, 3}, res.TokenIds, "as transformers.js (hf corpus prose/0)")
 	require.Equal(t, []string{"Hello", ",", "Ġworld", "!"}, res.Pieces)
+	var offsets [][2]uint32
+	for _, o := range res.Offsets {
+		offsets = append(offsets, [2]uint32{o.Start, o.End})
+	}
+	require.Equal(t, [][2]uint32{{0, 5}, {5, 6}, {6, 12}, {12, 13}}, offsets)
 
 	res, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "<｜User｜>hi", AddSpecialTokens: true, ParseSpecialTokens: true})
 	require.NoError(t, err)

@@ -2153,8 +2153,12 @@ type TokenizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token_ids are the ids.
 	TokenIds []uint32 `protobuf:"varint,1,rep,packed,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
-	// pieces are each token's text (raw bytes decoded leniently).
-	Pieces        []string `protobuf:"bytes,2,rep,name=pieces,proto3" json:"pieces,omitempty"`
+	// pieces are each token as the vocabulary writes it (for byte-level BPE,
+	// in its byte alphabet, such as "Ġworld"); always valid UTF-8.
+	Pieces []string `protobuf:"bytes,2,rep,name=pieces,proto3" json:"pieces,omitempty"`
+	// offsets are each token's bytes in the request's text, [start, end); a
+	// BOS added by add_special_tokens has the empty span at 0.
+	Offsets       []*ByteSpan `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2203,6 +2207,66 @@ func (x *TokenizeResponse) GetPieces() []string {
 	return nil
 }
 
+func (x *TokenizeResponse) GetOffsets() []*ByteSpan {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+// ByteSpan is a range of bytes, [start, end).
+type ByteSpan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         uint32                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           uint32                 `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ByteSpan) Reset() {
+	*x = ByteSpan{}
+	mi := &file_ulan_v1_inference_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ByteSpan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ByteSpan) ProtoMessage() {}
+
+func (x *ByteSpan) ProtoReflect() protoreflect.Message {
+	mi := &file_ulan_v1_inference_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ByteSpan.ProtoReflect.Descriptor instead.
+func (*ByteSpan) Descriptor() ([]byte, []int) {
+	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ByteSpan) GetStart() uint32 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *ByteSpan) GetEnd() uint32 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
 // DetokenizeRequest asks for text.
 type DetokenizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2221,7 +2285,7 @@ type DetokenizeRequest struct {
 
 func (x *DetokenizeRequest) Reset() {
 	*x = DetokenizeRequest{}
-	mi := &file_ulan_v1_inference_proto_msgTypes[21]
+	mi := &file_ulan_v1_inference_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2297,7 @@ func (x *DetokenizeRequest) String() string {
 func (*DetokenizeRequest) ProtoMessage() {}
 
 func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ulan_v1_inference_proto_msgTypes[21]
+	mi := &file_ulan_v1_inference_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2310,7 @@ func (x *DetokenizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeRequest.ProtoReflect.Descriptor instead.
 func (*DetokenizeRequest) Descriptor() ([]byte, []int) {
-	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{21}
+	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DetokenizeRequest) GetTokenIds() []uint32 {
@@ -2288,7 +2352,7 @@ type DetokenizeResponse struct {
 
 func (x *DetokenizeResponse) Reset() {
 	*x = DetokenizeResponse{}
-	mi := &file_ulan_v1_inference_proto_msgTypes[22]
+	mi := &file_ulan_v1_inference_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2364,7 @@ func (x *DetokenizeResponse) String() string {
 func (*DetokenizeResponse) ProtoMessage() {}
 
 func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ulan_v1_inference_proto_msgTypes[22]
+	mi := &file_ulan_v1_inference_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2377,7 @@ func (x *DetokenizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DetokenizeResponse.ProtoReflect.Descriptor instead.
 func (*DetokenizeResponse) Descriptor() ([]byte, []int) {
-	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{22}
+	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DetokenizeResponse) GetText() string {
@@ -2335,7 +2399,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_ulan_v1_inference_proto_msgTypes[23]
+	mi := &file_ulan_v1_inference_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2411,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ulan_v1_inference_proto_msgTypes[23]
+	mi := &file_ulan_v1_inference_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2424,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{23}
+	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelRequest) GetGenerationId() string {
@@ -2379,7 +2443,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_ulan_v1_inference_proto_msgTypes[24]
+	mi := &file_ulan_v1_inference_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2455,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ulan_v1_inference_proto_msgTypes[24]
+	mi := &file_ulan_v1_inference_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +2468,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{24}
+	return file_ulan_v1_inference_proto_rawDescGZIP(), []int{25}
 }
 
 var File_ulan_v1_inference_proto protoreflect.FileDescriptor
@@ -2570,10 +2634,14 @@ const file_ulan_v1_inference_proto_rawDesc = "" +
 	"\x12add_special_tokens\x18\x02 \x01(\bR\x10addSpecialTokens\x120\n" +
 	"\x14parse_special_tokens\x18\x03 \x01(\bR\x12parseSpecialTokens\x12\x1a\n" +
 	"\bpipeline\x18\x04 \x01(\tR\bpipeline\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"G\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\"t\n" +
 	"\x10TokenizeResponse\x12\x1b\n" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12\x16\n" +
-	"\x06pieces\x18\x02 \x03(\tR\x06pieces\"\x92\x01\n" +
+	"\x06pieces\x18\x02 \x03(\tR\x06pieces\x12+\n" +
+	"\aoffsets\x18\x03 \x03(\v2\x11.ulan.v1.ByteSpanR\aoffsets\"2\n" +
+	"\bByteSpan\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end\"\x92\x01\n" +
 	"\x11DetokenizeRequest\x12\x1b\n" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12.\n" +
 	"\x13skip_special_tokens\x18\x02 \x01(\bR\x11skipSpecialTokens\x12\x1a\n" +
@@ -2637,7 +2705,7 @@ func file_ulan_v1_inference_proto_rawDescGZIP() []byte {
 }
 
 var file_ulan_v1_inference_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ulan_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_ulan_v1_inference_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ulan_v1_inference_proto_goTypes = []any{
 	(Role)(0),                   // 0: ulan.v1.Role
 	(ThinkingMode)(0),           // 1: ulan.v1.ThinkingMode
@@ -2665,18 +2733,19 @@ var file_ulan_v1_inference_proto_goTypes = []any{
 	(*Finished)(nil),            // 23: ulan.v1.Finished
 	(*TokenizeRequest)(nil),     // 24: ulan.v1.TokenizeRequest
 	(*TokenizeResponse)(nil),    // 25: ulan.v1.TokenizeResponse
-	(*DetokenizeRequest)(nil),   // 26: ulan.v1.DetokenizeRequest
-	(*DetokenizeResponse)(nil),  // 27: ulan.v1.DetokenizeResponse
-	(*CancelRequest)(nil),       // 28: ulan.v1.CancelRequest
-	(*CancelResponse)(nil),      // 29: ulan.v1.CancelResponse
-	nil,                         // 30: ulan.v1.SamplingParams.LogitBiasEntry
-	nil,                         // 31: ulan.v1.PluginSelection.ParamsEntry
-	(*structpb.Struct)(nil),     // 32: google.protobuf.Struct
-	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
+	(*ByteSpan)(nil),            // 26: ulan.v1.ByteSpan
+	(*DetokenizeRequest)(nil),   // 27: ulan.v1.DetokenizeRequest
+	(*DetokenizeResponse)(nil),  // 28: ulan.v1.DetokenizeResponse
+	(*CancelRequest)(nil),       // 29: ulan.v1.CancelRequest
+	(*CancelResponse)(nil),      // 30: ulan.v1.CancelResponse
+	nil,                         // 31: ulan.v1.SamplingParams.LogitBiasEntry
+	nil,                         // 32: ulan.v1.PluginSelection.ParamsEntry
+	(*structpb.Struct)(nil),     // 33: google.protobuf.Struct
+	(*durationpb.Duration)(nil), // 34: google.protobuf.Duration
 }
 var file_ulan_v1_inference_proto_depIdxs = []int32{
-	30, // 0: ulan.v1.SamplingParams.logit_bias:type_name -> ulan.v1.SamplingParams.LogitBiasEntry
-	31, // 1: ulan.v1.PluginSelection.params:type_name -> ulan.v1.PluginSelection.ParamsEntry
+	31, // 0: ulan.v1.SamplingParams.logit_bias:type_name -> ulan.v1.SamplingParams.LogitBiasEntry
+	32, // 1: ulan.v1.PluginSelection.params:type_name -> ulan.v1.PluginSelection.ParamsEntry
 	5,  // 2: ulan.v1.GenerateRequest.sampling:type_name -> ulan.v1.SamplingParams
 	6,  // 3: ulan.v1.GenerateRequest.plugins:type_name -> ulan.v1.PluginSelection
 	15, // 4: ulan.v1.GenerateResponse.started:type_name -> ulan.v1.Started
@@ -2684,7 +2753,7 @@ var file_ulan_v1_inference_proto_depIdxs = []int32{
 	23, // 6: ulan.v1.GenerateResponse.finished:type_name -> ulan.v1.Finished
 	0,  // 7: ulan.v1.Message.role:type_name -> ulan.v1.Role
 	9,  // 8: ulan.v1.Message.tool_calls:type_name -> ulan.v1.ToolCall
-	32, // 9: ulan.v1.Tool.parameters:type_name -> google.protobuf.Struct
+	33, // 9: ulan.v1.Tool.parameters:type_name -> google.protobuf.Struct
 	2,  // 10: ulan.v1.ToolChoice.mode:type_name -> ulan.v1.ToolChoiceMode
 	10, // 11: ulan.v1.ChatRequest.messages:type_name -> ulan.v1.Message
 	11, // 12: ulan.v1.ChatRequest.tools:type_name -> ulan.v1.Tool
@@ -2698,30 +2767,31 @@ var file_ulan_v1_inference_proto_depIdxs = []int32{
 	17, // 20: ulan.v1.Delta.tool_calls:type_name -> ulan.v1.ToolCallDelta
 	18, // 21: ulan.v1.Delta.logprobs:type_name -> ulan.v1.TokenLogprob
 	19, // 22: ulan.v1.TokenLogprob.top:type_name -> ulan.v1.TopLogprob
-	33, // 23: ulan.v1.Timings.queue:type_name -> google.protobuf.Duration
-	33, // 24: ulan.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
-	33, // 25: ulan.v1.Timings.total:type_name -> google.protobuf.Duration
+	34, // 23: ulan.v1.Timings.queue:type_name -> google.protobuf.Duration
+	34, // 24: ulan.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
+	34, // 25: ulan.v1.Timings.total:type_name -> google.protobuf.Duration
 	4,  // 26: ulan.v1.Annotation.kind:type_name -> ulan.v1.AnnotationKind
 	3,  // 27: ulan.v1.Finished.finish_reason:type_name -> ulan.v1.FinishReason
 	20, // 28: ulan.v1.Finished.usage:type_name -> ulan.v1.Usage
 	21, // 29: ulan.v1.Finished.timings:type_name -> ulan.v1.Timings
 	22, // 30: ulan.v1.Finished.annotations:type_name -> ulan.v1.Annotation
-	32, // 31: ulan.v1.PluginSelection.ParamsEntry.value:type_name -> google.protobuf.Struct
-	7,  // 32: ulan.v1.InferenceService.Generate:input_type -> ulan.v1.GenerateRequest
-	13, // 33: ulan.v1.InferenceService.Chat:input_type -> ulan.v1.ChatRequest
-	24, // 34: ulan.v1.InferenceService.Tokenize:input_type -> ulan.v1.TokenizeRequest
-	26, // 35: ulan.v1.InferenceService.Detokenize:input_type -> ulan.v1.DetokenizeRequest
-	28, // 36: ulan.v1.InferenceService.Cancel:input_type -> ulan.v1.CancelRequest
-	8,  // 37: ulan.v1.InferenceService.Generate:output_type -> ulan.v1.GenerateResponse
-	14, // 38: ulan.v1.InferenceService.Chat:output_type -> ulan.v1.ChatResponse
-	25, // 39: ulan.v1.InferenceService.Tokenize:output_type -> ulan.v1.TokenizeResponse
-	27, // 40: ulan.v1.InferenceService.Detokenize:output_type -> ulan.v1.DetokenizeResponse
-	29, // 41: ulan.v1.InferenceService.Cancel:output_type -> ulan.v1.CancelResponse
-	37, // [37:42] is the sub-list for method output_type
-	32, // [32:37] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	26, // 31: ulan.v1.TokenizeResponse.offsets:type_name -> ulan.v1.ByteSpan
+	33, // 32: ulan.v1.PluginSelection.ParamsEntry.value:type_name -> google.protobuf.Struct
+	7,  // 33: ulan.v1.InferenceService.Generate:input_type -> ulan.v1.GenerateRequest
+	13, // 34: ulan.v1.InferenceService.Chat:input_type -> ulan.v1.ChatRequest
+	24, // 35: ulan.v1.InferenceService.Tokenize:input_type -> ulan.v1.TokenizeRequest
+	27, // 36: ulan.v1.InferenceService.Detokenize:input_type -> ulan.v1.DetokenizeRequest
+	29, // 37: ulan.v1.InferenceService.Cancel:input_type -> ulan.v1.CancelRequest
+	8,  // 38: ulan.v1.InferenceService.Generate:output_type -> ulan.v1.GenerateResponse
+	14, // 39: ulan.v1.InferenceService.Chat:output_type -> ulan.v1.ChatResponse
+	25, // 40: ulan.v1.InferenceService.Tokenize:output_type -> ulan.v1.TokenizeResponse
+	28, // 41: ulan.v1.InferenceService.Detokenize:output_type -> ulan.v1.DetokenizeResponse
+	30, // 42: ulan.v1.InferenceService.Cancel:output_type -> ulan.v1.CancelResponse
+	38, // [38:43] is the sub-list for method output_type
+	33, // [33:38] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_ulan_v1_inference_proto_init() }
@@ -2750,7 +2820,7 @@ func file_ulan_v1_inference_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ulan_v1_inference_proto_rawDesc), len(file_ulan_v1_inference_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

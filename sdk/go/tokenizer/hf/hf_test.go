@@ -301,3 +301,27 @@ func hfByteChar(b int) string {
 	}
 	return ""
 }
+
+// TestEncodeOffsets: each token's span holds the bytes it stands for, the
+// spans tile the text in order, and the ids are Encode's.
+func TestEncodeOffsets(t *testing.T) {
+	tok := loadDeepSeek(t)
+	for _, c := range loadCorpus(t) {
+		ids, spans, err := tok.EncodeOffsets(c.Text, hf.ParseSpecial)
+		require.NoError(t, err)
+		want, err := tok.Encode(c.Text, hf.ParseSpecial)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(want), fmt.Sprint(ids), c.Name)
+		at := 0
+		for i, sp := range spans {
+			require.Equal(t, at, sp[0], "%s: token %d starts where the last ended", c.Name, i)
+			require.Equal(t, string(tok.TokenBytes(ids[i])), c.Text[sp[0]:sp[1]], "%s: token %d", c.Name, i)
+			at = sp[1]
+		}
+		require.Equal(t, len(c.Text), at, c.Name)
+	}
+	ids, spans, err := tok.EncodeOffsets("Hi", hf.AddSpecial)
+	require.NoError(t, err)
+	require.Equal(t, tok.BOS(), ids[0])
+	require.Equal(t, [2]int{0, 0}, spans[0])
+}

@@ -116,10 +116,56 @@ func (t *Tokenizer) Encode(text string, flags Flags) ([]int32, error) {
 	return ids, nil
 }
 
+// EncodeOffsets is Encode that also returns each token's [start, end)
+// bytes in text. Tokens of ordinary text get the bytes they stand for when
+// their TokenBytes spell the text exactly (byte-level BPE without a
+// normalizer); otherwise each gets its whole stretch between added tokens.
+// Added tokens get their own bytes; a BOS or EOS that AddSpecial adds gets
+// an empty span at the start or the end.
+func (t *Tokenizer) EncodeOffsets(text string, flags Flags) ([]int32, [][2]int, error) {
+	var ids []int32
+	var spans [][2]int
+	if flags&AddSpecial != 0 && t.spec.AddBOS {
+		ids, spans = append(ids, t.spec.BOS), append(spans, [2]int{0, 0})
+	}
+	for _, seg := range t.splitAdded(text, flags&ParseSpecial != 0) {
+		if seg.id >= 0 {
+			ids, spans = append(ids, seg.id), append(spans, [2]int{seg.start, seg.end})
+			continue
+		}
+		first := len(ids)
+		var err error
+		if ids, err = t.encodeText(ids, seg.text); err != nil {
+			return nil, nil, err
+		}
+		exact := t.normalize == nil && t.byteLevel
+		total := 0
+		for _, id := range ids[first:] {
+			total += len(t.TokenBytes(id))
+		}
+		exact = exact && total == len(seg.text)
+		at := seg.start
+		for _, id := range ids[first:] {
+			if !exact {
+				spans = append(spans, [2]int{seg.start, seg.end})
+				continue
+			}
+			n := len(t.TokenBytes(id))
+			spans = append(spans, [2]int{at, at + n})
+			at += n
+		}
+	}
+	if flags&AddSpecial != 0 && t.spec.AddEOS {
+		ids, spans = append(ids, t.spec.EOS), append(spans, [2]int{len(text), len(text)})
+	}
+	return ids, spans, nil
+}
+
 // segment is a stretch of text between added tokens, or one added token.
 type segment struct {
-	text string
-	id   int32 // ≥ 0 for an added token
+	text       string
+	id         int32 // ≥ 0 for an added token
+	start, end int   // its bytes in the text
 }
 
 // splitAdded cuts text at the added tokens it contains (special ones only
@@ -140,9 +186,9 @@ func (t *Tokenizer) splitAdded(text string, parseSpecial bool) []segment {
 			before = strings.TrimRight(before, " \t\n\r\v\f")
 		}
 		if before != "" {
-			segs = append(segs, segment{text: before, id: -1})
+			segs = append(segs, segment{text: before, id: -1, start: start, end: start + len(before)})
 		}
-		segs = append(segs, segment{id: a.ID})
+		segs = append(segs, segment{id: a.ID, start: i, end: i + len(a.Content)})
 		i += len(a.Content)
 		if a.RStrip {
 			for i < len(text) && strings.IndexByte(" \t\n\r\v\f", text[i]) >= 0 {
@@ -152,7 +198,7 @@ func (t *Tokenizer) splitAdded(text string, parseSpecial bool) []segment {
 		start = i
 	}
 	if start < len(text) {
-		segs = append(segs, segment{text: text[start:], id: -1})
+		segs = append(segs, segment{text: text[start:], id: -1, start: start, end: len(text)})
 	}
 	return segs
 }
