@@ -208,3 +208,25 @@ func TestJinjaV3_2412Fixtures(t *testing.T) {
 		require.Equal(t, c.Expected, got, c.ID)
 	}
 }
+
+func TestRenderDispatch(t *testing.T) {
+	s := func(v string) *string { return &v }
+	tool := json.RawMessage(`{"name":"f","parameters":{"type":"object"}}`)
+	c := Conversation{Messages: []Message{{Role: "user", Content: s("Hi")}}, Tools: []json.RawMessage{tool}, Thinking: "on"}
+	got, err := Render(FormatV4, "", c)
+	require.NoError(t, err)
+	require.Contains(t, got, BOS+"\n\n## Tools", "tools on an empty system message put first")
+	require.True(t, len(got) > 0 && got[len(got)-len(ThinkOpen):] == ThinkOpen)
+	got, err = Render(FormatV32, "", Conversation{Messages: c.Messages})
+	require.NoError(t, err)
+	require.Equal(t, BOS+User+"Hi"+Assistant+ThinkEnd, got)
+	got, err = Render(FormatJinja, v3Template(t), Conversation{Messages: c.Messages, AddGenerationPrompt: true})
+	require.NoError(t, err)
+	require.Equal(t, BOS+User+"Hi"+Assistant, got)
+	_, err = Render(FormatJinja, "", c)
+	require.ErrorContains(t, err, "no chat_template")
+	_, err = Render("v9", "", c)
+	require.ErrorContains(t, err, "unknown chat format")
+	_, err = Render(FormatV4, "", Conversation{Thinking: "very"})
+	require.ErrorContains(t, err, "thinking mode")
+}
