@@ -230,3 +230,52 @@ func TestRenderDispatch(t *testing.T) {
 	_, err = Render(FormatV4, "", Conversation{Thinking: "very"})
 	require.ErrorContains(t, err, "thinking mode")
 }
+
+// TestJinjaV31Fixtures renders the V3.1 fixtures with DeepSeek-V3.1's own
+// template (testdata/deepseek-v3.1.jinja, see testdata/README.md).
+func TestJinjaV31Fixtures(t *testing.T) {
+	tmpl, err := os.ReadFile("testdata/deepseek-v3.1.jinja")
+	require.NoError(t, err)
+	raw, err := os.ReadFile("testdata/deepseek-chat-format-fixtures.json")
+	require.NoError(t, err)
+	var f struct {
+		Render []struct {
+			ID      string `json:"id"`
+			Format  string `json:"format"`
+			Options struct {
+				Gen      bool `json:"add_generation_prompt"`
+				Thinking bool `json:"thinking"`
+			} `json:"options"`
+		} `json:"render"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &f))
+	cases, tools := renderCases(t, "v3.1")
+	require.Len(t, cases, 5)
+	for _, c := range cases {
+		var gen, thinking bool
+		for _, r := range f.Render {
+			if r.ID == c.ID {
+				gen, thinking = r.Options.Gen, r.Options.Thinking
+			}
+		}
+		msgs, _ := c.inputs(tools)
+		got, err := RenderJinja(string(tmpl), msgs, JinjaOptions{BOS: BOS, EOS: EOS, AddGenerationPrompt: gen, Thinking: thinking})
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+}
+
+// TestJinjaR1Fixtures renders the R1 fixtures with the R1-Distill template
+// llama.cpp keeps (testdata/deepseek-r1-distill.jinja, see
+// testdata/README.md).
+func TestJinjaR1Fixtures(t *testing.T) {
+	tmpl, err := os.ReadFile("testdata/deepseek-r1-distill.jinja")
+	require.NoError(t, err)
+	cases, tools := renderCases(t, "r1-2501")
+	for _, c := range cases {
+		msgs, _ := c.inputs(tools)
+		got, err := RenderJinja(string(tmpl), msgs, JinjaOptions{BOS: BOS, EOS: EOS, AddGenerationPrompt: true})
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+}
