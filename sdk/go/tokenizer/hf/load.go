@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -275,11 +274,17 @@ func (t *Tokenizer) loadAdded(added []addedToken) error {
 			t.ids[a.Content] = a.ID
 		}
 		t.added[a.ID] = a
-		t.matchers[a.Content[0]] = append(t.matchers[a.Content[0]], a)
 	}
-	// Longest first, so that a token that is a prefix of another loses.
-	for _, m := range t.matchers {
-		slices.SortStableFunc(m, func(a, b addedToken) int { return len(b.Content) - len(a.Content) })
+	// One trie entry per content (a later duplicate wins, as in the map).
+	t.addedTrie = newTrie()
+	t.addedList = t.addedList[:0]
+	for _, a := range added {
+		if cur, ok := t.added[a.ID]; !ok || cur != a {
+			continue
+		}
+		t.addedTrie.add(a.Content, int32(len(t.addedList)))
+		t.addedList = append(t.addedList, a)
+		t.starts[a.Content[0]] = true
 	}
 	return nil
 }

@@ -15,8 +15,10 @@ type Tokenizer struct {
 	tokens []string         // id → token as the vocabulary writes it (byte-level alphabet) or an added token's content
 	ids    map[string]int32 // token → id; built when first needed (see lookup)
 
-	added    map[int32]addedToken
-	matchers [256][]addedToken // by first byte, longest first
+	added     map[int32]addedToken
+	addedList []addedToken // the added tokens, indexed by the trie
+	addedTrie *trie
+	starts    [256]bool // bytes an added token starts with
 
 	normalize func(string) string
 	pre       []preStep
@@ -175,6 +177,10 @@ func (t *Tokenizer) splitAdded(text string, parseSpecial bool) []segment {
 	var segs []segment
 	start := 0
 	for i := 0; i < len(text); {
+		if !t.starts[text[i]] {
+			i++ // a byte no added token starts with (tokens start at characters, so a continuation byte never matches)
+			continue
+		}
 		a, ok := t.matchAt(text, i, parseSpecial)
 		if !ok {
 			_, w := utf8.DecodeRuneInString(text[i:])
@@ -203,12 +209,16 @@ func (t *Tokenizer) splitAdded(text string, parseSpecial bool) []segment {
 	return segs
 }
 
+// matchAt returns the longest added token at text[i:] that applies here.
 func (t *Tokenizer) matchAt(text string, i int, parseSpecial bool) (addedToken, bool) {
-	for _, a := range t.matchers[text[i]] {
+	if !t.starts[text[i]] {
+		return addedToken{}, false
+	}
+	var buf [8]int32
+	found := t.addedTrie.matches(text[i:], buf[:0])
+	for k := len(found) - 1; k >= 0; k-- {
+		a := t.addedList[found[k]]
 		if a.Special && !parseSpecial {
-			continue
-		}
-		if !strings.HasPrefix(text[i:], a.Content) {
 			continue
 		}
 		if a.SingleWord && (isWordAt(text, i-1, false) || isWordAt(text, i+len(a.Content), true)) {
@@ -272,14 +282,16 @@ func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
 // encodeBatch is encodeText's BPE stage with one MergeBatch call for every
 // piece the cache does not hold.
 func (t *Tokenizer) encodeBatch(ids []int32, pieces []string, bm BatchMerger) ([]int32, error) {
-	fresh := map[string][]int32{} // this call's pieces that missed the cache
+	got := make([][]int32, len(pieces)) // each piece's ids, when the cache has them
+	fresh := map[string][]int32{}       // this call's pieces that missed the cache
 	var order []string
 	var syms, lens []int32
-	for _, p := range pieces {
+	for i, p := range pieces {
 		if p == "" {
 			continue
 		}
-		if _, ok := t.cache[p]; ok {
+		if c, ok := t.cache[p]; ok {
+			got[i] = c
 			continue
 		}
 		if _, ok := fresh[p]; ok {
@@ -313,28 +325,25 @@ func (t *Tokenizer) encodeBatch(ids []int32, pieces []string, bm BatchMerger) ([
 			off += n
 		}
 	}
-	for _, p := range pieces {
-		if p == "" {
-			continue
+	for i, p := range pieces {
+		if got[i] == nil && p != "" {
+			got[i] = fresh[p]
 		}
-		got, ok := fresh[p]
-		if !ok {
-			got = t.cache[p]
-		}
-		ids = append(ids, got...)
+		ids = append(ids, got[i]...)
 	}
-	for p, got := range fresh {
-		t.remember(p, got)
+	for p, ids := range fresh {
+		t.remember(p, ids)
 	}
 	return ids, nil
 }
 
-// remember caches a piece's ids, emptying the cache when it is full.
+// remember caches a piece's ids, emptying the cache when it is full. The
+// piece is copied: it is a substring of a text the cache must not keep.
 func (t *Tokenizer) remember(piece string, ids []int32) {
 	if len(t.cache) >= maxCache {
 		clear(t.cache)
 	}
-	t.cache[piece] = ids
+	t.cache[strings.Clone(piece)] = ids
 }
 
 // bpe encodes one piece.
