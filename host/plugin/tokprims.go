@@ -17,6 +17,7 @@ import (
 const (
 	maxPatterns   = 16
 	maxRankTables = 4
+	maxEncoders   = 4
 	maxMerges     = 1 << 20
 	maxPatternLen = 4096
 )
@@ -25,6 +26,7 @@ const (
 type tokState struct {
 	patterns []primitive.Splitter // patterns and sequences of them
 	ranks    []*primitive.Ranks
+	encoders []*primitive.ByteEncoder
 }
 
 // tokenizerPrimitives returns the imports; state lives in a map keyed by
@@ -180,6 +182,60 @@ func (p *Plugin) tokenizerPrimitives() map[string]hostFunc {
 					}
 				}
 				s[0] = uint64(len(merged))
+			}),
+		},
+		// bpe_encoder(table, pattern, bytemap) → encoder id, or −1: a byte-level
+		// encoder over a rank table and a pattern, where bytemap holds 256
+		// i32 symbols, one per byte.
+		"bpe_encoder": {
+			params: []api.ValueType{i32, i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				table, pat := int(int32(s[0])), int(int32(s[1]))
+				syms, ok := readI32s(m.Memory(), uint32(s[2]), 256)
+				if !ok || table < 0 || table >= len(st.ranks) || pat < 0 || pat >= len(st.patterns) || len(st.encoders) >= maxEncoders {
+					s[0] = bad
+					return
+				}
+				enc, err := primitive.NewByteEncoder(st.ranks[table], st.patterns[pat], [256]int32(syms))
+				if err != nil {
+					p.errText.Store(m, err.Error())
+					s[0] = bad
+					return
+				}
+				st.encoders = append(st.encoders, enc)
+				s[0] = uint64(len(st.encoders) - 1)
+			}),
+		},
+		// bpe_encode(encoder, text, len, out, cap) → id count, or −1: the ids
+		// of text (split, bytes to symbols, merged), written if they fit.
+		"bpe_encode": {
+			params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}, grant: forTokenizers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				st := state(m)
+				id := int(int32(s[0]))
+				text, ok := m.Memory().Read(uint32(s[1]), uint32(s[2]))
+				if !ok || id < 0 || id >= len(st.encoders) {
+					s[0] = bad
+					return
+				}
+				ids, err := st.encoders[id].Encode(string(text))
+				if err != nil {
+					p.errText.Store(m, err.Error())
+					s[0] = bad
+					return
+				}
+				if uint32(len(ids)) <= uint32(s[4]) {
+					out, ok := m.Memory().Read(uint32(s[3]), uint32(4*len(ids)))
+					if !ok {
+						s[0] = bad
+						return
+					}
+					for i, v := range ids {
+						binary.LittleEndian.PutUint32(out[4*i:], uint32(v))
+					}
+				}
+				s[0] = uint64(len(ids))
 			}),
 		},
 		// bpe_merge_batch(table, symbols, n, lens, pieces, out, cap) → merged

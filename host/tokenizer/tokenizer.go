@@ -36,6 +36,16 @@ func (Primitives) Sequence(parts []hf.Splitter) (hf.Splitter, error) {
 	return primitive.NewSequence(ps...)
 }
 
+// ByteEncoder returns primitive's whole-text encoder over split and merges
+// (which must come from Compile or Sequence, and Merges).
+func (Primitives) ByteEncoder(split hf.Splitter, merges hf.Merger, byteIDs [256]int32) (hf.TextEncoder, error) {
+	r, ok := merges.(*primitive.Ranks)
+	if !ok {
+		return nil, fmt.Errorf("tokenizer: byte encoder over a %T", merges)
+	}
+	return primitive.NewByteEncoder(r, split, byteIDs)
+}
+
 // Merges registers a rank table with primitive.NewRanks.
 func (Primitives) Merges(left, right, result []int32) (hf.Merger, error) {
 	return primitive.NewRanks(left, right, result)

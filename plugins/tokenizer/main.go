@@ -54,6 +54,17 @@ func (hostPrimitives) Sequence(parts []hf.Splitter) (hf.Splitter, error) {
 	return tokenizer.Sequence(ps...)
 }
 
+// ByteEncoder asks the host for its whole-text encoder: one host call per
+// stretch of text between added tokens.
+func (hostPrimitives) ByteEncoder(split hf.Splitter, merges hf.Merger, byteIDs [256]int32) (hf.TextEncoder, error) {
+	p, ok := split.(tokenizer.Pattern)
+	m, ok2 := merges.(tokenizer.Merges)
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("byte encoder over a %T and a %T", split, merges)
+	}
+	return tokenizer.ByteEncoder(p, m, byteIDs)
+}
+
 func (hostPrimitives) Merges(left, right, result []int32) (hf.Merger, error) {
 	return tokenizer.RegisterMerges(left, right, result)
 }

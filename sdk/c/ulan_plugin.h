@@ -448,6 +448,15 @@ ULAN_IMPORT(bpe_merge) int32_t ulan_bpe_merge(int32_t table, const int32_t *symb
 ULAN_IMPORT(bpe_merge_batch) int32_t ulan_bpe_merge_batch(int32_t table, const int32_t *symbols, uint32_t n,
                                                           int32_t *lens, uint32_t pieces, int32_t *out,
                                                           uint32_t cap);
+/* ulan_bpe_encoder returns an encoder id for a byte-level BPE tokenizer:
+ * split with pattern, map byte b to symbol bytemap[b] (256 entries), merge
+ * with table; -1 on a bad id or too many encoders. */
+ULAN_IMPORT(bpe_encoder) int32_t ulan_bpe_encoder(int32_t table, int32_t pattern, const int32_t *bytemap);
+/* ulan_bpe_encode encodes text[0:n] with an encoder in one call and returns
+ * the number of ids (at most n), written to out when they fit in cap; -1 on
+ * failure. */
+ULAN_IMPORT(bpe_encode) int32_t ulan_bpe_encode(int32_t encoder, const char *text, uint32_t n, int32_t *out,
+                                                uint32_t cap);
 /* ulan_regex_sequence returns a pattern id that applies the n (at most 8)
  * registered patterns ids[0:n] in turn, each to every piece the ones before
  * it cut, so that ulan_regex_split runs a whole chain of splits; -1 when an

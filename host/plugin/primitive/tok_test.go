@@ -143,3 +143,26 @@ func TestSequenceAndMergeBatch(t *testing.T) {
 	_, err = r.MergeBatch([]int32{1, 2}, []int32{1})
 	require.ErrorIs(t, err, ErrBounds)
 }
+
+func TestByteEncoder(t *testing.T) {
+	t.Parallel()
+	words, err := Compile(`\p{L}+|\s+|\p{N}`)
+	require.NoError(t, err)
+	// Symbols: byte b is b; merges a+b → 256, 256+c → 257.
+	r, err := NewRanks([]int32{'a', 256}, []int32{'b', 'c'}, []int32{256, 257})
+	require.NoError(t, err)
+	var bytes [256]int32
+	for b := range bytes {
+		bytes[b] = int32(b)
+	}
+	e, err := NewByteEncoder(r, words, bytes)
+	require.NoError(t, err)
+	for range 2 { // the second time from the cache
+		ids, err := e.Encode("abc ab 7")
+		require.NoError(t, err)
+		require.Equal(t, []int32{257, ' ', 256, ' ', '7'}, ids)
+	}
+	bytes[3] = -1
+	_, err = NewByteEncoder(r, words, bytes)
+	require.ErrorIs(t, err, ErrBounds)
+}

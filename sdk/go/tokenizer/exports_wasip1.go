@@ -28,6 +28,30 @@ func hostSequence(ids unsafe.Pointer, n int32) int32
 //go:wasmimport ulan_v1 bpe_merge_batch
 func hostMergeBatch(id int32, syms unsafe.Pointer, n int32, lens unsafe.Pointer, pieces int32, out unsafe.Pointer, cap int32) int32
 
+//go:wasmimport ulan_v1 bpe_encoder
+func hostEncoder(table, pattern int32, bytemap unsafe.Pointer) int32
+
+//go:wasmimport ulan_v1 bpe_encode
+func hostEncode(enc int32, text unsafe.Pointer, n int32, out unsafe.Pointer, cap int32) int32
+
+func newEncoder(p Pattern, m Merges, byteIDs [256]int32) (Encoder, error) {
+	id := hostEncoder(int32(m), int32(p), unsafe.Pointer(&byteIDs[0]))
+	if id < 0 {
+		return -1, sdkError("tokenizer: the host refused the byte encoder")
+	}
+	return Encoder(id), nil
+}
+
+func (e Encoder) encode(text string) ([]int32, error) {
+	b := []byte(text)
+	out := make([]int32, len(b)) // never more ids than bytes
+	n := hostEncode(int32(e), unsafe.Pointer(&b[0]), int32(len(b)), unsafe.Pointer(&out[0]), int32(len(out)))
+	if n < 0 || int(n) > len(out) {
+		return nil, sdkError("tokenizer: encode failed")
+	}
+	return out[:n], nil
+}
+
 func sequence(parts []Pattern) (Pattern, error) {
 	ids := make([]int32, len(parts))
 	for i, p := range parts {

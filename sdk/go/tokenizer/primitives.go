@@ -84,3 +84,23 @@ func (m Merges) MergeBatch(symbols []int32, lens []int32) ([]int32, error) {
 	}
 	return m.mergeBatch(symbols, lens)
 }
+
+// Encoder is a byte-level encoder the host runs: split, bytes to symbols,
+// merge, for a whole text in one call (see ByteEncoder).
+type Encoder int32
+
+// ByteEncoder asks the host for an encoder that splits text with p, maps
+// each piece's byte b to symbol byteIDs[b] and merges with m; call it from
+// ulan.OnInit. It is the loop a byte-level BPE tokenizer runs on every
+// stretch of text between its added tokens.
+func ByteEncoder(p Pattern, m Merges, byteIDs [256]int32) (Encoder, error) {
+	return newEncoder(p, m, byteIDs)
+}
+
+// Encode returns the ids of text.
+func (e Encoder) Encode(text string) ([]int32, error) {
+	if len(text) == 0 {
+		return nil, nil
+	}
+	return e.encode(text)
+}

@@ -137,3 +137,48 @@ func (m Merges) mergeBatch(symbols []int32, lens []int32) ([]int32, error) {
 	}
 	return out, nil
 }
+
+// nativeEncoders are the byte encoders (natively).
+var nativeEncoders []struct {
+	p     Pattern
+	m     Merges
+	bytes [256]int32
+}
+
+func newEncoder(p Pattern, m Merges, byteIDs [256]int32) (Encoder, error) {
+	nativeMu.Lock()
+	defer nativeMu.Unlock()
+	nativeEncoders = append(nativeEncoders, struct {
+		p     Pattern
+		m     Merges
+		bytes [256]int32
+	}{p, m, byteIDs})
+	return Encoder(len(nativeEncoders) - 1), nil
+}
+
+func (e Encoder) encode(text string) ([]int32, error) {
+	nativeMu.Lock()
+	if e < 0 || int(e) >= len(nativeEncoders) {
+		nativeMu.Unlock()
+		return nil, sdkError("tokenizer: unknown encoder")
+	}
+	enc := nativeEncoders[e]
+	nativeMu.Unlock()
+	spans, err := enc.p.split(text)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int32
+	for _, sp := range spans {
+		syms := make([]int32, 0, sp[1]-sp[0])
+		for i := sp[0]; i < sp[1]; i++ {
+			syms = append(syms, enc.bytes[text[i]])
+		}
+		merged, err := enc.m.Merge(syms)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, merged...)
+	}
+	return ids, nil
+}

@@ -366,11 +366,16 @@ func (t *Tokenizer) composeSplits(stages []preStage) ([]preStep, error) {
 				return nil, fmt.Errorf("hf: composing %d splits: %w", len(parts), err)
 			}
 			steps = append(steps, splitStep(seq))
+			if i == 0 && j == len(stages) {
+				t.preSplit = seq // the whole pre-tokenizer is this one split
+			}
 			i = j
 			continue
 		}
 		if j == i {
 			j = i + 1
+		} else if i == 0 && j == len(stages) && j-i == 1 {
+			t.preSplit = stages[i].split
 		}
 		for _, st := range stages[i:j] {
 			steps = append(steps, st.step)

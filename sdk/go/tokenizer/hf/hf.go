@@ -56,6 +56,22 @@ type BatchMerger interface {
 	MergeBatch(symbols, lens []int32) ([]int32, error)
 }
 
+// TextEncoder encodes a whole stretch of text in one call of the
+// primitives (see ByteEncoders).
+type TextEncoder interface {
+	Encode(text string) ([]int32, error)
+}
+
+// ByteEncoders is implemented by Primitives that run a byte-level BPE
+// tokenizer's whole hot path — split, bytes to symbols, merge, with a
+// cache — in one call per text: for a plugin, one host call per stretch of
+// text between added tokens instead of work per piece in WebAssembly. hf
+// uses it when its pre-tokenizer is one (composed) split and it has no
+// normalizer.
+type ByteEncoders interface {
+	ByteEncoder(split Splitter, merges Merger, byteIDs [256]int32) (TextEncoder, error)
+}
+
 // Flags modify Encode and Decode; they match sdk/go/tokenizer's.
 type Flags int32
 

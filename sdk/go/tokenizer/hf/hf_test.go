@@ -31,6 +31,18 @@ func (native) Sequence(parts []hf.Splitter) (hf.Splitter, error) {
 	return primitive.NewSequence(ps...)
 }
 
+func (native) ByteEncoder(split hf.Splitter, merges hf.Merger, byteIDs [256]int32) (hf.TextEncoder, error) {
+	return primitive.NewByteEncoder(merges.(*primitive.Ranks), split, byteIDs)
+}
+
+// batching is native without the whole-text encoder: composed splits and
+// batched merges.
+type batching struct{}
+
+func (batching) Compile(p string) (hf.Splitter, error)             { return native{}.Compile(p) }
+func (batching) Merges(l, r, res []int32) (hf.Merger, error)       { return native{}.Merges(l, r, res) }
+func (batching) Sequence(parts []hf.Splitter) (hf.Splitter, error) { return native{}.Sequence(parts) }
+
 // plain is native without the optional interfaces: one split call per
 // piece and one merge call per piece, as a minimal host would offer.
 type plain struct{}
@@ -87,13 +99,15 @@ func loadCorpus(t testing.TB) []corpusCase {
 // the ids transformers.js gives (testdata/gen_corpus.mjs), and decodes
 // back to its text, with composed splits and batched merges and without.
 func TestCorpusMatchesTransformersJS(t *testing.T) {
-	t.Run("plain primitives", func(t *testing.T) {
-		tj, err := testmodel.TokenizerJSON()
-		require.NoError(t, err)
-		tok, err := hf.Load(tj, testmodel.TokenizerConfigJSON(), plain{})
-		require.NoError(t, err)
-		corpusMatches(t, tok)
-	})
+	for name, prims := range map[string]hf.Primitives{"plain primitives": plain{}, "batching primitives": batching{}} {
+		t.Run(name, func(t *testing.T) {
+			tj, err := testmodel.TokenizerJSON()
+			require.NoError(t, err)
+			tok, err := hf.Load(tj, testmodel.TokenizerConfigJSON(), prims)
+			require.NoError(t, err)
+			corpusMatches(t, tok)
+		})
+	}
 	corpusMatches(t, loadDeepSeek(t))
 }
 

@@ -256,6 +256,11 @@ func build(s spec, tokens []string, ids map[string]int32, left, right, result []
 		if err := t.findByteTokens(); err != nil {
 			return nil, err
 		}
+		if be, ok := prims.(ByteEncoders); ok && t.preSplit != nil && t.normalize == nil && !s.IgnoreMerges {
+			if t.textEnc, err = be.ByteEncoder(t.preSplit, t.merges, t.byteIDs); err != nil {
+				return nil, fmt.Errorf("hf: byte encoder: %w", err)
+			}
+		}
 	}
 	return t, nil
 }

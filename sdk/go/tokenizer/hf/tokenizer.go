@@ -22,6 +22,8 @@ type Tokenizer struct {
 
 	normalize func(string) string
 	pre       []preStep
+	preSplit  Splitter    // the pre-tokenizer when it is one split, else nil
+	textEnc   TextEncoder // the primitives' whole-text encoder, when they offer one
 	byteLevel bool       // pieces are mapped to the byte-level alphabet before BPE
 	byteIDs   [256]int32 // byte-level: each byte's token
 	merges    Merger
@@ -250,6 +252,13 @@ func isWordAt(text string, i int, forward bool) bool {
 func (t *Tokenizer) encodeText(ids []int32, text string) ([]int32, error) {
 	if t.normalize != nil {
 		text = t.normalize(text)
+	}
+	if t.textEnc != nil {
+		got, err := t.textEnc.Encode(text)
+		if err != nil {
+			return nil, err
+		}
+		return append(ids, got...), nil
 	}
 	pieces := []string{text}
 	for _, step := range t.pre {
