@@ -24,8 +24,8 @@ type Tokenizer struct {
 	pre       []preStep
 	preSplit  Splitter    // the pre-tokenizer when it is one split, else nil
 	textEnc   TextEncoder // the primitives' whole-text encoder, when they offer one
-	byteLevel bool       // pieces are mapped to the byte-level alphabet before BPE
-	byteIDs   [256]int32 // byte-level: each byte's token
+	byteLevel bool        // pieces are mapped to the byte-level alphabet before BPE
+	byteIDs   [256]int32  // byte-level: each byte's token
 	merges    Merger
 	mergeL    []int32 // the merges in priority order, for Bundle
 	mergeR    []int32
