@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,4 +197,33 @@ func TestPluginRendersChat(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	require.Contains(t, got, "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather")
+}
+
+// TestPluginPathologicalInputs: a 1 MB word and 100k repeated characters
+// through the sandboxed plugin either encode (and round-trip) or fail with
+// a clear error within the call deadline; the plugin keeps serving.
+func TestPluginPathologicalInputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("megabytes through the plugin")
+	}
+	ctx := context.Background()
+	p := loadPlugin(t, plugin.Sandboxed)
+	for name, text := range map[string]string{
+		"1 MB word":      strings.Repeat("abcdefghij", 1<<17)[:1<<20],
+		"100k same char": strings.Repeat("a", 100_000),
+		"100k CJK":       strings.Repeat("你", 100_000),
+	} {
+		ids, err := p.Encode(ctx, text, 0, 1<<20)
+		if err != nil {
+			require.NotEmpty(t, err.Error(), name)
+			t.Logf("%s: refused: %v", name, err)
+			continue
+		}
+		back, err := p.Decode(ctx, ids, 0)
+		require.NoError(t, err, name)
+		require.Equal(t, text, back, name)
+	}
+	ids, err := p.Encode(ctx, "still serving", 0, 1<<20)
+	require.NoError(t, err)
+	require.NotEmpty(t, ids)
 }
