@@ -22,6 +22,7 @@ import (
 	"github.com/ulan-ai/ulan/host/pipeline"
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/plugins"
 )
 
 // modelName is the name requests use: general.name, else the file's base
@@ -90,25 +91,16 @@ signal stops the server at once.`,
 // serve runs the server until the first SIGINT/SIGTERM, drains, and stops at
 // once on a second signal.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
-	// The plugins load first: they fail faster than a model loads.
-	deps := generation.Deps{Logger: log}
+	deps := generation.Deps{Logger: log, Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer}}
 	if len(cfg.Plugins) > 0 {
 		if cache := openPluginCache(log); cache != nil {
 			defer cache.Close(context.Background())
 			deps.Cache = cache
 		}
 	}
-	gen, err := generation.Build(ctx, cfg, deps)
-	if err != nil {
-		return fmt.Errorf("plugins:\n%w", err)
-	}
-	// Closed once Serve has returned: no request runs on the generation any more.
-	defer gen.Close(context.Background())
-	if len(cfg.Plugins) > 0 || len(cfg.Pipelines) > 0 {
-		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
-			"pipelines", len(gen.Pipelines()), "took", gen.Took())
-	}
-	opts := []host.Option{host.WithLogger(log), host.WithGeneration(gen, deps)}
+	// The model loads before the plugins, since tokenizer plugins are handed
+	// its tokenizer.
+	var model *pipeline.Model
 	if cfg.Model.Path != "" {
 		threads := cfg.Model.Threads
 		if threads == 0 {
@@ -129,15 +121,32 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 		tok, err := tokenizer.FromGGUF(lm.file)
 		if err != nil {
 			log.Warn("the model's tokenizer cannot be rebuilt; Tokenize and Detokenize are unavailable", "err", err)
+		} else if deps.ModelTokenizer, err = tok.Bundle(); err != nil {
+			return fmt.Errorf("the model's tokenizer: %w", err)
 		}
-		opts = append(opts, host.WithInference(pipeline.New(pipeline.Model{
+		model = &pipeline.Model{
 			Name:      modelName(cfg.Model.Path, info),
 			Format:    "gguf",
 			DTypes:    lm.dtypes(),
 			Backend:   lm.backend.Name(),
 			Runner:    r,
 			Tokenizer: tok,
-		})))
+		}
+	}
+	gen, err := generation.Build(ctx, cfg, deps)
+	if err != nil {
+		return fmt.Errorf("plugins:\n%w", err)
+	}
+	// Closed once Serve has returned: no request runs on the generation any more.
+	defer gen.Close(context.Background())
+	if len(cfg.Plugins) > 0 || len(cfg.Pipelines) > 0 {
+		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
+			"pipelines", len(gen.Pipelines()), "took", gen.Took())
+	}
+	opts := []host.Option{host.WithLogger(log), host.WithGeneration(gen, deps)}
+	if model != nil {
+		model.Generation = gen
+		opts = append(opts, host.WithInference(pipeline.New(*model)))
 	}
 	srv, err := host.New(cfg, opts...)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +47,17 @@ type Deps struct {
 	// Logger receives the plugins' output and the runtime's notes; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Builtins are the modules a configuration names as "builtin:NAME" (the
+	// first-party plugins the binary embeds, such as "tokenizer").
+	Builtins map[string][]byte
+	// ModelTokenizer is the loaded model's tokenizer as a bundle
+	// (hf.Tokenizer.Bundle), handed to every tokenizer plugin whose config
+	// names no tokenizer of its own (neither "bundle" nor "tokenizer_json").
+	ModelTokenizer []byte
 }
+
+// BuiltinPrefix marks a module path that names a built-in plugin.
+const BuiltinPrefix = "builtin:"
 
 // Generation is an immutable snapshot of the plugins and pipelines. Nothing in it
 // changes after Build; callers must not change what its accessors return either.
@@ -271,8 +282,14 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 	add := func(key, format string, args ...any) {
 		ps = append(ps, config.Problem{Key: k + key, Message: fmt.Sprintf(format, args...)})
 	}
-	wasm, err := readModule(pc.Module)
-	if err != nil {
+	var wasm []byte
+	var err error
+	if name, ok := strings.CutPrefix(pc.Module, BuiltinPrefix); ok {
+		if wasm = deps.Builtins[name]; wasm == nil {
+			add("module", "there is no built-in plugin %q", name)
+			return nil, "", ps
+		}
+	} else if wasm, err = readModule(pc.Module); err != nil {
 		add("module", "%v", err)
 		return nil, "", ps
 	}
@@ -359,6 +376,14 @@ func runtimeConfig(pc config.Plugin, kind plugin.Kind, deps Deps) (plugin.Config
 	cfg := pc.Config
 	if cfg == nil {
 		cfg = map[string]any{}
+	}
+	if kind == plugin.KindTokenizer && len(deps.ModelTokenizer) > 0 && cfg["bundle"] == nil && cfg["tokenizer_json"] == nil {
+		withModel := make(map[string]any, len(cfg)+1)
+		for k, v := range cfg {
+			withModel[k] = v
+		}
+		withModel["bundle"] = deps.ModelTokenizer // a []byte: base64 in JSON
+		cfg = withModel
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

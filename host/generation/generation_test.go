@@ -326,3 +326,22 @@ func TestBuildIsCancellable(t *testing.T) {
 	require.Equal(t, "plugins[0]", ps[0].Key)
 	require.True(t, errors.Is(ctx.Err(), context.Canceled))
 }
+
+// TestBuiltinModules: "builtin:NAME" loads the module the server embeds under
+// NAME, and an unknown name is a problem naming it.
+func TestBuiltinModules(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path, _ := module(t, dir, "tok", plugin.KindTokenizer, "")
+	wasm, err := os.ReadFile(path)
+	require.NoError(t, err)
+	deps := generation.Deps{Logger: quiet, Builtins: map[string][]byte{"tokenizer": wasm}}
+	g, err := generation.Build(context.Background(), config.Config{Plugins: []config.Plugin{{ID: "tok", Module: "builtin:tokenizer"}}}, deps)
+	require.NoError(t, err)
+	defer g.Close(context.Background())
+	p, ok := g.Plugin("tok")
+	require.True(t, ok)
+	require.Equal(t, plugin.KindTokenizer, p.Kind())
+	_, err = generation.Build(context.Background(), config.Config{Plugins: []config.Plugin{{ID: "x", Module: "builtin:nope"}}}, deps)
+	require.Equal(t, config.Problems{{Key: "plugins[0].module", Message: `there is no built-in plugin "nope"`}}, problems(t, err))
+}

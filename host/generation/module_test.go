@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/plugin"
 )
 
@@ -67,4 +68,20 @@ func FuzzManifestOf(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = manifestOf(b)
 	})
+}
+
+// TestModelTokenizerInjected: a tokenizer plugin whose config names no
+// tokenizer gets the model's bundle; one that names its own keeps it; other
+// kinds get nothing.
+func TestModelTokenizerInjected(t *testing.T) {
+	deps := Deps{ModelTokenizer: []byte("ulantok1…")}
+	rc, err := runtimeConfig(config.Plugin{ID: "t"}, plugin.KindTokenizer, deps)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"bundle":"dWxhbnRvazHigKY="}`, string(rc.PluginConfig))
+	rc, err = runtimeConfig(config.Plugin{ID: "t", Config: map[string]any{"tokenizer_json": map[string]any{}}}, plugin.KindTokenizer, deps)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"tokenizer_json":{}}`, string(rc.PluginConfig))
+	rc, err = runtimeConfig(config.Plugin{ID: "h"}, plugin.KindHook, deps)
+	require.NoError(t, err)
+	require.JSONEq(t, `{}`, string(rc.PluginConfig))
 }

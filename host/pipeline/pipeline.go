@@ -14,6 +14,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -33,8 +34,13 @@ type Model struct {
 	Runner *engine.Runner
 	// Tokenizer is the model's tokenizer (host/tokenizer: from the GGUF's
 	// metadata or the model's tokenizer.json); nil answers Tokenize and
-	// Detokenize with Unimplemented.
+	// Detokenize with Unimplemented unless a pipeline's tokenizer plugin
+	// serves them.
 	Tokenizer *hf.Tokenizer
+	// Generation holds the operator's plugins and pipelines; a request's
+	// pipeline (or the default one) with a tokenizer plugin tokenizes
+	// through it. Nil has no pipelines.
+	Generation *generation.Generation
 }
 
 // Pipeline is the api.Inference of a loaded model.
@@ -59,26 +65,49 @@ func (p *Pipeline) Chat(context.Context, *ulanv1.ChatRequest, api.Stream) error 
 
 var errNoTokenizer = fmt.Errorf("tokenization: %w: the model was loaded without a tokenizer", api.ErrNotImplemented)
 
-// checkPipeline refuses a named pipeline: requests run the model's own
-// tokenizer until pipelines are wired to requests.
-func checkPipeline(name string) error {
-	if name != "" {
-		return fmt.Errorf("pipeline %q: %w: requests run the model's own tokenizer until pipelines serve requests", name, api.ErrNotImplemented)
+// pipelineTokenizer returns the tokenizer plugin of the named pipeline, or
+// of the default one when name is empty; nil when that pipeline has none
+// (the model's own tokenizer serves).
+func (p *Pipeline) pipelineTokenizer(name string) (*generation.Plugin, error) {
+	g := p.m.Generation
+	if name == "" {
+		if g == nil || g.Default() == nil {
+			return nil, nil
+		}
+		return g.Default().Tokenizer, nil
 	}
-	return nil
+	if g == nil {
+		return nil, fmt.Errorf("pipeline %q: %w", name, api.ErrNotFound)
+	}
+	pl, ok := g.Pipeline(name)
+	if !ok {
+		return nil, fmt.Errorf("pipeline %q: %w", name, api.ErrNotFound)
+	}
+	return pl.Tokenizer, nil
+}
+
+// pluginFailed decides what a request sees when its tokenizer plugin fails:
+// under fallback the model's own tokenizer serves it (nil), under
+// fail_closed the request fails.
+func (p *Pipeline) pluginFailed(tp *generation.Plugin, err error) error {
+	if tp.Policy == generation.Fallback && p.m.Tokenizer != nil {
+		return nil
+	}
+	return fmt.Errorf("tokenizer plugin %s failed (%s): %w", tp.ID, tp.Policy, err)
 }
 
 // Tokenize encodes text with the model's tokenizer, with each token's
 // bytes in the text. Pieces are the tokens as the vocabulary writes them
 // (for byte-level BPE, in its byte alphabet, such as "Ġworld"), which is
 // always valid UTF-8 where a token's raw bytes may not be.
-func (p *Pipeline) Tokenize(_ context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
-	tok := p.m.Tokenizer
-	if tok == nil {
-		return nil, errNoTokenizer
-	}
-	if err := checkPipeline(req.GetPipeline()); err != nil {
+func (p *Pipeline) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
+	tp, err := p.pipelineTokenizer(req.GetPipeline())
+	if err != nil {
 		return nil, err
+	}
+	tok := p.m.Tokenizer
+	if tok == nil && tp == nil {
+		return nil, errNoTokenizer
 	}
 	var flags hf.Flags
 	if req.GetAddSpecialTokens() {
@@ -87,40 +116,103 @@ func (p *Pipeline) Tokenize(_ context.Context, req *ulanv1.TokenizeRequest) (*ul
 	if req.GetParseSpecialTokens() {
 		flags |= hf.ParseSpecial
 	}
-	ids, spans, err := tok.EncodeOffsets(req.GetText(), flags)
-	if err != nil {
-		return nil, fmt.Errorf("tokenize: %w", err)
+	var ids []int32
+	var spans [][2]int
+	served := false
+	if tp != nil {
+		vocab := maxVocab
+		if tok != nil {
+			vocab = tok.VocabSize()
+		}
+		ids, err = tp.Runtime.Encode(ctx, req.GetText(), int32(flags), vocab)
+		if err != nil {
+			if err := p.pluginFailed(tp, err); err != nil {
+				return nil, err
+			}
+		} else {
+			spans, served = spansOf(tok, req.GetText(), ids), true
+		}
+	}
+	if !served {
+		if ids, spans, err = tok.EncodeOffsets(req.GetText(), flags); err != nil {
+			return nil, fmt.Errorf("tokenize: %w", err)
+		}
 	}
 	res := &ulanv1.TokenizeResponse{TokenIds: make([]uint32, len(ids)), Pieces: make([]string, len(ids)),
 		Offsets: make([]*ulanv1.ByteSpan, len(ids))}
 	for i, id := range ids {
 		res.TokenIds[i] = uint32(id)
-		res.Pieces[i] = tok.Piece(id)
+		if tok != nil {
+			res.Pieces[i] = tok.Piece(id)
+		}
 		res.Offsets[i] = &ulanv1.ByteSpan{Start: uint32(spans[i][0]), End: uint32(spans[i][1])}
 	}
 	return res, nil
 }
 
+// maxVocab bounds the ids a tokenizer plugin may return when the model's
+// own tokenizer is not there to say how many there are.
+const maxVocab = 1 << 22
+
+// spansOf gives a plugin's ids their bytes in text: each token's bytes in
+// turn when they spell the text exactly, else the whole text for each.
+func spansOf(tok *hf.Tokenizer, text string, ids []int32) [][2]int {
+	spans := make([][2]int, len(ids))
+	at, exact := 0, tok != nil
+	if exact {
+		for i, id := range ids {
+			b := tok.TokenBytes(id)
+			if at+len(b) > len(text) || text[at:at+len(b)] != string(b) {
+				exact = false
+				break
+			}
+			spans[i] = [2]int{at, at + len(b)}
+			at += len(b)
+		}
+		exact = exact && at == len(text)
+	}
+	if !exact {
+		for i := range spans {
+			spans[i] = [2]int{0, len(text)}
+		}
+	}
+	return spans
+}
+
 // Detokenize decodes token ids with the model's tokenizer; an id outside
 // its vocabulary is an invalid argument naming it.
-func (p *Pipeline) Detokenize(_ context.Context, req *ulanv1.DetokenizeRequest) (*ulanv1.DetokenizeResponse, error) {
+func (p *Pipeline) Detokenize(ctx context.Context, req *ulanv1.DetokenizeRequest) (*ulanv1.DetokenizeResponse, error) {
+	tp, err := p.pipelineTokenizer(req.GetPipeline())
+	if err != nil {
+		return nil, err
+	}
 	tok := p.m.Tokenizer
-	if tok == nil {
+	if tok == nil && tp == nil {
 		return nil, errNoTokenizer
 	}
-	if err := checkPipeline(req.GetPipeline()); err != nil {
-		return nil, err
+	vocab := maxVocab
+	if tok != nil {
+		vocab = tok.VocabSize()
 	}
 	ids := make([]int32, len(req.GetTokenIds()))
 	for i, id := range req.GetTokenIds() {
-		if int64(id) >= int64(tok.VocabSize()) {
-			return nil, &api.FieldError{Field: fmt.Sprintf("token_ids[%d]", i), Reason: fmt.Sprintf("%d is outside the vocabulary of %d tokens", id, tok.VocabSize())}
+		if int64(id) >= int64(vocab) {
+			return nil, &api.FieldError{Field: fmt.Sprintf("token_ids[%d]", i), Reason: fmt.Sprintf("%d is outside the vocabulary of %d tokens", id, vocab)}
 		}
 		ids[i] = int32(id)
 	}
 	var flags hf.Flags
 	if req.GetSkipSpecialTokens() {
 		flags |= hf.SkipSpecial
+	}
+	if tp != nil {
+		text, err := tp.Runtime.Decode(ctx, ids, int32(flags))
+		if err == nil {
+			return &ulanv1.DetokenizeResponse{Text: text}, nil
+		}
+		if err := p.pluginFailed(tp, err); err != nil {
+			return nil, err
+		}
 	}
 	text, err := tok.Decode(ids, flags)
 	if err != nil {

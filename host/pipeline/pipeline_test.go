@@ -3,9 +3,12 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -15,8 +18,12 @@ import (
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/testmodel"
 	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/plugins"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
@@ -97,5 +104,74 @@ func TestTokenizeAndDetokenize(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "token_ids[1]", fe.Field)
 	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "x", Pipeline: "custom"})
-	require.ErrorIs(t, err, api.ErrNotImplemented)
+	require.ErrorIs(t, err, api.ErrNotFound, "no generation, no pipelines")
+}
+
+// TestTokenizeThroughPipelines: a pipeline's tokenizer plugin serves
+// Tokenize and Detokenize (the built-in tokenizer, handed the model's
+// bundle, gives the native ids and offsets); a tokenizer plugin that fails
+// falls back to the model's tokenizer under fallback and fails the request
+// under fail_closed.
+func TestTokenizeThroughPipelines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the tokenizer plugin")
+	}
+	t.Parallel()
+	tj, err := testmodel.TokenizerJSON()
+	require.NoError(t, err)
+	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
+	require.NoError(t, err)
+	bundle, err := tok.Bundle()
+	require.NoError(t, err)
+	bad, err := os.ReadFile("../plugin/testdata/badtok.wasm")
+	require.NoError(t, err)
+	bad, err = plugin.EmbedManifest(bad, []byte(`{"abi":1,"name":"badtok","version":"0.1.0","kind":"tokenizer"}`))
+	require.NoError(t, err)
+	ctx := context.Background()
+	gen, err := generation.Build(ctx, config.Config{
+		Plugins: []config.Plugin{
+			{ID: "tok", Module: "builtin:tokenizer", Grants: config.Grants{MemoryPages: 8192, CallTimeout: 10 * time.Second}, PoolSize: 1},
+			// badtok's configs name a tokenizer of their own (which badtok
+			// ignores), so the model's bundle is not handed to it.
+			{ID: "bad-fallback", Module: "builtin:badtok", FailurePolicy: "fallback", PoolSize: 1, Config: map[string]any{"tokenizer_json": map[string]any{}}},
+			{ID: "bad-closed", Module: "builtin:badtok", PoolSize: 1, Config: map[string]any{"tokenizer_json": map[string]any{}}},
+		},
+		Pipelines: []config.Pipeline{
+			{Name: "default", Tokenizer: "tok"},
+			{Name: "fb", Tokenizer: "bad-fallback"},
+			{Name: "closed", Tokenizer: "bad-closed"},
+		},
+	}, generation.Deps{Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer, "badtok": bad}, ModelTokenizer: bundle,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	defer gen.Close(ctx)
+	p := pipeline.New(pipeline.Model{Name: "m", Tokenizer: tok, Generation: gen})
+
+	want, err := pipeline.New(pipeline.Model{Name: "m", Tokenizer: tok}).Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "Hello, 世界 <think>"})
+	require.NoError(t, err)
+	for _, name := range []string{"", "default"} { // the default pipeline serves requests that name none
+		got, err := p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "Hello, 世界 <think>", Pipeline: name})
+		require.NoError(t, err)
+		require.Equal(t, want.TokenIds, got.TokenIds)
+		require.Equal(t, want.Pieces, got.Pieces)
+		require.Equal(t, len(want.Offsets), len(got.Offsets))
+		for i := range want.Offsets {
+			require.Equal(t, want.Offsets[i].Start, got.Offsets[i].Start)
+			require.Equal(t, want.Offsets[i].End, got.Offsets[i].End)
+		}
+	}
+	back, err := p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: want.TokenIds, Pipeline: "default"})
+	require.NoError(t, err)
+	require.Equal(t, "Hello, 世界 <think>", back.Text)
+
+	// badtok answers "n…" with id −1, which the host refuses.
+	got, err := p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "nx", Pipeline: "fb"})
+	require.NoError(t, err, "fallback: the model's tokenizer")
+	native, err := tok.Encode("nx", 0)
+	require.NoError(t, err)
+	require.Len(t, got.TokenIds, len(native))
+	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "nx", Pipeline: "closed"})
+	require.ErrorContains(t, err, "tokenizer plugin bad-closed failed (fail_closed)")
+	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "x", Pipeline: "nope"})
+	require.ErrorIs(t, err, api.ErrNotFound)
 }
