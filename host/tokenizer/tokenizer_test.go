@@ -227,3 +227,17 @@ func TestPluginPathologicalInputs(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, ids)
 }
+
+// TestPluginConforms: the first-party tokenizer plugin, given DeepSeek's
+// tokenizer, passes the conformance suite `ulan plugin test` runs,
+// tok_chat and its declared limits included.
+func TestPluginConforms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the conformance suite")
+	}
+	checks := plugin.Conform(context.Background(), plugins.Tokenizer, pluginConfig(t), 0)
+	require.NotEmpty(t, checks)
+	for _, c := range checks {
+		require.NoError(t, c.Err, c.Name)
+	}
+}
