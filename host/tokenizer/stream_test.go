@@ -6,14 +6,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 )
 
 // byteTokens makes a vocabulary of single bytes: token id b is byte b.
 func byteTokens(id int32) []byte { return []byte{byte(id)} }
 
-func pushAll(s *tokenizer.Stream, b []byte) []string {
+func pushAll(s *hf.Stream, b []byte) []string {
 	var outs []string
 	for _, c := range b {
 		outs = append(outs, s.Push(int32(c)))
@@ -22,7 +21,7 @@ func pushAll(s *tokenizer.Stream, b []byte) []string {
 }
 
 func TestStreamHoldsIncompleteCharacters(t *testing.T) {
-	outs := pushAll(tokenizer.NewStream(byteTokens), []byte("a€b🌍"))
+	outs := pushAll(hf.NewStream(byteTokens), []byte("a€b🌍"))
 	require.Equal(t, []string{"a", "", "", "€", "b", "", "", "", "🌍", ""}, outs)
 	for _, o := range outs {
 		require.NotContains(t, o, "\uFFFD")
@@ -32,12 +31,12 @@ func TestStreamHoldsIncompleteCharacters(t *testing.T) {
 func TestStreamInvalidBytes(t *testing.T) {
 	// 0xff can never start a character: out at once. A cut-off € at the
 	// end: U+FFFD at the flush, as a whole decode writes it.
-	outs := pushAll(tokenizer.NewStream(byteTokens), []byte("x\xffy\xe2\x82"))
+	outs := pushAll(hf.NewStream(byteTokens), []byte("x\xffy\xe2\x82"))
 	require.Equal(t, "x\uFFFDy\uFFFD", strings.Join(outs, ""))
 	require.Equal(t, "\uFFFD", outs[1], "0xff cannot start a character: out at once")
 	require.Equal(t, "", outs[4], "0xe2 may start one: held")
 	// A lead byte followed by a byte that cannot continue it.
-	outs = pushAll(tokenizer.NewStream(byteTokens), []byte("\xe2(\xf0\x9f"))
+	outs = pushAll(hf.NewStream(byteTokens), []byte("\xe2(\xf0\x9f"))
 	require.Equal(t, "\uFFFD(\uFFFD", strings.Join(outs, ""))
 }
 
@@ -51,7 +50,7 @@ func TestStreamEqualsDecode(t *testing.T) {
 		require.NoError(t, err)
 		want, err := tok.Decode(ids, 0)
 		require.NoError(t, err)
-		s := tokenizer.NewStream(tok.TokenBytes)
+		s := hf.NewStream(tok.TokenBytes)
 		var got strings.Builder
 		for _, id := range ids {
 			got.WriteString(s.Push(id))

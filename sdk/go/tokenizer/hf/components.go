@@ -78,28 +78,23 @@ func validUTF8(b []byte) string {
 }
 
 // illFormedLen is the length of the maximal subpart at the start of b: a
-// lead byte and the continuation bytes that could still begin a valid
-// sequence (at least 1).
+// lead byte and the continuation bytes that could still follow it (at
+// least 1), as the WHATWG decoder counts them.
 func illFormedLen(b []byte) int {
 	c := b[0]
-	var need int
 	lo, hi := byte(0x80), byte(0xbf)
-	switch {
-	case c >= 0xc2 && c <= 0xdf:
-		need = 1
-	case c == 0xe0:
-		need, lo = 2, 0xa0
-	case c >= 0xe1 && c <= 0xec || c == 0xee || c == 0xef:
-		need = 2
-	case c == 0xed:
-		need, hi = 2, 0x9f
-	case c == 0xf0:
-		need, lo = 3, 0x90
-	case c >= 0xf1 && c <= 0xf3:
-		need = 3
-	case c == 0xf4:
-		need, hi = 3, 0x8f
-	default:
+	switch c {
+	case 0xe0:
+		lo = 0xa0
+	case 0xed:
+		hi = 0x9f
+	case 0xf0:
+		lo = 0x90
+	case 0xf4:
+		hi = 0x8f
+	}
+	need := expectedLen(c) - 1
+	if need < 0 {
 		return 1
 	}
 	n := 1

@@ -1,4 +1,4 @@
-package tokenizer
+package hf
 
 import "unicode/utf8"
 
@@ -15,7 +15,7 @@ type Stream struct {
 }
 
 // NewStream returns a Stream over tokenBytes (such as
-// hf.Tokenizer.TokenBytes, or the plugin's vocabulary export).
+// Tokenizer.TokenBytes, or a plugin's vocabulary export).
 func NewStream(tokenBytes func(id int32) []byte) *Stream {
 	return &Stream{tokenBytes: tokenBytes}
 }
@@ -52,7 +52,7 @@ func (s *Stream) take(final bool) string {
 		if n > 0 {
 			i += n
 		} else {
-			i += illFormed(s.held[i:])
+			i += illFormedLen(s.held[i:])
 		}
 	}
 	s.held = append(s.held[:0], s.held[i:]...)
@@ -62,7 +62,7 @@ func (s *Stream) take(final bool) string {
 // incompleteLen is len(b) when all of b is a proper prefix of some UTF-8
 // character (it may still be completed), else 0.
 func incompleteLen(b []byte) int {
-	n := illFormed(b)
+	n := illFormedLen(b)
 	if n == len(b) && n < utf8.UTFMax && expectedLen(b[0]) > n {
 		return n
 	}
@@ -81,35 +81,4 @@ func expectedLen(c byte) int {
 		return 4
 	}
 	return 0
-}
-
-// illFormed is the length of the maximal subpart at the start of b: a
-// lead byte and the continuation bytes that could still follow it (at
-// least 1), as the WHATWG decoder counts them.
-func illFormed(b []byte) int {
-	c := b[0]
-	lo, hi := byte(0x80), byte(0xbf)
-	switch c {
-	case 0xe0:
-		lo = 0xa0
-	case 0xed:
-		hi = 0x9f
-	case 0xf0:
-		lo = 0x90
-	case 0xf4:
-		hi = 0x8f
-	}
-	need := expectedLen(c) - 1
-	if need < 0 {
-		return 1
-	}
-	n := 1
-	for k := 0; k < need && n < len(b); k++ {
-		if b[n] < lo || b[n] > hi {
-			break
-		}
-		lo, hi = 0x80, 0xbf
-		n++
-	}
-	return n
 }
