@@ -157,24 +157,14 @@ const maxVocab = 1 << 22
 // spansOf gives a plugin's ids their bytes in text: each token's bytes in
 // turn when they spell the text exactly, else the whole text for each.
 func spansOf(tok *hf.Tokenizer, text string, ids []int32) [][2]int {
-	spans := make([][2]int, len(ids))
-	at, exact := 0, tok != nil
-	if exact {
-		for i, id := range ids {
-			b := tok.TokenBytes(id)
-			if at+len(b) > len(text) || text[at:at+len(b)] != string(b) {
-				exact = false
-				break
-			}
-			spans[i] = [2]int{at, at + len(b)}
-			at += len(b)
+	if tok != nil {
+		if spans, ok := tok.Spans(text, ids); ok {
+			return spans
 		}
-		exact = exact && at == len(text)
 	}
-	if !exact {
-		for i := range spans {
-			spans[i] = [2]int{0, len(text)}
-		}
+	spans := make([][2]int, len(ids))
+	for i := range spans {
+		spans[i] = [2]int{0, len(text)}
 	}
 	return spans
 }

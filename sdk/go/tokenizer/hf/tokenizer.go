@@ -142,27 +142,36 @@ func (t *Tokenizer) EncodeOffsets(text string, flags Flags) ([]int32, [][2]int, 
 		if ids, err = t.encodeText(ids, seg.text); err != nil {
 			return nil, nil, err
 		}
-		exact := t.normalize == nil && t.byteLevel
-		total := 0
-		for _, id := range ids[first:] {
-			total += len(t.TokenBytes(id))
-		}
-		exact = exact && total == len(seg.text)
-		at := seg.start
-		for _, id := range ids[first:] {
-			if !exact {
+		segSpans, exact := t.Spans(seg.text, ids[first:])
+		exact = exact && t.normalize == nil && t.byteLevel
+		for i := range ids[first:] {
+			if exact {
+				spans = append(spans, [2]int{seg.start + segSpans[i][0], seg.start + segSpans[i][1]})
+			} else {
 				spans = append(spans, [2]int{seg.start, seg.end})
-				continue
 			}
-			n := len(t.TokenBytes(id))
-			spans = append(spans, [2]int{at, at + n})
-			at += n
 		}
 	}
 	if flags&AddSpecial != 0 && t.spec.AddEOS {
 		ids, spans = append(ids, t.spec.EOS), append(spans, [2]int{len(text), len(text)})
 	}
 	return ids, spans, nil
+}
+
+// Spans gives ids their bytes in text — each token's [start, end) — when
+// their TokenBytes spell text exactly; otherwise it returns false.
+func (t *Tokenizer) Spans(text string, ids []int32) ([][2]int, bool) {
+	spans := make([][2]int, len(ids))
+	at := 0
+	for i, id := range ids {
+		b := t.TokenBytes(id)
+		if len(b) > len(text)-at || text[at:at+len(b)] != string(b) {
+			return nil, false
+		}
+		spans[i] = [2]int{at, at + len(b)}
+		at += len(b)
+	}
+	return spans, at == len(text)
 }
 
 // segment is a stretch of text between added tokens, or one added token.
