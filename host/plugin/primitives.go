@@ -121,19 +121,25 @@ func samplerPrimitives() map[string]hostFunc {
 		// draw(probs, n, u) → index or −1
 		"draw": {
 			params: []api.ValueType{i32, i32, f32}, results: []api.ValueType{i32}, grant: forSamplers,
-			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
-				probs, ok := f32s(m.Memory(), uint32(s[0]), uint32(s[1]))
-				if !ok {
-					s[0] = bad
-					return
-				}
-				i, err := primitive.Draw(probs, api.DecodeF32(s[2]))
-				if err != nil {
-					s[0] = bad
-					return
-				}
-				s[0] = uint64(uint32(i))
-			}),
+			fn: overProbs(primitive.Draw),
 		},
+	}
+}
+
+// overProbs is a host function (probs, n, x) → index or −1 that reads n
+// float32s at probs from the guest's memory and answers f(probs, x).
+func overProbs(f func(probs []float32, x float32) (int, error)) api.GoModuleFunc {
+	return func(_ context.Context, m api.Module, s []uint64) {
+		probs, ok := f32s(m.Memory(), uint32(s[0]), uint32(s[1]))
+		if !ok {
+			s[0] = uint64(math.MaxUint32) // −1
+			return
+		}
+		i, err := f(probs, api.DecodeF32(s[2]))
+		if err != nil {
+			s[0] = uint64(math.MaxUint32)
+			return
+		}
+		s[0] = uint64(uint32(i))
 	}
 }

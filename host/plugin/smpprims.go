@@ -119,19 +119,7 @@ func (p *Plugin) samplerStatePrimitives() map[string]hostFunc {
 		// top_p_cut(probs, n, p) → m: how many leading probs reach mass p.
 		"top_p_cut": {
 			params: []api.ValueType{i32, i32, f32}, results: []api.ValueType{i32}, grant: forSamplers,
-			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
-				probs, ok := f32s(m.Memory(), uint32(s[0]), uint32(s[1]))
-				if !ok {
-					s[0] = bad
-					return
-				}
-				n, err := primitive.TopPCut(probs, api.DecodeF32(s[2]))
-				if err != nil {
-					s[0] = bad
-					return
-				}
-				s[0] = uint64(uint32(n))
-			}),
+			fn: overProbs(primitive.TopPCut),
 		},
 	}
 }
