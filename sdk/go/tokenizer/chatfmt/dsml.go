@@ -64,6 +64,28 @@ func dsmlParams(args string) ([]string, error) {
 	return params, nil
 }
 
+// systemExtras writes what tools and a response format add to a system or
+// developer message: "\n\n" before each, the tool lines between toolsHead
+// and toolsTail (each version words them its own way).
+func systemExtras(m Message, toolsHead, toolsTail string) (string, error) {
+	var b strings.Builder
+	if len(m.Tools) > 0 {
+		lines, err := toolLines(m.Tools)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString("\n\n" + toolsHead + lines + toolsTail)
+	}
+	if len(m.ResponseFormat) > 0 {
+		rf, err := responseFormat(m.ResponseFormat)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString("\n\n" + rf)
+	}
+	return b.String(), nil
+}
+
 // toolLines writes each tool schema as one line of Python-style JSON.
 func toolLines(tools []json.RawMessage) (string, error) {
 	lines := make([]string, len(tools))

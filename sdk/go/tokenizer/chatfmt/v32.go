@@ -18,27 +18,6 @@ const v32ToolsPreamble = "## Tools\n\nYou have access to a set of tools you can 
 	"<｜DSML｜function_calls>\n...\n</｜DSML｜function_calls>\n\n<function_results>\n...\n</function_results>\n\n" +
 	"<think>...thinking about results</think>\n\nHere are the functions available in JSONSchema format:\n<functions>\n"
 
-// v32Extras writes what tools and a response format add to a system or
-// developer message: "\n\n" before each.
-func v32Extras(m Message) (string, error) {
-	var b strings.Builder
-	if len(m.Tools) > 0 {
-		lines, err := toolLines(m.Tools)
-		if err != nil {
-			return "", err
-		}
-		b.WriteString("\n\n" + v32ToolsPreamble + lines + "\n</functions>\n")
-	}
-	if len(m.ResponseFormat) > 0 {
-		rf, err := responseFormat(m.ResponseFormat)
-		if err != nil {
-			return "", err
-		}
-		b.WriteString("\n\n" + rf)
-	}
-	return b.String(), nil
-}
-
 // RenderV32 renders a conversation as DeepSeek-V3.2's encoder does
 // (encode_messages with a BOS and no context): there is no separate
 // generation prompt, since a user turn or a closed result block already
@@ -74,7 +53,7 @@ func RenderV32(msgs []Message, o Options) (string, error) {
 	for i, m := range msgs {
 		switch m.Role {
 		case "system":
-			extras, err := v32Extras(m)
+			extras, err := systemExtras(m, v32ToolsPreamble, "\n</functions>\n")
 			if err != nil {
 				return "", err
 			}
@@ -85,7 +64,7 @@ func RenderV32(msgs []Message, o Options) (string, error) {
 			if m.Content == nil {
 				return "", fmt.Errorf("chatfmt: developer message %d has no content", i)
 			}
-			extras, err := v32Extras(m)
+			extras, err := systemExtras(m, v32ToolsPreamble, "\n</functions>\n")
 			if err != nil {
 				return "", err
 			}

@@ -6,27 +6,6 @@ import (
 	"strings"
 )
 
-// v4Extras writes what tools and a response format add to a system or
-// developer message: "\n\n" before each.
-func v4Extras(m Message) (string, error) {
-	var b strings.Builder
-	if len(m.Tools) > 0 {
-		lines, err := toolLines(m.Tools)
-		if err != nil {
-			return "", err
-		}
-		b.WriteString("\n\n" + v4ToolsHead + lines + v4ToolsTail)
-	}
-	if len(m.ResponseFormat) > 0 {
-		rf, err := responseFormat(m.ResponseFormat)
-		if err != nil {
-			return "", err
-		}
-		b.WriteString("\n\n" + rf)
-	}
-	return b.String(), nil
-}
-
 // v4Turn is a rendered unit of V4's conversation: consecutive user and
 // tool messages make one user turn.
 type v4Turn struct {
@@ -102,7 +81,7 @@ func RenderV4(msgs []Message, o Options) (string, error) {
 		startsReply := next == "assistant" || next == ""
 		switch t.role {
 		case "system":
-			extras, err := v4Extras(t.msg)
+			extras, err := systemExtras(t.msg, v4ToolsHead, v4ToolsTail)
 			if err != nil {
 				return "", err
 			}
@@ -113,7 +92,7 @@ func RenderV4(msgs []Message, o Options) (string, error) {
 				b.WriteString(opener(i))
 			}
 		case "developer":
-			extras, err := v4Extras(t.msg)
+			extras, err := systemExtras(t.msg, v4ToolsHead, v4ToolsTail)
 			if err != nil {
 				return "", err
 			}
