@@ -339,21 +339,26 @@ func (c Config) pluginProblems() Problems {
 	add := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 	}
+	// unique checks list[i]'s key (an id or name): present, well formed and
+	// not taken by an earlier entry of seen.
+	unique := func(key, what, v, purpose string, seen map[string]int, list string, i int) {
+		switch {
+		case v == "":
+			add(key, "is required: %s", purpose)
+		case !NamePattern.MatchString(v):
+			add(key, "%q is not a valid %s (%s)", clip(v), what, nameRule)
+		default:
+			if j, dup := seen[v]; dup {
+				add(key, "%q is already the %s of %s[%d]", v, what, list, j)
+			} else {
+				seen[v] = i
+			}
+		}
+	}
 	ids := map[string]int{}
 	for i, p := range c.Plugins {
 		k := fmt.Sprintf("plugins[%d].", i)
-		switch {
-		case p.ID == "":
-			add(k+"id", "is required: the name pipelines use for the plugin")
-		case !NamePattern.MatchString(p.ID):
-			add(k+"id", "%q is not a valid id (%s)", clip(p.ID), nameRule)
-		default:
-			if j, dup := ids[p.ID]; dup {
-				add(k+"id", "%q is already the id of plugins[%d]", p.ID, j)
-			} else {
-				ids[p.ID] = i
-			}
-		}
+		unique(k+"id", "id", p.ID, "the name pipelines use for the plugin", ids, "plugins", i)
 		if p.Module == "" {
 			add(k+"module", "is required: the path of the plugin's .wasm file")
 		}
@@ -399,18 +404,7 @@ func (c Config) pluginProblems() Problems {
 	}
 	for i, pl := range c.Pipelines {
 		k := fmt.Sprintf("pipelines[%d].", i)
-		switch {
-		case pl.Name == "":
-			add(k+"name", "is required: the name requests select the pipeline by")
-		case !NamePattern.MatchString(pl.Name):
-			add(k+"name", "%q is not a valid name (%s)", clip(pl.Name), nameRule)
-		default:
-			if j, dup := names[pl.Name]; dup {
-				add(k+"name", "%q is already the name of pipelines[%d]", pl.Name, j)
-			} else {
-				names[pl.Name] = i
-			}
-		}
+		unique(k+"name", "name", pl.Name, "the name requests select the pipeline by", names, "pipelines", i)
 		if pl.Tokenizer != "" {
 			ref(k+"tokenizer", pl.Tokenizer)
 		}
