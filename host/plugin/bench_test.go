@@ -9,16 +9,22 @@ import (
 	"testing"
 )
 
+// benchTiers are the tiers each plugin benchmark runs under.
+var benchTiers = []struct {
+	name string
+	tier Tier
+}{{"sandboxed", Sandboxed}, {"trusted", Trusted}}
+
+// discard is the benchmarks' logger.
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // BenchmarkNoopCall measures a whole Call (deadline, checkout, call,
 // return) of an export that does nothing, per tier; the difference is the
 // price of interruption checks on the call path.
 func BenchmarkNoopCall(b *testing.B) {
-	for _, tier := range []struct {
-		name string
-		tier Tier
-	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+	for _, tier := range benchTiers {
 		b.Run(tier.name, func(b *testing.B) {
-			p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: discard})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -41,14 +47,11 @@ func BenchmarkNoopCall(b *testing.B) {
 // pipeline pays per hook per delta, per sampler step and per encode.
 func BenchmarkKindCall(b *testing.B) {
 	ctx := context.Background()
-	for _, tier := range []struct {
-		name string
-		tier Tier
-	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+	for _, tier := range benchTiers {
 		load := func(b *testing.B, name string, kind Kind) *Plugin {
 			module := withManifest(b, name, `{"abi":1,"name":"`+name+`","version":"0.1.0","kind":"`+string(kind)+`"}`)
 			p, err := Load(ctx, module, Config{ID: name, Kind: kind, Tier: tier.tier, PoolSize: 1, MemoryPages: 16,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				Logger: discard})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -97,7 +100,7 @@ func BenchmarkKindCall(b *testing.B) {
 
 // BenchmarkCheckout measures taking and returning a warm instance.
 func BenchmarkCheckout(b *testing.B) {
-	p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", PoolSize: 2, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", PoolSize: 2, Logger: discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -115,12 +118,9 @@ func BenchmarkCheckout(b *testing.B) {
 // BenchmarkBareCall is the floor the Call path is compared with: wazero's own
 // call of the same export on one instance, with no deadline, pool or breaker.
 func BenchmarkBareCall(b *testing.B) {
-	for _, tier := range []struct {
-		name string
-		tier Tier
-	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+	for _, tier := range benchTiers {
 		b.Run(tier.name, func(b *testing.B) {
-			p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			p, err := Load(context.Background(), mustRead(b, "ok"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: discard})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -145,12 +145,9 @@ func BenchmarkBareCall(b *testing.B) {
 // the host for the top 64 of a full vocabulary row in its memory. Compare
 // with primitive.BenchmarkTopK64Of129280, the same work natively.
 func BenchmarkTopKThroughPlugin(b *testing.B) {
-	for _, tier := range []struct {
-		name string
-		tier Tier
-	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+	for _, tier := range benchTiers {
 		b.Run(tier.name, func(b *testing.B) {
-			p, err := Load(context.Background(), mustRead(b, "prims"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			p, err := Load(context.Background(), mustRead(b, "prims"), Config{ID: "bench", Tier: tier.tier, PoolSize: 1, Logger: discard})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -183,12 +180,9 @@ func BenchmarkTopKThroughPlugin(b *testing.B) {
 // BenchmarkSamplerStepNative is the same arithmetic in plain Go.
 func BenchmarkSamplerStep(b *testing.B) {
 	wasm := buildGo(b, "gosampler", `{"abi":1,"name":"gosampler","version":"0.1.0","kind":"sampler","needs":{"memory_pages":256}}`)
-	for _, tier := range []struct {
-		name string
-		tier Tier
-	}{{"sandboxed", Sandboxed}, {"trusted", Trusted}} {
+	for _, tier := range benchTiers {
 		b.Run(tier.name, func(b *testing.B) {
-			p, err := Load(context.Background(), wasm, Config{ID: "bench", Kind: KindSampler, Tier: tier.tier, PoolSize: 1, MemoryPages: 256, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			p, err := Load(context.Background(), wasm, Config{ID: "bench", Kind: KindSampler, Tier: tier.tier, PoolSize: 1, MemoryPages: 256, Logger: discard})
 			if err != nil {
 				b.Fatal(err)
 			}
