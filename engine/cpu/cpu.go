@@ -173,13 +173,15 @@ func (b *Backend) parallel(n, grain int, fn func(lo, hi int)) {
 			fn(lo, min(lo+chunk, n))
 		}
 	}
+	runWorkers(workers, work)
+}
+
+// runWorkers runs work on n goroutines, this one among them, and waits
+// for all of them.
+func runWorkers(n int, work func()) {
 	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work()
-		}()
+	for range n - 1 {
+		wg.Go(work)
 	}
 	work()
 	wg.Wait()

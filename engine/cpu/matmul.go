@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -224,16 +223,7 @@ func (b *Backend) runJobs(jobs []job) {
 		}
 	}
 	workers := min(b.threads, len(jobs))
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	runWorkers(workers, work)
 }
 
 // q8Rows is how many weight rows mulQ8_0 multiplies by each group of
