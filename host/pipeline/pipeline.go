@@ -65,6 +65,21 @@ func (p *Pipeline) Chat(context.Context, *ulanv1.ChatRequest, api.Stream) error 
 
 var errNoTokenizer = fmt.Errorf("tokenization: %w: the model was loaded without a tokenizer", api.ErrNotImplemented)
 
+// tokenizers returns the tokenizer plugin of the named pipeline (of the
+// default one when name is empty; nil when that pipeline has none) and the
+// model's own tokenizer (nil when the model has none); it fails when
+// neither is there.
+func (p *Pipeline) tokenizers(name string) (*generation.Plugin, *hf.Tokenizer, error) {
+	tp, err := p.pipelineTokenizer(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tp == nil && p.m.Tokenizer == nil {
+		return nil, nil, errNoTokenizer
+	}
+	return tp, p.m.Tokenizer, nil
+}
+
 // pipelineTokenizer returns the tokenizer plugin of the named pipeline, or
 // of the default one when name is empty; nil when that pipeline has none
 // (the model's own tokenizer serves).
@@ -101,13 +116,9 @@ func (p *Pipeline) pluginFailed(tp *generation.Plugin, err error) error {
 // (for byte-level BPE, in its byte alphabet, such as "Ġworld"), which is
 // always valid UTF-8 where a token's raw bytes may not be.
 func (p *Pipeline) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
-	tp, err := p.pipelineTokenizer(req.GetPipeline())
+	tp, tok, err := p.tokenizers(req.GetPipeline())
 	if err != nil {
 		return nil, err
-	}
-	tok := p.m.Tokenizer
-	if tok == nil && tp == nil {
-		return nil, errNoTokenizer
 	}
 	var flags hf.Flags
 	if req.GetAddSpecialTokens() {
@@ -172,13 +183,9 @@ func spansOf(tok *hf.Tokenizer, text string, ids []int32) [][2]int {
 // Detokenize decodes token ids with the model's tokenizer; an id outside
 // its vocabulary is an invalid argument naming it.
 func (p *Pipeline) Detokenize(ctx context.Context, req *ulanv1.DetokenizeRequest) (*ulanv1.DetokenizeResponse, error) {
-	tp, err := p.pipelineTokenizer(req.GetPipeline())
+	tp, tok, err := p.tokenizers(req.GetPipeline())
 	if err != nil {
 		return nil, err
-	}
-	tok := p.m.Tokenizer
-	if tok == nil && tp == nil {
-		return nil, errNoTokenizer
 	}
 	vocab := maxVocab
 	if tok != nil {
