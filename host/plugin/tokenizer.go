@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"unicode/utf8"
+
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer"
 )
 
 // TokenizerInfo is what a tokenizer plugin says about itself (tok_info).
@@ -30,40 +32,18 @@ const FeatureChatTemplate = "chat_template"
 // ErrNoChatTemplate is returned by Chat for a tokenizer without tok_chat.
 var ErrNoChatTemplate = errors.New("the tokenizer renders no chat template")
 
-// ChatRequest is a conversation for tok_chat to render (sdk/ABI.md §6.1).
-type ChatRequest struct {
-	Messages []ChatMessage `json:"messages"`
-	Tools    []ChatTool    `json:"tools,omitempty"`
-	// Thinking is the thinking mode: "", "off", "on" or "max".
-	Thinking string `json:"thinking,omitempty"`
-	// AddGenerationPrompt asks for the text that opens the assistant's turn.
-	AddGenerationPrompt bool `json:"add_generation_prompt"`
-}
+// ChatRequest is a conversation for tok_chat to render (sdk/ABI.md §6.1):
+// the SDK's own type, so host and guest read one wire format.
+type ChatRequest = tokenizer.Chat
 
 // ChatMessage is one turn of a ChatRequest.
-type ChatMessage struct {
-	// Role is system, developer, user, assistant or tool.
-	Role             string         `json:"role"`
-	Content          string         `json:"content"`
-	ReasoningContent string         `json:"reasoning_content,omitempty"`
-	ToolCalls        []ChatToolCall `json:"tool_calls,omitempty"`
-	ToolCallID       string         `json:"tool_call_id,omitempty"`
-	Name             string         `json:"name,omitempty"`
-}
+type ChatMessage = tokenizer.Message
 
 // ChatToolCall is a call an assistant message made; Arguments is JSON text.
-type ChatToolCall struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
+type ChatToolCall = tokenizer.ToolCall
 
 // ChatTool is a function the model may call; Parameters is its JSON Schema.
-type ChatTool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-}
+type ChatTool = tokenizer.Tool
 
 // Bounds on what a tokenizer call may return, so a plugin cannot make the
 // host copy without limit.
