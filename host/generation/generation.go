@@ -54,6 +54,9 @@ type Deps struct {
 	// (hf.Tokenizer.Bundle), handed to every tokenizer plugin whose config
 	// names no tokenizer of its own (neither "bundle" nor "tokenizer_json").
 	ModelTokenizer []byte
+	// InitTimeout bounds each instance's instantiation and ulan_init; 0
+	// means plugin.Config's default.
+	InitTimeout time.Duration
 }
 
 // BuiltinPrefix marks a module path that names a built-in plugin.
@@ -351,6 +354,7 @@ func runtimeConfig(pc config.Plugin, kind plugin.Kind, deps Deps) (plugin.Config
 		Tier:        plugin.Sandboxed,
 		MemoryPages: uint32(pc.Grants.MemoryPages), // config bounds it to 0..16384
 		CallTimeout: pc.Grants.CallTimeout,
+		InitTimeout: deps.InitTimeout,
 		PoolSize:    pc.PoolSize,
 		Logger:      deps.Logger,
 		Cache:       deps.Cache,

@@ -142,7 +142,10 @@ func TestTokenizeThroughPipelines(t *testing.T) {
 			{Name: "closed", Tokenizer: "bad-closed"},
 		},
 	}, generation.Deps{Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer, "badtok": bad}, ModelTokenizer: bundle,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		// The plugin reads the whole vocabulary in ulan_init: seconds, more
+		// under -race on a busy CI machine than the 10 s default allows.
+		InitTimeout: time.Minute,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	defer gen.Close(ctx)
 	p := pipeline.New(pipeline.Model{Name: "m", Tokenizer: tok, Generation: gen})
