@@ -20,6 +20,7 @@ const (
 	maxStop         = 16
 	maxStopBytes    = 256
 	maxStopTokenIDs = 256
+	maxTokenList    = 1 << 17
 	maxLogitBias    = 1024
 	maxLogitBiasAbs = 100
 	maxTopLogprobs  = 20
@@ -127,6 +128,12 @@ func (c *checker) sampling(s *ulanv1.SamplingParams, lim Limits) {
 	}
 	if len(s.StopTokenIds) > maxStopTokenIDs {
 		c.add("sampling.stop_token_ids", "has %d ids; at most %d", len(s.StopTokenIds), maxStopTokenIDs)
+	}
+	if len(s.AllowedTokenIds) > maxTokenList {
+		c.add("sampling.allowed_token_ids", "has %d ids; at most %d", len(s.AllowedTokenIds), maxTokenList)
+	}
+	if len(s.BannedTokenIds) > maxTokenList {
+		c.add("sampling.banned_token_ids", "has %d ids; at most %d", len(s.BannedTokenIds), maxTokenList)
 	}
 	if s.MaxTokens != nil {
 		if m := *s.MaxTokens; m < 1 || m > int32(min(lim.MaxTokens, math.MaxInt32)) {

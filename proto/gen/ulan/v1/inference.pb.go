@@ -374,7 +374,8 @@ type SamplingParams struct {
 	// the same tokens, across restarts. Unset draws a random seed.
 	Seed *uint64 `protobuf:"varint,10,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
 	// stop ends generation when the output contains one of these strings; the
-	// stop string itself is not returned. At most 16, each 1 to 256 bytes.
+	// stop string itself is not returned unless include_stop is set. At most
+	// 16, each 1 to 256 bytes.
 	Stop []string `protobuf:"bytes,11,rep,name=stop,proto3" json:"stop,omitempty"`
 	// stop_token_ids end generation when one of these tokens is produced.
 	StopTokenIds []uint32 `protobuf:"varint,12,rep,packed,name=stop_token_ids,json=stopTokenIds,proto3" json:"stop_token_ids,omitempty"`
@@ -396,7 +397,17 @@ type SamplingParams struct {
 	TopLogprobs int32 `protobuf:"varint,18,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
 	// n is the number of choices to generate; 0 means 1. Values above 1 are
 	// answered Unimplemented until parallel choices land.
-	N             int32 `protobuf:"varint,19,opt,name=n,proto3" json:"n,omitempty"`
+	N int32 `protobuf:"varint,19,opt,name=n,proto3" json:"n,omitempty"`
+	// allowed_token_ids, when not empty, restricts sampling to these tokens
+	// (end-of-sequence and stop tokens included only if listed). At most
+	// 131072 ids, each inside the vocabulary.
+	AllowedTokenIds []uint32 `protobuf:"varint,20,rep,packed,name=allowed_token_ids,json=allowedTokenIds,proto3" json:"allowed_token_ids,omitempty"`
+	// banned_token_ids are never sampled. At most 131072 ids, each inside the
+	// vocabulary.
+	BannedTokenIds []uint32 `protobuf:"varint,21,rep,packed,name=banned_token_ids,json=bannedTokenIds,proto3" json:"banned_token_ids,omitempty"`
+	// include_stop returns the stop string that ended a choice as the last
+	// piece of its content (it is always named in Finished.stop).
+	IncludeStop   bool `protobuf:"varint,22,opt,name=include_stop,json=includeStop,proto3" json:"include_stop,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +573,27 @@ func (x *SamplingParams) GetN() int32 {
 		return x.N
 	}
 	return 0
+}
+
+func (x *SamplingParams) GetAllowedTokenIds() []uint32 {
+	if x != nil {
+		return x.AllowedTokenIds
+	}
+	return nil
+}
+
+func (x *SamplingParams) GetBannedTokenIds() []uint32 {
+	if x != nil {
+		return x.BannedTokenIds
+	}
+	return nil
+}
+
+func (x *SamplingParams) GetIncludeStop() bool {
+	if x != nil {
+		return x.IncludeStop
+	}
+	return false
 }
 
 // PluginSelection picks the plugins that shape one request. Names refer to
@@ -2475,7 +2507,7 @@ var File_ulan_v1_inference_proto protoreflect.FileDescriptor
 
 const file_ulan_v1_inference_proto_rawDesc = "" +
 	"\n" +
-	"\x17ulan/v1/inference.proto\x12\aulan.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x99\a\n" +
+	"\x17ulan/v1/inference.proto\x12\aulan.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x92\b\n" +
 	"\x0eSamplingParams\x12%\n" +
 	"\vtemperature\x18\x01 \x01(\x02H\x00R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x02 \x01(\x02H\x01R\x04topP\x88\x01\x01\x12\x18\n" +
@@ -2501,7 +2533,10 @@ const file_ulan_v1_inference_proto_rawDesc = "" +
 	"ignore_eos\x18\x10 \x01(\bR\tignoreEos\x12\x1a\n" +
 	"\blogprobs\x18\x11 \x01(\bR\blogprobs\x12!\n" +
 	"\ftop_logprobs\x18\x12 \x01(\x05R\vtopLogprobs\x12\f\n" +
-	"\x01n\x18\x13 \x01(\x05R\x01n\x1a<\n" +
+	"\x01n\x18\x13 \x01(\x05R\x01n\x12*\n" +
+	"\x11allowed_token_ids\x18\x14 \x03(\rR\x0fallowedTokenIds\x12(\n" +
+	"\x10banned_token_ids\x18\x15 \x03(\rR\x0ebannedTokenIds\x12!\n" +
+	"\finclude_stop\x18\x16 \x01(\bR\vincludeStop\x1a<\n" +
 	"\x0eLogitBiasEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x02R\x05value:\x028\x01B\x0e\n" +
