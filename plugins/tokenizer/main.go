@@ -139,46 +139,7 @@ func (p *plugin) RenderChat(c tokenizer.Chat) (string, error) {
 	if p.chatFormat == "" {
 		return "", fmt.Errorf("no chat format: the tokenizer has no chat_template and the configuration sets no chat_format")
 	}
-	conv := chatfmt.Conversation{Thinking: c.Thinking, AddGenerationPrompt: c.AddGenerationPrompt}
-	for _, m := range c.Messages {
-		msg := chatfmt.Message{Role: m.Role, ReasoningContent: m.ReasoningContent, ToolCallID: m.ToolCallID}
-		// An assistant turn that only calls tools has null content, which
-		// DeepSeek's templates tell from "" (V3's drops the calls on "").
-		if !(m.Content == "" && len(m.ToolCalls) > 0) {
-			content := m.Content
-			msg.Content = &content
-		}
-		for _, tc := range m.ToolCalls {
-			msg.ToolCalls = append(msg.ToolCalls, chatfmt.ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
-		}
-		conv.Messages = append(conv.Messages, msg)
-	}
-	for _, t := range c.Tools {
-		fn, err := functionObject(t)
-		if err != nil {
-			return "", err
-		}
-		conv.Tools = append(conv.Tools, fn)
-	}
-	return chatfmt.Render(p.chatFormat, p.tok.ChatTemplate(), conv)
-}
-
-// functionObject writes a tool as OpenAI's function object: name,
-// description, parameters, in that order.
-func functionObject(t tokenizer.Tool) (json.RawMessage, error) {
-	name, _ := json.Marshal(t.Name)
-	out := `{"name": ` + string(name)
-	if t.Description != "" {
-		d, _ := json.Marshal(t.Description)
-		out += `, "description": ` + string(d)
-	}
-	if len(t.Parameters) > 0 {
-		if !json.Valid(t.Parameters) {
-			return nil, fmt.Errorf("tool %s: parameters are not JSON", t.Name)
-		}
-		out += `, "parameters": ` + string(t.Parameters)
-	}
-	return json.RawMessage(out + "}"), nil
+	return chatfmt.RenderChat(p.chatFormat, p.tok.ChatTemplate(), c)
 }
 
 func init() {
