@@ -293,6 +293,10 @@ const (
 	AnnotationKind_ANNOTATION_KIND_REPLACEMENT AnnotationKind = 4
 	// ANNOTATION_KIND_HOOK_STOP: a hook ended the generation.
 	AnnotationKind_ANNOTATION_KIND_HOOK_STOP AnnotationKind = 5
+	// ANNOTATION_KIND_OUTPUT_REPAIRED: the model's output broke its chat
+	// format (a malformed tool call, a stray marker) and the parser passed it
+	// on as text or repaired it.
+	AnnotationKind_ANNOTATION_KIND_OUTPUT_REPAIRED AnnotationKind = 6
 )
 
 // Enum value maps for AnnotationKind.
@@ -304,6 +308,7 @@ var (
 		3: "ANNOTATION_KIND_REDACTION",
 		4: "ANNOTATION_KIND_REPLACEMENT",
 		5: "ANNOTATION_KIND_HOOK_STOP",
+		6: "ANNOTATION_KIND_OUTPUT_REPAIRED",
 	}
 	AnnotationKind_value = map[string]int32{
 		"ANNOTATION_KIND_UNSPECIFIED":     0,
@@ -312,6 +317,7 @@ var (
 		"ANNOTATION_KIND_REDACTION":       3,
 		"ANNOTATION_KIND_REPLACEMENT":     4,
 		"ANNOTATION_KIND_HOOK_STOP":       5,
+		"ANNOTATION_KIND_OUTPUT_REPAIRED": 6,
 	}
 )
 
@@ -2711,14 +2717,15 @@ const file_ulan_v1_inference_proto_rawDesc = "" +
 	"\x17FINISH_REASON_CANCELLED\x10\x03\x12 \n" +
 	"\x1cFINISH_REASON_CONTENT_FILTER\x10\x04\x12\x1c\n" +
 	"\x18FINISH_REASON_TOOL_CALLS\x10\x05\x12\x17\n" +
-	"\x13FINISH_REASON_ERROR\x10\x06*\xd9\x01\n" +
+	"\x13FINISH_REASON_ERROR\x10\x06*\xfe\x01\n" +
 	"\x0eAnnotationKind\x12\x1f\n" +
 	"\x1bANNOTATION_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fANNOTATION_KIND_PLUGIN_FALLBACK\x10\x01\x12\"\n" +
 	"\x1eANNOTATION_KIND_PLUGIN_SKIPPED\x10\x02\x12\x1d\n" +
 	"\x19ANNOTATION_KIND_REDACTION\x10\x03\x12\x1f\n" +
 	"\x1bANNOTATION_KIND_REPLACEMENT\x10\x04\x12\x1d\n" +
-	"\x19ANNOTATION_KIND_HOOK_STOP\x10\x052\xd9\x02\n" +
+	"\x19ANNOTATION_KIND_HOOK_STOP\x10\x05\x12#\n" +
+	"\x1fANNOTATION_KIND_OUTPUT_REPAIRED\x10\x062\xd9\x02\n" +
 	"\x10InferenceService\x12A\n" +
 	"\bGenerate\x12\x18.ulan.v1.GenerateRequest\x1a\x19.ulan.v1.GenerateResponse0\x01\x125\n" +
 	"\x04Chat\x12\x14.ulan.v1.ChatRequest\x1a\x15.ulan.v1.ChatResponse0\x01\x12D\n" +
