@@ -30,7 +30,7 @@ func benchModel() testmodel.V3 {
 // second (prefill included) and its ratio to one stream's in the same run.
 func BenchmarkConcurrentStreams(b *testing.B) {
 	const promptLen, gen = 16, 64
-	r := newRunnerThreads(b, benchModel(), 16*(promptLen+gen+16), runtime.NumCPU())
+	r := newRunnerThreads(b, benchModel(), 16*(promptLen+gen+16), runtime.GOMAXPROCS(0))
 	var one float64
 	for _, n := range []int{1, 4, 8, 16} {
 		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {

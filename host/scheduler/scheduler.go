@@ -337,8 +337,8 @@ func (s *Scheduler) admit() {
 }
 
 // step runs one engine step: a decode token for every decoding sequence,
-// then prefill chunks round robin in the budget left, then one SampleFunc
-// call for every sequence that got next-token logits.
+// then prefill chunks round robin in the budget left; the sequences that got
+// next-token logits go to decide.
 func (s *Scheduler) step() {
 	budget := s.cfg.StepTokens
 	var work []engine.Work
@@ -388,34 +388,40 @@ func (s *Scheduler) step() {
 		out = append(out, Row{Seq: q, Logits: rows[i], State: q.state, Generated: q.generated})
 	}
 	if len(out) > 0 {
-		decisions := s.sample(out)
-		if len(decisions) != len(out) {
-			err := fmt.Errorf("scheduler: SampleFunc returned %d decisions for %d rows", len(decisions), len(out))
-			for _, row := range out {
-				s.end(row.Seq, FinishError, err)
-			}
-			out = nil
+		s.decide(out)
+	}
+}
+
+// decide calls SampleFunc once for the step's rows and delivers each
+// sequence's token, or ends it.
+func (s *Scheduler) decide(rows []Row) {
+	decisions := s.sample(rows)
+	if len(decisions) != len(rows) {
+		err := fmt.Errorf("scheduler: SampleFunc returned %d decisions for %d rows", len(decisions), len(rows))
+		for _, row := range rows {
+			s.end(row.Seq, FinishError, err)
 		}
-		for i, row := range out {
-			q, d := row.Seq, decisions[i]
-			switch {
-			case d.Err != nil:
-				s.end(q, FinishError, fmt.Errorf("scheduler: sampling: %w", d.Err))
-				continue
-			case d.Token < 0 || int(d.Token) >= s.vocab:
-				s.end(q, FinishError, fmt.Errorf("scheduler: sampled token %d is outside the vocabulary of %d", d.Token, s.vocab))
-				continue
-			}
-			q.generated++
-			s.generatedTokens.Add(1)
-			q.next = d.Token
-			q.push(Event{Token: d.Token})
-			switch {
-			case d.Stop:
-				s.end(q, FinishStop, nil)
-			case q.generated >= q.maxGen:
-				s.end(q, FinishLength, nil)
-			}
+		return
+	}
+	for i, row := range rows {
+		q, d := row.Seq, decisions[i]
+		switch {
+		case d.Err != nil:
+			s.end(q, FinishError, fmt.Errorf("scheduler: sampling: %w", d.Err))
+			continue
+		case d.Token < 0 || int(d.Token) >= s.vocab:
+			s.end(q, FinishError, fmt.Errorf("scheduler: sampled token %d is outside the vocabulary of %d", d.Token, s.vocab))
+			continue
+		}
+		q.generated++
+		s.generatedTokens.Add(1)
+		q.next = d.Token
+		q.push(Event{Token: d.Token})
+		switch {
+		case d.Stop:
+			s.end(q, FinishStop, nil)
+		case q.generated >= q.maxGen:
+			s.end(q, FinishLength, nil)
 		}
 	}
 }

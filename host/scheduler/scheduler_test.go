@@ -547,6 +547,20 @@ func TestStepErrorEndsItsSequences(t *testing.T) {
 	idle(t, s, r)
 }
 
+func TestSampleFuncWrongLength(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t, testModel(), 64)
+	s := scheduler.New(r, func([]scheduler.Row) []scheduler.Decision { return nil }, scheduler.Config{})
+	defer s.Close()
+	q, err := s.Submit(context.Background(), scheduler.Request{Prompt: prompt(1, 4), MaxTokens: 2})
+	require.NoError(t, err)
+	toks, end := collect(t, q)
+	require.Empty(t, toks)
+	require.Equal(t, scheduler.FinishError, end.Finish)
+	require.EqualError(t, end.Err, "scheduler: SampleFunc returned 0 decisions for 1 rows")
+	idle(t, s, r)
+}
+
 func TestCloseEndsLiveSequences(t *testing.T) {
 	t.Parallel()
 	r := newRunner(t, testModel(), 256)
