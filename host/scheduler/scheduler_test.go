@@ -29,24 +29,28 @@ const testContext = 96
 var (
 	modelDir   string
 	modelMu    sync.Mutex
-	modelPaths = map[string]string{}
+	modelFiles = map[string]*gguf.File{}
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	for _, f := range modelFiles {
+		f.Close()
+	}
 	if modelDir != "" {
 		os.RemoveAll(modelDir)
 	}
 	os.Exit(code)
 }
 
-// modelFile writes a seeded model once per test binary.
-func modelFile(tb testing.TB, c testmodel.V3) string {
+// modelFile writes a seeded model and opens it once per test binary; tests
+// share the file (read only) and load it on backends of their own.
+func modelFile(tb testing.TB, c testmodel.V3) *gguf.File {
 	tb.Helper()
 	modelMu.Lock()
 	defer modelMu.Unlock()
-	if p, ok := modelPaths[c.Name]; ok {
-		return p
+	if f, ok := modelFiles[c.Name]; ok {
+		return f
 	}
 	if modelDir == "" {
 		dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-scheduler-")
@@ -55,8 +59,10 @@ func modelFile(tb testing.TB, c testmodel.V3) string {
 	}
 	p := filepath.Join(modelDir, c.Name+".gguf")
 	require.NoError(tb, c.WriteFile(p, 1))
-	modelPaths[c.Name] = p
-	return p
+	f, err := gguf.Open(p)
+	require.NoError(tb, err)
+	modelFiles[c.Name] = f
+	return f
 }
 
 // testModel is TinyV3 with a context of testContext tokens.
@@ -75,11 +81,8 @@ func newRunner(tb testing.TB, c testmodel.V3, cacheTokens int) *engine.Runner {
 
 func newRunnerThreads(tb testing.TB, c testmodel.V3, cacheTokens, threads int) *engine.Runner {
 	tb.Helper()
-	f, err := gguf.Open(modelFile(tb, c))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { f.Close() })
 	b := cpu.New(cpu.WithThreads(threads))
-	m, err := engine.LoadGGUF(f, b)
+	m, err := engine.LoadGGUF(modelFile(tb, c), b)
 	require.NoError(tb, err)
 	var perToken int64
 	for _, w := range m.CacheWidths() {
