@@ -21,19 +21,34 @@ type SamplerRow struct {
 }
 
 // SamplerOutput is what the plugin made of a row: adjusted logits
-// (processor mode) or a chosen token (selector mode; −1 in processor mode).
+// (processor mode) or a chosen token (selector mode; −1 in processor mode),
+// or a request for more candidates (Widen).
 type SamplerOutput struct {
 	Logits []float32
 	Token  int32
+	// Widen is the plugin's out_token −2 (sdk/ABI.md §6.2): the candidates
+	// are too few for its policy, so the caller repeats the step for this
+	// row with a wider set (up to the whole vocabulary) and draws nothing
+	// now. Token is then −1 and Logits nil. A row that already holds the
+	// whole vocabulary cannot be widened; the caller, which knows the
+	// vocabulary, treats such an answer as the plugin's failure.
+	Widen bool
 }
 
-// MaxSamplerCandidates bounds the candidates per row of one step.
-const MaxSamplerCandidates = 4096
+// MaxSamplerCandidates bounds the candidates per row of one step: room for
+// a whole vocabulary (DeepSeek's has 129,280 tokens), since a policy that
+// needs mass beyond its candidates makes the host widen a row up to that.
+const MaxSamplerCandidates = 1 << 18
 
-// maxSamplerArena bounds one step's arena (rows × candidates), so that the
-// arena's size cannot overflow and a step cannot ask for more than a
-// plugin's memory could hold.
+// maxSamplerArena bounds one step's arena (rows × candidates × 12 bytes,
+// 3 MiB for one row of MaxSamplerCandidates), so that the arena's size
+// cannot overflow and a step cannot ask for more than a plugin's memory
+// could hold. A step's arena is sized by its widest row: a caller that
+// widens a few rows steps them on their own, not with the whole batch.
 const maxSamplerArena = 1 << 30
+
+// widenToken is the out_token that asks for more candidates.
+const widenToken = -2
 
 // SamplerBatch is a sampler instance pinned to the sequences of one engine
 // shard: every sequence it opens lives in that instance, so a step covers
@@ -79,9 +94,10 @@ func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
 
 // Step runs the plugin over every row at once and returns its outputs. The
 // output logits are copies; a selector's token is checked to be one of the
-// row's candidates, and NaN logits are refused. A refused output, like a
-// failed call, gives up the batch's instance: its sequences are lost and
-// later calls on the batch fail.
+// row's candidates, and NaN logits are refused; a row the plugin asked to
+// widen has Widen set and no logits. A refused output, like a failed call,
+// gives up the batch's instance: its sequences are lost and later calls on
+// the batch fail.
 func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOutput, error) {
 	k := 0
 	for i, r := range rows {
@@ -140,7 +156,12 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 	}
 	out := make([]SamplerOutput, len(rows))
 	for i, r := range rows {
-		o := SamplerOutput{Token: int32(le.Uint32(arena[smpHeader+i*smpRow+28:])), Logits: make([]float32, len(r.IDs))}
+		tok := int32(le.Uint32(arena[smpHeader+i*smpRow+28:]))
+		if tok == widenToken {
+			out[i] = SamplerOutput{Token: -1, Widen: true}
+			continue
+		}
+		o := SamplerOutput{Token: tok, Logits: make([]float32, len(r.IDs))}
 		for j := range o.Logits {
 			v := math.Float32frombits(le.Uint32(arena[outs+4*(i*k+j):]))
 			if v != v {

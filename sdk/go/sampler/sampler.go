@@ -8,16 +8,19 @@
 package sampler
 
 import (
+	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/ulan-ai/ulan/sdk/go/ulan"
 )
 
 // Row is one sequence's candidates at one step. IDs and Logits are the
-// candidate set after the host's own stages; a processor writes adjusted
-// logits into Out (pre-filled with Logits; −Inf bans a candidate); a
-// selector sets Token to the chosen id instead (−1, the default, means "the
-// host draws from Out").
+// candidate set after the host's own stages: the row's best tokens, sorted
+// by logit, largest first, ties to the lower id. A processor writes
+// adjusted logits into Out (pre-filled with Logits; −Inf bans a
+// candidate); a selector sets Token to the chosen id instead (−1, the
+// default, means "the host draws from Out"). Either may call Widen instead.
 type Row struct {
 	Position int32   // tokens generated so far
 	U0, U1   float32 // uniforms in [0, 1) from the request's seeded generator
@@ -30,6 +33,19 @@ type Row struct {
 	handle int64 // the host's name for the sequence, for History
 }
 
+// TokenWiden is the out_token that asks the host for more candidates
+// (sdk/ABI.md §6.2); Widen sets it.
+const TokenWiden = -2
+
+// Widen answers the row with "these candidates are too few for my policy":
+// the host repeats this step for this row with a wider candidate set (up
+// to the whole vocabulary), and draws nothing now. Out is then ignored.
+// The policy must not advance the sequence's state for a widened answer:
+// the same step comes again. A row that already holds the whole
+// vocabulary (len(IDs) equal to the vocabulary size) must not be widened;
+// the host treats that as the plugin's error.
+func (r *Row) Widen() { r.Token = TokenWiden }
+
 // History returns the sequence's tokens so far — the prompt and every
 // token chosen since, as the host recorded them — oldest first: the last
 // max of them, or all when max ≤ 0. Penalties over a window and n-gram
@@ -38,9 +54,39 @@ func (r *Row) History(max int) ([]int32, error) { return history(r.handle, max) 
 
 // Sampler opens a sequence per generated choice.
 type Sampler interface {
-	// Open starts a sequence; params are the request's sampling parameters
-	// and the plugin's per-request params, as JSON.
+	// Open starts a sequence. params is smp_open's JSON (sdk/ABI.md §6.2):
+	// the request's sampling parameters, the plugin's per-request params
+	// and the vocabulary size; ParseOpen reads it.
 	Open(params []byte) (Sequence, error)
+}
+
+// OpenRequest is smp_open's JSON (sdk/ABI.md §6.2):
+//
+//	{"sampling": {"temperature": 0.7, "top_p": 0.9, …},
+//	 "params": {…}, "vocab_size": 129280}
+//
+// Sampling holds the request's SamplingParams as protobuf JSON with the
+// proto's snake_case names; a field the request left unset is absent.
+// Params holds the plugin's per-request parameters (absent when none).
+// VocabSize is the model's vocabulary size, the most candidates a row can
+// have; 0 when the host did not say.
+type OpenRequest struct {
+	Sampling  json.RawMessage `json:"sampling,omitempty"`
+	Params    json.RawMessage `json:"params,omitempty"`
+	VocabSize int             `json:"vocab_size,omitempty"`
+}
+
+// ParseOpen reads smp_open's JSON. Unknown fields are ignored; a negative
+// vocab_size is an error.
+func ParseOpen(raw []byte) (OpenRequest, error) {
+	var o OpenRequest
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return OpenRequest{}, fmt.Errorf("sampler: smp_open: %w", err)
+	}
+	if o.VocabSize < 0 {
+		return OpenRequest{}, fmt.Errorf("sampler: smp_open: vocab_size %d", o.VocabSize)
+	}
+	return o, nil
 }
 
 // Sequence samples one choice.

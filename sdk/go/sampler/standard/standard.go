@@ -1,0 +1,351 @@
+// Package standard is the standard sampling policy — llama.cpp's sampler
+// chain of top_k, typical_p, top_p, min_p and temperature — written once
+// for both of its users: the sampler plugin plugins/standard, and the host,
+// which runs it natively as the fallback when a sampler plugin fails. Both
+// compute the same bits (the arithmetic is sdk/go/sampler/samplemath's),
+// so a seed gives the same tokens either way.
+//
+// The policy is exact: where a stage needs probability mass beyond the
+// candidates the host pre-selected, Apply asks for a wider set instead of
+// guessing (sdk/ABI.md §6.2, out_token −2).
+package standard
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/ulan-ai/ulan/sdk/go/sampler"
+	"github.com/ulan-ai/ulan/sdk/go/sampler/samplemath"
+)
+
+// stage is one step of the chain.
+type stage uint8
+
+const (
+	topK stage = iota
+	typicalP
+	topP
+	minP
+	temperature
+)
+
+var stageNames = map[string]stage{
+	"top_k": topK, "typical_p": typicalP, "top_p": topP, "min_p": minP, "temperature": temperature,
+}
+
+// defaultOrder is llama.cpp's (common_params_sampling's samplers, less the
+// ones the host runs itself: penalties, DRY, and less XTC and top-n-sigma).
+var defaultOrder = []stage{topK, typicalP, topP, minP, temperature}
+
+// Policy is one sequence's standard policy: its parameters, read once by
+// Parse, and buffers that Apply reuses from step to step. It is not safe
+// for concurrent use.
+type Policy struct {
+	order       []stage // the stages that do something, in order
+	temperature float32
+	topK        int
+	topP        float32
+	minP        float32
+	typicalP    float32
+
+	live    []int32   // surviving candidates, by index, ascending
+	scratch []int32   // typical_p's order
+	shifted []float64 // typical_p's |surprise − entropy|, by candidate
+}
+
+// Parse reads the policy from smp_open's JSON (sdk/ABI.md §6.2; see
+// sampler.OpenRequest):
+//
+//	{"sampling": {"temperature": 0.7, "top_k": 40, "top_p": 0.9,
+//	              "min_p": 0.05, "typical_p": 1},
+//	 "params": {"order": ["top_k", "typical_p", "top_p", "min_p", "temperature"]},
+//	 "vocab_size": 129280}
+//
+// From sampling it reads temperature (finite, ≥ 0; unset means 1, 0 means
+// greedy), top_k (≥ 0; 0 or unset: off), top_p and typical_p (in (0, 1];
+// 1 or unset: off) and min_p (in [0, 1]; 0 or unset: off); other fields are
+// the host's. params may set order, the stages to run, in order, each at
+// most once; a stage left out does not run. The default is llama.cpp's:
+// top_k, typical_p, top_p, min_p, temperature. Anything else, or a value
+// out of range, is an error naming the field.
+func Parse(openJSON []byte) (*Policy, error) {
+	o, err := sampler.ParseOpen(openJSON)
+	if err != nil {
+		return nil, fmt.Errorf("standard: %w", err)
+	}
+	var s struct {
+		Temperature *float32 `json:"temperature"`
+		TopK        *int32   `json:"top_k"`
+		TopP        *float32 `json:"top_p"`
+		MinP        *float32 `json:"min_p"`
+		TypicalP    *float32 `json:"typical_p"`
+	}
+	if len(o.Sampling) > 0 {
+		if err := json.Unmarshal(o.Sampling, &s); err != nil {
+			return nil, fmt.Errorf("standard: sampling: %w", err)
+		}
+	}
+	var params struct {
+		Order []string `json:"order"`
+	}
+	if len(o.Params) > 0 {
+		if err := json.Unmarshal(o.Params, &params); err != nil {
+			return nil, fmt.Errorf("standard: params: %w", err)
+		}
+	}
+	p := &Policy{temperature: 1, topP: 1, typicalP: 1}
+	get := func(v *float32, def float32) float32 {
+		if v == nil {
+			return def
+		}
+		return *v
+	}
+	p.temperature = get(s.Temperature, 1)
+	p.topP = get(s.TopP, 1)
+	p.minP = get(s.MinP, 0)
+	p.typicalP = get(s.TypicalP, 1)
+	if s.TopK != nil {
+		p.topK = int(*s.TopK)
+	}
+	switch {
+	case !(p.temperature >= 0) || math.IsInf(float64(p.temperature), 1):
+		return nil, fmt.Errorf("standard: sampling.temperature %v: want a finite number ≥ 0", p.temperature)
+	case p.topK < 0:
+		return nil, fmt.Errorf("standard: sampling.top_k %d: want ≥ 0 (0 is off)", p.topK)
+	case !(p.topP > 0 && p.topP <= 1):
+		return nil, fmt.Errorf("standard: sampling.top_p %v: want more than 0, at most 1", p.topP)
+	case !(p.minP >= 0 && p.minP <= 1):
+		return nil, fmt.Errorf("standard: sampling.min_p %v: want 0 to 1", p.minP)
+	case !(p.typicalP > 0 && p.typicalP <= 1):
+		return nil, fmt.Errorf("standard: sampling.typical_p %v: want more than 0, at most 1", p.typicalP)
+	}
+	order := defaultOrder
+	if params.Order != nil {
+		order = nil
+		for i, name := range params.Order {
+			st, ok := stageNames[name]
+			if !ok {
+				return nil, fmt.Errorf("standard: params.order[%d]: %q is not one of top_k, typical_p, top_p, min_p, temperature", i, name)
+			}
+			if slices.Contains(order, st) {
+				return nil, fmt.Errorf("standard: params.order[%d]: %q comes twice", i, name)
+			}
+			order = append(order, st)
+		}
+	}
+	for _, st := range order {
+		off := st == topK && p.topK == 0 || st == typicalP && p.typicalP == 1 || st == topP && p.topP == 1 ||
+			st == minP && p.minP == 0 || st == temperature && p.temperature == 1
+		if !off {
+			p.order = append(p.order, st)
+		}
+	}
+	return p, nil
+}
+
+// errRow reports a row Apply cannot work with.
+var errRow = errors.New("standard: bad row")
+
+// Apply runs the policy over one row in processor mode. r.IDs and r.Logits
+// are the candidates, sorted by logit, largest first (ties to the lower
+// id); r.LSE is the log-sum-exp of the whole row; vocab is the number of
+// tokens the row could hold (the vocabulary size, or fewer where the rest
+// have probability 0): the candidates are complete when len(r.IDs) ≥ vocab.
+// vocab ≤ 0 means unknown, never complete.
+//
+// Apply writes r.Out: −Inf for each candidate a stage dropped, the
+// (temperature-scaled) logit of each one kept, for the host to draw from
+// with softmax(Out). It reads only r's candidates and LSE, and allocates
+// only when a row is longer than any before.
+//
+// Each stage sees the survivors of the stages before it, with their
+// probabilities renormalised over them, as in llama.cpp's chain:
+//
+//   - top_k keeps the k most likely;
+//   - typical_p (locally typical sampling, llama_sampler_typical) keeps
+//     the fewest tokens closest to the entropy, in order of
+//     |−log p − H|, whose mass exceeds typical_p;
+//   - top_p keeps the smallest most-likely prefix whose mass reaches top_p
+//     (at least one token);
+//   - min_p keeps the tokens with p ≥ min_p·p_max;
+//   - temperature divides the logits by T; T = 0 keeps only the most
+//     likely token (greedy, ties to the lower id).
+//
+// Exactness: the set of survivors is open — it may hold tokens beyond the
+// candidates — until a stage closes it: top_k when len(IDs) ≥ k, top_p
+// when the candidates' mass reaches top_p, min_p when a candidate falls
+// below its threshold, greedy always. Before any stage has run, the open
+// set is the whole row and probabilities are exp(l − LSE), true ones.
+// After a stage that leaves the set open (it may have dropped tokens past
+// the candidates) or a temperature ≠ 1, the open set's normaliser is
+// unknown: top_p then asks to widen, and typical_p, which needs every
+// survivor, asks whenever the set is open. If the set is still open after
+// the last stage, Apply asks to widen too. Asking to widen
+// returns true and leaves r.Out unspecified; the caller widens the
+// candidates (up to the whole vocabulary, where Apply never asks) and
+// calls Apply again. A complete row never widens.
+func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
+	n := len(r.IDs)
+	if len(r.Logits) != n || len(r.Out) < n {
+		return false, fmt.Errorf("%w: %d ids, %d logits, room for %d outputs", errRow, n, len(r.Logits), len(r.Out))
+	}
+	if n == 0 {
+		return false, nil
+	}
+	out := r.Out[:n]
+	for i, v := range r.Logits {
+		if v != v || i > 0 && v > r.Logits[i-1] {
+			return false, fmt.Errorf("%w: candidate %d: logit %v: not sorted largest first, or NaN", errRow, i, v)
+		}
+		out[i] = v
+	}
+	if math.IsInf(float64(out[0]), 0) {
+		return false, fmt.Errorf("%w: the best candidate's logit is %v", errRow, out[0])
+	}
+	live := slices.Grow(p.live[:0], n)[:n]
+	p.live = live // stages only shorten or rewrite it in place
+	for i := range live {
+		live[i] = int32(i)
+	}
+	open := vocab <= 0 || n < vocab
+	// While the set is open its survivors are a prefix of the whole row,
+	// sorted, that holds every candidate. whole says they are the whole
+	// row, unscaled: r.LSE is then their normaliser. Once a stage may have
+	// dropped tokens beyond the candidates, or scaled them, the normaliser
+	// is unknown until the set closes.
+	whole := open
+	for _, st := range p.order {
+		switch st {
+		case topK:
+			if len(live) >= p.topK {
+				live, open = live[:p.topK], false
+			} else if vocab <= 0 || p.topK < vocab {
+				whole = false
+			}
+		case topP:
+			lse, ok, err := p.normaliser(r, out, live, open, whole)
+			if err != nil || !ok {
+				return !ok, err
+			}
+			var mass float64
+			for j, i := range live {
+				mass += samplemath.Exp(float64(out[i]) - lse)
+				if mass >= float64(p.topP) {
+					live, open = live[:j+1], false
+					break
+				}
+			}
+			whole = false
+		case minP:
+			// p_i ≥ min_p·p_max ⇔ l_i ≥ l_max + log min_p: no normaliser,
+			// and a candidate that fails leaves every token after it out.
+			thr := float64(out[live[0]]) + samplemath.Log(float64(p.minP))
+			for j, i := range live {
+				if float64(out[i]) < thr {
+					live, open = live[:j], false
+					break
+				}
+			}
+			whole = false
+		case typicalP:
+			if open {
+				return true, nil
+			}
+			live = p.typical(out, live)
+		case temperature:
+			if p.temperature == 0 {
+				live, open = live[:1], false
+				break
+			}
+			for _, i := range live {
+				out[i] /= p.temperature
+			}
+			whole = false
+		}
+	}
+	if open {
+		return true, nil
+	}
+	j := 0
+	for i := range out {
+		if j < len(live) && live[j] == int32(i) {
+			j++
+			continue
+		}
+		out[i] = float32(math.Inf(-1))
+	}
+	return false, nil
+}
+
+// normaliser returns the log of the survivors' total weight, log Σ e^l:
+// the survivors' own once the set is closed, the row's LSE while they are
+// the whole row, and ok false (widen) when the set is open but no longer
+// the whole row.
+func (p *Policy) normaliser(r *sampler.Row, out []float32, live []int32, open, whole bool) (lse float64, ok bool, err error) {
+	if open {
+		if !whole {
+			return 0, false, nil
+		}
+		if !(r.LSE >= r.Logits[0]) || math.IsInf(float64(r.LSE), 1) {
+			return 0, false, fmt.Errorf("%w: log-sum-exp %v below the best logit %v", errRow, r.LSE, r.Logits[0])
+		}
+		return float64(r.LSE), true, nil
+	}
+	return logSumExp(out, live), true, nil
+}
+
+// logSumExp is log Σ e^out[i] over live, whose first is the largest.
+func logSumExp(out []float32, live []int32) float64 {
+	m := float64(out[live[0]])
+	var sum float64
+	for _, i := range live {
+		sum += samplemath.Exp(float64(out[i]) - m)
+	}
+	return m + samplemath.Log(sum)
+}
+
+// typical is llama_sampler_typical over a closed set: with p_i the
+// survivors' renormalised probabilities and H = −Σ p_i log p_i their
+// entropy, order them by |−log p_i − H| (ties to the lower index) and keep
+// the first ones whose mass exceeds typical_p (at least one). A token of
+// probability 0 adds nothing to H and sorts last. It returns the kept
+// indices, ascending.
+func (p *Policy) typical(out []float32, live []int32) []int32 {
+	lse := logSumExp(out, live)
+	p.shifted = slices.Grow(p.shifted[:0], len(out))[:len(out)]
+	var h float64
+	for _, i := range live {
+		nl := lse - float64(out[i]) // −log p_i
+		if pi := samplemath.Exp(-nl); pi > 0 {
+			h += float64(pi * nl)
+		}
+	}
+	for _, i := range live {
+		p.shifted[i] = math.Abs(lse - float64(out[i]) - h)
+	}
+	order := append(p.scratch[:0], live...)
+	p.scratch = order
+	shifted := p.shifted
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := cmp.Compare(shifted[a], shifted[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	var mass float64
+	keep := len(order)
+	for j, i := range order {
+		mass += samplemath.Exp(float64(out[i]) - lse)
+		if mass > float64(p.typicalP) {
+			keep = j + 1
+			break
+		}
+	}
+	live = append(live[:0], order[:keep]...)
+	slices.Sort(live)
+	return live
+}
