@@ -1,6 +1,8 @@
 package samplemath_test
 
 import (
+	"encoding/binary"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -241,4 +243,25 @@ func BenchmarkTopK64Of129280(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestExpLogDigest hashes Exp and Log over 100,000 inputs spread over
+// their ranges and pins the digest: the same bits on every platform and
+// build (CI may run it with GOAMD64=v3, where Go could otherwise fuse
+// multiply-adds, with GOARCH=386, or as wasip1 under wazero).
+func TestExpLogDigest(t *testing.T) {
+	t.Parallel()
+	h := fnv.New64a()
+	var b [8]byte
+	put := func(v float64) {
+		binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
+		h.Write(b[:])
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 50000 {
+		x := (r.Float64()*2 - 1) * 750
+		put(samplemath.Exp(x))
+		put(samplemath.Log(math.Ldexp(math.Abs(x), r.IntN(2000)-1000)))
+	}
+	require.Equal(t, uint64(0x22efbd8e48b70f6b), h.Sum64(), "digest %#x", h.Sum64())
 }
