@@ -147,6 +147,21 @@ func Parse(openJSON []byte) (*Policy, error) {
 	return p, nil
 }
 
+// KeepsAll reports whether the policy keeps every token and only divides
+// the logits by t (1 when it has no temperature stage): no truncating
+// stage is on and the temperature is not 0. A host may then draw from the
+// whole row, unsorted, with the logits Apply would give.
+func (p *Policy) KeepsAll() (t float32, ok bool) {
+	t = 1
+	for _, st := range p.order {
+		if st != temperature || p.temperature == 0 {
+			return 0, false
+		}
+		t = p.temperature
+	}
+	return t, true
+}
+
 // errRow reports a row Apply cannot work with.
 var errRow = errors.New("standard: bad row")
 

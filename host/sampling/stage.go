@@ -1,0 +1,563 @@
+package sampling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/plugin"
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
+	"github.com/ulan-ai/ulan/sdk/go/sampler"
+
+	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+)
+
+// firstK is the candidate count a row starts with when the request's top_k
+// does not say how many the policy keeps.
+const firstK = 64
+
+// widenBy is the factor the candidate set grows by when a policy asks for
+// more.
+const widenBy = 16
+
+// Result is one choice's outcome of a step.
+type Result struct {
+	// Token is the chosen token.
+	Token int32
+	// Logprob is its natural log probability under the sampling
+	// distribution (set when the request asked for logprobs).
+	Logprob float32
+	// Top are the most likely tokens of the sampling distribution, most
+	// likely first (top_logprobs of them).
+	Top []Alt
+	// Err is set when the choice cannot go on; Token is then meaningless.
+	Err error
+}
+
+// Alt is a token with its log probability.
+type Alt struct {
+	Token   int32
+	Logprob float32
+}
+
+// Stage samples the choices of a step. It keeps one instance of each
+// sampler plugin in use pinned across steps (a plugin.SamplerBatch), so a
+// step calls each plugin once for all the choices it serves. It is safe
+// for concurrent use; steps run one at a time.
+type Stage struct {
+	mu      sync.Mutex
+	batches map[*generation.Plugin]*batch
+}
+
+// batch is a pinned plugin instance and the choices open in it.
+type batch struct {
+	b    *plugin.SamplerBatch
+	seqs map[*Seq]bool
+}
+
+// NewStage returns an empty stage.
+func NewStage() *Stage { return &Stage{batches: map[*generation.Plugin]*batch{}} }
+
+// row is one choice's work in a step.
+type row struct {
+	s      *Seq
+	logits []float32 // the full row after the native stage
+	finite int       // tokens of non-zero probability
+	lse    float32
+	u0, u1 float32
+	k      int // candidates wanted
+	ids    []int32
+	cand   []float32
+	out    []float32
+	sorted []int32 // the row's ids by logit, once a set is widened
+	whole  bool    // the policy's logits are the whole row, in logits
+	token  int32   // a selector's choice; −1: draw
+	done   bool    // the policy has answered
+	err    error
+}
+
+// Step samples one token for each choice from its logits row (vocabulary
+// wide; the stage writes to it). Each choice's chosen token is appended to
+// its history. A choice that cannot go on gets a Result with Err; the
+// others are not affected.
+func (st *Stage) Step(ctx context.Context, seqs []*Seq, logits [][]float32) []Result {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rows := make([]*row, len(seqs))
+	var plugged map[*generation.Plugin][]*row
+	for i, s := range seqs {
+		r := &row{s: s, logits: logits[i], token: -1}
+		rows[i] = r
+		r.u0, r.u1 = s.uniforms()
+		if len(r.logits) != s.vocab {
+			r.err = fmt.Errorf("sampling: a logits row of %d for a vocabulary of %d", len(r.logits), s.vocab)
+			continue
+		}
+		if r.err = s.shape(r.logits); r.err != nil {
+			continue
+		}
+		r.lse, r.finite, r.err = logSumExp(r.logits)
+		if r.err != nil {
+			continue
+		}
+		r.k = s.firstK()
+		if s.plugin != nil && !s.fallback {
+			r.select_()
+			if plugged == nil {
+				plugged = map[*generation.Plugin][]*row{}
+			}
+			plugged[s.plugin] = append(plugged[s.plugin], r)
+		}
+	}
+	for p, rs := range plugged {
+		st.runPlugin(ctx, p, rs)
+	}
+	res := make([]Result, len(rows))
+	for i, r := range rows {
+		if r.err == nil && !r.done {
+			r.runNative()
+		}
+		res[i] = r.draw()
+		if res[i].Err == nil {
+			r.s.Append(res[i].Token)
+			st.record(ctx, r.s, res[i].Token)
+		}
+	}
+	return res
+}
+
+// shape applies the native stage to a row in place: logit_bias, allowed
+// and banned tokens, min_tokens, then the penalties over the window.
+func (s *Seq) shape(l []float32) error {
+	for id, b := range s.bias {
+		l[id] += b
+	}
+	if s.allowed != nil {
+		for i, ok := range s.allowed {
+			if !ok {
+				l[i] = float32(math.Inf(-1))
+			}
+		}
+	}
+	for _, id := range s.banned {
+		l[id] = float32(math.Inf(-1))
+	}
+	if s.Generated() < s.minTokens {
+		for id := range s.eos {
+			l[id] = float32(math.Inf(-1))
+		}
+		for id := range s.stops {
+			l[id] = float32(math.Inf(-1))
+		}
+	}
+	if s.repetition != 1 || s.presence != 0 || s.frequency != 0 {
+		for id, c := range s.counts {
+			v := l[id]
+			if s.repetition != 1 {
+				if v > 0 {
+					v /= s.repetition
+				} else {
+					v *= s.repetition
+				}
+			}
+			l[id] = v - float32(c)*s.frequency - s.presence
+		}
+	}
+	return nil
+}
+
+// logSumExp returns the row's log-sum-exp (summed in float64) and how
+// many of its values are finite. A NaN, +Inf or a row with nothing left to
+// sample is an error.
+func logSumExp(l []float32) (float32, int, error) {
+	mx := math.Inf(-1)
+	for i, v := range l {
+		switch {
+		case v != v:
+			return 0, 0, fmt.Errorf("sampling: the model gave a NaN logit for token %d", i)
+		case math.IsInf(float64(v), 1):
+			return 0, 0, fmt.Errorf("sampling: logit of token %d is +Inf", i)
+		}
+		mx = max(mx, float64(v))
+	}
+	if math.IsInf(mx, -1) {
+		return 0, 0, errors.New("sampling: no token can be sampled: allowed_token_ids, banned_token_ids, logit_bias and min_tokens leave none")
+	}
+	var sum float64
+	finite := 0
+	for _, v := range l {
+		if !math.IsInf(float64(v), -1) {
+			sum += math.Exp(float64(v) - mx)
+			finite++
+		}
+	}
+	return float32(mx + math.Log(sum)), finite, nil
+}
+
+// firstK is the number of candidates a row starts with: top_k when the
+// request sets one, else firstK; never fewer than top_logprobs.
+func (s *Seq) firstK() int {
+	k := firstK
+	if t := int(s.p.GetTopK()); t > 0 {
+		k = t
+	}
+	if s.p.Temperature != nil && s.p.GetTemperature() == 0 {
+		k = 1
+	}
+	return min(max(k, s.topLogprobs, 1), s.vocab)
+}
+
+// select_ fills the row's candidates: its r.k best tokens (all finite
+// ones when fewer), best first, ties to the lower id. The first set of a
+// step comes from a heap; a widened one from the row sorted once.
+func (r *row) select_() {
+	k := min(r.k, r.finite)
+	if r.k >= r.s.vocab {
+		k = r.s.vocab // the whole vocabulary, −Inf included
+	}
+	r.ids = slices.Grow(r.ids[:0], k)[:k]
+	r.cand = slices.Grow(r.cand[:0], k)[:k]
+	r.out = slices.Grow(r.out[:0], k)[:k]
+	if r.sorted == nil && k <= firstK*4 {
+		if _, err := primitive.TopK(r.logits, k, r.ids, r.cand); err != nil {
+			r.err = fmt.Errorf("sampling: %w", err)
+		}
+	} else {
+		if r.sorted == nil {
+			r.sorted = sortedIDs(r.logits)
+		}
+		copy(r.ids, r.sorted)
+		for i, id := range r.ids {
+			r.cand[i] = r.logits[id]
+		}
+	}
+	copy(r.out, r.cand)
+}
+
+// sortedIDs orders a row's token ids by logit, largest first, ties to the
+// lower id: primitive.TopK's order, which is total, so both give the same
+// candidates.
+func sortedIDs(vals []float32) []int32 {
+	idx := make([]int32, len(vals))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		switch va, vb := vals[a], vals[b]; {
+		case va > vb:
+			return -1
+		case va < vb:
+			return 1
+		}
+		return int(a - b)
+	})
+	return idx
+}
+
+// complete reports whether the row's candidates hold every token of
+// non-zero probability.
+func (r *row) complete() bool { return len(r.ids) >= r.finite }
+
+// widen grows the candidate set; false when it already holds the whole
+// vocabulary.
+func (r *row) widen() bool {
+	if r.k >= r.s.vocab {
+		return false
+	}
+	if r.complete() {
+		r.k = r.s.vocab
+	} else {
+		r.k = min(r.k*widenBy, r.s.vocab)
+	}
+	r.select_()
+	return r.err == nil
+}
+
+// sdkRow is the row as a policy sees it.
+func (r *row) sdkRow() *sampler.Row {
+	return &sampler.Row{Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1, LSE: r.lse,
+		IDs: r.ids, Logits: r.cand, Out: r.out, Token: -1}
+}
+
+// runNative runs the built-in standard policy, widening until it is
+// satisfied. Tokens outside a row's finite set have probability 0 under
+// the standard policy, so once the candidates hold all of them the row
+// counts as complete. A policy that keeps every token only scales the
+// row: it is drawn from whole, unsorted (draw's order is the ids', so a
+// plugin's answer over the sorted row draws the same token).
+func (r *row) runNative() {
+	if t, all := r.s.native.KeepsAll(); all {
+		for i := range r.logits {
+			r.logits[i] /= t
+		}
+		r.whole, r.done = true, true
+		return
+	}
+	if r.ids == nil {
+		r.select_()
+		if r.err != nil {
+			return
+		}
+	}
+	for {
+		vocab := r.s.vocab
+		if r.complete() {
+			vocab = len(r.ids)
+		}
+		copy(r.out, r.cand)
+		widen, err := r.s.native.Apply(r.sdkRow(), vocab)
+		if err != nil {
+			r.err = fmt.Errorf("sampling: the standard policy: %w", err)
+			return
+		}
+		if !widen {
+			r.done = true
+			return
+		}
+		if !r.widen() {
+			r.err = errors.New("sampling: the standard policy asked for more than the whole vocabulary")
+			return
+		}
+	}
+}
+
+// runPlugin runs one sampler plugin over its rows, widening the rows it
+// asks to widen. When the plugin fails, each row's choice follows the
+// plugin's failure policy: the standard policy serves it from then on
+// (annotated), or the choice ends.
+func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*row) {
+	b, err := st.batch(ctx, p)
+	if err == nil {
+		err = b.openAll(ctx, rows)
+	}
+	for err == nil && len(rows) > 0 {
+		in := make([]plugin.SamplerRow, len(rows))
+		for i, r := range rows {
+			in[i] = plugin.SamplerRow{Handle: r.s.handle, Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1,
+				LSE: r.lse, IDs: r.ids, Logits: r.cand}
+		}
+		var outs []plugin.SamplerOutput
+		if outs, err = b.b.Step(ctx, in); err != nil {
+			break
+		}
+		var again []*row
+		for i, r := range rows {
+			o := outs[i]
+			if o.Widen {
+				if r.widen() {
+					again = append(again, r)
+				} else if r.err == nil {
+					r.err = fmt.Errorf("sampler plugin %s asked for more candidates than the vocabulary has", p.ID)
+				}
+				continue
+			}
+			copy(r.out, o.Logits)
+			r.token, r.done = o.Token, true
+		}
+		rows = again
+	}
+	if err == nil {
+		return
+	}
+	st.drop(ctx, p)
+	for _, r := range rows {
+		r.pluginFailed(p, err)
+	}
+}
+
+// pluginFailed applies the plugin's failure policy to one row.
+func (r *row) pluginFailed(p *generation.Plugin, err error) {
+	r.s.handle = 0
+	if p.Policy != generation.Fallback {
+		r.err = fmt.Errorf("sampler plugin %s failed (fail_closed): %w", p.ID, err)
+		return
+	}
+	r.s.fallback = true
+	r.s.notes = append(r.s.notes, Note{Kind: ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, Source: p.ID,
+		Message: fmt.Sprintf("sampler plugin %s failed at token %d (%v); the built-in standard sampler served the rest", p.ID, r.s.Generated(), err)})
+	r.k = r.s.firstK()
+	r.select_()
+}
+
+// batch returns the plugin's pinned instance, opening one if needed.
+func (st *Stage) batch(ctx context.Context, p *generation.Plugin) (*batch, error) {
+	if b := st.batches[p]; b != nil {
+		return b, nil
+	}
+	sb, err := p.Runtime.OpenSamplerBatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{b: sb, seqs: map[*Seq]bool{}}
+	st.batches[p] = b
+	return b, nil
+}
+
+// openAll opens the rows' sequences the plugin has not seen yet, handing
+// each its history.
+func (b *batch) openAll(ctx context.Context, rows []*row) error {
+	for _, r := range rows {
+		if r.s.handle != 0 {
+			continue
+		}
+		h, err := b.b.Open(ctx, r.s.openJSON)
+		if err != nil {
+			return err
+		}
+		r.s.handle = h
+		b.seqs[r.s] = true
+		if err := b.b.Record(h, r.s.history...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drop gives up a failed plugin's instance; its choices lose their
+// handles.
+func (st *Stage) drop(ctx context.Context, p *generation.Plugin) {
+	b := st.batches[p]
+	if b == nil {
+		return
+	}
+	delete(st.batches, p)
+	for s := range b.seqs {
+		s.handle = 0
+	}
+	b.b.Close(ctx)
+}
+
+// record tells a choice's plugin the token the host chose.
+func (st *Stage) record(ctx context.Context, s *Seq, tok int32) {
+	if s.handle == 0 || s.plugin == nil {
+		return
+	}
+	b := st.batches[s.plugin]
+	if b == nil {
+		return
+	}
+	if err := b.b.Record(s.handle, tok); err != nil {
+		st.drop(ctx, s.plugin)
+		s.fallback = s.plugin.Policy == generation.Fallback
+	}
+}
+
+// Release ends a choice: its plugin sequence is closed, and an instance
+// that serves no choice any more goes back to its pool.
+func (st *Stage) Release(ctx context.Context, s *Seq) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s.plugin == nil {
+		return
+	}
+	b := st.batches[s.plugin]
+	if b == nil || !b.seqs[s] {
+		return
+	}
+	delete(b.seqs, s)
+	if s.handle != 0 {
+		if err := b.b.CloseSequence(ctx, s.handle); err != nil {
+			st.drop(ctx, s.plugin)
+			return
+		}
+		s.handle = 0
+	}
+	if len(b.seqs) == 0 {
+		delete(st.batches, s.plugin)
+		b.b.Close(ctx)
+	}
+}
+
+// Close releases every pinned instance.
+func (st *Stage) Close(ctx context.Context) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for p := range st.batches {
+		st.drop(ctx, p)
+	}
+}
+
+// draw picks the token: the selector's choice, or a draw with u0 from
+// the softmax of the policy's logits, by inverse CDF in token-id order —
+// an order that does not depend on how many candidates the policy saw,
+// so the whole-row draw and a draw over the sorted candidates agree — with
+// the log probabilities asked for.
+func (r *row) draw() Result {
+	if r.err != nil {
+		return Result{Err: r.err}
+	}
+	ids, vals := r.byID()
+	probs := make([]float32, len(vals))
+	if err := primitive.Softmax(vals, 1, probs); err != nil {
+		return Result{Err: fmt.Errorf("sampling: the policy left no token to draw: %w", err)}
+	}
+	i := -1
+	if r.token >= 0 {
+		i = slices.Index(ids, r.token)
+	}
+	if i < 0 {
+		var err error
+		if i, err = primitive.Draw(probs, r.u0); err != nil {
+			return Result{Err: fmt.Errorf("sampling: %w", err)}
+		}
+	}
+	res := Result{Token: tokenAt(ids, i)}
+	if !r.s.logprobs {
+		return res
+	}
+	res.Logprob = float32(math.Log(float64(probs[i])))
+	if n := min(r.s.topLogprobs, len(probs)); n > 0 {
+		idx := make([]int32, n)
+		top := make([]float32, n)
+		n, _ = primitive.TopK(probs, n, idx, top)
+		for j := range n {
+			if top[j] <= 0 {
+				break
+			}
+			res.Top = append(res.Top, Alt{Token: tokenAt(ids, int(idx[j])), Logprob: float32(math.Log(float64(top[j])))})
+		}
+	}
+	return res
+}
+
+// tokenAt is the token at index i of byID's order (ids nil: i itself).
+func tokenAt(ids []int32, i int) int32 {
+	if ids == nil {
+		return int32(i)
+	}
+	return ids[i]
+}
+
+// byID returns the policy's logits in token-id order: the whole row as it
+// is (ids nil), or the candidates sorted by id — scattered over the
+// vocabulary when they are many, which adds only tokens of probability 0.
+func (r *row) byID() ([]int32, []float32) {
+	if r.whole {
+		return nil, r.logits
+	}
+	if len(r.ids) > r.s.vocab/8 {
+		full := r.logits // the native stage's row is no longer needed
+		for i := range full {
+			full[i] = float32(math.Inf(-1))
+		}
+		for j, id := range r.ids {
+			full[id] = r.out[j]
+		}
+		return nil, full
+	}
+	order := make([]int, len(r.ids))
+	for j := range order {
+		order[j] = j
+	}
+	slices.SortFunc(order, func(a, b int) int { return int(r.ids[a] - r.ids[b]) })
+	ids := make([]int32, len(order))
+	vals := make([]float32, len(order))
+	for j, o := range order {
+		ids[j], vals[j] = r.ids[o], r.out[o]
+	}
+	return ids, vals
+}
