@@ -140,6 +140,7 @@ var testPresets = map[string]func() testmodel.V3{
 	"tiny-v3": testmodel.TinyV3,
 	"tiny-v2": testmodel.TinyV2,
 	"bench":   testmodel.Bench,
+	"demo-v3": testmodel.DemoV3,
 }
 
 func newModelTestgenCmd() *cobra.Command {

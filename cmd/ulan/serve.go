@@ -54,6 +54,11 @@ func newServeCmd() *cobra.Command {
 file given with --config, then ULAN_* environment variables (ULAN_SERVER_LISTEN
 for server.listen), then flags; later sources win.
 
+Without --model (model.path), serve runs a built-in demo model: a small
+random-weight DeepSeek-V3-architecture model with DeepSeek's real tokenizer,
+written from a fixed seed into the user's cache directory (ulan/models) on
+first use. It exercises every path of the server; its words are random.
+
 Every configured plugin is loaded at start-up; one that fails (a missing file,
 a hash mismatch, a grant short of its needs, an init that refuses its config)
 stops start-up with each problem listed by key.
@@ -69,7 +74,7 @@ signal stops the server at once.`,
 	f.Duration("drain-timeout", def.Server.DrainTimeout, "how long streams may finish after a shutdown signal (server.drain_timeout)")
 	f.String("log-level", def.Log.Level, "debug, info, warn or error (log.level)")
 	f.String("log-format", def.Log.Format, "text or json (log.format)")
-	f.String("model", def.Model.Path, "GGUF model file to load (model.path)")
+	f.String("model", def.Model.Path, "GGUF model file to load (model.path); none serves a built-in demo model with random weights")
 	f.Int("threads", def.Model.Threads, "goroutines per engine operation, 0 for one per CPU (model.threads)")
 	f.String("kv-cache", def.Model.KVCache.String(), "KV-cache memory budget (model.kv_cache)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -91,67 +96,13 @@ signal stops the server at once.`,
 // serve runs the server until the first SIGINT/SIGTERM, drains, and stops at
 // once on a second signal.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
-	deps := generation.Deps{Logger: log, Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer}}
-	if len(cfg.Plugins) > 0 {
-		if cache := openPluginCache(log); cache != nil {
-			defer cache.Close(context.Background())
-			deps.Cache = cache
-		}
-	}
-	// The model loads before the plugins, since tokenizer plugins are handed
-	// its tokenizer.
-	var model *pipeline.Model
-	if cfg.Model.Path != "" {
-		threads := cfg.Model.Threads
-		if threads == 0 {
-			threads = runtime.NumCPU()
-		}
-		lm, err := loadModel(cfg.Model.Path, threads, stderr)
-		if err != nil {
-			return err
-		}
-		defer lm.Close()
-		r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: int64(cfg.Model.KVCache)})
-		if err != nil {
-			return fmt.Errorf("model.kv_cache: %w", err)
-		}
-		info := lm.model.Info()
-		log.Info("model loaded", "path", cfg.Model.Path, "architecture", info.Architecture,
-			"parameters", info.TotalParams, "kv_cache_tokens", r.CacheTokens(), "threads", threads)
-		tok, err := tokenizer.FromGGUF(lm.file)
-		if err != nil {
-			log.Warn("the model's tokenizer cannot be rebuilt; Tokenize and Detokenize are unavailable", "err", err)
-		} else if deps.ModelTokenizer, err = tok.Bundle(); err != nil {
-			return fmt.Errorf("the model's tokenizer: %w", err)
-		}
-		model = &pipeline.Model{
-			Name:      modelName(cfg.Model.Path, info),
-			Format:    "gguf",
-			DTypes:    lm.dtypes(),
-			Backend:   lm.backend.Name(),
-			Runner:    r,
-			Tokenizer: tok,
-		}
-	}
-	gen, err := generation.Build(ctx, cfg, deps)
-	if err != nil {
-		return fmt.Errorf("plugins:\n%w", err)
-	}
-	// Closed once Serve has returned: no request runs on the generation any more.
-	defer gen.Close(context.Background())
-	if len(cfg.Plugins) > 0 || len(cfg.Pipelines) > 0 {
-		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
-			"pipelines", len(gen.Pipelines()), "took", gen.Took())
-	}
-	opts := []host.Option{host.WithLogger(log), host.WithGeneration(gen, deps)}
-	if model != nil {
-		model.Generation = gen
-		opts = append(opts, host.WithInference(pipeline.New(*model)))
-	}
-	srv, err := host.New(cfg, opts...)
+	srv, release, err := newServer(ctx, cfg, log, stderr)
 	if err != nil {
 		return err
 	}
+	// Released once Serve has returned: no request runs on the model or the
+	// generation any more.
+	defer release()
 	ln, err := srv.Listen()
 	if err != nil {
 		return err
@@ -165,6 +116,91 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 	defer drain()
 	go onSignals(sigs, log, drain, func() { _ = srv.Close() })
 	return srv.Serve(ctx, ln)
+}
+
+// newServer loads the model (model.path, or the built-in demo model when
+// that is empty) and the plugins and builds the server on them; release
+// closes what they hold, once the server is done.
+func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) (srv *host.Server, release func(), err error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	deps := generation.Deps{Logger: log, Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer}}
+	if len(cfg.Plugins) > 0 {
+		if cache := openPluginCache(log); cache != nil {
+			closers = append(closers, func() { _ = cache.Close(context.Background()) })
+			deps.Cache = cache
+		}
+	}
+	// The model loads before the plugins, since tokenizer plugins are handed
+	// its tokenizer.
+	path := cfg.Model.Path
+	if path == "" {
+		p, cleanup, err := demoModel(builtinDemo, log, stderr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("no model given (model.path), and the built-in demo model: %w", err)
+		}
+		closers = append(closers, cleanup)
+		path = p
+	}
+	threads := cfg.Model.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	lm, err := loadModel(path, threads, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() { _ = lm.Close() })
+	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: int64(cfg.Model.KVCache)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("model.kv_cache: %w", err)
+	}
+	info := lm.model.Info()
+	name := modelName(path, info)
+	log.Info("model loaded", "model", name, "path", path, "architecture", info.Architecture,
+		"parameters", info.TotalParams, "kv_cache_tokens", r.CacheTokens(), "threads", threads)
+	if cfg.Model.Path == "" {
+		log.Info("no model given: serving the built-in demo model, whose weights and so whose words are random; "+
+			"serve a DeepSeek checkpoint with --model FILE (model.path)", "model", name)
+	}
+	tok, err := tokenizer.FromGGUF(lm.file)
+	if err != nil {
+		log.Warn("the model's tokenizer cannot be rebuilt; Tokenize and Detokenize are unavailable", "err", err)
+	} else if deps.ModelTokenizer, err = tok.Bundle(); err != nil {
+		return nil, nil, fmt.Errorf("the model's tokenizer: %w", err)
+	}
+	model := &pipeline.Model{
+		Name:      name,
+		Format:    "gguf",
+		DTypes:    lm.dtypes(),
+		Backend:   lm.backend.Name(),
+		Runner:    r,
+		Tokenizer: tok,
+	}
+	gen, err := generation.Build(ctx, cfg, deps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugins:\n%w", err)
+	}
+	closers = append(closers, func() { _ = gen.Close(context.Background()) })
+	if len(cfg.Plugins) > 0 || len(cfg.Pipelines) > 0 {
+		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
+			"pipelines", len(gen.Pipelines()), "took", gen.Took())
+	}
+	model.Generation = gen
+	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pipeline.New(*model)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, closeAll, nil
 }
 
 // openPluginCache opens the on-disk compilation cache for plugins in the user's cache

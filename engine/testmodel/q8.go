@@ -5,11 +5,10 @@ import (
 	"math"
 )
 
-// quantizeQ8_0 rounds values to ggml's Q8_0 exactly as ggml's reference
-// quantize_row_q8_0_ref does: d = amax/127 stored as f16, q = round(x/d)
-// half away from zero.
-func quantizeQ8_0(v []float32) []byte {
-	out := make([]byte, len(v)/32*34)
+// quantizeQ8_0 rounds values to ggml's Q8_0 into out (len(v)/32·34 bytes)
+// exactly as ggml's reference quantize_row_q8_0_ref does: d = amax/127
+// stored as f16, q = round(x/d) half away from zero.
+func quantizeQ8_0(out []byte, v []float32) {
 	for b := range len(v) / 32 {
 		blk := v[b*32 : (b+1)*32]
 		var amax float32
@@ -27,7 +26,6 @@ func quantizeQ8_0(v []float32) []byte {
 			o[2+j] = byte(int8(math.Round(float64(x * id))))
 		}
 	}
-	return out
 }
 
 // f32ToF16 converts with round-to-nearest-even (values here are normal and
@@ -60,10 +58,9 @@ func f32ToF16(f float32) uint16 {
 	return sign | uint16(r)
 }
 
-// halves stores values as f16 or bf16, rounding to nearest even (the values
-// are finite).
-func halves(v []float32, bf16 bool) []byte {
-	out := make([]byte, 2*len(v))
+// halves stores values into out (2·len(v) bytes) as f16 or bf16, rounding
+// to nearest even (the values are finite).
+func halves(out []byte, v []float32, bf16 bool) {
 	for i, x := range v {
 		h := f32ToF16(x)
 		if bf16 {
@@ -72,5 +69,4 @@ func halves(v []float32, bf16 bool) []byte {
 		}
 		binary.LittleEndian.PutUint16(out[2*i:], h)
 	}
-	return out
 }

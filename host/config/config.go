@@ -43,7 +43,8 @@ type Config struct {
 
 // Model configures the model the server loads at start-up.
 type Model struct {
-	// Path is a GGUF model file; empty serves without a model.
+	// Path is a GGUF model file; empty serves the built-in demo model
+	// (random weights, written to the user's cache directory on first use).
 	Path string `koanf:"path"`
 	// Threads is the goroutines per engine operation; 0 means one per CPU.
 	Threads int `koanf:"threads"`

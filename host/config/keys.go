@@ -37,7 +37,7 @@ var docs = map[string]keyDoc{
 	"server.cors.max_age":         {desc: "how long browsers may cache a CORS preflight response (whole seconds)"},
 	"server.tls.cert_file":        {desc: "PEM certificate chain to serve HTTPS with; set with key_file, or neither for plain HTTP"},
 	"server.tls.key_file":         {desc: "PEM private key for cert_file"},
-	"model.path":                  {desc: "GGUF model file to load at start-up; empty serves without a model"},
+	"model.path":                  {desc: "GGUF model file to load at start-up; empty serves a built-in demo model with random weights"},
 	"model.threads":               {desc: "goroutines per engine operation; 0 means one per CPU"},
 	"model.kv_cache":              {desc: "KV-cache memory budget; sequences that do not fit are refused"},
 	"limits.max_request_bytes":    {desc: "largest request body accepted, from 1KiB to 1GiB"},
