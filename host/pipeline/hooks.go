@@ -22,7 +22,7 @@ import (
 // concurrent use: a choice's deltas come in order.
 type HookChain struct {
 	links []*hookLink
-	notes []string
+	notes []*ulanv1.Annotation
 	ended bool
 }
 
@@ -31,8 +31,9 @@ type hookLink struct {
 	s    *plugin.HookSession
 	spec *plugin.HookSpec
 	off  bool // failed open: skipped from then on
-	// redacted records that the hook's first redaction was annotated.
-	redacted bool
+	// redactions counts the hook's redactions, which redacted reports.
+	redactions int
+	redacted   *ulanv1.Annotation
 }
 
 // HookOutput is what leaves the chain for one delta or at the end.
@@ -65,7 +66,7 @@ func OpenHookChain(ctx context.Context, hooks []*generation.Plugin, meta []byte)
 		if err != nil {
 			if h.Policy == generation.FailOpen {
 				l.off = true
-				c.note(fmt.Sprintf("hook %s was skipped (fail_open): it could not open: %v", h.ID, err))
+				c.note(ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_SKIPPED, l, fmt.Sprintf("hook %s was skipped (fail_open): it could not open: %v", h.ID, err))
 				c.links = append(c.links, l)
 				continue
 			}
@@ -129,9 +130,13 @@ func (c *HookChain) apply(l *hookLink, r plugin.HookResult, text string) (string
 	case plugin.HookReplace:
 		return r.Emit, nil
 	case plugin.HookRedact:
-		if !l.redacted {
-			l.redacted = true
-			c.note(fmt.Sprintf("hook %s redacted output", l.p.ID))
+		l.redactions++
+		if l.redacted == nil {
+			l.redacted = c.note(ulanv1.AnnotationKind_ANNOTATION_KIND_REDACTION, l, "")
+		}
+		l.redacted.Message = fmt.Sprintf("hook %s redacted output %d times", l.p.ID, l.redactions)
+		if l.redactions == 1 {
+			l.redacted.Message = fmt.Sprintf("hook %s redacted output once", l.p.ID)
 		}
 		return r.Emit, nil
 	}
@@ -142,7 +147,7 @@ func (c *HookChain) apply(l *hookLink, r plugin.HookResult, text string) (string
 		finish = ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER
 	}
 	msg := fmt.Sprintf("hook %s stopped the output", l.p.ID)
-	c.note(msg)
+	c.note(ulanv1.AnnotationKind_ANNOTATION_KIND_HOOK_STOP, l, msg)
 	return "", &HookOutput{Text: r.Emit, Finish: finish, Message: msg}
 }
 
@@ -153,7 +158,7 @@ func (c *HookChain) failed(ctx context.Context, l *hookLink, err error) *HookOut
 	if l.p.Policy == generation.FailOpen {
 		l.off = true
 		l.s.Close(ctx)
-		c.note(fmt.Sprintf("hook %s failed and was skipped for the rest of the output (fail_open): %v", l.p.ID, err))
+		c.note(ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_SKIPPED, l, fmt.Sprintf("hook %s failed and was skipped for the rest of the output (fail_open): %v", l.p.ID, err))
 		return nil
 	}
 	c.ended = true
@@ -162,7 +167,7 @@ func (c *HookChain) failed(ctx context.Context, l *hookLink, err error) *HookOut
 		finish = ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER
 	}
 	msg := fmt.Sprintf("hook %s failed (fail_closed): %v", l.p.ID, err)
-	c.note(msg)
+	c.note(ulanv1.AnnotationKind_ANNOTATION_KIND_HOOK_STOP, l, msg)
 	return &HookOutput{Finish: finish, Message: msg}
 }
 
@@ -212,10 +217,29 @@ func (c *HookChain) End(ctx context.Context, finish ulanv1.FinishReason) (HookOu
 }
 
 // Annotations returns what the chain did that the choice's final message
-// reports: hooks skipped or failed, redactions, stops.
-func (c *HookChain) Annotations() []string { return append([]string(nil), c.notes...) }
+// reports: hooks skipped or failed, redactions (counted), stops.
+func (c *HookChain) Annotations() []*ulanv1.Annotation {
+	out := make([]*ulanv1.Annotation, len(c.notes))
+	for i, n := range c.notes {
+		out[i] = &ulanv1.Annotation{Kind: n.Kind, Source: n.Source, Message: n.Message}
+	}
+	return out
+}
 
-func (c *HookChain) note(s string) { c.notes = append(c.notes, s) }
+// AnnotationTexts returns the annotations' messages.
+func (c *HookChain) AnnotationTexts() []string {
+	out := make([]string, len(c.notes))
+	for i, n := range c.notes {
+		out[i] = n.Message
+	}
+	return out
+}
+
+func (c *HookChain) note(kind ulanv1.AnnotationKind, l *hookLink, msg string) *ulanv1.Annotation {
+	a := &ulanv1.Annotation{Kind: kind, Source: l.p.ID, Message: msg}
+	c.notes = append(c.notes, a)
+	return a
+}
 
 // Close ends every hook's session and returns its instance.
 func (c *HookChain) Close(ctx context.Context) {

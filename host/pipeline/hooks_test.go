@@ -63,7 +63,7 @@ func TestHookChainActions(t *testing.T) {
 	require.Equal(t, pipeline.HookOutput{Text: "<s>", Finish: ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER, Message: "hook a stopped the output"}, out)
 	_, err = c.Delta(ctx, "more", nil, plugin.ChannelContent)
 	require.ErrorIs(t, err, pipeline.ErrChainEnded)
-	require.Equal(t, []string{"hook a redacted output", "hook a stopped the output"}, c.Annotations())
+	require.Equal(t, []string{"hook a redacted output once", "hook a stopped the output"}, c.AnnotationTexts())
 }
 
 func TestHookChainEndReleasesHeldText(t *testing.T) {
@@ -111,9 +111,9 @@ func TestHookChainFailurePolicies(t *testing.T) {
 	out, err = c.End(ctx, ulanv1.FinishReason_FINISH_REASON_LENGTH)
 	require.NoError(t, err)
 	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_LENGTH, out.Finish)
-	require.Len(t, c.Annotations(), 1)
-	require.Contains(t, c.Annotations()[0], "hook open failed and was skipped for the rest of the output (fail_open)")
-	require.Contains(t, c.Annotations()[0], "unreachable")
+	require.Len(t, c.AnnotationTexts(), 1)
+	require.Contains(t, c.AnnotationTexts()[0], "hook open failed and was skipped for the rest of the output (fail_open)")
+	require.Contains(t, c.AnnotationTexts()[0], "unreachable")
 	c.Close(ctx)
 
 	// fail_closed: a safety hook's failure is a content filter, any other's

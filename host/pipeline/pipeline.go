@@ -1,11 +1,11 @@
 // Package pipeline connects the API to the engine: it is the api.Inference
-// of a server with a model loaded. This first version reports the model
-// (ModelService.GetModel) truthfully; text generation needs the tokenizer and
-// sampling stages, which arrive with later issues, and until then those RPCs
-// answer Unimplemented rather than anything made up. Tokenize and Detokenize
-// run the model's tokenizer. The hook stage is here:
-// HookChain runs a choice's text through a pipeline's hooks and applies
-// their failure policies.
+// of a server with a model loaded (DESIGN.md, "A request's way through").
+// Generate and Chat run tokenizer → scheduler and engine → sampling →
+// detokenize → stop strings → channel parsing → hooks → stream, on the
+// request's pipeline of plugins; Tokenize and Detokenize run the
+// pipeline's tokenizer; GetModel reports the model. HookChain runs a
+// choice's text through a pipeline's hooks and applies their failure
+// policies.
 package pipeline
 
 import (
@@ -15,6 +15,8 @@ import (
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host/api"
 	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/sampling"
+	"github.com/ulan-ai/ulan/host/scheduler"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -41,27 +43,44 @@ type Model struct {
 	// pipeline (or the default one) with a tokenizer plugin tokenizes
 	// through it. Nil has no pipelines.
 	Generation *generation.Generation
+	// Scheduler sizes the continuous-batching scheduler.
+	Scheduler scheduler.Config
 }
 
 // Pipeline is the api.Inference of a loaded model.
 type Pipeline struct {
-	m Model
+	m     Model
+	stage *sampling.Stage
+	sched *scheduler.Scheduler
 }
 
 var _ api.Inference = (*Pipeline)(nil)
 
-// New returns the pipeline of m.
-func New(m Model) *Pipeline { return &Pipeline{m: m} }
-
-var errNoText = fmt.Errorf("text generation: %w: the tokenizer and sampler stages arrive with later releases; `ulan generate --model FILE --prompt-ids …` runs the engine on token ids", api.ErrNotImplemented)
-
-// Generate is not served yet.
-func (p *Pipeline) Generate(context.Context, *ulanv1.GenerateRequest, api.Stream) error {
-	return errNoText
+// New returns the pipeline of m and starts its scheduler; Close stops it.
+func New(m Model) *Pipeline {
+	p := &Pipeline{m: m, stage: sampling.NewStage()}
+	if m.Runner != nil {
+		p.sched = scheduler.New(m.Runner, p.sample, m.Scheduler)
+	}
+	return p
 }
 
-// Chat is not served yet.
-func (p *Pipeline) Chat(context.Context, *ulanv1.ChatRequest, api.Stream) error { return errNoText }
+// Close stops the scheduler (live generations end with an error) and
+// returns the sampler plugins' instances.
+func (p *Pipeline) Close() {
+	if p.sched != nil {
+		p.sched.Close()
+	}
+	p.stage.Close(context.Background())
+}
+
+// Stats reports the scheduler's figures (zero without a model).
+func (p *Pipeline) Stats() scheduler.Stats {
+	if p.sched == nil {
+		return scheduler.Stats{}
+	}
+	return p.sched.Stats()
+}
 
 var errNoTokenizer = fmt.Errorf("tokenization: %w: the model was loaded without a tokenizer", api.ErrNotImplemented)
 
