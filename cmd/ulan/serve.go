@@ -133,7 +133,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 			closeAll()
 		}
 	}()
-	deps := generation.Deps{Logger: log, Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer}}
+	deps := generation.Deps{Logger: log, Builtins: plugins.Builtins()}
 	if len(cfg.Plugins) > 0 {
 		if cache := openPluginCache(log); cache != nil {
 			closers = append(closers, func() { _ = cache.Close(context.Background()) })
@@ -196,7 +196,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 			"pipelines", len(gen.Pipelines()), "took", gen.Took())
 	}
 	model.Generation = gen
-	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pipeline.New(*model)))
+	pl := pipeline.New(*model)
+	closers = append(closers, pl.Close)
+	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pl))
 	if err != nil {
 		return nil, nil, err
 	}
