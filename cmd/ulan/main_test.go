@@ -167,8 +167,9 @@ func TestOnSignals(t *testing.T) {
 }
 
 // TestServeBinary builds ulan and runs `ulan serve` as the README does: it
-// serves, answers a client with Unavailable (no model), and exits 0 on
-// SIGTERM. A bad configuration stops start-up with the key named.
+// serves the built-in demo model (written into a cache directory of its
+// own), tokenizes with it, and exits 0 on SIGTERM. A bad configuration stops
+// start-up with the key named.
 func TestServeBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -180,6 +181,7 @@ func TestServeBinary(t *testing.T) {
 	require.NoError(t, build.Run())
 
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -198,9 +200,9 @@ func TestServeBinary(t *testing.T) {
 		}
 	}()
 
-	out, err := exec.Command(bin, "generate", "--addr", addr, "hello").CombinedOutput()
-	require.Error(t, err)
-	require.Equal(t, "ulan: unavailable: no model is loaded on this server\n", string(out))
+	out, err := exec.Command(bin, "tokenize", "--addr", addr, "Hello, world!").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Equal(t, "19923 14 2058 3\n", string(out), "the demo model has DeepSeek's tokenizer")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "a drained server exits 0")

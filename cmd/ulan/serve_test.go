@@ -24,9 +24,11 @@ func TestServeRefusesFailingPlugins(t *testing.T) {
 		"  - {id: changed, module: " + wasm + ", sha256: " + strings.Repeat("ab", 32) + "}\n"
 	require.NoError(t, os.WriteFile(file, []byte(yaml), 0o600))
 
-	code, _, errOut := ulan(t, "", "serve", "--config", file)
+	// The model loads (and logs) before the plugins; the tiny one saves
+	// writing the demo model.
+	code, _, errOut := ulan(t, "", "serve", "--config", file, "--model", tinyModel(t))
 	require.Equal(t, 1, code)
-	require.True(t, strings.HasPrefix(errOut, "ulan: plugins:\n"), errOut)
+	require.Contains(t, errOut, "\nulan: plugins:\n")
 	require.Contains(t, errOut, "\nplugins[0].module: cannot read "+filepath.Join(dir, "gone.wasm")+": no such file or directory\n")
 	require.Contains(t, errOut, "\nplugins[1].sha256: "+wasm+" has SHA-256 ")
 	require.NotContains(t, errOut, "serving")

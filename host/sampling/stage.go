@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/plugin"
@@ -64,20 +66,24 @@ func NewStage() *Stage { return &Stage{batches: map[*generation.Plugin]*batch{}}
 
 // row is one choice's work in a step.
 type row struct {
-	s      *Seq
-	logits []float32 // the full row after the native stage
-	finite int       // tokens of non-zero probability
-	lse    float32
-	u0, u1 float32
-	k      int // candidates wanted
-	ids    []int32
-	cand   []float32
-	out    []float32
-	sorted []int32 // the row's ids by logit, once a set is widened
-	whole  bool    // the policy's logits are the whole row, in logits
-	token  int32   // a selector's choice; −1: draw
-	done   bool    // the policy has answered
-	err    error
+	s       *Seq
+	logits  []float32 // the full row after the native stage
+	finite  int       // tokens of non-zero probability
+	lse     float32
+	u0, u1  float32
+	k       int // candidates wanted
+	ids     []int32
+	cand    []float32
+	out     []float32
+	sorted  []int32 // the row's ids by logit, once a set is widened
+	whole   bool    // the policy's logits are the whole row, in logits
+	max     float64 // the row's largest logit
+	hasLSE  bool
+	plugged bool // a plugin samples the row
+	res     Result
+	token   int32 // a selector's choice; −1: draw
+	done    bool  // the policy has answered
+	err     error
 }
 
 // Step samples one token for each choice from its logits row (vocabulary
@@ -88,46 +94,86 @@ func (st *Stage) Step(ctx context.Context, seqs []*Seq, logits [][]float32) []Re
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rows := make([]*row, len(seqs))
-	var plugged map[*generation.Plugin][]*row
 	for i, s := range seqs {
-		r := &row{s: s, logits: logits[i], token: -1}
-		rows[i] = r
-		r.u0, r.u1 = s.uniforms()
-		if len(r.logits) != s.vocab {
-			r.err = fmt.Errorf("sampling: a logits row of %d for a vocabulary of %d", len(r.logits), s.vocab)
-			continue
-		}
-		if r.err = s.shape(r.logits); r.err != nil {
-			continue
-		}
-		r.lse, r.finite, r.err = logSumExp(r.logits)
-		if r.err != nil {
-			continue
-		}
-		r.k = s.firstK()
-		if s.plugin != nil && !s.fallback {
-			r.select_()
-			if plugged == nil {
-				plugged = map[*generation.Plugin][]*row{}
-			}
-			plugged[s.plugin] = append(plugged[s.plugin], r)
+		rows[i] = &row{s: s, logits: logits[i], token: -1, plugged: s.plugin != nil && !s.fallback}
+		rows[i].u0, rows[i].u1 = s.uniforms()
+	}
+	// The loops over whole rows run in parallel; the plugin calls, one per
+	// plugin for all its rows, and the histories do not.
+	forEach(rows, (*row).prepare)
+	plugged := map[*generation.Plugin][]*row{}
+	for _, r := range rows {
+		if r.plugged && r.err == nil {
+			plugged[r.s.plugin] = append(plugged[r.s.plugin], r)
 		}
 	}
 	for p, rs := range plugged {
 		st.runPlugin(ctx, p, rs)
 	}
-	res := make([]Result, len(rows))
-	for i, r := range rows {
+	forEach(rows, func(r *row) {
 		if r.err == nil && !r.done {
 			r.runNative()
 		}
-		res[i] = r.draw()
-		if res[i].Err == nil {
-			r.s.Append(res[i].Token)
-			st.record(ctx, r.s, res[i].Token)
+		r.res = r.draw()
+	})
+	res := make([]Result, len(rows))
+	for i, r := range rows {
+		res[i] = r.res
+		if r.res.Err == nil {
+			r.s.Append(r.res.Token)
+			st.record(ctx, r.s, r.res.Token)
 		}
 	}
 	return res
+}
+
+// forEach runs fn on every row, on up to GOMAXPROCS goroutines.
+func forEach(rows []*row, fn func(*row)) {
+	workers := min(runtime.GOMAXPROCS(0), len(rows))
+	if workers <= 1 {
+		for _, r := range rows {
+			fn(r)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(rows)); i = next.Add(1) - 1 {
+				fn(rows[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// prepare runs the native stage on the row and, for a plugin, computes the
+// row's log-sum-exp and its first candidates.
+func (r *row) prepare() {
+	s := r.s
+	if len(r.logits) != s.vocab {
+		r.err = fmt.Errorf("sampling: a logits row of %d for a vocabulary of %d", len(r.logits), s.vocab)
+		return
+	}
+	if r.err = s.shape(r.logits); r.err != nil {
+		return
+	}
+	if r.max, r.finite, r.err = scan(r.logits); r.err != nil {
+		return
+	}
+	r.k = s.firstK()
+	if r.plugged {
+		r.ensureLSE()
+		r.select_()
+	}
+}
+
+// ensureLSE computes the row's log-sum-exp, once.
+func (r *row) ensureLSE() {
+	if !r.hasLSE {
+		r.lse, r.hasLSE = logSumExp(r.logits, r.max), true
+	}
 }
 
 // shape applies the native stage to a row in place: logit_bias, allowed
@@ -170,32 +216,41 @@ func (s *Seq) shape(l []float32) error {
 	return nil
 }
 
-// logSumExp returns the row's log-sum-exp (summed in float64) and how
-// many of its values are finite. A NaN, +Inf or a row with nothing left to
-// sample is an error.
-func logSumExp(l []float32) (float32, int, error) {
+// scan returns the row's largest value and how many of its values are
+// finite. A NaN, +Inf or a row with nothing left to sample is an error.
+func scan(l []float32) (float64, int, error) {
 	mx := math.Inf(-1)
+	finite := 0
 	for i, v := range l {
 		switch {
 		case v != v:
 			return 0, 0, fmt.Errorf("sampling: the model gave a NaN logit for token %d", i)
 		case math.IsInf(float64(v), 1):
 			return 0, 0, fmt.Errorf("sampling: logit of token %d is +Inf", i)
+		case math.IsInf(float64(v), -1):
+			continue
 		}
+		finite++
 		mx = max(mx, float64(v))
 	}
-	if math.IsInf(mx, -1) {
+	if finite == 0 {
 		return 0, 0, errors.New("sampling: no token can be sampled: allowed_token_ids, banned_token_ids, logit_bias and min_tokens leave none")
 	}
+	return mx, finite, nil
+}
+
+// logSumExp returns log Σ exp(l) over a row whose largest value is mx,
+// summed in float64. Terms below e^−40 of the largest are left out: their
+// total over any vocabulary is below 10⁻¹¹ of the sum.
+func logSumExp(l []float32, mx float64) float32 {
 	var sum float64
-	finite := 0
+	floor := mx - 40
 	for _, v := range l {
-		if !math.IsInf(float64(v), -1) {
-			sum += math.Exp(float64(v) - mx)
-			finite++
+		if x := float64(v); x > floor {
+			sum += math.Exp(x - mx)
 		}
 	}
-	return float32(mx + math.Log(sum)), finite, nil
+	return float32(mx + math.Log(sum))
 }
 
 // firstK is the number of candidates a row starts with: top_k when the
@@ -296,6 +351,9 @@ func (r *row) runNative() {
 		}
 		r.whole, r.done = true, true
 		return
+	}
+	if p := r.s.p; p.TopP != nil && p.GetTopP() < 1 {
+		r.ensureLSE() // top_p over an open set needs true probabilities
 	}
 	if r.ids == nil {
 		r.select_()
