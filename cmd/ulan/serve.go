@@ -21,6 +21,7 @@ import (
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
 	"github.com/ulan-ai/ulan/host/plugin"
+	"github.com/ulan-ai/ulan/host/scheduler"
 	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
 )
@@ -185,6 +186,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		Backend:   lm.backend.Name(),
 		Runner:    r,
 		Tokenizer: tok,
+		Scheduler: scheduler.Config{MaxRunning: cfg.Model.MaxRunning, MaxQueue: cfg.Model.MaxQueue, StepTokens: cfg.Model.StepTokens},
 	}
 	gen, err := generation.Build(ctx, cfg, deps)
 	if err != nil {

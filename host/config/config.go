@@ -50,6 +50,14 @@ type Model struct {
 	Threads int `koanf:"threads"`
 	// KVCache is the KV-cache memory budget.
 	KVCache ByteSize `koanf:"kv_cache"`
+	// MaxRunning is how many sequences decode together; later ones wait.
+	MaxRunning int `koanf:"max_running"`
+	// MaxQueue is how many requests may wait for admission; more are refused
+	// with ResourceExhausted.
+	MaxQueue int `koanf:"max_queue"`
+	// StepTokens is one engine step's token budget: a token of every
+	// decoding sequence plus prefill chunks.
+	StepTokens int `koanf:"step_tokens"`
 }
 
 // Server configures the HTTP listener that serves the API.
@@ -195,7 +203,7 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			CORS:              CORS{MaxAge: 2 * time.Hour},
 		},
-		Model: Model{KVCache: 1 * GiB},
+		Model: Model{KVCache: 1 * GiB, MaxRunning: 64, MaxQueue: 256, StepTokens: 512},
 		Limits: Limits{
 			MaxRequestBytes: 32 * MiB,
 			MaxPromptBytes:  16 * MiB,
@@ -299,6 +307,15 @@ func (c Config) Validate() error {
 	}
 	if m.KVCache < MiB {
 		add("model.kv_cache", "%v must be at least 1MiB", m.KVCache)
+	}
+	if m.MaxRunning < 1 || m.MaxRunning > 4096 {
+		add("model.max_running", "%d must be between 1 and 4096", m.MaxRunning)
+	}
+	if m.MaxQueue < 1 || m.MaxQueue > 1<<20 {
+		add("model.max_queue", "%d must be between 1 and 1048576", m.MaxQueue)
+	}
+	if m.StepTokens < 1 || m.StepTokens > 1<<16 {
+		add("model.step_tokens", "%d must be between 1 and 65536", m.StepTokens)
 	}
 	l := c.Limits
 	if l.MaxRequestBytes < minRequestBytes || l.MaxRequestBytes > maxRequestBytes {
