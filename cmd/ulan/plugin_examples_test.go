@@ -131,17 +131,20 @@ func TestExamplePlugins(t *testing.T) {
 		b, err := p.OpenSamplerBatch(ctx)
 		require.NoError(t, err)
 		defer b.Close(ctx)
-		topk, err := b.Open(ctx, []byte(`{"temperature": 1}`))
+		// smp_open's JSON as the host writes it (sdk/ABI.md §6.2); the
+		// plugin reads the request's sampling parameters from "sampling".
+		topk, err := b.Open(ctx, []byte(`{"sampling": {"temperature": 1, "seed": "5"}, "vocab_size": 3}`))
 		require.NoError(t, err)
-		greedy, err := b.Open(ctx, []byte(`{"temperature": 0, "top_k": 0}`))
+		greedy, err := b.Open(ctx, []byte(`{"sampling": {"temperature": 0, "top_k": 0}, "params": {"top_k": 7}, "vocab_size": 3}`))
 		require.NoError(t, err)
+		// Candidates as the host sends them: largest first, ties to the lower id.
 		row := func(h int64, u float32) plugin.SamplerRow {
-			return plugin.SamplerRow{Handle: h, U0: u, IDs: []int32{10, 11, 12}, Logits: []float32{0, 5, 5}}
+			return plugin.SamplerRow{Handle: h, U0: u, IDs: []int32{11, 12, 10}, Logits: []float32{5, 5, 0}}
 		}
 		outs, err := b.Step(ctx, []plugin.SamplerRow{row(topk, 0.1), row(topk, 0.9), row(greedy, 0.9)})
 		require.NoError(t, err)
 		require.Equal(t, []int32{11, 12, 11}, []int32{outs[0].Token, outs[1].Token, outs[2].Token})
-		_, err = b.Open(ctx, []byte(`{"top_k": -1}`))
+		_, err = b.Open(ctx, []byte(`{"sampling": {"top_k": -1}, "vocab_size": 3}`))
 		require.ErrorContains(t, err, "smp_open: status 1: top_k: an integer from 0 (all) to 4096")
 	})
 	t.Run("c-tokenizer merges listed words", func(t *testing.T) {

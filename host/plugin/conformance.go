@@ -2,10 +2,15 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
 )
 
 // Check is one conformance check's outcome.
@@ -16,11 +21,13 @@ type Check struct {
 
 // Conform loads a module as its manifest says and runs the contract of its
 // kind on generated inputs: the exports and their signatures, init with the
-// given config, then a session (hook), a batched step with a processor and
-// a selector-checked row (sampler), or info, vocabulary and encode/decode
-// round trips (tokenizer); then, loaded with exactly the limits its
-// manifest declares, a larger workload of its kind (conformLimits). `ulan
-// plugin test` prints the result.
+// given config, then a session (hook), sequences stepped twice in one
+// batch as the host steps them — smp_open's JSON with realistic sampling
+// parameters, candidates sorted by logit with the whole row's
+// log-sum-exp, widened when the plugin answers −2 (sampler) — or info,
+// vocabulary and encode/decode round trips (tokenizer); then, loaded with
+// exactly the limits its manifest declares, a larger workload of its kind
+// (conformLimits). `ulan plugin test` prints the result.
 func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32) []Check {
 	var checks []Check
 	add := func(name string, err error) bool {
@@ -55,7 +62,7 @@ func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32
 	case KindHook:
 		conformHook(ctx, p, add)
 	case KindSampler:
-		conformSampler(ctx, p, add)
+		conformSampler(ctx, p, config, add)
 	case KindTokenizer:
 		conformTokenizer(ctx, p, add)
 	}
@@ -97,7 +104,7 @@ func conformLimits(ctx context.Context, wasm, config []byte, man Manifest, add f
 	case KindHook:
 		work = func() error { return hookWorkload(ctx, p) }
 	case KindSampler:
-		work = func() error { return samplerWorkload(ctx, p) }
+		work = func() error { return samplerWorkload(ctx, p, config) }
 	case KindTokenizer:
 		work = func() error { return tokenizerWorkload(ctx, p) }
 	default:
@@ -141,29 +148,31 @@ func hookWorkload(ctx context.Context, p *Plugin) error {
 	return err
 }
 
-func samplerWorkload(ctx context.Context, p *Plugin) error {
+// samplerWorkload opens 32 sequences and steps them once, 64 candidates a
+// row, widening the rows the plugin asks to widen as the host does.
+func samplerWorkload(ctx context.Context, p *Plugin, config []byte) error {
 	b, err := p.OpenSamplerBatch(ctx)
 	if err != nil {
 		return err
 	}
 	defer b.Close(ctx)
-	rows := make([]SamplerRow, 32)
-	for i := range rows {
-		h, err := b.Open(ctx, []byte(`{"temperature":0.8,"top_k":40,"top_p":0.95,"seed":2}`))
-		if err != nil {
+	params := confParams(config)
+	seqs := make([]*confSeq, 32)
+	for i := range seqs {
+		sampling := fmt.Sprintf(`{"temperature": %g, "top_p": 0.95, "min_p": 0.05, "seed": "%d", "max_tokens": 512}`, []float32{0.8, 1, 0.6, 1.2}[i%4], i+2)
+		var par json.RawMessage
+		if i%2 == 0 {
+			par = params
+		}
+		if seqs[i], err = openConfSeq(ctx, b, sampling, par, uint64(i)); err != nil {
 			return err
 		}
-		rows[i] = SamplerRow{Handle: h, Position: int32(i), U0: float32(i) / 32, U1: 0.5}
-		for j := range 64 {
-			rows[i].IDs = append(rows[i].IDs, int32(2000+j))
-			rows[i].Logits = append(rows[i].Logits, float32(math.Cos(float64(i*64+j))))
-		}
 	}
-	if _, err := b.Step(ctx, rows); err != nil {
+	if _, err := stepConf(ctx, b, seqs, 0); err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if err := b.CloseSequence(ctx, r.Handle); err != nil {
+	for _, q := range seqs {
+		if err := b.CloseSequence(ctx, q.handle); err != nil {
 			return err
 		}
 	}
@@ -224,38 +233,291 @@ func conformHook(ctx context.Context, p *Plugin, add func(string, error) bool) {
 	add("hook_close", nil)
 }
 
-func conformSampler(ctx context.Context, p *Plugin, add func(string, error) bool) {
+// The sampler checks' synthetic model: a vocabulary of confVocab tokens, so
+// a row that starts with 64 candidates holds all of it after two widenings
+// (×16, confWidenBy, as the host widens), and confFirstK candidates a row
+// when the request's top_k does not say (host/sampling's first set).
+const (
+	confVocab   = 4096
+	confFirstK  = 64
+	confWidenBy = 16
+)
+
+// confSampling are the conformance sequences' sampling parameters, as the
+// host hands them to smp_open: SamplingParams in protobuf JSON with the
+// proto's names, 64-bit integers as strings, unset fields absent (the
+// last: a request that sets none, which truncates nothing, so a policy
+// that needs the whole distribution asks to widen its rows).
+var confSampling = []string{
+	`{"temperature": 0.7, "top_p": 0.9, "top_k": 40, "seed": "1", "stop": ["\n\n"], "max_tokens": 256}`,
+	`{"temperature": 1, "top_p": 0.95, "min_p": 0.05, "typical_p": 0.98, "repetition_penalty": 1.1, "seed": "2", "logprobs": true, "top_logprobs": 5}`,
+	`{"temperature": 0, "seed": "3"}`,
+	`{}`,
+}
+
+// confParams is the per-request params the checks hand a plugin: the test
+// config when it is a JSON object (a plugin that takes the same settings
+// per request as in its config can be exercised with them), else none.
+func confParams(config []byte) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if len(config) == 0 || json.Unmarshal(config, &obj) != nil || obj == nil {
+		return nil
+	}
+	return config
+}
+
+// confSeq is one conformance sequence: its handle, the candidates it
+// starts a row with, and its current row.
+type confSeq struct {
+	handle int64
+	firstK int
+	seed   uint64
+	row    *synthRow
+	k      int // candidates wanted for the current row
+	in     SamplerRow
+	out    SamplerOutput
+	widen  int // widenings of the current row
+}
+
+// openConfSeq opens a sequence as the host does: smp_open with the new
+// shape, then its prompt recorded for the history import.
+func openConfSeq(ctx context.Context, b *SamplerBatch, sampling string, params json.RawMessage, seed uint64) (*confSeq, error) {
+	open, err := json.Marshal(struct {
+		Sampling  json.RawMessage `json:"sampling"`
+		Params    json.RawMessage `json:"params,omitempty"`
+		VocabSize int             `json:"vocab_size"`
+	}{json.RawMessage(sampling), params, confVocab})
+	if err != nil {
+		return nil, err
+	}
+	var sp struct {
+		Temperature *float32 `json:"temperature"`
+		TopK        int      `json:"top_k"`
+		TopLogprobs int      `json:"top_logprobs"`
+	}
+	if err := json.Unmarshal([]byte(sampling), &sp); err != nil {
+		return nil, err
+	}
+	// host/sampling's first set: top_k when the request sets one, else
+	// confFirstK; one for greedy; never fewer than top_logprobs.
+	k := confFirstK
+	if sp.TopK > 0 {
+		k = sp.TopK
+	}
+	if sp.Temperature != nil && *sp.Temperature == 0 {
+		k = 1
+	}
+	h, err := b.Open(ctx, open)
+	if err != nil {
+		return nil, err
+	}
+	q := &confSeq{handle: h, firstK: min(max(k, sp.TopLogprobs, 1), confVocab), seed: seed}
+	prompt := make([]int32, 8)
+	for i := range prompt {
+		prompt[i] = int32((seed*977 + uint64(i)*131) % confVocab)
+	}
+	return q, b.Record(h, prompt...)
+}
+
+// synthRow is a whole row of logits over the synthetic vocabulary, as a
+// model and the host's own stages leave it: a few likely tokens above a
+// bulk, rounded to bfloat16 as a model's logits are (so ties are common),
+// and some tokens banned (−Inf).
+type synthRow struct {
+	logits []float32 // by token id
+	sorted []int32   // ids by logit, largest first, ties to the lower id
+	finite int       // tokens of non-zero probability
+	lse    float32   // the whole row's log-sum-exp
+}
+
+func newSynthRow(seed uint64, flat bool) *synthRow {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	r := &synthRow{logits: make([]float32, confVocab)}
+	for i := range r.logits {
+		l := float32(rng.NormFloat64() * 2)
+		if rng.IntN(64) == 0 {
+			l = float32(math.Inf(-1))
+		}
+		r.logits[i] = l
+	}
+	if !flat {
+		for j := range 6 {
+			r.logits[rng.IntN(confVocab)] = float32(14 - 1.5*float64(j) + rng.Float64())
+		}
+	}
+	m := math.Inf(-1)
+	for i, l := range r.logits {
+		bits := math.Float32bits(l)
+		if !math.IsInf(float64(l), 0) {
+			bits = (bits + 0x7fff + (bits>>16)&1) &^ 0xffff // to the nearest bfloat16
+		}
+		r.logits[i] = math.Float32frombits(bits)
+		if !math.IsInf(float64(r.logits[i]), -1) {
+			r.finite++
+			m = max(m, float64(r.logits[i]))
+		}
+	}
+	var sum float64
+	for _, l := range r.logits {
+		sum += math.Exp(float64(l) - m)
+	}
+	r.lse = float32(m + math.Log(sum))
+	r.sorted = make([]int32, confVocab)
+	for i := range r.sorted {
+		r.sorted[i] = int32(i)
+	}
+	slices.SortFunc(r.sorted, func(a, b int32) int {
+		switch va, vb := r.logits[a], r.logits[b]; {
+		case va > vb:
+			return -1
+		case va < vb:
+			return 1
+		}
+		return int(a - b)
+	})
+	return r
+}
+
+// candidates is the host's candidate set of k: the row's k best tokens
+// (every finite one when fewer), best first, ties to the lower id; the
+// whole vocabulary, −Inf included, once k reaches it.
+func (r *synthRow) candidates(k int) ([]int32, []float32) {
+	n := min(k, r.finite)
+	if k >= confVocab {
+		n = confVocab
+	}
+	ids := slices.Clone(r.sorted[:n])
+	logits := make([]float32, n)
+	for i, id := range ids {
+		logits[i] = r.logits[id]
+	}
+	return ids, logits
+}
+
+// stepConf steps every sequence once at position pos as the host does: a
+// fresh row each, the row's true log-sum-exp and seeded uniforms; a row
+// the plugin asks to widen (out_token −2) gets 16 times the candidates (the
+// whole vocabulary once it holds every finite token) and is stepped again,
+// with the other widened rows only, at the same position with the same
+// uniforms. A widen request for a row that holds the whole vocabulary is
+// the plugin's failure. It checks each answer, draws processor rows as the
+// host does, records the chosen tokens and returns how many rows were
+// widened.
+func stepConf(ctx context.Context, b *SamplerBatch, seqs []*confSeq, pos int32) (int, error) {
+	rng := rand.New(rand.NewPCG(uint64(pos), 0x0c0f))
+	for i, q := range seqs {
+		q.row = newSynthRow(q.seed*1000+uint64(pos), i%2 == 1)
+		q.k, q.widen = q.firstK, 0
+		q.in = SamplerRow{Handle: q.handle, Position: pos, U0: float32(rng.Uint32()>>8) / (1 << 24),
+			U1: float32(rng.Uint32()>>8) / (1 << 24), LSE: q.row.lse}
+		q.in.IDs, q.in.Logits = q.row.candidates(q.k)
+	}
+	widened := 0
+	for todo := seqs; len(todo) > 0; {
+		in := make([]SamplerRow, len(todo))
+		for i, q := range todo {
+			in[i] = q.in
+		}
+		outs, err := b.Step(ctx, in)
+		if err != nil {
+			return widened, err
+		}
+		var again []*confSeq
+		for i, q := range todo {
+			q.out = outs[i]
+			if !q.out.Widen {
+				continue
+			}
+			if q.k >= confVocab {
+				return widened, fmt.Errorf("position %d: asked to widen a row that holds the whole vocabulary (%d tokens)", pos, confVocab)
+			}
+			if len(q.in.IDs) >= q.row.finite {
+				q.k = confVocab
+			} else {
+				q.k = min(q.k*confWidenBy, confVocab)
+			}
+			q.in.IDs, q.in.Logits = q.row.candidates(q.k)
+			if q.widen++; q.widen == 1 {
+				widened++
+			}
+			again = append(again, q)
+		}
+		todo = again
+	}
+	for i, q := range seqs {
+		tok := q.out.Token
+		if tok == -1 {
+			probs := make([]float32, len(q.out.Logits))
+			for j, v := range q.out.Logits {
+				if math.IsInf(float64(v), 1) {
+					return widened, fmt.Errorf("position %d: row %d: +Inf output logit for candidate %d", pos, i, q.in.IDs[j])
+				}
+			}
+			if err := primitive.Softmax(q.out.Logits, 1, probs); err != nil {
+				return widened, fmt.Errorf("position %d: row %d: the output leaves nothing to draw: %w", pos, i, err)
+			}
+			j, err := primitive.Draw(probs, q.in.U0)
+			if err != nil {
+				return widened, fmt.Errorf("position %d: row %d: %w", pos, i, err)
+			}
+			tok = q.in.IDs[j]
+		}
+		if err := b.Record(q.handle, tok); err != nil {
+			return widened, err
+		}
+	}
+	return widened, nil
+}
+
+// conformSampler opens a sequence for each of confSampling (with the test
+// config as params on every other one) and steps them all twice, as the
+// host does (sorted candidates, the true log-sum-exp, widening, the drawn
+// token recorded between steps).
+func conformSampler(ctx context.Context, p *Plugin, config []byte, add func(string, error) bool) {
 	b, err := p.OpenSamplerBatch(ctx)
 	if !add("open a batch", err) {
 		return
 	}
 	defer b.Close(ctx)
-	var rows []SamplerRow
-	for i := range 4 {
-		h, err := b.Open(ctx, []byte(`{"temperature":0.7,"top_p":0.9,"seed":1}`))
-		if !add(fmt.Sprintf("smp_open %d", i), err) {
+	p.SetVocabulary(confVocabulary())
+	params := confParams(config)
+	var seqs []*confSeq
+	for i, sampling := range confSampling {
+		var par json.RawMessage
+		name := fmt.Sprintf("smp_open %d: sampling %s", i, sampling)
+		if i%2 == 0 && params != nil {
+			par = params
+			name += ", the test config as params"
+		}
+		q, err := openConfSeq(ctx, b, sampling, par, uint64(i+1))
+		if !add(name, err) {
 			return
 		}
-		r := SamplerRow{Handle: h, Position: int32(i), U0: 0.25 * float32(i), U1: 0.5, LSE: 0}
-		for j := range 64 {
-			r.IDs = append(r.IDs, int32(1000+j))
-			r.Logits = append(r.Logits, float32(math.Sin(float64(i*64+j))))
-		}
-		rows = append(rows, r)
+		seqs = append(seqs, q)
 	}
-	out, err := b.Step(ctx, rows)
-	add("smp_step over 4 rows × 64 candidates (outputs finite, tokens among candidates)", err)
-	for i, o := range out {
-		for _, v := range o.Logits {
-			if math.IsInf(float64(v), 1) {
-				add(fmt.Sprintf("row %d", i), fmt.Errorf("+Inf logit"))
-				return
-			}
+	for pos := range int32(2) {
+		widened, err := stepConf(ctx, b, seqs, pos)
+		if !add(fmt.Sprintf("smp_step at position %d: %d rows of a %d-token vocabulary, candidates sorted by logit with the row's log-sum-exp (%d widened on request)", pos, len(seqs), confVocab, widened), err) {
+			break
 		}
 	}
-	for i, r := range rows {
-		add(fmt.Sprintf("smp_close %d", i), b.CloseSequence(ctx, r.Handle))
+	for i, q := range seqs {
+		add(fmt.Sprintf("smp_close %d", i), b.CloseSequence(ctx, q.handle))
 	}
+}
+
+// confVocabulary is the synthetic vocabulary's bytes, for the token_bytes
+// import: the 256 bytes, then short words.
+func confVocabulary() [][]byte {
+	v := make([][]byte, confVocab)
+	for i := range v {
+		if i < 256 {
+			v[i] = []byte{byte(i)}
+		} else {
+			v[i] = fmt.Appendf(nil, " w%d", i)
+		}
+	}
+	return v
 }
 
 func conformTokenizer(ctx context.Context, p *Plugin, add func(string, error) bool) {

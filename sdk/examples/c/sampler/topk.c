@@ -1,8 +1,10 @@
 /* topk: a selector sampler (sdk/ABI.md §6.2): for each row it keeps the
  * top_k candidates, applies the temperature with a softmax and draws with
  * the row's first uniform, all through the host's primitives; temperature
- * 0 picks the most likely candidate. A request's "temperature" and "top_k"
- * parameters override the configured defaults.
+ * 0 picks the most likely candidate. The request's sampling parameters
+ * "temperature" and "top_k" (smp_open's JSON, sdk/ABI.md §6.2:
+ * {"sampling": {...}, "params": {...}, "vocab_size": N}) override the
+ * configured defaults; unset ones keep them.
  *
  * Config (manifest.json's schema): {"temperature": 0.8, "top_k": 40}.
  *
@@ -54,8 +56,12 @@ int32_t ulan_plugin_init(const char *config, uint32_t len) {
 
 ULAN_EXPORT(smp_open) int64_t smp_open(const char *json, uint32_t len) {
   sequence q = {1, default_temperature, default_top_k};
-  int32_t status = params(json, len, &q.temperature, &q.top_k);
-  if (status != ULAN_OK) return -(int64_t)status;
+  const char *sampling;
+  uint32_t n;
+  if (ulan_json_find(json, len, "sampling", &sampling, &n)) {
+    int32_t status = params(sampling, n, &q.temperature, &q.top_k);
+    if (status != ULAN_OK) return -(int64_t)status;
+  }
   uint32_t i = 0;
   while (i < nseqs && seqs[i].open) i++;
   if (i == nseqs) {

@@ -1,10 +1,16 @@
 // Command sampler is an example sampler plugin in Go, in selector mode: for
 // each row it keeps the top_k candidates, applies the temperature with a
 // softmax, cuts the tail beyond top_p of the probability and draws with the
-// row's first uniform, all through the host's primitives (sampler.TopK,
-// Softmax, Draw); temperature 0 picks the most likely candidate. A
-// request's "temperature", "top_k" and "top_p" parameters override the
-// configured defaults.
+// row's first uniform, through the host's primitives (sampler.Softmax,
+// TopPCut, Draw); temperature 0 picks the most likely candidate. The host
+// hands a row's candidates sorted by logit, largest first (sdk/ABI.md
+// §6.2), so the top_k are the row's first k. A row with fewer candidates
+// than top_k asks the host to widen it (top_k 0 keeps every token, so it
+// widens up to the whole vocabulary).
+//
+// The request's sampling parameters (smp_open's "sampling", read with
+// sampler.ParseOpen) "temperature", "top_k" and "top_p" override the
+// configured defaults; unset ones keep them.
 //
 // Config (manifest.json's schema): {"temperature": 0.8, "top_k": 40,
 // "top_p": 0.95}. Build and check it with
@@ -21,7 +27,8 @@ import (
 	"github.com/ulan-ai/ulan/sdk/go/ulan"
 )
 
-// params are the sampling parameters, configured and per request.
+// params are the sampling parameters, configured and per request (named
+// as the request's SamplingParams name them).
 type params struct {
 	Temperature float32 `json:"temperature"`
 	TopK        int     `json:"top_k"`
@@ -32,8 +39,8 @@ func (p params) check() error {
 	switch {
 	case !(p.Temperature >= 0 && p.Temperature <= 100):
 		return fmt.Errorf("temperature %v: want 0 to 100", p.Temperature)
-	case p.TopK < 0 || p.TopK > sampler.MaxTopK:
-		return fmt.Errorf("top_k %d: want 0 (all) to %d", p.TopK, sampler.MaxTopK)
+	case p.TopK < 0:
+		return fmt.Errorf("top_k %d: want 0 (all) or more", p.TopK)
 	case !(p.TopP > 0 && p.TopP <= 1):
 		return fmt.Errorf("top_p %v: want more than 0, at most 1", p.TopP)
 	}
@@ -45,22 +52,29 @@ type plugin struct{ defaults params }
 
 var smp = &plugin{defaults: params{Temperature: 1, TopK: 40, TopP: 1}}
 
+// Open reads smp_open's JSON: {"sampling": {...}, "params": {...},
+// "vocab_size": N}. This plugin takes no per-request params of its own.
 func (pl *plugin) Open(raw []byte) (sampler.Sequence, error) {
+	o, err := sampler.ParseOpen(raw)
+	if err != nil {
+		return nil, err
+	}
 	p := pl.defaults
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("params: %w", err)
+	if len(o.Sampling) > 0 {
+		if err := json.Unmarshal(o.Sampling, &p); err != nil {
+			return nil, fmt.Errorf("sampling: %w", err)
+		}
 	}
 	if err := p.check(); err != nil {
-		return nil, fmt.Errorf("params: %w", err)
+		return nil, fmt.Errorf("sampling: %w", err)
 	}
-	return &sequence{p: p}, nil
+	return &sequence{p: p, vocab: o.VocabSize}, nil
 }
 
-// sequence samples one choice, with buffers reused from step to step.
+// sequence samples one choice, with a buffer reused from step to step.
 type sequence struct {
 	p     params
-	top   []int32
-	vals  []float32
+	vocab int // the model's vocabulary size; 0 if the host did not say
 	probs []float32
 }
 
@@ -69,40 +83,39 @@ func (q *sequence) Step(r *sampler.Row) error {
 	if n == 0 {
 		return nil // nothing to choose from: the host decides
 	}
-	k := n
-	if q.p.TopK > 0 {
-		k = min(k, q.p.TopK)
-	}
-	if cap(q.top) < k {
-		q.top, q.vals, q.probs = make([]int32, k), make([]float32, k), make([]float32, k)
-	}
-	top, vals, probs := q.top[:k], q.vals[:k], q.probs[:k]
-	m, err := sampler.TopK(r.Logits, k, top, vals)
-	if err != nil {
-		return err
-	}
 	if q.p.Temperature == 0 {
-		r.Token = r.IDs[top[0]]
+		r.Token = r.IDs[0] // the candidates come best first
 		return nil
 	}
-	if err := sampler.Softmax(vals[:m], q.p.Temperature, probs[:m]); err != nil {
+	k := n
+	if want := q.p.TopK; want == 0 || want > n {
+		// top_k needs more tokens than the row holds: ask for them, unless
+		// the row is the whole vocabulary already.
+		if q.vocab > n {
+			r.Widen()
+			return nil
+		}
+	} else {
+		k = want
+	}
+	if cap(q.probs) < k {
+		q.probs = make([]float32, k)
+	}
+	probs := q.probs[:k]
+	if err := sampler.Softmax(r.Logits[:k], q.p.Temperature, probs); err != nil {
 		return err
 	}
 	// top_p: the smallest prefix (most likely first) whose probability
 	// reaches top_p; Draw takes the unnormalized prefix as it is.
-	cut, sum := m, float32(0)
-	for i, pr := range probs[:m] {
-		sum += pr
-		if sum >= q.p.TopP {
-			cut = i + 1
-			break
-		}
+	cut, err := sampler.TopPCut(probs, q.p.TopP)
+	if err != nil {
+		return err
 	}
 	i, err := sampler.Draw(probs[:cut], r.U0)
 	if err != nil {
 		return err
 	}
-	r.Token = r.IDs[top[i]]
+	r.Token = r.IDs[i]
 	return nil
 }
 
