@@ -49,14 +49,14 @@ type serving struct {
 	p *pipeline.Pipeline
 }
 
-// badSampler writes the host/plugin test sampler that fails at position 1
-// with a manifest, for a generation to load.
-func badSampler(t *testing.T) string {
-	raw, err := os.ReadFile("plugin/testdata/badsmp.wasm")
+// trapSampler writes the host/plugin test sampler that traps from position
+// 1 on, with a manifest, for a generation to load.
+func trapSampler(t *testing.T) string {
+	raw, err := os.ReadFile("plugin/testdata/trapsmp.wasm")
 	require.NoError(t, err)
-	wasm, err := plugin.EmbedManifest(raw, []byte(`{"abi":1,"name":"badsmp","version":"0.1.0","kind":"sampler","needs":{"memory_pages":2}}`))
+	wasm, err := plugin.EmbedManifest(raw, []byte(`{"abi":1,"name":"trapsmp","version":"0.1.0","kind":"sampler","needs":{"memory_pages":2}}`))
 	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "badsmp.wasm")
+	path := filepath.Join(t.TempDir(), "trapsmp.wasm")
 	require.NoError(t, os.WriteFile(path, wasm, 0o600))
 	return path
 }
@@ -77,13 +77,13 @@ func startServing(t *testing.T, sched scheduler.Config) *serving {
 	require.NoError(t, err)
 
 	cfg := config.Default()
-	bad := badSampler(t)
+	trap := trapSampler(t)
 	cfg.Plugins = []config.Plugin{
 		{ID: "standard", Module: "builtin:standard", FailurePolicy: "fallback", PoolSize: 1},
 		{ID: "redact", Module: "builtin:redact", PoolSize: 1, Config: map[string]any{
 			"patterns": []any{map[string]any{"name": "ats", "regex": "@@+"}}}},
-		{ID: "bad-fallback", Module: bad, FailurePolicy: "fallback", PoolSize: 1},
-		{ID: "bad-closed", Module: bad, PoolSize: 1},
+		{ID: "trap-fallback", Module: trap, FailurePolicy: "fallback", PoolSize: 1},
+		{ID: "trap-closed", Module: trap, PoolSize: 1},
 	}
 	cfg.Pipelines = []config.Pipeline{
 		{Name: "default"},
@@ -343,16 +343,16 @@ func TestTrappingSamplerFollowsItsPolicy(t *testing.T) {
 	sp := &ulanv1.SamplingParams{Seed: u64(1), MaxTokens: i32(5)}
 	// Under fallback the built-in sampler takes over at the failed step
 	// and the response says so.
-	r, err := generate(t, c, &ulanv1.GenerateRequest{Prompt: "x", Sampling: sp, Plugins: &ulanv1.PluginSelection{Sampler: "bad-fallback"}})
+	r, err := generate(t, c, &ulanv1.GenerateRequest{Prompt: "x", Sampling: sp, Plugins: &ulanv1.PluginSelection{Sampler: "trap-fallback"}})
 	require.NoError(t, err)
 	require.Len(t, r.tokens, 5)
 	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_LENGTH, r.finished.FinishReason)
 	require.Len(t, r.finished.Annotations, 1)
 	require.Equal(t, ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, r.finished.Annotations[0].Kind)
 	// Under fail_closed the choice ends with an error naming the plugin.
-	r, err = generate(t, c, &ulanv1.GenerateRequest{Prompt: "x", Sampling: sp, Plugins: &ulanv1.PluginSelection{Sampler: "bad-closed"}})
+	r, err = generate(t, c, &ulanv1.GenerateRequest{Prompt: "x", Sampling: sp, Plugins: &ulanv1.PluginSelection{Sampler: "trap-closed"}})
 	require.NoError(t, err)
 	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_ERROR, r.finished.FinishReason)
-	require.Contains(t, r.finished.Message, "bad-closed")
+	require.Contains(t, r.finished.Message, "trap-closed")
 	require.Len(t, r.tokens, 1, "the first token was the plugin's")
 }
