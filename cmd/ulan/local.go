@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sort"
 	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
 )
 
 // localFlags are generate's flags for running a model in this process.
@@ -156,15 +156,13 @@ func topOf(row []float32, k int) (localStep, int) {
 		sum += math.Exp(float64(v - mx))
 	}
 	lse := float64(mx) + math.Log(sum)
-	idx := make([]int, len(row))
-	for i := range idx {
-		idx[i] = i
-	}
 	k = min(k, len(row))
-	sort.SliceStable(idx, func(a, b int) bool { return row[idx[a]] > row[idx[b]] })
+	idx := make([]int32, k)
+	top := make([]float32, k)
+	k, _ = primitive.TopK(row, k, idx, top) // largest first, ties to the lower id
 	step := localStep{Top: make([]localCandidate, k)}
 	for i := range k {
-		step.Top[i] = localCandidate{ID: idx[i], Logit: row[idx[i]], Logprob: float64(row[idx[i]]) - lse}
+		step.Top[i] = localCandidate{ID: int(idx[i]), Logit: top[i], Logprob: float64(top[i]) - lse}
 	}
 	return step, best
 }
