@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
 
 	"github.com/ulan-ai/ulan/engine"
 	_ "github.com/ulan-ai/ulan/engine/arch/deepseekv3"
@@ -41,6 +42,10 @@ var modelFile = sync.OnceValues(func() (string, error) {
 	path := filepath.Join(dir, "tiny.gguf")
 	return path, testmodel.TinyV3().WriteFile(path, 7)
 })
+
+// compiled is shared by every test's generation, so that each Go-built
+// plugin compiles once per test binary (seconds each, more under -race).
+var compiled = wazero.NewCompilationCache()
 
 // serving is a server with a model, its pipeline and a generation of
 // plugins.
@@ -90,7 +95,7 @@ func startServing(t *testing.T, sched scheduler.Config) *serving {
 		{Name: "plugged", Sampler: "standard"},
 		{Name: "redacted", Hooks: []string{"redact"}},
 	}
-	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute}
+	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute, Cache: compiled}
 	gen, err := generation.Build(context.Background(), cfg, deps)
 	require.NoError(t, err)
 	t.Cleanup(func() { gen.Close(context.Background()) })
