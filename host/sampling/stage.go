@@ -352,8 +352,12 @@ func (r *row) runNative() {
 		r.whole, r.done = true, true
 		return
 	}
-	if p := r.s.p; p.TopP != nil && p.GetTopP() < 1 {
-		r.ensureLSE() // top_p over an open set needs true probabilities
+	// Only top_p over a set still open needs true probabilities. The
+	// native policy runs the default order (a request's plugin params are
+	// not its own), where top_k, when set, closes the set first, and
+	// typical_p on an open set widens it to the whole row.
+	if p := r.s.p; p.TopP != nil && p.GetTopP() < 1 && p.GetTopK() == 0 && (p.TypicalP == nil || p.GetTypicalP() == 1) {
+		r.ensureLSE()
 	}
 	if r.ids == nil {
 		r.select_()
