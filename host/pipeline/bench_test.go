@@ -1,0 +1,114 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu"
+	"github.com/ulan-ai/ulan/engine/gguf"
+	"github.com/ulan-ai/ulan/engine/testmodel"
+	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/plugins"
+
+	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+)
+
+// sink is an api.Stream that counts tokens.
+type sink struct {
+	mu     sync.Mutex
+	tokens int
+}
+
+func (s *sink) Start(*ulanv1.Started) error { return nil }
+func (s *sink) Delta(d *ulanv1.Delta) error {
+	s.mu.Lock()
+	s.tokens += len(d.TokenIds)
+	s.mu.Unlock()
+	return nil
+}
+func (s *sink) Finish(*ulanv1.Finished) error { return nil }
+
+// BenchmarkStreams runs 1, 4, 8 and 16 concurrent Generate requests through
+// the whole pipeline (tokenizer, scheduler, engine, sampling stage,
+// detokenizer, stream) on the built-in demo model's shape, with the
+// built-in sampler and with the standard sampler plugin, and reports the
+// aggregate tokens per second and its ratio to one stream of the same run.
+func BenchmarkStreams(b *testing.B) {
+	const gen = 48
+	dir := b.TempDir()
+	path := filepath.Join(dir, "demo.gguf")
+	if err := testmodel.DemoV3().WriteFile(path, 1); err != nil {
+		b.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Plugins = []config.Plugin{{ID: "standard", Module: "builtin:standard", PoolSize: 1}}
+	cfg.Pipelines = []config.Pipeline{{Name: "default"}, {Name: "plugged", Sampler: "standard"}}
+	g, err := generation.Build(context.Background(), cfg, generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	for _, pipe := range []string{"default", "plugged"} {
+		var one float64
+		for _, n := range []int{1, 4, 8, 16} {
+			b.Run(fmt.Sprintf("%s/streams=%d", pipe, n), func(b *testing.B) {
+				bk := cpu.New(cpu.WithThreads(runtime.GOMAXPROCS(0)))
+				m, err := engine.LoadGGUF(f, bk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, err := engine.NewRunner(m, bk, engine.RunnerConfig{CacheBytes: 256 << 20})
+				if err != nil {
+					b.Fatal(err)
+				}
+				p := pipeline.New(pipeline.Model{Name: "demo", Runner: r, Tokenizer: tok, Generation: g})
+				defer p.Close()
+				total := 0
+				b.ResetTimer()
+				for b.Loop() {
+					var wg sync.WaitGroup
+					out := &sink{}
+					for i := range n {
+						wg.Go(func() {
+							req := &ulanv1.GenerateRequest{Prompt: fmt.Sprintf("Stream %d of the benchmark:", i),
+								Plugins:  &ulanv1.PluginSelection{Pipeline: pipe},
+								Sampling: &ulanv1.SamplingParams{MaxTokens: ptr(int32(gen)), IgnoreEos: true, TopK: ptr(int32(40)), TopP: ptr(float32(0.95)), Seed: ptr(uint64(i))}}
+							if err := p.Generate(context.Background(), req, out); err != nil {
+								b.Error(err)
+							}
+						})
+					}
+					wg.Wait()
+					total += out.tokens
+				}
+				rate := float64(total) / b.Elapsed().Seconds()
+				b.ReportMetric(rate, "tok/s")
+				if n == 1 {
+					one = rate
+				} else if one > 0 {
+					b.ReportMetric(rate/one, "x-one-stream")
+				}
+			})
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
