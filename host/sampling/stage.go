@@ -13,6 +13,7 @@ import (
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/plugin/primitive"
+	"github.com/ulan-ai/ulan/host/sampling/internal/expsum"
 	"github.com/ulan-ai/ulan/sdk/go/sampler"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -240,17 +241,9 @@ func scan(l []float32) (float64, int, error) {
 }
 
 // logSumExp returns log Σ exp(l) over a row whose largest value is mx,
-// summed in float64. Terms below e^−40 of the largest are left out: their
-// total over any vocabulary is below 10⁻¹¹ of the sum.
+// with expsum's kernel: the same bits on every machine.
 func logSumExp(l []float32, mx float64) float32 {
-	var sum float64
-	floor := mx - 40
-	for _, v := range l {
-		if x := float64(v); x > floor {
-			sum += math.Exp(x - mx)
-		}
-	}
-	return float32(mx + math.Log(sum))
+	return float32(mx + math.Log(expsum.Sum(l, float32(mx))))
 }
 
 // firstK is the number of candidates a row starts with: top_k when the

@@ -1,0 +1,5 @@
+//go:build !amd64 || noasm
+
+package expsum
+
+func sum8(x []float32, m float32, lanes *[8]float64) { sum8Go(x, m, lanes) }
