@@ -220,24 +220,38 @@ func (s *Seq) shape(l []float32) error {
 // scan returns the row's largest value and how many of its values are
 // finite. A NaN, +Inf or a row with nothing left to sample is an error.
 func scan(l []float32) (float64, int, error) {
-	mx := math.Inf(-1)
+	const big = math.MaxFloat32
+	mx := float32(math.Inf(-1))
 	finite := 0
-	for i, v := range l {
-		switch {
-		case v != v:
-			return 0, 0, fmt.Errorf("sampling: the model gave a NaN logit for token %d", i)
-		case math.IsInf(float64(v), 1):
-			return 0, 0, fmt.Errorf("sampling: logit of token %d is +Inf", i)
-		case math.IsInf(float64(v), -1):
+	for _, v := range l {
+		if v >= -big && v <= big { // false for NaN and ±Inf
+			finite++
+			if v > mx {
+				mx = v
+			}
 			continue
 		}
-		finite++
-		mx = max(mx, float64(v))
+		if v != v || v > 0 {
+			return 0, 0, scanError(l)
+		}
 	}
 	if finite == 0 {
 		return 0, 0, errors.New("sampling: no token can be sampled: allowed_token_ids, banned_token_ids, logit_bias and min_tokens leave none")
 	}
-	return mx, finite, nil
+	return float64(mx), finite, nil
+}
+
+// scanError names the first NaN or +Inf of a row.
+func scanError(l []float32) error {
+	for i, v := range l {
+		switch {
+		case v != v:
+			return fmt.Errorf("sampling: the model gave a NaN logit for token %d", i)
+		case math.IsInf(float64(v), 1):
+			return fmt.Errorf("sampling: logit of token %d is +Inf", i)
+		}
+	}
+	return nil
 }
 
 // logSumExp returns log Σ exp(l) over a row whose largest value is mx,
