@@ -395,9 +395,11 @@ func (s *Scheduler) step() {
 // decide calls SampleFunc once for the step's rows and delivers each
 // sequence's token, or ends it.
 func (s *Scheduler) decide(rows []Row) {
-	decisions := s.sample(rows)
-	if len(decisions) != len(rows) {
-		err := fmt.Errorf("scheduler: SampleFunc returned %d decisions for %d rows", len(decisions), len(rows))
+	decisions, err := s.sampleSafely(rows)
+	if err == nil && len(decisions) != len(rows) {
+		err = fmt.Errorf("scheduler: SampleFunc returned %d decisions for %d rows", len(decisions), len(rows))
+	}
+	if err != nil {
 		for _, row := range rows {
 			s.end(row.Seq, FinishError, err)
 		}
@@ -479,4 +481,15 @@ func (s *Scheduler) shutdown() {
 	s.queue = nil
 	s.publishLocked()
 	s.mu.Unlock()
+}
+
+// sampleSafely calls the SampleFunc; a panic in it fails the step's
+// sequences instead of the server.
+func (s *Scheduler) sampleSafely(rows []Row) (decisions []Decision, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("scheduler: sampling panicked: %v", v)
+		}
+	}()
+	return s.sample(rows), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -561,6 +562,31 @@ func TestSampleFuncWrongLength(t *testing.T) {
 	require.Empty(t, toks)
 	require.Equal(t, scheduler.FinishError, end.Finish)
 	require.EqualError(t, end.Err, "scheduler: SampleFunc returned 0 decisions for 1 rows")
+	idle(t, s, r)
+}
+
+func TestSampleFuncPanicFailsItsStepOnly(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t, testModel(), 64)
+	var calls atomic.Int32
+	s := scheduler.New(r, func(rows []scheduler.Row) []scheduler.Decision {
+		if calls.Add(1) == 1 {
+			panic("a bug in sampling")
+		}
+		return greedy(rows)
+	}, scheduler.Config{})
+	defer s.Close()
+	q, err := s.Submit(context.Background(), scheduler.Request{Prompt: prompt(1, 4), MaxTokens: 2})
+	require.NoError(t, err)
+	_, end := collect(t, q)
+	require.Equal(t, scheduler.FinishError, end.Finish)
+	require.EqualError(t, end.Err, "scheduler: sampling panicked: a bug in sampling")
+	// The loop goes on.
+	q, err = s.Submit(context.Background(), scheduler.Request{Prompt: prompt(1, 4), MaxTokens: 2})
+	require.NoError(t, err)
+	toks, end := collect(t, q)
+	require.Len(t, toks, 2)
+	require.Equal(t, scheduler.FinishLength, end.Finish)
 	idle(t, s, r)
 }
 
