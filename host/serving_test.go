@@ -340,6 +340,14 @@ func TestUnknownNamesAreInvalidArguments(t *testing.T) {
 		require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err), "%v: %v", sel, err)
 		require.ErrorContains(t, err, "plugins.")
 	}
+	for _, req := range []*ulanv1.GenerateRequest{
+		{Prompt: "x", Model: "other"},
+		{PromptTokenIds: []uint32{1, 129280}},
+		{Prompt: "x", Sampling: &ulanv1.SamplingParams{BannedTokenIds: []uint32{200000}}},
+	} {
+		_, err := generate(t, c, req)
+		require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err), "%v: %v", req, err)
+	}
 }
 
 func TestTrappingSamplerFollowsItsPolicy(t *testing.T) {
