@@ -551,7 +551,7 @@ func (st *Stage) Close(ctx context.Context) {
 }
 
 // draw picks the token: the selector's choice, or a draw with u0 from
-// the softmax of the policy's logits, by inverse CDF in token-id order —
+// the softmax of the policy's logits (weights), by inverse CDF in token-id order —
 // an order that does not depend on how many candidates the policy saw,
 // so the whole-row draw and a draw over the sorted candidates agree — with
 // the log probabilities asked for.
@@ -560,16 +560,15 @@ func (r *row) draw() Result {
 		return Result{Err: r.err}
 	}
 	ids, vals := r.byID()
-	probs := make([]float32, len(vals))
-	if err := primitive.Softmax(vals, 1, probs); err != nil {
-		return Result{Err: fmt.Errorf("sampling: the policy left no token to draw: %w", err)}
+	probs, total, err := weights(vals)
+	if err != nil {
+		return Result{Err: err}
 	}
 	i := -1
 	if r.token >= 0 {
 		i = slices.Index(ids, r.token)
 	}
 	if i < 0 {
-		var err error
 		if i, err = primitive.Draw(probs, r.u0); err != nil {
 			return Result{Err: fmt.Errorf("sampling: %w", err)}
 		}
@@ -578,7 +577,8 @@ func (r *row) draw() Result {
 	if !r.s.logprobs {
 		return res
 	}
-	res.Logprob = float32(math.Log(float64(probs[i])))
+	logTotal := math.Log(total)
+	res.Logprob = float32(math.Log(float64(probs[i])) - logTotal)
 	if n := min(r.s.topLogprobs, len(probs)); n > 0 {
 		idx := make([]int32, n)
 		top := make([]float32, n)
@@ -587,10 +587,37 @@ func (r *row) draw() Result {
 			if top[j] <= 0 {
 				break
 			}
-			res.Top = append(res.Top, Alt{Token: tokenAt(ids, int(idx[j])), Logprob: float32(math.Log(float64(top[j])))})
+			res.Top = append(res.Top, Alt{Token: tokenAt(ids, int(idx[j])), Logprob: float32(math.Log(float64(top[j])) - logTotal)})
 		}
 	}
 	return res
+}
+
+// weights returns exp(v − max) of each of the policy's logits (0 for
+// −Inf), with expsum's exp: the same value for a token whatever else is in
+// the slice, so a draw over the whole row and over its finite part agree;
+// and their total, summed in order in float64, as Draw sums them.
+func weights(vals []float32) ([]float32, float64, error) {
+	mx := float32(math.Inf(-1))
+	for _, v := range vals {
+		if v != v {
+			return nil, 0, errors.New("sampling: the policy gave a NaN logit")
+		}
+		mx = max(mx, v)
+	}
+	if math.IsInf(float64(mx), 0) {
+		return nil, 0, fmt.Errorf("sampling: the policy left no token to draw (its best logit is %v)", mx)
+	}
+	w := make([]float32, len(vals))
+	expsum.Exps(vals, mx, w)
+	var total float64
+	for i, v := range vals {
+		if math.IsInf(float64(v), -1) {
+			w[i] = 0
+		}
+		total += float64(w[i])
+	}
+	return w, total, nil
 }
 
 // tokenAt is the token at index i of byID's order (ids nil: i itself).

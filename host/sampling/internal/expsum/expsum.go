@@ -65,3 +65,23 @@ func exp(x float32) float32 {
 	y = y + 1
 	return float32(y * math.Float32frombits(uint32(int32(n)+127)<<23))
 }
+
+// Exps writes exp(x[i] − m) to out[i] (out at least as long as x), each
+// value the same exp whatever its position: a draw over these weights
+// does not depend on which other values are in the slice.
+func Exps(x []float32, m float32, out []float32) {
+	out = out[:len(x)]
+	n := len(x) &^ 7
+	if n > 0 {
+		exps8(x[:n], m, out[:n])
+	}
+	for i, v := range x[n:] {
+		out[n+i] = exp(v - m)
+	}
+}
+
+func exps8Go(x []float32, m float32, out []float32) {
+	for i, v := range x {
+		out[i] = exp(v - m)
+	}
+}

@@ -168,3 +168,52 @@ done:
 	VZEROUPPER
 	RET
 
+
+// func exps8AVX2(x []float32, m float32, out []float32)
+// exp(x − m) of each value, as exp in expsum.go; len(x) is a multiple of 8
+// and out is as long.
+TEXT ·exps8AVX2(SB), NOSPLIT, $0-56
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS m+24(FP), Y0
+	MOVQ out_base+32(FP), DI
+	SHRQ $3, CX
+	JZ expsdone
+
+expsloop:
+	VMOVUPS (SI), Y2
+	VSUBPS Y0, Y2, Y2           // x - m
+	VMAXPS floor<>(SB), Y2, Y2  // clamped at floor
+	VMULPS log2e<>(SB), Y2, Y4  // x·log2e
+	VROUNDPS $0, Y4, Y4         // n, to nearest even
+	VMULPS ln2hi<>(SB), Y4, Y6
+	VSUBPS Y6, Y2, Y2           // r = x - n·ln2hi
+	VMULPS ln2lo<>(SB), Y4, Y6
+	VSUBPS Y6, Y2, Y2           // r -= n·ln2lo
+	VMULPS Y2, Y2, Y8           // z = r·r
+	VMULPS p0<>(SB), Y2, Y10
+	VADDPS p1<>(SB), Y10, Y10
+	VMULPS Y2, Y10, Y10
+	VADDPS p2<>(SB), Y10, Y10
+	VMULPS Y2, Y10, Y10
+	VADDPS p3<>(SB), Y10, Y10
+	VMULPS Y2, Y10, Y10
+	VADDPS p4<>(SB), Y10, Y10
+	VMULPS Y2, Y10, Y10
+	VADDPS p5<>(SB), Y10, Y10
+	VMULPS Y8, Y10, Y10         // y·z
+	VADDPS Y2, Y10, Y10         // + r
+	VADDPS one<>(SB), Y10, Y10  // + 1
+	VCVTTPS2DQ Y4, Y4           // n as int32 (exact)
+	VPADDD bias<>(SB), Y4, Y4
+	VPSLLD $23, Y4, Y4          // 2^n
+	VMULPS Y4, Y10, Y10         // exp(x - m)
+	VMOVUPS Y10, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ expsloop
+
+expsdone:
+	VZEROUPPER
+	RET

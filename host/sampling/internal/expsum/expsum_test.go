@@ -86,3 +86,18 @@ func BenchmarkSumGo(b *testing.B) {
 		sum8Go(x, m, &lanes)
 	}
 }
+
+func TestExpsMatchesGoAndSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 3, 8, 17, 1000, 129280} {
+		x := row(r, n+1, 8)[1:]
+		m := maxOf(x)
+		got := make([]float32, n)
+		Exps(x, m, got)
+		for i, v := range x {
+			if want := exp(v - m); got[i] != want {
+				t.Fatalf("n %d, element %d: %v, want %v", n, i, got[i], want)
+			}
+		}
+	}
+}
