@@ -560,7 +560,7 @@ func (r *row) draw() Result {
 		return Result{Err: r.err}
 	}
 	ids, vals := r.byID()
-	probs, total, err := weights(vals)
+	probs, err := weights(vals)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -576,6 +576,10 @@ func (r *row) draw() Result {
 	res := Result{Token: tokenAt(ids, i)}
 	if !r.s.logprobs {
 		return res
+	}
+	var total float64 // summed in order, as Draw sums it
+	for _, p := range probs {
+		total += float64(p)
 	}
 	logTotal := math.Log(total)
 	res.Logprob = float32(math.Log(float64(probs[i])) - logTotal)
@@ -595,29 +599,32 @@ func (r *row) draw() Result {
 
 // weights returns exp(v − max) of each of the policy's logits (0 for
 // −Inf), with expsum's exp: the same value for a token whatever else is in
-// the slice, so a draw over the whole row and over its finite part agree;
-// and their total, summed in order in float64, as Draw sums them.
-func weights(vals []float32) ([]float32, float64, error) {
+// the slice, so a draw over the whole row and over its finite part agree.
+func weights(vals []float32) ([]float32, error) {
 	mx := float32(math.Inf(-1))
+	banned := false
 	for _, v := range vals {
-		if v != v {
-			return nil, 0, errors.New("sampling: the policy gave a NaN logit")
+		switch {
+		case v != v:
+			return nil, errors.New("sampling: the policy gave a NaN logit")
+		case math.IsInf(float64(v), -1):
+			banned = true
 		}
 		mx = max(mx, v)
 	}
 	if math.IsInf(float64(mx), 0) {
-		return nil, 0, fmt.Errorf("sampling: the policy left no token to draw (its best logit is %v)", mx)
+		return nil, fmt.Errorf("sampling: the policy left no token to draw (its best logit is %v)", mx)
 	}
 	w := make([]float32, len(vals))
 	expsum.Exps(vals, mx, w)
-	var total float64
-	for i, v := range vals {
-		if math.IsInf(float64(v), -1) {
-			w[i] = 0
+	if banned {
+		for i, v := range vals {
+			if math.IsInf(float64(v), -1) {
+				w[i] = 0
+			}
 		}
-		total += float64(w[i])
 	}
-	return w, total, nil
+	return w, nil
 }
 
 // tokenAt is the token at index i of byID's order (ids nil: i itself).
