@@ -84,21 +84,6 @@ func TestDrawFrequencies(t *testing.T) {
 	require.ErrorIs(t, err, ErrBounds)
 }
 
-func BenchmarkTopK64Of129280(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	vals := make([]float32, 129280)
-	for i := range vals {
-		vals[i] = float32(r.NormFloat64())
-	}
-	ids, out := make([]int32, 64), make([]float32, 64)
-	b.SetBytes(int64(4 * len(vals)))
-	for b.Loop() {
-		if _, err := TopK(vals, 64, ids, out); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func TestTopPCut(t *testing.T) {
 	t.Parallel()
 	probs := []float32{0.5, 0.25, 0.125, 0.125}
