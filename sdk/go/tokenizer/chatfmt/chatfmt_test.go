@@ -279,3 +279,19 @@ func TestJinjaR1Fixtures(t *testing.T) {
 		require.Equal(t, c.Expected, got, c.ID)
 	}
 }
+
+// TestJinjaV3_0324Fixtures renders the V3-0324 fixtures with that
+// checkpoint's own template (testdata/deepseek-v3-0324.jinja, see
+// testdata/README.md).
+func TestJinjaV3_0324Fixtures(t *testing.T) {
+	tmpl, err := os.ReadFile("testdata/deepseek-v3-0324.jinja")
+	require.NoError(t, err)
+	cases, tools := renderCases(t, "v3-0324")
+	require.Len(t, cases, 2)
+	for _, c := range cases {
+		msgs, _ := c.inputs(tools)
+		got, err := RenderJinja(string(tmpl), msgs, JinjaOptions{BOS: BOS, EOS: EOS, AddGenerationPrompt: true})
+		require.NoError(t, err, c.ID)
+		require.Equal(t, c.Expected, got, c.ID)
+	}
+}
