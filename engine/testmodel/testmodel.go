@@ -263,7 +263,7 @@ func (c V3) writer(seed uint64, opts []WriteOption) (*gguf.Writer, error) {
 		a("rope.scaling.original_context_length", u(c.YarnOrigContext))
 		a("rope.scaling.yarn_log_multiplier", 0.1*c.MscaleAllDim)
 	}
-	tok.add(w)
+	tok.add(w, "deepseek-v3")
 
 	E, H, V := c.Hidden, c.Heads, len(tok.tokens)
 	qk := c.NopeDim + c.RopeDim
@@ -554,9 +554,9 @@ func parseTokenizer() (*tokenizer, error) {
 	return t, nil
 }
 
-func (t *tokenizer) add(w *gguf.Writer) {
+func (t *tokenizer) add(w *gguf.Writer, pre string) {
 	w.Add("tokenizer.ggml.model", "gpt2")
-	w.Add("tokenizer.ggml.pre", "deepseek-v3")
+	w.Add("tokenizer.ggml.pre", pre)
 	w.Add("tokenizer.ggml.tokens", t.tokens)
 	w.Add("tokenizer.ggml.token_type", t.types)
 	w.Add("tokenizer.ggml.merges", t.merges)
@@ -602,14 +602,15 @@ func TokenizerJSON() ([]byte, error) {
 func TokenizerConfigJSON() []byte { return bytes.Clone(tokenizerConfig) }
 
 // WriteTokenizerFile writes a GGUF file with no tensors and only the
-// tokenizer section every test model carries, for tokenizer tests.
-func WriteTokenizerFile(path string) error {
+// tokenizer section every test model carries, for tokenizer tests; pre is
+// its tokenizer.ggml.pre (every test model has "deepseek-v3").
+func WriteTokenizerFile(path, pre string) error {
 	tok, err := loadTokenizer()
 	if err != nil {
 		return err
 	}
 	w := &gguf.Writer{}
 	w.Add("general.architecture", "deepseek2")
-	tok.add(w)
+	tok.add(w, pre)
 	return w.WriteFile(path)
 }

@@ -1,25 +1,45 @@
 package tokenizer
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 )
 
 // preTokenizers are the pre-tokenizers of the `tokenizer.ggml.pre` names
-// this package knows, as tokenizer.json writes them: "deepseek-v3" is
-// copied from DeepSeek-V3's tokenizer.json (three Split regexes, then the
-// byte-level alphabet without its own regex).
-var preTokenizers = map[string]string{
-	"deepseek-v3": `{"type":"Sequence","pretokenizers":[` +
-		`{"type":"Split","pattern":{"Regex":"\\p{N}{1,3}"},"behavior":"Isolated","invert":false},` +
-		`{"type":"Split","pattern":{"Regex":"[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"},"behavior":"Isolated","invert":false},` +
-		`{"type":"Split","pattern":{"Regex":"[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},` +
-		`{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`,
-	"gpt2": `{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}`,
+// this package knows, as tokenizer.json writes them (pretokenizers.json):
+// "deepseek-v3" is DeepSeek-V3's (three Split regexes, then the byte-level
+// alphabet without its own regex); "deepseek-llm" is DeepSeek-LLM's and
+// DeepSeek-V2's (six Splits, the letter class written as code points
+// because copies of it that went through Unicode normalization have
+// descending ranges, see testdata/README.md); "deepseek-coder" is
+// DeepSeek-Coder's; "gpt2" is GPT-2's byte-level regex.
+//
+//go:embed pretokenizers.json
+var preTokenizersJSON []byte
+
+var preTokenizers = func() map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(preTokenizersJSON, &m); err != nil {
+		panic("tokenizer: pretokenizers.json: " + err.Error())
+	}
+	return m
+}()
+
+// preTokenizerNames lists preTokenizers' keys, sorted, for error messages.
+func preTokenizerNames() string {
+	names := make([]string, 0, len(preTokenizers))
+	for k := range preTokenizers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // Token types of tokenizer.ggml.token_type (llama.cpp's llama_token_type).
@@ -59,7 +79,7 @@ func FromGGUF(f *gguf.File) (*hf.Tokenizer, error) {
 	}
 	preJSON, ok := preTokenizers[pre]
 	if !ok {
-		return nil, fmt.Errorf("%w: tokenizer.ggml.pre %q is not one this server knows (deepseek-v3, gpt2)", ErrGGUF, pre)
+		return nil, fmt.Errorf("%w: tokenizer.ggml.pre %q is not one this server knows (%s)", ErrGGUF, pre, preTokenizerNames())
 	}
 	tokens, err := f.Strings("tokenizer.ggml.tokens")
 	if err != nil {
@@ -98,7 +118,7 @@ func FromGGUF(f *gguf.File) (*hf.Tokenizer, error) {
 	}
 	tj, err := json.Marshal(map[string]any{
 		"added_tokens":  addedTokens,
-		"pre_tokenizer": json.RawMessage(preJSON),
+		"pre_tokenizer": preJSON,
 		"decoder":       json.RawMessage(`{"type":"ByteLevel"}`),
 		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": merges},
 	})

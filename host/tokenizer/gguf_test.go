@@ -1,8 +1,13 @@
 package tokenizer_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -17,7 +22,7 @@ import (
 // DeepSeek's tokenizer.json, and every one of the model's ids decodes.
 func TestFromGGUFMatchesTokenizerJSON(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tok.gguf")
-	require.NoError(t, testmodel.WriteTokenizerFile(path))
+	require.NoError(t, testmodel.WriteTokenizerFile(path, "deepseek-v3"))
 	f, err := gguf.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
@@ -41,6 +46,53 @@ func TestFromGGUFMatchesTokenizerJSON(t *testing.T) {
 	withBOS, err := fromGGUF.Encode("x", hf.AddSpecial)
 	require.NoError(t, err)
 	require.Equal(t, int32(0), withBOS[0], "tokenizer.ggml.add_bos_token")
+}
+
+// TestFromGGUFPreTokenizers: a tokenizer rebuilt from GGUF metadata with
+// each other pre-tokenizer this package knows (DeepSeek-LLM/V2's and
+// DeepSeek-Coder's) encodes the corpus and the extra cases exactly as
+// transformers.js does with that pre-tokenizer
+// (testdata/gen_pretokenizers.mjs made testdata/pretokenizers_ref.json),
+// and decodes each back to its text.
+func TestFromGGUFPreTokenizers(t *testing.T) {
+	raw, err := os.ReadFile("testdata/pretokenizers_ref.json")
+	require.NoError(t, err)
+	var ref struct {
+		PreTokenizers map[string][]struct {
+			Name string  `json:"name"`
+			Text string  `json:"text"`
+			IDs  []int32 `json:"ids"`
+		} `json:"pretokenizers"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &ref))
+	require.Len(t, ref.PreTokenizers, 2)
+	for pre, cases := range ref.PreTokenizers {
+		t.Run(pre, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tok.gguf")
+			require.NoError(t, testmodel.WriteTokenizerFile(path, pre))
+			f, err := gguf.Open(path)
+			require.NoError(t, err)
+			defer f.Close()
+			tok, err := tokenizer.FromGGUF(f)
+			require.NoError(t, err)
+			var mismatched []string
+			for _, c := range cases {
+				got, err := tok.Encode(c.Text, hf.ParseSpecial)
+				require.NoError(t, err, c.Name)
+				if !slices.Equal(c.IDs, got) {
+					mismatched = append(mismatched, fmt.Sprintf("%s %q: want %v, got %v", c.Name, c.Text, c.IDs, got))
+					continue
+				}
+				if !utf8.ValidString(c.Text) {
+					continue // invalid bytes decode as U+FFFD (the corpus's documented behaviour)
+				}
+				text, err := tok.Decode(got, 0)
+				require.NoError(t, err, c.Name)
+				require.Equal(t, c.Text, text, c.Name)
+			}
+			require.Empty(t, mismatched, "%d of %d cases differ from transformers.js", len(mismatched), len(cases))
+		})
+	}
 }
 
 func TestFromGGUFRefusesWhatItCannotRebuild(t *testing.T) {
