@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -136,31 +137,34 @@ func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
 }
 
 // mulRangeQ8_0 is mulRange for Q8_0 weights: kernel.MulQ8_0x8 multiplies
-// q8Rows rows (in L1) at a time by each two packed groups of four inputs
-// and kernel.MulQ8_0x4 by a last odd group, a last pair goes through
-// kernel.MulQ8_0x2 and a lone last input through kernel.DotQ8_0; every
-// output is the bits DotQ8_0 gives, so no result depends on how inputs were
-// grouped.
+// a block of rows (in L1, see q8Block) at a time by each two packed groups
+// of four inputs and kernel.MulQ8_0x4 by a last odd group, a last pair goes
+// through kernel.MulQ8_0x2 and a lone last input through kernel.DotQ8_0;
+// every output is the bits DotQ8_0 gives, so no result depends on how
+// inputs were grouped.
 func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 	nb := p.nb
 	rowBytes := nb * 34
 	nt := len(p.xs)
 	w := m.t.raw[m.first*rowBytes:]
-	var out [8 * q8Rows]float32
-	var out2 [2 * q8Rows]float32
+	block := q8Block(rowBytes)
+	scratch := q8Scratch.Get().(*q8Outs)
+	defer q8Scratch.Put(scratch)
+	out, out2 := &scratch.x8, &scratch.x2
 	// scatter copies the outputs of group g (out[per·i+off+j] for row i)
 	// to its inputs' rows.
 	scatter := func(g, r, n, per, off int) {
 		for j := range min(4, nt-4*g) {
-			for i := range n {
-				ys[4*g+j][r+i] = out[per*i+off+j]
+			y := ys[4*g+j][r : r+n]
+			for i := range y {
+				y[i] = out[per*i+off+j]
 			}
 		}
 	}
 	for g0 := 0; g0 == 0 || g0 < len(p.groups); g0 += tokenTile / 4 {
 		tile := p.groups[g0:min(g0+tokenTile/4, len(p.groups))]
-		for r := lo; r < hi; r += q8Rows {
-			n := min(q8Rows, hi-r)
+		for r := lo; r < hi; r += block {
+			n := min(block, hi-r)
 			g := 0
 			for ; g+2 <= len(tile); g += 2 {
 				kernel.MulQ8_0x8(w[r*rowBytes:], n, &tile[g], &tile[g+1], out[:8*n])
@@ -172,14 +176,16 @@ func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 				scatter(g0+g, r, n, 4, 0)
 			}
 			if g0 == 0 && p.lone >= 0 {
+				y, xq := ys[p.lone], p.xq(p.lone)
 				for i := r; i < r+n; i++ {
-					ys[p.lone][i] = kernel.DotQ8_0(w[i*rowBytes:], p.xq(p.lone), nb)
+					y[i] = kernel.DotQ8_0(w[i*rowBytes:], xq, nb)
 				}
 			}
 			if g0 == 0 && p.pair != nil {
 				kernel.MulQ8_0x2(w[r*rowBytes:], n, p.pair, out2[:2*n])
-				for i := range n {
-					ys[nt-2][r+i], ys[nt-1][r+i] = out2[2*i], out2[2*i+1]
+				y0, y1 := ys[nt-2][r:r+n], ys[nt-1][r:r+n]
+				for i := range y0 {
+					y0[i], y1[i] = out2[2*i], out2[2*i+1]
 				}
 			}
 		}
@@ -226,9 +232,32 @@ func (b *Backend) runJobs(jobs []job) {
 	runWorkers(workers, work)
 }
 
-// q8Rows is how many weight rows mulQ8_0 multiplies by each group of
-// inputs before moving on: an even number, for MulQ8_0x4's two-row tile.
-const q8Rows = 4
+// q8Block is how many weight rows of rowBytes bytes mulRangeQ8_0
+// multiplies by each group of inputs before moving on: about q8BlockBytes
+// of weights, which stay in L1 while every group passes over them, and an
+// even number from 4 to q8MaxRows, for the kernels' two-row tiles. Wide
+// rows (a 7168-wide model's 7616 bytes) take 4 at a time; narrow ones (a
+// small model's output projection, 136 bytes) take many, so that the calls
+// and the copies out are paid per block and not per four rows.
+func q8Block(rowBytes int) int {
+	n := q8BlockBytes / rowBytes
+	return max(4, min(q8MaxRows, n&^1))
+}
+
+const (
+	q8BlockBytes = 8 << 10
+	q8MaxRows    = 64
+)
+
+// q8Outs is mulRangeQ8_0's scratch for the kernels' outputs: too big for
+// every call to allocate (it escapes through the kernels' function
+// values), so calls take one from q8Scratch.
+type q8Outs struct {
+	x8 [8 * q8MaxRows]float32
+	x2 [2 * q8MaxRows]float32
+}
+
+var q8Scratch = sync.Pool{New: func() any { return new(q8Outs) }}
 
 // tokenTile is how many input rows mul multiplies against a weight row
 // before moving to the next row.

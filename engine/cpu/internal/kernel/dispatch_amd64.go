@@ -112,7 +112,7 @@ func mulQ8_0x4VNNI(w []byte, rows int, x *Q8_0x4, out []float32) {
 	rb := x.nBlocks * Q8_0BlockSize
 	r := 0
 	for ; r+2 <= rows; r += 2 {
-		dotQ8_0x4R2VNNI(w[r*rb:], rb, x.v, x.c, x.d, x.nBlocks, out[4*r:])
+		dotQ8_0x4R2VNNI(w[r*rb:], rb, x.v, x.d, x.nBlocks, out[4*r:])
 	}
 	if r < rows {
 		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[4*r:])
@@ -130,7 +130,7 @@ func mulQ8_0x8VNNI(w []byte, rows int, x, y *Q8_0x4, out []float32) {
 	rb := x.nBlocks * Q8_0BlockSize
 	r := 0
 	for ; r+2 <= rows; r += 2 {
-		dotQ8_0x8R2VNNI(w[r*rb:], rb, x.v, x.c, x.d, y.v, y.c, y.d, x.nBlocks, out[8*r:])
+		dotQ8_0x8R2VNNI(w[r*rb:], rb, x.v, x.d, y.v, y.d, x.nBlocks, out[8*r:])
 	}
 	if r < rows {
 		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[8*r:])

@@ -49,12 +49,12 @@ func dotQ8_0x2R2AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks i
 func dotQ8_0x2R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
 
 // dotQ8_0x4R2VNNI sets out[4r+j] for r < 2 exactly as dotQ8_0x4R2AVX2 does;
-// see _gen. w holds the rows; xv, xc and xd nBlocks blocks of the VNNI packing.
-func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, nBlocks int, out []float32)
+// see _gen. w holds the rows; xv and xd nBlocks blocks of the VNNI packing.
+func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xd []float32, nBlocks int, out []float32)
 
 // dotQ8_0x8R2VNNI is dotQ8_0x4R2VNNI for the packs x and y in one pass over the rows:
 // out[8r+j] for x's vector j, out[8r+4+j] for y's; see _gen.
-func dotQ8_0x8R2VNNI(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, yv []byte, yc []int32, yd []float32, nBlocks int, out []float32)
+func dotQ8_0x8R2VNNI(w []byte, rowBytes int, xv []byte, xd []float32, yv []byte, yd []float32, nBlocks int, out []float32)
 
 // axpyF32AVX2 is the AVX2 form of axpyF32Generic, fused.
 // len(y) ≥ len(x).

@@ -135,8 +135,7 @@ type Q8_0x4 struct {
 
 	// The VNNI form (see packVNNI), filled when the active set uses it.
 	vnni bool
-	v    []byte  // v[(b·4+j)·64+k]: lane k/8's quant k%4 of block b of vector j
-	c    []int32 // c[(b·4+j)·16+k]: −128 × the sum of lane k/2's four quants
+	v    []byte // v[(b·4+j)·32+k]: lane k/4's quant k%4 of block b of vector j, plus 128
 }
 
 // Pack sets p to the four vectors x0…x3 of nBlocks Q8_0 blocks each. It
@@ -147,37 +146,31 @@ func (p *Q8_0x4) Pack(x0, x1, x2, x3 []byte, nBlocks int) {
 	p.q, p.d = packQ8(p.q, p.d, xs[:], nBlocks)
 	p.vnni = active.packVNNI
 	if p.vnni {
-		p.v, p.c = packVNNI(p.v, p.c, xs[:], nBlocks)
+		p.v = packVNNI(p.v, xs[:], nBlocks)
 	}
 }
 
 // packVNNI packs the vectors xs of nBlocks Q8_0 blocks for dotQ8_0x4R2VNNI
 // (see _gen): per block and vector, the AVX2 tile's eight lanes of four
-// quants (quants 2l, 2l+1, 16+2l, 17+2l make lane l), each written twice,
-// one copy per weight row; and the lanes' −128·Σ likewise, which cancels
-// what the kernel's unsigned weights (w+128) add.
-func packVNNI(v []byte, c []int32, xs [][]byte, nBlocks int) ([]byte, []int32) {
+// quants (quants 2l, 2l+1, 16+2l, 17+2l make lane l), each quant made
+// unsigned by adding 128 (flipping its sign bit), which the kernel cancels
+// with −128·Σw per lane.
+func packVNNI(v []byte, xs [][]byte, nBlocks int) []byte {
 	n := len(xs)
-	v = slices.Grow(v[:0], nBlocks*n*64)[:nBlocks*n*64]
-	c = slices.Grow(c[:0], nBlocks*n*16)[:nBlocks*n*16]
+	v = slices.Grow(v[:0], nBlocks*n*32)[:nBlocks*n*32]
 	for b := range nBlocks {
 		for j, x := range xs {
 			q := (*[Q8_0BlockLen]byte)(x[b*Q8_0BlockSize+2:])
-			dst := (*[64]byte)(v[(b*n+j)*64:])
-			lanes := (*[16]int32)(c[(b*n+j)*16:])
+			dst := (*[32]byte)(v[(b*n+j)*32:])
 			for l := range 8 {
-				four := [4]byte{q[2*l], q[2*l+1], q[16+2*l], q[17+2*l]}
-				copy(dst[8*l:], four[:])
-				copy(dst[8*l+4:], four[:])
-				var sum int32
-				for _, u := range four {
-					sum += int32(int8(u))
-				}
-				lanes[2*l], lanes[2*l+1] = -128*sum, -128*sum
+				dst[4*l] = q[2*l] ^ 0x80
+				dst[4*l+1] = q[2*l+1] ^ 0x80
+				dst[4*l+2] = q[16+2*l] ^ 0x80
+				dst[4*l+3] = q[17+2*l] ^ 0x80
 			}
 		}
 	}
-	return v, c
+	return v
 }
 
 // MulQ8_0x4 multiplies rows consecutive Q8_0 weight rows of x.nBlocks

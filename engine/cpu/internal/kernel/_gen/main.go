@@ -808,28 +808,32 @@ func quantizeQ8_0() {
 
 // dotQ8_0x4R2VNNI writes the AVX-512 VNNI form of dotQ8_0x4R2AVX2: the same
 // outputs bit for bit, with about half the vector instructions. One ZMM
-// holds a block of both rows, row 0's AVX2 lanes in its even int32 lanes
-// and row 1's in its odd ones, so one VPDPBUSD (64 byte products summed
-// four at a time into sixteen int32 lanes) does what eight VPMADDWD and
-// VPADDD of the AVX2 tile do.
+// holds a block of both rows, row 0's AVX2 lanes in its low eight int32
+// lanes and row 1's in its high eight, so one VPDPBUSD (64 byte products
+// summed four at a time into sixteen int32 lanes) does what eight VPMADDWD
+// and VPADDD of the AVX2 tile do.
 //
 // Exactness. The AVX2 tile's lane l of a block sums the products of quants
 // 2l, 2l+1, 16+2l and 17+2l; VPDPBUSD's lane k sums bytes 4k…4k+3. So the
 // weights are permuted per block with one VPERMT2W (words l and 8+l of row
-// 0 into lane 2l, of row 1 into lane 2l+1), and Q8_0x4.Pack wrote each
-// activation block with the same grouping (each lane twice): every lane
-// then holds one AVX2 lane's four products, and its exact int32 sum is the
-// same integer. VPDPBUSD multiplies unsigned by signed bytes: the weights
-// become unsigned by flipping their sign bit (w+128), which adds 128·Σx
-// over the lane's activations; the lane starts from −128·Σx, packed per
-// vector, instead of zero, so the sum is exact for every int8 (−128
-// included). The scale d_w·d_xj is one VMULPS rounding as in the AVX2 tile;
-// the FMA per block and, after one VPERMPS gathers each row's lanes, the
-// final reduction (hsum4) are the AVX2 tile's, lane for lane.
+// 0 into lane l, of row 1 into lane 8+l), and Q8_0x4.Pack wrote each
+// activation block with the same grouping: every lane then holds one AVX2
+// lane's four products, and its exact int32 sum is the same integer.
+// VPDPBUSD multiplies unsigned by signed bytes: the activations are stored
+// unsigned (x+128, their sign bit flipped), which adds 128·Σw over the
+// lane's weights; the kernel computes that once per block (one VPDPBUSD of
+// the weights by 128s), and every vector's lane starts from its negation
+// instead of zero, so the sum is exact for every int8 (−128 included). The
+// scale d_w·d_xj is one VMULPS rounding as in the AVX2 tile; the FMA per
+// block and the final reduction (hsum4, each row's lanes already in one
+// half) are the AVX2 tile's, lane for lane.
 //
 // Packed layout per block (the VNNI form of Q8_0x4): xv holds each vector's
-// lanes, each twice (64 bytes, the ZMM operand for both rows), xc each
-// vector's −128·Σx lanes likewise (sixteen int32), xd the four scales.
+// eight lanes of unsigned quants (32 bytes, broadcast to both rows' halves
+// by the load), xd the four scales. Per block and vector the tile reads 32
+// bytes of activations, so eight vectors of a 7168-wide row (224 blocks,
+// 56 KiB) stay in L2 and of a 2048-wide one (16 KiB) in L1 while the
+// weight rows stream past.
 func dotQ8_0x4R2VNNI() { dotQ8_0VNNI(1) }
 
 // dotQ8_0x8R2VNNI writes dotQ8_0x4R2VNNI for two packs of four vectors
@@ -841,53 +845,52 @@ func dotQ8_0x4R2VNNI() { dotQ8_0VNNI(1) }
 func dotQ8_0x8R2VNNI() { dotQ8_0VNNI(2) }
 
 // vnniConsts returns the constants of the VNNI tiles (see dotQ8_0x4R2VNNI):
-// the VPERMT2W word index, the sign-flip bytes, the VPERMPS lane index
-// that gathers each row's lanes into one half.
-var vnniConsts = sync.OnceValue(func() [3]Mem {
+// the VPERMT2W word index and the unsigned 128s that measure Σw.
+var vnniConsts = sync.OnceValue(func() [2]Mem {
 	perm := GLOBL("q8VNNIPerm", RODATA|NOPTR)
-	for l := range 8 {
-		for k, v := range []int{l, 8 + l, 32 + l, 40 + l} {
-			DATA(2*(4*l+k), U16(uint16(v)))
+	for r := range 2 { // row 0 (wq) into lanes 0…7, row 1 (the second table) into 8…15
+		for l := range 8 {
+			for k, v := range []int{l, 8 + l} {
+				DATA(2*(16*r+2*l+k), U16(uint16(32*r+v)))
+			}
 		}
 	}
-	signs := GLOBL("q8VNNISigns", RODATA|NOPTR)
+	u128 := GLOBL("q8VNNI128s", RODATA|NOPTR)
 	DATA(0, U32(0x80808080))
-	rows := GLOBL("q8VNNIRows", RODATA|NOPTR)
-	for k := range 16 {
-		DATA(4*k, U32(uint32(2*(k%8)+k/8))) // even lanes, then odd
-	}
-	return [3]Mem{perm, signs, rows}
+	return [2]Mem{perm, u128}
 })
 
 // dotQ8_0VNNI writes the VNNI tile for groups packs of four vectors.
 func dotQ8_0VNNI(groups int) {
 	name := "dotQ8_0x4R2VNNI"
-	sig := "func(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, nBlocks int, out []float32)"
+	sig := "func(w []byte, rowBytes int, xv []byte, xd []float32, nBlocks int, out []float32)"
 	doc := []string{name + " sets out[4r+j] for r < 2 exactly as dotQ8_0x4R2AVX2 does;",
-		"see _gen. w holds the rows; xv, xc and xd nBlocks blocks of the VNNI packing."}
+		"see _gen. w holds the rows; xv and xd nBlocks blocks of the VNNI packing."}
 	if groups == 2 {
 		name = "dotQ8_0x8R2VNNI"
-		sig = "func(w []byte, rowBytes int, xv []byte, xc []int32, xd []float32, yv []byte, yc []int32, yd []float32, nBlocks int, out []float32)"
+		sig = "func(w []byte, rowBytes int, xv []byte, xd []float32, yv []byte, yd []float32, nBlocks int, out []float32)"
 		doc = []string{name + " is dotQ8_0x4R2VNNI for the packs x and y in one pass over the rows:",
 			"out[8r+j] for x's vector j, out[8r+4+j] for y's; see _gen."}
 	}
 	TEXT(name, NOSPLIT, sig)
 	Doc(doc...)
 	c := vnniConsts()
-	perm, signs, rowsIdx := c[0], c[1], c[2]
+	perm, u128s := c[0], c[1]
 
 	w0 := Load(Param("w").Base(), GP64())
 	stride := Load(Param("rowBytes"), GP64())
 	w1 := GP64()
 	LEAQ(Mem{Base: w0, Index: stride, Scale: 1}, w1)
-	type pack struct{ v, c, d Register }
-	packs := []pack{{Load(Param("xv").Base(), GP64()), Load(Param("xc").Base(), GP64()), Load(Param("xd").Base(), GP64())}}
+	type pack struct{ v, d Register }
+	packs := []pack{{Load(Param("xv").Base(), GP64()), Load(Param("xd").Base(), GP64())}}
 	if groups == 2 {
-		packs = append(packs, pack{Load(Param("yv").Base(), GP64()), Load(Param("yc").Base(), GP64()), Load(Param("yd").Base(), GP64())})
+		packs = append(packs, pack{Load(Param("yv").Base(), GP64()), Load(Param("yd").Base(), GP64())})
 	}
 	nb := Load(Param("nBlocks"), GP64())
-	idx := ZMM()
+	idx, u128, zero := ZMM(), ZMM(), ZMM()
 	VMOVDQU64(perm, idx)
+	VPBROADCASTD(u128s, u128)
+	VPXORD(zero, zero, zero)
 	acc := make([]VecVirtual, 4*groups)
 	for j := range acc {
 		acc[j] = ZMM()
@@ -899,28 +902,30 @@ func dotQ8_0VNNI(groups int) {
 	JZ(LabelRef(name + "_done"))
 	PREFETCHT0(Mem{Base: w0, Disp: vnniPrefetchAhead})
 	PREFETCHT0(Mem{Base: w1, Disp: vnniPrefetchAhead})
-	// The two rows' quants, permuted and made unsigned.
+	// The two rows' quants, permuted into their halves.
 	wq, hi := ZMM(), ZMM()
 	VMOVDQU64(Mem{Base: w0, Disp: 2}, wq.AsY())
 	VMOVDQU64(Mem{Base: w1, Disp: 2}, hi.AsY())
 	VPERMT2W(hi, idx, wq)
-	VPXORD_BCST(signs, wq, wq)
-	// d_w of row 0 in the even lanes, of row 1 in the odd ones: both halves
-	// side by side in a general register, broadcast, converted.
-	d0, d1 := GP32(), GP32()
-	MOVWLZX(Mem{Base: w0}, d0)
-	MOVWLZX(Mem{Base: w1}, d1)
-	SHLL(Imm(16), d1)
-	ORL(d1, d0)
+	// −128·Σw per lane: every vector's lanes start there.
+	sw, start := ZMM(), ZMM()
+	VPXORD(sw, sw, sw)
+	VPDPBUSD(wq, u128, sw)
+	VPSUBD(sw, zero, start)
+	// d_w of row 0 in the low eight lanes, of row 1 in the high eight.
+	h0, h1 := XMM(), XMM()
+	VPBROADCASTW(Mem{Base: w0}, h0)
+	VPBROADCASTW(Mem{Base: w1}, h1)
 	h := YMM()
-	VPBROADCASTD(d0, h)
+	VINSERTI128(Imm(1), h1, h0.AsY(), h)
 	dw := ZMM()
 	VCVTPH2PS(h, dw)
 	for j := range acc {
 		pk := packs[j/4]
-		t, s := ZMM(), ZMM()
-		VMOVDQU32(Mem{Base: pk.c, Disp: 64 * (j % 4)}, t)
-		VPDPBUSD(Mem{Base: pk.v, Disp: 64 * (j % 4)}, wq, t)
+		x, t, s := ZMM(), ZMM(), ZMM()
+		VBROADCASTI64X4(Mem{Base: pk.v, Disp: 32 * (j % 4)}, x)
+		VMOVDQA64(start, t)
+		VPDPBUSD(wq, x, t)
 		VCVTDQ2PS(t, t)
 		VMULPS_BCST(Mem{Base: pk.d, Disp: 4 * (j % 4)}, dw, s)
 		VFMADD231PS(t, s, acc[j])
@@ -928,20 +933,13 @@ func dotQ8_0VNNI(groups int) {
 	ADDQ(Imm(q8Block), w0)
 	ADDQ(Imm(q8Block), w1)
 	for _, pk := range packs {
-		ADDQ(U32(4*64), pk.v)
-		ADDQ(U32(4*64), pk.c)
+		ADDQ(U32(4*32), pk.v)
 		ADDQ(Imm(16), pk.d)
 	}
 	DECQ(nb)
 	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
-	// Each row's lanes to one half, in order; row 1's leave first, since
-	// hsum4 writes the low halves.
-	VMOVDQU32(rowsIdx, idx)
-	for j := range acc {
-		VPERMPS(acc[j], idx, acc[j])
-	}
 	out := Load(Param("out").Base(), GP64())
 	for g := range groups {
 		var row0, row1 [4]VecVirtual
