@@ -60,7 +60,8 @@ type prepared struct {
 	nb     int    // Q8_0 blocks per row
 	q      []byte // quantized rows, Q8_0
 	groups []kernel.Q8_0x4
-	lone   int            // the last input left to DotQ8_0 when their count is 4k+1, else -1
+	lone   int            // the last input when their count is 4k+1, else -1
+	one    *kernel.Q8_0x1 // that input, packed for kernel.MulQ8_0x1
 	pair   *kernel.Q8_0x2 // the last two inputs when their count is 4k+2, else nil
 }
 
@@ -81,6 +82,8 @@ func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
 	switch nt % 4 {
 	case 1:
 		p.lone = nt - 1
+		p.one = new(kernel.Q8_0x1)
+		p.one.Pack(p.xq(nt-1), p.nb)
 	case 2:
 		// Batched decode gives most experts one or two tokens; a pair
 		// padded to four would cost twice its arithmetic.
@@ -139,7 +142,7 @@ func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
 // mulRangeQ8_0 is mulRange for Q8_0 weights: kernel.MulQ8_0x8 multiplies
 // a block of rows (in L1, see q8Block) at a time by each two packed groups
 // of four inputs and kernel.MulQ8_0x4 by a last odd group, a last pair goes
-// through kernel.MulQ8_0x2 and a lone last input through kernel.DotQ8_0;
+// through kernel.MulQ8_0x2 and a lone last input through kernel.MulQ8_0x1;
 // every output is the bits DotQ8_0 gives, so no result depends on how
 // inputs were grouped.
 func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
@@ -176,10 +179,7 @@ func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 				scatter(g0+g, r, n, 4, 0)
 			}
 			if g0 == 0 && p.lone >= 0 {
-				y, xq := ys[p.lone], p.xq(p.lone)
-				for i := r; i < r+n; i++ {
-					y[i] = kernel.DotQ8_0(w[i*rowBytes:], xq, nb)
-				}
+				kernel.MulQ8_0x1(w[r*rowBytes:], n, p.one, ys[p.lone][r:r+n])
 			}
 			if g0 == 0 && p.pair != nil {
 				kernel.MulQ8_0x2(w[r*rowBytes:], n, p.pair, out2[:2*n])

@@ -21,6 +21,7 @@ var avx2 = impls{
 	dotQ8_0:   dotQ8_0AVX2,
 	mulQ8_0x4: mulQ8_0x4Tiles,
 	mulQ8_0x2: mulQ8_0x2Tiles,
+	mulQ8_0x1: mulQ8_0x1Tiles,
 	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Tiles),
 
 	quantizeQ8_0: quantizeQ8_0Blocks,
@@ -135,6 +136,20 @@ func mulQ8_0x8VNNI(w []byte, rows int, x, y *Q8_0x4, out []float32) {
 	if r < rows {
 		dotQ8_0x4R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[8*r:])
 		dotQ8_0x4R1AVX2(w[r*rb:], rb, y.q, y.d, y.nBlocks, out[8*r+4:])
+	}
+}
+
+// mulQ8_0x1Tiles runs the single-vector tile dotQ8_0x1R4AVX2 over groups
+// of four rows and dotQ8_0x1R1AVX2 over the rest, each output
+// dotQ8_0AVX2's bits.
+func mulQ8_0x1Tiles(w []byte, rows int, x *Q8_0x1, out []float32) {
+	rb := x.nBlocks * Q8_0BlockSize
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		dotQ8_0x1R4AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[r:])
+	}
+	for ; r < rows; r++ {
+		dotQ8_0x1R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[r:])
 	}
 }
 

@@ -48,6 +48,14 @@ func dotQ8_0x2R2AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks i
 // see _gen. w holds the rows, xq and xd nBlocks packed blocks, out 2·rows floats.
 func dotQ8_0x2R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
 
+// dotQ8_0x1R4AVX2 sets out[r] for r < 4 as mulQ8_0x1Generic does;
+// see _gen. w holds the rows, xq and xd nBlocks packed blocks of one vector.
+func dotQ8_0x1R4AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+
+// dotQ8_0x1R1AVX2 sets out[r] for r < 1 as mulQ8_0x1Generic does;
+// see _gen. w holds the rows, xq and xd nBlocks packed blocks of one vector.
+func dotQ8_0x1R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+
 // dotQ8_0x4R2VNNI sets out[4r+j] for r < 2 exactly as dotQ8_0x4R2AVX2 does;
 // see _gen. w holds the rows; xv and xd nBlocks blocks of the VNNI packing.
 func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xd []float32, nBlocks int, out []float32)

@@ -1010,6 +1010,146 @@ dotQ8_0x2R1AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotQ8_0x1R4AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ8_0x1R4AVX2(SB), NOSPLIT, $0-112
+	MOVQ   w_base+0(FP), AX
+	MOVQ   rowBytes+24(FP), CX
+	LEAQ   (CX)(CX*1), DX
+	ADDQ   DX, DX
+	LEAQ   (AX)(CX*1), BX
+	LEAQ   (AX)(CX*2), SI
+	LEAQ   (BX)(CX*2), CX
+	MOVQ   xq_base+32(FP), DI
+	MOVQ   xd_base+56(FP), R8
+	MOVQ   nBlocks+80(FP), R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotQ8_0x1R4AVX2_loop:
+	TESTQ        R9, R9
+	JZ           dotQ8_0x1R4AVX2_done
+	VBROADCASTSS (R8), Y4
+	PREFETCHT1   (AX)(DX*1)
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y4, Y5, Y5
+	VPMOVSXBW    2(AX), Y6
+	VPMOVSXBW    18(AX), Y7
+	VPMADDWD     (DI), Y6, Y6
+	VPMADDWD     32(DI), Y7, Y7
+	VPADDD       Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y0
+	PREFETCHT1   (BX)(DX*1)
+	VPBROADCASTW (BX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y4, Y5, Y5
+	VPMOVSXBW    2(BX), Y6
+	VPMOVSXBW    18(BX), Y7
+	VPMADDWD     (DI), Y6, Y6
+	VPMADDWD     32(DI), Y7, Y7
+	VPADDD       Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	PREFETCHT1   (SI)(DX*1)
+	VPBROADCASTW (SI), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y4, Y5, Y5
+	VPMOVSXBW    2(SI), Y6
+	VPMOVSXBW    18(SI), Y7
+	VPMADDWD     (DI), Y6, Y6
+	VPMADDWD     32(DI), Y7, Y7
+	VPADDD       Y7, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y2
+	PREFETCHT1   (CX)(DX*1)
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y4, Y5, Y5
+	VPMOVSXBW    2(CX), Y4
+	VPMOVSXBW    18(CX), Y6
+	VPMADDWD     (DI), Y4, Y4
+	VPMADDWD     32(DI), Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         $0x22, AX
+	ADDQ         $0x22, BX
+	ADDQ         $0x22, SI
+	ADDQ         $0x22, CX
+	ADDQ         $0x00000040, DI
+	ADDQ         $0x04, R8
+	DECQ         R9
+	JMP          dotQ8_0x1R4AVX2_loop
+
+dotQ8_0x1R4AVX2_done:
+	MOVQ         out_base+88(FP), AX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X1
+	VMOVSS       X1, 4(AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	VMOVSS       X2, 8(AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS      X3, X3, X3
+	VMOVSS       X3, 12(AX)
+	VZEROUPPER
+	RET
+
+// func dotQ8_0x1R1AVX2(w []byte, rowBytes int, xq []int16, xd []float32, nBlocks int, out []float32)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotQ8_0x1R1AVX2(SB), NOSPLIT, $0-112
+	MOVQ   w_base+0(FP), AX
+	MOVQ   xq_base+32(FP), CX
+	MOVQ   xd_base+56(FP), DX
+	MOVQ   nBlocks+80(FP), BX
+	VXORPS Y0, Y0, Y0
+
+dotQ8_0x1R1AVX2_loop:
+	TESTQ        BX, BX
+	JZ           dotQ8_0x1R1AVX2_done
+	VBROADCASTSS (DX), Y1
+	PREFETCHT0   1024(AX)
+	VPBROADCASTW (AX), X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y1, Y2, Y2
+	VPMOVSXBW    2(AX), Y1
+	VPMOVSXBW    18(AX), Y3
+	VPMADDWD     (CX), Y1, Y1
+	VPMADDWD     32(CX), Y3, Y3
+	VPADDD       Y3, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VFMADD231PS  Y1, Y2, Y0
+	ADDQ         $0x22, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x04, DX
+	DECQ         BX
+	JMP          dotQ8_0x1R1AVX2_loop
+
+dotQ8_0x1R1AVX2_done:
+	MOVQ         out_base+88(FP), AX
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, (AX)
+	VZEROUPPER
+	RET
+
 // func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xd []float32, nBlocks int, out []float32)
 // Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, MMX+
 TEXT ·dotQ8_0x4R2VNNI(SB), NOSPLIT, $0-112

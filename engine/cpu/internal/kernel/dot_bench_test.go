@@ -230,6 +230,16 @@ func BenchmarkMatVec(b *testing.B) {
 					}
 				})
 			})
+			var p1 Q8_0x1
+			p1.Pack(x[0], n/32)
+			b.Run("x1tile", func(b *testing.B) {
+				benchImpls(b, func(b *testing.B) {
+					b.SetBytes(int64(len(w)))
+					for b.Loop() {
+						MulQ8_0x1(w, rows, &p1, out)
+					}
+				})
+			})
 			b.Run("x4", func(b *testing.B) {
 				benchImpls(b, func(b *testing.B) {
 					b.SetBytes(int64(len(w)))

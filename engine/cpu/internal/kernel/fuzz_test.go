@@ -114,8 +114,8 @@ func FuzzDotBF16(f *testing.F) {
 }
 
 // FuzzDotQ8_0 reads weights and activations as raw Q8_0 blocks and
-// checks DotQ8_0 against the generic twin and MulQ8_0x4 and MulQ8_0x2 (two
-// rows: w and x) against DotQ8_0, bit for bit.
+// checks DotQ8_0 against the generic twin and MulQ8_0x4, MulQ8_0x2 and
+// MulQ8_0x1 (two rows: w and x) against DotQ8_0, bit for bit.
 func FuzzDotQ8_0(f *testing.F) {
 	seed := make([]byte, 68*3)
 	for i := range seed {
@@ -154,6 +154,11 @@ func FuzzDotQ8_0(f *testing.F) {
 			requireSameFloat(t, DotQ8_0(w, xj, nb), out[j], "MulQ8_0x2 out[%d]", j)
 			requireSameFloat(t, DotQ8_0(x, xj, nb), out[2+j], "MulQ8_0x2 out[%d]", 2+j)
 		}
+		var p1 Q8_0x1
+		p1.Pack(xs[2], nb)
+		MulQ8_0x1(data, 2, &p1, out[:2])
+		requireSameFloat(t, DotQ8_0(w, xs[2], nb), out[0], "MulQ8_0x1 out[0]")
+		requireSameFloat(t, DotQ8_0(x, xs[2], nb), out[1], "MulQ8_0x1 out[1]")
 	})
 }
 

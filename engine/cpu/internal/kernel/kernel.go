@@ -51,6 +51,7 @@ type impls struct {
 	dotQ8_0   func(w, x []byte, nBlocks int) float32
 	mulQ8_0x4 func(w []byte, rows int, x *Q8_0x4, out []float32)
 	mulQ8_0x2 func(w []byte, rows int, x *Q8_0x2, out []float32)
+	mulQ8_0x1 func(w []byte, rows int, x *Q8_0x1, out []float32)
 	mulQ8_0x8 func(w []byte, rows int, x, y *Q8_0x4, out []float32)
 
 	quantizeQ8_0 func(x []float32, dst []byte)
@@ -76,6 +77,7 @@ var generic = impls{
 	dotQ8_0:   dotQ8_0Generic,
 	mulQ8_0x4: mulQ8_0x4Generic,
 	mulQ8_0x2: mulQ8_0x2Generic,
+	mulQ8_0x1: mulQ8_0x1Generic,
 	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Generic),
 
 	quantizeQ8_0: quantizeQ8_0Generic,

@@ -263,6 +263,45 @@ func MulQ8_0x2(w []byte, rows int, x *Q8_0x2, out []float32) {
 	active.mulQ8_0x2(w[:n], rows, x, out[:2*rows])
 }
 
+// Q8_0x1 holds one quantized activation vector packed for [MulQ8_0x1]:
+// its quants widened to int16 and its scales converted to float32, as in
+// [Q8_0x2] with one vector. The zero value is empty; Pack reuses its
+// storage.
+type Q8_0x1 struct {
+	nBlocks int
+	q       []int16   // q[b·32+i]: quant i of block b
+	d       []float32 // d[b]: scale of block b
+}
+
+// Pack sets p to the vector x of nBlocks Q8_0 blocks. It panics if
+// nBlocks < 0 or x is shorter than nBlocks·34 bytes.
+func (p *Q8_0x1) Pack(x []byte, nBlocks int) {
+	p.nBlocks = nBlocks
+	p.q, p.d = packQ8(p.q, p.d, [][]byte{x}, nBlocks)
+}
+
+// MulQ8_0x1 multiplies rows consecutive Q8_0 weight rows by one packed
+// vector:
+//
+//	out[r] = DotQ8_0(w[r·nBlocks·34:], x, nBlocks)   for r < rows
+//
+// bit for bit. It is the matrix-vector product of decode: a tile of rows
+// at a time instead of a call per row. It panics if rows < 0, w is
+// shorter than rows·nBlocks·34 bytes or out is shorter than rows.
+func MulQ8_0x1(w []byte, rows int, x *Q8_0x1, out []float32) {
+	n := rows * x.nBlocks * Q8_0BlockSize
+	if rows < 0 || len(w) < n || len(out) < rows {
+		panic("kernel: MulQ8_0x1: rows = " + strconv.Itoa(rows) + " needs " + strconv.Itoa(n) +
+			" bytes of w and " + strconv.Itoa(rows) + " of out, have " + strconv.Itoa(len(w)) + " and " + strconv.Itoa(len(out)))
+	}
+	active.mulQ8_0x1(w[:n], rows, x, out[:rows])
+}
+
+// mulQ8_0x1Generic is the reference loop of [MulQ8_0x1].
+func mulQ8_0x1Generic(w []byte, rows int, x *Q8_0x1, out []float32) {
+	mulPackedGeneric(w, rows, x.nBlocks, 1, x.q, x.d, out)
+}
+
 // packQ8 packs the vectors xs of nBlocks Q8_0 blocks side by side per
 // block into q (int16 quants) and d (float32 scales), reusing their
 // storage, and returns them.

@@ -337,6 +337,7 @@ func checkMulQ8(t *testing.T, rows [][]byte, x [4][]byte, nb int, name string) [
 		}
 	}
 	checkMulQ8x2(t, w, len(rows), x[0], x[2], nb, name)
+	checkMulQ8x1(t, w, len(rows), x[1], nb, name)
 	checkMulQ8x8(t, w, rows, &p, x, nb, name)
 	return out
 }
@@ -363,6 +364,26 @@ func checkMulQ8x8(t *testing.T, w []byte, rows [][]byte, p *Q8_0x4, x [4][]byte,
 	}
 }
 
+// checkMulQ8x1 multiplies the rows laid one after another in w by x packed
+// as a Q8_0x1, with MulQ8_0x1 (guarded output) and its generic twin, and
+// requires every output to be its set's single dot product bit for bit.
+func checkMulQ8x1(t *testing.T, w []byte, rows int, x []byte, nb int, name string) {
+	t.Helper()
+	var p Q8_0x1
+	p.Pack(x, nb)
+	out, check := guarded(rows, 3, float32(-12345.5))
+	MulQ8_0x1(w, rows, &p, out)
+	check(t)
+	ref := make([]float32, len(out))
+	mulQ8_0x1Generic(w, rows, &p, ref)
+	rowBytes := nb * 34
+	for r := range rows {
+		row := w[r*rowBytes : (r+1)*rowBytes]
+		requireSameFloat(t, DotQ8_0(row, x, nb), out[r], "%s: MulQ8_0x1 row %d", name, r)
+		requireSameFloat(t, dotQ8_0Generic(row, x, nb), ref[r], "generic %s: MulQ8_0x1 row %d", name, r)
+	}
+}
+
 // checkMulQ8x2 multiplies the rows laid one after another in w by x0 and x1
 // packed as a Q8_0x2, with MulQ8_0x2 (guarded output) and its generic twin,
 // and requires every output to be its set's single dot product bit for bit.
@@ -385,15 +406,15 @@ func checkMulQ8x2(t *testing.T, w []byte, rows int, x0, x1 []byte, nb int, name 
 	}
 }
 
-// TestMulQ8_0x4 runs MulQ8_0x4 and MulQ8_0x2 over every row count up to 7
-// (tiles of two rows and an odd one) and awkward block counts, with full-range quants
+// TestMulQ8_0x4 runs MulQ8_0x4, MulQ8_0x2 and MulQ8_0x1 over every row
+// count up to 11 (tiles of four and two rows and the rest) and awkward block counts, with full-range quants
 // (-128 included) and random scales, each output against DotQ8_0.
 func TestMulQ8_0x4(t *testing.T) {
 	t.Parallel()
 	r := newRand(8)
 	scale := func() uint16 { return F32ToF16((r.Float32() - 0.5) * 0.1) }
 	for _, nb := range q8BlockCounts {
-		for nrows := range 8 {
+		for nrows := range 12 {
 			rows := make([][]byte, nrows)
 			for i := range rows {
 				rows[i] = q8Row(r, nb, i, 128, scale)
