@@ -21,7 +21,7 @@ func (c *context) Rope(x engine.Tensor, b *engine.Batch, spec engine.RopeSpec) e
 		return c.fail("Rope: %v for %d tokens", xt, T)
 	}
 	perTok := len(xt.f) / T
-	y := newF32(append([]int(nil), xt.shape...)...)
+	y := c.newF32(append([]int(nil), xt.shape...)...)
 	copy(y.f, xt.f)
 	half := spec.Dims / 2
 	cos, sin := make([]float32, half), make([]float32, half)
@@ -84,7 +84,7 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 		}
 		sinks = st.f
 	}
-	y := newF32(T, H, dv)
+	y := c.newF32(T, H, dv)
 	// Heads go four at a time: in the absorbed MLA form every head of a
 	// token reads the same cache rows, so kernel.DotF32x4 scores four heads
 	// per key read, with the bits DotF32 would give each.

@@ -144,7 +144,9 @@ func (b *Backend) Cache(rows, width int, dt engine.DType) (engine.Tensor, error)
 }
 
 // NewContext starts an eager context.
-func (b *Backend) NewContext() engine.Context { return &context{b: b} }
+func (b *Backend) NewContext() engine.Context {
+	return &context{b: b, mem: arenas.Get().(*arena)}
+}
 
 // parallel splits [0, n) into chunks of at least grain and runs fn on them
 // across the backend's goroutines.
@@ -195,6 +197,7 @@ const parallelChunks = 8
 type context struct {
 	b   *Backend
 	err error
+	mem *arena // the ops' buffers, returned on Close
 }
 
 var errPoisoned = errors.New("cpu: an earlier op failed")
@@ -238,7 +241,15 @@ func (c *context) Floats(t engine.Tensor) ([]float32, error) {
 	return ct.f, nil
 }
 
-func (c *context) Close() {}
+// Close returns the context's buffers for the next context to reuse: every
+// tensor it made, logits included, is invalid afterwards.
+func (c *context) Close() {
+	if c.mem != nil {
+		c.mem.reset()
+		arenas.Put(c.mem)
+		c.mem = nil
+	}
+}
 
 func (c *context) Input(values []float32, shape ...int) engine.Tensor {
 	if numel(shape) != len(values) {

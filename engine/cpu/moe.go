@@ -33,7 +33,7 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 		return c.fail("Route: top %d of %d experts in %d groups (%d kept)", k, X, spec.Groups, spec.TopKGroups), &tensor{}
 	}
 	ids := &tensor{shape: []int{T, k}, dt: engine.I32, i: make([]int32, T*k)}
-	weights := newF32(T, k)
+	weights := c.newF32(T, k)
 	probs := make([]float32, X)
 	sel := make([]float32, X)
 	order := make([]int, X)
@@ -167,7 +167,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	// outs[t][slot] holds expert slot j's output for token t; they are summed
 	// in slot order afterwards, as llama.cpp adds them. All experts' gate and
 	// up products share one parallel section, and all down products another.
-	outs := make([]float32, T*k*n)
+	outs := c.floats(T * k * n)
 	type active struct {
 		e      int
 		gs, us [][]float32
@@ -181,7 +181,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		}
 		a := active{e: e, gs: make([][]float32, len(uses)), us: make([][]float32, len(uses)), ds: make([][]float32, len(uses))}
 		xs := make([][]float32, len(uses))
-		hidden := make([]float32, 2*f*len(uses))
+		hidden := c.floats(2 * f * len(uses))
 		for i, u := range uses {
 			xs[i] = xt.f[u.t*n : (u.t+1)*n]
 			a.gs[i] = hidden[2*i*f : (2*i+1)*f]
@@ -204,7 +204,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		jobs = appendJobs(jobs, matrix{t: dt, first: a.e * n, in: f}, prepare(dt.dt, f, a.gs), n, a.ds)
 	}
 	c.b.runJobs(jobs)
-	y := newF32(T, n)
+	y := c.newF32(T, n)
 	for t := range T {
 		dst := y.f[t*n : (t+1)*n]
 		for j := range k {

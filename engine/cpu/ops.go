@@ -7,8 +7,17 @@ import (
 	"github.com/ulan-ai/ulan/engine"
 )
 
-func newF32(shape ...int) *tensor {
-	return &tensor{shape: shape, dt: engine.F32, f: make([]float32, numel(shape))}
+func (c *context) newF32(shape ...int) *tensor {
+	return &tensor{shape: shape, dt: engine.F32, f: c.floats(numel(shape))}
+}
+
+// floats returns n zeroed floats from the context's arena (or the heap
+// once the context is closed).
+func (c *context) floats(n int) []float32 {
+	if c.mem == nil {
+		return make([]float32, n)
+	}
+	return c.mem.floats(n)
 }
 
 // weight unwraps a weight tensor of any stored type.
@@ -44,7 +53,7 @@ func (c *context) Embed(table engine.Tensor, b *engine.Batch) engine.Tensor {
 		return &tensor{}
 	}
 	vocab, n := w.shape[0], w.shape[1]
-	out := newF32(len(b.Tokens), n)
+	out := c.newF32(len(b.Tokens), n)
 	for i, id := range b.Tokens {
 		if id < 0 || int(id) >= vocab {
 			return c.fail("Embed: token %d: id %d outside the vocabulary of %d", i, id, vocab)
@@ -64,7 +73,7 @@ func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
 	if len(xt.shape) != 2 || xt.shape[1] != in {
 		return c.fail("MatMul: x %v against weight %v", xt, wt)
 	}
-	y := newF32(xt.shape[0], out)
+	y := c.newF32(xt.shape[0], out)
 	c.b.mul(matrix{t: wt, in: in}, out, rowsOf(xt), rowsOf(y))
 	return y
 }
@@ -80,7 +89,7 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 		return c.fail("MatMulHeads: x %v against weight %v", xt, wt)
 	}
 	T := xt.shape[0]
-	y := newF32(T, h, out)
+	y := c.newF32(T, h, out)
 	var jobs []job
 	for head := range h {
 		xs := make([][]float32, T)
@@ -113,7 +122,7 @@ func (c *context) RMSNorm(x, weight engine.Tensor, eps float32) engine.Tensor {
 		}
 		w = wt.f
 	}
-	y := newF32(slices.Clone(xt.shape)...)
+	y := c.newF32(slices.Clone(xt.shape)...)
 	for r, row := range rowsOf(xt) {
 		// ggml sums squares in double precision (ggml_float); so do we.
 		var sum float64
@@ -145,7 +154,7 @@ func (c *context) Slice(x engine.Tensor, lo, hi int) engine.Tensor {
 	}
 	shape := slices.Clone(xt.shape)
 	shape[len(shape)-1] = hi - lo
-	y := newF32(shape...)
+	y := c.newF32(shape...)
 	for r, row := range rowsOf(xt) {
 		copy(y.f[r*(hi-lo):], row[lo:hi])
 	}
@@ -164,7 +173,7 @@ func (c *context) Concat(a, b engine.Tensor) engine.Tensor {
 	na, nb := at.shape[len(at.shape)-1], bt.shape[len(bt.shape)-1]
 	shape := slices.Clone(at.shape)
 	shape[len(shape)-1] = na + nb
-	y := newF32(shape...)
+	y := c.newF32(shape...)
 	ra, rb := rowsOf(at), rowsOf(bt)
 	for r := range ra {
 		copy(y.f[r*(na+nb):], ra[r])
@@ -191,7 +200,7 @@ func (c *context) Rows(x engine.Tensor, rows []int) engine.Tensor {
 	}
 	all := rowsOf(xt)
 	n := xt.shape[len(xt.shape)-1]
-	y := newF32(len(rows), n)
+	y := c.newF32(len(rows), n)
 	for i, r := range rows {
 		if r < 0 || r >= len(all) {
 			return c.fail("Rows: row %d of %d", r, len(all))
@@ -210,7 +219,7 @@ func (c *context) Add(a, b engine.Tensor) engine.Tensor {
 	if !slices.Equal(at.shape, bt.shape) {
 		return c.fail("Add: %v and %v", at, bt)
 	}
-	y := newF32(slices.Clone(at.shape)...)
+	y := c.newF32(slices.Clone(at.shape)...)
 	for i := range y.f {
 		y.f[i] = at.f[i] + bt.f[i]
 	}
@@ -239,7 +248,7 @@ func (c *context) SwiGLU(gate, up engine.Tensor, clamp float32) engine.Tensor {
 	if !slices.Equal(gt.shape, ut.shape) {
 		return c.fail("SwiGLU: %v and %v", gt, ut)
 	}
-	y := newF32(slices.Clone(gt.shape)...)
+	y := c.newF32(slices.Clone(gt.shape)...)
 	for i := range y.f {
 		y.f[i] = swiglu(gt.f[i], ut.f[i], clamp)
 	}

@@ -1,0 +1,48 @@
+package cpu
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestArena: buffers come zeroed with their own capacity, a reset hands the
+// same memory out again, and chunks a step no longer needs are let go.
+func TestArena(t *testing.T) {
+	var a arena
+	x := a.floats(10)
+	require.Len(t, x, 10)
+	require.Equal(t, 10, cap(x), "an append must not run into the next buffer")
+	for i := range x {
+		x[i] = 1
+	}
+	y := a.floats(arenaChunk) // does not fit what is left: a second chunk
+	require.Len(t, a.chunks, 2)
+	y[0] = 2
+	a.reset()
+	x2 := a.floats(10)
+	require.Equal(t, &x[0], &x2[0], "the same memory, reused")
+	require.Equal(t, make([]float32, 10), x2, "and zeroed again")
+	a.reset() // the second chunk went unused since the last reset
+	require.Len(t, a.chunks, 1)
+	big := a.floats(3 * arenaChunk)
+	require.Len(t, big, 3*arenaChunk)
+	require.Zero(t, big[0])
+}
+
+// TestContextReusesMemory: a closed context's buffers serve the next one,
+// so a steady step allocates (almost) nothing.
+func TestContextReusesMemory(t *testing.T) {
+	b := New(WithThreads(1))
+	step := func() {
+		c := b.NewContext().(*context)
+		y := c.newF32(64, 128)
+		y.f[0] = 1
+		c.Close()
+	}
+	step()
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random")
+	}
+	require.LessOrEqual(t, testing.AllocsPerRun(20, step), 3.0)
+}
