@@ -27,6 +27,8 @@ import (
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/internal/reqid"
+
+	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
 
 // Errors the server's streams end with when it stops; they reach clients as
@@ -51,6 +53,9 @@ type options struct {
 	logger    *slog.Logger
 	gen       *generation.Generation
 	deps      generation.Deps
+	live      *generation.Live
+	src       *config.Sources
+	onSwap    func(config.Config, *generation.Generation)
 }
 
 // WithInference sets what runs the model. The default answers every
@@ -69,6 +74,16 @@ func WithGeneration(g *generation.Generation, deps generation.Deps) Option {
 	return func(o *options) { o.gen, o.deps = g, deps }
 }
 
+// WithReload makes the configuration live: PluginService.Reload and Server.Reload
+// re-read it from src (the file, environment and flags it was loaded from), build the
+// next plugin generation and swap it into live, which must hold the generation given
+// with WithGeneration and be the one the inference pipeline leases from. onSwap, when
+// not nil, is called after each swap with the new configuration and generation (to
+// follow the new plugin files, say).
+func WithReload(src config.Sources, live *generation.Live, onSwap func(config.Config, *generation.Generation)) Option {
+	return func(o *options) { o.src, o.live, o.onSwap = &src, live, onSwap }
+}
+
 // WithLogger sets the logger. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
@@ -76,6 +91,7 @@ func WithLogger(l *slog.Logger) Option {
 
 // Server serves ulan's API on one listener.
 type Server struct {
+	rt     *configRuntime
 	cfg    config.Config
 	log    *slog.Logger
 	api    *api.API
@@ -111,9 +127,14 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		}
 		o.gen = g
 	}
+	if o.live == nil {
+		o.live = generation.NewLive(o.gen, cfg.Server.DrainTimeout, o.logger)
+	}
+	rt := newConfigRuntime(cfg, o.live, o.deps, o.logger)
+	rt.src, rt.onSwap = o.src, o.onSwap
 	a := api.New(api.Config{
 		Inference: o.inference,
-		Plugins:   newConfigRuntime(cfg, o.gen, o.deps),
+		Plugins:   rt,
 		Limits: api.Limits{
 			MaxRequestBytes: int64(cfg.Limits.MaxRequestBytes),
 			MaxPromptBytes:  int64(cfg.Limits.MaxPromptBytes),
@@ -127,7 +148,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	protocols.SetHTTP2(true) // used only over TLS
-	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel}
+	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel, rt: rt}
 	if t := cfg.Server.TLS; t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
@@ -169,6 +190,17 @@ func (s *Server) handler() http.Handler {
 		}).Handler(h)
 	}
 	return reqid.Middleware(h)
+}
+
+// Reload re-reads the configuration and swaps in its plugin generation, as
+// PluginService.Reload does; trigger says what asked ("signal", "watch"). It returns the
+// result GetStatus reports from now on, or nil when the server was built without
+// WithReload.
+func (s *Server) Reload(ctx context.Context, trigger string) *ulanv1.ReloadResult {
+	if s.rt.src == nil {
+		return nil
+	}
+	return s.rt.reload(ctx, trigger)
 }
 
 // Handler returns the server's HTTP handler, for serving it in memory.

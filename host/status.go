@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -17,13 +21,23 @@ import (
 )
 
 // configRuntime is the configuration runtime behind PluginService: the configuration
-// and the plugin generation the server started with, which serve until it stops. Live
-// reload, which will build and swap in the next generation, is a later issue; until
-// then Reload answers Unimplemented.
+// and the plugin generations. With a reload source (WithReload) it re-reads the
+// configuration on request, builds the next generation beside the current one and swaps
+// it in; without one the server runs the generation it started with and Reload answers
+// Unimplemented.
 type configRuntime struct {
-	cfg  config.Config
-	gen  *generation.Generation
-	deps generation.Deps // for ValidateConfig's dry runs
+	live   *generation.Live
+	deps   generation.Deps // for builds and ValidateConfig's dry runs
+	src    *config.Sources // where a reload reads the configuration; nil: no reload
+	log    *slog.Logger
+	onSwap func(config.Config, *generation.Generation)
+
+	// reloading admits one reload at a time.
+	reloading sync.Mutex
+	mu        sync.Mutex // guards cfg, since, last
+	cfg       config.Config
+	since     time.Time // when the current generation began serving
+	last      *ulanv1.ReloadResult
 	// dryRun admits one dry run at a time: each loads every plugin of the file it
 	// checks, warm pools included.
 	dryRun chan struct{}
@@ -31,14 +45,26 @@ type configRuntime struct {
 
 var _ api.Plugins = (*configRuntime)(nil)
 
-func newConfigRuntime(cfg config.Config, gen *generation.Generation, deps generation.Deps) *configRuntime {
-	return &configRuntime{cfg: cfg, gen: gen, deps: deps, dryRun: make(chan struct{}, 1)}
+func newConfigRuntime(cfg config.Config, live *generation.Live, deps generation.Deps, log *slog.Logger) *configRuntime {
+	c := &configRuntime{cfg: cfg, live: live, deps: deps, log: log, dryRun: make(chan struct{}, 1)}
+	g := live.Current()
+	c.since = time.Now()
+	c.last = &ulanv1.ReloadResult{Ok: true, Trigger: "startup", At: timestamppb.New(c.since)}
+	if g != nil {
+		c.since = g.BuiltAt()
+		c.last.Generation, c.last.At, c.last.Took = g.Number(), timestamppb.New(g.BuiltAt()), durationpb.New(g.Took())
+	}
+	return c
 }
 
-// List returns the start-up generation's plugins and pipelines.
+// List returns the current generation's plugins and pipelines.
 func (c *configRuntime) List(context.Context) (*ulanv1.ListPluginsResponse, error) {
-	res := &ulanv1.ListPluginsResponse{Generation: c.gen.Number()}
-	for _, p := range c.gen.Plugins() {
+	g := c.live.Current()
+	if g == nil {
+		return &ulanv1.ListPluginsResponse{}, nil
+	}
+	res := &ulanv1.ListPluginsResponse{Generation: g.Number()}
+	for _, p := range g.Plugins() {
 		res.Plugins = append(res.Plugins, &ulanv1.Plugin{
 			Id:            p.ID,
 			Kind:          pluginKind(p.Kind()),
@@ -50,8 +76,8 @@ func (c *configRuntime) List(context.Context) (*ulanv1.ListPluginsResponse, erro
 			PoolSize:      uint32(max(p.PoolSize, 0)),
 		})
 	}
-	def := c.gen.Default()
-	for _, pl := range c.gen.Pipelines() {
+	def := g.Default()
+	for _, pl := range g.Pipelines() {
 		out := &ulanv1.Pipeline{Name: pl.Name, Default: pl == def}
 		if pl.Tokenizer != nil {
 			out.Tokenizer = pl.Tokenizer.ID
@@ -67,25 +93,106 @@ func (c *configRuntime) List(context.Context) (*ulanv1.ListPluginsResponse, erro
 	return res, nil
 }
 
-// Status reports the start-up generation and its build as the last reload.
+// Status reports the current generation, the last reload's result and how many retired
+// generations still finish requests.
 func (c *configRuntime) Status(context.Context) (*ulanv1.GetStatusResponse, error) {
-	at := timestamppb.New(c.gen.BuiltAt())
-	return &ulanv1.GetStatusResponse{
-		Generation:      c.gen.Number(),
-		GenerationSince: at,
-		LastReload: &ulanv1.ReloadResult{
-			Ok:         true,
-			Generation: c.gen.Number(),
-			Trigger:    "startup",
-			At:         at,
-			Took:       durationpb.New(c.gen.Took()),
-		},
-	}, nil
+	res := &ulanv1.GetStatusResponse{DrainingGenerations: uint32(len(c.live.Retired()))}
+	if g := c.live.Current(); g != nil {
+		res.Generation = g.Number()
+	}
+	c.mu.Lock()
+	res.GenerationSince = timestamppb.New(c.since)
+	res.LastReload = c.last
+	c.mu.Unlock()
+	return res, nil
 }
 
-// Reload answers Unimplemented: live reload is a later issue.
-func (c *configRuntime) Reload(context.Context) (*ulanv1.ReloadResult, error) {
-	return nil, fmt.Errorf("live reload: %w: the server runs the plugin generation it started with; restart it to apply a changed configuration (ValidateConfig checks one first)", api.ErrNotImplemented)
+// Reload re-reads the configuration and swaps in its generation (trigger "rpc").
+func (c *configRuntime) Reload(ctx context.Context) (*ulanv1.ReloadResult, error) {
+	if c.src == nil {
+		return nil, fmt.Errorf("live reload: %w: this server runs the plugin generation it started with; restart it to apply a changed configuration (ValidateConfig checks one first)", api.ErrNotImplemented)
+	}
+	return c.reload(ctx, "rpc"), nil
+}
+
+// reload re-reads the configuration from its sources and, when it is valid, changes
+// only what may change live and builds, builds the next generation (carrying unchanged
+// plugins over) and swaps it in. Whatever fails leaves the current generation serving;
+// the result says why, and becomes GetStatus's last_reload.
+func (c *configRuntime) reload(ctx context.Context, trigger string) *ulanv1.ReloadResult {
+	c.reloading.Lock()
+	defer c.reloading.Unlock()
+	start := time.Now()
+	cur := c.live.Current()
+	res := &ulanv1.ReloadResult{Trigger: trigger}
+	if cur != nil {
+		res.Generation = cur.Number()
+	}
+	finish := func() *ulanv1.ReloadResult {
+		res.At, res.Took = timestamppb.Now(), durationpb.New(time.Since(start))
+		c.mu.Lock()
+		c.last = res
+		c.mu.Unlock()
+		if res.Ok {
+			c.log.Info("configuration reloaded", "trigger", trigger, "generation", res.Generation, "took", time.Since(start))
+		} else {
+			c.log.Warn("configuration not reloaded; the current generation keeps serving", "trigger", trigger,
+				"generation", res.Generation, "problems", problemText(res.Problems), "restart_required", res.RestartRequired)
+		}
+		return res
+	}
+	next, err := config.Load(*c.src)
+	var problems config.Problems
+	switch {
+	case errors.As(err, &problems):
+		res.Problems = protoProblems(problems)
+		return finish()
+	case err != nil:
+		res.Problems = []*ulanv1.ConfigProblem{{Message: err.Error()}}
+		return finish()
+	}
+	c.mu.Lock()
+	running := c.cfg
+	c.mu.Unlock()
+	if keys := config.RestartRequired(running, next); len(keys) > 0 {
+		// Nothing is half-applied: the plugins and pipelines of this file wait too.
+		res.RestartRequired = keys
+		res.Problems = []*ulanv1.ConfigProblem{{Message: "the configuration changes keys that take effect only after a restart; nothing was applied"}}
+		return finish()
+	}
+	deps := c.deps
+	deps.Previous = cur
+	deps.Number = max(res.Generation, 1) + 1
+	g, err := generation.Build(ctx, next, deps)
+	switch {
+	case errors.As(err, &problems):
+		res.Problems = protoProblems(problems)
+		return finish()
+	case err != nil:
+		res.Problems = []*ulanv1.ConfigProblem{{Message: err.Error()}}
+		return finish()
+	}
+	c.live.Swap(g)
+	c.mu.Lock()
+	c.cfg, c.since = next, time.Now()
+	c.mu.Unlock()
+	res.Ok, res.Generation = true, g.Number()
+	if c.onSwap != nil {
+		c.onSwap(next, g)
+	}
+	return finish()
+}
+
+// problemText joins problems for a log line.
+func problemText(ps []*ulanv1.ConfigProblem) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.GetMessage()
+		if p.GetKey() != "" {
+			parts[i] = p.GetKey() + ": " + parts[i]
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Validate parses a configuration file's text and, when it parses, builds its plugins
@@ -100,7 +207,10 @@ func (c *configRuntime) Validate(ctx context.Context, yaml []byte) (*ulanv1.Vali
 	case err != nil:
 		return &ulanv1.ValidateConfigResponse{Problems: []*ulanv1.ConfigProblem{{Message: err.Error()}}}, nil
 	}
-	res := &ulanv1.ValidateConfigResponse{RestartRequired: config.RestartRequired(c.cfg, next)}
+	c.mu.Lock()
+	running := c.cfg
+	c.mu.Unlock()
+	res := &ulanv1.ValidateConfigResponse{RestartRequired: config.RestartRequired(running, next)}
 	select {
 	case c.dryRun <- struct{}{}:
 	case <-ctx.Done():
@@ -108,7 +218,11 @@ func (c *configRuntime) Validate(ctx context.Context, yaml []byte) (*ulanv1.Vali
 	}
 	defer func() { <-c.dryRun }()
 	deps := c.deps
-	deps.Number = c.gen.Number() + 1
+	deps.Previous = c.live.Current()
+	deps.Number = 2
+	if deps.Previous != nil {
+		deps.Number = deps.Previous.Number() + 1
+	}
 	err = generation.DryRun(ctx, next, deps)
 	switch {
 	case errors.As(err, &problems):

@@ -71,7 +71,7 @@ func TestDemoModel(t *testing.T) {
 	cfg.Model.Threads = 1
 	cfg.Model.KVCache = 16 * config.MiB
 	log, logs = logged()
-	srv, release, err := newServer(context.Background(), cfg, log, io.Discard)
+	srv, release, err := newServer(context.Background(), cfg, log, io.Discard, config.Sources{}, nil)
 	require.NoError(t, err)
 	startup := logs.String() // Serve logs too, on its own goroutine
 	require.NotContains(t, startup, "writing the demo model", "found in the cache")

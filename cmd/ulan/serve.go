@@ -9,8 +9,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tetratelabs/wazero"
@@ -23,6 +25,7 @@ import (
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/scheduler"
 	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/host/watch"
 	"github.com/ulan-ai/ulan/plugins"
 )
 
@@ -64,6 +67,15 @@ Every configured plugin is loaded at start-up; one that fails (a missing file,
 a hash mismatch, a grant short of its needs, an init that refuses its config)
 stops start-up with each problem listed by key.
 
+The plugins and pipelines reload live: when the configuration file or a
+plugin's module file changes (followed through its directory, so editors'
+rename-writes and Kubernetes ConfigMap swaps count), on SIGHUP, and on
+PluginService.Reload. A reload builds the next plugin generation beside the
+current one and swaps it in only if everything loads; requests finish on the
+generation they started on (for up to server.drain_timeout). A configuration
+that fails, or that changes a key only a restart can apply, changes nothing;
+GetStatus and the log say why.
+
 SIGINT or SIGTERM starts a graceful drain (server.drain_timeout); a second
 signal stops the server at once.`,
 		Args: cobra.NoArgs,
@@ -79,25 +91,35 @@ signal stops the server at once.`,
 	f.Int("threads", def.Model.Threads, "goroutines per engine operation, 0 for one per CPU (model.threads)")
 	f.String("kv-cache", def.Model.KVCache.String(), "KV-cache memory budget (model.kv_cache)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := config.Load(config.Sources{
+		src := config.Sources{
 			File:     *configFile,
 			Env:      os.Environ(),
 			Flags:    f,
 			FlagKeys: serveFlags,
-		})
+		}
+		cfg, err := config.Load(src)
 		if err != nil {
 			return fmt.Errorf("configuration:\n%w", err)
 		}
 		log := host.NewLogger(cfg.Log, cmd.ErrOrStderr())
-		return serve(cmd.Context(), cfg, log, cmd.ErrOrStderr())
+		return serve(cmd.Context(), src, cfg, log, cmd.ErrOrStderr())
 	}
 	return cmd
 }
 
 // serve runs the server until the first SIGINT/SIGTERM, drains, and stops at
-// once on a second signal.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
-	srv, release, err := newServer(ctx, cfg, log, stderr)
+// once on a second signal. Meanwhile it reloads the configuration (read from
+// src) when its file or a plugin file changes and on SIGHUP.
+func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
+	var w *watch.Watcher
+	onSwap := func(next config.Config, _ *generation.Generation) {
+		if w != nil {
+			if err := w.SetFiles(watchedFiles(src.File, next)); err != nil {
+				log.Warn("following the new configuration's files", "err", err)
+			}
+		}
+	}
+	srv, release, err := newServer(ctx, cfg, log, stderr, src, onSwap)
 	if err != nil {
 		return err
 	}
@@ -116,13 +138,63 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.W
 	ctx, drain := context.WithCancel(context.WithoutCancel(ctx))
 	defer drain()
 	go onSignals(sigs, log, drain, func() { _ = srv.Close() })
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var changes <-chan watch.Change
+	if src.File != "" {
+		if w, err = watch.New(watch.Options{Files: watchedFiles(src.File, cfg), Logger: log}); err != nil {
+			log.Warn("not following the configuration file; reload with SIGHUP or PluginService.Reload", "err", err)
+		} else {
+			defer w.Close()
+			changes = w.Changes()
+		}
+	}
+	go reloadOn(ctx, srv, hup, changes, log)
 	return srv.Serve(ctx, ln)
+}
+
+// reloadOn reloads the server's configuration on SIGHUP and on each change the
+// watcher reports, until ctx is done.
+func reloadOn(ctx context.Context, srv *host.Server, hup <-chan os.Signal, changes <-chan watch.Change, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			srv.Reload(ctx, "signal")
+		case ch, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			if ch.Err != nil {
+				log.Warn("following the configuration's files", "err", ch.Err)
+			}
+			if len(ch.Files) > 0 {
+				log.Info("configuration files changed", "files", ch.Files)
+				srv.Reload(ctx, "watch")
+			}
+		}
+	}
+}
+
+// watchedFiles lists the files a reload reads: the configuration file and the
+// module files of its plugins (built-in ones have none).
+func watchedFiles(file string, cfg config.Config) []string {
+	files := []string{file}
+	for _, p := range cfg.Plugins {
+		if !strings.HasPrefix(p.Module, generation.BuiltinPrefix) && !slices.Contains(files, p.Module) {
+			files = append(files, p.Module)
+		}
+	}
+	return files
 }
 
 // newServer loads the model (model.path, or the built-in demo model when
 // that is empty) and the plugins and builds the server on them; release
 // closes what they hold, once the server is done.
-func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer) (srv *host.Server, release func(), err error) {
+func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr io.Writer, src config.Sources, onSwap func(config.Config, *generation.Generation)) (srv *host.Server, release func(), err error) {
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -135,11 +207,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		}
 	}()
 	deps := generation.Deps{Logger: log, Builtins: plugins.Builtins()}
-	if len(cfg.Plugins) > 0 {
-		if cache := openPluginCache(log); cache != nil {
-			closers = append(closers, func() { _ = cache.Close(context.Background()) })
-			deps.Cache = cache
-		}
+	// Opened even without plugins: a reload may add some.
+	if cache := openPluginCache(log); cache != nil {
+		closers = append(closers, func() { _ = cache.Close(context.Background()) })
+		deps.Cache = cache
 	}
 	// The model loads before the plugins, since tokenizer plugins are handed
 	// its tokenizer.
@@ -192,15 +263,23 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 	if err != nil {
 		return nil, nil, fmt.Errorf("plugins:\n%w", err)
 	}
-	closers = append(closers, func() { _ = gen.Close(context.Background()) })
+	live := generation.NewLive(gen, cfg.Server.DrainTimeout, log)
+	closers = append(closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.DrainTimeout+time.Second)
+		defer cancel()
+		if err := live.Close(ctx); err != nil {
+			log.Warn("closing the plugin generations", "err", err)
+		}
+	})
 	if len(cfg.Plugins) > 0 || len(cfg.Pipelines) > 0 {
 		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
 			"pipelines", len(gen.Pipelines()), "took", gen.Took())
 	}
-	model.Generation = gen
+	model.Live = live
 	pl := pipeline.New(*model)
 	closers = append(closers, pl.Close)
-	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pl))
+	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pl),
+		host.WithReload(src, live, onSwap))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -57,6 +58,11 @@ type Deps struct {
 	// InitTimeout bounds each instance's instantiation and ulan_init; 0
 	// means plugin.Config's default.
 	InitTimeout time.Duration
+	// Previous is the generation serving now, when Build makes the next one
+	// for a reload: a plugin whose module, configuration, grants, pool and
+	// policy are all unchanged is carried over from it (the same instances,
+	// shared by both generations) instead of being loaded again.
+	Previous *Generation
 }
 
 // BuiltinPrefix marks a module path that names a built-in plugin.
@@ -73,6 +79,7 @@ type Generation struct {
 	pipelines []*Pipeline // in configuration order
 	byName    map[string]*Pipeline
 	def       *Pipeline
+	carried   map[*Plugin]bool // plugins taken over from Deps.Previous
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -93,6 +100,14 @@ type Plugin struct {
 	PoolSize int
 	// Runtime is the loaded plugin.
 	Runtime *plugin.Plugin
+
+	// key identifies everything the plugin was loaded from (module hash,
+	// runtime configuration, policy): a reload carries the plugin over when
+	// the key is unchanged.
+	key [sha256.Size]byte
+	// holders counts the generations that hold the plugin; the last one to
+	// close closes its runtime.
+	holders atomic.Int32
 }
 
 // Kind is what the plugin does, from its manifest.
@@ -146,21 +161,32 @@ func (g *Generation) Default() *Pipeline { return g.def }
 
 // Close releases the generation's plugins: their instances and runtimes. Call it once
 // no request runs on the generation any more; later calls return the first's result.
+// A plugin carried over into a later generation stays open until that one closes too.
 func (g *Generation) Close(ctx context.Context) error {
 	g.closeOnce.Do(func() { g.closeErr = closeAll(ctx, g.plugins) })
 	return g.closeErr
 }
 
+// closeAll lets go of ps: each plugin's runtime closes when no generation
+// holds it any more.
 func closeAll(ctx context.Context, ps []*Plugin) error {
 	var errs []error
 	for _, p := range ps {
-		if p != nil && p.Runtime != nil {
-			if err := p.Runtime.Close(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("closing plugin %s: %w", p.ID, err))
-			}
+		if p == nil || p.Runtime == nil || p.holders.Add(-1) > 0 {
+			continue
+		}
+		if err := p.Runtime.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("closing plugin %s: %w", p.ID, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Carried reports whether the plugin with the given id is the very plugin (the same
+// instances) that the previous generation ran, carried over unchanged.
+func (g *Generation) Carried(id string) bool {
+	p, ok := g.byID[id]
+	return ok && g.carried[p]
 }
 
 // Build loads cfg's plugins and pipelines into a generation. On failure it releases
@@ -213,14 +239,18 @@ func Build(ctx context.Context, cfg config.Config, deps Deps) (*Generation, erro
 	}
 
 	g := &Generation{
-		number: deps.Number,
-		byID:   make(map[string]*Plugin, len(loaded)),
-		byName: make(map[string]*Pipeline, len(cfg.Pipelines)),
+		number:  deps.Number,
+		byID:    make(map[string]*Plugin, len(loaded)),
+		byName:  make(map[string]*Pipeline, len(cfg.Pipelines)),
+		carried: map[*Plugin]bool{},
 	}
 	for _, p := range loaded {
 		if p != nil {
 			g.plugins = append(g.plugins, p)
 			g.byID[p.ID] = p
+			if deps.Previous != nil && deps.Previous.byID[p.ID] == p {
+				g.carried[p] = true
+			}
 		}
 	}
 	for j, pc := range cfg.Pipelines {
@@ -330,12 +360,20 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 	if len(ps) > 0 {
 		return nil, man.Kind, ps
 	}
+	key := loadKey(hexSum, policy, rc)
+	if prev := deps.Previous; prev != nil {
+		if old := prev.byID[pc.ID]; old != nil && old.key == key && old.holders.Add(1) > 1 {
+			return old, man.Kind, nil
+		} else if old != nil && old.key == key {
+			old.holders.Add(-1) // it closed meanwhile: load afresh
+		}
+	}
 	rt, err := plugin.Load(ctx, wasm, rc)
 	if err != nil {
 		ps = append(ps, config.Problem{Key: k[:len(k)-1], Message: fmt.Sprintf("%s did not load: %v", pc.Module, err)})
 		return nil, man.Kind, ps
 	}
-	return &Plugin{
+	p := &Plugin{
 		ID:       pc.ID,
 		Module:   pc.Module,
 		SHA256:   hexSum,
@@ -343,7 +381,23 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 		Policy:   policy,
 		PoolSize: rc.PoolSize,
 		Runtime:  rt,
-	}, man.Kind, nil
+		key:      key,
+	}
+	p.holders.Store(1)
+	return p, man.Kind, nil
+}
+
+// loadKey digests what a plugin is loaded from: its module's hash, its failure
+// policy and every field of its runtime configuration that reaches the plugin or
+// bounds it (the logger and the compilation cache do neither).
+func loadKey(module string, policy Policy, rc plugin.Config) [sha256.Size]byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00%+v\x00%s\x00",
+		module, policy, rc.ID, rc.Tier, rc.MemoryPages, rc.CallTimeout, rc.InitTimeout, rc.PoolSize, rc.Grants, rc.Kind)
+	h.Write(rc.PluginConfig)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // runtimeConfig maps a plugin's configuration to the runtime's, with the defaults a

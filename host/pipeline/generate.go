@@ -31,6 +31,7 @@ import (
 // selection is what one request runs with: its pipeline's plugins after
 // the request's overrides.
 type selection struct {
+	number    uint64 // the generation's number (0: none)
 	tokenizer *generation.Plugin
 	sampler   *generation.Plugin
 	hooks     []*generation.Plugin
@@ -39,9 +40,11 @@ type selection struct {
 
 // selectPlugins resolves a request's pipeline and overrides against the
 // generation; an unknown name is an invalid argument naming the field.
-func (p *Pipeline) selectPlugins(s *ulanv1.PluginSelection) (*selection, error) {
-	g := p.m.Generation
+func (p *Pipeline) selectPlugins(g *generation.Generation, s *ulanv1.PluginSelection) (*selection, error) {
 	sel := &selection{params: map[string][]byte{}}
+	if g != nil {
+		sel.number = g.Number()
+	}
 	var pl *generation.Pipeline
 	if name := s.GetPipeline(); name != "" {
 		ok := false
@@ -49,7 +52,7 @@ func (p *Pipeline) selectPlugins(s *ulanv1.PluginSelection) (*selection, error) 
 			pl, ok = g.Pipeline(name)
 		}
 		if !ok {
-			return nil, &api.FieldError{Field: "plugins.pipeline", Reason: fmt.Sprintf("no pipeline named %q%s", name, p.known(pipelineNames))}
+			return nil, &api.FieldError{Field: "plugins.pipeline", Reason: fmt.Sprintf("no pipeline named %q%s", name, known(g, pipelineNames))}
 		}
 	} else if g != nil {
 		pl = g.Default()
@@ -58,7 +61,7 @@ func (p *Pipeline) selectPlugins(s *ulanv1.PluginSelection) (*selection, error) 
 		sel.tokenizer, sel.sampler, sel.hooks = pl.Tokenizer, pl.Sampler, pl.Hooks
 	}
 	if id := s.GetSampler(); id != "" {
-		sp, err := p.pluginOfKind("plugins.sampler", id, plugin.KindSampler)
+		sp, err := pluginOfKind(g, "plugins.sampler", id, plugin.KindSampler)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +70,7 @@ func (p *Pipeline) selectPlugins(s *ulanv1.PluginSelection) (*selection, error) 
 	if ids := s.GetHooks(); len(ids) > 0 {
 		sel.hooks = nil
 		for i, id := range ids {
-			hp, err := p.pluginOfKind(fmt.Sprintf("plugins.hooks[%d]", i), id, plugin.KindHook)
+			hp, err := pluginOfKind(g, fmt.Sprintf("plugins.hooks[%d]", i), id, plugin.KindHook)
 			if err != nil {
 				return nil, err
 			}
@@ -79,7 +82,7 @@ func (p *Pipeline) selectPlugins(s *ulanv1.PluginSelection) (*selection, error) 
 			return nil, &api.FieldError{Field: fmt.Sprintf("plugins.params[%s]", id), Reason: "no plugin is configured"}
 		}
 		if _, ok := g.Plugin(id); !ok {
-			return nil, &api.FieldError{Field: fmt.Sprintf("plugins.params[%s]", id), Reason: fmt.Sprintf("no plugin with id %q%s", id, p.known(pluginIDs))}
+			return nil, &api.FieldError{Field: fmt.Sprintf("plugins.params[%s]", id), Reason: fmt.Sprintf("no plugin with id %q%s", id, known(g, pluginIDs))}
 		}
 		b, err := protojson.Marshal(st)
 		if err != nil {
@@ -90,15 +93,15 @@ func (p *Pipeline) selectPlugins(s *ulanv1.PluginSelection) (*selection, error) 
 	return sel, nil
 }
 
-func (p *Pipeline) pluginOfKind(field, id string, kind plugin.Kind) (*generation.Plugin, error) {
+func pluginOfKind(g *generation.Generation, field, id string, kind plugin.Kind) (*generation.Plugin, error) {
 	var pl *generation.Plugin
 	ok := false
-	if g := p.m.Generation; g != nil {
+	if g != nil {
 		pl, ok = g.Plugin(id)
 	}
 	switch {
 	case !ok:
-		return nil, &api.FieldError{Field: field, Reason: fmt.Sprintf("no plugin with id %q%s", id, p.known(pluginIDs))}
+		return nil, &api.FieldError{Field: field, Reason: fmt.Sprintf("no plugin with id %q%s", id, known(g, pluginIDs))}
 	case pl.Kind() != kind:
 		return nil, &api.FieldError{Field: field, Reason: fmt.Sprintf("plugin %q is a %s plugin, not a %s plugin", id, pl.Kind(), kind)}
 	}
@@ -120,11 +123,11 @@ func pluginIDs(g *generation.Generation) (ids []string) {
 }
 
 // known lists the configured names for an error message.
-func (p *Pipeline) known(list func(*generation.Generation) []string) string {
-	if p.m.Generation == nil {
+func known(g *generation.Generation, list func(*generation.Generation) []string) string {
+	if g == nil {
 		return "; none is configured"
 	}
-	names := list(p.m.Generation)
+	names := list(g)
 	if len(names) == 0 {
 		return "; none is configured"
 	}
@@ -174,7 +177,10 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 	if err := p.checkModel(req.GetModel()); err != nil {
 		return err
 	}
-	sel, err := p.selectPlugins(req.GetPlugins())
+	lease := p.live.Acquire(ctx)
+	defer lease.Release()
+	ctx = lease.Context()
+	sel, err := p.selectPlugins(lease.Generation(), req.GetPlugins())
 	if err != nil {
 		return err
 	}
@@ -209,7 +215,10 @@ func (p *Pipeline) Chat(ctx context.Context, req *ulanv1.ChatRequest, out api.St
 	if err := p.checkModel(req.GetModel()); err != nil {
 		return err
 	}
-	sel, err := p.selectPlugins(req.GetPlugins())
+	lease := p.live.Acquire(ctx)
+	defer lease.Release()
+	ctx = lease.Context()
+	sel, err := p.selectPlugins(lease.Generation(), req.GetPlugins())
 	if err != nil {
 		return err
 	}
@@ -412,18 +421,11 @@ func (p *Pipeline) run(ctx context.Context, j job, out api.Stream) error {
 		return err
 	}
 	defer seq.Cancel()
-	if err := out.Start(&ulanv1.Started{Model: p.m.Name, PromptTokens: uint32(len(j.prompt)), ConfigGeneration: p.generationNumber()}); err != nil {
+	if err := out.Start(&ulanv1.Started{Model: p.m.Name, PromptTokens: uint32(len(j.prompt)), ConfigGeneration: j.sel.number}); err != nil {
 		return err
 	}
 	w := p.newWriter(j, c, chain, out)
 	return w.stream(ctx, seq)
-}
-
-func (p *Pipeline) generationNumber() uint64 {
-	if p.m.Generation == nil {
-		return 0
-	}
-	return p.m.Generation.Number()
 }
 
 // writer turns one choice's tokens into its stream: detokenize (partial
@@ -627,7 +629,14 @@ func (w *writer) finish(ctx context.Context, ev scheduler.Event) error {
 			fin.Message = ev.Err.Error()
 		}
 		if fin.FinishReason == ulanv1.FinishReason_FINISH_REASON_CANCELLED && ctx.Err() != nil {
-			return ctx.Err() // the host finishes a cancelled stream
+			cause := context.Cause(ctx)
+			if !errors.Is(cause, generation.ErrRetired) {
+				return ctx.Err() // the host finishes a cancelled stream
+			}
+			// A reload retired the request's generation and its drain time ran
+			// out: the client is still there and is told why.
+			fin.Message = cause.Error()
+			ctx = context.WithoutCancel(ctx)
 		}
 		// Text held back for a partial stop string or character is output
 		// after all, unless a stop string ended the choice.

@@ -41,8 +41,11 @@ type Model struct {
 	Tokenizer *hf.Tokenizer
 	// Generation holds the operator's plugins and pipelines; a request's
 	// pipeline (or the default one) with a tokenizer plugin tokenizes
-	// through it. Nil has no pipelines.
+	// through it. Nil has no pipelines. Live, when set, replaces it: each
+	// request runs on the generation current when it started, to its end,
+	// and a reload swaps in the next one for the requests after it.
 	Generation *generation.Generation
+	Live       *generation.Live
 	// Scheduler sizes the continuous-batching scheduler.
 	Scheduler scheduler.Config
 }
@@ -50,6 +53,7 @@ type Model struct {
 // Pipeline is the api.Inference of a loaded model.
 type Pipeline struct {
 	m     Model
+	live  *generation.Live
 	stage *sampling.Stage
 	sched *scheduler.Scheduler
 }
@@ -58,7 +62,10 @@ var _ api.Inference = (*Pipeline)(nil)
 
 // New returns the pipeline of m and starts its scheduler; Close stops it.
 func New(m Model) *Pipeline {
-	p := &Pipeline{m: m, stage: sampling.NewStage()}
+	p := &Pipeline{m: m, live: m.Live, stage: sampling.NewStage()}
+	if p.live == nil {
+		p.live = generation.NewLive(m.Generation, 0, nil) // never swapped: the caller closes m.Generation
+	}
 	if m.Runner != nil {
 		p.sched = scheduler.New(m.Runner, p.sample, m.Scheduler)
 	}
@@ -88,8 +95,8 @@ var errNoTokenizer = fmt.Errorf("tokenization: %w: the model was loaded without 
 // default one when name is empty; nil when that pipeline has none) and the
 // model's own tokenizer (nil when the model has none); it fails when
 // neither is there.
-func (p *Pipeline) tokenizers(name string) (*generation.Plugin, *hf.Tokenizer, error) {
-	tp, err := p.pipelineTokenizer(name)
+func (p *Pipeline) tokenizers(g *generation.Generation, name string) (*generation.Plugin, *hf.Tokenizer, error) {
+	tp, err := pipelineTokenizer(g, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,8 +109,7 @@ func (p *Pipeline) tokenizers(name string) (*generation.Plugin, *hf.Tokenizer, e
 // pipelineTokenizer returns the tokenizer plugin of the named pipeline, or
 // of the default one when name is empty; nil when that pipeline has none
 // (the model's own tokenizer serves).
-func (p *Pipeline) pipelineTokenizer(name string) (*generation.Plugin, error) {
-	g := p.m.Generation
+func pipelineTokenizer(g *generation.Generation, name string) (*generation.Plugin, error) {
 	if name == "" {
 		if g == nil || g.Default() == nil {
 			return nil, nil
@@ -135,7 +141,10 @@ func (p *Pipeline) pluginFailed(tp *generation.Plugin, err error) error {
 // (for byte-level BPE, in its byte alphabet, such as "Ġworld"), which is
 // always valid UTF-8 where a token's raw bytes may not be.
 func (p *Pipeline) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
-	tp, tok, err := p.tokenizers(req.GetPipeline())
+	lease := p.live.Acquire(ctx)
+	defer lease.Release()
+	ctx = lease.Context()
+	tp, tok, err := p.tokenizers(lease.Generation(), req.GetPipeline())
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +211,10 @@ func spansOf(tok *hf.Tokenizer, text string, ids []int32) [][2]int {
 // Detokenize decodes token ids with the model's tokenizer; an id outside
 // its vocabulary is an invalid argument naming it.
 func (p *Pipeline) Detokenize(ctx context.Context, req *ulanv1.DetokenizeRequest) (*ulanv1.DetokenizeResponse, error) {
-	tp, tok, err := p.tokenizers(req.GetPipeline())
+	lease := p.live.Acquire(ctx)
+	defer lease.Release()
+	ctx = lease.Context()
+	tp, tok, err := p.tokenizers(lease.Generation(), req.GetPipeline())
 	if err != nil {
 		return nil, err
 	}
