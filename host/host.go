@@ -20,13 +20,15 @@ import (
 	"sync"
 	"time"
 
-	connectcors "connectrpc.com/cors"
-	"github.com/rs/cors"
+	"connectrpc.com/connect"
 
 	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/host/auth"
+	"github.com/ulan-ai/ulan/host/certs"
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/internal/reqid"
+	"github.com/ulan-ai/ulan/host/metrics"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
@@ -56,6 +58,7 @@ type options struct {
 	live      *generation.Live
 	src       *config.Sources
 	onSwap    func(config.Config, *generation.Generation)
+	metrics   *metrics.Metrics
 }
 
 // WithInference sets what runs the model. The default answers every
@@ -84,6 +87,12 @@ func WithReload(src config.Sources, live *generation.Live, onSwap func(config.Co
 	return func(o *options) { o.src, o.live, o.onSwap = &src, live, onSwap }
 }
 
+// WithMetrics serves m on /metrics (behind the admin key when one is configured),
+// counts every call in it, and records reloads and the current generation.
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options) { o.metrics = m }
+}
+
 // WithLogger sets the logger. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
@@ -96,7 +105,10 @@ type Server struct {
 	log    *slog.Logger
 	api    *api.API
 	http   *http.Server
-	tls    *tls.Config // nil for plain HTTP
+	tls    *tls.Config   // nil for plain HTTP
+	certs  *certs.Source // the certificate, reloaded when its files change; nil without TLS
+	keys   *auth.Store   // the API keys, swapped by reloads
+	cors   *auth.CORS    // the allowed origins, swapped by reloads
 	cancel context.CancelCauseFunc
 
 	mu     sync.Mutex
@@ -130,11 +142,28 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	if o.live == nil {
 		o.live = generation.NewLive(o.gen, cfg.Server.DrainTimeout, o.logger)
 	}
+	keys, err := authKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store := auth.NewStore(keys)
 	rt := newConfigRuntime(cfg, o.live, o.deps, o.logger)
-	rt.src, rt.onSwap = o.src, o.onSwap
+	rt.src, rt.onSwap, rt.keys, rt.metrics = o.src, o.onSwap, store, o.metrics
+	var interceptors []connect.Interceptor
+	routes := map[string]http.Handler{}
+	if o.metrics != nil {
+		interceptors = append(interceptors, o.metrics.Interceptor())
+		routes[auth.MetricsPath] = o.metrics.Handler()
+		if g := o.live.Current(); g != nil {
+			o.metrics.SetGeneration(g.Number())
+		}
+		o.metrics.SetPluginSource(func() []metrics.PluginStats { return pluginStats(o.live) })
+	}
 	a := api.New(api.Config{
-		Inference: o.inference,
-		Plugins:   rt,
+		Interceptors: interceptors,
+		Routes:       routes,
+		Inference:    o.inference,
+		Plugins:      rt,
 		Limits: api.Limits{
 			MaxRequestBytes: int64(cfg.Limits.MaxRequestBytes),
 			MaxPromptBytes:  int64(cfg.Limits.MaxPromptBytes),
@@ -148,18 +177,14 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	protocols.SetHTTP2(true) // used only over TLS
-	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel, rt: rt}
+	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel, rt: rt, keys: store}
 	if t := cfg.Server.TLS; t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		src, err := certs.New(t.CertFile, t.KeyFile, certs.WithLogger(o.logger))
 		if err != nil {
 			cancel(nil)
 			return nil, fmt.Errorf("host: server.tls: %w", err)
 		}
-		s.tls = &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			NextProtos:   []string{"h2", "http/1.1"},
-			MinVersion:   tls.VersionTLS12,
-		}
+		s.certs, s.tls = src, src.TLSConfig()
 	}
 	s.http = &http.Server{
 		Handler:           s.handler(),
@@ -173,23 +198,56 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 }
 
 // handler stacks the middleware around the API: request ids outermost, so
-// that even a CORS preflight or an oversized body is logged with one.
+// that even a CORS preflight or an oversized body is logged with one; then
+// CORS, so that preflights are answered and refused calls still carry CORS
+// headers; then the API keys, which refuse a call before its body is read.
 func (s *Server) handler() http.Handler {
 	var h http.Handler = s.api
 	// The transport cap sits a little above the message cap, so that an
 	// oversized message is refused by connect with a clear ResourceExhausted
 	// naming the limit, not by a cut-off body.
 	h = http.MaxBytesHandler(h, int64(s.cfg.Limits.MaxRequestBytes)+64<<10)
-	if origins := s.cfg.Server.CORS.AllowedOrigins; len(origins) > 0 {
-		h = cors.New(cors.Options{
-			AllowedOrigins: origins,
-			AllowedMethods: connectcors.AllowedMethods(),
-			AllowedHeaders: append(connectcors.AllowedHeaders(), reqid.Header),
-			ExposedHeaders: append(connectcors.ExposedHeaders(), api.GenerationIDHeader, reqid.Header),
-			MaxAge:         int(s.cfg.Server.CORS.MaxAge / time.Second),
-		}).Handler(h)
+	h = s.keys.Middleware(nil, h)
+	s.cors = auth.NewCORS(h, auth.CORSOptions{
+		AllowedOrigins: s.cfg.Server.CORS.AllowedOrigins,
+		MaxAge:         s.cfg.Server.CORS.MaxAge,
+		AllowedHeaders: []string{reqid.Header},
+		ExposedHeaders: []string{api.GenerationIDHeader, reqid.Header},
+	})
+	s.rt.cors = s.cors
+	return reqid.Middleware(s.cors)
+}
+
+// pluginStats reports the pools of the plugins that live generations hold, each once,
+// labelled with the generation that loaded it.
+func pluginStats(live *generation.Live) []metrics.PluginStats {
+	var out []metrics.PluginStats
+	seen := map[*generation.Plugin]bool{}
+	for _, g := range live.Generations() {
+		for _, p := range g.Plugins() {
+			if seen[p] || p.Runtime == nil {
+				continue
+			}
+			seen[p] = true
+			st := p.Runtime.Stats()
+			out = append(out, metrics.PluginStats{ID: p.ID, Generation: p.LoadedBy, PoolSize: st.Size, Idle: st.Idle,
+				Replacements: st.Replacements, BreakerOpen: st.Unhealthy})
+		}
 	}
-	return reqid.Middleware(h)
+	return out
+}
+
+// authKeys builds the configured API and admin keys.
+func authKeys(cfg config.Config) (*auth.Keys, error) {
+	apiKeys, adminKeys, err := cfg.Server.Auth.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("host: server.auth:\n%w", err)
+	}
+	keys, err := auth.New(apiKeys, adminKeys)
+	if err != nil {
+		return nil, fmt.Errorf("host: server.auth: %w", err)
+	}
+	return keys, nil
 }
 
 // Reload re-reads the configuration and swaps in its plugin generation, as
@@ -224,6 +282,7 @@ func (s *Server) Listen() (net.Listener, error) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
+		defer s.certs.Close()
 	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tls != nil)
 	errc := make(chan error, 1)

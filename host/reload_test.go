@@ -21,6 +21,7 @@ import (
 	"github.com/ulan-ai/ulan/host"
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/metrics"
 	"github.com/ulan-ai/ulan/host/pipeline"
 	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
@@ -33,9 +34,10 @@ import (
 // rewrite and reload.
 type reloading struct {
 	*running
-	file   string // the configuration file
-	module string // the redact hook's module file
-	live   *generation.Live
+	file    string // the configuration file
+	module  string // the redact hook's module file
+	live    *generation.Live
+	metrics *metrics.Metrics
 }
 
 // redactConfig is a configuration whose "redacted" pipeline masks runs of @ with mask,
@@ -66,11 +68,18 @@ func startReloading(t *testing.T, mask string) *reloading {
 // startReloadingDrain is startReloading with retired generations drained for drain.
 func startReloadingDrain(t *testing.T, mask string, drain time.Duration) *reloading {
 	t.Helper()
+	return startReloadingWith(t, drain, func(module string) string { return redactConfig(module, mask) })
+}
+
+// startReloadingWith starts a reloading server whose first configuration file is
+// configText(module), with its metrics in s.metrics.
+func startReloadingWith(t *testing.T, drain time.Duration, configText func(module string) string) *reloading {
+	t.Helper()
 	dir := t.TempDir()
 	module := filepath.Join(dir, "redact.wasm")
 	require.NoError(t, os.WriteFile(module, plugins.Builtins()["redact"], 0o600))
 	file := filepath.Join(dir, "ulan.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(redactConfig(module, mask)), 0o600))
+	require.NoError(t, os.WriteFile(file, []byte(configText(module)), 0o600))
 	src := config.Sources{File: file}
 	cfg, err := config.Load(src)
 	require.NoError(t, err)
@@ -88,16 +97,18 @@ func startReloadingDrain(t *testing.T, mask string, drain time.Duration) *reload
 	tok, err := tokenizer.FromGGUF(f)
 	require.NoError(t, err)
 
-	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute, Cache: compiled, Logger: quietLogger()}
+	mx := metrics.New()
+	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute, Cache: compiled, Logger: quietLogger(),
+		Observer: mx.PluginObserver, Forget: mx.ForgetPlugin}
 	gen, err := generation.Build(context.Background(), cfg, deps)
 	require.NoError(t, err)
 	live := generation.NewLive(gen, drain, quietLogger())
 	t.Cleanup(func() { require.NoError(t, live.Close(context.Background())) })
-	p := pipeline.New(pipeline.Model{Name: "tiny", Format: "gguf", Backend: "cpu", Runner: r, Tokenizer: tok, Live: live})
+	p := pipeline.New(pipeline.Model{Name: "tiny", Format: "gguf", Backend: "cpu", Runner: r, Tokenizer: tok, Live: live, Metrics: mx})
 	t.Cleanup(p.Close)
 	return &reloading{
-		running: start(t, cfg, host.WithInference(p), host.WithGeneration(gen, deps), host.WithReload(src, live, nil)),
-		file:    file, module: module, live: live,
+		running: start(t, cfg, host.WithInference(p), host.WithGeneration(gen, deps), host.WithReload(src, live, nil), host.WithMetrics(mx)),
+		file:    file, module: module, live: live, metrics: mx,
 	}
 }
 
@@ -335,7 +346,7 @@ func TestReloadDrainTimeoutCancels(t *testing.T) {
 	}
 	require.NoError(t, st.Err())
 	require.NotNil(t, fin)
-	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_CANCELLED, fin.FinishReason)
+	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_CANCELLED, fin.FinishReason, fin.Message)
 	require.Contains(t, fin.Message, "reloaded")
 	require.Eventually(t, func() bool { return len(s.live.Retired()) == 0 }, 10*time.Second, 10*time.Millisecond)
 }

@@ -13,8 +13,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ulan-ai/ulan/host/api"
+	"github.com/ulan-ai/ulan/host/auth"
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/metrics"
 	"github.com/ulan-ai/ulan/host/plugin"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -26,11 +28,14 @@ import (
 // it in; without one the server runs the generation it started with and Reload answers
 // Unimplemented.
 type configRuntime struct {
-	live   *generation.Live
-	deps   generation.Deps // for builds and ValidateConfig's dry runs
-	src    *config.Sources // where a reload reads the configuration; nil: no reload
-	log    *slog.Logger
-	onSwap func(config.Config, *generation.Generation)
+	live    *generation.Live
+	deps    generation.Deps // for builds and ValidateConfig's dry runs
+	src     *config.Sources // where a reload reads the configuration; nil: no reload
+	log     *slog.Logger
+	onSwap  func(config.Config, *generation.Generation)
+	keys    *auth.Store // swapped to the new configuration's keys by a reload
+	cors    *auth.CORS  // likewise for the allowed origins
+	metrics *metrics.Metrics
 
 	// reloading admits one reload at a time.
 	reloading sync.Mutex
@@ -128,11 +133,14 @@ func (c *configRuntime) reload(ctx context.Context, trigger string) *ulanv1.Relo
 	if cur != nil {
 		res.Generation = cur.Number()
 	}
+	outcome := metrics.ReloadInvalid
 	finish := func() *ulanv1.ReloadResult {
 		res.At, res.Took = timestamppb.Now(), durationpb.New(time.Since(start))
 		c.mu.Lock()
 		c.last = res
 		c.mu.Unlock()
+		c.metrics.Reload(outcome)
+		c.metrics.SetGeneration(res.Generation)
 		if res.Ok {
 			c.log.Info("configuration reloaded", "trigger", trigger, "generation", res.Generation, "took", time.Since(start))
 		} else {
@@ -156,10 +164,18 @@ func (c *configRuntime) reload(ctx context.Context, trigger string) *ulanv1.Relo
 	c.mu.Unlock()
 	if keys := config.RestartRequired(running, next); len(keys) > 0 {
 		// Nothing is half-applied: the plugins and pipelines of this file wait too.
+		outcome = metrics.ReloadRestartNeeded
 		res.RestartRequired = keys
 		res.Problems = []*ulanv1.ConfigProblem{{Message: "the configuration changes keys that take effect only after a restart; nothing was applied"}}
 		return finish()
 	}
+	// The keys first: a reload that cannot apply them applies nothing.
+	keys, err := authKeys(next)
+	if err != nil {
+		res.Problems = []*ulanv1.ConfigProblem{{Key: "server.auth", Message: err.Error()}}
+		return finish()
+	}
+	outcome = metrics.ReloadFailed
 	deps := c.deps
 	deps.Previous = cur
 	deps.Number = max(res.Generation, 1) + 1
@@ -173,10 +189,16 @@ func (c *configRuntime) reload(ctx context.Context, trigger string) *ulanv1.Relo
 		return finish()
 	}
 	c.live.Swap(g)
+	if c.keys != nil {
+		c.keys.Swap(keys)
+	}
+	if c.cors != nil {
+		c.cors.Swap(next.Server.CORS.AllowedOrigins, next.Server.CORS.MaxAge)
+	}
 	c.mu.Lock()
 	c.cfg, c.since = next, time.Now()
 	c.mu.Unlock()
-	res.Ok, res.Generation = true, g.Number()
+	res.Ok, res.Generation, outcome = true, g.Number(), metrics.ReloadOK
 	if c.onSwap != nil {
 		c.onSwap(next, g)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/ulan-ai/ulan/host"
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/metrics"
 	"github.com/ulan-ai/ulan/host/pipeline"
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/scheduler"
@@ -206,7 +207,8 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 			closeAll()
 		}
 	}()
-	deps := generation.Deps{Logger: log, Builtins: plugins.Builtins()}
+	m := metrics.New()
+	deps := generation.Deps{Logger: log, Builtins: plugins.Builtins(), Observer: m.PluginObserver, Forget: m.ForgetPlugin}
 	// Opened even without plugins: a reload may add some.
 	if cache := openPluginCache(log); cache != nil {
 		closers = append(closers, func() { _ = cache.Close(context.Background()) })
@@ -275,11 +277,17 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		log.Info("plugins loaded", "generation", gen.Number(), "plugins", len(gen.Plugins()),
 			"pipelines", len(gen.Pipelines()), "took", gen.Took())
 	}
-	model.Live = live
+	model.Live, model.Metrics = live, m
 	pl := pipeline.New(*model)
 	closers = append(closers, pl.Close)
+	perToken := r.CacheBytesPerToken()
+	m.SetSchedulerSource(func() metrics.SchedulerStats {
+		st := pl.Stats()
+		return metrics.SchedulerStats{Queued: st.Queued, Running: st.Running, KVUsedTokens: st.CacheUsed, KVTotalTokens: st.CacheTokens,
+			KVUsedBytes: perToken * int64(st.CacheUsed), KVTotalBytes: perToken * int64(st.CacheTokens)}
+	})
 	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pl),
-		host.WithReload(src, live, onSwap))
+		host.WithReload(src, live, onSwap), host.WithMetrics(m))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -92,6 +92,10 @@ type Config struct {
 	// Logger receives one record per call and the details of internal
 	// errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// Interceptors run around every call, inside the logging one (metrics).
+	Interceptors []connect.Interceptor
+	// Routes are plain HTTP handlers served beside the API (/metrics), by path.
+	Routes map[string]http.Handler
 }
 
 // API is ulan's set of Connect handlers.
@@ -122,9 +126,12 @@ func New(cfg Config) *API {
 		gens:   newRegistry(),
 	}
 	opts := connect.WithHandlerOptions(
-		connect.WithInterceptors(&logInterceptor{log: cfg.Logger}),
+		connect.WithInterceptors(append([]connect.Interceptor{&logInterceptor{log: cfg.Logger}}, cfg.Interceptors...)...),
 		connect.WithReadMaxBytes(int(cfg.Limits.MaxRequestBytes)),
 	)
+	for path, h := range cfg.Routes {
+		a.mux.Handle(path, h)
+	}
 	inf := &inferenceHandler{inf: cfg.Inference, limits: cfg.Limits, gens: a.gens, log: cfg.Logger}
 	a.mux.Handle(ulanv1connect.NewInferenceServiceHandler(inf, opts))
 	a.mux.Handle(ulanv1connect.NewModelServiceHandler(&modelHandler{inf: cfg.Inference, log: cfg.Logger}, opts))

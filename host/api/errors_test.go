@@ -8,6 +8,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/host/auth"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
@@ -74,12 +76,21 @@ func TestGenerationIDs(t *testing.T) {
 func TestRegistryCancel(t *testing.T) {
 	t.Parallel()
 	r := newRegistry()
+	as := func(key string, admin bool) context.Context {
+		return auth.NewContext(context.Background(), auth.Principal{KeyID: key, Admin: admin})
+	}
 	id, ctx, release := r.start(context.Background(), "alice")
-	require.ErrorIs(t, r.cancel(id, "bob"), ErrNotFound, "only the owner may cancel")
+	require.ErrorIs(t, r.cancel(as("bob", false), id), ErrNotFound, "only the owner may cancel")
+	require.ErrorIs(t, r.cancel(context.Background(), id), ErrNotFound, "nor a caller without a key")
 	require.NoError(t, ctx.Err())
-	require.NoError(t, r.cancel(id, "alice"))
+	require.NoError(t, r.cancel(as("alice", false), id))
 	require.ErrorIs(t, context.Cause(ctx), errCancelRequested)
 	release()
 	require.Zero(t, r.count())
-	require.ErrorIs(t, r.cancel(id, "alice"), ErrNotFound)
+	require.ErrorIs(t, r.cancel(as("alice", false), id), ErrNotFound)
+
+	id, ctx, release = r.start(context.Background(), "alice")
+	defer release()
+	require.NoError(t, r.cancel(as("root", true), id), "an admin key may cancel any generation")
+	require.ErrorIs(t, context.Cause(ctx), errCancelRequested)
 }

@@ -9,6 +9,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/ulan-ai/ulan/host/auth"
+
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
 
@@ -105,7 +107,7 @@ func (h *inferenceHandler) Cancel(ctx context.Context, req *connect.Request[ulan
 	if err := validateCancel(req.Msg); err != nil {
 		return nil, h.fail(ctx, err)
 	}
-	if err := h.gens.cancel(req.Msg.GenerationId, callerOf(ctx)); err != nil {
+	if err := h.gens.cancel(ctx, req.Msg.GenerationId); err != nil {
 		return nil, h.fail(ctx, err)
 	}
 	return connect.NewResponse(&ulanv1.CancelResponse{}), nil
@@ -124,9 +126,9 @@ func failWith(ctx context.Context, log *slog.Logger, err error) error {
 	return ce
 }
 
-// callerOf names the authenticated caller. API keys arrive with the
-// operations issue; until then every caller is anonymous.
-func callerOf(context.Context) string { return "" }
+// callerOf names the authenticated caller: its key's id (auth.Owner), or ""
+// when the server has no keys.
+func callerOf(ctx context.Context) string { return auth.Owner(ctx) }
 
 func choices(s *ulanv1.SamplingParams) int {
 	if s == nil || s.N < 1 {

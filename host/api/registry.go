@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/ulan-ai/ulan/host/auth"
 )
 
 // generationIDPrefix marks generation ids so that a mixed-up id (a request id,
@@ -64,8 +66,8 @@ type registry struct {
 
 type liveGeneration struct {
 	cancel context.CancelCauseFunc
-	// owner is the caller that started the generation. Only the owner may
-	// cancel it; until API keys exist every caller is "".
+	// owner is the key that started the generation (auth.Owner; "" without
+	// keys). Only that key, or an admin key, may cancel it.
 	owner string
 }
 
@@ -88,13 +90,13 @@ func (r *registry) start(ctx context.Context, owner string) (string, context.Con
 }
 
 // cancel ends the live generation id on behalf of caller.
-func (r *registry) cancel(id, caller string) error {
+func (r *registry) cancel(ctx context.Context, id string) error {
 	r.mu.Lock()
 	g, ok := r.live[id]
 	r.mu.Unlock()
 	// A generation owned by someone else is reported as not found, so that
 	// ids cannot be probed.
-	if !ok || g.owner != caller {
+	if !ok || !auth.MayCancel(ctx, g.owner) {
 		return fmt.Errorf("generation %s: %w (finished, or never started)", id, ErrNotFound)
 	}
 	g.cancel(errCancelRequested)

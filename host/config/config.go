@@ -72,6 +72,7 @@ type Server struct {
 	IdleTimeout time.Duration `koanf:"idle_timeout"`
 	CORS        CORS          `koanf:"cors"`
 	TLS         TLS           `koanf:"tls"`
+	Auth        Auth          `koanf:"auth"`
 }
 
 // CORS says which browser origins may call the API.
@@ -84,9 +85,29 @@ type CORS struct {
 }
 
 // TLS names the certificate and key to serve HTTPS with; both empty serves plain HTTP.
+// The server re-reads the files when their content changes (host/certs).
 type TLS struct {
 	CertFile string `koanf:"cert_file"`
 	KeyFile  string `koanf:"key_file"`
+}
+
+// Auth lists the bearer tokens (API keys) that may call the API. Both lists empty, the
+// default, leaves the API open to every client that can reach it, as a server without
+// keys has always been.
+//
+// Each entry is either the key itself or env:NAME, which takes the key from the server
+// process's environment variable NAME when the configuration is validated (at start-up
+// and at each reload). A key is at least 16 characters of A-Z, a-z, 0-9, '-', '.', '_',
+// '~', '+', '/' with '=' padding at the end only (RFC 6750's token syntax), and appears
+// once across both lists. Use Resolve to obtain the keys themselves; problems never
+// quote a key.
+type Auth struct {
+	// APIKeys may call every inference and model procedure and read plugin state.
+	APIKeys []string `koanf:"api_keys"`
+	// AdminKeys may do everything APIKeys may, cancel any generation, and alone may
+	// reload or validate the plugin configuration (PluginService Reload,
+	// ValidateConfig) and read /metrics. With no admin key, any API key may do those.
+	AdminKeys []string `koanf:"admin_keys"`
 }
 
 // Limits bounds what one request may ask of the server.
@@ -251,7 +272,8 @@ func (ps Problems) err() error {
 }
 
 // Validate checks every key's value and returns Problems naming each bad key, or nil.
-// It stats and opens the TLS files, so it sees the filesystem as it is now.
+// It stats and opens the TLS files, so it sees the filesystem as it is now, and reads the
+// environment variables that server.auth's env:NAME entries name.
 func (c Config) Validate() error {
 	var ps Problems
 	add := func(key, format string, args ...any) {
@@ -295,6 +317,8 @@ func (c Config) Validate() error {
 	if msg := checkReadable(s.TLS.KeyFile); msg != "" {
 		add("server.tls.key_file", "%s", msg)
 	}
+	_, _, authProblems := s.Auth.resolve(os.LookupEnv)
+	ps = append(ps, authProblems...)
 
 	m := c.Model
 	if m.Path != "" {

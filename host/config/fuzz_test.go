@@ -29,6 +29,7 @@ func FuzzParse(f *testing.F) {
 		"plugins:\n  - id: a\n    module: a.wasm\n    config: {k: [1, {x: .nan}]}\n    grants: {imports: [clock], call_timeout: 2ms}\n" +
 			"pipelines:\n  - {name: p, hooks: [a, a], default: true}\n",
 		"plugins: [x, {id: [a]}, {grants: 1}, ~]\npipelines: {a: 1}\n",
+		"server:\n  auth: {api_keys: [0123456789abcdef, env:ULAN_FUZZ_UNSET], admin_keys: [0123456789abcdef, x]}\n",
 	} {
 		f.Add([]byte(seed))
 	}

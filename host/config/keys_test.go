@@ -48,13 +48,24 @@ func TestKeys(t *testing.T) {
 	for _, k := range config.Keys() {
 		require.NotEmpty(t, k.Description, "key %s needs a description", k.Key)
 		require.False(t, strings.HasSuffix(k.Description, "."), "key %s: descriptions are lines, not sentences", k.Key)
-		// Only the plugin configuration is hot-reloadable (DESIGN.md, "Configuration").
-		require.Equal(t, k.Key == "plugins" || k.Key == "pipelines", k.Live, "key %s: live", k.Key)
+		// The plugin configuration (DESIGN.md, "Configuration"), the API keys and the
+		// CORS origins are hot-reloadable; the rest needs a restart.
+		require.Equal(t, liveKeys[k.Key], k.Live, "key %s: live", k.Key)
 
 		name := "ULAN_" + strings.ToUpper(strings.ReplaceAll(k.Key, ".", "_"))
 		require.NotContains(t, envNames, name, "keys %s and %s share an environment variable", envNames[name], k.Key)
 		envNames[name] = k.Key
 	}
+}
+
+// liveKeys are the keys a running server picks up without a restart.
+var liveKeys = map[string]bool{
+	"plugins":                     true,
+	"pipelines":                   true,
+	"server.auth.api_keys":        true,
+	"server.auth.admin_keys":      true,
+	"server.cors.allowed_origins": true,
+	"server.cors.max_age":         true,
 }
 
 func TestKeysDefaults(t *testing.T) {
@@ -96,7 +107,8 @@ func TestRestartRequired(t *testing.T) {
 			c.Server.CORS.AllowedOrigins = []string{"*"}
 			c.Server.TLS.KeyFile = "k"
 			c.Server.CORS.MaxAge = time.Second
-		}, want: []string{"limits.max_tokens", "log.format", "server.cors.allowed_origins", "server.cors.max_age", "server.listen", "server.tls.key_file"}},
+			c.Server.Auth.APIKeys = []string{"0123456789abcdef"} // live: not listed
+		}, want: []string{"limits.max_tokens", "log.format", "server.listen", "server.tls.key_file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +163,11 @@ func TestRestartRequiredIgnoresLiveKeys(t *testing.T) {
 	next := config.Default()
 	next.Plugins = []config.Plugin{{ID: "a", Module: "a.wasm"}}
 	next.Pipelines = []config.Pipeline{{Name: "p", Hooks: []string{"a"}}}
+	require.Empty(t, config.RestartRequired(config.Default(), next))
+	next.Server.CORS.AllowedOrigins = []string{"https://app.example.com"}
+	next.Server.CORS.MaxAge = time.Minute
+	next.Server.Auth.APIKeys = []string{"env:ULAN_KEY"}
+	next.Server.Auth.AdminKeys = []string{"0123456789abcdef"}
 	require.Empty(t, config.RestartRequired(config.Default(), next))
 	next.Log.Level = "debug"
 	require.Equal(t, []string{"log.level"}, config.RestartRequired(config.Default(), next))

@@ -272,13 +272,27 @@ func (l *loader) finish() (Config, error) {
 	errors.As(c.Validate(), &ps)
 	for _, p := range ps {
 		if !underBadKey(p.Key, bad) {
-			l.add(p.Key, l.origin[p.Key], p.Message)
+			l.add(p.Key, l.originOf(p.Key), p.Message)
 		}
 	}
 	if len(l.problems) > 0 {
 		return Config{}, l.problems
 	}
 	return c, nil
+}
+
+// originOf returns the variable or flag that set key or, for an element of a list of
+// strings such as server.auth.api_keys[1], the list; "" when neither came from one.
+func (l *loader) originOf(key string) string {
+	if o := l.origin[key]; o != "" {
+		return o
+	}
+	if i := strings.IndexByte(key, '['); i > 0 {
+		if lf, ok := leafKeys[key[:i]]; ok && lf.kind == kindStrings {
+			return l.origin[lf.key]
+		}
+	}
+	return ""
 }
 
 // decode fills a Config from ko key by key: mapstructure's error for a whole struct joins

@@ -58,6 +58,11 @@ type Deps struct {
 	// InitTimeout bounds each instance's instantiation and ulan_init; 0
 	// means plugin.Config's default.
 	InitTimeout time.Duration
+	// Observer, when set, gives each plugin loaded for generation number gen the
+	// observer of its calls (metrics.Metrics.PluginObserver); Forget is told when
+	// that plugin closes.
+	Observer func(pluginID string, gen uint64) plugin.Observer
+	Forget   func(pluginID string, gen uint64)
 	// Previous is the generation serving now, when Build makes the next one
 	// for a reload: a plugin whose module, configuration, grants, pool and
 	// policy are all unchanged is carried over from it (the same instances,
@@ -80,6 +85,7 @@ type Generation struct {
 	byName    map[string]*Pipeline
 	def       *Pipeline
 	carried   map[*Plugin]bool // plugins taken over from Deps.Previous
+	forget    func(pluginID string, gen uint64)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -100,6 +106,9 @@ type Plugin struct {
 	PoolSize int
 	// Runtime is the loaded plugin.
 	Runtime *plugin.Plugin
+	// LoadedBy is the number of the generation that loaded it: later ones may carry
+	// it over, and its metrics keep this number as their generation label.
+	LoadedBy uint64
 
 	// key identifies everything the plugin was loaded from (module hash,
 	// runtime configuration, policy): a reload carries the plugin over when
@@ -163,17 +172,20 @@ func (g *Generation) Default() *Pipeline { return g.def }
 // no request runs on the generation any more; later calls return the first's result.
 // A plugin carried over into a later generation stays open until that one closes too.
 func (g *Generation) Close(ctx context.Context) error {
-	g.closeOnce.Do(func() { g.closeErr = closeAll(ctx, g.plugins) })
+	g.closeOnce.Do(func() { g.closeErr = closeAll(ctx, g.plugins, g.forget) })
 	return g.closeErr
 }
 
 // closeAll lets go of ps: each plugin's runtime closes when no generation
 // holds it any more.
-func closeAll(ctx context.Context, ps []*Plugin) error {
+func closeAll(ctx context.Context, ps []*Plugin, forget func(string, uint64)) error {
 	var errs []error
 	for _, p := range ps {
 		if p == nil || p.Runtime == nil || p.holders.Add(-1) > 0 {
 			continue
+		}
+		if forget != nil {
+			forget(p.ID, p.LoadedBy)
 		}
 		if err := p.Runtime.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("closing plugin %s: %w", p.ID, err))
@@ -239,6 +251,7 @@ func Build(ctx context.Context, cfg config.Config, deps Deps) (*Generation, erro
 	}
 
 	g := &Generation{
+		forget:  deps.Forget,
 		number:  deps.Number,
 		byID:    make(map[string]*Plugin, len(loaded)),
 		byName:  make(map[string]*Pipeline, len(cfg.Pipelines)),
@@ -284,7 +297,7 @@ func Build(ctx context.Context, cfg config.Config, deps Deps) (*Generation, erro
 		}
 	}
 	if len(problems) > 0 {
-		if err := closeAll(context.WithoutCancel(ctx), g.plugins); err != nil {
+		if err := closeAll(context.WithoutCancel(ctx), g.plugins, g.forget); err != nil {
 			deps.Logger.Warn("releasing the plugins of a failed build", "err", err)
 		}
 		return nil, problems
@@ -381,6 +394,7 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 		Policy:   policy,
 		PoolSize: rc.PoolSize,
 		Runtime:  rt,
+		LoadedBy: deps.Number,
 		key:      key,
 	}
 	p.holders.Store(1)
@@ -413,6 +427,9 @@ func runtimeConfig(pc config.Plugin, kind plugin.Kind, deps Deps) (plugin.Config
 		Logger:      deps.Logger,
 		Cache:       deps.Cache,
 		Kind:        kind,
+	}
+	if deps.Observer != nil {
+		rc.Observer = deps.Observer(pc.ID, deps.Number)
 	}
 	if rc.MemoryPages == 0 {
 		rc.MemoryPages = defaultMemoryPages

@@ -164,6 +164,23 @@ func (l *Live) closeGen(g *Generation) {
 	}
 }
 
+// Generations returns the current generation and the retired ones that still have
+// requests (for metrics of their plugins).
+func (l *Live) Generations() []*Generation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gs []*Generation
+	if l.cur.g != nil {
+		gs = append(gs, l.cur.g)
+	}
+	for t := range l.retired {
+		if t.g != nil {
+			gs = append(gs, t.g)
+		}
+	}
+	return gs
+}
+
 // Retired returns the numbers of the retired generations that still have requests.
 func (l *Live) Retired() []uint64 {
 	l.mu.Lock()

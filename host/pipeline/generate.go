@@ -442,6 +442,7 @@ type writer struct {
 
 	tokens  int // tokens received
 	first   time.Time
+	last    time.Time // when the latest token arrived
 	delta   *ulanv1.Delta
 	calls   int
 	stopHit string
@@ -475,6 +476,11 @@ func (w *writer) stream(ctx context.Context, seq *scheduler.Seq) error {
 	for {
 		ev, err := seq.Recv(ctx)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(context.Cause(ctx), generation.ErrRetired) {
+				// Its generation ran out of drain time: finish the choice
+				// here, saying why (see finish).
+				return w.finish(ctx, scheduler.Event{Finish: scheduler.FinishCancelled})
+			}
 			return err
 		}
 		if ev.Finish != "" {
@@ -492,9 +498,14 @@ func (w *writer) stream(ctx context.Context, seq *scheduler.Seq) error {
 
 // token handles one generated token.
 func (w *writer) token(ctx context.Context, id int32) error {
+	now := time.Now()
 	if w.tokens == 0 {
-		w.first = time.Now()
+		w.first = now
+		w.p.m.Metrics.FirstToken(now.Sub(w.j.arrived))
+	} else {
+		w.p.m.Metrics.InterToken(now.Sub(w.last))
 	}
+	w.last = now
 	w.tokens++
 	w.delta = &ulanv1.Delta{TokenIds: []uint32{uint32(id)}}
 	if r, ok := w.c.pop(); ok && w.j.params.GetLogprobs() {
@@ -677,6 +688,8 @@ func (w *writer) finish(ctx context.Context, ev scheduler.Event) error {
 	fin.Usage = &ulanv1.Usage{PromptTokens: uint32(len(w.j.prompt)), CompletionTokens: uint32(w.tokens)}
 	fin.Timings = w.timings()
 	fin.Annotations = w.annotations()
+	w.p.m.Metrics.Tokens(len(w.j.prompt), w.tokens)
+	w.p.countFallbacks(w.j.sel, fin.Annotations)
 	return w.out.Finish(fin)
 }
 
@@ -694,6 +707,31 @@ func (w *writer) timings() *ulanv1.Timings {
 		}
 	}
 	return t
+}
+
+// countFallbacks counts, per plugin, the fallbacks and skips a choice's
+// annotations report.
+func (p *Pipeline) countFallbacks(sel *selection, notes []*ulanv1.Annotation) {
+	if p.m.Metrics == nil {
+		return
+	}
+	for _, n := range notes {
+		switch n.Kind {
+		case ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_SKIPPED:
+			p.m.Metrics.FallbackTaken(n.Source, sel.loadedBy(n.Source))
+		}
+	}
+}
+
+// loadedBy returns the number of the generation that loaded the selected
+// plugin with the given id (its metrics' generation label).
+func (sel *selection) loadedBy(id string) uint64 {
+	for _, p := range append([]*generation.Plugin{sel.tokenizer, sel.sampler}, sel.hooks...) {
+		if p != nil && p.ID == id {
+			return p.LoadedBy
+		}
+	}
+	return sel.number
 }
 
 // annotations gathers the notes of the sampling stage, the parser and the

@@ -15,6 +15,7 @@ import (
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host/api"
 	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/metrics"
 	"github.com/ulan-ai/ulan/host/sampling"
 	"github.com/ulan-ai/ulan/host/scheduler"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
@@ -48,6 +49,8 @@ type Model struct {
 	Live       *generation.Live
 	// Scheduler sizes the continuous-batching scheduler.
 	Scheduler scheduler.Config
+	// Metrics records tokens, latencies and fallbacks; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Pipeline is the api.Inference of a loaded model.
@@ -131,6 +134,7 @@ func pipelineTokenizer(g *generation.Generation, name string) (*generation.Plugi
 // fail_closed the request fails.
 func (p *Pipeline) pluginFailed(tp *generation.Plugin, err error) error {
 	if tp.Policy == generation.Fallback && p.m.Tokenizer != nil {
+		p.m.Metrics.FallbackTaken(tp.ID, tp.LoadedBy)
 		return nil
 	}
 	return fmt.Errorf("tokenizer plugin %s failed (%s): %w", tp.ID, tp.Policy, err)

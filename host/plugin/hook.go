@@ -50,7 +50,11 @@ type HookSession struct {
 
 // OpenHook starts a session: it checks out an instance (waiting until ctx
 // is done at most) and calls hook_open with the request's metadata (JSON).
-func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (*HookSession, error) {
+func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (_ *HookSession, err error) {
+	if err := p.requireKind(KindHook); err != nil {
+		return nil, err
+	}
+	defer p.observe("hook_open", p.started(), &err)
 	x, err := p.pin(ctx, KindHook, "hook_open")
 	if err != nil {
 		return nil, err
@@ -69,7 +73,7 @@ func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (*HookSession, error
 	s.ok()
 	if h := int64(res[0]); h < 0 {
 		err := s.statusError("hook_open", -h)
-		s.release(ctx)
+		_ = s.release(ctx)
 		return nil, err
 	} else {
 		s.handle = h
@@ -78,10 +82,11 @@ func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (*HookSession, error
 }
 
 // Delta hands the hook new text of a channel with its token ids.
-func (s *HookSession) Delta(ctx context.Context, text string, ids []int32, ch HookChannel) (HookResult, error) {
+func (s *HookSession) Delta(ctx context.Context, text string, ids []int32, ch HookChannel) (_ HookResult, err error) {
 	if len(text) > maxHookText || len(ids) > maxHookText/4 {
 		return HookResult{}, fmt.Errorf("plugin %s: hook_delta: %d bytes and %d ids exceed the %d-byte bound", s.p.cfg.ID, len(text), len(ids), maxHookText)
 	}
+	defer s.p.observe("hook_delta", s.p.started(), &err)
 	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
 	defer cancel()
 	idBytes := make([]byte, 4*len(ids))
@@ -96,7 +101,8 @@ func (s *HookSession) Delta(ctx context.Context, text string, ids []int32, ch Ho
 }
 
 // End tells the hook the choice finished with the engine's finish reason.
-func (s *HookSession) End(ctx context.Context, finish int32) (HookResult, error) {
+func (s *HookSession) End(ctx context.Context, finish int32) (_ HookResult, err error) {
+	defer s.p.observe("hook_end", s.p.started(), &err)
 	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
 	defer cancel()
 	return s.result(ctx, "hook_end", []uint64{uint64(s.handle), uint64(uint32(finish))})
@@ -107,13 +113,15 @@ func (s *HookSession) Close(ctx context.Context) {
 	if s.dead || s.inst == nil {
 		return
 	}
+	var err error
+	defer s.p.observe("hook_close", s.p.started(), &err)
 	cctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
 	defer cancel()
-	if _, err := s.call(cctx, "hook_close", uint64(s.handle)); err != nil {
+	if _, err = s.call(cctx, "hook_close", uint64(s.handle)); err != nil {
 		return
 	}
 	s.ok()
-	s.release(ctx)
+	err = s.release(ctx)
 }
 
 // result calls a hook export that returns a packed result record and

@@ -93,13 +93,13 @@ func (x *pinned) write(ctx context.Context, a, b []byte) (uint32, error) {
 func (x *pinned) ok() { x.p.breaker.success() }
 
 // reject gives up the instance after it broke the ABI's contract (see
-// Plugin.broke) and returns err.
+// Plugin.broke) and returns err, marked as a refused output (KindInvalid).
 func (x *pinned) reject(err error) error {
 	if !x.dead {
 		x.p.broke(err)
 	}
 	x.fail()
-	return err
+	return refused{err}
 }
 
 // fail gives up the instance after an error.
@@ -119,21 +119,23 @@ func (x *pinned) statusError(export string, status int64) error {
 	if msg == "" {
 		msg = "no message"
 	}
-	return fmt.Errorf("plugin %s: %s: status %d: %s", x.p.cfg.ID, export, status, msg)
+	return &StatusError{Plugin: x.p.cfg.ID, Export: export, Status: status, Message: msg}
 }
 
-// release frees the arena and returns the instance to the pool.
-func (x *pinned) release(ctx context.Context) {
+// release frees the arena and returns the instance to the pool. It returns
+// ulan_free's error, after which the instance is given up instead.
+func (x *pinned) release(ctx context.Context) error {
 	if x.dead || x.inst == nil {
-		return
+		return nil
 	}
 	if x.arena != 0 {
 		ctx, cancel := context.WithTimeout(ctx, x.p.cfg.CallTimeout)
 		defer cancel()
 		if _, err := x.call(ctx, "ulan_free", uint64(x.arena)); err != nil {
-			return
+			return err
 		}
 	}
 	x.p.pool.put(x.inst)
 	x.inst = nil
+	return nil
 }

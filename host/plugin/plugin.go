@@ -94,6 +94,9 @@ type Config struct {
 	// PluginConfig is the plugin's configuration, JSON, validated against
 	// the manifest's config_schema.
 	PluginConfig json.RawMessage
+	// Observer, if not nil, is told about every call and every wait for an
+	// instance (see Observer); nil observes nothing, at no cost.
+	Observer Observer
 }
 
 func (c *Config) defaults() {
@@ -123,6 +126,7 @@ type Plugin struct {
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
 	log      *slog.Logger
+	obs      Observer // cfg.Observer
 	pool     *pool
 	breaker  *breaker
 	manifest Manifest
@@ -166,7 +170,7 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID)}
+	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer}
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
 		if ce := (*CallError)(nil); errors.As(err, &ce) && ce.Plugin == cfg.ID {
@@ -412,7 +416,8 @@ func (p *Plugin) initInstance(ctx context.Context, inst *instance) error {
 
 // Call calls an export with scalar parameters on a pooled instance, within
 // the plugin's call deadline (and ctx's). Any failure discards the instance.
-func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) ([]uint64, error) {
+func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) (_ []uint64, err error) {
+	defer p.observe(export, p.started(), &err)
 	if err := p.breaker.allow(); err != nil {
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindUnhealthy, Err: err}
 	}
@@ -505,6 +510,11 @@ const (
 	KindExit                           // the guest exited (proc_exit)
 	KindMissing                        // no such export
 	KindUnhealthy                      // the circuit breaker is open
+	// KindStatus and KindInvalid are what Classify and Observer say of
+	// failures that are no CallError: a StatusError, and an output the
+	// host refused.
+	KindStatus  // the plugin answered with an error status
+	KindInvalid // the host refused the plugin's output
 )
 
 func (k ErrorKind) String() string {
@@ -519,6 +529,10 @@ func (k ErrorKind) String() string {
 		return "missing export"
 	case KindUnhealthy:
 		return "unhealthy"
+	case KindStatus:
+		return "status"
+	case KindInvalid:
+		return "invalid output"
 	}
 	return "unknown"
 }

@@ -64,10 +64,29 @@ func newPool(ctx context.Context, p *Plugin) (*pool, error) {
 }
 
 func (pl *pool) checkout(ctx context.Context) (*instance, error) {
+	obs := pl.p.obs
+	if obs == nil || ctx.Err() != nil {
+		select {
+		case m := <-pl.idle:
+			return m, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	// Observed: an idle instance is taken without a report; otherwise the
+	// wait is timed and reported, however it ends.
 	select {
 	case m := <-pl.idle:
 		return m, nil
+	default:
+	}
+	start := time.Now()
+	select {
+	case m := <-pl.idle:
+		obs.PoolWait(time.Since(start))
+		return m, nil
 	case <-ctx.Done():
+		obs.PoolWait(time.Since(start))
 		return nil, context.Cause(ctx)
 	}
 }

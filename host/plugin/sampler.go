@@ -65,15 +65,21 @@ const (
 
 // OpenSamplerBatch checks out an instance for a batch of sequences.
 func (p *Plugin) OpenSamplerBatch(ctx context.Context) (*SamplerBatch, error) {
+	if err := p.requireKind(KindSampler); err != nil {
+		return nil, err
+	}
+	start := p.started()
 	x, err := p.pin(ctx, KindSampler, "smp_open")
 	if err != nil {
+		p.observe("smp_open", start, &err)
 		return nil, err
 	}
 	return &SamplerBatch{pinned: x}, nil
 }
 
 // Open starts a sequence with the request's sampling parameters (JSON).
-func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
+func (b *SamplerBatch) Open(ctx context.Context, params []byte) (_ int64, err error) {
+	defer b.p.observe("smp_open", b.p.started(), &err)
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
 	ptr, err := b.write(ctx, params, nil)
@@ -98,7 +104,7 @@ func (b *SamplerBatch) Open(ctx context.Context, params []byte) (int64, error) {
 // widen has Widen set and no logits. A refused output, like a failed call,
 // gives up the batch's instance: its sequences are lost and later calls on
 // the batch fail.
-func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOutput, error) {
+func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []SamplerOutput, err error) {
 	k := 0
 	for i, r := range rows {
 		if len(r.IDs) != len(r.Logits) || len(r.IDs) > MaxSamplerCandidates {
@@ -109,6 +115,7 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 	if total := uint64(smpHeader) + uint64(len(rows))*(smpRow+12*uint64(k)); total > maxSamplerArena {
 		return nil, fmt.Errorf("plugin %s: a step of %d rows × %d candidates needs a %d-byte arena, more than %d", b.p.cfg.ID, len(rows), k, total, maxSamplerArena)
 	}
+	defer b.p.observe("smp_step", b.p.started(), &err)
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
 	size := uint32(smpHeader + len(rows)*smpRow + 3*4*len(rows)*k)
@@ -179,10 +186,11 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) ([]SamplerOu
 }
 
 // CloseSequence ends a sequence (smp_close).
-func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) error {
+func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) (err error) {
+	defer b.p.observe("smp_close", b.p.started(), &err)
 	ctx, cancel := context.WithTimeout(ctx, b.p.cfg.CallTimeout)
 	defer cancel()
-	_, err := b.call(ctx, "smp_close", uint64(h))
+	_, err = b.call(ctx, "smp_close", uint64(h))
 	b.forgetSequence(h)
 	if err == nil {
 		b.ok()
@@ -190,5 +198,13 @@ func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) error {
 	return err
 }
 
-// Close returns the instance (after its sequences were closed).
-func (b *SamplerBatch) Close(ctx context.Context) { b.release(ctx) }
+// Close returns the instance (after its sequences were closed), once it
+// freed its arena (ulan_free).
+func (b *SamplerBatch) Close(ctx context.Context) {
+	if b.dead || b.inst == nil {
+		return
+	}
+	var err error
+	defer b.p.observe("ulan_free", b.p.started(), &err)
+	err = b.release(ctx)
+}

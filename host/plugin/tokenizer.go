@@ -55,7 +55,8 @@ const (
 
 // withInstance runs fn on a pooled instance within the call deadline,
 // discarding the instance if fn fails at the wasm level.
-func (p *Plugin) withInstance(ctx context.Context, export string, fn func(ctx context.Context, inst *instance) error) error {
+func (p *Plugin) withInstance(ctx context.Context, export string, fn func(ctx context.Context, inst *instance) error) (err error) {
+	defer p.observe(export, p.started(), &err)
 	if err := p.breaker.allow(); err != nil {
 		return &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindUnhealthy, Err: err}
 	}
@@ -104,7 +105,7 @@ func (p *Plugin) callPacked(ctx context.Context, inst *instance, export string, 
 		if msg == "" {
 			msg = "no message"
 		}
-		return nil, fmt.Errorf("plugin %s: %s: status %d: %s", p.cfg.ID, export, -packed, msg)
+		return nil, &StatusError{Plugin: p.cfg.ID, Export: export, Status: -packed, Message: msg}
 	}
 	ptr, n := uint32(uint64(packed)>>32), uint32(packed)
 	if n > maxTokenizerOutput {
