@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/otelconnect"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ulan-ai/ulan/host/api"
 	"github.com/ulan-ai/ulan/host/auth"
@@ -59,6 +61,7 @@ type options struct {
 	src       *config.Sources
 	onSwap    func(config.Config, *generation.Generation)
 	metrics   *metrics.Metrics
+	tracing   trace.TracerProvider
 }
 
 // WithInference sets what runs the model. The default answers every
@@ -91,6 +94,14 @@ func WithReload(src config.Sources, live *generation.Live, onSwap func(config.Co
 // counts every call in it, and records reloads and the current generation.
 func WithMetrics(m *metrics.Metrics) Option {
 	return func(o *options) { o.metrics = m }
+}
+
+// WithTracing makes a span of every call with tp (connectrpc.com/otelconnect): the
+// pipeline's own spans (tokenize, prefill, decode, plugin calls) become its children. A
+// caller's trace context starts a new trace linked to the caller's, not a child of it
+// (otelconnect's default for servers that do not trust their callers).
+func WithTracing(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracing = tp }
 }
 
 // WithLogger sets the logger. The default is slog.Default().
@@ -158,6 +169,13 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 			o.metrics.SetGeneration(g.Number())
 		}
 		o.metrics.SetPluginSource(func() []metrics.PluginStats { return pluginStats(o.live) })
+	}
+	if o.tracing != nil {
+		otel, err := otelconnect.NewInterceptor(otelconnect.WithTracerProvider(o.tracing), otelconnect.WithoutMetrics())
+		if err != nil {
+			return nil, fmt.Errorf("host: tracing: %w", err)
+		}
+		interceptors = append(interceptors, otel)
 	}
 	a := api.New(api.Config{
 		Interceptors: interceptors,

@@ -37,7 +37,7 @@ type running struct {
 	done chan error         // Serve's result
 }
 
-func start(t *testing.T, cfg config.Config, opts ...host.Option) *running {
+func start(t testing.TB, cfg config.Config, opts ...host.Option) *running {
 	t.Helper()
 	cfg.Server.Listen = "127.0.0.1:0"
 	opts = append([]host.Option{host.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)

@@ -11,6 +11,10 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ulan-ai/ulan/proto/gen/ulan/v1/ulanv1connect"
 
@@ -63,7 +67,7 @@ func TestMetricsOfServingAndReloads(t *testing.T) {
 	calls := scrape(t, s.url, "", `ulan_plugin_calls_total{generation="1",plugin="redact"}`)
 	require.Len(t, calls, 1)
 	require.NotEqual(t, `ulan_plugin_calls_total{generation="1",plugin="redact"} 0`, calls[0])
-	require.Contains(t, scrape(t, s.url, "", "ulan_plugin_pool_instances"), `ulan_plugin_pool_instances{generation="1",plugin="redact"} 2`)
+	require.Contains(t, scrape(t, s.url, "", "ulan_plugin_pool_instances"), `ulan_plugin_pool_instances{generation="1",plugin="redact"} 4`)
 	require.Contains(t, scrape(t, s.url, "", "ulan_config_generation"), "ulan_config_generation 1")
 
 	s.write(t, "plugins: [\n")
@@ -80,7 +84,7 @@ func TestMetricsOfServingAndReloads(t *testing.T) {
 		// The config changed: generation 2 loaded its own redact, and generation 1's
 		// series went with it once it closed.
 		return len(scrape(t, s.url, "", `ulan_plugin_pool_instances{generation="1"`)) == 0 &&
-			len(scrape(t, s.url, "", `ulan_plugin_pool_instances{generation="2",plugin="redact"} 2`)) == 1
+			len(scrape(t, s.url, "", `ulan_plugin_pool_instances{generation="2",plugin="redact"} 4`)) == 1
 	}, 10*time.Second, 10*time.Millisecond)
 }
 
@@ -107,7 +111,7 @@ func TestAPIKeys(t *testing.T) {
 	cfgText := func(module, key string) string {
 		return strings.Replace(redactConfig(module, "<m>"), "server:\n", fmt.Sprintf("server:\n  auth:\n    api_keys: [%s]\n    admin_keys: [%s]\n", key, adminKey), 1)
 	}
-	s := startReloadingWith(t, time.Minute, func(module string) string { return cfgText(module, userKey) })
+	s := startReloadingWith(t, time.Minute, func(module string) string { return cfgText(module, userKey) }, nil)
 	ctx := context.Background()
 	tok := func(key string) error {
 		var opts []connect.ClientOption
@@ -139,4 +143,57 @@ func TestAPIKeys(t *testing.T) {
 	require.NoError(t, reload(adminKey))
 	require.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(tok(userKey)), "the old key is gone")
 	require.NoError(t, tok(newKey))
+}
+
+// TestTracing: a Generate call makes its RPC span, with the pipeline's spans inside it
+// (tokenize, prefill, decode and a sampled decode step) and the hook plugin's calls.
+func TestTracing(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	s := startReloadingWith(t, time.Minute, func(module string) string { return redactConfig(module, "<m>") }, tp)
+	c := clients(s.url)["connect+proto/h2c"]
+	at := atToken(t, c)
+	_, _, err := masked(t, c, at)
+	require.NoError(t, err)
+	require.NoError(t, tp.ForceFlush(context.Background()))
+
+	byName := map[string][]sdktrace.ReadOnlySpan{}
+	for _, sp := range rec.Ended() {
+		byName[sp.Name()] = append(byName[sp.Name()], sp)
+	}
+	rpcs := byName[strings.TrimPrefix(ulanv1connect.InferenceServiceGenerateProcedure, "/")]
+	require.Len(t, rpcs, 1, "one span for the Generate call; have %v", keys(byName))
+	rpc := rpcs[0].SpanContext()
+	child := func(name string, parent trace.SpanContext) sdktrace.ReadOnlySpan {
+		t.Helper()
+		require.Len(t, byName[name], 1, "%s; have %v", name, keys(byName))
+		sp := byName[name][0]
+		require.Equal(t, parent.SpanID(), sp.Parent().SpanID(), "%s's parent", name)
+		require.Equal(t, rpc.TraceID(), sp.SpanContext().TraceID(), name)
+		return sp
+	}
+	child("ulan.tokenize", rpc)
+	child("ulan.prefill", rpc)
+	decode := child("ulan.decode", rpc)
+	step := child("ulan.decode_step", decode.SpanContext())
+	require.Contains(t, step.Attributes(), attribute.Int("ulan.token_index", 2))
+	require.Contains(t, decode.Attributes(), attribute.Int("ulan.generated_tokens", 6))
+	hooks := 0
+	for name, spans := range byName {
+		if strings.HasPrefix(name, "plugin redact ") {
+			for _, sp := range spans {
+				require.Equal(t, rpc.TraceID(), sp.SpanContext().TraceID(), name)
+				hooks++
+			}
+		}
+	}
+	require.NotZero(t, hooks, "the hook's calls have spans; have %v", keys(byName))
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

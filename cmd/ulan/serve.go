@@ -26,6 +26,7 @@ import (
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/scheduler"
 	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/host/tracing"
 	"github.com/ulan-ai/ulan/host/watch"
 	"github.com/ulan-ai/ulan/plugins"
 )
@@ -67,6 +68,9 @@ first use. It exercises every path of the server; its words are random.
 Every configured plugin is loaded at start-up; one that fails (a missing file,
 a hash mismatch, a grant short of its needs, an init that refuses its config)
 stops start-up with each problem listed by key.
+
+Tracing is off unless the standard OpenTelemetry variables ask for it
+(OTEL_TRACES_EXPORTER=otlp or console, or an OTEL_EXPORTER_OTLP_ENDPOINT).
 
 The plugins and pipelines reload live: when the configuration file or a
 plugin's module file changes (followed through its directory, so editors'
@@ -144,7 +148,7 @@ func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog
 	defer signal.Stop(hup)
 	var changes <-chan watch.Change
 	if src.File != "" {
-		if w, err = watch.New(watch.Options{Files: watchedFiles(src.File, cfg), Logger: log}); err != nil {
+		if w, err = watch.New(watch.Options{Files: watchedFiles(src.File, cfg), Debounce: reloadDebounce, Logger: log}); err != nil {
 			log.Warn("not following the configuration file; reload with SIGHUP or PluginService.Reload", "err", err)
 		} else {
 			defer w.Close()
@@ -154,6 +158,11 @@ func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog
 	go reloadOn(ctx, srv, hup, changes, log)
 	return srv.Serve(ctx, ln)
 }
+
+// reloadDebounce is how quiet the configuration's files must stay before a change
+// reloads: long enough for a write in several syscalls or a swap of several renames,
+// short enough that a reload lands well within 100 ms of the write.
+const reloadDebounce = 50 * time.Millisecond
 
 // reloadOn reloads the server's configuration on SIGHUP and on each change the
 // watcher reports, until ctx is done.
@@ -207,6 +216,20 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 			closeAll()
 		}
 	}()
+	tp, err := tracing.FromEnv(ctx, os.Environ(), stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers = append(closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(ctx); err != nil {
+			log.Warn("flushing the last spans", "err", err)
+		}
+	})
+	if tp.Enabled() {
+		log.Info("tracing on", "exporter", tp.Exporter)
+	}
 	m := metrics.New()
 	deps := generation.Deps{Logger: log, Builtins: plugins.Builtins(), Observer: m.PluginObserver, Forget: m.ForgetPlugin}
 	// Opened even without plugins: a reload may add some.
@@ -278,6 +301,11 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 			"pipelines", len(gen.Pipelines()), "took", gen.Took())
 	}
 	model.Live, model.Metrics = live, m
+	var traced []host.Option
+	if tp.Enabled() {
+		model.Tracer = tp
+		traced = append(traced, host.WithTracing(tp))
+	}
 	pl := pipeline.New(*model)
 	closers = append(closers, pl.Close)
 	perToken := r.CacheBytesPerToken()
@@ -286,8 +314,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		return metrics.SchedulerStats{Queued: st.Queued, Running: st.Running, KVUsedTokens: st.CacheUsed, KVTotalTokens: st.CacheTokens,
 			KVUsedBytes: perToken * int64(st.CacheUsed), KVTotalBytes: perToken * int64(st.CacheTokens)}
 	})
-	srv, err = host.New(cfg, host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pl),
-		host.WithReload(src, live, onSwap), host.WithMetrics(m))
+	opts := append([]host.Option{host.WithLogger(log), host.WithGeneration(gen, deps), host.WithInference(pl),
+		host.WithReload(src, live, onSwap), host.WithMetrics(m)}, traced...)
+	srv, err = host.New(cfg, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

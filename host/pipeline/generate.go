@@ -198,7 +198,10 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 		if req.GetAddSpecialTokens() {
 			flags |= hf.AddSpecial
 		}
-		if prompt, err = p.encode(ctx, sel.tokenizer, req.GetPrompt(), flags); err != nil {
+		tctx, span := p.tokenizeSpan(ctx, pluginID(sel.tokenizer), len(req.GetPrompt()))
+		prompt, err = p.encode(tctx, sel.tokenizer, req.GetPrompt(), flags)
+		endSpan(span, err)
+		if err != nil {
 			return err
 		}
 		if len(prompt) == 0 {
@@ -245,7 +248,9 @@ func (p *Pipeline) Chat(ctx context.Context, req *ulanv1.ChatRequest, out api.St
 			return &api.FieldError{Field: "messages", Reason: err.Error()}
 		}
 	}
-	prompt, err := p.encode(ctx, sel.tokenizer, text, hf.ParseSpecial)
+	tctx, span := p.tokenizeSpan(ctx, pluginID(sel.tokenizer), len(text))
+	prompt, err := p.encode(tctx, sel.tokenizer, text, hf.ParseSpecial)
+	endSpan(span, err)
 	if err != nil {
 		return err
 	}
@@ -425,7 +430,18 @@ func (p *Pipeline) run(ctx context.Context, j job, out api.Stream) error {
 		return err
 	}
 	w := p.newWriter(j, c, chain, out)
-	return w.stream(ctx, seq)
+	w.spans = p.startSteps(ctx, len(j.prompt))
+	err = w.stream(ctx, seq)
+	w.spans.end(w.tokens, w.finishReason, err)
+	return err
+}
+
+// pluginID is a plugin's id for a span, "" for none (the model's own).
+func pluginID(p *generation.Plugin) string {
+	if p == nil {
+		return ""
+	}
+	return p.ID
 }
 
 // writer turns one choice's tokens into its stream: detokenize (partial
@@ -440,14 +456,17 @@ type writer struct {
 	stops  *stop.Matcher
 	parser *chatparse.Parser
 
-	tokens  int // tokens received
-	first   time.Time
-	last    time.Time // when the latest token arrived
-	delta   *ulanv1.Delta
-	calls   int
-	stopHit string
-	notes   []*ulanv1.Annotation
-	ended   *ulanv1.Finished // set when the hooks ended the choice
+	tokens int // tokens received
+	first  time.Time
+	last   time.Time // when the latest token arrived
+	spans  *stepSpans
+	// finishReason is the choice's finish reason once sent, for its span.
+	finishReason string
+	delta        *ulanv1.Delta
+	calls        int
+	stopHit      string
+	notes        []*ulanv1.Annotation
+	ended        *ulanv1.Finished // set when the hooks ended the choice
 }
 
 func (p *Pipeline) newWriter(j job, c *choice, chain *HookChain, out api.Stream) *writer {
@@ -505,6 +524,7 @@ func (w *writer) token(ctx context.Context, id int32) error {
 	} else {
 		w.p.m.Metrics.InterToken(now.Sub(w.last))
 	}
+	w.spans.token(w.tokens+1, w.last, now)
 	w.last = now
 	w.tokens++
 	w.delta = &ulanv1.Delta{TokenIds: []uint32{uint32(id)}}
@@ -690,6 +710,7 @@ func (w *writer) finish(ctx context.Context, ev scheduler.Event) error {
 	fin.Annotations = w.annotations()
 	w.p.m.Metrics.Tokens(len(w.j.prompt), w.tokens)
 	w.p.countFallbacks(w.j.sel, fin.Annotations)
+	w.finishReason = fin.FinishReason.String()
 	return w.out.Finish(fin)
 }
 

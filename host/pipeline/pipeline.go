@@ -19,6 +19,7 @@ import (
 	"github.com/ulan-ai/ulan/host/sampling"
 	"github.com/ulan-ai/ulan/host/scheduler"
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
+	"go.opentelemetry.io/otel/trace"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
@@ -51,6 +52,9 @@ type Model struct {
 	Scheduler scheduler.Config
 	// Metrics records tokens, latencies and fallbacks; nil records nothing.
 	Metrics *metrics.Metrics
+	// Tracer makes the spans of each request (tokenize, prefill, sampled decode
+	// steps, and through them plugin calls); nil makes none.
+	Tracer trace.TracerProvider
 }
 
 // Pipeline is the api.Inference of a loaded model.

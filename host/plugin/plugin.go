@@ -445,7 +445,9 @@ func (p *Plugin) Call(ctx context.Context, export string, params ...uint64) (_ [
 // caller must discard it. A failure counts against the circuit breaker; a
 // success is recorded by the caller once it has checked the call's outputs
 // (see broke), so that answers it refuses count as failures too.
-func (p *Plugin) callOn(ctx context.Context, m *instance, export string, params []uint64) ([]uint64, error) {
+func (p *Plugin) callOn(ctx context.Context, m *instance, export string, params []uint64) (_ []uint64, err error) {
+	ctx, span := p.span(ctx, export)
+	defer func() { endSpan(span, err) }()
 	fn := m.function(export)
 	if fn == nil {
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindMissing, Err: errors.New("no such export")}

@@ -1,0 +1,38 @@
+package plugin
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracerName names the spans of plugin calls.
+const tracerName = "github.com/ulan-ai/ulan/host/plugin"
+
+// span starts the span of one call of export when ctx carries a recording span (a
+// traced request's tokenizer or hook calls), with the tracer provider of that span;
+// otherwise it returns ctx and nil, having cost one context lookup. Calls made outside
+// a request (the scheduler's batched sampler steps) have no span.
+func (p *Plugin) span(ctx context.Context, export string) (context.Context, trace.Span) {
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		return ctx, nil
+	}
+	return parent.TracerProvider().Tracer(tracerName).Start(ctx, "plugin "+p.cfg.ID+" "+export,
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(attribute.String("ulan.plugin.id", p.cfg.ID), attribute.String("ulan.plugin.export", export)))
+}
+
+// endSpan ends a call's span (nil does nothing), marking it failed with err.
+func endSpan(s trace.Span, err error) {
+	if s == nil {
+		return
+	}
+	if err != nil {
+		s.RecordError(err)
+		s.SetStatus(codes.Error, err.Error())
+	}
+	s.End()
+}

@@ -1,0 +1,86 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ulan-ai/ulan/host/watch"
+	"github.com/ulan-ai/ulan/plugins"
+)
+
+// BenchmarkReload measures a reload from the configuration file's write to the swap of
+// the new generation, through the file watcher as `ulan serve` runs it (debounce 50 ms, as there):
+//
+//   - pipelines: only the pipelines change; every plugin is carried over;
+//   - plugin-config: the redact plugin's config changes, so it is loaded again, compiled
+//     through a warm compilation cache (new instances, ulan_init);
+//   - cold-compile: the plugin's module file is replaced by one the server has never
+//     compiled (a custom section with a new number appended), so it compiles afresh.
+//
+// It reports ms/reload; the debounce is part of it.
+func BenchmarkReload(b *testing.B) {
+	for _, kind := range []string{"pipelines", "plugin-config", "cold-compile"} {
+		b.Run(kind, func(b *testing.B) {
+			s := startReloading(b, "<m0>")
+			w, err := watch.New(watch.Options{Files: []string{s.file}, Debounce: 50 * time.Millisecond, Logger: quietLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			ctx := context.Background()
+			var total time.Duration
+			for i := 0; b.Loop(); i++ {
+				text := redactConfig(s.module, "<m0>")
+				switch kind {
+				case "pipelines":
+					text += fmt.Sprintf("  - name: extra%d\n", i)
+				default:
+					text = redactConfig(s.module, fmt.Sprintf("<m%d>", i+1))
+				}
+				before := s.live.Current().Number()
+				start := time.Now()
+				if kind == "cold-compile" {
+					writeModule(b, s.module, i)
+				}
+				tmp := s.file + ".tmp"
+				if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.Rename(tmp, s.file); err != nil {
+					b.Fatal(err)
+				}
+				ch := <-w.Changes()
+				if ch.Err != nil {
+					b.Fatal(ch.Err)
+				}
+				res := s.srv.Reload(ctx, "watch")
+				total += time.Since(start)
+				if !res.Ok || res.Generation != before+1 {
+					b.Fatalf("reload %d: %v", i, res)
+				}
+			}
+			b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/reload")
+		})
+	}
+}
+
+// writeModule replaces the redact module at path by the built-in one with a custom
+// section numbered n appended: the same plugin, bytes no cache has seen.
+func writeModule(tb testing.TB, path string, n int) {
+	tb.Helper()
+	payload := strconv.Itoa(n)
+	wasm := append([]byte(nil), plugins.Builtins()["redact"]...)
+	wasm = append(wasm, 0, byte(1+5+len(payload)), 5, 'n', 'o', 'i', 's', 'e')
+	wasm = append(wasm, payload...)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, wasm, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+}
