@@ -13,38 +13,54 @@ import (
 )
 
 // BenchmarkReload measures a reload from the configuration file's write to the swap of
-// the new generation, through the file watcher as `ulan serve` runs it (debounce 50 ms, as there):
+// the new generation, through the file watcher as `ulan serve` runs it (debounce 20 ms, as there):
 //
 //   - pipelines: only the pipelines change; every plugin is carried over;
-//   - plugin-config: the redact plugin's config changes, so it is loaded again, compiled
-//     through a warm compilation cache (new instances, ulan_init);
+//   - plugin-config: the redact plugin's config changes: new instances (ulan_init with
+//     the new config) on the module the old plugin has compiled (plugin.Derive);
+//   - plugin-module: the module file changes to bytes compiled before (a warm
+//     compilation cache), so the plugin loads afresh from the cache;
 //   - cold-compile: the plugin's module file is replaced by one the server has never
 //     compiled (a custom section with a new number appended), so it compiles afresh.
 //
 // It reports ms/reload; the debounce is part of it.
 func BenchmarkReload(b *testing.B) {
-	for _, kind := range []string{"pipelines", "plugin-config", "cold-compile"} {
+	for _, kind := range []string{"pipelines", "plugin-config", "plugin-module", "cold-compile"} {
 		b.Run(kind, func(b *testing.B) {
 			s := startReloading(b, "<m0>")
-			w, err := watch.New(watch.Options{Files: []string{s.file}, Debounce: 50 * time.Millisecond, Logger: quietLogger()})
+			w, err := watch.New(watch.Options{Files: []string{s.file, s.module}, Debounce: 20 * time.Millisecond, Logger: quietLogger()})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer w.Close()
 			ctx := context.Background()
+			if kind == "plugin-module" {
+				// Compile both versions once, so that the timed loads hit the cache.
+				for v := -1; v >= -2; v-- {
+					writeModule(b, s.module, v)
+					<-w.Changes()
+					if res := s.srv.Reload(ctx, "watch"); !res.Ok {
+						b.Fatal(res)
+					}
+				}
+			}
 			var total time.Duration
 			for i := 0; b.Loop(); i++ {
 				text := redactConfig(s.module, "<m0>")
 				switch kind {
 				case "pipelines":
 					text += fmt.Sprintf("  - name: extra%d\n", i)
+				case "plugin-module":
 				default:
 					text = redactConfig(s.module, fmt.Sprintf("<m%d>", i+1))
 				}
 				before := s.live.Current().Number()
 				start := time.Now()
-				if kind == "cold-compile" {
+				switch kind {
+				case "cold-compile":
 					writeModule(b, s.module, i)
+				case "plugin-module":
+					writeModule(b, s.module, -1-i%2) // the two versions compiled above, in turn
 				}
 				tmp := s.file + ".tmp"
 				if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {

@@ -162,7 +162,7 @@ func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog
 // reloadDebounce is how quiet the configuration's files must stay before a change
 // reloads: long enough for a write in several syscalls or a swap of several renames,
 // short enough that a reload lands well within 100 ms of the write.
-const reloadDebounce = 50 * time.Millisecond
+const reloadDebounce = 20 * time.Millisecond
 
 // reloadOn reloads the server's configuration on SIGHUP and on each change the
 // watcher reports, until ctx is done.

@@ -13,7 +13,6 @@ package generation
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -329,24 +328,24 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 		ps = append(ps, config.Problem{Key: k + key, Message: fmt.Sprintf(format, args...)})
 	}
 	var wasm []byte
+	var hexSum string
 	var err error
 	if name, ok := strings.CutPrefix(pc.Module, BuiltinPrefix); ok {
 		if wasm = deps.Builtins[name]; wasm == nil {
 			add("module", "there is no built-in plugin %q", name)
 			return nil, "", ps
 		}
-	} else if wasm, err = readModule(pc.Module); err != nil {
+		hexSum = builtinSum(wasm)
+	} else if wasm, hexSum, err = readModuleCached(pc.Module); err != nil {
 		add("module", "%v", err)
 		return nil, "", ps
 	}
 	if !isWasm(wasm) {
-		// Before the hash: a dry run must not tell a caller the hash of any file the
-		// server can read.
+		// Before the hash is used: a dry run must not tell a caller the hash of any
+		// file the server can read.
 		add("module", "%s is not a WebAssembly binary", pc.Module)
 		return nil, "", ps
 	}
-	sum := sha256.Sum256(wasm)
-	hexSum := hex.EncodeToString(sum[:])
 	if pc.SHA256 != "" && pc.SHA256 != hexSum {
 		add("sha256", "%s has SHA-256 %s, not the one configured: the file changed, or the hash is wrong", pc.Module, hexSum)
 		return nil, "", ps
@@ -374,14 +373,23 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 		return nil, man.Kind, ps
 	}
 	key := loadKey(hexSum, policy, rc)
+	var rt *plugin.Plugin
 	if prev := deps.Previous; prev != nil {
 		if old := prev.byID[pc.ID]; old != nil && old.key == key && old.holders.Add(1) > 1 {
 			return old, man.Kind, nil
 		} else if old != nil && old.key == key {
 			old.holders.Add(-1) // it closed meanwhile: load afresh
+		} else if old != nil && old.SHA256 == hexSum && old.Runtime != nil {
+			// The same module with another config, pool or deadline: new instances on
+			// the compiled module the old plugin runs (anything else, or a failure,
+			// loads afresh below and reports its problems from there).
+			rt, _ = old.Runtime.Derive(ctx, rc)
 		}
 	}
-	rt, err := plugin.Load(ctx, wasm, rc)
+	err = nil
+	if rt == nil {
+		rt, err = plugin.Load(ctx, wasm, rc)
+	}
 	if err != nil {
 		ps = append(ps, config.Problem{Key: k[:len(k)-1], Message: fmt.Sprintf("%s did not load: %v", pc.Module, err)})
 		return nil, man.Kind, ps

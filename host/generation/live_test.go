@@ -3,6 +3,7 @@ package generation_test
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -50,13 +51,21 @@ func TestBuildCarriesUnchangedPlugins(t *testing.T) {
 
 	require.NoError(t, g1.Close(ctx))
 	require.True(t, callable(p2), "the plugin g2 carried stays open when g1 closes")
+	other := hookConfig(t, dir, 1)
+	other.Plugins[0].Grants.MemoryPages = 2048
+	g2b, err := generation.Build(ctx, other, generation.Deps{Number: 9, Logger: quiet, Previous: g2})
+	require.NoError(t, err)
+	p2b, _ := g2b.Plugin("pii")
+	require.False(t, p2b.Runtime.SameRuntime(p2.Runtime), "another memory limit needs its own runtime")
+	require.NoError(t, g2b.Close(ctx))
 
 	changed := hookConfig(t, dir, 2)
 	g3, err := generation.Build(ctx, changed, generation.Deps{Number: 3, Logger: quiet, Previous: g2})
 	require.NoError(t, err)
 	p3, _ := g3.Plugin("pii")
-	require.NotSame(t, p2, p3, "its config changed: loaded afresh")
+	require.NotSame(t, p2, p3, "its config changed: new instances")
 	require.False(t, g3.Carried("pii"))
+	require.True(t, p3.Runtime.SameRuntime(p2.Runtime), "…derived from the same compiled module")
 
 	// A failed build lets go of what it carried: g2's plugin stays open for g2.
 	bad := changed
@@ -148,4 +157,34 @@ func TestLiveCloseWaits(t *testing.T) {
 	after := live.Acquire(ctx)
 	require.Nil(t, after.Generation(), "after Close, requests see no generation")
 	after.Release()
+}
+
+// TestModuleChangeSeenDespiteTimes: the module cache does not hide a file rewritten in
+// place with the same size and its modification time set back: the inode's change time
+// (Linux), or its identity, gives it away, and the configured hash then refuses it.
+func TestModuleChangeSeenDespiteTimes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	path, sum := module(t, dir, "hook", plugin.KindHook, "")
+	cfg := hookConfig(t, dir, 1)
+	cfg.Plugins[0].Module, cfg.Plugins[0].SHA256 = path, sum
+	g, err := generation.Build(ctx, cfg, generation.Deps{Logger: quiet})
+	require.NoError(t, err)
+	defer g.Close(ctx)
+
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	b[len(b)-1] ^= 1 // inside the manifest section: same size, other bytes
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt(b, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	require.NoError(t, os.Chtimes(path, fi.ModTime(), fi.ModTime()))
+
+	_, err = generation.Build(ctx, cfg, generation.Deps{Number: 2, Logger: quiet, Previous: g})
+	require.ErrorContains(t, err, "not the one configured")
 }

@@ -2,12 +2,15 @@ package generation
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ulan-ai/ulan/host/plugin"
 )
@@ -15,6 +18,69 @@ import (
 // maxModuleBytes bounds a module file: far above any real plugin (a Go-built one is a
 // few MiB), far below what would hurt to read by mistake.
 const maxModuleBytes = 256 << 20
+
+// modules remembers the module files read so far, with their hashes: a reload that
+// finds a file unchanged (same file, size, modification and change times) takes the
+// bytes and hash it read before instead of reading and hashing megabytes again, which
+// would otherwise be most of a reload that changes no plugin.
+var modules = struct {
+	sync.Mutex
+	byPath map[string]readModuleResult
+}{byPath: map[string]readModuleResult{}}
+
+type readModuleResult struct {
+	fi     os.FileInfo
+	change int64 // the inode's change time where the platform reports one
+	wasm   []byte
+	sum    string
+}
+
+// builtinSums caches the hashes of the built-in modules, by their bytes' address.
+var builtinSums sync.Map // *byte → string
+
+// builtinSum returns a built-in module's SHA-256 (lowercase hex), hashing each
+// built-in once.
+func builtinSum(wasm []byte) string {
+	if len(wasm) == 0 {
+		return hex.EncodeToString(func() []byte { s := sha256.Sum256(nil); return s[:] }())
+	}
+	if s, ok := builtinSums.Load(&wasm[0]); ok {
+		return s.(string)
+	}
+	sum := sha256.Sum256(wasm)
+	s := hex.EncodeToString(sum[:])
+	builtinSums.Store(&wasm[0], s)
+	return s
+}
+
+// readModuleCached is readModule with the hash, both taken from the cache when the file
+// has not changed since it was last read.
+func readModuleCached(path string) ([]byte, string, error) {
+	fi, err := os.Stat(path)
+	if err == nil {
+		modules.Lock()
+		c, ok := modules.byPath[path]
+		modules.Unlock()
+		if ok && os.SameFile(c.fi, fi) && c.fi.Size() == fi.Size() && c.fi.ModTime().Equal(fi.ModTime()) && c.change == changeTime(fi) {
+			return c.wasm, c.sum, nil
+		}
+	}
+	wasm, err := readModule(path)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(wasm)
+	res := readModuleResult{wasm: wasm, sum: hex.EncodeToString(sum[:])}
+	// The cached identity is what the file was before the read: a write during the
+	// read changes its times, so the next reload reads it again.
+	if fi != nil {
+		res.fi, res.change = fi, changeTime(fi)
+		modules.Lock()
+		modules.byPath[path] = res
+		modules.Unlock()
+	}
+	return res.wasm, res.sum, nil
+}
 
 // readModule reads a module file. Only a regular file is read (a FIFO would block, a
 // device could be endless), and only up to maxModuleBytes.

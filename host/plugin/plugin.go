@@ -130,7 +130,15 @@ type Plugin struct {
 	pool     *pool
 	breaker  *breaker
 	manifest Manifest
-	errText  sync.Map // api.Module → the text its last set_error gave
+	*shared
+}
+
+// shared is what the plugins of one runtime share: the runtime, and the state its host
+// module's functions keep per instance (keyed by api.Module, so instances of a plugin
+// and of one derived from it never meet). A plugin made by Derive shares its parent's.
+type shared struct {
+	refs    atomic.Int32 // plugins using the runtime; the last to close closes it
+	errText sync.Map     // api.Module → the text its last set_error gave
 	// tokStates and patterns hold the tokenizer primitives' registrations
 	// (api.Module → *tokState) and compiled patterns (string → *Pattern).
 	tokStates sync.Map
@@ -170,7 +178,8 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer}
+	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer, shared: new(shared)}
+	p.refs.Store(1)
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
 		if ce := (*CallError)(nil); errors.As(err, &ce) && ce.Plugin == cfg.ID {
@@ -496,10 +505,60 @@ func (p *Plugin) Stats() Stats {
 	return Stats{Idle: idle, Size: size, Replacements: repl, Unhealthy: p.breaker.open()}
 }
 
-// Close closes every instance and the runtime.
+// Close closes every instance and, unless a plugin derived from it (or the one it was
+// derived from) still runs on it, the runtime.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.pool.close()
+	if p.refs.Add(-1) > 0 {
+		return nil
+	}
 	return p.rt.Close(ctx)
+}
+
+// SameRuntime reports whether p and q run on one runtime (one was derived from the
+// other, or both from a third).
+func (p *Plugin) SameRuntime(q *Plugin) bool { return q != nil && p.shared == q.shared }
+
+// ErrNotDerivable reports that Derive cannot make the plugin asked for from this one:
+// the runtime it would share is set up for other grants or limits.
+var ErrNotDerivable = errors.New("plugin: the configuration changes more than the plugin's config, pool and deadlines")
+
+// Derive returns a plugin of the same module with cfg — a new plugin config, pool size,
+// call or init deadline, observer — on the same runtime and compiled module, so that a
+// reload that changes only those skips compiling the module again: its instances are
+// new, instantiated and initialised with cfg.PluginConfig, and the two plugins' pools,
+// breakers and sessions are independent. It returns ErrNotDerivable when cfg changes
+// what the runtime was built for (tier, memory limit, grants, kind, id) and the plugin
+// must be loaded afresh; cfg.PluginConfig is checked against the manifest's schema as
+// Load does. Each plugin is closed on its own; the runtime closes with the last.
+func (p *Plugin) Derive(ctx context.Context, cfg Config) (*Plugin, error) {
+	cfg.defaults()
+	if cfg.ID != p.cfg.ID || cfg.Tier != p.cfg.Tier || cfg.MemoryPages != p.cfg.MemoryPages ||
+		cfg.Grants != p.cfg.Grants || cfg.Kind != p.cfg.Kind {
+		return nil, ErrNotDerivable
+	}
+	if p.refs.Add(1) <= 1 {
+		p.refs.Add(-1)
+		return nil, fmt.Errorf("plugin %s: deriving from a closed plugin", cfg.ID)
+	}
+	q := &Plugin{cfg: cfg, rt: p.rt, compiled: p.compiled, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer,
+		shared: p.shared, breaker: newBreaker()}
+	fail := func(err error) (*Plugin, error) {
+		if q.refs.Add(-1) == 0 {
+			_ = q.rt.Close(ctx)
+		}
+		return nil, fmt.Errorf("plugin %s: %w", cfg.ID, err)
+	}
+	if cfg.Kind != "" {
+		if err := q.checkManifest(q.compiled); err != nil {
+			return fail(err)
+		}
+	}
+	var err error
+	if q.pool, err = newPool(ctx, q); err != nil {
+		return fail(err)
+	}
+	return q, nil
 }
 
 // ErrorKind classifies a failed call.

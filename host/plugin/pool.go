@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 
@@ -52,13 +53,29 @@ const (
 
 func newPool(ctx context.Context, p *Plugin) (*pool, error) {
 	pl := &pool{p: p, idle: make(chan *instance, p.cfg.PoolSize), size: p.cfg.PoolSize, backoff: minBackoff}
-	for range pl.size {
-		m, err := p.instantiate(ctx)
+	// Instances warm up side by side, one per CPU: a reload waits for the slowest
+	// ulan_init, not for their sum.
+	errs := make([]error, pl.size)
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range pl.size {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m, err := p.instantiate(ctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			pl.idle <- m
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			pl.close()
 			return nil, err
 		}
-		pl.idle <- m
 	}
 	return pl, nil
 }
