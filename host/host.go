@@ -197,7 +197,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	protocols.SetHTTP2(true) // used only over TLS
 	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel, rt: rt, keys: store}
 	if t := cfg.Server.TLS; t.CertFile != "" {
-		src, err := certs.New(t.CertFile, t.KeyFile, certs.WithLogger(o.logger))
+		src, err := certs.New(t.CertFile, t.KeyFile, certs.WithLogger(o.logger), certs.WithOnReload(o.metrics.CertReload))
 		if err != nil {
 			cancel(nil)
 			return nil, fmt.Errorf("host: server.tls: %w", err)

@@ -90,6 +90,7 @@ type Metrics struct {
 	firstToken      prometheus.Histogram
 	interToken      prometheus.Histogram
 	reloads         *prometheus.CounterVec
+	certReloads     *prometheus.CounterVec
 	generation      prometheus.Gauge
 
 	pluginCalls    *prometheus.CounterVec
@@ -132,6 +133,10 @@ func New() *Metrics {
 		Namespace: namespace, Name: "reloads_total",
 		Help: "Configuration reloads, by result (ok, invalid, failed, restart_needed).",
 	}, []string{"result"})
+	m.certReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "tls_certificate_reloads_total",
+		Help: "Reloads of the TLS certificate after its files changed, by result (ok, failed: the previous certificate kept serving).",
+	}, []string{"result"})
 	m.generation = prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "config_generation",
 		Help: "Number of the configuration generation serving new requests.",
@@ -162,11 +167,13 @@ func New() *Metrics {
 	for _, r := range []string{ReloadOK, ReloadInvalid, ReloadFailed, ReloadRestartNeeded} {
 		m.reloads.WithLabelValues(r)
 	}
+	m.certReloads.WithLabelValues(ReloadOK)
+	m.certReloads.WithLabelValues(ReloadFailed)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.promptTokens, m.generatedTokens, m.firstToken, m.interToken,
-		m.reloads, m.generation,
+		m.reloads, m.certReloads, m.generation,
 		m.pluginCalls, m.pluginErrors, m.pluginDuration, m.poolWait, m.fallbacks,
 		sourceCollector{m},
 	)
@@ -231,6 +238,19 @@ func (m *Metrics) Reload(result string) {
 		return
 	}
 	m.reloads.WithLabelValues(label(result)).Inc()
+}
+
+// CertReload counts a reload of the TLS certificate: ok when err is nil, failed when
+// err kept the previous certificate serving (certs.WithOnReload's argument).
+func (m *Metrics) CertReload(err error) {
+	if m == nil {
+		return
+	}
+	r := ReloadOK
+	if err != nil {
+		r = ReloadFailed
+	}
+	m.certReloads.WithLabelValues(r).Inc()
 }
 
 // SetGeneration sets the number of the generation serving new requests.

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -58,6 +59,9 @@ func TestRecorders(t *testing.T) {
 	m.Reload(ReloadFailed)
 	m.SetGeneration(4)
 	m.Request("/ulan.v1.InferenceService/Generate", "ok")
+	m.CertReload(nil)
+	m.CertReload(errors.New("key does not match"))
+	m.CertReload(nil)
 
 	require.Equal(t, 3.0, testutil.ToFloat64(m.promptTokens))
 	require.Equal(t, 7.0, testutil.ToFloat64(m.generatedTokens))
@@ -73,6 +77,8 @@ func TestRecorders(t *testing.T) {
 		`ulan_reloads_total{result="failed"} 2`,
 		`ulan_reloads_total{result="invalid"} 0`,
 		`ulan_reloads_total{result="restart_needed"} 0`,
+		`ulan_tls_certificate_reloads_total{result="ok"} 2`,
+		`ulan_tls_certificate_reloads_total{result="failed"} 1`,
 		"ulan_config_generation 4",
 		`ulan_requests_total{code="ok",procedure="/ulan.v1.InferenceService/Generate"} 1`,
 		`ulan_time_to_first_token_seconds_bucket{le="0.1"} 0`,
