@@ -575,7 +575,7 @@ func TestTypes(t *testing.T) {
 		{gguf.TypeF32, "F32", 1, 4}, {gguf.TypeF16, "F16", 1, 2},
 		{gguf.TypeQ4_0, "Q4_0", 32, 18}, {gguf.TypeQ4_1, "Q4_1", 32, 20},
 		{gguf.TypeQ5_0, "Q5_0", 32, 22}, {gguf.TypeQ5_1, "Q5_1", 32, 24},
-		{gguf.TypeQ8_0, "Q8_0", 32, 34}, {gguf.TypeQ8_1, "Q8_1", 32, 40},
+		{gguf.TypeQ8_0, "Q8_0", 32, 34}, {gguf.TypeQ8_1, "Q8_1", 32, 36}, // ggml's sizeof(block_q8_1), not gguf-py's 40
 		{gguf.TypeQ2_K, "Q2_K", 256, 84}, {gguf.TypeQ3_K, "Q3_K", 256, 110},
 		{gguf.TypeQ4_K, "Q4_K", 256, 144}, {gguf.TypeQ5_K, "Q5_K", 256, 176},
 		{gguf.TypeQ6_K, "Q6_K", 256, 210}, {gguf.TypeQ8_K, "Q8_K", 256, 292},

@@ -73,7 +73,7 @@ var traits = [...]struct {
 	TypeQ5_0:    {"Q5_0", 32, 2 + 4 + 16},
 	TypeQ5_1:    {"Q5_1", 32, 2 + 2 + 4 + 16},
 	TypeQ8_0:    {"Q8_0", 32, 2 + 32},
-	TypeQ8_1:    {"Q8_1", 32, 4 + 4 + 32},
+	TypeQ8_1:    {"Q8_1", 32, 2 + 2 + 32}, // ggml's block_q8_1 (two halves, d and s); gguf-py's table still says 40
 	TypeQ2_K:    {"Q2_K", qk, 2 + 2 + qk/16 + qk/4},
 	TypeQ3_K:    {"Q3_K", qk, 2 + qk/4 + qk/8 + 12},
 	TypeQ4_K:    {"Q4_K", qk, 2 + 2 + qk/2 + 12},
