@@ -17,6 +17,12 @@ type arena struct {
 // arenaChunk is the smallest chunk an arena allocates, in floats (4 MiB).
 const arenaChunk = 1 << 20
 
+// arenaMax bounds an arena's chunks, in floats (64 MiB): a decode step fits, and the
+// rest of a big step (a long prefill chunk's intermediates) comes from the heap as
+// before, so that the collector can reuse what dies within the step instead of the
+// arena holding all of it to the step's end.
+const arenaMax = 16 << 20
+
 // floats returns n zeroed floats whose capacity is n, so that an append
 // cannot run into the next buffer.
 func (a *arena) floats(n int) []float32 {
@@ -28,10 +34,23 @@ func (a *arena) floats(n int) []float32 {
 			return s
 		}
 	}
-	c := make([]float32, max(n, arenaChunk))
+	size := max(n, arenaChunk)
+	if a.held()+size > arenaMax {
+		return make([]float32, n)
+	}
+	c := make([]float32, size)
 	a.chunks = append(a.chunks, c)
 	a.cur, a.off = len(a.chunks)-1, n
 	return c[:n:n]
+}
+
+// held is the floats in the arena's chunks.
+func (a *arena) held() int {
+	n := 0
+	for _, c := range a.chunks {
+		n += len(c)
+	}
+	return n
 }
 
 // reset takes every buffer back. Chunks that went unused since the last

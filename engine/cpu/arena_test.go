@@ -28,6 +28,13 @@ func TestArena(t *testing.T) {
 	big := a.floats(3 * arenaChunk)
 	require.Len(t, big, 3*arenaChunk)
 	require.Zero(t, big[0])
+	require.Len(t, a.chunks, 2)
+
+	// Past arenaMax, buffers come from the heap and the arena does not grow.
+	huge := a.floats(arenaMax)
+	require.Len(t, huge, arenaMax)
+	require.Len(t, a.chunks, 2)
+	require.Equal(t, 4*arenaChunk, a.held())
 }
 
 // TestContextReusesMemory: a closed context's buffers serve the next one,
