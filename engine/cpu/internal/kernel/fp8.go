@@ -1,0 +1,223 @@
+package kernel
+
+import (
+	"math"
+	"strconv"
+)
+
+// This file holds the FP8 weight format of the official DeepSeek-V3/R1
+// checkpoints: OCP 8-bit floating point E4M3 (PyTorch's float8_e4m3fn,
+// "FN" for finite: no infinities) with one float32 scale per 128×128
+// block of the matrix. A weight matrix of rows×cols values is rows·cols
+// bytes, row-major, and its scales (the checkpoint's weight_scale_inv) are
+// a row-major float32 array of shape [⌈rows/128⌉, ⌈cols/128⌉]. The real
+// weight at (r, c) is E4M3ToF32(w[r][c]) × scales[r/128][c/128]: the
+// checkpoint stores the inverse of the quantizer's scale, and DeepSeek's
+// own weight_dequant (inference/kernel.py) multiplies by it, despite the
+// name. The last block row and column may be partial.
+//
+// Only the generic Go set exists; a SIMD set will add its own value, and
+// these fields then join impls in kernel.go as kquant.go's will.
+
+// E4M3BlockLen is the side of the square blocks that share one scale.
+const E4M3BlockLen = 128
+
+// fp8Impls is the set of this file's kernels. Exported functions check
+// their arguments and call through fp8Active, so an implementation may
+// assume its slices are exactly as long as documented.
+type fp8Impls struct {
+	// dequantE4M3Row expands len(dst) = len(w) values; s holds the
+	// row's ⌈len(w)/128⌉ block scales.
+	dequantE4M3Row func(w []byte, s []float32, dst []float32)
+	// dotE4M3 is the dot product of w with x[:len(w)]; s as above.
+	dotE4M3 func(w []byte, s []float32, x []float32) float32
+}
+
+// fp8Generic is the reference set.
+var fp8Generic = fp8Impls{
+	dequantE4M3Row: dequantE4M3RowGeneric,
+	dotE4M3:        dotE4M3Generic,
+}
+
+// fp8Active is the set in use.
+var fp8Active = fp8Generic
+
+// ---------------------------------------------------------------------------
+// Scalar conversions
+
+// e4m3Table holds the float32 value of every E4M3 code, built by init from
+// the bit definition (see [E4M3ToF32]). Every value is exact in float32.
+var e4m3Table [256]float32
+
+func init() {
+	for i := range 256 {
+		b := byte(i)
+		exp := int(b>>3) & 0xF
+		mant := int(b & 7)
+		var v float64
+		switch {
+		case exp == 0xF && mant == 7:
+			v = math.NaN()
+		case exp == 0: // subnormal: mant/8 · 2^(1−7)
+			v = math.Ldexp(float64(mant), -9)
+		default: // normal: (1 + mant/8) · 2^(exp−7)
+			v = math.Ldexp(float64(8+mant), exp-10)
+		}
+		f := float32(v)
+		if b&0x80 != 0 {
+			f = -f // a NaN's sign is kept too, as −0's
+		}
+		e4m3Table[i] = f
+	}
+}
+
+// E4M3ToF32 decodes an OCP FP8 E4M3 ("E4M3FN") code exactly. Bit 7 is the
+// sign, bits 6–3 the exponent e (bias 7), bits 2–0 the mantissa m:
+//
+//	e = 0:             (−1)^s · m/8 · 2⁻⁶   (subnormals, ±0 for m = 0)
+//	0 < e, not NaN:    (−1)^s · (1 + m/8) · 2^(e−7)
+//	e = 15 and m = 7:  NaN (0x7F and 0xFF; there are no infinities)
+//
+// so the largest finite value is 448 (0x7E), the smallest normal 2⁻⁶ (0x08)
+// and the smallest subnormal 2⁻⁹ (0x01). The result is a lookup in a
+// 256-entry table built at initialisation from this definition; NaN codes
+// give a quiet float32 NaN with the code's sign.
+func E4M3ToF32(b byte) float32 {
+	return e4m3Table[b]
+}
+
+// F32ToE4M3 encodes f as OCP FP8 E4M3, rounding to nearest with ties to
+// even, in saturating mode: finite values whose magnitude rounds above 448
+// become ±448 (0x7E/0xFE), and ±Inf and NaN become NaN with f's sign
+// (0x7F/0xFF). Magnitudes below 2⁻¹⁰ (half the smallest subnormal, a tie
+// that goes to the even 0) give ±0 with f's sign.
+//
+// Saturation is a choice, made for writing test models, where an overflow
+// should stay finite. PyTorch's eager x.to(torch.float8_e4m3fn) was
+// non-saturating from its introduction (pytorch/pytorch#104242): magnitudes
+// from 480 up became NaN and those in (464, 480) rounded to the NaN code,
+// as ml_dtypes' float8_e4m3fn still does (jax-ml/ml_dtypes#260, #400),
+// while torch.compile/Triton casts saturated (pytorch/ao#1912). The CPU/C++
+// cast was changed to saturate finite overflow to ±448 by
+// pytorch/pytorch#178817 (merged April 2026; torchao gates on 2.12.0.dev0+,
+// pytorch/ao#4364), which is what this function does. For magnitudes up to
+// 464 (the midpoint between 448 and the NaN code, a tie that goes to the
+// even 448) every convention agrees, and so does this one; the checkpoints
+// this package reads never hold anything else.
+func F32ToE4M3(f float32) byte {
+	bits := math.Float32bits(f)
+	sign := byte(bits>>24) & 0x80
+	a := bits &^ (1 << 31)
+	switch {
+	case a >= 0x7f800000: // ±Inf, NaN
+		return sign | 0x7F
+	case a >= math.Float32bits(448):
+		return sign | 0x7E
+	case a >= math.Float32bits(0x1p-6): // normal: keep 3 of 23 mantissa bits
+		// Rebias the exponent from 127 to 7 and round; a carry out of
+		// the mantissa correctly bumps the exponent, at most to 448.
+		return sign | byte(shiftRNE(a-(127-7)<<23, 20))
+	}
+	// Subnormal result: the value in units of 2⁻⁹ is (mant|1<<23)·2^(e−141)
+	// for a float32 of biased exponent e ≤ 120. A shift of 25 or more
+	// leaves less than half a unit, as do float32 subnormals (e = 0).
+	e := a >> 23
+	if e == 0 || 141-e > 24 {
+		return sign
+	}
+	return sign | byte(shiftRNE(a&0x7fffff|1<<23, 141-e))
+}
+
+// ---------------------------------------------------------------------------
+// Row kernels
+
+// e4m3RowScales checks the arguments of the row kernel fn: row ≥ 0,
+// cols ≥ 0, len(w) ≥ cols, the vector named vec (dst or x) at least cols
+// long, and scales a whole number of block rows of ⌈cols/128⌉ scales that
+// covers row. It returns row's ⌈cols/128⌉ block scales.
+func e4m3RowScales(fn string, w []byte, scales []float32, row, cols int, vec string, nVec int) []float32 {
+	if row < 0 || cols < 0 {
+		panic("kernel: " + fn + ": row = " + strconv.Itoa(row) + ", cols = " + strconv.Itoa(cols) + ": negative")
+	}
+	if len(w) < cols {
+		panic("kernel: " + fn + ": cols = " + strconv.Itoa(cols) + " needs " + strconv.Itoa(cols) +
+			" bytes of w, have " + strconv.Itoa(len(w)))
+	}
+	if nVec < cols {
+		panic("kernel: " + fn + ": cols = " + strconv.Itoa(cols) + " needs len(" + vec + ") ≥ " + strconv.Itoa(cols) +
+			", have " + strconv.Itoa(nVec))
+	}
+	nb := (cols + E4M3BlockLen - 1) / E4M3BlockLen
+	if nb == 0 {
+		return nil
+	}
+	if len(scales)%nb != 0 {
+		panic("kernel: " + fn + ": len(scales) = " + strconv.Itoa(len(scales)) + " is not a multiple of ⌈cols/128⌉ = " +
+			strconv.Itoa(nb) + " (cols = " + strconv.Itoa(cols) + ")")
+	}
+	br := row / E4M3BlockLen
+	if br >= len(scales)/nb {
+		panic("kernel: " + fn + ": row = " + strconv.Itoa(row) + " needs " + strconv.Itoa(br+1) + " block rows of " +
+			strconv.Itoa(nb) + " scales, len(scales) = " + strconv.Itoa(len(scales)) + " holds " + strconv.Itoa(len(scales)/nb))
+	}
+	return scales[br*nb : (br+1)*nb]
+}
+
+// DequantE4M3Row expands row row of an FP8 E4M3 matrix with cols columns
+// into dst[:cols]. w is that row's cols bytes (len(w) ≥ cols) and scales
+// the matrix's whole [⌈rows/128⌉, ⌈cols/128⌉] row-major block-scale array
+// (weight_scale_inv). Each value is E4M3ToF32(w[c]) · scales[row/128][c/128]
+// as one float32 multiply, which is the exact product correctly rounded.
+// It panics if row or cols is negative, w or dst is shorter than cols, or
+// len(scales) is not a multiple of ⌈cols/128⌉ or holds no block row
+// row/128.
+func DequantE4M3Row(w []byte, scales []float32, row, cols int, dst []float32) {
+	s := e4m3RowScales("DequantE4M3Row", w, scales, row, cols, "dst", len(dst))
+	fp8Active.dequantE4M3Row(w[:cols], s, dst[:cols])
+}
+
+// dequantE4M3RowGeneric is the reference loop of [DequantE4M3Row]:
+//
+//	dst[c] = E4M3ToF32(w[c]) * s[c/128]
+func dequantE4M3RowGeneric(w []byte, s []float32, dst []float32) {
+	for c := range dst {
+		dst[c] = e4m3Table[w[c]] * s[c/E4M3BlockLen]
+	}
+}
+
+// DotE4M3 returns the dot product of row row of an FP8 E4M3 matrix with
+// cols columns and the float32 activations x[:cols]. w and scales are as
+// for [DequantE4M3Row]. The sum is taken per 128-column block: an inner
+// float32 sum of the products E4M3ToF32(w[c])·x[c] in column order, each
+// product rounded to float32 before it is added, then the block's sum
+// times its scale, rounded, added to a float32 accumulator in block order
+// (see dotE4M3Generic). Scaling once per block is the order a SIMD kernel
+// keeps; its lanes will be defined with it. It panics as DequantE4M3Row
+// does, with x in place of dst.
+func DotE4M3(w []byte, scales []float32, row, cols int, x []float32) float32 {
+	s := e4m3RowScales("DotE4M3", w, scales, row, cols, "x", len(x))
+	return fp8Active.dotE4M3(w[:cols], s, x[:cols])
+}
+
+// dotE4M3Generic is the reference loop of [DotE4M3], with no operation
+// fused (the explicit conversions round each product):
+//
+//	acc := float32(0)
+//	for each block b of up to 128 columns c, in order:
+//		sum := float32(0)
+//		for c in b, in order: sum += float32(E4M3ToF32(w[c]) * x[c])
+//		acc += float32(sum * s[b])
+//	return acc
+func dotE4M3Generic(w []byte, s []float32, x []float32) float32 {
+	var acc float32
+	for b, scale := range s {
+		lo := b * E4M3BlockLen
+		hi := min(lo+E4M3BlockLen, len(w))
+		var sum float32
+		for c := lo; c < hi; c++ {
+			sum += float32(e4m3Table[w[c]] * x[c])
+		}
+		acc += float32(sum * scale)
+	}
+	return acc
+}
