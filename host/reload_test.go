@@ -16,15 +16,11 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/ulan-ai/ulan/engine"
-	"github.com/ulan-ai/ulan/engine/cpu"
-	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/host"
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/metrics"
 	"github.com/ulan-ai/ulan/host/pipeline"
-	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
 	"github.com/ulan-ai/ulan/proto/gen/ulan/v1/ulanv1connect"
 
@@ -85,18 +81,7 @@ func startReloadingWith(t testing.TB, drain time.Duration, configText func(modul
 	cfg, err := config.Load(src)
 	require.NoError(t, err)
 
-	path, err := modelFile()
-	require.NoError(t, err)
-	f, err := gguf.Open(path)
-	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
-	b := cpu.New(cpu.WithThreads(2))
-	m, err := engine.LoadGGUF(f, b)
-	require.NoError(t, err)
-	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: 64 << 20})
-	require.NoError(t, err)
-	tok, err := tokenizer.FromGGUF(f)
-	require.NoError(t, err)
+	r, tok := tinyRunner(t)
 
 	mx := metrics.New()
 	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute, Cache: compiled, Logger: quietLogger(),

@@ -28,6 +28,7 @@ import (
 	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
 	"github.com/ulan-ai/ulan/proto/gen/ulan/v1/ulanv1connect"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
@@ -66,7 +67,8 @@ func trapSampler(t *testing.T) string {
 	return path
 }
 
-func startServing(t *testing.T, sched scheduler.Config) *serving {
+// tinyRunner loads the test model on the CPU backend, with its runner and tokenizer.
+func tinyRunner(t testing.TB) (*engine.Runner, *hf.Tokenizer) {
 	t.Helper()
 	path, err := modelFile()
 	require.NoError(t, err)
@@ -80,6 +82,12 @@ func startServing(t *testing.T, sched scheduler.Config) *serving {
 	require.NoError(t, err)
 	tok, err := tokenizer.FromGGUF(f)
 	require.NoError(t, err)
+	return r, tok
+}
+
+func startServing(t *testing.T, sched scheduler.Config) *serving {
+	t.Helper()
+	r, tok := tinyRunner(t)
 
 	cfg := config.Default()
 	trap := trapSampler(t)
