@@ -52,8 +52,11 @@ func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32
 	if man.Needs.CallTimeoutMS > 0 {
 		timeout = max(timeout, time.Duration(man.Needs.CallTimeoutMS)*time.Millisecond)
 	}
+	// The init deadline is generous: this phase checks that the plugin loads, not how
+	// fast (a big tokenizer's ulan_init has passed 10 s on a loaded 2-core machine
+	// under -race); the limits phase below holds it to the declared limits.
 	p, err := Load(ctx, wasm, Config{ID: man.Name, Kind: man.Kind, PluginConfig: config, MemoryPages: memoryPages,
-		CallTimeout: timeout, PoolSize: 1, Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache})
+		CallTimeout: timeout, InitTimeout: time.Minute, PoolSize: 1, Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache})
 	if !add(fmt.Sprintf("loads as a %s: exports, signatures, config, init", man.Kind), err) {
 		return checks
 	}
@@ -89,7 +92,7 @@ const limitAttempts = 3
 // within the declared deadline and memory.
 func conformLimits(ctx context.Context, wasm, config []byte, man Manifest, add func(string, error) bool) {
 	cfg := Config{ID: man.Name, Kind: man.Kind, PluginConfig: config, MemoryPages: man.Needs.MemoryPages,
-		CallTimeout: time.Duration(man.Needs.CallTimeoutMS) * time.Millisecond, PoolSize: 1,
+		CallTimeout: time.Duration(man.Needs.CallTimeoutMS) * time.Millisecond, InitTimeout: time.Minute, PoolSize: 1,
 		Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache}
 	cfg.defaults()
 	name := fmt.Sprintf("within its declared limits (%d pages, %v a call)", cfg.MemoryPages, cfg.CallTimeout)
