@@ -617,7 +617,13 @@ func classify(ctx context.Context, export string, err error) *CallError {
 	var exit *sys.ExitError
 	switch {
 	case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
-		ce.Kind, ce.Err = KindTimeout, fmt.Errorf("did not return within its deadline: %w", context.Cause(ctx))
+		cause := context.Cause(ctx)
+		if cause == nil {
+			// This call's context is live: the module was closed by the
+			// deadline of an earlier call that returned just as it passed.
+			cause = errors.New("the instance was closed by an earlier call's deadline")
+		}
+		ce.Kind, ce.Err = KindTimeout, fmt.Errorf("did not return within its deadline: %w", cause)
 	case errors.As(err, &exit):
 		ce.Kind = KindExit
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 func wasm(t testing.TB, name string) []byte {
@@ -152,6 +153,22 @@ func TestCheckoutWaitsWithDeadline(t *testing.T) {
 	require.Equal(t, KindTimeout, ce.Kind)
 	require.Contains(t, err.Error(), "no instance free")
 	require.Error(t, <-done)
+}
+
+// TestClosedInstanceIsNotPooled: an instance whose module was closed behind
+// its holder's back (as a deadline passing just when a call returns does) is
+// replaced when put back, and the next call runs on a live one.
+func TestClosedInstanceIsNotPooled(t *testing.T) {
+	t.Parallel()
+	p, _ := load(t, "hostile", Config{PoolSize: 1})
+	m, err := p.pool.checkout(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, m.mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded))
+	p.pool.put(m)
+	res, err := p.Call(context.Background(), "add", 2, 3)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{5}, res)
+	require.Equal(t, 1, p.Stats().Replacements)
 }
 
 func TestBreakerOpensAfterRepeatedFailures(t *testing.T) {

@@ -108,8 +108,16 @@ func (pl *pool) checkout(ctx context.Context) (*instance, error) {
 	}
 }
 
-// put returns a healthy instance.
+// put returns a healthy instance. One whose module was closed after all (a
+// deadline that passed just as its last call returned closes the module
+// behind the call's back) is discarded and replaced instead, so that the
+// next caller does not meet a dead instance.
 func (pl *pool) put(m *instance) {
+	if m.mod.IsClosed() {
+		pl.p.log.Warn("plugin instance closed by a deadline as its call returned; replaced")
+		pl.discard(m)
+		return
+	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if pl.closed {
