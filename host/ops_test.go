@@ -150,7 +150,12 @@ func TestAPIKeys(t *testing.T) {
 func TestTracing(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	s := startReloadingWith(t, time.Minute, func(module string) string { return redactConfig(module, "<m>") }, tp)
+	withSampler := func(module string) string {
+		text := strings.Replace(redactConfig(module, "<m>"), "pipelines:\n",
+			"  - {id: standard, module: \"builtin:standard\", pool_size: 1}\npipelines:\n", 1)
+		return strings.Replace(text, "    hooks: [redact]\n", "    hooks: [redact]\n    sampler: standard\n", 1)
+	}
+	s := startReloadingWith(t, time.Minute, withSampler, tp)
 	c := clients(s.url)["connect+proto/h2c"]
 	at := atToken(t, c)
 	_, _, err := masked(t, c, at)
@@ -188,6 +193,14 @@ func TestTracing(t *testing.T) {
 		}
 	}
 	require.NotZero(t, hooks, "the hook's calls have spans; have %v", keys(byName))
+	// The sampler plugin's calls run in the scheduler's batched steps: smp_open and
+	// the step that draws the first token (one in sampling.TraceEvery) go under the
+	// request's span (a step the plugin asks to widen is called again: a span each).
+	child("plugin standard smp_open", rpc)
+	require.NotEmpty(t, byName["plugin standard smp_step"], "have %v", keys(byName))
+	for _, sp := range byName["plugin standard smp_step"] {
+		require.Equal(t, rpc.SpanID(), sp.Parent().SpanID(), "smp_step's parent")
+	}
 }
 
 func keys[V any](m map[string]V) []string {

@@ -67,6 +67,8 @@ type Deps struct {
 	// policy are all unchanged is carried over from it (the same instances,
 	// shared by both generations) instead of being loaded again.
 	Previous *Generation
+
+	dryRun bool // set by DryRun: take nothing from Previous's pools
 }
 
 // BuiltinPrefix marks a module path that names a built-in plugin.
@@ -309,6 +311,7 @@ func Build(ctx context.Context, cfg config.Config, deps Deps) (*Generation, erro
 // DryRun does what Build does, then releases the result: it answers whether cfg would
 // build, with the same problems, for ValidateConfig.
 func DryRun(ctx context.Context, cfg config.Config, deps Deps) error {
+	deps.dryRun = true
 	g, err := Build(ctx, cfg, deps)
 	if err != nil {
 		return err
@@ -383,7 +386,13 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 			// The same module with another config, pool or deadline: new instances on
 			// the compiled module the old plugin runs (anything else, or a failure,
 			// loads afresh below and reports its problems from there).
-			rt, _ = old.Runtime.Derive(ctx, rc)
+			// A reload reconfigures the old plugin's idle instances in place when the
+			// module can; a dry run leaves the serving pool alone.
+			if deps.dryRun {
+				rt, _ = old.Runtime.DeriveFresh(ctx, rc)
+			} else {
+				rt, _ = old.Runtime.Derive(ctx, rc)
+			}
 		}
 	}
 	err = nil

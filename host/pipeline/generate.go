@@ -26,6 +26,7 @@ import (
 	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // selection is what one request runs with: its pipeline's plugins after
@@ -396,7 +397,7 @@ func (p *Pipeline) run(ctx context.Context, j job, out api.Stream) error {
 		pluginParams = j.sel.params[j.sel.sampler.ID]
 	}
 	smp, err := sampling.NewSeq(sampling.Config{Params: j.params, Vocab: info.Vocab, EOS: []int32{p.m.Tokenizer.EOS()},
-		Prompt: j.prompt, Plugin: j.sel.sampler, PluginParams: pluginParams})
+		Prompt: j.prompt, Plugin: j.sel.sampler, PluginParams: pluginParams, Trace: trace.SpanFromContext(ctx)})
 	if err != nil {
 		var fe *sampling.FieldError
 		if errors.As(err, &fe) {

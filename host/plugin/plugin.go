@@ -35,10 +35,16 @@ const (
 	// MarkerExport is the export that marks a module as a ulan plugin of ABI
 	// major version 1. It is never called.
 	MarkerExport = "ulan_abi_1"
+	// ReconfigureExport is the optional export that takes a new plugin config
+	// in place (sdk/ABI.md §5).
+	ReconfigureExport = "ulan_reconfigure"
 	// HostModule is the namespace of the host's imports for ABI 1.
 	HostModule = "ulan_v1"
 	// wasiModule is wasip1's import namespace.
 	wasiModule = wasi_snapshot_preview1.ModuleName
+	// statusUnsupported is the ABI's status for an optional feature a plugin
+	// lacks (sdk/ABI.md §3).
+	statusUnsupported = 4
 )
 
 // Tier is how much the operator trusts a plugin.
@@ -147,6 +153,9 @@ type shared struct {
 	// (api.Module → *smpState); vocab the vocabulary token_bytes reads.
 	smpStates sync.Map
 	vocab     atomic.Pointer[[][]byte]
+	// noReconfigure is set once the module has answered ulan_reconfigure
+	// with StatusUnsupported.
+	noReconfigure atomic.Bool
 }
 
 // forget drops what the host keeps per instance, when it is closed.
@@ -394,33 +403,45 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 // initInstance hands the plugin its config: the bytes go into a buffer from
 // ulan_alloc, then ulan_init(ptr, len) must return 0.
 func (p *Plugin) initInstance(ctx context.Context, inst *instance) error {
+	status, err := p.handConfig(ctx, inst, "ulan_init")
+	if err == nil && status != 0 {
+		err = p.refusal(inst, "ulan_init", status)
+	}
+	return err
+}
+
+// handConfig writes the plugin's config into a buffer from ulan_alloc and calls
+// export(ptr, len) — ulan_init or ulan_reconfigure — returning its status.
+func (p *Plugin) handConfig(ctx context.Context, inst *instance, export string) (int32, error) {
 	cfg := []byte(p.cfg.PluginConfig)
 	if len(cfg) == 0 {
 		cfg = []byte("{}")
 	}
 	res, err := inst.function("ulan_alloc").Call(ctx, uint64(len(cfg)))
 	if err != nil {
-		return classify(ctx, "ulan_alloc", err)
+		return 0, classify(ctx, "ulan_alloc", err)
 	}
 	ptr := uint32(res[0])
 	if ptr == 0 || !inst.mod.Memory().Write(ptr, cfg) {
-		return fmt.Errorf("ulan_alloc(%d) gave no usable buffer", len(cfg))
+		return 0, fmt.Errorf("ulan_alloc(%d) gave no usable buffer", len(cfg))
 	}
-	res, err = inst.function("ulan_init").Call(ctx, uint64(ptr), uint64(len(cfg)))
+	res, err = inst.function(export).Call(ctx, uint64(ptr), uint64(len(cfg)))
 	if err != nil {
-		return classify(ctx, "ulan_init", err)
-	}
-	if status := int32(res[0]); status != 0 {
-		msg := p.takeError(inst)
-		if msg == "" {
-			msg = "no message"
-		}
-		return fmt.Errorf("ulan_init refused the config: status %d: %s", status, msg)
+		return 0, classify(ctx, export, err)
 	}
 	if _, err := inst.function("ulan_free").Call(ctx, uint64(ptr)); err != nil {
-		return classify(ctx, "ulan_free", err)
+		return 0, classify(ctx, "ulan_free", err)
 	}
-	return nil
+	return int32(res[0]), nil
+}
+
+// refusal is the error for an export that refused the config with status.
+func (p *Plugin) refusal(inst *instance, export string, status int32) error {
+	msg := p.takeError(inst)
+	if msg == "" {
+		msg = "no message"
+	}
+	return fmt.Errorf("%s refused the config: status %d: %s", export, status, msg)
 }
 
 // Call calls an export with scalar parameters on a pooled instance, within
@@ -525,13 +546,25 @@ var ErrNotDerivable = errors.New("plugin: the configuration changes more than th
 
 // Derive returns a plugin of the same module with cfg — a new plugin config, pool size,
 // call or init deadline, observer — on the same runtime and compiled module, so that a
-// reload that changes only those skips compiling the module again: its instances are
-// new, instantiated and initialised with cfg.PluginConfig, and the two plugins' pools,
-// breakers and sessions are independent. It returns ErrNotDerivable when cfg changes
-// what the runtime was built for (tier, memory limit, grants, kind, id) and the plugin
-// must be loaded afresh; cfg.PluginConfig is checked against the manifest's schema as
-// Load does. Each plugin is closed on its own; the runtime closes with the last.
+// reload that changes only those skips compiling the module again. When the module
+// exports ulan_reconfigure, p's idle instances take cfg.PluginConfig in place and move
+// to the new plugin (p replaces them only if it misses them while it drains); the rest
+// are new instances, initialised with cfg.PluginConfig. The two plugins' pools, breakers
+// and sessions are independent. It returns ErrNotDerivable when cfg changes what the
+// runtime was built for (tier, memory limit, grants, kind, id) and the plugin must be
+// loaded afresh; cfg.PluginConfig is checked against the manifest's schema as Load does.
+// Each plugin is closed on its own; the runtime closes with the last.
 func (p *Plugin) Derive(ctx context.Context, cfg Config) (*Plugin, error) {
+	return p.derive(ctx, cfg, true)
+}
+
+// DeriveFresh is Derive with new instances only, p's left alone: for a dry run,
+// which must not take instances from a plugin that is serving.
+func (p *Plugin) DeriveFresh(ctx context.Context, cfg Config) (*Plugin, error) {
+	return p.derive(ctx, cfg, false)
+}
+
+func (p *Plugin) derive(ctx context.Context, cfg Config, reuse bool) (*Plugin, error) {
 	cfg.defaults()
 	if cfg.ID != p.cfg.ID || cfg.Tier != p.cfg.Tier || cfg.MemoryPages != p.cfg.MemoryPages ||
 		cfg.Grants != p.cfg.Grants || cfg.Kind != p.cfg.Kind {
@@ -554,11 +587,64 @@ func (p *Plugin) Derive(ctx context.Context, cfg Config) (*Plugin, error) {
 			return fail(err)
 		}
 	}
+	var ready []*instance
+	if reuse {
+		var err error
+		if ready, err = q.reconfigureFrom(ctx, p); err != nil {
+			return fail(err)
+		}
+	}
 	var err error
-	if q.pool, err = newPool(ctx, q); err != nil {
+	if q.pool, err = newPool(ctx, q, ready...); err != nil {
 		return fail(err)
 	}
 	return q, nil
+}
+
+// reconfigureFrom takes up to q's pool size of p's idle instances and hands them
+// q's config through ulan_reconfigure, when the module exports it: warm instances
+// instead of new ones (p's pool replaces those it lent only when it misses them).
+// A plugin that answers StatusUnsupported gets its instances back unchanged and
+// is not asked again; one that refuses the config fails the derivation, and the
+// instances it was handing are closed, since what they hold is uncertain.
+func (q *Plugin) reconfigureFrom(ctx context.Context, p *Plugin) ([]*instance, error) {
+	if q.cfg.Kind == "" || q.shared.noReconfigure.Load() {
+		return nil, nil
+	}
+	if _, ok := q.compiled.ExportedFunctions()[ReconfigureExport]; !ok {
+		return nil, nil
+	}
+	lent := p.pool.lend(q.cfg.PoolSize)
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.InitTimeout)
+	defer cancel()
+	for i, m := range lent {
+		status, err := q.handConfig(ctx, m, ReconfigureExport)
+		if err == nil && status == statusUnsupported {
+			q.shared.noReconfigure.Store(true)
+			closeAll(q, lent[:i]) // reconfigured before it changed its mind
+			for _, m := range lent[i:] {
+				p.pool.giveBack(m)
+			}
+			return nil, nil
+		}
+		if err == nil && status != 0 {
+			err = q.refusal(m, ReconfigureExport, status)
+		}
+		if err != nil {
+			closeAll(q, lent)
+			return nil, err
+		}
+		q.log.Debug("instance reconfigured", "instance", i)
+	}
+	return lent, nil
+}
+
+// closeAll closes instances no pool holds.
+func closeAll(p *Plugin, ms []*instance) {
+	for _, m := range ms {
+		p.forget(m)
+		_ = m.Close(context.Background())
+	}
 }
 
 // ErrorKind classifies a failed call.

@@ -42,6 +42,7 @@ type pool struct {
 	mu           sync.Mutex
 	closed       bool
 	replacements int
+	lent         int // instances lent to a derived plugin and not yet replaced
 	backoff      time.Duration
 	wg           sync.WaitGroup
 }
@@ -51,14 +52,20 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
-func newPool(ctx context.Context, p *Plugin) (*pool, error) {
+// newPool fills a pool of p.cfg.PoolSize with the ready instances and as many new
+// ones as it lacks.
+func newPool(ctx context.Context, p *Plugin, ready ...*instance) (*pool, error) {
 	pl := &pool{p: p, idle: make(chan *instance, p.cfg.PoolSize), size: p.cfg.PoolSize, backoff: minBackoff}
+	for _, m := range ready {
+		pl.idle <- m
+	}
 	// Instances warm up side by side, one per CPU: a reload waits for the slowest
 	// ulan_init, not for their sum.
-	errs := make([]error, pl.size)
+	missing := pl.size - len(ready)
+	errs := make([]error, max(missing, 0))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	for i := range pl.size {
+	for i := range missing {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -81,6 +88,15 @@ func newPool(ctx context.Context, p *Plugin) (*pool, error) {
 }
 
 func (pl *pool) checkout(ctx context.Context) (*instance, error) {
+	// An idle instance is taken at once (and without an observer's report);
+	// otherwise an instance lent away is replaced now that it is missed, and
+	// the wait is timed and reported, however it ends.
+	select {
+	case m := <-pl.idle:
+		return m, nil
+	default:
+	}
+	pl.refill()
 	obs := pl.p.obs
 	if obs == nil || ctx.Err() != nil {
 		select {
@@ -89,13 +105,6 @@ func (pl *pool) checkout(ctx context.Context) (*instance, error) {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
-	}
-	// Observed: an idle instance is taken without a report; otherwise the
-	// wait is timed and reported, however it ends.
-	select {
-	case m := <-pl.idle:
-		return m, nil
-	default:
 	}
 	start := time.Now()
 	select {
@@ -126,6 +135,56 @@ func (pl *pool) put(m *instance) {
 		return
 	}
 	pl.idle <- m
+}
+
+// lend takes up to n idle instances out of the pool, for a plugin derived from
+// this one to reconfigure and keep. The pool replaces them only when a checkout
+// misses them (see refill): a generation being retired keeps serving its last
+// streams without instantiating for nothing.
+func (pl *pool) lend(n int) []*instance {
+	var out []*instance
+	for len(out) < n {
+		select {
+		case m := <-pl.idle:
+			out = append(out, m)
+			continue
+		default:
+		}
+		break
+	}
+	pl.mu.Lock()
+	pl.lent += len(out)
+	pl.mu.Unlock()
+	return out
+}
+
+// giveBack returns a lent instance that was not changed; if a checkout has
+// already started its replacement, it is closed instead.
+func (pl *pool) giveBack(m *instance) {
+	pl.mu.Lock()
+	back := pl.lent > 0
+	if back {
+		pl.lent--
+	}
+	pl.mu.Unlock()
+	if !back {
+		pl.p.forget(m)
+		_ = m.Close(context.Background())
+		return
+	}
+	pl.put(m)
+}
+
+// refill starts the replacement of one lent instance, if any is still out.
+func (pl *pool) refill() {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.lent == 0 || pl.closed {
+		return
+	}
+	pl.lent--
+	pl.wg.Add(1)
+	go pl.replace()
 }
 
 // discard closes a failed instance and starts its replacement.

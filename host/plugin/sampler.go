@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SamplerRow is one sequence's row of a sampler step: its handle, the
@@ -18,6 +20,10 @@ type SamplerRow struct {
 	LSE    float32
 	IDs    []int32
 	Logits []float32
+	// Span, when it records, is the span of the request the row belongs to:
+	// the step's call gets a span of its own, under the first row's Span and
+	// linked to the others' (one call serves many requests). Nil for none.
+	Span trace.Span
 }
 
 // SamplerOutput is what the plugin made of a row: adjusted logits
@@ -46,6 +52,30 @@ const MaxSamplerCandidates = 1 << 18
 // could hold. A step's arena is sized by its widest row: a caller that
 // widens a few rows steps them on their own, not with the whole batch.
 const maxSamplerArena = 1 << 30
+
+// withRowSpans returns ctx under the first recording span of the rows, with
+// links to the other rows' spans for the call's span (see Plugin.span).
+func withRowSpans(ctx context.Context, rows []SamplerRow) context.Context {
+	var parent trace.Span
+	var links []trace.Link
+	for _, r := range rows {
+		switch {
+		case r.Span == nil || !r.Span.IsRecording():
+		case parent == nil:
+			parent = r.Span
+		default:
+			links = append(links, trace.Link{SpanContext: r.Span.SpanContext()})
+		}
+	}
+	if parent == nil {
+		return ctx
+	}
+	ctx = trace.ContextWithSpan(ctx, parent)
+	if len(links) > 0 {
+		ctx = context.WithValue(ctx, spanLinksKey{}, links)
+	}
+	return ctx
+}
 
 // widenToken is the out_token that asks for more candidates.
 const widenToken = -2
@@ -148,7 +178,7 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []Sampler
 			le.PutUint32(arena[outs+4*(i*k+j):], bits)
 		}
 	}
-	res, err := b.call(ctx, "smp_step", uint64(b.arena), uint64(size))
+	res, err := b.call(withRowSpans(ctx, rows), "smp_step", uint64(b.arena), uint64(size))
 	if err != nil {
 		return nil, err
 	}

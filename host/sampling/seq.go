@@ -26,6 +26,7 @@ import (
 	"github.com/ulan-ai/ulan/sdk/go/sampler/standard"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config describes one choice to sample.
@@ -49,7 +50,17 @@ type Config struct {
 	// PluginParams are the request's parameters for the plugin (JSON
 	// object; nil for none).
 	PluginParams []byte
+	// Trace is the request's span when the request is traced (nil or a
+	// span that does not record otherwise): the sampler plugin's calls for
+	// this choice get spans under it — its smp_open, and one step in
+	// TraceEvery (see plugin.SamplerRow.Span).
+	Trace trace.Span
 }
+
+// TraceEvery samples the sampler plugin's steps that a traced choice gives a
+// span: those that draw its first token and every 32nd after it, as the
+// pipeline samples its decode steps.
+const TraceEvery = 32
 
 // Seq is one choice's sampling state. A Stage samples it, one token per
 // step; it is not safe for concurrent use.
@@ -82,6 +93,16 @@ type Seq struct {
 	handle   int64 // the plugin's sequence handle; 0 until opened
 	fallback bool  // the plugin failed; native serves from now on
 	notes    []Note
+	trace    trace.Span // the request's recording span; nil when untraced
+}
+
+// stepSpan is the span a plugin step for this choice goes under, at the
+// sampled steps of a traced choice; nil otherwise.
+func (s *Seq) stepSpan() trace.Span {
+	if s.trace == nil || s.Generated()%TraceEvery != 0 {
+		return nil
+	}
+	return s.trace
 }
 
 // Note is something the stage did that the response's annotations report.
@@ -115,6 +136,9 @@ func NewSeq(cfg Config) (*Seq, error) {
 		repetition: p.GetRepetitionPenalty(), presence: p.GetPresencePenalty(), frequency: p.GetFrequencyPenalty(),
 		window: int(p.GetPenaltyWindow()), logprobs: p.Logprobs, topLogprobs: int(p.TopLogprobs),
 		counts: map[int32]int32{}, plugin: cfg.Plugin,
+	}
+	if cfg.Trace != nil && cfg.Trace.IsRecording() {
+		s.trace = cfg.Trace
 	}
 	if p.RepetitionPenalty == nil {
 		s.repetition = 1

@@ -17,6 +17,7 @@ import (
 	"github.com/ulan-ai/ulan/sdk/go/sampler"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // firstK is the candidate count a row starts with when the request's top_k
@@ -407,7 +408,7 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 		in := make([]plugin.SamplerRow, len(rows))
 		for i, r := range rows {
 			in[i] = plugin.SamplerRow{Handle: r.s.handle, Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1,
-				LSE: r.lse, IDs: r.ids, Logits: r.cand}
+				LSE: r.lse, IDs: r.ids, Logits: r.cand, Span: r.s.stepSpan()}
 		}
 		var outs []plugin.SamplerOutput
 		if outs, err = b.b.Step(ctx, in); err != nil {
@@ -473,7 +474,11 @@ func (b *batch) openAll(ctx context.Context, rows []*row) error {
 		if r.s.handle != 0 {
 			continue
 		}
-		h, err := b.b.Open(ctx, r.s.openJSON)
+		octx := ctx
+		if r.s.trace != nil {
+			octx = trace.ContextWithSpan(ctx, r.s.trace) // smp_open's span goes under the request's
+		}
+		h, err := b.b.Open(octx, r.s.openJSON)
 		if err != nil {
 			return err
 		}

@@ -181,6 +181,7 @@ func parsePatterns(raw []json.RawMessage) ([]pattern, error) {
 
 func init() {
 	ulan.OnInit(thePlugin.configure)
+	ulan.OnReconfigure(thePlugin.configure) // configure keeps the old redactor when it fails
 	hook.Register(thePlugin)
 }
 

@@ -498,6 +498,18 @@ ULAN_EXPORT(ulan_free) void ulan_free(void *ptr) { free(ptr); }
 ULAN_EXPORT(ulan_init) int32_t ulan_init(const char *config, uint32_t len) {
   return ulan_plugin_init(config, len);
 }
+
+#ifdef ULAN_PLUGIN_RECONFIGURE
+/* Define ULAN_PLUGIN_RECONFIGURE (with ULAN_PLUGIN_MAIN) and write
+ * ulan_plugin_reconfigure to take a new config in place (sdk/ABI.md §5):
+ * return 0 having switched to it, or non-zero having left the instance as it
+ * was (ULAN_UNSUPPORTED: the host starts new instances instead). */
+int32_t ulan_plugin_reconfigure(const char *config, uint32_t len);
+
+ULAN_EXPORT(ulan_reconfigure) int32_t ulan_reconfigure(const char *config, uint32_t len) {
+  return ulan_plugin_reconfigure(config, len);
+}
+#endif /* ULAN_PLUGIN_RECONFIGURE */
 #endif /* ULAN_PLUGIN_MAIN */
 
 #endif /* ULAN_PLUGIN_H */

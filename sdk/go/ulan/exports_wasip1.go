@@ -2,7 +2,10 @@
 
 package ulan
 
-import "unsafe"
+import (
+	"errors"
+	"unsafe"
+)
 
 //go:wasmimport ulan_v1 log
 func hostLog(level int32, ptr unsafe.Pointer, n int32)
@@ -58,6 +61,16 @@ func free(ptr uint32) { delete(live, ptr) }
 func initExport(ptr, n uint32) int32 {
 	cfg := append([]byte(nil), Bytes(ptr, n)...)
 	return Status(Guard(func() error { return Init(cfg) }))
+}
+
+//go:wasmexport ulan_reconfigure
+func reconfigureExport(ptr, n uint32) int32 {
+	cfg := append([]byte(nil), Bytes(ptr, n)...)
+	err := Guard(func() error { return Reconfigure(cfg) })
+	if errors.Is(err, ErrUnsupported) {
+		return StatusUnsupported
+	}
+	return Status(err)
 }
 
 // Bytes views n bytes of linear memory at ptr (valid during the call).

@@ -10,6 +10,7 @@
 package ulan
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -36,8 +37,9 @@ const (
 )
 
 var (
-	mu     sync.Mutex
-	onInit func(config []byte) error
+	mu            sync.Mutex
+	onInit        func(config []byte) error
+	onReconfigure func(config []byte) error
 )
 
 // OnInit sets the function that receives the plugin's configuration (JSON,
@@ -56,6 +58,35 @@ func Init(config []byte) error {
 	mu.Unlock()
 	if f == nil {
 		return nil
+	}
+	return f(config)
+}
+
+// OnReconfigure sets the function that takes a new configuration in place
+// (the ulan_reconfigure export), so that a reload that changes only the
+// plugin's config reuses warm instances instead of starting new ones. It
+// must leave the instance as it was when it returns an error: the reload
+// is then refused. Without it a config change starts new instances, each
+// given the config through OnInit. A plugin whose OnInit only replaces what
+// it built from the config can pass the same function to both.
+func OnReconfigure(f func(config []byte) error) {
+	mu.Lock()
+	defer mu.Unlock()
+	onReconfigure = f
+}
+
+// ErrUnsupported is what Reconfigure returns when the plugin set no
+// OnReconfigure function; the export answers StatusUnsupported.
+var ErrUnsupported = errors.New("the plugin does not take a new config in place")
+
+// Reconfigure runs the OnReconfigure function; the ulan_reconfigure export
+// and tests call it.
+func Reconfigure(config []byte) error {
+	mu.Lock()
+	f := onReconfigure
+	mu.Unlock()
+	if f == nil {
+		return ErrUnsupported
 	}
 	return f(config)
 }
