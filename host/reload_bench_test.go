@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/watch"
 	"github.com/ulan-ai/ulan/plugins"
 )
@@ -18,16 +20,25 @@ import (
 //   - pipelines: only the pipelines change; every plugin is carried over;
 //   - plugin-config: the redact plugin's config changes: new instances (ulan_init with
 //     the new config) on the module the old plugin has compiled (plugin.Derive);
-//   - plugin-module: the module file changes to bytes compiled before (a warm
-//     compilation cache), so the plugin loads afresh from the cache;
+//   - plugin-module: the module file changes to bytes this server ran before (a
+//     rollback), whose compiled runtime waits on the plugin shelf;
+//   - plugin-module-disk: the same without a shelf: the plugin loads from the on-disk
+//     compilation cache (as the first load of a module compiled by an earlier process),
+//     which wazero still decodes, validates and hashes;
 //   - cold-compile: the plugin's module file is replaced by one the server has never
 //     compiled (a custom section with a new number appended), so it compiles afresh.
 //
-// It reports ms/reload; the debounce is part of it.
+// It reports ms/reload, from the write to the swap (the debounce is part of it), and
+// ms/build+swap, the part after the watcher reported the change.
 func BenchmarkReload(b *testing.B) {
-	for _, kind := range []string{"pipelines", "plugin-config", "plugin-module", "cold-compile"} {
+	for _, kind := range []string{"pipelines", "plugin-config", "plugin-module", "plugin-module-disk", "cold-compile"} {
 		b.Run(kind, func(b *testing.B) {
-			s := startReloading(b, "<m0>")
+			var shelf *plugin.Shelf
+			if kind != "plugin-module-disk" {
+				shelf = plugin.NewShelf(4, time.Minute)
+			}
+			s := startReloadingShelf(b, time.Minute, func(module string) string { return redactConfig(module, "<m0>") }, nil, shelf)
+			kind := strings.TrimSuffix(kind, "-disk")
 			w, err := watch.New(watch.Options{Files: []string{s.file, s.module}, Debounce: 20 * time.Millisecond, Logger: quietLogger()})
 			if err != nil {
 				b.Fatal(err)
@@ -44,7 +55,7 @@ func BenchmarkReload(b *testing.B) {
 					}
 				}
 			}
-			var total time.Duration
+			var total, building time.Duration
 			for i := 0; b.Loop(); i++ {
 				text := redactConfig(s.module, "<m0>")
 				switch kind {
@@ -73,13 +84,16 @@ func BenchmarkReload(b *testing.B) {
 				if ch.Err != nil {
 					b.Fatal(ch.Err)
 				}
+				seen := time.Now()
 				res := s.srv.Reload(ctx, "watch")
 				total += time.Since(start)
+				building += time.Since(seen)
 				if !res.Ok || res.Generation != before+1 {
 					b.Fatalf("reload %d: %v", i, res)
 				}
 			}
 			b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/reload")
+			b.ReportMetric(float64(building.Microseconds())/1e3/float64(b.N), "ms/build+swap")
 		})
 	}
 }

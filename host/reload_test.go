@@ -21,6 +21,7 @@ import (
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/metrics"
 	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/plugins"
 	"github.com/ulan-ai/ulan/proto/gen/ulan/v1/ulanv1connect"
 
@@ -72,6 +73,12 @@ func startReloadingDrain(t testing.TB, mask string, drain time.Duration) *reload
 // configText(module), with its metrics in s.metrics, tracing with tp when not nil.
 func startReloadingWith(t testing.TB, drain time.Duration, configText func(module string) string, tp trace.TracerProvider) *reloading {
 	t.Helper()
+	return startReloadingShelf(t, drain, configText, tp, plugin.NewShelf(4, time.Minute))
+}
+
+// startReloadingShelf is startReloadingWith with the plugin shelf given (nil: none).
+func startReloadingShelf(t testing.TB, drain time.Duration, configText func(module string) string, tp trace.TracerProvider, shelf *plugin.Shelf) *reloading {
+	t.Helper()
 	dir := t.TempDir()
 	module := filepath.Join(dir, "redact.wasm")
 	require.NoError(t, os.WriteFile(module, plugins.Builtins()["redact"], 0o600))
@@ -84,12 +91,17 @@ func startReloadingWith(t testing.TB, drain time.Duration, configText func(modul
 	r, tok := tinyRunner(t)
 
 	mx := metrics.New()
-	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute, Cache: compiled, Logger: quietLogger(),
-		Observer: mx.PluginObserver, Forget: mx.ForgetPlugin}
+	deps := generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute, Cache: compiled, Shelf: shelf,
+		Logger: quietLogger(), Observer: mx.PluginObserver, Forget: mx.ForgetPlugin}
 	gen, err := generation.Build(context.Background(), cfg, deps)
 	require.NoError(t, err)
 	live := generation.NewLive(gen, drain, quietLogger())
-	t.Cleanup(func() { require.NoError(t, live.Close(context.Background())) })
+	t.Cleanup(func() {
+		require.NoError(t, live.Close(context.Background()))
+		if shelf != nil {
+			require.NoError(t, shelf.Close(context.Background()))
+		}
+	})
 	p := pipeline.New(pipeline.Model{Name: "tiny", Format: "gguf", Backend: "cpu", Runner: r, Tokenizer: tok, Live: live, Metrics: mx, Tracer: tp})
 	t.Cleanup(p.Close)
 	opts := []host.Option{host.WithInference(p), host.WithGeneration(gen, deps), host.WithReload(src, live, nil), host.WithMetrics(mx)}

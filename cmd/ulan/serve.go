@@ -237,6 +237,10 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		closers = append(closers, func() { _ = cache.Close(context.Background()) })
 		deps.Cache = cache
 	}
+	// Retired plugins' compiled runtimes wait here a while, so that switching a
+	// module back (a rollback) skips compiling it; closed after the generations.
+	deps.Shelf = plugin.NewShelf(shelfRuntimes, shelfTime)
+	closers = append(closers, func() { _ = deps.Shelf.Close(context.Background()) })
 	// The model loads before the plugins, since tokenizer plugins are handed
 	// its tokenizer.
 	path := cfg.Model.Path
@@ -327,6 +331,13 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 // directory (ulan/wasm under $XDG_CACHE_HOME or ~/.cache). Without one, plugins still
 // load, compiled afresh at each start, so a cache that cannot be opened (no home, or a
 // directory others may write, which plugin.OpenCache refuses) is only a warning.
+// The plugin shelf's size and time (plugin.Shelf): a few modules' machine code,
+// tens of MB at most, for ten minutes.
+const (
+	shelfRuntimes = 4
+	shelfTime     = 10 * time.Minute
+)
+
 func openPluginCache(log *slog.Logger) wazero.CompilationCache {
 	dir, err := os.UserCacheDir()
 	if err != nil {

@@ -44,6 +44,9 @@ type Deps struct {
 	// Cache is the compilation cache (plugin.OpenCache); nil compiles every module
 	// afresh.
 	Cache wazero.CompilationCache
+	// Shelf keeps the compiled runtimes of closed plugins for a while
+	// (plugin.Shelf); nil keeps none.
+	Shelf *plugin.Shelf
 	// Logger receives the plugins' output and the runtime's notes; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -369,6 +372,7 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 	if err != nil {
 		add("config", "%v", err)
 	}
+	rc.ModuleSHA256 = hexSum
 	for _, p := range checkNeeds(man.Needs, rc) {
 		add(p.Key, "%s", p.Message)
 	}
@@ -443,6 +447,7 @@ func runtimeConfig(pc config.Plugin, kind plugin.Kind, deps Deps) (plugin.Config
 		PoolSize:    pc.PoolSize,
 		Logger:      deps.Logger,
 		Cache:       deps.Cache,
+		Shelf:       deps.Shelf,
 		Kind:        kind,
 	}
 	if deps.Observer != nil {

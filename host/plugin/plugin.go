@@ -14,6 +14,7 @@ package plugin
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +104,12 @@ type Config struct {
 	// Observer, if not nil, is told about every call and every wait for an
 	// instance (see Observer); nil observes nothing, at no cost.
 	Observer Observer
+	// Shelf, if not nil, keeps the runtime when the last plugin on it closes, and
+	// Load takes a shelved runtime of the same module and setup instead of compiling.
+	Shelf *Shelf
+	// ModuleSHA256 is the module's SHA-256 in hex when the caller has it (it saves
+	// hashing the module for the Shelf); it must be the module's.
+	ModuleSHA256 string
 }
 
 func (c *Config) defaults() {
@@ -153,6 +160,7 @@ type shared struct {
 	// (api.Module → *smpState); vocab the vocabulary token_bytes reads.
 	smpStates sync.Map
 	vocab     atomic.Pointer[[][]byte]
+	sum       [sha256.Size]byte // the module's SHA-256, the Shelf's key
 	// noReconfigure is set once the module has answered ulan_reconfigure
 	// with StatusUnsupported.
 	noReconfigure atomic.Bool
@@ -179,6 +187,14 @@ func (p *Plugin) takeError(m *instance) string {
 // wrong.
 func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	cfg.defaults()
+	var sum [sha256.Size]byte
+	if cfg.Shelf != nil {
+		sum = moduleSum(wasm, &cfg)
+		if base := cfg.Shelf.take(keyOf(sum, &cfg)); base != nil {
+			base.refs.Store(1)
+			return base.build(ctx, cfg, nil)
+		}
+	}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(cfg.MemoryPages).
 		WithCloseOnContextDone(cfg.Tier == Sandboxed).
@@ -187,7 +203,7 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer, shared: new(shared)}
+	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer, shared: &shared{sum: sum}}
 	p.refs.Store(1)
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
@@ -527,10 +543,18 @@ func (p *Plugin) Stats() Stats {
 }
 
 // Close closes every instance and, unless a plugin derived from it (or the one it was
-// derived from) still runs on it, the runtime.
+// derived from) still runs on it, the runtime — or puts it on cfg.Shelf.
 func (p *Plugin) Close(ctx context.Context) error {
 	p.pool.close()
+	return p.release(ctx)
+}
+
+// release drops p's reference to the runtime, shelving or closing it with the last.
+func (p *Plugin) release(ctx context.Context) error {
 	if p.refs.Add(-1) > 0 {
+		return nil
+	}
+	if p.cfg.Shelf.put(p) {
 		return nil
 	}
 	return p.rt.Close(ctx)
@@ -574,12 +598,21 @@ func (p *Plugin) derive(ctx context.Context, cfg Config, reuse bool) (*Plugin, e
 		p.refs.Add(-1)
 		return nil, fmt.Errorf("plugin %s: deriving from a closed plugin", cfg.ID)
 	}
+	var from *Plugin
+	if reuse {
+		from = p
+	}
+	return p.build(ctx, cfg, from)
+}
+
+// build makes a plugin with cfg on p's runtime, which the caller has counted it in
+// (refs): its pool holds instances of from reconfigured for it (when from is not nil
+// and the module can) and new ones for the rest. On failure it releases the runtime.
+func (p *Plugin) build(ctx context.Context, cfg Config, from *Plugin) (*Plugin, error) {
 	q := &Plugin{cfg: cfg, rt: p.rt, compiled: p.compiled, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer,
 		shared: p.shared, breaker: newBreaker()}
 	fail := func(err error) (*Plugin, error) {
-		if q.refs.Add(-1) == 0 {
-			_ = q.rt.Close(ctx)
-		}
+		_ = q.release(ctx)
 		return nil, fmt.Errorf("plugin %s: %w", cfg.ID, err)
 	}
 	if cfg.Kind != "" {
@@ -588,9 +621,9 @@ func (p *Plugin) derive(ctx context.Context, cfg Config, reuse bool) (*Plugin, e
 		}
 	}
 	var ready []*instance
-	if reuse {
+	if from != nil {
 		var err error
-		if ready, err = q.reconfigureFrom(ctx, p); err != nil {
+		if ready, err = from.lendReconfigured(ctx, cfg); err != nil {
 			return fail(err)
 		}
 	}
@@ -601,13 +634,15 @@ func (p *Plugin) derive(ctx context.Context, cfg Config, reuse bool) (*Plugin, e
 	return q, nil
 }
 
-// reconfigureFrom takes up to q's pool size of p's idle instances and hands them
-// q's config through ulan_reconfigure, when the module exports it: warm instances
+// lendReconfigured takes up to cfg's pool size of p's idle instances and hands them
+// cfg's plugin config through ulan_reconfigure, when the module exports it: warm instances
 // instead of new ones (p's pool replaces those it lent only when it misses them).
 // A plugin that answers StatusUnsupported gets its instances back unchanged and
 // is not asked again; one that refuses the config fails the derivation, and the
 // instances it was handing are closed, since what they hold is uncertain.
-func (q *Plugin) reconfigureFrom(ctx context.Context, p *Plugin) ([]*instance, error) {
+func (p *Plugin) lendReconfigured(ctx context.Context, cfg Config) ([]*instance, error) {
+	// q is the plugin to be, as far as handing instances its config needs.
+	q := &Plugin{cfg: cfg, compiled: p.compiled, log: cfg.Logger.With("plugin", cfg.ID), shared: p.shared}
 	if q.cfg.Kind == "" || q.shared.noReconfigure.Load() {
 		return nil, nil
 	}
