@@ -52,6 +52,9 @@ func mergeDataSegments(wasm []byte) []byte {
 		case sectionDataCount:
 			return wasm
 		case sectionData:
+			if dataAt != 0 {
+				return wasm // two data sections: not a module
+			}
 			header, dataAt, dataEnd = i, start, start+int(size)
 		}
 		i = start + int(size)
