@@ -15,6 +15,17 @@ const (
 	// (34 bytes per block).
 	Q8_0
 	I32
+	// ggml's other block formats, as llama.cpp's quantizer writes them:
+	// 32-value blocks with a scale (Q4_0, Q5_0) or a scale and a minimum
+	// (Q4_1, Q5_1), and the k-quants' 256-value super-blocks (Q4_K, Q5_K,
+	// Q6_K). Rows must be whole blocks.
+	Q4_0
+	Q4_1
+	Q5_0
+	Q5_1
+	Q4_K
+	Q5_K
+	Q6_K
 )
 
 // String returns the type's name as model files spell it.
@@ -30,6 +41,20 @@ func (d DType) String() string {
 		return "q8_0"
 	case I32:
 		return "i32"
+	case Q4_0:
+		return "q4_0"
+	case Q4_1:
+		return "q4_1"
+	case Q5_0:
+		return "q5_0"
+	case Q5_1:
+		return "q5_1"
+	case Q4_K:
+		return "q4_k"
+	case Q5_K:
+		return "q5_k"
+	case Q6_K:
+		return "q6_k"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }

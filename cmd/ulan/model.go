@@ -137,10 +137,11 @@ func humanBytes(n uint64) string {
 }
 
 var testPresets = map[string]func() testmodel.V3{
-	"tiny-v3": testmodel.TinyV3,
-	"tiny-v2": testmodel.TinyV2,
-	"bench":   testmodel.Bench,
-	"demo-v3": testmodel.DemoV3,
+	"tiny-v3":    testmodel.TinyV3,
+	"tiny-v2":    testmodel.TinyV2,
+	"tiny-quant": testmodel.TinyQuant,
+	"bench":      testmodel.Bench,
+	"demo-v3":    testmodel.DemoV3,
 }
 
 func newModelTestgenCmd() *cobra.Command {
@@ -151,13 +152,14 @@ func newModelTestgenCmd() *cobra.Command {
 		Short: "Write a random-weight deepseek2 GGUF model from a seed (for tests and benchmarks)",
 		Long: `Write a random-weight deepseek2 GGUF model, deterministically from a seed, with
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
-(V2-Lite-shaped), bench (the 1.79 GB Q8_0 benchmark model). The model is not
+(V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
+270 MB), bench (the 1.79 GB Q8_0 benchmark model). The model is not
 smart; it exists to check ulan against llama.cpp and to measure speed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mk, ok := testPresets[preset]
 			if !ok {
-				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2 or bench", preset)
+				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2, tiny-quant or bench", preset)
 			}
 			c := mk()
 			switch typ {
@@ -179,7 +181,7 @@ smart; it exists to check ulan against llama.cpp and to measure speed.`,
 			return c.WriteFile(out, seed)
 		},
 	}
-	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2 or bench")
+	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant or bench")
 	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32, f16, bf16 or q8_0 (default: the preset's)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
 	cmd.Flags().StringVar(&out, "out", "", "file to write")

@@ -93,6 +93,9 @@ func rowBytes(dt engine.DType, n int) int {
 	case engine.Q8_0:
 		return n / 32 * 34
 	}
+	if f := quantFormats[dt]; f != nil {
+		return n / f.block * f.bytes
+	}
 	return 0
 }
 
@@ -106,6 +109,9 @@ func (b *Backend) Weight(name string, dt engine.DType, shape []int, data []byte)
 	last := shape[len(shape)-1]
 	if dt == engine.Q8_0 && last%32 != 0 {
 		return nil, fmt.Errorf("cpu: weight %q: q8_0 rows of %d values are not whole 32-value blocks", name, last)
+	}
+	if f := quantFormats[dt]; f != nil && last%f.block != 0 {
+		return nil, fmt.Errorf("cpu: weight %q: %v rows of %d values are not whole %d-value blocks", name, dt, last, f.block)
 	}
 	want := rowBytes(dt, last) * (n / max(last, 1))
 	if want == 0 && n != 0 {

@@ -63,12 +63,43 @@ type prepared struct {
 	lone   int            // the last input when their count is 4k+1, else -1
 	one    *kernel.Q8_0x1 // that input, packed for kernel.MulQ8_0x1
 	pair   *kernel.Q8_0x2 // the last two inputs when their count is 4k+2, else nil
+	kind   any            // inputKind of the weight type prepared for
+}
+
+// inputKind says how prepare readies inputs for weights of type dt: as they
+// are (floats), quantized and packed for Q8_0's kernels, or quantized to a
+// format's activation type.
+func inputKind(dt engine.DType) any {
+	if f := quantFormats[dt]; f != nil {
+		return f.act
+	}
+	if dt == engine.Q8_0 {
+		return engine.Q8_0
+	}
+	return nil
+}
+
+// preparedFor returns p when it suits weights of type dt too, else p's inputs
+// prepared for dt.
+func (p *prepared) preparedFor(dt engine.DType, in int) *prepared {
+	if p.kind == inputKind(dt) {
+		return p
+	}
+	return prepare(dt, in, p.xs)
 }
 
 // prepare readies xs for multiplication by weights of type dt with rows of
 // in values.
 func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
-	p := &prepared{xs: xs, lone: -1}
+	p := &prepared{xs: xs, lone: -1, kind: inputKind(dt)}
+	if f := quantFormats[dt]; f != nil {
+		rowBytes := in / f.act.block * f.act.bytes
+		p.q = make([]byte, rowBytes*len(xs))
+		for t, x := range xs {
+			f.act.quantize(x, p.q[t*rowBytes:(t+1)*rowBytes])
+		}
+		return p
+	}
 	if dt != engine.Q8_0 {
 		return p
 	}
@@ -118,6 +149,10 @@ func (b *Backend) mul(m matrix, rows int, xs [][]float32, ys [][]float32) {
 func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
 	if m.t.dt == engine.Q8_0 {
 		m.mulRangeQ8_0(p, lo, hi, ys)
+		return
+	}
+	if f := quantFormats[m.t.dt]; f != nil {
+		m.mulRangeQuant(f, p, lo, hi, ys)
 		return
 	}
 	xs := p.xs
@@ -272,6 +307,10 @@ func dequantRow(t *tensor, r, n int, dst []float32) {
 		kernel.F16ToF32s(dst, u16(t.raw, r*n, n))
 	case engine.BF16:
 		kernel.BF16ToF32s(dst, u16(t.raw, r*n, n))
+	case engine.Q4_0, engine.Q4_1, engine.Q5_0, engine.Q5_1, engine.Q4_K, engine.Q5_K, engine.Q6_K:
+		f := quantFormats[t.dt]
+		rb := n / f.block * f.bytes
+		f.dequant(t.raw[r*rb:(r+1)*rb], dst[:n])
 	case engine.Q8_0:
 		nb := n / 32
 		blocks := t.raw[r*nb*34 : (r+1)*nb*34]

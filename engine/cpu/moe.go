@@ -190,7 +190,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		}
 		p := prepare(gt.dt, n, xs)
 		jobs = appendJobs(jobs, matrix{t: gt, first: e * f, in: n}, p, f, a.gs)
-		jobs = appendJobs(jobs, matrix{t: ut, first: e * f, in: n}, p, f, a.us)
+		jobs = appendJobs(jobs, matrix{t: ut, first: e * f, in: n}, p.preparedFor(ut.dt, n), f, a.us)
 		acts = append(acts, a)
 	}
 	c.b.runJobs(jobs)

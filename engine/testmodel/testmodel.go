@@ -83,6 +83,20 @@ func TinyV2() V3 {
 	}
 }
 
+// TinyQuant is TinyV3 widened until its matrices' rows are whole 256-value
+// super-blocks, so that llama.cpp's quantizer gives them the k-quants (all
+// but attn_k_b, whose 64-value rows fall back to a 32-value block format as
+// DeepSeek's do): V3-shaped, 8 experts top-2 in 4 groups, a shared expert.
+// Its f32 file is 270 MB, nearly all of it the two vocabulary-sized tables.
+func TinyQuant() V3 {
+	return V3{
+		Name: "ulan-test-tiny-quant", Hidden: 256, Layers: 3, DenseLayers: 1, DenseFFN: 512, ExpertFFN: 256,
+		Heads: 2, QLoRA: 256, KVLoRA: 256, NopeDim: 64, RopeDim: 32, ValueDim: 128,
+		Experts: 8, ExpertsUsed: 2, Shared: 1, Groups: 4, GroupsUsed: 2, Sigmoid: true, NormTopK: true,
+		RoutedScale: 2.5, Context: 4096, YarnFactor: 4, YarnOrigContext: 1024, MscaleAllDim: 1, Type: gguf.TypeF32,
+	}
+}
+
 // DemoV3 is the model `ulan serve` runs when given none. It has every part
 // of a V3 model (a dense layer then MoE layers, q-LoRA, 32 experts in 8
 // groups with sigmoid routing, a selection bias and top-8 of 4 groups, a

@@ -67,7 +67,7 @@ func model(t *testing.T, preset string, typ gguf.Type) string {
 	once, _ := modelsOnce.LoadOrStore(name, new(sync.Once))
 	var err error
 	once.(*sync.Once).Do(func() {
-		c := map[string]func() testmodel.V3{"tiny-v3": testmodel.TinyV3, "tiny-v2": testmodel.TinyV2}[preset]()
+		c := map[string]func() testmodel.V3{"tiny-v3": testmodel.TinyV3, "tiny-v2": testmodel.TinyV2, "tiny-quant": testmodel.TinyQuant}[preset]()
 		c.Type = typ
 		err = c.WriteFile(path, 1)
 	})
@@ -186,37 +186,45 @@ func TestAgainstLlamaCpp(t *testing.T) {
 		name := tc.preset + "-" + strings.ToLower(tc.typ.String())
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			g := loadGolden(t, name)
-			r, _ := open(t, model(t, tc.preset, tc.typ), 2)
-			worst, flips := 0.0, 0
-			check := func(where string, row []float32, s step) {
-				d, ok := rowDiff(row, s, tc.tol)
-				worst = max(worst, d)
-				if d <= tc.tol && ok {
-					return
-				}
-				flips++
-				require.LessOrEqual(t, flips, tc.flips, "%s: |Δlogit| %.3g (tolerance %g), argmax agrees: %v", where, d, tc.tol, ok)
-				require.LessOrEqual(t, d, tc.flipTol, "%s: a flipped row must stay within %g", where, tc.flipTol)
-			}
-			seq := r.NewSequence()
-			rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: g.PromptTokens, AllLogits: true}})
-			require.NoError(t, err)
-			vocab := len(rows[0]) / len(g.PromptTokens)
-			for p, s := range g.Positions {
-				check("prompt position "+strconv.Itoa(p), rows[0][p*vocab:(p+1)*vocab], s)
-			}
-			for i, s := range g.Greedy {
-				if i > 0 {
-					require.Equal(t, int32(g.Greedy[i-1].Argmax), s.InputToken, "llama.cpp's greedy chain")
-				}
-				rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{s.InputToken}}})
-				require.NoError(t, err)
-				check("greedy step "+strconv.Itoa(i), rows[0], s)
-			}
-			t.Logf("%s: max |Δlogit| over the top-10 of %d rows: %.3g; rows beyond %g: %d", name, len(g.Positions)+len(g.Greedy), worst, tc.tol, flips)
+			againstGolden(t, name, model(t, tc.preset, tc.typ), tc.tol, tc.flips, tc.flipTol)
 		})
 	}
+}
+
+// againstGolden runs the golden's prompt and greedy continuation on the model at
+// path and compares the logits with llama.cpp's: every row's top-10 logits must
+// agree within tol and its argmax must match, except for at most flips rows, which
+// must still agree within flipTol.
+func againstGolden(t *testing.T, name, path string, tol float64, maxFlips int, flipTol float64) {
+	g := loadGolden(t, name)
+	r, _ := open(t, path, 2)
+	worst, flips := 0.0, 0
+	check := func(where string, row []float32, s step) {
+		d, ok := rowDiff(row, s, tol)
+		worst = max(worst, d)
+		if d <= tol && ok {
+			return
+		}
+		flips++
+		require.LessOrEqual(t, flips, maxFlips, "%s: |Δlogit| %.3g (tolerance %g), argmax agrees: %v", where, d, tol, ok)
+		require.LessOrEqual(t, d, flipTol, "%s: a flipped row must stay within %g", where, flipTol)
+	}
+	seq := r.NewSequence()
+	rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: g.PromptTokens, AllLogits: true}})
+	require.NoError(t, err)
+	vocab := len(rows[0]) / len(g.PromptTokens)
+	for p, s := range g.Positions {
+		check("prompt position "+strconv.Itoa(p), rows[0][p*vocab:(p+1)*vocab], s)
+	}
+	for i, s := range g.Greedy {
+		if i > 0 {
+			require.Equal(t, int32(g.Greedy[i-1].Argmax), s.InputToken, "llama.cpp's greedy chain")
+		}
+		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{s.InputToken}}})
+		require.NoError(t, err)
+		check("greedy step "+strconv.Itoa(i), rows[0], s)
+	}
+	t.Logf("%s: max |Δlogit| over the top-10 of %d rows: %.3g; rows beyond %g: %d", name, len(g.Positions)+len(g.Greedy), worst, tol, flips)
 }
 
 // TestBatchingAndChunkingAreExact: a decode step of several sequences gives

@@ -23,6 +23,13 @@ var dtypes = map[gguf.Type]engine.DType{
 	gguf.TypeF16:  engine.F16,
 	gguf.TypeBF16: engine.BF16,
 	gguf.TypeQ8_0: engine.Q8_0,
+	gguf.TypeQ4_0: engine.Q4_0,
+	gguf.TypeQ4_1: engine.Q4_1,
+	gguf.TypeQ5_0: engine.Q5_0,
+	gguf.TypeQ5_1: engine.Q5_1,
+	gguf.TypeQ4_K: engine.Q4_K,
+	gguf.TypeQ5_K: engine.Q5_K,
+	gguf.TypeQ6_K: engine.Q6_K,
 }
 
 // weights turns GGUF tensors into backend tensors, checking each shape
@@ -54,7 +61,7 @@ func (w *weights) get(name string, shape ...int) engine.Tensor {
 	}
 	dt, ok := dtypes[ti.Type]
 	if !ok {
-		w.err = fmt.Errorf("deepseekv3: tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0)", name, ti.Type)
+		w.err = fmt.Errorf("deepseekv3: tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", name, ti.Type)
 		return nil
 	}
 	// Norms, biases and the router feed f32 arithmetic directly.
