@@ -92,7 +92,10 @@ func startServing(t *testing.T, sched scheduler.Config) *serving {
 	cfg := config.Default()
 	trap := trapSampler(t)
 	cfg.Plugins = []config.Plugin{
-		{ID: "standard", Module: "builtin:standard", FailurePolicy: "fallback", PoolSize: 1},
+		// A generous deadline: the test compares draws with the built-in's, and a
+		// busy -race run can take a default second over one step.
+		{ID: "standard", Module: "builtin:standard", FailurePolicy: "fallback", PoolSize: 1,
+			Grants: config.Grants{CallTimeout: 30 * time.Second}},
 		{ID: "redact", Module: "builtin:redact", PoolSize: 1, Config: map[string]any{
 			"patterns": []any{map[string]any{"name": "ats", "regex": "@@+"}}}},
 		{ID: "trap-fallback", Module: trap, FailurePolicy: "fallback", PoolSize: 1},
