@@ -1,0 +1,5 @@
+//go:build !race
+
+package deepseekv3_test
+
+const raceEnabled = false
