@@ -29,6 +29,12 @@ var avx2 = impls{
 
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,
+
+	kq: func() kquantImpls {
+		k := kquantGeneric
+		k.dotQ4_K = dotQ4_KAVX2
+		return k
+	}(),
 }
 
 // avx512vnni is the avx2 set with the two-row tiles of MulQ8_0x4 and

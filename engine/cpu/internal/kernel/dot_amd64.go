@@ -81,5 +81,9 @@ func f32ToF16sAVX2(dst []uint16, src []float32)
 // len(x) is a multiple of 32 and len(dst) ≥ len(x)/32·34.
 func quantizeQ8_0AVX2(x []float32, dst []byte) int
 
+// dotQ4_KAVX2 is the AVX2 form of dotQ4_KGeneric.
+// w and x hold nBlocks·144 and nBlocks·292 bytes.
+func dotQ4_KAVX2(w []byte, x []byte, nBlocks int) float32
+
 // cpuid executes CPUID with EAX = leaf and ECX = subleaf.
 func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)

@@ -87,6 +87,41 @@ func BenchmarkDot(b *testing.B) {
 	})
 }
 
+// BenchmarkDotKQuant: the k-quant dots, a weight row against a Q8_K row.
+func BenchmarkDotKQuant(b *testing.B) {
+	for _, f := range []struct {
+		name     string
+		size     int
+		quantize func([]float32, []byte)
+		dot      func(w, x []byte, nBlocks int) float32
+	}{
+		{"Q4_K", Q4_KBlockSize, QuantizeQ4_K, DotQ4_K},
+		{"Q5_K", Q5_KBlockSize, QuantizeQ5_K, DotQ5_K},
+		{"Q6_K", Q6_KBlockSize, QuantizeQ6_K, DotQ6_K},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			for _, n := range benchLens {
+				if n%256 != 0 {
+					continue
+				}
+				w := make([]byte, n/256*f.size)
+				f.quantize(benchFloats(n, 1), w)
+				x := make([]byte, n/256*Q8_KBlockSize)
+				QuantizeQ8_K(benchFloats(n, 2), x)
+				b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+					benchImpls(b, func(b *testing.B) {
+						b.SetBytes(int64(len(w)))
+						for b.Loop() {
+							sinkF32 += f.dot(w, x, n/256)
+						}
+						reportGMACs(b, n)
+					})
+				})
+			}
+		})
+	}
+}
+
 func benchDotFloat[W comparable](b *testing.B, k floatKernel[W], size int) {
 	for _, n := range benchLens {
 		w, x := benchWeights(k, n), benchFloats(n, 2)

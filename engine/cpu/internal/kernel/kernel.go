@@ -60,6 +60,8 @@ type impls struct {
 
 	f16ToF32s func(dst []float32, src []uint16)
 	f32ToF16s func(dst []uint16, src []float32)
+
+	kq kquantImpls // the block formats of kquant.go
 }
 
 // generic is the reference set, used where no assembly applies.
@@ -85,6 +87,8 @@ var generic = impls{
 
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,
+
+	kq: kquantGeneric,
 }
 
 // active is the set chosen at initialisation by bestImpls, which each

@@ -97,11 +97,10 @@ const (
 	Q8_KBlockSize = 4 + 256 + 2*16 // 292
 )
 
-// kquantImpls is the set of this file's kernels. Only the generic Go set
-// exists; an assembly set will add its own value, and these fields then
-// join impls in kernel.go so that bestImpls, Impl and ForceGeneric cover
-// them. Exported functions check their arguments and call through
-// kquantActive, so an implementation may assume its slices are long enough.
+// kquantImpls is the set of this file's kernels, a part of impls (its kq)
+// so that bestImpls, Impl and ForceGeneric cover them. Exported functions
+// check their arguments and call through active.kq, so an implementation
+// may assume its slices are long enough.
 type kquantImpls struct {
 	dequantQ4_0, dequantQ4_1, dequantQ5_0, dequantQ5_1 func(blocks []byte, dst []float32)
 	dequantQ4_K, dequantQ5_K, dequantQ6_K, dequantQ8_K func(blocks []byte, dst []float32)
@@ -135,8 +134,6 @@ var kquantGeneric = kquantImpls{
 	dotQ6_K: dotQ6_KGeneric,
 }
 
-// kquantActive is the set in use.
-var kquantActive = kquantGeneric
 
 // ---------------------------------------------------------------------------
 // Argument checks
@@ -227,7 +224,7 @@ func kqScaleMinK4(j int, q *[12]byte) (sc, m uint8) {
 // len(dst)/32·18 bytes.
 func DequantQ4_0(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ4_0", "dst", len(dst), Q4_0BlockLen, Q4_0BlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ4_0(blocks[:n], dst)
+	active.kq.dequantQ4_0(blocks[:n], dst)
 }
 
 // dequantQ4_0Generic is the reference loop of [DequantQ4_0].
@@ -251,7 +248,7 @@ func dequantQ4_0Generic(blocks []byte, dst []float32) {
 // of 32 or blocks is shorter than len(dst)/32·20 bytes.
 func DequantQ4_1(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ4_1", "dst", len(dst), Q4_1BlockLen, Q4_1BlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ4_1(blocks[:n], dst)
+	active.kq.dequantQ4_1(blocks[:n], dst)
 }
 
 // dequantQ4_1Generic is the reference loop of [DequantQ4_1].
@@ -275,7 +272,7 @@ func dequantQ4_1Generic(blocks []byte, dst []float32) {
 // len(dst)/32·22 bytes.
 func DequantQ5_0(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ5_0", "dst", len(dst), Q5_0BlockLen, Q5_0BlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ5_0(blocks[:n], dst)
+	active.kq.dequantQ5_0(blocks[:n], dst)
 }
 
 // dequantQ5_0Generic is the reference loop of [DequantQ5_0].
@@ -302,7 +299,7 @@ func dequantQ5_0Generic(blocks []byte, dst []float32) {
 // of 32 or blocks is shorter than len(dst)/32·24 bytes.
 func DequantQ5_1(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ5_1", "dst", len(dst), Q5_1BlockLen, Q5_1BlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ5_1(blocks[:n], dst)
+	active.kq.dequantQ5_1(blocks[:n], dst)
 }
 
 // dequantQ5_1Generic is the reference loop of [DequantQ5_1].
@@ -330,7 +327,7 @@ func dequantQ5_1Generic(blocks []byte, dst []float32) {
 // shorter than len(dst)/256·144 bytes.
 func DequantQ4_K(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ4_K", "dst", len(dst), Q4_KBlockLen, Q4_KBlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ4_K(blocks[:n], dst)
+	active.kq.dequantQ4_K(blocks[:n], dst)
 }
 
 // dequantQ4_KGeneric is the reference loop of [DequantQ4_K].
@@ -360,7 +357,7 @@ func dequantQ4_KGeneric(blocks []byte, dst []float32) {
 // blocks is shorter than len(dst)/256·176 bytes.
 func DequantQ5_K(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ5_K", "dst", len(dst), Q5_KBlockLen, Q5_KBlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ5_K(blocks[:n], dst)
+	active.kq.dequantQ5_K(blocks[:n], dst)
 }
 
 // dequantQ5_KGeneric is the reference loop of [DequantQ5_K].
@@ -399,7 +396,7 @@ func dequantQ5_KGeneric(blocks []byte, dst []float32) {
 // len(dst)/256·210 bytes.
 func DequantQ6_K(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ6_K", "dst", len(dst), Q6_KBlockLen, Q6_KBlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ6_K(blocks[:n], dst)
+	active.kq.dequantQ6_K(blocks[:n], dst)
 }
 
 // dequantQ6_KGeneric is the reference loop of [DequantQ6_K].
@@ -435,7 +432,7 @@ func dequantQ6_KGeneric(blocks []byte, dst []float32) {
 // len(dst)/256·292 bytes.
 func DequantQ8_K(blocks []byte, dst []float32) {
 	n := kqRowBytes("DequantQ8_K", "dst", len(dst), Q8_KBlockLen, Q8_KBlockSize, "blocks", len(blocks))
-	kquantActive.dequantQ8_K(blocks[:n], dst)
+	active.kq.dequantQ8_K(blocks[:n], dst)
 }
 
 // dequantQ8_KGeneric is the reference loop of [DequantQ8_K].
@@ -470,7 +467,7 @@ func dequantQ8_KGeneric(blocks []byte, dst []float32) {
 // len(x)/32·36 bytes. It allocates nothing.
 func QuantizeQ8_1(x []float32, dst []byte) {
 	n := kqRowBytes("QuantizeQ8_1", "x", len(x), Q8_1BlockLen, Q8_1BlockSize, "dst", len(dst))
-	kquantActive.quantizeQ8_1(x, dst[:n])
+	active.kq.quantizeQ8_1(x, dst[:n])
 }
 
 // quantizeQ8_1Generic is the reference loop of [QuantizeQ8_1].
@@ -522,7 +519,7 @@ func quantizeQ8_1Generic(x []float32, dst []byte) {
 // allocates nothing.
 func QuantizeQ8_K(x []float32, dst []byte) {
 	n := kqRowBytes("QuantizeQ8_K", "x", len(x), Q8_KBlockLen, Q8_KBlockSize, "dst", len(dst))
-	kquantActive.quantizeQ8_K(x, dst[:n])
+	active.kq.quantizeQ8_K(x, dst[:n])
 }
 
 // quantizeQ8_KGeneric is the reference loop of [QuantizeQ8_K].
@@ -572,7 +569,7 @@ func quantizeQ8_KGeneric(x []float32, dst []byte) {
 // nBlocks·34 bytes.
 func DotQ4_0(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ4_0", w, x, nBlocks, Q4_0BlockSize, Q8_0BlockSize)
-	return kquantActive.dotQ4_0(w[:nBlocks*Q4_0BlockSize], x[:nBlocks*Q8_0BlockSize], nBlocks)
+	return active.kq.dotQ4_0(w[:nBlocks*Q4_0BlockSize], x[:nBlocks*Q8_0BlockSize], nBlocks)
 }
 
 // dotQ4_0Generic is the reference loop of [DotQ4_0].
@@ -615,7 +612,7 @@ func sumQ4_0(w *[Q4_0BlockSize]byte, x *[Q8_0BlockSize]byte) int32 {
 // nBlocks·36 bytes.
 func DotQ4_1(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ4_1", w, x, nBlocks, Q4_1BlockSize, Q8_1BlockSize)
-	return kquantActive.dotQ4_1(w[:nBlocks*Q4_1BlockSize], x[:nBlocks*Q8_1BlockSize], nBlocks)
+	return active.kq.dotQ4_1(w[:nBlocks*Q4_1BlockSize], x[:nBlocks*Q8_1BlockSize], nBlocks)
 }
 
 // dotQ4_1Generic is the reference loop of [DotQ4_1].
@@ -656,7 +653,7 @@ func sumQ4_1(w *[Q4_1BlockSize]byte, x *[Q8_1BlockSize]byte) int32 {
 // nBlocks·34 bytes.
 func DotQ5_0(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ5_0", w, x, nBlocks, Q5_0BlockSize, Q8_0BlockSize)
-	return kquantActive.dotQ5_0(w[:nBlocks*Q5_0BlockSize], x[:nBlocks*Q8_0BlockSize], nBlocks)
+	return active.kq.dotQ5_0(w[:nBlocks*Q5_0BlockSize], x[:nBlocks*Q8_0BlockSize], nBlocks)
 }
 
 // dotQ5_0Generic is the reference loop of [DotQ5_0].
@@ -702,7 +699,7 @@ func sumQ5_0(w *[Q5_0BlockSize]byte, x *[Q8_0BlockSize]byte) int32 {
 // nBlocks·36 bytes.
 func DotQ5_1(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ5_1", w, x, nBlocks, Q5_1BlockSize, Q8_1BlockSize)
-	return kquantActive.dotQ5_1(w[:nBlocks*Q5_1BlockSize], x[:nBlocks*Q8_1BlockSize], nBlocks)
+	return active.kq.dotQ5_1(w[:nBlocks*Q5_1BlockSize], x[:nBlocks*Q8_1BlockSize], nBlocks)
 }
 
 // dotQ5_1Generic is the reference loop of [DotQ5_1].
@@ -761,7 +758,7 @@ func sumQ5_1(w *[Q5_1BlockSize]byte, x *[Q8_1BlockSize]byte) int32 {
 // nBlocks·292 bytes.
 func DotQ4_K(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ4_K", w, x, nBlocks, Q4_KBlockSize, Q8_KBlockSize)
-	return kquantActive.dotQ4_K(w[:nBlocks*Q4_KBlockSize], x[:nBlocks*Q8_KBlockSize], nBlocks)
+	return active.kq.dotQ4_K(w[:nBlocks*Q4_KBlockSize], x[:nBlocks*Q8_KBlockSize], nBlocks)
 }
 
 // dotQ4_KGeneric is the reference loop of [DotQ4_K].
@@ -820,7 +817,7 @@ func lanesQ4_K(w *[Q4_KBlockSize]byte, x *[Q8_KBlockSize]byte) (lanes [8]int32, 
 // or nBlocks·292 bytes.
 func DotQ5_K(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ5_K", w, x, nBlocks, Q5_KBlockSize, Q8_KBlockSize)
-	return kquantActive.dotQ5_K(w[:nBlocks*Q5_KBlockSize], x[:nBlocks*Q8_KBlockSize], nBlocks)
+	return active.kq.dotQ5_K(w[:nBlocks*Q5_KBlockSize], x[:nBlocks*Q8_KBlockSize], nBlocks)
 }
 
 // dotQ5_KGeneric is the reference loop of [DotQ5_K].
@@ -889,7 +886,7 @@ func lanesQ5_K(w *[Q5_KBlockSize]byte, x *[Q8_KBlockSize]byte) (lanes [8]int32, 
 // nBlocks·292 bytes.
 func DotQ6_K(w, x []byte, nBlocks int) float32 {
 	kqDotBytes("DotQ6_K", w, x, nBlocks, Q6_KBlockSize, Q8_KBlockSize)
-	return kquantActive.dotQ6_K(w[:nBlocks*Q6_KBlockSize], x[:nBlocks*Q8_KBlockSize], nBlocks)
+	return active.kq.dotQ6_K(w[:nBlocks*Q6_KBlockSize], x[:nBlocks*Q8_KBlockSize], nBlocks)
 }
 
 // dotQ6_KGeneric is the reference loop of [DotQ6_K].

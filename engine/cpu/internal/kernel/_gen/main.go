@@ -41,6 +41,7 @@ func main() {
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
+	dotQ4_K()
 	cpuid()
 
 	Generate()
@@ -1044,5 +1045,193 @@ func dotQ8_0VNNI(groups int) {
 		VMOVUPS(hsum4(row1), Mem{Base: out, Disp: 16*g + 16*groups})
 	}
 	VZEROUPPER()
+	RET()
+}
+
+// Q4_K and Q8_K super-blocks (kernel's Q4_KBlockSize, Q8_KBlockSize): Q4_K
+// holds d and dmin (f16) at 0 and 2, twelve bytes of 6-bit scales and mins
+// at 4, and 128 bytes of nibbles at 16; Q8_K holds d (f32) at 0, 256 int8
+// quants at 4 and sixteen int16 sums of 16 quants each at 260.
+const (
+	q4kBlock = 144
+	q8kBlock = 292
+)
+
+// q4kPerm reorders each 16-byte half of a 32-value run to positions 0, 8, 1,
+// 9, …, 7, 15, so that VPMADDUBSW's adjacent pairs are positions k and k+8
+// and the int16 sum in lane k of a half belongs to dotQ4_KGeneric's lane k.
+var q4kPerm = func() Mem {
+	m := GLOBL("q4kPerm", RODATA|NOPTR)
+	for half := 0; half < 2; half++ {
+		for k := 0; k < 8; k++ {
+			DATA(16*half+2*k, U8(k))
+			DATA(16*half+2*k+1, U8(k+8))
+		}
+	}
+	return m
+}
+
+// dotQ4_K writes dotQ4_KAVX2, the AVX2 form of dotQ4_KGeneric with its
+// results bit for bit, one super-block per iteration:
+//
+//   - the eight 6-bit scales and mins are unpacked from their twelve bytes
+//     with four 32-bit masks and shifts (ggml's utmp trick); the scales are
+//     widened to int32 in a local, the mins to int16;
+//   - the min term Σ bsums·m is exact (VPHADDW pairs the 16-value sums into
+//     32-value sub-blocks, VPMADDWD and two VPHADDD sum them) and is
+//     subtracted in float32 from a scalar, in the generic's order;
+//   - the generic keeps eight int32 lanes, lane k summing positions ≡ k mod
+//     8 of each 32-value run. Here each run's quants are permuted (q4kPerm)
+//     so that VPMADDUBSW pairs positions k and k+8, and VPMADDWD by the
+//     sub-block's scale interleaved with zeros keeps the even lanes k and,
+//     by the scale shifted up a word, the odd ones, in two accumulators
+//     that hold exactly the generic's lane sums once their halves are
+//     added and interleaved;
+//   - the lanes are converted, multiplied by x.d·d and added to eight
+//     float32 lane sums, which are added to the scalar one by one at the
+//     end, as the generic does.
+func dotQ4_K() {
+	name := "dotQ4_KAVX2"
+	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
+	Doc(name+" is the AVX2 form of dotQ4_KGeneric.", "w and x hold nBlocks·144 and nBlocks·292 bytes.")
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	unpacked := AllocLocal(16) // 8 scales, then 8 mins, as bytes
+	scales := AllocLocal(32)   // the 8 scales as int32
+
+	sums, sumf := YMM(), XMM()
+	VXORPS(sums, sums, sums)
+	VXORPS(sumf, sumf, sumf)
+	mask, perm := YMM(), YMM()
+	r := GP32()
+	MOVL(U32(0x0f0f0f0f), r)
+	VMOVD(r, mask.AsX())
+	VPBROADCASTD(mask.AsX(), mask)
+	VMOVDQU(q4kPerm(), perm)
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+
+	// Scales and mins: u0, u1, u2 are the twelve bytes at w+4.
+	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
+	MOVL(Mem{Base: w, Disp: 4}, u0)
+	MOVL(Mem{Base: w, Disp: 8}, u1)
+	MOVL(Mem{Base: w, Disp: 12}, u2)
+	// mins 4–7: ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4)
+	MOVL(u2, s)
+	SHRL(Imm(4), s)
+	ANDL(U32(0x0f0f0f0f), s)
+	MOVL(u1, t)
+	SHRL(Imm(6), t)
+	ANDL(U32(0x03030303), t)
+	SHLL(Imm(4), t)
+	ORL(t, s)
+	MOVL(s, unpacked.Offset(12))
+	// mins 0–3: u1 & 0x3f3f3f3f
+	MOVL(u1, s)
+	ANDL(U32(0x3f3f3f3f), s)
+	MOVL(s, unpacked.Offset(8))
+	// scales 4–7: (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4)
+	ANDL(U32(0x0f0f0f0f), u2)
+	MOVL(u0, t)
+	SHRL(Imm(6), t)
+	ANDL(U32(0x03030303), t)
+	SHLL(Imm(4), t)
+	ORL(t, u2)
+	MOVL(u2, unpacked.Offset(4))
+	// scales 0–3: u0 & 0x3f3f3f3f
+	ANDL(U32(0x3f3f3f3f), u0)
+	MOVL(u0, unpacked)
+
+	sc, mins := YMM(), XMM()
+	VPMOVZXBD(unpacked, sc)
+	VMOVDQU(sc, scales)
+	VPMOVZXBW(unpacked.Offset(8), mins)
+
+	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
+	dd, xd := XMM(), XMM()
+	MOVL(Mem{Base: w}, r)
+	VMOVD(r, dd)
+	VCVTPH2PS(dd, dd)
+	VBROADCASTSS(Mem{Base: x}, xd)
+	VMULPS(xd, dd, dd)
+
+	// The min term, exact: Σ_j m_j·(bsums[2j] + bsums[2j+1]); then
+	// sumf -= float32(dmin·float32(summ)).
+	bs, bsHi := YMM(), XMM()
+	VMOVDQU(Mem{Base: x, Disp: 260}, bs)
+	VEXTRACTI128(Imm(1), bs, bsHi)
+	VPHADDW(bsHi, bs.AsX(), bsHi)
+	VPMADDWD(bsHi, mins, mins)
+	VPHADDD(mins, mins, mins)
+	VPHADDD(mins, mins, mins)
+	VCVTDQ2PS(mins, mins)
+	dmin := XMM()
+	VMOVSHDUP(dd, dmin)
+	VMULSS(dmin, mins, mins)
+	VSUBSS(mins, sumf, sumf)
+
+	even, odd := YMM(), YMM()
+	VPXOR(even, even, even)
+	VPXOR(odd, odd, odd)
+	for j := 0; j < 4; j++ {
+		bits, hi := YMM(), YMM()
+		VMOVDQU(Mem{Base: w, Disp: 16 + 32*j}, bits)
+		VPSRLW(Imm(4), bits, hi)
+		VPAND(mask, bits, bits)
+		VPAND(mask, hi, hi)
+		for h, q4 := range []VecVirtual{bits, hi} {
+			q8, se, so := YMM(), YMM(), YMM()
+			VPSHUFB(perm, q4, q4)
+			VMOVDQU(Mem{Base: x, Disp: 4 + 64*j + 32*h}, q8)
+			VPSHUFB(perm, q8, q8)
+			VPMADDUBSW(q8, q4, q4) // u8 nibbles · s8 quants, pairs k and k+8
+			VPBROADCASTD(scales.Offset(4*(2*j+h)), se)
+			VPSLLD(Imm(16), se, so)
+			VPMADDWD(se, q4, se) // even lanes · scale
+			VPMADDWD(so, q4, so) // odd lanes · scale
+			VPADDD(se, even, even)
+			VPADDD(so, odd, odd)
+		}
+	}
+	// Lane k of the generic: the two halves' lane k/2 of even or odd.
+	eh, oh := XMM(), XMM()
+	VEXTRACTI128(Imm(1), even, eh)
+	VPADDD(eh, even.AsX(), eh)
+	VEXTRACTI128(Imm(1), odd, oh)
+	VPADDD(oh, odd.AsX(), oh)
+	lanes, hiLanes := YMM(), XMM()
+	VPUNPCKLDQ(oh, eh, lanes.AsX())
+	VPUNPCKHDQ(oh, eh, hiLanes)
+	VINSERTI128(Imm(1), hiLanes, lanes, lanes)
+	VCVTDQ2PS(lanes, lanes)
+	d := YMM()
+	VBROADCASTSS(dd, d)
+	VMULPS(d, lanes, lanes)
+	VADDPS(lanes, sums, sums)
+
+	ADDQ(I32(q4kBlock), w)
+	ADDQ(I32(q8kBlock), x)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	// sumf += sums[0]; …; sumf += sums[7]
+	hiSums := XMM()
+	VEXTRACTF128(Imm(1), sums, hiSums)
+	for _, half := range []Op{sums.AsX(), hiSums} {
+		for k := 0; k < 4; k++ {
+			v := XMM()
+			VPERMILPS(Imm(uint64(k)), half, v)
+			VADDSS(v, sumf, sumf)
+		}
+	}
+	VZEROUPPER()
+	Store(sumf, ReturnIndex(0))
 	RET()
 }
