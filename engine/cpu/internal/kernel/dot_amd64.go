@@ -85,5 +85,9 @@ func quantizeQ8_0AVX2(x []float32, dst []byte) int
 // w and x hold nBlocks·144 and nBlocks·292 bytes.
 func dotQ4_KAVX2(w []byte, x []byte, nBlocks int) float32
 
+// dotQ6_KAVX2 is the AVX2 form of dotQ6_KGeneric.
+// w and x hold nBlocks·210 and nBlocks·292 bytes.
+func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32
+
 // cpuid executes CPUID with EAX = leaf and ECX = subleaf.
 func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)

@@ -1940,6 +1940,353 @@ DATA q4kPerm<>+30(SB)/1, $0x07
 DATA q4kPerm<>+31(SB)/1, $0x0f
 GLOBL q4kPerm<>(SB), RODATA|NOPTR, $32
 
+// func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $64-60
+	MOVQ    w_base+0(FP), AX
+	MOVQ    x_base+24(FP), CX
+	MOVQ    nBlocks+48(FP), DX
+	VXORPS  Y0, Y0, Y0
+	VMOVDQU q4kPerm<>+0(SB), Y1
+	TESTQ   DX, DX
+	JZ      dotQ6_KAVX2_done
+
+dotQ6_KAVX2_loop:
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
+	PREFETCHT0   1216(AX)
+	VPMOVSXBW    192(AX), X2
+	VPMOVZXWD    X2, Y2
+	VMOVDQU      Y2, (SP)
+	VPMOVSXBW    200(AX), X2
+	VPMOVZXWD    X2, Y2
+	VMOVDQU      Y2, 32(SP)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y4, Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      128(AX), Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      4(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD (SP), Y6
+	VPBROADCASTD 4(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      32(AX), Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      128(AX), Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      36(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 8(SP), Y6
+	VPBROADCASTD 12(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      128(AX), Y6
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      68(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 16(SP), Y6
+	VPBROADCASTD 20(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      32(AX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      128(AX), Y6
+	VPSRLW       $0x06, Y6, Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      100(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 24(SP), Y6
+	VPBROADCASTD 28(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      64(AX), Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      160(AX), Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      132(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 32(SP), Y6
+	VPBROADCASTD 36(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      96(AX), Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      160(AX), Y6
+	VPSRLW       $0x02, Y6, Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      164(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 40(SP), Y6
+	VPBROADCASTD 44(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      64(AX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      160(AX), Y6
+	VPSRLW       $0x04, Y6, Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      196(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 48(SP), Y6
+	VPBROADCASTD 52(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VMOVDQU      96(AX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VMOVDQU      160(AX), Y6
+	VPSRLW       $0x06, Y6, Y6
+	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPSLLW       $0x04, Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPSHUFB      Y1, Y5, Y5
+	VMOVDQU      228(CX), Y6
+	VPSHUFB      Y1, Y6, Y6
+	VPMADDUBSW   Y6, Y5, Y5
+	VMOVDQU      q6kM32<>+0(SB), Y7
+	VPMADDUBSW   Y6, Y7, Y7
+	VPSUBW       Y7, Y5, Y5
+	VPBROADCASTD 56(SP), Y6
+	VPBROADCASTD 60(SP), X3
+	VINSERTI128  $0x01, X3, Y6, Y6
+	VPSLLD       $0x10, Y6, Y7
+	VPMADDWD     Y6, Y5, Y6
+	VPMADDWD     Y7, Y5, Y7
+	VPADDD       Y6, Y2, Y2
+	VPADDD       Y7, Y4, Y4
+	VEXTRACTI128 $0x01, Y2, X5
+	VPADDD       X5, X2, X5
+	VEXTRACTI128 $0x01, Y4, X2
+	VPADDD       X2, X4, X2
+	VPUNPCKLDQ   X2, X5, X3
+	VPUNPCKHDQ   X2, X5, X2
+	VINSERTI128  $0x01, X2, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	MOVWLZX      208(AX), BX
+	VMOVD        BX, X2
+	VCVTPH2PS    X2, X2
+	VMULSS       (CX), X2, X2
+	VBROADCASTSS X2, Y2
+	VMULPS       Y2, Y3, Y3
+	VADDPS       Y3, Y0, Y0
+	ADDQ         $+210, AX
+	ADDQ         $+292, CX
+	DECQ         DX
+	JNZ          dotQ6_KAVX2_loop
+
+dotQ6_KAVX2_done:
+	VXORPS       X1, X1, X1
+	VEXTRACTF128 $0x01, Y0, X2
+	VPERMILPS    $0x00, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x01, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x02, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x03, X0, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x00, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x01, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x02, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x03, X2, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+56(FP)
+	RET
+
+DATA q6kLow4<>+0(SB)/1, $0x0f
+DATA q6kLow4<>+1(SB)/1, $0x0f
+DATA q6kLow4<>+2(SB)/1, $0x0f
+DATA q6kLow4<>+3(SB)/1, $0x0f
+DATA q6kLow4<>+4(SB)/1, $0x0f
+DATA q6kLow4<>+5(SB)/1, $0x0f
+DATA q6kLow4<>+6(SB)/1, $0x0f
+DATA q6kLow4<>+7(SB)/1, $0x0f
+DATA q6kLow4<>+8(SB)/1, $0x0f
+DATA q6kLow4<>+9(SB)/1, $0x0f
+DATA q6kLow4<>+10(SB)/1, $0x0f
+DATA q6kLow4<>+11(SB)/1, $0x0f
+DATA q6kLow4<>+12(SB)/1, $0x0f
+DATA q6kLow4<>+13(SB)/1, $0x0f
+DATA q6kLow4<>+14(SB)/1, $0x0f
+DATA q6kLow4<>+15(SB)/1, $0x0f
+DATA q6kLow4<>+16(SB)/1, $0x0f
+DATA q6kLow4<>+17(SB)/1, $0x0f
+DATA q6kLow4<>+18(SB)/1, $0x0f
+DATA q6kLow4<>+19(SB)/1, $0x0f
+DATA q6kLow4<>+20(SB)/1, $0x0f
+DATA q6kLow4<>+21(SB)/1, $0x0f
+DATA q6kLow4<>+22(SB)/1, $0x0f
+DATA q6kLow4<>+23(SB)/1, $0x0f
+DATA q6kLow4<>+24(SB)/1, $0x0f
+DATA q6kLow4<>+25(SB)/1, $0x0f
+DATA q6kLow4<>+26(SB)/1, $0x0f
+DATA q6kLow4<>+27(SB)/1, $0x0f
+DATA q6kLow4<>+28(SB)/1, $0x0f
+DATA q6kLow4<>+29(SB)/1, $0x0f
+DATA q6kLow4<>+30(SB)/1, $0x0f
+DATA q6kLow4<>+31(SB)/1, $0x0f
+GLOBL q6kLow4<>(SB), RODATA|NOPTR, $32
+
+DATA q6kLow2<>+0(SB)/1, $0x03
+DATA q6kLow2<>+1(SB)/1, $0x03
+DATA q6kLow2<>+2(SB)/1, $0x03
+DATA q6kLow2<>+3(SB)/1, $0x03
+DATA q6kLow2<>+4(SB)/1, $0x03
+DATA q6kLow2<>+5(SB)/1, $0x03
+DATA q6kLow2<>+6(SB)/1, $0x03
+DATA q6kLow2<>+7(SB)/1, $0x03
+DATA q6kLow2<>+8(SB)/1, $0x03
+DATA q6kLow2<>+9(SB)/1, $0x03
+DATA q6kLow2<>+10(SB)/1, $0x03
+DATA q6kLow2<>+11(SB)/1, $0x03
+DATA q6kLow2<>+12(SB)/1, $0x03
+DATA q6kLow2<>+13(SB)/1, $0x03
+DATA q6kLow2<>+14(SB)/1, $0x03
+DATA q6kLow2<>+15(SB)/1, $0x03
+DATA q6kLow2<>+16(SB)/1, $0x03
+DATA q6kLow2<>+17(SB)/1, $0x03
+DATA q6kLow2<>+18(SB)/1, $0x03
+DATA q6kLow2<>+19(SB)/1, $0x03
+DATA q6kLow2<>+20(SB)/1, $0x03
+DATA q6kLow2<>+21(SB)/1, $0x03
+DATA q6kLow2<>+22(SB)/1, $0x03
+DATA q6kLow2<>+23(SB)/1, $0x03
+DATA q6kLow2<>+24(SB)/1, $0x03
+DATA q6kLow2<>+25(SB)/1, $0x03
+DATA q6kLow2<>+26(SB)/1, $0x03
+DATA q6kLow2<>+27(SB)/1, $0x03
+DATA q6kLow2<>+28(SB)/1, $0x03
+DATA q6kLow2<>+29(SB)/1, $0x03
+DATA q6kLow2<>+30(SB)/1, $0x03
+DATA q6kLow2<>+31(SB)/1, $0x03
+GLOBL q6kLow2<>(SB), RODATA|NOPTR, $32
+
+DATA q6kM32<>+0(SB)/1, $0x20
+DATA q6kM32<>+1(SB)/1, $0x20
+DATA q6kM32<>+2(SB)/1, $0x20
+DATA q6kM32<>+3(SB)/1, $0x20
+DATA q6kM32<>+4(SB)/1, $0x20
+DATA q6kM32<>+5(SB)/1, $0x20
+DATA q6kM32<>+6(SB)/1, $0x20
+DATA q6kM32<>+7(SB)/1, $0x20
+DATA q6kM32<>+8(SB)/1, $0x20
+DATA q6kM32<>+9(SB)/1, $0x20
+DATA q6kM32<>+10(SB)/1, $0x20
+DATA q6kM32<>+11(SB)/1, $0x20
+DATA q6kM32<>+12(SB)/1, $0x20
+DATA q6kM32<>+13(SB)/1, $0x20
+DATA q6kM32<>+14(SB)/1, $0x20
+DATA q6kM32<>+15(SB)/1, $0x20
+DATA q6kM32<>+16(SB)/1, $0x20
+DATA q6kM32<>+17(SB)/1, $0x20
+DATA q6kM32<>+18(SB)/1, $0x20
+DATA q6kM32<>+19(SB)/1, $0x20
+DATA q6kM32<>+20(SB)/1, $0x20
+DATA q6kM32<>+21(SB)/1, $0x20
+DATA q6kM32<>+22(SB)/1, $0x20
+DATA q6kM32<>+23(SB)/1, $0x20
+DATA q6kM32<>+24(SB)/1, $0x20
+DATA q6kM32<>+25(SB)/1, $0x20
+DATA q6kM32<>+26(SB)/1, $0x20
+DATA q6kM32<>+27(SB)/1, $0x20
+DATA q6kM32<>+28(SB)/1, $0x20
+DATA q6kM32<>+29(SB)/1, $0x20
+DATA q6kM32<>+30(SB)/1, $0x20
+DATA q6kM32<>+31(SB)/1, $0x20
+GLOBL q6kM32<>(SB), RODATA|NOPTR, $32
+
 // func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)
 // Requires: CPUID
 TEXT ·cpuid(SB), NOSPLIT, $0-24

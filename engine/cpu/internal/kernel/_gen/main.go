@@ -42,6 +42,7 @@ func main() {
 	f32ToF16s()
 	quantizeQ8_0()
 	dotQ4_K()
+	dotQ6_K()
 	cpuid()
 
 	Generate()
@@ -1060,7 +1061,7 @@ const (
 // q4kPerm reorders each 16-byte half of a 32-value run to positions 0, 8, 1,
 // 9, …, 7, 15, so that VPMADDUBSW's adjacent pairs are positions k and k+8
 // and the int16 sum in lane k of a half belongs to dotQ4_KGeneric's lane k.
-var q4kPerm = func() Mem {
+var q4kPerm = sync.OnceValue(func() Mem {
 	m := GLOBL("q4kPerm", RODATA|NOPTR)
 	for half := 0; half < 2; half++ {
 		for k := 0; k < 8; k++ {
@@ -1069,7 +1070,7 @@ var q4kPerm = func() Mem {
 		}
 	}
 	return m
-}
+})
 
 // dotQ4_K writes dotQ4_KAVX2, the AVX2 form of dotQ4_KGeneric with its
 // results bit for bit, one super-block per iteration:
@@ -1223,6 +1224,145 @@ func dotQ4_K() {
 	Label(name + "_done")
 	// sumf += sums[0]; …; sumf += sums[7]
 	hiSums := XMM()
+	VEXTRACTF128(Imm(1), sums, hiSums)
+	for _, half := range []Op{sums.AsX(), hiSums} {
+		for k := 0; k < 4; k++ {
+			v := XMM()
+			VPERMILPS(Imm(uint64(k)), half, v)
+			VADDSS(v, sumf, sumf)
+		}
+	}
+	VZEROUPPER()
+	Store(sumf, ReturnIndex(0))
+	RET()
+}
+
+// q6kBlock is Q6_K's super-block size: 128 bytes of low nibbles at 0, 64 of
+// high bit pairs at 128, 16 int8 scales at 192, d (f16) at 208.
+const q6kBlock = 210
+
+// bytesConst is a 32-byte read-only vector of one repeated byte.
+func bytesConst(name string, b byte) Mem {
+	m := GLOBL(name, RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(i, U8(b))
+	}
+	return m
+}
+
+// dotQ6_K writes dotQ6_KAVX2, the AVX2 form of dotQ6_KGeneric with its
+// results bit for bit, in the manner of dotQ4_K: per half super-block the
+// four 32-value groups of 6-bit quants are put together from their low
+// nibbles and high bit pairs, permuted with their activations (q4kPerm) so
+// that VPMADDUBSW pairs the generic's lane positions k and k+8, and the
+// offset of 32 is taken off exactly as 32·Σq8 (a second VPMADDUBSW). Each
+// 16-value sub-block has its own signed scale, so a group's scale vector
+// holds one scale in its low 128 bits and the next in its high 128.
+func dotQ6_K() {
+	name := "dotQ6_KAVX2"
+	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
+	Doc(name+" is the AVX2 form of dotQ6_KGeneric.", "w and x hold nBlocks·210 and nBlocks·292 bytes.")
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	scales := AllocLocal(64) // the 16 scales as int16, each zero-extended to a dword
+	low4 := bytesConst("q6kLow4", 0x0f)
+	low2 := bytesConst("q6kLow2", 0x03)
+	m32 := bytesConst("q6kM32", 32)
+
+	sums := YMM()
+	VXORPS(sums, sums, sums)
+	perm := YMM()
+	VMOVDQU(q4kPerm(), perm)
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	prefetchW(Mem{Base: w, Disp: 192})
+
+	for k := 0; k < 2; k++ {
+		sw, sd := XMM(), YMM()
+		VPMOVSXBW(Mem{Base: w, Disp: 192 + 8*k}, sw)
+		VPMOVZXWD(sw, sd)
+		VMOVDQU(sd, scales.Offset(32*k))
+	}
+
+	even, odd := YMM(), YMM()
+	VPXOR(even, even, even)
+	VPXOR(odd, odd, odd)
+	for n := 0; n < 2; n++ {
+		for g := 0; g < 4; g++ {
+			// a = low nibble (g even) or high nibble (g odd) of ql[32·(g&1)…],
+			// ORed with bits 2g…2g+1 of qh, shifted to bits 4–5.
+			a, h := YMM(), YMM()
+			VMOVDQU(Mem{Base: w, Disp: 64*n + 32*(g&1)}, a)
+			if g >= 2 {
+				VPSRLW(Imm(4), a, a)
+			}
+			VPAND(low4, a, a)
+			VMOVDQU(Mem{Base: w, Disp: 128 + 32*n}, h)
+			if g > 0 {
+				VPSRLW(Imm(uint64(2*g)), h, h)
+			}
+			VPAND(low2, h, h)
+			VPSLLW(Imm(4), h, h)
+			VPOR(h, a, a)
+
+			q8, p, m := YMM(), YMM(), YMM()
+			VPSHUFB(perm, a, a)
+			VMOVDQU(Mem{Base: x, Disp: 4 + 128*n + 32*g}, q8)
+			VPSHUFB(perm, q8, q8)
+			VPMADDUBSW(q8, a, p) // q·q8, pairs k and k+8
+			VMOVDQU(m32, m)
+			VPMADDUBSW(q8, m, m) // 32·q8, the same pairs
+			VPSUBW(m, p, p)      // (q−32)·q8, exact
+
+			se, hiScale, so := YMM(), XMM(), YMM()
+			is := 8*n + 2*g // generic: sc[is] for positions 0–15, sc[is+1] for 16–31
+			VPBROADCASTD(scales.Offset(4*is), se)
+			VPBROADCASTD(scales.Offset(4*(is+1)), hiScale)
+			VINSERTI128(Imm(1), hiScale, se, se)
+			VPSLLD(Imm(16), se, so)
+			VPMADDWD(se, p, se)
+			VPMADDWD(so, p, so)
+			VPADDD(se, even, even)
+			VPADDD(so, odd, odd)
+		}
+	}
+	eh, oh := XMM(), XMM()
+	VEXTRACTI128(Imm(1), even, eh)
+	VPADDD(eh, even.AsX(), eh)
+	VEXTRACTI128(Imm(1), odd, oh)
+	VPADDD(oh, odd.AsX(), oh)
+	lanes, hiLanes := YMM(), XMM()
+	VPUNPCKLDQ(oh, eh, lanes.AsX())
+	VPUNPCKHDQ(oh, eh, hiLanes)
+	VINSERTI128(Imm(1), hiLanes, lanes, lanes)
+	VCVTDQ2PS(lanes, lanes)
+
+	// d = float32(d_w·x.d)
+	r := GP32()
+	dd, d := XMM(), YMM()
+	MOVWLZX(Mem{Base: w, Disp: 208}, r)
+	VMOVD(r, dd)
+	VCVTPH2PS(dd, dd)
+	VMULSS(Mem{Base: x}, dd, dd)
+	VBROADCASTSS(dd, d)
+	VMULPS(d, lanes, lanes)
+	VADDPS(lanes, sums, sums)
+
+	ADDQ(I32(q6kBlock), w)
+	ADDQ(I32(q8kBlock), x)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	// sumf = sums[0] + sums[1] + … + sums[7], in order from 0.
+	sumf, hiSums := XMM(), XMM()
+	VXORPS(sumf, sumf, sumf)
 	VEXTRACTF128(Imm(1), sums, hiSums)
 	for _, half := range []Op{sums.AsX(), hiSums} {
 		for k := 0; k < 4; k++ {
