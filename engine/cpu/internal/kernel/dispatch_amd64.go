@@ -33,6 +33,7 @@ var avx2 = impls{
 	kq: func() kquantImpls {
 		k := kquantGeneric
 		k.dotQ4_K = dotQ4_KAVX2
+		k.dotQ5_K = dotQ5_KAVX2
 		k.dotQ6_K = dotQ6_KAVX2
 		return k
 	}(),

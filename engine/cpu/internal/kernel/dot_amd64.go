@@ -85,6 +85,10 @@ func quantizeQ8_0AVX2(x []float32, dst []byte) int
 // w and x hold nBlocks·144 and nBlocks·292 bytes.
 func dotQ4_KAVX2(w []byte, x []byte, nBlocks int) float32
 
+// dotQ5_KAVX2 is the AVX2 form of dotQ5_KGeneric.
+// w and x hold nBlocks·176 and nBlocks·292 bytes.
+func dotQ5_KAVX2(w []byte, x []byte, nBlocks int) float32
+
 // dotQ6_KAVX2 is the AVX2 form of dotQ6_KGeneric.
 // w and x hold nBlocks·210 and nBlocks·292 bytes.
 func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32

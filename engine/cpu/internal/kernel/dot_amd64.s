@@ -1940,6 +1940,276 @@ DATA q4kPerm<>+30(SB)/1, $0x07
 DATA q4kPerm<>+31(SB)/1, $0x0f
 GLOBL q4kPerm<>(SB), RODATA|NOPTR, $32
 
+// func dotQ5_KAVX2(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotQ5_KAVX2(SB), NOSPLIT, $48-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       X1, X1, X1
+	MOVL         $0x0f0f0f0f, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	VMOVDQU      q4kPerm<>+0(SB), Y3
+	TESTQ        DX, DX
+	JZ           dotQ5_KAVX2_done
+
+dotQ5_KAVX2_loop:
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
+	MOVL         4(AX), BX
+	MOVL         8(AX), SI
+	MOVL         12(AX), DI
+	MOVL         DI, R9
+	SHRL         $0x04, R9
+	ANDL         $0x0f0f0f0f, R9
+	MOVL         SI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
+	MOVL         R9, 12(SP)
+	MOVL         SI, R9
+	ANDL         $0x3f3f3f3f, R9
+	MOVL         R9, 8(SP)
+	ANDL         $0x0f0f0f0f, DI
+	MOVL         BX, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, DI
+	MOVL         DI, 4(SP)
+	ANDL         $0x3f3f3f3f, BX
+	MOVL         BX, (SP)
+	VPMOVZXBD    (SP), Y4
+	VMOVDQU      Y4, 16(SP)
+	VPMOVZXBW    8(SP), X5
+	MOVL         (AX), BX
+	VMOVD        BX, X4
+	VCVTPH2PS    X4, X4
+	VBROADCASTSS (CX), X6
+	VMULPS       X6, X4, X4
+	VMOVDQU      260(CX), Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPHADDW      X7, X6, X7
+	VPMADDWD     X7, X5, X5
+	VPHADDD      X5, X5, X5
+	VPHADDD      X5, X5, X5
+	VCVTDQ2PS    X5, X5
+	VMOVSHDUP    X4, X6
+	VMULSS       X6, X5, X5
+	VSUBSS       X5, X1, X1
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VMOVDQU      48(AX), Y8
+	VPSRLW       $0x04, Y8, Y9
+	VPAND        Y2, Y8, Y8
+	VPAND        Y2, Y9, Y9
+	VMOVDQU      16(AX), Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x01, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      Y3, Y8, Y8
+	VMOVDQU      4(CX), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDUBSW   Y10, Y8, Y8
+	VPBROADCASTD 16(SP), Y10
+	VPSLLD       $0x10, Y10, Y11
+	VPMADDWD     Y10, Y8, Y10
+	VPMADDWD     Y11, Y8, Y11
+	VPADDD       Y10, Y6, Y6
+	VPADDD       Y11, Y7, Y7
+	VPSHUFB      Y3, Y9, Y9
+	VMOVDQU      36(CX), Y8
+	VPSHUFB      Y3, Y8, Y8
+	VPMADDUBSW   Y8, Y9, Y9
+	VPBROADCASTD 20(SP), Y8
+	VPSLLD       $0x10, Y8, Y10
+	VPMADDWD     Y8, Y9, Y8
+	VPMADDWD     Y10, Y9, Y10
+	VPADDD       Y8, Y6, Y6
+	VPADDD       Y10, Y7, Y7
+	VMOVDQU      80(AX), Y8
+	VPSRLW       $0x04, Y8, Y9
+	VPAND        Y2, Y8, Y8
+	VPAND        Y2, Y9, Y9
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x03, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      Y3, Y8, Y8
+	VMOVDQU      68(CX), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDUBSW   Y10, Y8, Y8
+	VPBROADCASTD 24(SP), Y10
+	VPSLLD       $0x10, Y10, Y11
+	VPMADDWD     Y10, Y8, Y10
+	VPMADDWD     Y11, Y8, Y11
+	VPADDD       Y10, Y6, Y6
+	VPADDD       Y11, Y7, Y7
+	VPSHUFB      Y3, Y9, Y9
+	VMOVDQU      100(CX), Y8
+	VPSHUFB      Y3, Y8, Y8
+	VPMADDUBSW   Y8, Y9, Y9
+	VPBROADCASTD 28(SP), Y8
+	VPSLLD       $0x10, Y8, Y10
+	VPMADDWD     Y8, Y9, Y8
+	VPMADDWD     Y10, Y9, Y10
+	VPADDD       Y8, Y6, Y6
+	VPADDD       Y10, Y7, Y7
+	VMOVDQU      112(AX), Y8
+	VPSRLW       $0x04, Y8, Y9
+	VPAND        Y2, Y8, Y8
+	VPAND        Y2, Y9, Y9
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x05, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      Y3, Y8, Y8
+	VMOVDQU      132(CX), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDUBSW   Y10, Y8, Y8
+	VPBROADCASTD 32(SP), Y10
+	VPSLLD       $0x10, Y10, Y11
+	VPMADDWD     Y10, Y8, Y10
+	VPMADDWD     Y11, Y8, Y11
+	VPADDD       Y10, Y6, Y6
+	VPADDD       Y11, Y7, Y7
+	VPSHUFB      Y3, Y9, Y9
+	VMOVDQU      164(CX), Y8
+	VPSHUFB      Y3, Y8, Y8
+	VPMADDUBSW   Y8, Y9, Y9
+	VPBROADCASTD 36(SP), Y8
+	VPSLLD       $0x10, Y8, Y10
+	VPMADDWD     Y8, Y9, Y8
+	VPMADDWD     Y10, Y9, Y10
+	VPADDD       Y8, Y6, Y6
+	VPADDD       Y10, Y7, Y7
+	VMOVDQU      144(AX), Y8
+	VPSRLW       $0x04, Y8, Y9
+	VPAND        Y2, Y8, Y8
+	VPAND        Y2, Y9, Y9
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x06, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x07, Y10, Y10
+	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      Y3, Y8, Y8
+	VMOVDQU      196(CX), Y10
+	VPSHUFB      Y3, Y10, Y10
+	VPMADDUBSW   Y10, Y8, Y8
+	VPBROADCASTD 40(SP), Y10
+	VPSLLD       $0x10, Y10, Y11
+	VPMADDWD     Y10, Y8, Y10
+	VPMADDWD     Y11, Y8, Y11
+	VPADDD       Y10, Y6, Y6
+	VPADDD       Y11, Y7, Y7
+	VPSHUFB      Y3, Y9, Y9
+	VMOVDQU      228(CX), Y8
+	VPSHUFB      Y3, Y8, Y8
+	VPMADDUBSW   Y8, Y9, Y9
+	VPBROADCASTD 44(SP), Y8
+	VPSLLD       $0x10, Y8, Y10
+	VPMADDWD     Y8, Y9, Y8
+	VPMADDWD     Y10, Y9, Y10
+	VPADDD       Y8, Y6, Y6
+	VPADDD       Y10, Y7, Y7
+	VEXTRACTI128 $0x01, Y6, X8
+	VPADDD       X8, X6, X8
+	VEXTRACTI128 $0x01, Y7, X6
+	VPADDD       X6, X7, X6
+	VPUNPCKLDQ   X6, X8, X5
+	VPUNPCKHDQ   X6, X8, X6
+	VINSERTI128  $0x01, X6, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VBROADCASTSS X4, Y4
+	VMULPS       Y4, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $+176, AX
+	ADDQ         $+292, CX
+	DECQ         DX
+	JNZ          dotQ5_KAVX2_loop
+
+dotQ5_KAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X2
+	VPERMILPS    $0x00, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x01, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x02, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x03, X0, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x00, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x01, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x02, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x03, X2, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+56(FP)
+	RET
+
+DATA q5kBit<>+0(SB)/1, $0x01
+DATA q5kBit<>+1(SB)/1, $0x01
+DATA q5kBit<>+2(SB)/1, $0x01
+DATA q5kBit<>+3(SB)/1, $0x01
+DATA q5kBit<>+4(SB)/1, $0x01
+DATA q5kBit<>+5(SB)/1, $0x01
+DATA q5kBit<>+6(SB)/1, $0x01
+DATA q5kBit<>+7(SB)/1, $0x01
+DATA q5kBit<>+8(SB)/1, $0x01
+DATA q5kBit<>+9(SB)/1, $0x01
+DATA q5kBit<>+10(SB)/1, $0x01
+DATA q5kBit<>+11(SB)/1, $0x01
+DATA q5kBit<>+12(SB)/1, $0x01
+DATA q5kBit<>+13(SB)/1, $0x01
+DATA q5kBit<>+14(SB)/1, $0x01
+DATA q5kBit<>+15(SB)/1, $0x01
+DATA q5kBit<>+16(SB)/1, $0x01
+DATA q5kBit<>+17(SB)/1, $0x01
+DATA q5kBit<>+18(SB)/1, $0x01
+DATA q5kBit<>+19(SB)/1, $0x01
+DATA q5kBit<>+20(SB)/1, $0x01
+DATA q5kBit<>+21(SB)/1, $0x01
+DATA q5kBit<>+22(SB)/1, $0x01
+DATA q5kBit<>+23(SB)/1, $0x01
+DATA q5kBit<>+24(SB)/1, $0x01
+DATA q5kBit<>+25(SB)/1, $0x01
+DATA q5kBit<>+26(SB)/1, $0x01
+DATA q5kBit<>+27(SB)/1, $0x01
+DATA q5kBit<>+28(SB)/1, $0x01
+DATA q5kBit<>+29(SB)/1, $0x01
+DATA q5kBit<>+30(SB)/1, $0x01
+DATA q5kBit<>+31(SB)/1, $0x01
+GLOBL q5kBit<>(SB), RODATA|NOPTR, $32
+
 // func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
 TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $64-60

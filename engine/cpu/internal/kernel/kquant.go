@@ -134,7 +134,6 @@ var kquantGeneric = kquantImpls{
 	dotQ6_K: dotQ6_KGeneric,
 }
 
-
 // ---------------------------------------------------------------------------
 // Argument checks
 

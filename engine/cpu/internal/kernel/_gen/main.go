@@ -41,7 +41,8 @@ func main() {
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
-	dotQ4_K()
+	dotQ4_K(4)
+	dotQ4_K(5)
 	dotQ6_K()
 	cpuid()
 
@@ -1055,8 +1056,12 @@ func dotQ8_0VNNI(groups int) {
 // quants at 4 and sixteen int16 sums of 16 quants each at 260.
 const (
 	q4kBlock = 144
+	q5kBlock = 176
 	q8kBlock = 292
 )
+
+// bytesConst1 is 32 bytes of 1, the mask of Q5_K's fifth bits.
+var bytesConst1 = sync.OnceValue(func() Mem { return bytesConst("q5kBit", 1) })
 
 // q4kPerm reorders each 16-byte half of a 32-value run to positions 0, 8, 1,
 // 9, …, 7, 15, so that VPMADDUBSW's adjacent pairs are positions k and k+8
@@ -1091,10 +1096,17 @@ var q4kPerm = sync.OnceValue(func() Mem {
 //   - the lanes are converted, multiplied by x.d·d and added to eight
 //     float32 lane sums, which are added to the scalar one by one at the
 //     end, as the generic does.
-func dotQ4_K() {
-	name := "dotQ4_KAVX2"
+//
+// With five (Q5_K) it writes dotQ5_KAVX2, the same with each quant's fifth
+// bit from the 32 bytes of qh at 16 (bit 2c of qh[l] for run c's low
+// nibble at l, bit 2c+1 for its high one) and the nibbles at 48.
+func dotQ4_K(bits int) {
+	name, block, nibbles := "dotQ4_KAVX2", q4kBlock, 16
+	if bits == 5 {
+		name, block, nibbles = "dotQ5_KAVX2", q5kBlock, 48
+	}
 	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
-	Doc(name+" is the AVX2 form of dotQ4_KGeneric.", "w and x hold nBlocks·144 and nBlocks·292 bytes.")
+	Doc(name+" is the AVX2 form of dot"+name[3:7]+"Generic.", fmt.Sprintf("w and x hold nBlocks·%d and nBlocks·292 bytes.", block))
 	w := Load(Param("w").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
@@ -1181,12 +1193,24 @@ func dotQ4_K() {
 	VPXOR(even, even, even)
 	VPXOR(odd, odd, odd)
 	for j := 0; j < 4; j++ {
-		bits, hi := YMM(), YMM()
-		VMOVDQU(Mem{Base: w, Disp: 16 + 32*j}, bits)
-		VPSRLW(Imm(4), bits, hi)
-		VPAND(mask, bits, bits)
+		lo, hi := YMM(), YMM()
+		VMOVDQU(Mem{Base: w, Disp: nibbles + 32*j}, lo)
+		VPSRLW(Imm(4), lo, hi)
+		VPAND(mask, lo, lo)
 		VPAND(mask, hi, hi)
-		for h, q4 := range []VecVirtual{bits, hi} {
+		if bits == 5 {
+			for h, q := range []VecVirtual{lo, hi} {
+				fifth := YMM()
+				VMOVDQU(Mem{Base: w, Disp: 16}, fifth)
+				if sh := 2*j + h; sh > 0 {
+					VPSRLW(Imm(uint64(sh)), fifth, fifth)
+				}
+				VPAND(bytesConst1(), fifth, fifth)
+				VPSLLW(Imm(4), fifth, fifth)
+				VPOR(fifth, q, q)
+			}
+		}
+		for h, q4 := range []VecVirtual{lo, hi} {
 			q8, se, so := YMM(), YMM(), YMM()
 			VPSHUFB(perm, q4, q4)
 			VMOVDQU(Mem{Base: x, Disp: 4 + 64*j + 32*h}, q8)
@@ -1216,7 +1240,7 @@ func dotQ4_K() {
 	VMULPS(d, lanes, lanes)
 	VADDPS(lanes, sums, sums)
 
-	ADDQ(I32(q4kBlock), w)
+	ADDQ(I32(block), w)
 	ADDQ(I32(q8kBlock), x)
 	DECQ(nb)
 	JNZ(LabelRef(name + "_loop"))
