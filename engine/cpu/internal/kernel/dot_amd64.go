@@ -93,5 +93,21 @@ func dotQ5_KAVX2(w []byte, x []byte, nBlocks int) float32
 // w and x hold nBlocks·210 and nBlocks·292 bytes.
 func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32
 
+// dotQ4_0AVX2 is the AVX2 form of dotQ4_0Generic.
+// w and x hold nBlocks·18 and nBlocks·34 bytes.
+func dotQ4_0AVX2(w []byte, x []byte, nBlocks int) float32
+
+// dotQ4_1AVX2 is the AVX2 form of dotQ4_1Generic.
+// w and x hold nBlocks·20 and nBlocks·36 bytes.
+func dotQ4_1AVX2(w []byte, x []byte, nBlocks int) float32
+
+// dotQ5_0AVX2 is the AVX2 form of dotQ5_0Generic.
+// w and x hold nBlocks·22 and nBlocks·34 bytes.
+func dotQ5_0AVX2(w []byte, x []byte, nBlocks int) float32
+
+// dotQ5_1AVX2 is the AVX2 form of dotQ5_1Generic.
+// w and x hold nBlocks·24 and nBlocks·36 bytes.
+func dotQ5_1AVX2(w []byte, x []byte, nBlocks int) float32
+
 // cpuid executes CPUID with EAX = leaf and ECX = subleaf.
 func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)

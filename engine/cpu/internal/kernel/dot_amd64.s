@@ -2557,6 +2557,556 @@ DATA q6kM32<>+30(SB)/1, $0x20
 DATA q6kM32<>+31(SB)/1, $0x20
 GLOBL q6kM32<>(SB), RODATA|NOPTR, $32
 
+// func dotQ4_0AVX2(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	MOVL         $0x00010001, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	VXORPS       X1, X1, X1
+	TESTQ        DX, DX
+	JZ           dotQ4_0AVX2_done
+
+dotQ4_0AVX2_loop:
+	PREFETCHT0   1024(AX)
+	VMOVDQU      2(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y3
+	VPAND        q32Low4Q4_0<>+0(SB), Y3, Y3
+	VMOVDQU      2(CX), Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VMOVDQU      q32OffQ4_0<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y5
+	VPSUBW       Y5, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X2
+	VPADDD       X2, X3, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, (CX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X3, X2, X2
+	VMULSS       X4, X2, X2
+	VADDSS       X2, X1, X1
+	ADDQ         $+18, AX
+	ADDQ         $+34, CX
+	DECQ         DX
+	JNZ          dotQ4_0AVX2_loop
+
+dotQ4_0AVX2_done:
+	VZEROUPPER
+	MOVSS X1, ret+56(FP)
+	RET
+
+DATA q32Low4Q4_0<>+0(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+1(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+2(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+3(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+4(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+5(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+6(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+7(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+8(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+9(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+10(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+11(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+12(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+13(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+14(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+15(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+16(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+17(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+18(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+19(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+20(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+21(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+22(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+23(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+24(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+25(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+26(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+27(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+28(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+29(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+30(SB)/1, $0x0f
+DATA q32Low4Q4_0<>+31(SB)/1, $0x0f
+GLOBL q32Low4Q4_0<>(SB), RODATA|NOPTR, $32
+
+DATA q32OffQ4_0<>+0(SB)/1, $0x08
+DATA q32OffQ4_0<>+1(SB)/1, $0x08
+DATA q32OffQ4_0<>+2(SB)/1, $0x08
+DATA q32OffQ4_0<>+3(SB)/1, $0x08
+DATA q32OffQ4_0<>+4(SB)/1, $0x08
+DATA q32OffQ4_0<>+5(SB)/1, $0x08
+DATA q32OffQ4_0<>+6(SB)/1, $0x08
+DATA q32OffQ4_0<>+7(SB)/1, $0x08
+DATA q32OffQ4_0<>+8(SB)/1, $0x08
+DATA q32OffQ4_0<>+9(SB)/1, $0x08
+DATA q32OffQ4_0<>+10(SB)/1, $0x08
+DATA q32OffQ4_0<>+11(SB)/1, $0x08
+DATA q32OffQ4_0<>+12(SB)/1, $0x08
+DATA q32OffQ4_0<>+13(SB)/1, $0x08
+DATA q32OffQ4_0<>+14(SB)/1, $0x08
+DATA q32OffQ4_0<>+15(SB)/1, $0x08
+DATA q32OffQ4_0<>+16(SB)/1, $0x08
+DATA q32OffQ4_0<>+17(SB)/1, $0x08
+DATA q32OffQ4_0<>+18(SB)/1, $0x08
+DATA q32OffQ4_0<>+19(SB)/1, $0x08
+DATA q32OffQ4_0<>+20(SB)/1, $0x08
+DATA q32OffQ4_0<>+21(SB)/1, $0x08
+DATA q32OffQ4_0<>+22(SB)/1, $0x08
+DATA q32OffQ4_0<>+23(SB)/1, $0x08
+DATA q32OffQ4_0<>+24(SB)/1, $0x08
+DATA q32OffQ4_0<>+25(SB)/1, $0x08
+DATA q32OffQ4_0<>+26(SB)/1, $0x08
+DATA q32OffQ4_0<>+27(SB)/1, $0x08
+DATA q32OffQ4_0<>+28(SB)/1, $0x08
+DATA q32OffQ4_0<>+29(SB)/1, $0x08
+DATA q32OffQ4_0<>+30(SB)/1, $0x08
+DATA q32OffQ4_0<>+31(SB)/1, $0x08
+GLOBL q32OffQ4_0<>(SB), RODATA|NOPTR, $32
+
+// func dotQ4_1AVX2(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotQ4_1AVX2(SB), NOSPLIT, $0-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	MOVL         $0x00010001, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	VXORPS       X1, X1, X1
+	TESTQ        DX, DX
+	JZ           dotQ4_1AVX2_done
+
+dotQ4_1AVX2_loop:
+	PREFETCHT0   1024(AX)
+	VMOVDQU      4(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y3
+	VPAND        q32Low4Q4_1<>+0(SB), Y3, Y3
+	VMOVDQU      4(CX), Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X2
+	VPADDD       X2, X3, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, (CX), X3, X3
+	VPINSRW      $0x02, 2(AX), X3, X3
+	VPINSRW      $0x03, 2(CX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X4
+	VMULSS       X4, X2, X2
+	VMOVHLPS     X3, X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VADDSS       X3, X2, X2
+	VADDSS       X2, X1, X1
+	ADDQ         $+20, AX
+	ADDQ         $+36, CX
+	DECQ         DX
+	JNZ          dotQ4_1AVX2_loop
+
+dotQ4_1AVX2_done:
+	VZEROUPPER
+	MOVSS X1, ret+56(FP)
+	RET
+
+DATA q32Low4Q4_1<>+0(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+1(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+2(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+3(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+4(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+5(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+6(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+7(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+8(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+9(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+10(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+11(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+12(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+13(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+14(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+15(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+16(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+17(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+18(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+19(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+20(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+21(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+22(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+23(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+24(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+25(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+26(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+27(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+28(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+29(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+30(SB)/1, $0x0f
+DATA q32Low4Q4_1<>+31(SB)/1, $0x0f
+GLOBL q32Low4Q4_1<>(SB), RODATA|NOPTR, $32
+
+// func dotQ5_0AVX2(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $0-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	MOVL         $0x00010001, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	VXORPS       X1, X1, X1
+	TESTQ        DX, DX
+	JZ           dotQ5_0AVX2_done
+
+dotQ5_0AVX2_loop:
+	PREFETCHT0   1024(AX)
+	VMOVDQU      6(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y3
+	VPAND        q32Low4Q5_0<>+0(SB), Y3, Y3
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      q32Spread<>+0(SB), Y4, Y4
+	VPAND        q32Bit<>+0(SB), Y4, Y4
+	VPCMPEQB     q32Bit<>+0(SB), Y4, Y4
+	VPAND        q32FifthQ5_0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VMOVDQU      2(CX), Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VMOVDQU      q32OffQ5_0<>+0(SB), Y5
+	VPMADDUBSW   Y4, Y5, Y5
+	VPSUBW       Y5, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X2
+	VPADDD       X2, X3, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, (CX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VMULSS       X3, X2, X2
+	VADDSS       X2, X1, X1
+	ADDQ         $+22, AX
+	ADDQ         $+34, CX
+	DECQ         DX
+	JNZ          dotQ5_0AVX2_loop
+
+dotQ5_0AVX2_done:
+	VZEROUPPER
+	MOVSS X1, ret+56(FP)
+	RET
+
+DATA q32Low4Q5_0<>+0(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+1(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+2(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+3(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+4(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+5(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+6(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+7(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+8(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+9(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+10(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+11(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+12(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+13(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+14(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+15(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+16(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+17(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+18(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+19(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+20(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+21(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+22(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+23(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+24(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+25(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+26(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+27(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+28(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+29(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+30(SB)/1, $0x0f
+DATA q32Low4Q5_0<>+31(SB)/1, $0x0f
+GLOBL q32Low4Q5_0<>(SB), RODATA|NOPTR, $32
+
+DATA q32Spread<>+0(SB)/1, $0x00
+DATA q32Spread<>+1(SB)/1, $0x00
+DATA q32Spread<>+2(SB)/1, $0x00
+DATA q32Spread<>+3(SB)/1, $0x00
+DATA q32Spread<>+4(SB)/1, $0x00
+DATA q32Spread<>+5(SB)/1, $0x00
+DATA q32Spread<>+6(SB)/1, $0x00
+DATA q32Spread<>+7(SB)/1, $0x00
+DATA q32Spread<>+8(SB)/1, $0x01
+DATA q32Spread<>+9(SB)/1, $0x01
+DATA q32Spread<>+10(SB)/1, $0x01
+DATA q32Spread<>+11(SB)/1, $0x01
+DATA q32Spread<>+12(SB)/1, $0x01
+DATA q32Spread<>+13(SB)/1, $0x01
+DATA q32Spread<>+14(SB)/1, $0x01
+DATA q32Spread<>+15(SB)/1, $0x01
+DATA q32Spread<>+16(SB)/1, $0x02
+DATA q32Spread<>+17(SB)/1, $0x02
+DATA q32Spread<>+18(SB)/1, $0x02
+DATA q32Spread<>+19(SB)/1, $0x02
+DATA q32Spread<>+20(SB)/1, $0x02
+DATA q32Spread<>+21(SB)/1, $0x02
+DATA q32Spread<>+22(SB)/1, $0x02
+DATA q32Spread<>+23(SB)/1, $0x02
+DATA q32Spread<>+24(SB)/1, $0x03
+DATA q32Spread<>+25(SB)/1, $0x03
+DATA q32Spread<>+26(SB)/1, $0x03
+DATA q32Spread<>+27(SB)/1, $0x03
+DATA q32Spread<>+28(SB)/1, $0x03
+DATA q32Spread<>+29(SB)/1, $0x03
+DATA q32Spread<>+30(SB)/1, $0x03
+DATA q32Spread<>+31(SB)/1, $0x03
+GLOBL q32Spread<>(SB), RODATA|NOPTR, $32
+
+DATA q32Bit<>+0(SB)/1, $0x01
+DATA q32Bit<>+1(SB)/1, $0x02
+DATA q32Bit<>+2(SB)/1, $0x04
+DATA q32Bit<>+3(SB)/1, $0x08
+DATA q32Bit<>+4(SB)/1, $0x10
+DATA q32Bit<>+5(SB)/1, $0x20
+DATA q32Bit<>+6(SB)/1, $0x40
+DATA q32Bit<>+7(SB)/1, $0x80
+DATA q32Bit<>+8(SB)/1, $0x01
+DATA q32Bit<>+9(SB)/1, $0x02
+DATA q32Bit<>+10(SB)/1, $0x04
+DATA q32Bit<>+11(SB)/1, $0x08
+DATA q32Bit<>+12(SB)/1, $0x10
+DATA q32Bit<>+13(SB)/1, $0x20
+DATA q32Bit<>+14(SB)/1, $0x40
+DATA q32Bit<>+15(SB)/1, $0x80
+DATA q32Bit<>+16(SB)/1, $0x01
+DATA q32Bit<>+17(SB)/1, $0x02
+DATA q32Bit<>+18(SB)/1, $0x04
+DATA q32Bit<>+19(SB)/1, $0x08
+DATA q32Bit<>+20(SB)/1, $0x10
+DATA q32Bit<>+21(SB)/1, $0x20
+DATA q32Bit<>+22(SB)/1, $0x40
+DATA q32Bit<>+23(SB)/1, $0x80
+DATA q32Bit<>+24(SB)/1, $0x01
+DATA q32Bit<>+25(SB)/1, $0x02
+DATA q32Bit<>+26(SB)/1, $0x04
+DATA q32Bit<>+27(SB)/1, $0x08
+DATA q32Bit<>+28(SB)/1, $0x10
+DATA q32Bit<>+29(SB)/1, $0x20
+DATA q32Bit<>+30(SB)/1, $0x40
+DATA q32Bit<>+31(SB)/1, $0x80
+GLOBL q32Bit<>(SB), RODATA|NOPTR, $32
+
+DATA q32FifthQ5_0<>+0(SB)/1, $0x10
+DATA q32FifthQ5_0<>+1(SB)/1, $0x10
+DATA q32FifthQ5_0<>+2(SB)/1, $0x10
+DATA q32FifthQ5_0<>+3(SB)/1, $0x10
+DATA q32FifthQ5_0<>+4(SB)/1, $0x10
+DATA q32FifthQ5_0<>+5(SB)/1, $0x10
+DATA q32FifthQ5_0<>+6(SB)/1, $0x10
+DATA q32FifthQ5_0<>+7(SB)/1, $0x10
+DATA q32FifthQ5_0<>+8(SB)/1, $0x10
+DATA q32FifthQ5_0<>+9(SB)/1, $0x10
+DATA q32FifthQ5_0<>+10(SB)/1, $0x10
+DATA q32FifthQ5_0<>+11(SB)/1, $0x10
+DATA q32FifthQ5_0<>+12(SB)/1, $0x10
+DATA q32FifthQ5_0<>+13(SB)/1, $0x10
+DATA q32FifthQ5_0<>+14(SB)/1, $0x10
+DATA q32FifthQ5_0<>+15(SB)/1, $0x10
+DATA q32FifthQ5_0<>+16(SB)/1, $0x10
+DATA q32FifthQ5_0<>+17(SB)/1, $0x10
+DATA q32FifthQ5_0<>+18(SB)/1, $0x10
+DATA q32FifthQ5_0<>+19(SB)/1, $0x10
+DATA q32FifthQ5_0<>+20(SB)/1, $0x10
+DATA q32FifthQ5_0<>+21(SB)/1, $0x10
+DATA q32FifthQ5_0<>+22(SB)/1, $0x10
+DATA q32FifthQ5_0<>+23(SB)/1, $0x10
+DATA q32FifthQ5_0<>+24(SB)/1, $0x10
+DATA q32FifthQ5_0<>+25(SB)/1, $0x10
+DATA q32FifthQ5_0<>+26(SB)/1, $0x10
+DATA q32FifthQ5_0<>+27(SB)/1, $0x10
+DATA q32FifthQ5_0<>+28(SB)/1, $0x10
+DATA q32FifthQ5_0<>+29(SB)/1, $0x10
+DATA q32FifthQ5_0<>+30(SB)/1, $0x10
+DATA q32FifthQ5_0<>+31(SB)/1, $0x10
+GLOBL q32FifthQ5_0<>(SB), RODATA|NOPTR, $32
+
+DATA q32OffQ5_0<>+0(SB)/1, $0x10
+DATA q32OffQ5_0<>+1(SB)/1, $0x10
+DATA q32OffQ5_0<>+2(SB)/1, $0x10
+DATA q32OffQ5_0<>+3(SB)/1, $0x10
+DATA q32OffQ5_0<>+4(SB)/1, $0x10
+DATA q32OffQ5_0<>+5(SB)/1, $0x10
+DATA q32OffQ5_0<>+6(SB)/1, $0x10
+DATA q32OffQ5_0<>+7(SB)/1, $0x10
+DATA q32OffQ5_0<>+8(SB)/1, $0x10
+DATA q32OffQ5_0<>+9(SB)/1, $0x10
+DATA q32OffQ5_0<>+10(SB)/1, $0x10
+DATA q32OffQ5_0<>+11(SB)/1, $0x10
+DATA q32OffQ5_0<>+12(SB)/1, $0x10
+DATA q32OffQ5_0<>+13(SB)/1, $0x10
+DATA q32OffQ5_0<>+14(SB)/1, $0x10
+DATA q32OffQ5_0<>+15(SB)/1, $0x10
+DATA q32OffQ5_0<>+16(SB)/1, $0x10
+DATA q32OffQ5_0<>+17(SB)/1, $0x10
+DATA q32OffQ5_0<>+18(SB)/1, $0x10
+DATA q32OffQ5_0<>+19(SB)/1, $0x10
+DATA q32OffQ5_0<>+20(SB)/1, $0x10
+DATA q32OffQ5_0<>+21(SB)/1, $0x10
+DATA q32OffQ5_0<>+22(SB)/1, $0x10
+DATA q32OffQ5_0<>+23(SB)/1, $0x10
+DATA q32OffQ5_0<>+24(SB)/1, $0x10
+DATA q32OffQ5_0<>+25(SB)/1, $0x10
+DATA q32OffQ5_0<>+26(SB)/1, $0x10
+DATA q32OffQ5_0<>+27(SB)/1, $0x10
+DATA q32OffQ5_0<>+28(SB)/1, $0x10
+DATA q32OffQ5_0<>+29(SB)/1, $0x10
+DATA q32OffQ5_0<>+30(SB)/1, $0x10
+DATA q32OffQ5_0<>+31(SB)/1, $0x10
+GLOBL q32OffQ5_0<>(SB), RODATA|NOPTR, $32
+
+// func dotQ5_1AVX2(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotQ5_1AVX2(SB), NOSPLIT, $0-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	MOVL         $0x00010001, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	VXORPS       X1, X1, X1
+	TESTQ        DX, DX
+	JZ           dotQ5_1AVX2_done
+
+dotQ5_1AVX2_loop:
+	PREFETCHT0   1024(AX)
+	VMOVDQU      8(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y3
+	VPAND        q32Low4Q5_1<>+0(SB), Y3, Y3
+	VPBROADCASTD 4(AX), Y4
+	VPSHUFB      q32Spread<>+0(SB), Y4, Y4
+	VPAND        q32Bit<>+0(SB), Y4, Y4
+	VPCMPEQB     q32Bit<>+0(SB), Y4, Y4
+	VPAND        q32FifthQ5_1<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VMOVDQU      4(CX), Y4
+	VPMADDUBSW   Y4, Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X2
+	VPADDD       X2, X3, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), BX
+	VMOVD        BX, X3
+	VPINSRW      $0x01, (CX), X3, X3
+	VPINSRW      $0x02, 2(AX), X3, X3
+	VPINSRW      $0x03, 2(CX), X3, X3
+	VCVTPH2PS    X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X4
+	VMULSS       X4, X2, X2
+	VMOVHLPS     X3, X3, X3
+	VMOVSHDUP    X3, X4
+	VMULSS       X4, X3, X3
+	VADDSS       X3, X2, X2
+	VADDSS       X2, X1, X1
+	ADDQ         $+24, AX
+	ADDQ         $+36, CX
+	DECQ         DX
+	JNZ          dotQ5_1AVX2_loop
+
+dotQ5_1AVX2_done:
+	VZEROUPPER
+	MOVSS X1, ret+56(FP)
+	RET
+
+DATA q32Low4Q5_1<>+0(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+1(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+2(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+3(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+4(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+5(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+6(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+7(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+8(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+9(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+10(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+11(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+12(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+13(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+14(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+15(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+16(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+17(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+18(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+19(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+20(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+21(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+22(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+23(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+24(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+25(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+26(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+27(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+28(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+29(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+30(SB)/1, $0x0f
+DATA q32Low4Q5_1<>+31(SB)/1, $0x0f
+GLOBL q32Low4Q5_1<>(SB), RODATA|NOPTR, $32
+
+DATA q32FifthQ5_1<>+0(SB)/1, $0x10
+DATA q32FifthQ5_1<>+1(SB)/1, $0x10
+DATA q32FifthQ5_1<>+2(SB)/1, $0x10
+DATA q32FifthQ5_1<>+3(SB)/1, $0x10
+DATA q32FifthQ5_1<>+4(SB)/1, $0x10
+DATA q32FifthQ5_1<>+5(SB)/1, $0x10
+DATA q32FifthQ5_1<>+6(SB)/1, $0x10
+DATA q32FifthQ5_1<>+7(SB)/1, $0x10
+DATA q32FifthQ5_1<>+8(SB)/1, $0x10
+DATA q32FifthQ5_1<>+9(SB)/1, $0x10
+DATA q32FifthQ5_1<>+10(SB)/1, $0x10
+DATA q32FifthQ5_1<>+11(SB)/1, $0x10
+DATA q32FifthQ5_1<>+12(SB)/1, $0x10
+DATA q32FifthQ5_1<>+13(SB)/1, $0x10
+DATA q32FifthQ5_1<>+14(SB)/1, $0x10
+DATA q32FifthQ5_1<>+15(SB)/1, $0x10
+DATA q32FifthQ5_1<>+16(SB)/1, $0x10
+DATA q32FifthQ5_1<>+17(SB)/1, $0x10
+DATA q32FifthQ5_1<>+18(SB)/1, $0x10
+DATA q32FifthQ5_1<>+19(SB)/1, $0x10
+DATA q32FifthQ5_1<>+20(SB)/1, $0x10
+DATA q32FifthQ5_1<>+21(SB)/1, $0x10
+DATA q32FifthQ5_1<>+22(SB)/1, $0x10
+DATA q32FifthQ5_1<>+23(SB)/1, $0x10
+DATA q32FifthQ5_1<>+24(SB)/1, $0x10
+DATA q32FifthQ5_1<>+25(SB)/1, $0x10
+DATA q32FifthQ5_1<>+26(SB)/1, $0x10
+DATA q32FifthQ5_1<>+27(SB)/1, $0x10
+DATA q32FifthQ5_1<>+28(SB)/1, $0x10
+DATA q32FifthQ5_1<>+29(SB)/1, $0x10
+DATA q32FifthQ5_1<>+30(SB)/1, $0x10
+DATA q32FifthQ5_1<>+31(SB)/1, $0x10
+GLOBL q32FifthQ5_1<>(SB), RODATA|NOPTR, $32
+
 // func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)
 // Requires: CPUID
 TEXT ·cpuid(SB), NOSPLIT, $0-24

@@ -87,32 +87,37 @@ func BenchmarkDot(b *testing.B) {
 	})
 }
 
-// BenchmarkDotKQuant: the k-quant dots, a weight row against a Q8_K row.
+// BenchmarkDotKQuant: the block formats' dots, a weight row against a row of
+// activations in the format's activation type.
 func BenchmarkDotKQuant(b *testing.B) {
 	for _, f := range []struct {
-		name     string
-		size     int
-		quantize func([]float32, []byte)
-		dot      func(w, x []byte, nBlocks int) float32
+		name        string
+		block, size int
+		quantize    func([]float32, []byte)
+		dot         func(w, x []byte, nBlocks int) float32
+		xSize       int
+		actQuantize func([]float32, []byte)
 	}{
-		{"Q4_K", Q4_KBlockSize, QuantizeQ4_K, DotQ4_K},
-		{"Q5_K", Q5_KBlockSize, QuantizeQ5_K, DotQ5_K},
-		{"Q6_K", Q6_KBlockSize, QuantizeQ6_K, DotQ6_K},
+		{"Q4_0", 32, Q4_0BlockSize, QuantizeQ4_0, DotQ4_0, Q8_0BlockSize, QuantizeQ8_0},
+		{"Q4_1", 32, Q4_1BlockSize, QuantizeQ4_1, DotQ4_1, Q8_1BlockSize, QuantizeQ8_1},
+		{"Q5_0", 32, Q5_0BlockSize, QuantizeQ5_0, DotQ5_0, Q8_0BlockSize, QuantizeQ8_0},
+		{"Q5_1", 32, Q5_1BlockSize, QuantizeQ5_1, DotQ5_1, Q8_1BlockSize, QuantizeQ8_1},
+		{"Q4_K", 256, Q4_KBlockSize, QuantizeQ4_K, DotQ4_K, Q8_KBlockSize, QuantizeQ8_K},
+		{"Q5_K", 256, Q5_KBlockSize, QuantizeQ5_K, DotQ5_K, Q8_KBlockSize, QuantizeQ8_K},
+		{"Q6_K", 256, Q6_KBlockSize, QuantizeQ6_K, DotQ6_K, Q8_KBlockSize, QuantizeQ8_K},
 	} {
 		b.Run(f.name, func(b *testing.B) {
 			for _, n := range benchLens {
-				if n%256 != 0 {
-					continue
-				}
-				w := make([]byte, n/256*f.size)
+				nb := n / f.block
+				w := make([]byte, nb*f.size)
 				f.quantize(benchFloats(n, 1), w)
-				x := make([]byte, n/256*Q8_KBlockSize)
-				QuantizeQ8_K(benchFloats(n, 2), x)
+				x := make([]byte, nb*f.xSize)
+				f.actQuantize(benchFloats(n, 2), x)
 				b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
 					benchImpls(b, func(b *testing.B) {
 						b.SetBytes(int64(len(w)))
 						for b.Loop() {
-							sinkF32 += f.dot(w, x, n/256)
+							sinkF32 += f.dot(w, x, nb)
 						}
 						reportGMACs(b, n)
 					})

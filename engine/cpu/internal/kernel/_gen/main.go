@@ -44,6 +44,9 @@ func main() {
 	dotQ4_K(4)
 	dotQ4_K(5)
 	dotQ6_K()
+	for _, f := range q32Formats {
+		dotQ32(f)
+	}
 	cpuid()
 
 	Generate()
@@ -1395,6 +1398,151 @@ func dotQ6_K() {
 			VADDSS(v, sumf, sumf)
 		}
 	}
+	VZEROUPPER()
+	Store(sumf, ReturnIndex(0))
+	RET()
+}
+
+// q32Format is one of ggml's 32-value block formats for dotQ32.
+type q32Format struct {
+	name         string
+	wBlock       int  // bytes per weight block
+	xBlock       int  // bytes per activation block (Q8_0 34, Q8_1 36)
+	hasMin       bool // Q4_1, Q5_1: m at 2, and Q8_1's s at 2 of x
+	qh           int  // offset of the 32 fifth bits, or 0 for none
+	qs           int  // offset of the 16 bytes of nibbles
+	offset       byte // subtracted from each quant (8, 16), or 0
+	xq           int  // offset of x's quants
+	scaleFirstDw bool // Q4_0's float order: (sumi·d_w)·d_x
+}
+
+var q32Formats = []q32Format{
+	{name: "Q4_0", wBlock: 18, xBlock: 34, qs: 2, offset: 8, xq: 2, scaleFirstDw: true},
+	{name: "Q4_1", wBlock: 20, xBlock: 36, hasMin: true, qs: 4, xq: 4},
+	{name: "Q5_0", wBlock: 22, xBlock: 34, qh: 2, qs: 6, offset: 16, xq: 2},
+	{name: "Q5_1", wBlock: 24, xBlock: 36, hasMin: true, qh: 4, qs: 8, xq: 4},
+}
+
+// q32Consts are the constants of dotQ32: the nibble mask, the shuffle that
+// spreads qh's four bytes eight times each, and the bit of each byte.
+var q32Consts = sync.OnceValues(func() (spread, bit Mem) {
+	spread = GLOBL("q32Spread", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(i, U8(i/8))
+	}
+	bit = GLOBL("q32Bit", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(i, U8(1<<(i%8)))
+	}
+	return spread, bit
+})
+
+// dotQ32 writes dot<Q>AVX2 for a 32-value format, bit for bit its generic
+// twin: each block's integer sum is taken exactly in SIMD — the 32 quants
+// (low nibbles, then high ones, each ORed with its fifth bit from qh, spread
+// to bytes with a shuffle, a bit mask and a compare) times x's quants by
+// VPMADDUBSW, less offset·Σq8 by a second one, then VPMADDWD by ones and a
+// horizontal sum — and the float part is the generic's scalar chain, in its
+// order, one block after another.
+func dotQ32(f q32Format) {
+	name := "dot" + f.name + "AVX2"
+	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
+	Doc(name+" is the AVX2 form of dot"+f.name+"Generic.",
+		fmt.Sprintf("w and x hold nBlocks·%d and nBlocks·%d bytes.", f.wBlock, f.xBlock))
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	low4 := bytesConst("q32Low4"+f.name, 0x0f)
+	var spread, bitm, fifth, off Mem
+	if f.qh != 0 {
+		spread, bitm = q32Consts()
+		fifth = bytesConst("q32Fifth"+f.name, 0x10)
+	}
+	if f.offset != 0 {
+		off = bytesConst("q32Off"+f.name, f.offset)
+	}
+	ones := YMM()
+	r := GP32()
+	MOVL(U32(0x00010001), r)
+	VMOVD(r, ones.AsX())
+	VPBROADCASTD(ones.AsX(), ones)
+
+	sumf := XMM()
+	VXORPS(sumf, sumf, sumf)
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+
+	// The 32 quants: low nibbles in the low 128 bits, high ones above.
+	lo, hi, q := XMM(), XMM(), YMM()
+	VMOVDQU(Mem{Base: w, Disp: f.qs}, lo)
+	VPSRLW(Imm(4), lo, hi)
+	VINSERTI128(Imm(1), hi, lo.AsY(), q)
+	VPAND(low4, q, q)
+	if f.qh != 0 {
+		h := YMM()
+		VPBROADCASTD(Mem{Base: w, Disp: f.qh}, h)
+		VPSHUFB(spread, h, h)
+		VPAND(bitm, h, h)
+		VPCMPEQB(bitm, h, h) // 0xff where the bit is set
+		VPAND(fifth, h, h)   // 16 there
+		VPOR(h, q, q)
+	}
+	q8, p := YMM(), YMM()
+	VMOVDQU(Mem{Base: x, Disp: f.xq}, q8)
+	VPMADDUBSW(q8, q, p)
+	if f.offset != 0 {
+		m := YMM()
+		VMOVDQU(off, m)
+		VPMADDUBSW(q8, m, m)
+		VPSUBW(m, p, p)
+	}
+	VPMADDWD(ones, p, p)
+	ph := XMM()
+	VEXTRACTI128(Imm(1), p, ph)
+	VPADDD(ph, p.AsX(), ph)
+	VPHADDD(ph, ph, ph)
+	VPHADDD(ph, ph, ph)
+	VCVTDQ2PS(ph, ph) // float32(sumi), exact
+
+	// The scales: d_w, d_x (and m_w, s_x) as float32.
+	sc := XMM()
+	r2 := GP32()
+	MOVWLZX(Mem{Base: w}, r2)
+	VMOVD(r2, sc)
+	VPINSRW(Imm(1), Mem{Base: x}, sc, sc)
+	if f.hasMin {
+		VPINSRW(Imm(2), Mem{Base: w, Disp: 2}, sc, sc)
+		VPINSRW(Imm(3), Mem{Base: x, Disp: 2}, sc, sc)
+	}
+	VCVTPH2PS(sc, sc) // d_w, d_x, m_w, s_x
+	dx := XMM()
+	VMOVSHDUP(sc, dx)
+	if f.scaleFirstDw {
+		VMULSS(sc, ph, ph) // float32(sumi)·d_w
+		VMULSS(dx, ph, ph) // ·d_x
+		VADDSS(ph, sumf, sumf)
+	} else {
+		dd := XMM()
+		VMULSS(dx, sc, dd) // d_w·d_x
+		VMULSS(dd, ph, ph) // ·float32(sumi)
+		if f.hasMin {
+			ms, sx := XMM(), XMM()
+			VMOVHLPS(sc, sc, ms) // m_w, s_x
+			VMOVSHDUP(ms, sx)
+			VMULSS(sx, ms, ms)
+			VADDSS(ms, ph, ph)
+		}
+		VADDSS(ph, sumf, sumf)
+	}
+
+	ADDQ(I32(f.wBlock), w)
+	ADDQ(I32(f.xBlock), x)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
 	RET()
