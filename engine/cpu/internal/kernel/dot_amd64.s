@@ -2008,12 +2008,12 @@ dotQ5_KAVX2_loop:
 	VPAND        Y2, Y8, Y8
 	VPAND        Y2, Y9, Y9
 	VMOVDQU      16(AX), Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y8, Y8
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x01, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      Y3, Y8, Y8
@@ -2042,12 +2042,12 @@ dotQ5_KAVX2_loop:
 	VPAND        Y2, Y9, Y9
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x02, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y8, Y8
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x03, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      Y3, Y8, Y8
@@ -2076,12 +2076,12 @@ dotQ5_KAVX2_loop:
 	VPAND        Y2, Y9, Y9
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x04, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y8, Y8
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x05, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      Y3, Y8, Y8
@@ -2110,12 +2110,12 @@ dotQ5_KAVX2_loop:
 	VPAND        Y2, Y9, Y9
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x06, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y8, Y8
 	VMOVDQU      16(AX), Y10
 	VPSRLW       $0x07, Y10, Y10
-	VPAND        q5kBit<>+0(SB), Y10, Y10
+	VPAND        bytes01<>+0(SB), Y10, Y10
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      Y3, Y8, Y8
@@ -2176,39 +2176,39 @@ dotQ5_KAVX2_done:
 	MOVSS        X1, ret+56(FP)
 	RET
 
-DATA q5kBit<>+0(SB)/1, $0x01
-DATA q5kBit<>+1(SB)/1, $0x01
-DATA q5kBit<>+2(SB)/1, $0x01
-DATA q5kBit<>+3(SB)/1, $0x01
-DATA q5kBit<>+4(SB)/1, $0x01
-DATA q5kBit<>+5(SB)/1, $0x01
-DATA q5kBit<>+6(SB)/1, $0x01
-DATA q5kBit<>+7(SB)/1, $0x01
-DATA q5kBit<>+8(SB)/1, $0x01
-DATA q5kBit<>+9(SB)/1, $0x01
-DATA q5kBit<>+10(SB)/1, $0x01
-DATA q5kBit<>+11(SB)/1, $0x01
-DATA q5kBit<>+12(SB)/1, $0x01
-DATA q5kBit<>+13(SB)/1, $0x01
-DATA q5kBit<>+14(SB)/1, $0x01
-DATA q5kBit<>+15(SB)/1, $0x01
-DATA q5kBit<>+16(SB)/1, $0x01
-DATA q5kBit<>+17(SB)/1, $0x01
-DATA q5kBit<>+18(SB)/1, $0x01
-DATA q5kBit<>+19(SB)/1, $0x01
-DATA q5kBit<>+20(SB)/1, $0x01
-DATA q5kBit<>+21(SB)/1, $0x01
-DATA q5kBit<>+22(SB)/1, $0x01
-DATA q5kBit<>+23(SB)/1, $0x01
-DATA q5kBit<>+24(SB)/1, $0x01
-DATA q5kBit<>+25(SB)/1, $0x01
-DATA q5kBit<>+26(SB)/1, $0x01
-DATA q5kBit<>+27(SB)/1, $0x01
-DATA q5kBit<>+28(SB)/1, $0x01
-DATA q5kBit<>+29(SB)/1, $0x01
-DATA q5kBit<>+30(SB)/1, $0x01
-DATA q5kBit<>+31(SB)/1, $0x01
-GLOBL q5kBit<>(SB), RODATA|NOPTR, $32
+DATA bytes01<>+0(SB)/1, $0x01
+DATA bytes01<>+1(SB)/1, $0x01
+DATA bytes01<>+2(SB)/1, $0x01
+DATA bytes01<>+3(SB)/1, $0x01
+DATA bytes01<>+4(SB)/1, $0x01
+DATA bytes01<>+5(SB)/1, $0x01
+DATA bytes01<>+6(SB)/1, $0x01
+DATA bytes01<>+7(SB)/1, $0x01
+DATA bytes01<>+8(SB)/1, $0x01
+DATA bytes01<>+9(SB)/1, $0x01
+DATA bytes01<>+10(SB)/1, $0x01
+DATA bytes01<>+11(SB)/1, $0x01
+DATA bytes01<>+12(SB)/1, $0x01
+DATA bytes01<>+13(SB)/1, $0x01
+DATA bytes01<>+14(SB)/1, $0x01
+DATA bytes01<>+15(SB)/1, $0x01
+DATA bytes01<>+16(SB)/1, $0x01
+DATA bytes01<>+17(SB)/1, $0x01
+DATA bytes01<>+18(SB)/1, $0x01
+DATA bytes01<>+19(SB)/1, $0x01
+DATA bytes01<>+20(SB)/1, $0x01
+DATA bytes01<>+21(SB)/1, $0x01
+DATA bytes01<>+22(SB)/1, $0x01
+DATA bytes01<>+23(SB)/1, $0x01
+DATA bytes01<>+24(SB)/1, $0x01
+DATA bytes01<>+25(SB)/1, $0x01
+DATA bytes01<>+26(SB)/1, $0x01
+DATA bytes01<>+27(SB)/1, $0x01
+DATA bytes01<>+28(SB)/1, $0x01
+DATA bytes01<>+29(SB)/1, $0x01
+DATA bytes01<>+30(SB)/1, $0x01
+DATA bytes01<>+31(SB)/1, $0x01
+GLOBL bytes01<>(SB), RODATA|NOPTR, $32
 
 // func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
@@ -2235,16 +2235,16 @@ dotQ6_KAVX2_loop:
 	VPXOR        Y2, Y2, Y2
 	VPXOR        Y4, Y4, Y4
 	VMOVDQU      (AX), Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      128(AX), Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      4(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD (SP), Y6
@@ -2256,17 +2256,17 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y6, Y2, Y2
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      32(AX), Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      128(AX), Y6
 	VPSRLW       $0x02, Y6, Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      36(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 8(SP), Y6
@@ -2279,17 +2279,17 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      (AX), Y5
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      128(AX), Y6
 	VPSRLW       $0x04, Y6, Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      68(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 16(SP), Y6
@@ -2302,17 +2302,17 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      32(AX), Y5
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      128(AX), Y6
 	VPSRLW       $0x06, Y6, Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      100(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 24(SP), Y6
@@ -2324,16 +2324,16 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y6, Y2, Y2
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      64(AX), Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      160(AX), Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      132(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 32(SP), Y6
@@ -2345,17 +2345,17 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y6, Y2, Y2
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      96(AX), Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      160(AX), Y6
 	VPSRLW       $0x02, Y6, Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      164(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 40(SP), Y6
@@ -2368,17 +2368,17 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      64(AX), Y5
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      160(AX), Y6
 	VPSRLW       $0x04, Y6, Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      196(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 48(SP), Y6
@@ -2391,17 +2391,17 @@ dotQ6_KAVX2_loop:
 	VPADDD       Y7, Y4, Y4
 	VMOVDQU      96(AX), Y5
 	VPSRLW       $0x04, Y5, Y5
-	VPAND        q6kLow4<>+0(SB), Y5, Y5
+	VPAND        bytes0f<>+0(SB), Y5, Y5
 	VMOVDQU      160(AX), Y6
 	VPSRLW       $0x06, Y6, Y6
-	VPAND        q6kLow2<>+0(SB), Y6, Y6
+	VPAND        bytes03<>+0(SB), Y6, Y6
 	VPSLLW       $0x04, Y6, Y6
 	VPOR         Y6, Y5, Y5
 	VPSHUFB      Y1, Y5, Y5
 	VMOVDQU      228(CX), Y6
 	VPSHUFB      Y1, Y6, Y6
 	VPMADDUBSW   Y6, Y5, Y5
-	VMOVDQU      q6kM32<>+0(SB), Y7
+	VMOVDQU      bytes20<>+0(SB), Y7
 	VPMADDUBSW   Y6, Y7, Y7
 	VPSUBW       Y7, Y5, Y5
 	VPBROADCASTD 56(SP), Y6
@@ -2455,107 +2455,107 @@ dotQ6_KAVX2_done:
 	MOVSS        X1, ret+56(FP)
 	RET
 
-DATA q6kLow4<>+0(SB)/1, $0x0f
-DATA q6kLow4<>+1(SB)/1, $0x0f
-DATA q6kLow4<>+2(SB)/1, $0x0f
-DATA q6kLow4<>+3(SB)/1, $0x0f
-DATA q6kLow4<>+4(SB)/1, $0x0f
-DATA q6kLow4<>+5(SB)/1, $0x0f
-DATA q6kLow4<>+6(SB)/1, $0x0f
-DATA q6kLow4<>+7(SB)/1, $0x0f
-DATA q6kLow4<>+8(SB)/1, $0x0f
-DATA q6kLow4<>+9(SB)/1, $0x0f
-DATA q6kLow4<>+10(SB)/1, $0x0f
-DATA q6kLow4<>+11(SB)/1, $0x0f
-DATA q6kLow4<>+12(SB)/1, $0x0f
-DATA q6kLow4<>+13(SB)/1, $0x0f
-DATA q6kLow4<>+14(SB)/1, $0x0f
-DATA q6kLow4<>+15(SB)/1, $0x0f
-DATA q6kLow4<>+16(SB)/1, $0x0f
-DATA q6kLow4<>+17(SB)/1, $0x0f
-DATA q6kLow4<>+18(SB)/1, $0x0f
-DATA q6kLow4<>+19(SB)/1, $0x0f
-DATA q6kLow4<>+20(SB)/1, $0x0f
-DATA q6kLow4<>+21(SB)/1, $0x0f
-DATA q6kLow4<>+22(SB)/1, $0x0f
-DATA q6kLow4<>+23(SB)/1, $0x0f
-DATA q6kLow4<>+24(SB)/1, $0x0f
-DATA q6kLow4<>+25(SB)/1, $0x0f
-DATA q6kLow4<>+26(SB)/1, $0x0f
-DATA q6kLow4<>+27(SB)/1, $0x0f
-DATA q6kLow4<>+28(SB)/1, $0x0f
-DATA q6kLow4<>+29(SB)/1, $0x0f
-DATA q6kLow4<>+30(SB)/1, $0x0f
-DATA q6kLow4<>+31(SB)/1, $0x0f
-GLOBL q6kLow4<>(SB), RODATA|NOPTR, $32
+DATA bytes0f<>+0(SB)/1, $0x0f
+DATA bytes0f<>+1(SB)/1, $0x0f
+DATA bytes0f<>+2(SB)/1, $0x0f
+DATA bytes0f<>+3(SB)/1, $0x0f
+DATA bytes0f<>+4(SB)/1, $0x0f
+DATA bytes0f<>+5(SB)/1, $0x0f
+DATA bytes0f<>+6(SB)/1, $0x0f
+DATA bytes0f<>+7(SB)/1, $0x0f
+DATA bytes0f<>+8(SB)/1, $0x0f
+DATA bytes0f<>+9(SB)/1, $0x0f
+DATA bytes0f<>+10(SB)/1, $0x0f
+DATA bytes0f<>+11(SB)/1, $0x0f
+DATA bytes0f<>+12(SB)/1, $0x0f
+DATA bytes0f<>+13(SB)/1, $0x0f
+DATA bytes0f<>+14(SB)/1, $0x0f
+DATA bytes0f<>+15(SB)/1, $0x0f
+DATA bytes0f<>+16(SB)/1, $0x0f
+DATA bytes0f<>+17(SB)/1, $0x0f
+DATA bytes0f<>+18(SB)/1, $0x0f
+DATA bytes0f<>+19(SB)/1, $0x0f
+DATA bytes0f<>+20(SB)/1, $0x0f
+DATA bytes0f<>+21(SB)/1, $0x0f
+DATA bytes0f<>+22(SB)/1, $0x0f
+DATA bytes0f<>+23(SB)/1, $0x0f
+DATA bytes0f<>+24(SB)/1, $0x0f
+DATA bytes0f<>+25(SB)/1, $0x0f
+DATA bytes0f<>+26(SB)/1, $0x0f
+DATA bytes0f<>+27(SB)/1, $0x0f
+DATA bytes0f<>+28(SB)/1, $0x0f
+DATA bytes0f<>+29(SB)/1, $0x0f
+DATA bytes0f<>+30(SB)/1, $0x0f
+DATA bytes0f<>+31(SB)/1, $0x0f
+GLOBL bytes0f<>(SB), RODATA|NOPTR, $32
 
-DATA q6kLow2<>+0(SB)/1, $0x03
-DATA q6kLow2<>+1(SB)/1, $0x03
-DATA q6kLow2<>+2(SB)/1, $0x03
-DATA q6kLow2<>+3(SB)/1, $0x03
-DATA q6kLow2<>+4(SB)/1, $0x03
-DATA q6kLow2<>+5(SB)/1, $0x03
-DATA q6kLow2<>+6(SB)/1, $0x03
-DATA q6kLow2<>+7(SB)/1, $0x03
-DATA q6kLow2<>+8(SB)/1, $0x03
-DATA q6kLow2<>+9(SB)/1, $0x03
-DATA q6kLow2<>+10(SB)/1, $0x03
-DATA q6kLow2<>+11(SB)/1, $0x03
-DATA q6kLow2<>+12(SB)/1, $0x03
-DATA q6kLow2<>+13(SB)/1, $0x03
-DATA q6kLow2<>+14(SB)/1, $0x03
-DATA q6kLow2<>+15(SB)/1, $0x03
-DATA q6kLow2<>+16(SB)/1, $0x03
-DATA q6kLow2<>+17(SB)/1, $0x03
-DATA q6kLow2<>+18(SB)/1, $0x03
-DATA q6kLow2<>+19(SB)/1, $0x03
-DATA q6kLow2<>+20(SB)/1, $0x03
-DATA q6kLow2<>+21(SB)/1, $0x03
-DATA q6kLow2<>+22(SB)/1, $0x03
-DATA q6kLow2<>+23(SB)/1, $0x03
-DATA q6kLow2<>+24(SB)/1, $0x03
-DATA q6kLow2<>+25(SB)/1, $0x03
-DATA q6kLow2<>+26(SB)/1, $0x03
-DATA q6kLow2<>+27(SB)/1, $0x03
-DATA q6kLow2<>+28(SB)/1, $0x03
-DATA q6kLow2<>+29(SB)/1, $0x03
-DATA q6kLow2<>+30(SB)/1, $0x03
-DATA q6kLow2<>+31(SB)/1, $0x03
-GLOBL q6kLow2<>(SB), RODATA|NOPTR, $32
+DATA bytes03<>+0(SB)/1, $0x03
+DATA bytes03<>+1(SB)/1, $0x03
+DATA bytes03<>+2(SB)/1, $0x03
+DATA bytes03<>+3(SB)/1, $0x03
+DATA bytes03<>+4(SB)/1, $0x03
+DATA bytes03<>+5(SB)/1, $0x03
+DATA bytes03<>+6(SB)/1, $0x03
+DATA bytes03<>+7(SB)/1, $0x03
+DATA bytes03<>+8(SB)/1, $0x03
+DATA bytes03<>+9(SB)/1, $0x03
+DATA bytes03<>+10(SB)/1, $0x03
+DATA bytes03<>+11(SB)/1, $0x03
+DATA bytes03<>+12(SB)/1, $0x03
+DATA bytes03<>+13(SB)/1, $0x03
+DATA bytes03<>+14(SB)/1, $0x03
+DATA bytes03<>+15(SB)/1, $0x03
+DATA bytes03<>+16(SB)/1, $0x03
+DATA bytes03<>+17(SB)/1, $0x03
+DATA bytes03<>+18(SB)/1, $0x03
+DATA bytes03<>+19(SB)/1, $0x03
+DATA bytes03<>+20(SB)/1, $0x03
+DATA bytes03<>+21(SB)/1, $0x03
+DATA bytes03<>+22(SB)/1, $0x03
+DATA bytes03<>+23(SB)/1, $0x03
+DATA bytes03<>+24(SB)/1, $0x03
+DATA bytes03<>+25(SB)/1, $0x03
+DATA bytes03<>+26(SB)/1, $0x03
+DATA bytes03<>+27(SB)/1, $0x03
+DATA bytes03<>+28(SB)/1, $0x03
+DATA bytes03<>+29(SB)/1, $0x03
+DATA bytes03<>+30(SB)/1, $0x03
+DATA bytes03<>+31(SB)/1, $0x03
+GLOBL bytes03<>(SB), RODATA|NOPTR, $32
 
-DATA q6kM32<>+0(SB)/1, $0x20
-DATA q6kM32<>+1(SB)/1, $0x20
-DATA q6kM32<>+2(SB)/1, $0x20
-DATA q6kM32<>+3(SB)/1, $0x20
-DATA q6kM32<>+4(SB)/1, $0x20
-DATA q6kM32<>+5(SB)/1, $0x20
-DATA q6kM32<>+6(SB)/1, $0x20
-DATA q6kM32<>+7(SB)/1, $0x20
-DATA q6kM32<>+8(SB)/1, $0x20
-DATA q6kM32<>+9(SB)/1, $0x20
-DATA q6kM32<>+10(SB)/1, $0x20
-DATA q6kM32<>+11(SB)/1, $0x20
-DATA q6kM32<>+12(SB)/1, $0x20
-DATA q6kM32<>+13(SB)/1, $0x20
-DATA q6kM32<>+14(SB)/1, $0x20
-DATA q6kM32<>+15(SB)/1, $0x20
-DATA q6kM32<>+16(SB)/1, $0x20
-DATA q6kM32<>+17(SB)/1, $0x20
-DATA q6kM32<>+18(SB)/1, $0x20
-DATA q6kM32<>+19(SB)/1, $0x20
-DATA q6kM32<>+20(SB)/1, $0x20
-DATA q6kM32<>+21(SB)/1, $0x20
-DATA q6kM32<>+22(SB)/1, $0x20
-DATA q6kM32<>+23(SB)/1, $0x20
-DATA q6kM32<>+24(SB)/1, $0x20
-DATA q6kM32<>+25(SB)/1, $0x20
-DATA q6kM32<>+26(SB)/1, $0x20
-DATA q6kM32<>+27(SB)/1, $0x20
-DATA q6kM32<>+28(SB)/1, $0x20
-DATA q6kM32<>+29(SB)/1, $0x20
-DATA q6kM32<>+30(SB)/1, $0x20
-DATA q6kM32<>+31(SB)/1, $0x20
-GLOBL q6kM32<>(SB), RODATA|NOPTR, $32
+DATA bytes20<>+0(SB)/1, $0x20
+DATA bytes20<>+1(SB)/1, $0x20
+DATA bytes20<>+2(SB)/1, $0x20
+DATA bytes20<>+3(SB)/1, $0x20
+DATA bytes20<>+4(SB)/1, $0x20
+DATA bytes20<>+5(SB)/1, $0x20
+DATA bytes20<>+6(SB)/1, $0x20
+DATA bytes20<>+7(SB)/1, $0x20
+DATA bytes20<>+8(SB)/1, $0x20
+DATA bytes20<>+9(SB)/1, $0x20
+DATA bytes20<>+10(SB)/1, $0x20
+DATA bytes20<>+11(SB)/1, $0x20
+DATA bytes20<>+12(SB)/1, $0x20
+DATA bytes20<>+13(SB)/1, $0x20
+DATA bytes20<>+14(SB)/1, $0x20
+DATA bytes20<>+15(SB)/1, $0x20
+DATA bytes20<>+16(SB)/1, $0x20
+DATA bytes20<>+17(SB)/1, $0x20
+DATA bytes20<>+18(SB)/1, $0x20
+DATA bytes20<>+19(SB)/1, $0x20
+DATA bytes20<>+20(SB)/1, $0x20
+DATA bytes20<>+21(SB)/1, $0x20
+DATA bytes20<>+22(SB)/1, $0x20
+DATA bytes20<>+23(SB)/1, $0x20
+DATA bytes20<>+24(SB)/1, $0x20
+DATA bytes20<>+25(SB)/1, $0x20
+DATA bytes20<>+26(SB)/1, $0x20
+DATA bytes20<>+27(SB)/1, $0x20
+DATA bytes20<>+28(SB)/1, $0x20
+DATA bytes20<>+29(SB)/1, $0x20
+DATA bytes20<>+30(SB)/1, $0x20
+DATA bytes20<>+31(SB)/1, $0x20
+GLOBL bytes20<>(SB), RODATA|NOPTR, $32
 
 // func dotQ4_0AVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
@@ -2575,10 +2575,10 @@ dotQ4_0AVX2_loop:
 	VMOVDQU      2(AX), X2
 	VPSRLW       $0x04, X2, X3
 	VINSERTI128  $0x01, X3, Y2, Y3
-	VPAND        q32Low4Q4_0<>+0(SB), Y3, Y3
+	VPAND        bytes0f<>+0(SB), Y3, Y3
 	VMOVDQU      2(CX), Y4
 	VPMADDUBSW   Y4, Y3, Y3
-	VMOVDQU      q32OffQ4_0<>+0(SB), Y5
+	VMOVDQU      bytes08<>+0(SB), Y5
 	VPMADDUBSW   Y4, Y5, Y5
 	VPSUBW       Y5, Y3, Y3
 	VPMADDWD     Y0, Y3, Y3
@@ -2605,73 +2605,39 @@ dotQ4_0AVX2_done:
 	MOVSS X1, ret+56(FP)
 	RET
 
-DATA q32Low4Q4_0<>+0(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+1(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+2(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+3(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+4(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+5(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+6(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+7(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+8(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+9(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+10(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+11(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+12(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+13(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+14(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+15(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+16(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+17(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+18(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+19(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+20(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+21(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+22(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+23(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+24(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+25(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+26(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+27(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+28(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+29(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+30(SB)/1, $0x0f
-DATA q32Low4Q4_0<>+31(SB)/1, $0x0f
-GLOBL q32Low4Q4_0<>(SB), RODATA|NOPTR, $32
-
-DATA q32OffQ4_0<>+0(SB)/1, $0x08
-DATA q32OffQ4_0<>+1(SB)/1, $0x08
-DATA q32OffQ4_0<>+2(SB)/1, $0x08
-DATA q32OffQ4_0<>+3(SB)/1, $0x08
-DATA q32OffQ4_0<>+4(SB)/1, $0x08
-DATA q32OffQ4_0<>+5(SB)/1, $0x08
-DATA q32OffQ4_0<>+6(SB)/1, $0x08
-DATA q32OffQ4_0<>+7(SB)/1, $0x08
-DATA q32OffQ4_0<>+8(SB)/1, $0x08
-DATA q32OffQ4_0<>+9(SB)/1, $0x08
-DATA q32OffQ4_0<>+10(SB)/1, $0x08
-DATA q32OffQ4_0<>+11(SB)/1, $0x08
-DATA q32OffQ4_0<>+12(SB)/1, $0x08
-DATA q32OffQ4_0<>+13(SB)/1, $0x08
-DATA q32OffQ4_0<>+14(SB)/1, $0x08
-DATA q32OffQ4_0<>+15(SB)/1, $0x08
-DATA q32OffQ4_0<>+16(SB)/1, $0x08
-DATA q32OffQ4_0<>+17(SB)/1, $0x08
-DATA q32OffQ4_0<>+18(SB)/1, $0x08
-DATA q32OffQ4_0<>+19(SB)/1, $0x08
-DATA q32OffQ4_0<>+20(SB)/1, $0x08
-DATA q32OffQ4_0<>+21(SB)/1, $0x08
-DATA q32OffQ4_0<>+22(SB)/1, $0x08
-DATA q32OffQ4_0<>+23(SB)/1, $0x08
-DATA q32OffQ4_0<>+24(SB)/1, $0x08
-DATA q32OffQ4_0<>+25(SB)/1, $0x08
-DATA q32OffQ4_0<>+26(SB)/1, $0x08
-DATA q32OffQ4_0<>+27(SB)/1, $0x08
-DATA q32OffQ4_0<>+28(SB)/1, $0x08
-DATA q32OffQ4_0<>+29(SB)/1, $0x08
-DATA q32OffQ4_0<>+30(SB)/1, $0x08
-DATA q32OffQ4_0<>+31(SB)/1, $0x08
-GLOBL q32OffQ4_0<>(SB), RODATA|NOPTR, $32
+DATA bytes08<>+0(SB)/1, $0x08
+DATA bytes08<>+1(SB)/1, $0x08
+DATA bytes08<>+2(SB)/1, $0x08
+DATA bytes08<>+3(SB)/1, $0x08
+DATA bytes08<>+4(SB)/1, $0x08
+DATA bytes08<>+5(SB)/1, $0x08
+DATA bytes08<>+6(SB)/1, $0x08
+DATA bytes08<>+7(SB)/1, $0x08
+DATA bytes08<>+8(SB)/1, $0x08
+DATA bytes08<>+9(SB)/1, $0x08
+DATA bytes08<>+10(SB)/1, $0x08
+DATA bytes08<>+11(SB)/1, $0x08
+DATA bytes08<>+12(SB)/1, $0x08
+DATA bytes08<>+13(SB)/1, $0x08
+DATA bytes08<>+14(SB)/1, $0x08
+DATA bytes08<>+15(SB)/1, $0x08
+DATA bytes08<>+16(SB)/1, $0x08
+DATA bytes08<>+17(SB)/1, $0x08
+DATA bytes08<>+18(SB)/1, $0x08
+DATA bytes08<>+19(SB)/1, $0x08
+DATA bytes08<>+20(SB)/1, $0x08
+DATA bytes08<>+21(SB)/1, $0x08
+DATA bytes08<>+22(SB)/1, $0x08
+DATA bytes08<>+23(SB)/1, $0x08
+DATA bytes08<>+24(SB)/1, $0x08
+DATA bytes08<>+25(SB)/1, $0x08
+DATA bytes08<>+26(SB)/1, $0x08
+DATA bytes08<>+27(SB)/1, $0x08
+DATA bytes08<>+28(SB)/1, $0x08
+DATA bytes08<>+29(SB)/1, $0x08
+DATA bytes08<>+30(SB)/1, $0x08
+DATA bytes08<>+31(SB)/1, $0x08
+GLOBL bytes08<>(SB), RODATA|NOPTR, $32
 
 // func dotQ4_1AVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
@@ -2691,7 +2657,7 @@ dotQ4_1AVX2_loop:
 	VMOVDQU      4(AX), X2
 	VPSRLW       $0x04, X2, X3
 	VINSERTI128  $0x01, X3, Y2, Y3
-	VPAND        q32Low4Q4_1<>+0(SB), Y3, Y3
+	VPAND        bytes0f<>+0(SB), Y3, Y3
 	VMOVDQU      4(CX), Y4
 	VPMADDUBSW   Y4, Y3, Y3
 	VPMADDWD     Y0, Y3, Y3
@@ -2724,40 +2690,6 @@ dotQ4_1AVX2_done:
 	MOVSS X1, ret+56(FP)
 	RET
 
-DATA q32Low4Q4_1<>+0(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+1(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+2(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+3(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+4(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+5(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+6(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+7(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+8(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+9(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+10(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+11(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+12(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+13(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+14(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+15(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+16(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+17(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+18(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+19(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+20(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+21(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+22(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+23(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+24(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+25(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+26(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+27(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+28(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+29(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+30(SB)/1, $0x0f
-DATA q32Low4Q4_1<>+31(SB)/1, $0x0f
-GLOBL q32Low4Q4_1<>(SB), RODATA|NOPTR, $32
-
 // func dotQ5_0AVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
 TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $0-60
@@ -2776,16 +2708,16 @@ dotQ5_0AVX2_loop:
 	VMOVDQU      6(AX), X2
 	VPSRLW       $0x04, X2, X3
 	VINSERTI128  $0x01, X3, Y2, Y3
-	VPAND        q32Low4Q5_0<>+0(SB), Y3, Y3
+	VPAND        bytes0f<>+0(SB), Y3, Y3
 	VPBROADCASTD 2(AX), Y4
 	VPSHUFB      q32Spread<>+0(SB), Y4, Y4
 	VPAND        q32Bit<>+0(SB), Y4, Y4
 	VPCMPEQB     q32Bit<>+0(SB), Y4, Y4
-	VPAND        q32FifthQ5_0<>+0(SB), Y4, Y4
+	VPAND        bytes10<>+0(SB), Y4, Y4
 	VPOR         Y4, Y3, Y3
 	VMOVDQU      2(CX), Y4
 	VPMADDUBSW   Y4, Y3, Y3
-	VMOVDQU      q32OffQ5_0<>+0(SB), Y5
+	VMOVDQU      bytes10<>+0(SB), Y5
 	VPMADDUBSW   Y4, Y5, Y5
 	VPSUBW       Y5, Y3, Y3
 	VPMADDWD     Y0, Y3, Y3
@@ -2811,40 +2743,6 @@ dotQ5_0AVX2_done:
 	VZEROUPPER
 	MOVSS X1, ret+56(FP)
 	RET
-
-DATA q32Low4Q5_0<>+0(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+1(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+2(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+3(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+4(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+5(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+6(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+7(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+8(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+9(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+10(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+11(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+12(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+13(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+14(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+15(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+16(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+17(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+18(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+19(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+20(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+21(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+22(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+23(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+24(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+25(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+26(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+27(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+28(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+29(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+30(SB)/1, $0x0f
-DATA q32Low4Q5_0<>+31(SB)/1, $0x0f
-GLOBL q32Low4Q5_0<>(SB), RODATA|NOPTR, $32
 
 DATA q32Spread<>+0(SB)/1, $0x00
 DATA q32Spread<>+1(SB)/1, $0x00
@@ -2914,73 +2812,39 @@ DATA q32Bit<>+30(SB)/1, $0x40
 DATA q32Bit<>+31(SB)/1, $0x80
 GLOBL q32Bit<>(SB), RODATA|NOPTR, $32
 
-DATA q32FifthQ5_0<>+0(SB)/1, $0x10
-DATA q32FifthQ5_0<>+1(SB)/1, $0x10
-DATA q32FifthQ5_0<>+2(SB)/1, $0x10
-DATA q32FifthQ5_0<>+3(SB)/1, $0x10
-DATA q32FifthQ5_0<>+4(SB)/1, $0x10
-DATA q32FifthQ5_0<>+5(SB)/1, $0x10
-DATA q32FifthQ5_0<>+6(SB)/1, $0x10
-DATA q32FifthQ5_0<>+7(SB)/1, $0x10
-DATA q32FifthQ5_0<>+8(SB)/1, $0x10
-DATA q32FifthQ5_0<>+9(SB)/1, $0x10
-DATA q32FifthQ5_0<>+10(SB)/1, $0x10
-DATA q32FifthQ5_0<>+11(SB)/1, $0x10
-DATA q32FifthQ5_0<>+12(SB)/1, $0x10
-DATA q32FifthQ5_0<>+13(SB)/1, $0x10
-DATA q32FifthQ5_0<>+14(SB)/1, $0x10
-DATA q32FifthQ5_0<>+15(SB)/1, $0x10
-DATA q32FifthQ5_0<>+16(SB)/1, $0x10
-DATA q32FifthQ5_0<>+17(SB)/1, $0x10
-DATA q32FifthQ5_0<>+18(SB)/1, $0x10
-DATA q32FifthQ5_0<>+19(SB)/1, $0x10
-DATA q32FifthQ5_0<>+20(SB)/1, $0x10
-DATA q32FifthQ5_0<>+21(SB)/1, $0x10
-DATA q32FifthQ5_0<>+22(SB)/1, $0x10
-DATA q32FifthQ5_0<>+23(SB)/1, $0x10
-DATA q32FifthQ5_0<>+24(SB)/1, $0x10
-DATA q32FifthQ5_0<>+25(SB)/1, $0x10
-DATA q32FifthQ5_0<>+26(SB)/1, $0x10
-DATA q32FifthQ5_0<>+27(SB)/1, $0x10
-DATA q32FifthQ5_0<>+28(SB)/1, $0x10
-DATA q32FifthQ5_0<>+29(SB)/1, $0x10
-DATA q32FifthQ5_0<>+30(SB)/1, $0x10
-DATA q32FifthQ5_0<>+31(SB)/1, $0x10
-GLOBL q32FifthQ5_0<>(SB), RODATA|NOPTR, $32
-
-DATA q32OffQ5_0<>+0(SB)/1, $0x10
-DATA q32OffQ5_0<>+1(SB)/1, $0x10
-DATA q32OffQ5_0<>+2(SB)/1, $0x10
-DATA q32OffQ5_0<>+3(SB)/1, $0x10
-DATA q32OffQ5_0<>+4(SB)/1, $0x10
-DATA q32OffQ5_0<>+5(SB)/1, $0x10
-DATA q32OffQ5_0<>+6(SB)/1, $0x10
-DATA q32OffQ5_0<>+7(SB)/1, $0x10
-DATA q32OffQ5_0<>+8(SB)/1, $0x10
-DATA q32OffQ5_0<>+9(SB)/1, $0x10
-DATA q32OffQ5_0<>+10(SB)/1, $0x10
-DATA q32OffQ5_0<>+11(SB)/1, $0x10
-DATA q32OffQ5_0<>+12(SB)/1, $0x10
-DATA q32OffQ5_0<>+13(SB)/1, $0x10
-DATA q32OffQ5_0<>+14(SB)/1, $0x10
-DATA q32OffQ5_0<>+15(SB)/1, $0x10
-DATA q32OffQ5_0<>+16(SB)/1, $0x10
-DATA q32OffQ5_0<>+17(SB)/1, $0x10
-DATA q32OffQ5_0<>+18(SB)/1, $0x10
-DATA q32OffQ5_0<>+19(SB)/1, $0x10
-DATA q32OffQ5_0<>+20(SB)/1, $0x10
-DATA q32OffQ5_0<>+21(SB)/1, $0x10
-DATA q32OffQ5_0<>+22(SB)/1, $0x10
-DATA q32OffQ5_0<>+23(SB)/1, $0x10
-DATA q32OffQ5_0<>+24(SB)/1, $0x10
-DATA q32OffQ5_0<>+25(SB)/1, $0x10
-DATA q32OffQ5_0<>+26(SB)/1, $0x10
-DATA q32OffQ5_0<>+27(SB)/1, $0x10
-DATA q32OffQ5_0<>+28(SB)/1, $0x10
-DATA q32OffQ5_0<>+29(SB)/1, $0x10
-DATA q32OffQ5_0<>+30(SB)/1, $0x10
-DATA q32OffQ5_0<>+31(SB)/1, $0x10
-GLOBL q32OffQ5_0<>(SB), RODATA|NOPTR, $32
+DATA bytes10<>+0(SB)/1, $0x10
+DATA bytes10<>+1(SB)/1, $0x10
+DATA bytes10<>+2(SB)/1, $0x10
+DATA bytes10<>+3(SB)/1, $0x10
+DATA bytes10<>+4(SB)/1, $0x10
+DATA bytes10<>+5(SB)/1, $0x10
+DATA bytes10<>+6(SB)/1, $0x10
+DATA bytes10<>+7(SB)/1, $0x10
+DATA bytes10<>+8(SB)/1, $0x10
+DATA bytes10<>+9(SB)/1, $0x10
+DATA bytes10<>+10(SB)/1, $0x10
+DATA bytes10<>+11(SB)/1, $0x10
+DATA bytes10<>+12(SB)/1, $0x10
+DATA bytes10<>+13(SB)/1, $0x10
+DATA bytes10<>+14(SB)/1, $0x10
+DATA bytes10<>+15(SB)/1, $0x10
+DATA bytes10<>+16(SB)/1, $0x10
+DATA bytes10<>+17(SB)/1, $0x10
+DATA bytes10<>+18(SB)/1, $0x10
+DATA bytes10<>+19(SB)/1, $0x10
+DATA bytes10<>+20(SB)/1, $0x10
+DATA bytes10<>+21(SB)/1, $0x10
+DATA bytes10<>+22(SB)/1, $0x10
+DATA bytes10<>+23(SB)/1, $0x10
+DATA bytes10<>+24(SB)/1, $0x10
+DATA bytes10<>+25(SB)/1, $0x10
+DATA bytes10<>+26(SB)/1, $0x10
+DATA bytes10<>+27(SB)/1, $0x10
+DATA bytes10<>+28(SB)/1, $0x10
+DATA bytes10<>+29(SB)/1, $0x10
+DATA bytes10<>+30(SB)/1, $0x10
+DATA bytes10<>+31(SB)/1, $0x10
+GLOBL bytes10<>(SB), RODATA|NOPTR, $32
 
 // func dotQ5_1AVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
@@ -3000,12 +2864,12 @@ dotQ5_1AVX2_loop:
 	VMOVDQU      8(AX), X2
 	VPSRLW       $0x04, X2, X3
 	VINSERTI128  $0x01, X3, Y2, Y3
-	VPAND        q32Low4Q5_1<>+0(SB), Y3, Y3
+	VPAND        bytes0f<>+0(SB), Y3, Y3
 	VPBROADCASTD 4(AX), Y4
 	VPSHUFB      q32Spread<>+0(SB), Y4, Y4
 	VPAND        q32Bit<>+0(SB), Y4, Y4
 	VPCMPEQB     q32Bit<>+0(SB), Y4, Y4
-	VPAND        q32FifthQ5_1<>+0(SB), Y4, Y4
+	VPAND        bytes10<>+0(SB), Y4, Y4
 	VPOR         Y4, Y3, Y3
 	VMOVDQU      4(CX), Y4
 	VPMADDUBSW   Y4, Y3, Y3
@@ -3038,74 +2902,6 @@ dotQ5_1AVX2_done:
 	VZEROUPPER
 	MOVSS X1, ret+56(FP)
 	RET
-
-DATA q32Low4Q5_1<>+0(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+1(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+2(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+3(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+4(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+5(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+6(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+7(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+8(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+9(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+10(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+11(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+12(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+13(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+14(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+15(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+16(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+17(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+18(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+19(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+20(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+21(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+22(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+23(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+24(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+25(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+26(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+27(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+28(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+29(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+30(SB)/1, $0x0f
-DATA q32Low4Q5_1<>+31(SB)/1, $0x0f
-GLOBL q32Low4Q5_1<>(SB), RODATA|NOPTR, $32
-
-DATA q32FifthQ5_1<>+0(SB)/1, $0x10
-DATA q32FifthQ5_1<>+1(SB)/1, $0x10
-DATA q32FifthQ5_1<>+2(SB)/1, $0x10
-DATA q32FifthQ5_1<>+3(SB)/1, $0x10
-DATA q32FifthQ5_1<>+4(SB)/1, $0x10
-DATA q32FifthQ5_1<>+5(SB)/1, $0x10
-DATA q32FifthQ5_1<>+6(SB)/1, $0x10
-DATA q32FifthQ5_1<>+7(SB)/1, $0x10
-DATA q32FifthQ5_1<>+8(SB)/1, $0x10
-DATA q32FifthQ5_1<>+9(SB)/1, $0x10
-DATA q32FifthQ5_1<>+10(SB)/1, $0x10
-DATA q32FifthQ5_1<>+11(SB)/1, $0x10
-DATA q32FifthQ5_1<>+12(SB)/1, $0x10
-DATA q32FifthQ5_1<>+13(SB)/1, $0x10
-DATA q32FifthQ5_1<>+14(SB)/1, $0x10
-DATA q32FifthQ5_1<>+15(SB)/1, $0x10
-DATA q32FifthQ5_1<>+16(SB)/1, $0x10
-DATA q32FifthQ5_1<>+17(SB)/1, $0x10
-DATA q32FifthQ5_1<>+18(SB)/1, $0x10
-DATA q32FifthQ5_1<>+19(SB)/1, $0x10
-DATA q32FifthQ5_1<>+20(SB)/1, $0x10
-DATA q32FifthQ5_1<>+21(SB)/1, $0x10
-DATA q32FifthQ5_1<>+22(SB)/1, $0x10
-DATA q32FifthQ5_1<>+23(SB)/1, $0x10
-DATA q32FifthQ5_1<>+24(SB)/1, $0x10
-DATA q32FifthQ5_1<>+25(SB)/1, $0x10
-DATA q32FifthQ5_1<>+26(SB)/1, $0x10
-DATA q32FifthQ5_1<>+27(SB)/1, $0x10
-DATA q32FifthQ5_1<>+28(SB)/1, $0x10
-DATA q32FifthQ5_1<>+29(SB)/1, $0x10
-DATA q32FifthQ5_1<>+30(SB)/1, $0x10
-DATA q32FifthQ5_1<>+31(SB)/1, $0x10
-GLOBL q32FifthQ5_1<>(SB), RODATA|NOPTR, $32
 
 // func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)
 // Requires: CPUID

@@ -1063,8 +1063,6 @@ const (
 	q8kBlock = 292
 )
 
-// bytesConst1 is 32 bytes of 1, the mask of Q5_K's fifth bits.
-var bytesConst1 = sync.OnceValue(func() Mem { return bytesConst("q5kBit", 1) })
 
 // q4kPerm reorders each 16-byte half of a 32-value run to positions 0, 8, 1,
 // 9, …, 7, 15, so that VPMADDUBSW's adjacent pairs are positions k and k+8
@@ -1208,7 +1206,7 @@ func dotQ4_K(bits int) {
 				if sh := 2*j + h; sh > 0 {
 					VPSRLW(Imm(uint64(sh)), fifth, fifth)
 				}
-				VPAND(bytesConst1(), fifth, fifth)
+				VPAND(bytesConst(1), fifth, fifth)
 				VPSLLW(Imm(4), fifth, fifth)
 				VPOR(fifth, q, q)
 			}
@@ -1227,17 +1225,7 @@ func dotQ4_K(bits int) {
 			VPADDD(so, odd, odd)
 		}
 	}
-	// Lane k of the generic: the two halves' lane k/2 of even or odd.
-	eh, oh := XMM(), XMM()
-	VEXTRACTI128(Imm(1), even, eh)
-	VPADDD(eh, even.AsX(), eh)
-	VEXTRACTI128(Imm(1), odd, oh)
-	VPADDD(oh, odd.AsX(), oh)
-	lanes, hiLanes := YMM(), XMM()
-	VPUNPCKLDQ(oh, eh, lanes.AsX())
-	VPUNPCKHDQ(oh, eh, hiLanes)
-	VINSERTI128(Imm(1), hiLanes, lanes, lanes)
-	VCVTDQ2PS(lanes, lanes)
+	lanes := kLanes(even, odd)
 	d := YMM()
 	VBROADCASTSS(dd, d)
 	VMULPS(d, lanes, lanes)
@@ -1249,16 +1237,7 @@ func dotQ4_K(bits int) {
 	JNZ(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
-	// sumf += sums[0]; …; sumf += sums[7]
-	hiSums := XMM()
-	VEXTRACTF128(Imm(1), sums, hiSums)
-	for _, half := range []Op{sums.AsX(), hiSums} {
-		for k := 0; k < 4; k++ {
-			v := XMM()
-			VPERMILPS(Imm(uint64(k)), half, v)
-			VADDSS(v, sumf, sumf)
-		}
-	}
+	addLanesInOrder(sums, sumf)
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
 	RET()
@@ -1268,13 +1247,52 @@ func dotQ4_K(bits int) {
 // high bit pairs at 128, 16 int8 scales at 192, d (f16) at 208.
 const q6kBlock = 210
 
-// bytesConst is a 32-byte read-only vector of one repeated byte.
-func bytesConst(name string, b byte) Mem {
-	m := GLOBL(name, RODATA|NOPTR)
+// bytesConsts holds the byte vectors bytesConst has declared.
+var bytesConsts = map[byte]Mem{}
+
+// bytesConst is a 32-byte read-only vector of one repeated byte, declared
+// once per value however many kernels use it.
+func bytesConst(b byte) Mem {
+	if m, ok := bytesConsts[b]; ok {
+		return m
+	}
+	m := GLOBL(fmt.Sprintf("bytes%02x", b), RODATA|NOPTR)
 	for i := 0; i < 32; i++ {
 		DATA(i, U8(b))
 	}
+	bytesConsts[b] = m
 	return m
+}
+
+// kLanes turns the even and odd int32 accumulators of dotQ4_K and dotQ6_K
+// into the generic's eight lane sums, as float32 (exact: each is below 2²⁴):
+// lane k is the two 128-bit halves' lane k/2 of even (k even) or odd.
+func kLanes(even, odd VecVirtual) VecVirtual {
+	eh, oh := XMM(), XMM()
+	VEXTRACTI128(Imm(1), even, eh)
+	VPADDD(eh, even.AsX(), eh)
+	VEXTRACTI128(Imm(1), odd, oh)
+	VPADDD(oh, odd.AsX(), oh)
+	lanes, hiLanes := YMM(), XMM()
+	VPUNPCKLDQ(oh, eh, lanes.AsX())
+	VPUNPCKHDQ(oh, eh, hiLanes)
+	VINSERTI128(Imm(1), hiLanes, lanes, lanes)
+	VCVTDQ2PS(lanes, lanes)
+	return lanes
+}
+
+// addLanesInOrder does sumf += sums[0]; …; sumf += sums[7], one lane at a
+// time, as the generic twins end.
+func addLanesInOrder(sums, sumf VecVirtual) {
+	hiSums := XMM()
+	VEXTRACTF128(Imm(1), sums, hiSums)
+	for _, half := range []Op{sums.AsX(), hiSums} {
+		for k := 0; k < 4; k++ {
+			v := XMM()
+			VPERMILPS(Imm(uint64(k)), half, v)
+			VADDSS(v, sumf, sumf)
+		}
+	}
 }
 
 // dotQ6_K writes dotQ6_KAVX2, the AVX2 form of dotQ6_KGeneric with its
@@ -1293,9 +1311,9 @@ func dotQ6_K() {
 	x := Load(Param("x").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
 	scales := AllocLocal(64) // the 16 scales as int16, each zero-extended to a dword
-	low4 := bytesConst("q6kLow4", 0x0f)
-	low2 := bytesConst("q6kLow2", 0x03)
-	m32 := bytesConst("q6kM32", 32)
+	low4 := bytesConst(0x0f)
+	low2 := bytesConst(0x03)
+	m32 := bytesConst(32)
 
 	sums := YMM()
 	VXORPS(sums, sums, sums)
@@ -1359,16 +1377,7 @@ func dotQ6_K() {
 			VPADDD(so, odd, odd)
 		}
 	}
-	eh, oh := XMM(), XMM()
-	VEXTRACTI128(Imm(1), even, eh)
-	VPADDD(eh, even.AsX(), eh)
-	VEXTRACTI128(Imm(1), odd, oh)
-	VPADDD(oh, odd.AsX(), oh)
-	lanes, hiLanes := YMM(), XMM()
-	VPUNPCKLDQ(oh, eh, lanes.AsX())
-	VPUNPCKHDQ(oh, eh, hiLanes)
-	VINSERTI128(Imm(1), hiLanes, lanes, lanes)
-	VCVTDQ2PS(lanes, lanes)
+	lanes := kLanes(even, odd)
 
 	// d = float32(d_w·x.d)
 	r := GP32()
@@ -1387,17 +1396,9 @@ func dotQ6_K() {
 	JNZ(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
-	// sumf = sums[0] + sums[1] + … + sums[7], in order from 0.
-	sumf, hiSums := XMM(), XMM()
+	sumf := XMM()
 	VXORPS(sumf, sumf, sumf)
-	VEXTRACTF128(Imm(1), sums, hiSums)
-	for _, half := range []Op{sums.AsX(), hiSums} {
-		for k := 0; k < 4; k++ {
-			v := XMM()
-			VPERMILPS(Imm(uint64(k)), half, v)
-			VADDSS(v, sumf, sumf)
-		}
-	}
+	addLanesInOrder(sums, sumf)
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
 	RET()
@@ -1452,14 +1453,14 @@ func dotQ32(f q32Format) {
 	w := Load(Param("w").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
-	low4 := bytesConst("q32Low4"+f.name, 0x0f)
+	low4 := bytesConst(0x0f)
 	var spread, bitm, fifth, off Mem
 	if f.qh != 0 {
 		spread, bitm = q32Consts()
-		fifth = bytesConst("q32Fifth"+f.name, 0x10)
+		fifth = bytesConst(0x10)
 	}
 	if f.offset != 0 {
-		off = bytesConst("q32Off"+f.name, f.offset)
+		off = bytesConst(f.offset)
 	}
 	ones := YMM()
 	r := GP32()
