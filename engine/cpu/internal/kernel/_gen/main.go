@@ -1063,7 +1063,6 @@ const (
 	q8kBlock = 292
 )
 
-
 // q4kPerm reorders each 16-byte half of a 32-value run to positions 0, 8, 1,
 // 9, …, 7, 15, so that VPMADDUBSW's adjacent pairs are positions k and k+8
 // and the int16 sum in lane k of a half belongs to dotQ4_KGeneric's lane k.
