@@ -75,13 +75,9 @@ func Quantize(dt engine.DType, x []float32, dst []byte) error {
 			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
 		}
 	case engine.F16:
-		for i, v := range x {
-			binary.LittleEndian.PutUint16(dst[2*i:], kernel.F32ToF16(v))
-		}
+		kernel.F32ToF16s(u16(dst, 0, len(x)), x)
 	case engine.BF16:
-		for i, v := range x {
-			binary.LittleEndian.PutUint16(dst[2*i:], kernel.F32ToBF16(v))
-		}
+		kernel.F32ToBF16s(u16(dst, 0, len(x)), x)
 	case engine.Q8_0:
 		if len(x)%kernel.Q8_0BlockLen != 0 {
 			return fmt.Errorf("cpu: quantize %d values to q8_0: not whole blocks", len(x))

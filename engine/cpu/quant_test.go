@@ -1,12 +1,14 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 // TestQuantMatMul: for every block format, MatMul gives each row's dot product
@@ -72,8 +74,8 @@ func TestQuantMatMul(t *testing.T) {
 func q8_1SumCorrection(w []byte, blockBytes int, xq []byte, xd []float32) float64 {
 	var c float64
 	for blk := range len(xd) / 32 {
-		m := float64(f16(w[blk*blockBytes+2:]))
-		s := float64(f16(xq[blk*36+2:]))
+		m := float64(kernel.F16ToF32(binary.LittleEndian.Uint16(w[blk*blockBytes+2:])))
+		s := float64(kernel.F16ToF32(binary.LittleEndian.Uint16(xq[blk*36+2:])))
 		var exact float64
 		for _, v := range xd[blk*32 : (blk+1)*32] {
 			exact += float64(v)
@@ -93,34 +95,16 @@ func dequantAct(a *actFormat, q []byte, dst []float32) {
 		var qs []byte
 		switch a.bytes {
 		case 34: // Q8_0: f16 d, 32 quants
-			d, qs = f16(b), b[2:34]
+			d, qs = kernel.F16ToF32(binary.LittleEndian.Uint16(b)), b[2:34]
 		case 36: // Q8_1: f16 d, f16 s, 32 quants
-			d, qs = f16(b), b[4:36]
+			d, qs = kernel.F16ToF32(binary.LittleEndian.Uint16(b)), b[4:36]
 		default: // Q8_K: f32 d, 256 quants, 16 sums
-			d, qs = math.Float32frombits(uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16|uint32(b[3])<<24), b[4:260]
+			d, qs = math.Float32frombits(binary.LittleEndian.Uint32(b)), b[4:260]
 		}
 		for i, v := range qs {
 			dst[blk*a.block+i] = d * float32(int8(v))
 		}
 	}
-}
-
-func f16(b []byte) float32 {
-	h := uint16(b[0]) | uint16(b[1])<<8
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0:
-		v := float32(mant) / (1 << 24)
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	case exp == 31:
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
 
 // TestPreparedForSharesInputs: gate and up projections of different types reuse
