@@ -420,17 +420,17 @@ func (p *Plugin) instantiate(ctx context.Context) (*instance, error) {
 // initInstance hands the plugin its config: the bytes go into a buffer from
 // ulan_alloc, then ulan_init(ptr, len) must return 0.
 func (p *Plugin) initInstance(ctx context.Context, inst *instance) error {
-	status, err := p.handConfig(ctx, inst, "ulan_init")
+	status, err := p.handConfig(ctx, inst, "ulan_init", p.cfg.PluginConfig)
 	if err == nil && status != 0 {
 		err = p.refusal(inst, "ulan_init", status)
 	}
 	return err
 }
 
-// handConfig writes the plugin's config into a buffer from ulan_alloc and calls
+// handConfig writes a plugin config into a buffer from ulan_alloc and calls
 // export(ptr, len) — ulan_init or ulan_reconfigure — returning its status.
-func (p *Plugin) handConfig(ctx context.Context, inst *instance, export string) (int32, error) {
-	cfg := []byte(p.cfg.PluginConfig)
+func (p *Plugin) handConfig(ctx context.Context, inst *instance, export string, config json.RawMessage) (int32, error) {
+	cfg := []byte(config)
 	if len(cfg) == 0 {
 		cfg = []byte("{}")
 	}
@@ -642,44 +642,47 @@ func (p *Plugin) build(ctx context.Context, cfg Config, from *Plugin) (*Plugin, 
 // is not asked again; one that refuses the config fails the derivation, and the
 // instances it was handing are closed, since what they hold is uncertain.
 func (p *Plugin) lendReconfigured(ctx context.Context, cfg Config) ([]*instance, error) {
-	// q is the plugin to be, as far as handing instances its config needs.
-	q := &Plugin{cfg: cfg, compiled: p.compiled, log: cfg.Logger.With("plugin", cfg.ID), shared: p.shared}
-	if q.cfg.Kind == "" || q.shared.noReconfigure.Load() {
+	if cfg.Kind == "" || p.noReconfigure.Load() {
 		return nil, nil
 	}
-	if _, ok := q.compiled.ExportedFunctions()[ReconfigureExport]; !ok {
+	if _, ok := p.compiled.ExportedFunctions()[ReconfigureExport]; !ok {
 		return nil, nil
 	}
-	lent := p.pool.lend(q.cfg.PoolSize)
-	ctx, cancel := context.WithTimeout(ctx, q.cfg.InitTimeout)
+	lent := p.pool.lend(cfg.PoolSize)
+	ctx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	for i, m := range lent {
-		status, err := q.handConfig(ctx, m, ReconfigureExport)
+		status, err := p.handConfig(ctx, m, ReconfigureExport, cfg.PluginConfig)
 		if err == nil && status == statusUnsupported {
-			q.shared.noReconfigure.Store(true)
-			closeAll(q, lent[:i]) // reconfigured before it changed its mind
+			p.noReconfigure.Store(true)
+			closeAll(p, lent[:i]) // reconfigured before it changed its mind
 			for _, m := range lent[i:] {
 				p.pool.giveBack(m)
 			}
 			return nil, nil
 		}
 		if err == nil && status != 0 {
-			err = q.refusal(m, ReconfigureExport, status)
+			err = p.refusal(m, ReconfigureExport, status)
 		}
 		if err != nil {
-			closeAll(q, lent)
+			closeAll(p, lent)
 			return nil, err
 		}
-		q.log.Debug("instance reconfigured", "instance", i)
+		p.log.Debug("instance reconfigured", "instance", i)
 	}
 	return lent, nil
+}
+
+// closeInstance closes an instance no pool holds, and drops its host state.
+func (p *Plugin) closeInstance(m *instance) {
+	p.forget(m)
+	_ = m.Close(context.Background())
 }
 
 // closeAll closes instances no pool holds.
 func closeAll(p *Plugin, ms []*instance) {
 	for _, m := range ms {
-		p.forget(m)
-		_ = m.Close(context.Background())
+		p.closeInstance(m)
 	}
 }
 

@@ -130,8 +130,7 @@ func (pl *pool) put(m *instance) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if pl.closed {
-		pl.p.forget(m)
-		_ = m.Close(context.Background())
+		pl.p.closeInstance(m)
 		return
 	}
 	pl.idle <- m
@@ -168,8 +167,7 @@ func (pl *pool) giveBack(m *instance) {
 	}
 	pl.mu.Unlock()
 	if !back {
-		pl.p.forget(m)
-		_ = m.Close(context.Background())
+		pl.p.closeInstance(m)
 		return
 	}
 	pl.put(m)
@@ -189,8 +187,7 @@ func (pl *pool) refill() {
 
 // discard closes a failed instance and starts its replacement.
 func (pl *pool) discard(m *instance) {
-	pl.p.forget(m)
-	_ = m.Close(context.Background())
+	pl.p.closeInstance(m)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if pl.closed {
@@ -243,8 +240,7 @@ func (pl *pool) close() {
 	for {
 		select {
 		case m := <-pl.idle:
-			pl.p.forget(m)
-			_ = m.Close(context.Background())
+			pl.p.closeInstance(m)
 		default:
 			return
 		}
