@@ -143,45 +143,31 @@ func readDataSegments(data []byte) (_ []dataSegment, ok bool) {
 // most maxDataGap zero bytes that no other segment writes.
 func joinSegments(segs []dataSegment) []int {
 	// A gap [e, s) is written by another segment exactly when one starting before s
-	// ends after e. Go's linker emits segments sorted by address: those starting before
-	// segment i's start are then among the ones before it, and the furthest end of
-	// those answers. Otherwise the segments are sorted here, with the furthest end of
-	// any starting at or before each, and searched.
-	var untouched func(i int, e uint64) bool
-	if slices.IsSortedFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.start, b.start) }) {
-		reach := make([]uint64, len(segs))
-		for i, sg := range segs {
-			reach[i] = sg.end
-			if i > 0 {
-				reach[i] = max(reach[i], reach[i-1])
-			}
+	// ends after e: the segments are sorted by start (Go's linker emits a few sorted
+	// runs), with the furthest end of any starting at or before each, and searched.
+	type span struct{ start, end uint64 }
+	spans := make([]span, len(segs))
+	for i, sg := range segs {
+		spans[i] = span{sg.start, sg.end}
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	starts := make([]uint64, len(spans))
+	reach := make([]uint64, len(spans))
+	for i, sp := range spans {
+		starts[i], reach[i] = sp.start, sp.end
+		if i > 0 {
+			reach[i] = max(reach[i], reach[i-1])
 		}
-		untouched = func(i int, e uint64) bool { return reach[i-1] <= e }
-	} else {
-		type span struct{ start, end uint64 }
-		spans := make([]span, len(segs))
-		for i, sg := range segs {
-			spans[i] = span{sg.start, sg.end}
-		}
-		slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
-		starts := make([]uint64, len(spans))
-		reach := make([]uint64, len(spans))
-		for i, sp := range spans {
-			starts[i], reach[i] = sp.start, sp.end
-			if i > 0 {
-				reach[i] = max(reach[i], reach[i-1])
-			}
-		}
-		untouched = func(i int, e uint64) bool {
-			j, _ := slices.BinarySearch(starts, segs[i].start) // the first starting at or after segment i
-			return j == 0 || reach[j-1] <= e
-		}
+	}
+	untouched := func(e, s uint64) bool {
+		j, _ := slices.BinarySearch(starts, s) // the first starting at or after s
+		return j == 0 || reach[j-1] <= e
 	}
 	runs := []int{0}
 	end := segs[0].end
 	for i := 1; i < len(segs); i++ {
 		s := segs[i]
-		if !(s.start >= end && s.start-end <= maxDataGap && untouched(i, end)) {
+		if !(s.start >= end && s.start-end <= maxDataGap && untouched(end, s.start)) {
 			runs = append(runs, i)
 		}
 		end = s.end
