@@ -184,6 +184,24 @@ func (b *Backend) parallel(n, grain int, fn func(lo, hi int)) {
 	runWorkers(workers, work)
 }
 
+// each runs fn(i) for every i in [0, n) across the backend's goroutines,
+// which take the indices in turn.
+func (b *Backend) each(n int, fn func(i int)) {
+	if n <= 0 {
+		return
+	}
+	var next atomic.Int64
+	runWorkers(min(b.threads, n), func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= n {
+				return
+			}
+			fn(i)
+		}
+	})
+}
+
 // runWorkers runs work on n goroutines, this one among them, and waits
 // for all of them.
 func runWorkers(n int, work func()) {
@@ -204,6 +222,9 @@ type context struct {
 	b   *Backend
 	err error
 	mem *arena // the ops' buffers, returned on Close
+
+	preps []*prepared          // prepared inputs, returned on Close
+	memo  map[prepKey]*prepared // inputs prepared by c.prepare
 }
 
 var errPoisoned = errors.New("cpu: an earlier op failed")
@@ -250,6 +271,7 @@ func (c *context) Floats(t engine.Tensor) ([]float32, error) {
 // Close returns the context's buffers for the next context to reuse: every
 // tensor it made, logits included, is invalid afterwards.
 func (c *context) Close() {
+	c.releasePrepared()
 	if c.mem != nil {
 		c.mem.reset()
 		arenas.Put(c.mem)

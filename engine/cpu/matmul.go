@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
@@ -55,15 +54,19 @@ func u16(raw []byte, off, n int) []uint16 {
 // float types, quantized to Q8_0 (as llama.cpp's vec_dot_type) and packed in
 // groups of four for kernel.MulQ8_0x4 for Q8_0. Preparing once and then
 // splitting rows among goroutines keeps the parallel part free of setup.
+// A context hands them out from prepPool and takes them back on Close, so
+// that a decode step reuses the last step's storage.
 type prepared struct {
 	xs     [][]float32
 	nb     int    // Q8_0 blocks per row
-	q      []byte // quantized rows, Q8_0
+	q      []byte // quantized rows, in the activation format of kind
 	groups []kernel.Q8_0x4
 	lone   int            // the last input when their count is 4k+1, else -1
 	one    *kernel.Q8_0x1 // that input, packed for kernel.MulQ8_0x1
 	pair   *kernel.Q8_0x2 // the last two inputs when their count is 4k+2, else nil
 	kind   any            // inputKind of the weight type prepared for
+
+	pairBuf kernel.Q8_0x2 // pair's storage
 }
 
 // inputKind says how prepare readies inputs for weights of type dt: as they
@@ -89,46 +92,110 @@ func (p *prepared) preparedFor(dt engine.DType, in int) *prepared {
 }
 
 // prepare readies xs for multiplication by weights of type dt with rows of
-// in values.
+// in values, in fresh storage.
 func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
-	p := &prepared{xs: xs, lone: -1, kind: inputKind(dt)}
+	return new(prepared).fill(dt, in, xs, nil)
+}
+
+// actRowBytes is the size of one input row of in values quantized for
+// weights of type dt (0 for the float types).
+func actRowBytes(dt engine.DType, in int) int {
 	if f := quantFormats[dt]; f != nil {
-		rowBytes := in / f.act.block * f.act.bytes
-		p.q = make([]byte, rowBytes*len(xs))
-		for t, x := range xs {
-			f.act.quantize(x, p.q[t*rowBytes:(t+1)*rowBytes])
+		return in / f.act.block * f.act.bytes
+	}
+	if dt == engine.Q8_0 {
+		return in / kernel.Q8_0BlockLen * kernel.Q8_0BlockSize
+	}
+	return 0
+}
+
+// fill sets p to xs prepared for weights of type dt with rows of in values,
+// reusing p's storage. With b, the rows are quantized and packed across
+// b's goroutines (a prompt's hundreds of rows); without, on this one.
+func (p *prepared) fill(dt engine.DType, in int, xs [][]float32, b *Backend) *prepared {
+	p.xs, p.kind, p.nb = xs, inputKind(dt), in/kernel.Q8_0BlockLen
+	rb := actRowBytes(dt, in)
+	p.q = grow(p.q, rb*len(xs))
+	if rb == 0 {
+		p.pack(nil)
+		return p
+	}
+	quantize := kernel.QuantizeQ8_0
+	if f := quantFormats[dt]; f != nil {
+		quantize = f.act.quantize
+	}
+	rows := func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			quantize(xs[t], p.q[t*rb:(t+1)*rb])
 		}
-		return p
 	}
-	if dt != engine.Q8_0 {
-		return p
+	if b != nil {
+		b.parallel(len(xs), 16, rows)
+	} else {
+		rows(0, len(xs))
 	}
-	p.nb = in / 32
-	rowBytes := p.nb * 34
-	nt := len(xs)
-	p.q = make([]byte, rowBytes*nt)
-	for t, x := range xs {
-		kernel.QuantizeQ8_0(x, p.q[t*rowBytes:(t+1)*rowBytes])
+	p.pack(b)
+	return p
+}
+
+// fillRows sets p to the rows tokens of src, already quantized, for the
+// same weights: an expert's share of a batch whose rows were quantized once
+// for every expert. xs are those rows as floats.
+func (p *prepared) fillRows(src *prepared, tokens []int, xs [][]float32) *prepared {
+	p.xs, p.kind, p.nb = xs, src.kind, src.nb
+	rb := 0
+	if len(src.xs) > 0 {
+		rb = len(src.q) / len(src.xs)
 	}
+	p.q = grow(p.q, rb*len(tokens))
+	for i, t := range tokens {
+		copy(p.q[i*rb:(i+1)*rb], src.q[t*rb:(t+1)*rb])
+	}
+	p.pack(nil)
+	return p
+}
+
+// pack lays Q8_0 inputs out for the batched kernels: groups of four, a
+// last pair or a lone last input.
+func (p *prepared) pack(b *Backend) {
+	p.lone, p.pair = -1, nil
+	p.groups = p.groups[:0]
+	if p.kind != engine.Q8_0 {
+		return
+	}
+	nt := len(p.xs)
 	switch nt % 4 {
 	case 1:
 		p.lone = nt - 1
-		p.one = new(kernel.Q8_0x1)
+		if p.one == nil {
+			p.one = new(kernel.Q8_0x1)
+		}
 		p.one.Pack(p.xq(nt-1), p.nb)
 	case 2:
 		// Batched decode gives most experts one or two tokens; a pair
 		// padded to four would cost twice its arithmetic.
-		p.pair = new(kernel.Q8_0x2)
+		p.pair = &p.pairBuf
 		p.pair.Pack(p.xq(nt-2), p.xq(nt-1), p.nb)
 	}
 	// A last group of three inputs is filled up by repeating its last
-	// input; outputs are the same bits either way.
-	p.groups = make([]kernel.Q8_0x4, (nt+1)/4)
-	for g := range p.groups {
-		x := func(j int) []byte { return p.xq(min(4*g+j, nt-1)) }
-		p.groups[g].Pack(x(0), x(1), x(2), x(3), p.nb)
+	// input; outputs are the same bits either way. Groups keep their
+	// storage from one fill to the next.
+	ng := (nt + 1) / 4
+	if ng > cap(p.groups) {
+		p.groups = append(p.groups[:cap(p.groups)], make([]kernel.Q8_0x4, ng-cap(p.groups))...)
 	}
-	return p
+	p.groups = p.groups[:ng]
+	groups := func(lo, hi int) {
+		for g := lo; g < hi; g++ {
+			x := func(j int) []byte { return p.xq(min(4*g+j, nt-1)) }
+			p.groups[g].Pack(x(0), x(1), x(2), x(3), p.nb)
+		}
+	}
+	if b != nil {
+		b.parallel(ng, 4, groups)
+	} else {
+		groups(0, ng)
+	}
 }
 
 func (p *prepared) xq(t int) []byte {
@@ -136,11 +203,61 @@ func (p *prepared) xq(t int) []byte {
 	return p.q[t*rowBytes : (t+1)*rowBytes]
 }
 
-// mul computes y[t][r] = row r · x[t] for rows [0, rows) and every input row,
-// reading each weight row once for all inputs (batched decode and prefill are
-// bound by weight reads, not by arithmetic).
-func (b *Backend) mul(m matrix, rows int, xs [][]float32, ys [][]float32) {
-	p := prepare(m.t.dt, m.in, xs)
+// grow returns s resized to n, reusing its storage when it is big enough.
+func grow[T any](s []T, n int) []T {
+	if n > cap(s) {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// prepPool recycles prepared inputs between contexts.
+var prepPool = sync.Pool{New: func() any { return new(prepared) }}
+
+// prepKey names an input tensor prepared for one kind of weight.
+type prepKey struct {
+	x    *tensor
+	kind any
+}
+
+// newPrepared takes a prepared from the pool for this context.
+func (c *context) newPrepared() *prepared {
+	p := prepPool.Get().(*prepared)
+	c.preps = append(c.preps, p)
+	return p
+}
+
+// prepare readies every row of x for weights of type dt, once per context:
+// products that share an input (q_a and kv_a, the router, the shared and
+// the routed experts) quantize and pack it once.
+func (c *context) prepare(x *tensor, dt engine.DType, in int) *prepared {
+	key := prepKey{x, inputKind(dt)}
+	if p, ok := c.memo[key]; ok {
+		return p
+	}
+	p := c.newPrepared().fill(dt, in, rowsOf(x), c.b)
+	if c.memo == nil {
+		c.memo = make(map[prepKey]*prepared)
+	}
+	c.memo[key] = p
+	return p
+}
+
+// releasePrepared gives the context's prepared inputs back to the pool.
+func (c *context) releasePrepared() {
+	for _, p := range c.preps {
+		p.xs = nil
+		prepPool.Put(p)
+	}
+	clear(c.preps)
+	c.preps = c.preps[:0]
+	clear(c.memo)
+}
+
+// mul computes y[t][r] = row r · x[t] for rows [0, rows) and every prepared
+// input, reading each weight row once for all inputs (batched decode and
+// prefill are bound by weight reads, not by arithmetic).
+func (b *Backend) mul(m matrix, rows int, p *prepared, ys [][]float32) {
 	b.parallel(rows, 16, func(lo, hi int) { m.mulRange(p, lo, hi, ys) })
 }
 
@@ -252,19 +369,10 @@ func appendJobs(jobs []job, m matrix, p *prepared, rows int, ys [][]float32) []j
 // turn, so many small products (heads, experts) share one parallel section
 // instead of paying one each.
 func (b *Backend) runJobs(jobs []job) {
-	var next atomic.Int64
-	work := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(jobs) {
-				return
-			}
-			j := &jobs[i]
-			j.m.mulRange(j.p, j.lo, j.hi, j.ys)
-		}
-	}
-	workers := min(b.threads, len(jobs))
-	runWorkers(workers, work)
+	b.each(len(jobs), func(i int) {
+		j := &jobs[i]
+		j.m.mulRange(j.p, j.lo, j.hi, j.ys)
+	})
 }
 
 // q8Block is how many weight rows of rowBytes bytes mulRangeQ8_0

@@ -167,41 +167,66 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	// outs[t][slot] holds expert slot j's output for token t; they are summed
 	// in slot order afterwards, as llama.cpp adds them. All experts' gate and
 	// up products share one parallel section, and all down products another.
+	// The tokens are quantized once for every expert (c.prepare); each
+	// expert's inputs are then packed, and its down inputs prepared, on the
+	// goroutines.
 	outs := c.floats(T * k * n)
 	type active struct {
-		e      int
-		gs, us [][]float32
-		ds     [][]float32
+		e          int
+		tokens     []int
+		xs, gs, us [][]float32
+		ds         [][]float32
+		pg, pu, pd *prepared
 	}
-	var acts []active
-	var jobs []job
+	allG := c.prepare(xt, gt.dt, n)
+	allU := c.prepare(xt, ut.dt, n)
+	var acts []*active
 	for e, uses := range byExpert {
 		if len(uses) == 0 {
 			continue
 		}
-		a := active{e: e, gs: make([][]float32, len(uses)), us: make([][]float32, len(uses)), ds: make([][]float32, len(uses))}
-		xs := make([][]float32, len(uses))
-		hidden := c.floats(2 * f * len(uses))
+		m := len(uses)
+		a := &active{e: e, tokens: make([]int, m), xs: make([][]float32, m), gs: make([][]float32, m), us: make([][]float32, m), ds: make([][]float32, m)}
+		hidden := c.floats(2 * f * m)
 		for i, u := range uses {
-			xs[i] = xt.f[u.t*n : (u.t+1)*n]
+			a.tokens[i] = u.t
+			a.xs[i] = xt.f[u.t*n : (u.t+1)*n]
 			a.gs[i] = hidden[2*i*f : (2*i+1)*f]
 			a.us[i] = hidden[(2*i+1)*f : (2*i+2)*f]
 			a.ds[i] = outs[(u.t*k+u.slot)*n : (u.t*k+u.slot+1)*n]
 		}
-		p := prepare(gt.dt, n, xs)
-		jobs = appendJobs(jobs, matrix{t: gt, first: e * f, in: n}, p, f, a.gs)
-		jobs = appendJobs(jobs, matrix{t: ut, first: e * f, in: n}, p.preparedFor(ut.dt, n), f, a.us)
+		a.pg, a.pd = c.newPrepared(), c.newPrepared()
+		a.pu = a.pg
+		if allU != allG {
+			a.pu = c.newPrepared()
+		}
 		acts = append(acts, a)
 	}
-	c.b.runJobs(jobs)
-	jobs = jobs[:0]
+	c.b.each(len(acts), func(i int) {
+		a := acts[i]
+		a.pg.fillRows(allG, a.tokens, a.xs)
+		if a.pu != a.pg {
+			a.pu.fillRows(allU, a.tokens, a.xs)
+		}
+	})
+	var jobs []job
 	for _, a := range acts {
+		jobs = appendJobs(jobs, matrix{t: gt, first: a.e * f, in: n}, a.pg, f, a.gs)
+		jobs = appendJobs(jobs, matrix{t: ut, first: a.e * f, in: n}, a.pu, f, a.us)
+	}
+	c.b.runJobs(jobs)
+	c.b.each(len(acts), func(i int) {
+		a := acts[i]
 		for i := range a.gs {
 			for j := range a.gs[i] {
 				a.gs[i][j] = swiglu(a.gs[i][j], a.us[i][j], clamp)
 			}
 		}
-		jobs = appendJobs(jobs, matrix{t: dt, first: a.e * n, in: f}, prepare(dt.dt, f, a.gs), n, a.ds)
+		a.pd.fill(dt.dt, f, a.gs, nil)
+	})
+	jobs = jobs[:0]
+	for _, a := range acts {
+		jobs = appendJobs(jobs, matrix{t: dt, first: a.e * n, in: f}, a.pd, n, a.ds)
 	}
 	c.b.runJobs(jobs)
 	y := c.newF32(T, n)

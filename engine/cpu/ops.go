@@ -74,7 +74,7 @@ func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
 		return c.fail("MatMul: x %v against weight %v", xt, wt)
 	}
 	y := c.newF32(xt.shape[0], out)
-	c.b.mul(matrix{t: wt, in: in}, out, rowsOf(xt), rowsOf(y))
+	c.b.mul(matrix{t: wt, in: in}, out, c.prepare(xt, wt.dt, in), rowsOf(y))
 	return y
 }
 
@@ -90,16 +90,26 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 	}
 	T := xt.shape[0]
 	y := c.newF32(T, h, out)
-	var jobs []job
-	for head := range h {
+	// Each head's inputs are prepared on the goroutines that then share
+	// the products.
+	ps := make([]*prepared, h)
+	for head := range ps {
+		ps[head] = c.newPrepared()
+	}
+	yss := make([][][]float32, h)
+	c.b.each(h, func(head int) {
 		xs := make([][]float32, T)
 		ys := make([][]float32, T)
 		for t := range T {
 			xs[t] = xt.f[(t*h+head)*in : (t*h+head+1)*in]
 			ys[t] = y.f[(t*h+head)*out : (t*h+head+1)*out]
 		}
-		m := matrix{t: wt, first: head * out, in: in}
-		jobs = appendJobs(jobs, m, prepare(wt.dt, in, xs), out, ys)
+		ps[head].fill(wt.dt, in, xs, nil)
+		yss[head] = ys
+	})
+	var jobs []job
+	for head := range h {
+		jobs = appendJobs(jobs, matrix{t: wt, first: head * out, in: in}, ps[head], out, yss[head])
 	}
 	c.b.runJobs(jobs)
 	return y
