@@ -223,7 +223,7 @@ type context struct {
 	err error
 	mem *arena // the ops' buffers, returned on Close
 
-	preps []*prepared          // prepared inputs, returned on Close
+	preps []*prepared           // prepared inputs, returned on Close
 	memo  map[prepKey]*prepared // inputs prepared by c.prepare
 }
 
