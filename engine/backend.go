@@ -69,6 +69,14 @@ type Tensor interface {
 	DType() DType
 }
 
+// DataCopier is implemented by weight tensors that may not read the bytes
+// they were made from: a backend that copied them (the CPU backend
+// repacking Q8_0 rows) answers true, and a loader can then let a memory
+// map's pages go (gguf.File.Release).
+type DataCopier interface {
+	CopiedData() bool
+}
+
 // Backend owns device memory: weights, KV caches and the contexts that
 // compute on them. The CPU backend is the reference; others (Ascend) must
 // give the same results within floating-point tolerance.

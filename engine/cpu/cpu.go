@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 // Option configures a Backend.
@@ -28,16 +29,34 @@ func WithThreads(n int) Option {
 	return func(b *Backend) { b.threads = max(1, n) }
 }
 
+// WithRepack says whether Q8_0 weights are repacked sixteen rows at a time
+// (kernel's R16 layout) when they are loaded. The default, kernel.PreferR16,
+// repacks where the CPU multiplies that layout faster (AVX-512 VNNI); tests
+// force it to check the layout's generic kernels elsewhere.
+func WithRepack(on bool) Option {
+	return func(b *Backend) { b.repack = on }
+}
+
+// WithCopied has Weight call fn with each run of a weight's bytes that it
+// has finished copying (repacking Q8_0), on the goroutine that copied it,
+// so that a loader can show progress while the backend reads the file and
+// let a memory map's pages go as they are copied (gguf.File.ReleaseBytes).
+func WithCopied(fn func(src []byte)) Option {
+	return func(b *Backend) { b.copied = fn }
+}
+
 // Backend is the CPU implementation of engine.Backend.
 type Backend struct {
 	threads int
+	repack  bool
+	copied  func(src []byte)
 }
 
 var _ engine.Backend = (*Backend)(nil)
 
 // New returns a CPU backend.
 func New(opts ...Option) *Backend {
-	b := &Backend{threads: runtime.NumCPU()}
+	b := &Backend{threads: runtime.NumCPU(), repack: kernel.PreferR16()}
 	for _, o := range opts {
 		o(b)
 	}
@@ -54,18 +73,25 @@ func (b *Backend) Threads() int { return b.threads }
 // everything else to the Go heap.
 func (b *Backend) Close() error { return nil }
 
-// tensor is the CPU backend's Tensor. Exactly one of f, raw, i holds data:
-// f for F32, raw for stored weight bytes (F16, BF16, Q8_0), i for I32.
+// tensor is the CPU backend's Tensor. Exactly one of f, raw, rep, i holds
+// data: f for F32, raw for stored weight bytes (F16, BF16, the block
+// formats), rep for Q8_0 weights repacked to kernel's R16 layout, i for
+// I32.
 type tensor struct {
 	shape []int
 	dt    engine.DType
 	f     []float32
 	raw   []byte
+	rep   []byte
 	i     []int32
 	name  string
 }
 
-func (t *tensor) Shape() []int        { return t.shape }
+func (t *tensor) Shape() []int { return t.shape }
+
+// CopiedData reports whether the weight holds its own copy of the bytes it
+// was made from (a repacked Q8_0 weight); see engine.DataCopier.
+func (t *tensor) CopiedData() bool    { return t.rep != nil }
 func (t *tensor) DType() engine.DType { return t.dt }
 
 func (t *tensor) String() string {
@@ -132,10 +158,35 @@ func (b *Backend) Weight(name string, dt engine.DType, shape []int, data []byte)
 	case engine.I32:
 		t.i = make([]int32, n)
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.i))), 4*n), data)
+	case engine.Q8_0:
+		if b.repack && len(shape) >= 2 && shape[len(shape)-2]%kernel.R16Rows == 0 {
+			rep, free := offHeap(len(data))
+			b.repackQ8_0(rep, data, n/last, last/kernel.Q8_0BlockLen)
+			t.rep = rep
+			// The mapping goes when the tensor is unreachable; rep is
+			// only used through it.
+			runtime.AddCleanup(t, func(free func()) { free() }, free)
+		} else {
+			t.raw = data
+		}
 	default:
 		t.raw = data
 	}
 	return t, nil
+}
+
+// repackQ8_0 writes rows Q8_0 rows of nb blocks from data into rep in
+// kernel's R16 layout, across the backend's goroutines. Every matrix of
+// the weight (an expert, a head) starts at a multiple of 16 rows, so its
+// rows are whole groups.
+func (b *Backend) repackQ8_0(rep, data []byte, rows, nb int) {
+	gb := kernel.R16Rows * nb * kernel.Q8_0BlockSize
+	b.parallel(rows/kernel.R16Rows, 64, func(lo, hi int) {
+		kernel.RepackQ8_0R16(rep[lo*gb:hi*gb], data[lo*gb:hi*gb], (hi-lo)*kernel.R16Rows, nb)
+		if b.copied != nil {
+			b.copied(data[lo*gb : hi*gb])
+		}
+	})
 }
 
 // Cache allocates zeroed cache rows.

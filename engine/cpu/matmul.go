@@ -52,10 +52,11 @@ func u16(raw []byte, off, n int) []uint16 {
 
 // prepared holds input rows ready for one weight type: as they are for the
 // float types, quantized to Q8_0 (as llama.cpp's vec_dot_type) and packed in
-// groups of four for kernel.MulQ8_0x4 for Q8_0. Preparing once and then
-// splitting rows among goroutines keeps the parallel part free of setup.
-// A context hands them out from prepPool and takes them back on Close, so
-// that a decode step reuses the last step's storage.
+// groups of four for kernel.MulQ8_0x4 for Q8_0 as stored, or in chunks of
+// up to eight for kernel.MulQ8_0R16 for repacked Q8_0. Preparing once and
+// then splitting rows among goroutines keeps the parallel part free of
+// setup. A context hands them out from prepPool and takes them back on
+// Close, so that a decode step reuses the last step's storage.
 type prepared struct {
 	xs     [][]float32
 	nb     int    // Q8_0 blocks per row
@@ -64,14 +65,19 @@ type prepared struct {
 	lone   int            // the last input when their count is 4k+1, else -1
 	one    *kernel.Q8_0x1 // that input, packed for kernel.MulQ8_0x1
 	pair   *kernel.Q8_0x2 // the last two inputs when their count is 4k+2, else nil
-	kind   any            // inputKind of the weight type prepared for
+	chunks []kernel.Q8_0R16In
+	kind   any // inputKind of the weights prepared for
 
 	pairBuf kernel.Q8_0x2 // pair's storage
 }
 
-// inputKind says how prepare readies inputs for weights of type dt: as they
-// are (floats), quantized and packed for Q8_0's kernels, or quantized to a
-// format's activation type.
+// r16Kind is the input kind of Q8_0 weights repacked to kernel's R16
+// layout: quantized to Q8_0 as for stored Q8_0, packed in chunks.
+type r16Kind struct{}
+
+// inputKind says how prepare readies inputs for weights of type dt as
+// stored: as they are (floats), quantized and packed for Q8_0's kernels,
+// or quantized to a format's activation type.
 func inputKind(dt engine.DType) any {
 	if f := quantFormats[dt]; f != nil {
 		return f.act
@@ -80,6 +86,14 @@ func inputKind(dt engine.DType) any {
 		return engine.Q8_0
 	}
 	return nil
+}
+
+// weightKind is inputKind for the weight tensor w, repacked or not.
+func weightKind(w *tensor) any {
+	if w.rep != nil {
+		return r16Kind{}
+	}
+	return inputKind(w.dt)
 }
 
 // preparedFor returns p when it suits weights of type dt too, else p's inputs
@@ -91,38 +105,35 @@ func (p *prepared) preparedFor(dt engine.DType, in int) *prepared {
 	return prepare(dt, in, p.xs)
 }
 
-// prepare readies xs for multiplication by weights of type dt with rows of
-// in values, in fresh storage.
+// prepare readies xs for multiplication by weights of type dt (as stored)
+// with rows of in values, in fresh storage.
 func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
-	return new(prepared).fill(dt, in, xs, nil)
+	return new(prepared).fill(inputKind(dt), in, xs, nil)
 }
 
 // actRowBytes is the size of one input row of in values quantized for
-// weights of type dt (0 for the float types).
-func actRowBytes(dt engine.DType, in int) int {
-	if f := quantFormats[dt]; f != nil {
-		return in / f.act.block * f.act.bytes
+// the input kind (0 for the float types), and the quantizer.
+func actRowBytes(kind any, in int) (int, func(x []float32, dst []byte)) {
+	switch k := kind.(type) {
+	case *actFormat:
+		return in / k.block * k.bytes, k.quantize
+	case engine.DType, r16Kind:
+		return in / kernel.Q8_0BlockLen * kernel.Q8_0BlockSize, kernel.QuantizeQ8_0
 	}
-	if dt == engine.Q8_0 {
-		return in / kernel.Q8_0BlockLen * kernel.Q8_0BlockSize
-	}
-	return 0
+	return 0, nil
 }
 
-// fill sets p to xs prepared for weights of type dt with rows of in values,
-// reusing p's storage. With b, the rows are quantized and packed across
-// b's goroutines (a prompt's hundreds of rows); without, on this one.
-func (p *prepared) fill(dt engine.DType, in int, xs [][]float32, b *Backend) *prepared {
-	p.xs, p.kind, p.nb = xs, inputKind(dt), in/kernel.Q8_0BlockLen
-	rb := actRowBytes(dt, in)
+// fill sets p to xs prepared for weights of the input kind with rows of in
+// values, reusing p's storage. With b, the rows are quantized and packed
+// across b's goroutines (a prompt's hundreds of rows); without, on this
+// one.
+func (p *prepared) fill(kind any, in int, xs [][]float32, b *Backend) *prepared {
+	p.xs, p.kind, p.nb = xs, kind, in/kernel.Q8_0BlockLen
+	rb, quantize := actRowBytes(kind, in)
 	p.q = grow(p.q, rb*len(xs))
 	if rb == 0 {
 		p.pack(nil)
 		return p
-	}
-	quantize := kernel.QuantizeQ8_0
-	if f := quantFormats[dt]; f != nil {
-		quantize = f.act.quantize
 	}
 	rows := func(lo, hi int) {
 		for t := lo; t < hi; t++ {
@@ -159,11 +170,15 @@ func (p *prepared) fillRows(src *prepared, tokens []int, xs [][]float32) *prepar
 // last pair or a lone last input.
 func (p *prepared) pack(b *Backend) {
 	p.lone, p.pair = -1, nil
-	p.groups = p.groups[:0]
+	p.groups, p.chunks = p.groups[:0], p.chunks[:0]
+	nt := len(p.xs)
+	if p.kind == (r16Kind{}) {
+		p.packChunks(b)
+		return
+	}
 	if p.kind != engine.Q8_0 {
 		return
 	}
-	nt := len(p.xs)
 	switch nt % 4 {
 	case 1:
 		p.lone = nt - 1
@@ -198,6 +213,31 @@ func (p *prepared) pack(b *Backend) {
 	}
 }
 
+// packChunks packs the inputs in chunks of up to eight for the R16 tiles.
+func (p *prepared) packChunks(b *Backend) {
+	nt := len(p.xs)
+	nc := (nt + kernel.R16MaxVectors - 1) / kernel.R16MaxVectors
+	if nc > cap(p.chunks) {
+		p.chunks = append(p.chunks[:cap(p.chunks)], make([]kernel.Q8_0R16In, nc-cap(p.chunks))...)
+	}
+	p.chunks = p.chunks[:nc]
+	chunks := func(lo, hi int) {
+		var xs [kernel.R16MaxVectors][]byte
+		for c := lo; c < hi; c++ {
+			n := min(kernel.R16MaxVectors, nt-c*kernel.R16MaxVectors)
+			for j := range n {
+				xs[j] = p.xq(c*kernel.R16MaxVectors + j)
+			}
+			p.chunks[c].Pack(xs[:n], p.nb)
+		}
+	}
+	if b != nil {
+		b.parallel(nc, 2, chunks)
+	} else {
+		chunks(0, nc)
+	}
+}
+
 func (p *prepared) xq(t int) []byte {
 	rowBytes := p.nb * 34
 	return p.q[t*rowBytes : (t+1)*rowBytes]
@@ -227,15 +267,15 @@ func (c *context) newPrepared() *prepared {
 	return p
 }
 
-// prepare readies every row of x for weights of type dt, once per context:
+// prepare readies every row of x for the weights w, once per context:
 // products that share an input (q_a and kv_a, the router, the shared and
 // the routed experts) quantize and pack it once.
-func (c *context) prepare(x *tensor, dt engine.DType, in int) *prepared {
-	key := prepKey{x, inputKind(dt)}
+func (c *context) prepare(x, w *tensor, in int) *prepared {
+	key := prepKey{x, weightKind(w)}
 	if p, ok := c.memo[key]; ok {
 		return p
 	}
-	p := c.newPrepared().fill(dt, in, rowsOf(x), c.b)
+	p := c.newPrepared().fill(key.kind, in, rowsOf(x), c.b)
 	if c.memo == nil {
 		c.memo = make(map[prepKey]*prepared)
 	}
@@ -264,6 +304,10 @@ func (b *Backend) mul(m matrix, rows int, p *prepared, ys [][]float32) {
 // mulRange computes rows [lo, hi) of m for every prepared input, on the
 // calling goroutine.
 func (m matrix) mulRange(p *prepared, lo, hi int, ys [][]float32) {
+	if m.t.rep != nil {
+		m.mulRangeR16(p, lo, hi, ys)
+		return
+	}
 	if m.t.dt == engine.Q8_0 {
 		m.mulRangeQ8_0(p, lo, hi, ys)
 		return
@@ -344,6 +388,49 @@ func (m matrix) mulRangeQ8_0(p *prepared, lo, hi int, ys [][]float32) {
 	}
 }
 
+// mulRangeR16 is mulRange for Q8_0 weights repacked to R16 (lo, hi and
+// m.first multiples of 16): kernel.MulQ8_0R16 multiplies a run of row
+// groups by each chunk of up to eight inputs in turn. With more than one
+// chunk (prefill) a run is about r16RunBytes of weights, which stay in L2
+// while every chunk passes over them.
+func (m matrix) mulRangeR16(p *prepared, lo, hi int, ys [][]float32) {
+	nb := m.in / kernel.Q8_0BlockLen
+	gb := nb * kernel.Q8_0BlockSize * kernel.R16Rows
+	first, groups := (m.first+lo)/kernel.R16Rows, (hi-lo)/kernel.R16Rows
+	w := m.t.rep[first*gb:]
+	run := r16MaxRun
+	if len(p.chunks) > 1 {
+		run = max(1, min(r16MaxRun, r16RunBytes/max(gb, 1)))
+	}
+	scratch := r16Scratch.Get().(*r16Outs)
+	defer r16Scratch.Put(scratch)
+	for g0 := 0; g0 < groups; g0 += run {
+		gn := min(run, groups-g0)
+		for c := range p.chunks {
+			ch := &p.chunks[c]
+			n := ch.Len()
+			out := scratch[:gn*kernel.R16Rows*n]
+			kernel.MulQ8_0R16(w[g0*gb:], gn, ch, out)
+			for g := range gn {
+				row := lo + (g0+g)*kernel.R16Rows
+				for j := range n {
+					copy(ys[c*kernel.R16MaxVectors+j][row:row+kernel.R16Rows], out[(g*n+j)*kernel.R16Rows:])
+				}
+			}
+		}
+	}
+}
+
+const (
+	r16MaxRun   = 64        // row groups per kernel call
+	r16RunBytes = 256 << 10 // weights per run when several chunks pass over it
+)
+
+// r16Outs is mulRangeR16's scratch for the kernel's outputs.
+type r16Outs [r16MaxRun * kernel.R16Rows * kernel.R16MaxVectors]float32
+
+var r16Scratch = sync.Pool{New: func() any { return new(r16Outs) }}
+
 // job is one piece of a batch of matrix products run in a single parallel
 // section: rows [lo, hi) of m for the prepared inputs p into ys.
 type job struct {
@@ -420,6 +507,10 @@ func dequantRow(t *tensor, r, n int, dst []float32) {
 		rb := n / f.block * f.bytes
 		f.dequant(t.raw[r*rb:(r+1)*rb], dst[:n])
 	case engine.Q8_0:
+		if t.rep != nil {
+			kernel.DequantQ8_0R16Row(t.rep, r, n/kernel.Q8_0BlockLen, dst)
+			return
+		}
 		nb := n / 32
 		blocks := t.raw[r*nb*34 : (r+1)*nb*34]
 		for bi := range nb {

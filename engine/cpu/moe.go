@@ -178,8 +178,8 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		ds         [][]float32
 		pg, pu, pd *prepared
 	}
-	allG := c.prepare(xt, gt.dt, n)
-	allU := c.prepare(xt, ut.dt, n)
+	allG := c.prepare(xt, gt, n)
+	allU := c.prepare(xt, ut, n)
 	var acts []*active
 	for e, uses := range byExpert {
 		if len(uses) == 0 {
@@ -222,7 +222,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 				a.gs[i][j] = swiglu(a.gs[i][j], a.us[i][j], clamp)
 			}
 		}
-		a.pd.fill(dt.dt, f, a.gs, nil)
+		a.pd.fill(weightKind(dt), f, a.gs, nil)
 	})
 	jobs = jobs[:0]
 	for _, a := range acts {

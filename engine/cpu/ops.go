@@ -74,7 +74,7 @@ func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
 		return c.fail("MatMul: x %v against weight %v", xt, wt)
 	}
 	y := c.newF32(xt.shape[0], out)
-	c.b.mul(matrix{t: wt, in: in}, out, c.prepare(xt, wt.dt, in), rowsOf(y))
+	c.b.mul(matrix{t: wt, in: in}, out, c.prepare(xt, wt, in), rowsOf(y))
 	return y
 }
 
@@ -104,7 +104,7 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 			xs[t] = xt.f[(t*h+head)*in : (t*h+head+1)*in]
 			ys[t] = y.f[(t*h+head)*out : (t*h+head+1)*out]
 		}
-		ps[head].fill(wt.dt, in, xs, nil)
+		ps[head].fill(weightKind(wt), in, xs, nil)
 		yss[head] = ys
 	})
 	var jobs []job

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // DefaultAlignment is the alignment of the data section and of each tensor's
@@ -81,6 +82,9 @@ type File struct {
 	tensorIndex map[string]int
 	data        []byte
 	unmap       func() error
+	release     func(b []byte) // drops b's pages from memory (Open on unix)
+	mu          sync.Mutex
+	released    map[uint64]bool // offsets of the tensors released
 }
 
 // Close releases the memory map of a File from Open; the slices Data
@@ -94,6 +98,43 @@ func (f *File) Close() error {
 	unmap := f.unmap
 	f.unmap = nil
 	return unmap()
+}
+
+// Release tells the system that tensor t's bytes are no longer needed in
+// memory, because the caller copied them (a backend that repacks weights):
+// for a File from Open on a unix system, the whole pages inside them leave
+// the process's resident set and are read from the file again if touched.
+// Otherwise it does nothing. The bytes stay valid until Close.
+func (f *File) Release(t TensorInfo) {
+	if f.release == nil {
+		return
+	}
+	if b := f.Data(t); len(b) > 0 {
+		f.release(b)
+		f.mu.Lock()
+		if f.released == nil {
+			f.released = make(map[uint64]bool)
+		}
+		f.released[t.Offset] = true
+		f.mu.Unlock()
+	}
+}
+
+// ReleaseBytes is Release for any run of bytes that Data returned, such
+// as part of a tensor a backend copies piece by piece. It is safe to call
+// from several goroutines.
+func (f *File) ReleaseBytes(b []byte) {
+	if f.release != nil && len(b) > 0 {
+		f.release(b)
+	}
+}
+
+// Released reports whether Release let tensor t's pages go, so that a
+// caller warming the file's pages can leave them alone.
+func (f *File) Released(t TensorInfo) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.released[t.Offset]
 }
 
 // Version returns the file's GGUF version (3, or 2, whose layout is the same).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,5 +47,15 @@ func Open(path string) (*File, error) {
 		return nil, err
 	}
 	f.unmap = func() error { return unix.Munmap(data) }
+	f.release = func(b []byte) {
+		page := uintptr(os.Getpagesize())
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+		lo := int((page - start%page) % page)
+		hi := len(b) - int((start+uintptr(len(b)))%page)
+		if hi > lo {
+			// Advice only: a failure leaves the pages resident.
+			_ = unix.Madvise(b[lo:hi], unix.MADV_DONTNEED)
+		}
+	}
 	return f, nil
 }

@@ -107,12 +107,12 @@ func loadGolden(t *testing.T, name string) golden {
 	return g
 }
 
-func open(t *testing.T, path string, threads int) (*engine.Runner, engine.Model) {
+func open(t *testing.T, path string, threads int, opts ...cpu.Option) (*engine.Runner, engine.Model) {
 	t.Helper()
 	f, err := gguf.Open(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
-	b := cpu.New(cpu.WithThreads(threads))
+	b := cpu.New(append([]cpu.Option{cpu.WithThreads(threads)}, opts...)...)
 	m, err := engine.LoadGGUF(f, b)
 	require.NoError(t, err)
 	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: 64 << 20})
@@ -176,17 +176,23 @@ func TestAgainstLlamaCpp(t *testing.T) {
 		tol     float64
 		flips   int
 		flipTol float64
+		repack  bool // Q8_0 in kernel's R16 layout, else as stored
 	}{
-		{"tiny-v3", gguf.TypeF32, 1e-4, 0, 0},
-		{"tiny-v2", gguf.TypeF32, 1e-4, 0, 0},
-		{"tiny-v3", gguf.TypeQ8_0, 0.05, 1, 0.2},
-		{"tiny-v3", gguf.TypeF16, 0.01, 0, 0},
-		{"tiny-v3", gguf.TypeBF16, 0.05, 1, 0.5},
+		{"tiny-v3", gguf.TypeF32, 1e-4, 0, 0, false},
+		{"tiny-v2", gguf.TypeF32, 1e-4, 0, 0, false},
+		{"tiny-v3", gguf.TypeQ8_0, 0.05, 1, 0.2, false},
+		{"tiny-v3", gguf.TypeQ8_0, 0.05, 1, 0.2, true},
+		{"tiny-v3", gguf.TypeF16, 0.01, 0, 0, false},
+		{"tiny-v3", gguf.TypeBF16, 0.05, 1, 0.5, false},
 	} {
 		name := tc.preset + "-" + strings.ToLower(tc.typ.String())
-		t.Run(name, func(t *testing.T) {
+		sub := name
+		if tc.repack {
+			sub += "-r16"
+		}
+		t.Run(sub, func(t *testing.T) {
 			t.Parallel()
-			againstGolden(t, name, model(t, tc.preset, tc.typ), tc.tol, tc.flips, tc.flipTol)
+			againstGolden(t, name, model(t, tc.preset, tc.typ), tc.tol, tc.flips, tc.flipTol, cpu.WithRepack(tc.repack))
 		})
 	}
 }
@@ -195,9 +201,9 @@ func TestAgainstLlamaCpp(t *testing.T) {
 // path and compares the logits with llama.cpp's: every row's top-10 logits must
 // agree within tol and its argmax must match, except for at most flips rows, which
 // must still agree within flipTol.
-func againstGolden(t *testing.T, name, path string, tol float64, maxFlips int, flipTol float64) {
+func againstGolden(t *testing.T, name, path string, tol float64, maxFlips int, flipTol float64, opts ...cpu.Option) {
 	g := loadGolden(t, name)
-	r, _ := open(t, path, 2)
+	r, _ := open(t, path, 2, opts...)
 	worst, flips := 0.0, 0
 	check := func(where string, row []float32, s step) {
 		d, ok := rowDiff(row, s, tol)
@@ -231,11 +237,20 @@ func againstGolden(t *testing.T, name, path string, tol float64, maxFlips int, f
 // each exactly the logits it gets alone, and a prompt prefilled in chunks
 // exactly those of one pass: every token's arithmetic is the same. Nine
 // sequences and chunks of seven make the Q8_0 products take every kernel
-// grouping (eight, four, padded three, two, one).
+// grouping (eight, four, padded three, two, one; for the R16 layout,
+// chunks of eight and one).
 func TestBatchingAndChunkingAreExact(t *testing.T) {
 	t.Parallel()
-	for _, ty := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0} {
-		t.Run(ty.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		ty     gguf.Type
+		repack bool
+	}{{gguf.TypeF32, false}, {gguf.TypeQ8_0, false}, {gguf.TypeQ8_0, true}} {
+		ty := tc.ty
+		name := ty.String()
+		if tc.repack {
+			name += "-r16"
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			path := model(t, "tiny-v3", ty)
 			g := loadGolden(t, "tiny-v3-f32")
@@ -245,7 +260,7 @@ func TestBatchingAndChunkingAreExact(t *testing.T) {
 			}
 
 			alone := make([][]float32, len(prompts))
-			ra, _ := open(t, path, 2)
+			ra, _ := open(t, path, 2, cpu.WithRepack(tc.repack))
 			for i, p := range prompts {
 				s := ra.NewSequence()
 				_, err := ra.Step([]engine.Work{{Seq: s, Tokens: p}})
@@ -256,7 +271,7 @@ func TestBatchingAndChunkingAreExact(t *testing.T) {
 				ra.Free(s)
 			}
 
-			rb, _ := open(t, path, 2)
+			rb, _ := open(t, path, 2, cpu.WithRepack(tc.repack))
 			var seqs []*engine.Sequence
 			for _, p := range prompts {
 				s := rb.NewSequence()

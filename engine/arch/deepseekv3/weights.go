@@ -74,6 +74,9 @@ func (w *weights) get(name string, shape ...int) engine.Tensor {
 		w.err = fmt.Errorf("deepseekv3: %w", err)
 		return nil
 	}
+	if c, ok := t.(engine.DataCopier); ok && c.CopiedData() {
+		w.f.Release(ti)
+	}
 	w.total += ti.NumElements()
 	w.bytes += ti.Size
 	switch {

@@ -24,6 +24,8 @@ var avx2 = impls{
 	mulQ8_0x1: mulQ8_0x1Tiles,
 	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Tiles),
 
+	mulQ8_0R16: mulQ8_0R16Generic,
+
 	quantizeQ8_0: quantizeQ8_0Blocks,
 	axpyF32:      axpyF32AVX2,
 
@@ -51,8 +53,25 @@ var avx512vnni = func() impls {
 	s.mulQ8_0x4 = mulQ8_0x4VNNI
 	s.mulQ8_0x8 = mulQ8_0x8VNNI
 	s.packVNNI = true
+	s.mulQ8_0R16 = mulQ8_0R16VNNI
+	s.preferR16 = true
 	return s
 }()
+
+// r16Tiles are the R16 tiles by vector count.
+var r16Tiles = [R16MaxVectors + 1]func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32){
+	nil, dotQ8_0R16x1VNNI, dotQ8_0R16x2VNNI, dotQ8_0R16x3VNNI, dotQ8_0R16x4VNNI,
+	dotQ8_0R16x5VNNI, dotQ8_0R16x6VNNI, dotQ8_0R16x7VNNI, dotQ8_0R16x8VNNI,
+}
+
+// mulQ8_0R16VNNI runs the R16 tile for x's vector count over each group.
+func mulQ8_0R16VNNI(w []byte, groups int, x *Q8_0R16In, out []float32) {
+	tile := r16Tiles[x.n]
+	gb := x.nBlocks * r16Block
+	for g := range groups {
+		tile(w[g*gb:], x.nBlocks, x.q, x.d, x.c, out[g*R16Rows*x.n:])
+	}
+}
 
 // haveVNNI reports whether this CPU and OS support dotQ8_0x4R2VNNI's
 // instructions: AVX-512 F, BW and VL, and AVX512_VNNI (x/sys/cpu reports

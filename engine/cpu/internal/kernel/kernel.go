@@ -54,6 +54,9 @@ type impls struct {
 	mulQ8_0x1 func(w []byte, rows int, x *Q8_0x1, out []float32)
 	mulQ8_0x8 func(w []byte, rows int, x, y *Q8_0x4, out []float32)
 
+	mulQ8_0R16 func(w []byte, groups int, x *Q8_0R16In, out []float32)
+	preferR16  bool // backends should repack Q8_0 weights to R16
+
 	quantizeQ8_0 func(x []float32, dst []byte)
 	axpyF32      func(a float32, x, y []float32)
 	packVNNI     bool // Q8_0x4.Pack also fills the VNNI form
@@ -81,6 +84,8 @@ var generic = impls{
 	mulQ8_0x2: mulQ8_0x2Generic,
 	mulQ8_0x1: mulQ8_0x1Generic,
 	mulQ8_0x8: mulQ8_0x8Halves(mulQ8_0x4Generic),
+
+	mulQ8_0R16: mulQ8_0R16Generic,
 
 	quantizeQ8_0: quantizeQ8_0Generic,
 	axpyF32:      axpyF32Generic,

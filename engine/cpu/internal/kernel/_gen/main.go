@@ -37,6 +37,9 @@ func main() {
 	dotQ8_0x1Rows(1)
 	dotQ8_0x4R2VNNI()
 	dotQ8_0x8R2VNNI()
+	for n := 1; n <= 8; n++ {
+		dotQ8_0R16VNNI(n)
+	}
 	axpyF32()
 	f16ToF32s()
 	f32ToF16s()
@@ -1048,6 +1051,80 @@ func dotQ8_0VNNI(groups int) {
 		}
 		VMOVUPS(hsum4(row0), Mem{Base: out, Disp: 16 * g})
 		VMOVUPS(hsum4(row1), Mem{Base: out, Disp: 16*g + 16*groups})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// r16Block is the bytes of one block of a group of sixteen rows in
+// kernel's R16 layout (see kernel's q8r16.go): sixteen f16 scales, then
+// for k = 0…7 the sixteen rows' quants 4k…4k+3, each plus 128.
+const r16Block = 16 * q8Block
+
+// r16PrefetchAhead is how far ahead of the current block the R16 tiles
+// prefetch the group's weights, in bytes: about four blocks.
+const r16PrefetchAhead = 2048
+
+// dotQ8_0R16VNNI writes dotQ8_0R16x{n}VNNI, the VNNI form of kernel's
+// mulQ8_0R16Generic for one group of sixteen rows and n packed vectors,
+// with its bits. Per block, the eight 64-byte quant vectors are loaded
+// once; for each vector, its int32 lanes (one per row) start from the
+// packed −128·Σx, eight VPDPBUSD add the products of the unsigned weights
+// with four of the vector's signed quants broadcast from memory, and the
+// exact block sums are converted, multiplied by d_w·d_x (one VMULPS with
+// the broadcast d_x) and added to the vector's sixteen row sums: a
+// multiply, then an add, as the generic rounds them.
+func dotQ8_0R16VNNI(n int) {
+	name := fmt.Sprintf("dotQ8_0R16x%dVNNI", n)
+	TEXT(name, NOSPLIT, "func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)")
+	Doc(name+fmt.Sprintf(" sets out[16j+r] to row r of one R16 group of w times vector j < %d", n),
+		"of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.")
+	w := Load(Param("w").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	xq := Load(Param("xq").Base(), GP64())
+	xd := Load(Param("xd").Base(), GP64())
+	xc := Load(Param("xc").Base(), GP64())
+	acc := make([]VecVirtual, n)
+	for j := range acc {
+		acc[j] = ZMM()
+		VPXORD(acc[j], acc[j], acc[j])
+	}
+
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	for off := 0; off < r16Block; off += 64 {
+		PREFETCHT0(Mem{Base: w, Disp: r16PrefetchAhead + off})
+	}
+	var wk [8]VecVirtual
+	for k := range wk {
+		wk[k] = ZMM()
+		VMOVDQU64(Mem{Base: w, Disp: 32 + 64*k}, wk[k])
+	}
+	dw := ZMM()
+	VCVTPH2PS(Mem{Base: w}, dw)
+	for j := range n {
+		t, d := ZMM(), ZMM()
+		VPBROADCASTD(Mem{Base: xc, Disp: 4 * j}, t)
+		for k := range wk {
+			VPDPBUSD_BCST(Mem{Base: xq, Disp: 32*j + 4*k}, wk[k], t)
+		}
+		VCVTDQ2PS(t, t)
+		VMULPS_BCST(Mem{Base: xd, Disp: 4 * j}, dw, d)
+		VMULPS(d, t, t)
+		VADDPS(t, acc[j], acc[j])
+	}
+	ADDQ(U32(r16Block), w)
+	ADDQ(U32(32*n), xq)
+	ADDQ(U32(4*n), xd)
+	ADDQ(U32(4*n), xc)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	out := Load(Param("out").Base(), GP64())
+	for j := range n {
+		VMOVUPS(acc[j], Mem{Base: out, Disp: 64 * j})
 	}
 	VZEROUPPER()
 	RET()

@@ -1,0 +1,89 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+)
+
+// TestRepackedQ8_0 multiplies the same Q8_0 weights as stored and repacked
+// to R16, as a 2-D weight, per head and per expert: the two layouts add in
+// different orders with the assembly kernels (eight lanes per row against
+// ggml's scalar chain), so they agree closely but not bitwise, and in the
+// same order with the generic ones; each is exact across batch sizes
+// (one input alone gives the bits it gets among nine); the repacked weight
+// holds its own copy and dequantizes its rows as stored.
+func TestRepackedQ8_0(t *testing.T) {
+	t.Parallel()
+	const heads, out, in, T = 3, 32, 96, 9
+	r := rand.New(rand.NewPCG(3, 4))
+	vals := make([]float32, heads*out*in)
+	for i := range vals {
+		vals[i] = float32(r.NormFloat64())
+	}
+	q := make([]byte, len(vals)/32*34)
+	kernel.QuantizeQ8_0(vals, q)
+	xs := make([]float32, T*in)
+	xsH := make([]float32, T*heads*in)
+	for _, v := range [][]float32{xs, xsH} {
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+	}
+	run := func(repack bool, n int) (mat, perHead []float32) {
+		b := New(WithThreads(2), WithRepack(repack))
+		w2, err := b.Weight("w2", engine.Q8_0, []int{heads * out, in}, q)
+		require.NoError(t, err)
+		w3, err := b.Weight("w3", engine.Q8_0, []int{heads, out, in}, q)
+		require.NoError(t, err)
+		require.Equal(t, repack, w2.(engine.DataCopier).CopiedData())
+		c := b.NewContext()
+		defer c.Close()
+		y := c.MatMul(c.Input(xs[:n*in], n, in), w2)
+		y3 := c.MatMulHeads(c.Input(xsH[:n*heads*in], n, heads, in), w3)
+		require.NoError(t, c.Compute(y, y3))
+		a, _ := c.Floats(y)
+		h, _ := c.Floats(y3)
+		row := make([]float32, in)
+		want := make([]float32, in)
+		for _, rr := range []int{0, 17, heads*out - 1} {
+			dequantRow(w2.(*tensor), rr, in, row)
+			dequantRow(&tensor{dt: engine.Q8_0, raw: q}, rr, in, want)
+			require.Equal(t, want, row, "row %d dequantizes as stored", rr)
+		}
+		return append([]float32(nil), a...), append([]float32(nil), h...)
+	}
+	stored, storedH := run(false, T)
+	packed, packedH := run(true, T)
+	differ := 0
+	for i := range stored {
+		require.InDelta(t, stored[i], packed[i], 1e-4*(1+math.Abs(float64(stored[i]))))
+		if stored[i] != packed[i] {
+			differ++
+		}
+	}
+	if kernel.Impl() == "generic" {
+		// Stored Q8_0 has ggml's scalar order there too.
+		require.Zero(t, differ, "generic stored and R16 products differ")
+	} else {
+		require.NotZero(t, differ, "the R16 kernels were not used")
+	}
+	for i := range storedH {
+		require.InDelta(t, storedH[i], packedH[i], 1e-4*(1+math.Abs(float64(storedH[i]))))
+	}
+	for _, repack := range []bool{false, true} {
+		all, allH := stored, storedH
+		if repack {
+			all, allH = packed, packedH
+		}
+		one, oneH := run(repack, 1)
+		require.Equal(t, all[:len(one)], one, "repack %v: one input alone", repack)
+		require.Equal(t, allH[:len(oneH)], oneH, "repack %v: one input alone, per head", repack)
+	}
+}
+
