@@ -86,4 +86,3 @@ func TestRepackedQ8_0(t *testing.T) {
 		require.Equal(t, allH[:len(oneH)], oneH, "repack %v: one input alone, per head", repack)
 	}
 }
-
