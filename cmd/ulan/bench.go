@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -41,6 +43,10 @@ type benchResult struct {
 	LlamaCppDecode         float64 `json:"llamacpp_decode_tokens_per_second,omitempty"`
 	PrefillRatioToLlamaCpp float64 `json:"prefill_ratio_to_llamacpp,omitempty"`
 	DecodeRatioToLlamaCpp  float64 `json:"decode_ratio_to_llamacpp,omitempty"`
+	// llama.cpp's llama-batched-bench on the same file: decode tokens/s of
+	// one sequence and the aggregate of Batch sequences.
+	LlamaCppBatch1Decode float64 `json:"llamacpp_batch1_decode_tokens_per_second,omitempty"`
+	LlamaCppBatchDecode  float64 `json:"llamacpp_batch_tokens_per_second,omitempty"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -59,7 +65,8 @@ decode speed of a batch, the peak resident memory, and the bound that memory
 bandwidth puts on decode (weight bytes read per token over the read bandwidth
 measured in the same run). With --against-llamacpp DIR it also runs a native
 llama.cpp build's llama-bench (DIR/build/bin/llama-bench, or DIR/llama-bench)
-on the same file with the same threads and prints the ratios.`,
+on the same file with the same threads and prints the ratios, and, where the
+build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" {
@@ -96,6 +103,15 @@ on the same file with the same threads and prints the ratios.`,
 				}
 				res.LlamaCppPrefill, res.LlamaCppDecode = pp, tg
 				res.PrefillRatioToLlamaCpp, res.DecodeRatioToLlamaCpp = res.Prefill/pp, res.Decode/tg
+				one, all, err := llamaBatchedBench(against, modelPath, threads, gen, batch)
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					// A build without llama-batched-bench: no batch figure.
+				case err != nil:
+					return fmt.Errorf("--against-llamacpp: %w", err)
+				default:
+					res.LlamaCppBatch1Decode, res.LlamaCppBatchDecode = one, all
+				}
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -299,6 +315,48 @@ func llamaBench(dir, model string, threads, prompt, gen int) (pp, tg float64, er
 	return pp, tg, nil
 }
 
+// llamaBatchedBench runs llama.cpp's llama-batched-bench on the same model
+// and threads: a 16-token prompt per sequence, then gen decode steps for 1
+// and for batch sequences at once. It returns the decode tokens/s of one
+// sequence and the aggregate of batch. A build without the tool gives an
+// error that wraps fs.ErrNotExist.
+func llamaBatchedBench(dir, model string, threads, gen, batch int) (one, all float64, err error) {
+	bin := filepath.Join(dir, "build", "bin", "llama-batched-bench")
+	if _, err := os.Stat(bin); err != nil {
+		bin = filepath.Join(dir, "llama-batched-bench")
+		if _, err := os.Stat(bin); err != nil {
+			return 0, 0, err
+		}
+	}
+	const prompt = 16
+	cmd := exec.Command(bin, "-m", model, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(batch*(prompt+gen)+64),
+		"-b", "512", "-ub", "512", "-npp", strconv.Itoa(prompt), "-ntg", strconv.Itoa(gen),
+		"-npl", "1,"+strconv.Itoa(batch), "--output-format", "jsonl")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w: %s", bin, err, lastLine(string(out)))
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		var run struct {
+			PL      int     `json:"pl"`
+			SpeedTG float64 `json:"speed_tg"`
+		}
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &run) != nil {
+			continue
+		}
+		switch run.PL {
+		case 1:
+			one = run.SpeedTG
+		case batch:
+			all = run.SpeedTG
+		}
+	}
+	if one == 0 || all == 0 {
+		return 0, 0, fmt.Errorf("%s printed no decode figure for 1 and %d sequences", bin, batch)
+	}
+	return one, all, nil
+}
+
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
@@ -320,6 +378,10 @@ func printBench(out io.Writer, r *benchResult) error {
 	if r.LlamaCppDecode > 0 {
 		fmt.Fprintf(w, "llama.cpp prefill\t%.1f tok/s (ulan %.2f×)\n", r.LlamaCppPrefill, r.PrefillRatioToLlamaCpp)
 		fmt.Fprintf(w, "llama.cpp decode\t%.1f tok/s (ulan %.2f×)\n", r.LlamaCppDecode, r.DecodeRatioToLlamaCpp)
+	}
+	if r.LlamaCppBatchDecode > 0 {
+		fmt.Fprintf(w, "llama.cpp batch %d decode\t%.1f tok/s aggregate (%.2f× its batch 1, %.1f tok/s; ulan %.2f×)\n",
+			r.Batch, r.LlamaCppBatchDecode, r.LlamaCppBatchDecode/r.LlamaCppBatch1Decode, r.LlamaCppBatch1Decode, r.BatchDecode/r.LlamaCppBatchDecode)
 	}
 	return w.Flush()
 }
