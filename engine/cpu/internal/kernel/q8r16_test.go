@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -21,6 +22,8 @@ func r16Matrix(r *rand.Rand, groups, nb int, scale func() uint16) (stored, packe
 	RepackQ8_0R16(packed, stored, rows, nb)
 	return stored, packed
 }
+
+var r16Rows = flag.Int("r16rows", 4096, "rows of BenchmarkMulQ8_0R16's matrix")
 
 func TestRepackQ8_0R16Dequantizes(t *testing.T) {
 	t.Parallel()
@@ -134,10 +137,12 @@ func TestR16Panics(t *testing.T) {
 }
 
 // BenchmarkMulQ8_0R16 compares the R16 tiles with the stored-layout
-// kernels on the same rows (a 2048-wide, 4096-row matrix, 8.9 MB) for 1, 2,
-// 4 and 8 vectors: products per second, in GMAC/s.
+// kernels on the same rows (a 2048-wide matrix of 4096 rows, 8.9 MB, or
+// with -r16rows=32768 one of 71 MB, beyond the caches) for 1, 2, 4 and 8
+// vectors: products per second, in GMAC/s.
 func BenchmarkMulQ8_0R16(b *testing.B) {
-	const nb, rows = 64, 4096
+	const nb = 64
+	rows := *r16Rows
 	r := newRand(24)
 	scale := func() uint16 { return F32ToF16((r.Float32() - 0.5) * 0.1) }
 	stored, packed := r16Matrix(r, rows/R16Rows, nb, scale)
