@@ -26,11 +26,18 @@ const arenaMax = 16 << 20
 // floats returns n zeroed floats whose capacity is n, so that an append
 // cannot run into the next buffer.
 func (a *arena) floats(n int) []float32 {
+	s := a.dirty(n)
+	clear(s)
+	return s
+}
+
+// dirty is floats for a caller that writes every element: a reused buffer
+// keeps what the last step left in it.
+func (a *arena) dirty(n int) []float32 {
 	for ; a.cur < len(a.chunks); a.cur, a.off = a.cur+1, 0 {
 		if c := a.chunks[a.cur]; len(c)-a.off >= n {
 			s := c[a.off : a.off+n : a.off+n]
 			a.off += n
-			clear(s)
 			return s
 		}
 	}

@@ -170,7 +170,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	// The tokens are quantized once for every expert (c.prepare); each
 	// expert's inputs are then packed, and its down inputs prepared, on the
 	// goroutines.
-	outs := c.floats(T * k * n)
+	outs := c.output(T * k * n)
 	type active struct {
 		e          int
 		tokens     []int
@@ -187,7 +187,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		}
 		m := len(uses)
 		a := &active{e: e, tokens: make([]int, m), xs: make([][]float32, m), gs: make([][]float32, m), us: make([][]float32, m), ds: make([][]float32, m)}
-		hidden := c.floats(2 * f * m)
+		hidden := c.output(2 * f * m)
 		for i, u := range uses {
 			a.tokens[i] = u.t
 			a.xs[i] = xt.f[u.t*n : (u.t+1)*n]

@@ -20,6 +20,15 @@ func (c *context) floats(n int) []float32 {
 	return c.mem.floats(n)
 }
 
+// output returns n floats for an op that writes every one of them (a
+// matrix product's result), not cleared first.
+func (c *context) output(n int) []float32 {
+	if c.mem == nil {
+		return make([]float32, n)
+	}
+	return c.mem.dirty(n)
+}
+
 // weight unwraps a weight tensor of any stored type.
 func (c *context) weight(op string, t engine.Tensor, dims int) (*tensor, bool) {
 	if c.err != nil {
@@ -73,7 +82,7 @@ func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
 	if len(xt.shape) != 2 || xt.shape[1] != in {
 		return c.fail("MatMul: x %v against weight %v", xt, wt)
 	}
-	y := c.newF32(xt.shape[0], out)
+	y := &tensor{shape: []int{xt.shape[0], out}, dt: engine.F32, f: c.output(xt.shape[0] * out)}
 	c.b.mul(matrix{t: wt, in: in}, out, c.prepare(xt, wt, in), rowsOf(y))
 	return y
 }
@@ -89,7 +98,7 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 		return c.fail("MatMulHeads: x %v against weight %v", xt, wt)
 	}
 	T := xt.shape[0]
-	y := c.newF32(T, h, out)
+	y := &tensor{shape: []int{T, h, out}, dt: engine.F32, f: c.output(T * h * out)}
 	// Each head's inputs are prepared on the goroutines that then share
 	// the products.
 	ps := make([]*prepared, h)
