@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/wazero"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ulan-ai/ulan/engine"
 	_ "github.com/ulan-ai/ulan/engine/arch/deepseekv3"
@@ -280,6 +281,62 @@ func TestSixteenConcurrentStreams(t *testing.T) {
 		require.Equal(t, want[i].tokens, got[i].tokens, "stream %d", i)
 		require.Equal(t, want[i].text, got[i].text, "stream %d", i)
 		require.Len(t, got[i].tokens, 8+i)
+	}
+	require.Eventually(t, func() bool { return s.p.Stats().CacheUsed == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestSeveralChoices: n choices stream side by side, each delta and
+// Finished naming its choice; choice 0 is the request's single choice with
+// the same seed, the others draw from other streams of it, over the plain
+// and the hooked pipeline, and the cache empties afterwards.
+func TestSeveralChoices(t *testing.T) {
+	s := startServing(t, scheduler.Config{})
+	c := clients(s.url)["connect+proto/h2c"]
+	for _, pipe := range []string{"default", "redacted"} {
+		sp := &ulanv1.SamplingParams{Seed: u64(5), MaxTokens: i32(10), Temperature: f32(1.2), IgnoreEos: true}
+		req := func(n int32) *ulanv1.GenerateRequest {
+			p := proto.Clone(sp).(*ulanv1.SamplingParams)
+			p.N = n
+			return &ulanv1.GenerateRequest{Prompt: "Once upon a time", Sampling: p, Plugins: &ulanv1.PluginSelection{Pipeline: pipe}}
+		}
+		one, err := generate(t, c, req(1))
+		require.NoError(t, err)
+		st, err := c.Generate(context.Background(), connect.NewRequest(req(3)))
+		require.NoError(t, err)
+		tokens := make([][]uint32, 3)
+		texts := make([]string, 3)
+		finished := make([]*ulanv1.Finished, 3)
+		starts := 0
+		for st.Receive() {
+			m := st.Msg()
+			if m.GetStarted() != nil {
+				starts++
+			}
+			if d := m.GetDelta(); d != nil {
+				require.Less(t, d.Index, uint32(3))
+				require.Nil(t, finished[d.Index], "%s: a delta after choice %d finished", pipe, d.Index)
+				tokens[d.Index] = append(tokens[d.Index], d.TokenIds...)
+				texts[d.Index] += d.Content
+			}
+			if f := m.GetFinished(); f != nil {
+				require.Less(t, f.Index, uint32(3))
+				require.Nil(t, finished[f.Index], "%s: choice %d finished twice", pipe, f.Index)
+				finished[f.Index] = f
+			}
+		}
+		require.NoError(t, st.Err())
+		st.Close()
+		require.Equal(t, 1, starts)
+		for i, f := range finished {
+			require.NotNil(t, f, "%s: choice %d", pipe, i)
+			require.Equal(t, ulanv1.FinishReason_FINISH_REASON_LENGTH, f.FinishReason, "%s: choice %d: %s", pipe, i, f.Message)
+			require.Equal(t, uint32(10), f.Usage.CompletionTokens)
+			require.Len(t, tokens[i], 10)
+		}
+		require.Equal(t, one.tokens, tokens[0], "%s: choice 0 is the single choice of the same seed", pipe)
+		require.Equal(t, one.text, texts[0], pipe)
+		require.NotEqual(t, tokens[0], tokens[1], "%s: choices draw from different streams", pipe)
+		require.NotEqual(t, tokens[1], tokens[2], pipe)
 	}
 	require.Eventually(t, func() bool { return s.p.Stats().CacheUsed == 0 }, 5*time.Second, 10*time.Millisecond)
 }

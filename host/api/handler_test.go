@@ -170,13 +170,13 @@ func TestValidChatWithToolsPasses(t *testing.T) {
 	require.Equal(t, "sunny", text)
 }
 
-func TestNGreaterThanOneIsUnimplemented(t *testing.T) {
+func TestTooManyChoicesIsInvalid(t *testing.T) {
 	t.Parallel()
 	client := serve(t, &apitest.Echo{})
-	stream, err := client.Generate(context.Background(), connect.NewRequest(generate("a", &ulanv1.SamplingParams{N: 2})))
+	stream, err := client.Generate(context.Background(), connect.NewRequest(generate("a", &ulanv1.SamplingParams{N: 17})))
 	require.NoError(t, err)
 	require.False(t, stream.Receive())
-	require.Equal(t, connect.CodeUnimplemented, connect.CodeOf(stream.Err()))
+	require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(stream.Err()))
 	require.Contains(t, stream.Err().Error(), "sampling.n")
 }
 

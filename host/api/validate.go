@@ -24,6 +24,7 @@ const (
 	maxLogitBias    = 1024
 	maxLogitBiasAbs = 100
 	maxTopLogprobs  = 20
+	maxChoices      = 16
 	maxTemperature  = 100
 	maxRepetition   = 10
 	maxPenaltyAbs   = 2
@@ -167,8 +168,8 @@ func (c *checker) sampling(s *ulanv1.SamplingParams, lim Limits) {
 	case t > 0 && !s.Logprobs:
 		c.add("sampling.top_logprobs", "needs logprobs set to true")
 	}
-	if s.N < 0 {
-		c.add("sampling.n", "%d is negative", s.N)
+	if s.N < 0 || s.N > maxChoices {
+		c.add("sampling.n", "%d is out of range; must be 0 to %d", s.N, maxChoices)
 	}
 }
 
@@ -199,15 +200,6 @@ func (c *checker) plugins(p *ulanv1.PluginSelection) {
 	}
 }
 
-// notImplemented refuses parameters that are valid but not served yet, so no
-// parameter is accepted and silently ignored.
-func notImplemented(s *ulanv1.SamplingParams) error {
-	if s != nil && s.N > 1 {
-		return fmt.Errorf("sampling.n: %d choices per request: %w (send n separate requests)", s.N, ErrNotImplemented)
-	}
-	return nil
-}
-
 func validateGenerate(r *ulanv1.GenerateRequest, lim Limits) error {
 	var c checker
 	switch {
@@ -221,10 +213,7 @@ func validateGenerate(r *ulanv1.GenerateRequest, lim Limits) error {
 	c.model(r.Model)
 	c.sampling(r.Sampling, lim)
 	c.plugins(r.Plugins)
-	if err := c.err(); err != nil {
-		return err
-	}
-	return notImplemented(r.Sampling)
+	return c.err()
 }
 
 func validateChat(r *ulanv1.ChatRequest, lim Limits) error {
@@ -312,10 +301,7 @@ func validateChat(r *ulanv1.ChatRequest, lim Limits) error {
 	c.model(r.Model)
 	c.sampling(r.Sampling, lim)
 	c.plugins(r.Plugins)
-	if err := c.err(); err != nil {
-		return err
-	}
-	return notImplemented(r.Sampling)
+	return c.err()
 }
 
 func validateTokenize(r *ulanv1.TokenizeRequest, lim Limits) error {

@@ -383,7 +383,14 @@ func (p *Pipeline) sample(rows []scheduler.Row) []scheduler.Decision {
 	return dec
 }
 
-// run generates one choice of j and streams it to out.
+// run generates the choices of j (sampling.n, 1 by default) and streams
+// them to out: each choice is its own sequence from the same prompt, with
+// its own stream of the seed, hook chain and writer; they are submitted
+// together (all or none) and stream side by side. The first choice opens
+// its hook chain before anything is submitted, so that a hook that cannot
+// open fails the request; the others open theirs as they start streaming,
+// because a hook session holds a plugin instance to its end and n choices
+// opening at once could wait forever on a smaller pool.
 func (p *Pipeline) run(ctx context.Context, j job, out api.Stream) error {
 	if p.sched == nil {
 		return fmt.Errorf("text generation: %w: the server has no scheduler", api.ErrNotImplemented)
@@ -391,50 +398,128 @@ func (p *Pipeline) run(ctx context.Context, j job, out api.Stream) error {
 	if p.m.Tokenizer == nil {
 		return errNoDetokenizer
 	}
+	n := max(1, int(j.params.GetN()))
+	running := make([]*running, 0, n)
+	defer func() {
+		for _, r := range running {
+			r.close()
+		}
+	}()
+	for i := range n {
+		r, err := p.start(ctx, j, i, i == 0)
+		if err != nil {
+			return err
+		}
+		running = append(running, r)
+	}
+	if err := out.Start(&ulanv1.Started{Model: p.m.Name, PromptTokens: uint32(len(j.prompt)), ConfigGeneration: j.sel.number}); err != nil {
+		return err
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, r := range running {
+		wg.Go(func() {
+			if err := r.openHooks(ctx, j, i); err != nil {
+				errs[i] = err
+				return
+			}
+			w := p.newWriter(j, r.c, r.chain, out)
+			w.index = uint32(i)
+			w.spans = p.startSteps(ctx, len(j.prompt))
+			errs[i] = w.stream(ctx, r.seq)
+			w.spans.end(w.tokens, w.finishReason, errs[i])
+			// The chain's instances go back now, for the choices still
+			// waiting to open theirs.
+			r.closeHooks()
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// running is one submitted choice: its sampling state, hook chain and
+// scheduler sequence.
+type running struct {
+	p     *Pipeline
+	c     *choice
+	chain *HookChain
+	seq   *scheduler.Seq
+}
+
+// close cancels the choice's sequence if it is still running and releases
+// its sampler and hooks.
+func (r *running) close() {
+	if r.seq != nil {
+		r.seq.Cancel()
+	}
+	r.closeHooks()
+	r.p.stage.Release(context.Background(), r.c.smp)
+}
+
+// closeHooks closes the choice's hook chain, if open.
+func (r *running) closeHooks() {
+	if r.chain != nil {
+		r.chain.Close(context.Background())
+		r.chain = nil
+	}
+}
+
+// openHooks opens choice i's hook chain if its pipeline has hooks and it
+// is not open yet.
+func (r *running) openHooks(ctx context.Context, j job, i int) error {
+	if len(j.sel.hooks) == 0 || r.chain != nil {
+		return nil
+	}
+	meta, _ := json.Marshal(map[string]any{"model": r.p.m.Name, "prompt_tokens": len(j.prompt), "chat": j.chat, "choice": i})
+	chain, err := OpenHookChain(ctx, j.sel.hooks, meta)
+	if err != nil {
+		return err
+	}
+	r.chain = chain
+	return nil
+}
+
+// start prepares choice i of j, with its hook chain open if hooks is set,
+// and submits it to the scheduler.
+func (p *Pipeline) start(ctx context.Context, j job, i int, hooks bool) (*running, error) {
 	info := p.m.Runner.Model().Info()
 	var pluginParams []byte
 	if j.sel.sampler != nil {
 		pluginParams = j.sel.params[j.sel.sampler.ID]
 	}
 	smp, err := sampling.NewSeq(sampling.Config{Params: j.params, Vocab: info.Vocab, EOS: []int32{p.m.Tokenizer.EOS()},
-		Prompt: j.prompt, Plugin: j.sel.sampler, PluginParams: pluginParams, Trace: trace.SpanFromContext(ctx)})
+		Prompt: j.prompt, Choice: i, Plugin: j.sel.sampler, PluginParams: pluginParams, Trace: trace.SpanFromContext(ctx)})
 	if err != nil {
 		var fe *sampling.FieldError
 		if errors.As(err, &fe) {
-			return &api.FieldError{Field: fe.Field, Reason: fe.Reason}
+			return nil, &api.FieldError{Field: fe.Field, Reason: fe.Reason}
 		}
-		return err
+		return nil, err
 	}
-	c := &choice{smp: smp}
-	defer p.stage.Release(context.Background(), smp)
-	var chain *HookChain
-	if len(j.sel.hooks) > 0 {
-		meta, _ := json.Marshal(map[string]any{"model": p.m.Name, "prompt_tokens": len(j.prompt), "chat": j.chat})
-		if chain, err = OpenHookChain(ctx, j.sel.hooks, meta); err != nil {
-			return err
+	r := &running{p: p, c: &choice{smp: smp}}
+	if hooks {
+		if err := r.openHooks(ctx, j, i); err != nil {
+			r.close()
+			return nil, err
 		}
-		defer chain.Close(context.Background())
 	}
-	seq, err := p.sched.Submit(ctx, scheduler.Request{Prompt: j.prompt, MaxTokens: int(j.params.GetMaxTokens()), State: c})
+	seq, err := p.sched.Submit(ctx, scheduler.Request{Prompt: j.prompt, MaxTokens: int(j.params.GetMaxTokens()), State: r.c})
 	switch {
+	case err == nil:
+		r.seq = seq
+		return r, nil
 	case errors.Is(err, scheduler.ErrQueueFull):
-		return fmt.Errorf("%w: %w", api.ErrOverloaded, err)
-	case errors.Is(err, scheduler.ErrTooLarge):
-		return &api.FieldError{Field: "prompt", Reason: err.Error()}
-	case errors.Is(err, scheduler.ErrInvalid):
-		return &api.FieldError{Field: "prompt", Reason: err.Error()}
-	case err != nil:
-		return err
+		err = fmt.Errorf("%w: %w", api.ErrOverloaded, err)
+	case errors.Is(err, scheduler.ErrTooLarge), errors.Is(err, scheduler.ErrInvalid):
+		err = &api.FieldError{Field: "prompt", Reason: err.Error()}
 	}
-	defer seq.Cancel()
-	if err := out.Start(&ulanv1.Started{Model: p.m.Name, PromptTokens: uint32(len(j.prompt)), ConfigGeneration: j.sel.number}); err != nil {
-		return err
-	}
-	w := p.newWriter(j, c, chain, out)
-	w.spans = p.startSteps(ctx, len(j.prompt))
-	err = w.stream(ctx, seq)
-	w.spans.end(w.tokens, w.finishReason, err)
-	return err
+	r.close()
+	return nil, err
 }
 
 // pluginID is a plugin's id for a span, "" for none (the model's own).
@@ -468,6 +553,7 @@ type writer struct {
 	stopHit      string
 	notes        []*ulanv1.Annotation
 	ended        *ulanv1.Finished // set when the hooks ended the choice
+	index        uint32           // the choice's index in the request
 }
 
 func (p *Pipeline) newWriter(j job, c *choice, chain *HookChain, out api.Stream) *writer {
@@ -620,6 +706,7 @@ func (w *writer) send() error {
 	if d == nil || (len(d.TokenIds) == 0 && d.Content == "" && d.Reasoning == "" && len(d.ToolCalls) == 0) {
 		return nil
 	}
+	d.Index = w.index
 	return w.out.Delta(d)
 }
 
@@ -712,6 +799,7 @@ func (w *writer) finish(ctx context.Context, ev scheduler.Event) error {
 	w.p.m.Metrics.Tokens(len(w.j.prompt), w.tokens)
 	w.p.countFallbacks(w.j.sel, fin.Annotations)
 	w.finishReason = fin.FinishReason.String()
+	fin.Index = w.index
 	return w.out.Finish(fin)
 }
 

@@ -401,8 +401,9 @@ type SamplingParams struct {
 	// top_logprobs returns this many most likely alternatives per token, in
 	// [0, 20]. Needs logprobs.
 	TopLogprobs int32 `protobuf:"varint,18,opt,name=top_logprobs,json=topLogprobs,proto3" json:"top_logprobs,omitempty"`
-	// n is the number of choices to generate; 0 means 1. Values above 1 are
-	// answered Unimplemented until parallel choices land.
+	// n is the number of choices to generate, at most 16; 0 means 1. Each
+	// choice runs as its own sequence from the same prompt, with its own
+	// stream of the seed; deltas and Finished carry the choice's index.
 	N int32 `protobuf:"varint,19,opt,name=n,proto3" json:"n,omitempty"`
 	// allowed_token_ids, when not empty, restricts sampling to these tokens
 	// (end-of-sequence and stop tokens included only if listed). At most
