@@ -439,7 +439,7 @@ func (c V3) configJSON(vocab int, dtype string, mtp bool) ([]byte, error) {
 		"first_k_dense_replace": c.DenseLayers, "moe_layer_freq": 1, "hidden_act": "silu",
 		"rms_norm_eps": 1e-6, "rope_theta": 10000, "max_position_embeddings": c.Context,
 		"bos_token_id": 0, "eos_token_id": 1, "tie_word_embeddings": false,
-		"torch_dtype": map[string]string{HFF32: "float32", HFBF16: "bfloat16", HFFP8: "bfloat16"}[dtype],
+		"torch_dtype":    map[string]string{HFF32: "float32", HFBF16: "bfloat16", HFFP8: "bfloat16"}[dtype],
 		"attention_bias": false, "attention_dropout": 0.0, "initializer_range": 0.02,
 		"pretraining_tp": 1, "use_cache": true, "ep_size": 1,
 	}

@@ -353,7 +353,6 @@ func (c V3) declareLayer(t *tensors, l int) {
 	}
 }
 
-
 // tensors collects the seeded tensors of a model and draws them. Shapes are
 // given row-major ([out, in]); GGUF stores them fastest dimension first.
 type tensors struct {
