@@ -1,30 +1,19 @@
 package testmodel
 
-import "math"
+import (
+	"math"
+
+	"github.com/ulan-ai/ulan/engine/safetensors"
+)
 
 // fp8Block is the side of the square blocks of an FP8 weight that share one
 // scale (weight_block_size [128, 128]).
 const fp8Block = 128
 
-// e4m3Values decodes every OCP FP8 E4M3 code (engine/cpu/internal/kernel's
-// E4M3ToF32, which this package cannot import; the cross-format test holds
-// the two to the same values).
+// e4m3Values holds the value of every E4M3 code.
 var e4m3Values = func() (t [256]float32) {
-	for i := range 256 {
-		exp, mant := i>>3&0xF, i&7
-		var v float64
-		switch {
-		case exp == 0xF && mant == 7:
-			v = math.NaN()
-		case exp == 0:
-			v = math.Ldexp(float64(mant), -9)
-		default:
-			v = math.Ldexp(float64(8+mant), exp-10)
-		}
-		t[i] = float32(v)
-		if i&0x80 != 0 {
-			t[i] = -t[i]
-		}
+	for i := range t {
+		t[i] = safetensors.E4M3ToFloat32(byte(i))
 	}
 	return t
 }()

@@ -31,12 +31,15 @@ type fp8Impls struct {
 	dequantE4M3Row func(w []byte, s []float32, dst []float32)
 	// dotE4M3 is the dot product of w with x[:len(w)]; s as above.
 	dotE4M3 func(w []byte, s []float32, x []float32) float32
+	// dotE4M3x4 sets out[j] to dotE4M3(w, s, xj), bit for bit.
+	dotE4M3x4 func(w []byte, s []float32, x0, x1, x2, x3 []float32, out *[4]float32)
 }
 
 // fp8Generic is the reference set.
 var fp8Generic = fp8Impls{
 	dequantE4M3Row: dequantE4M3RowGeneric,
 	dotE4M3:        dotE4M3Generic,
+	dotE4M3x4:      dotE4M3x4Generic,
 }
 
 // fp8Active is the set in use.
