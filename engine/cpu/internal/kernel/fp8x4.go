@@ -13,7 +13,7 @@ func DotE4M3x4(w []byte, scales []float32, row, cols int, x0, x1, x2, x3 []float
 				strconv.Itoa(cols) + ", have " + strconv.Itoa(len(x)))
 		}
 	}
-	fp8Active.dotE4M3x4(w[:cols], s, x0[:cols], x1[:cols], x2[:cols], x3[:cols], out)
+	active.fp8.dotE4M3x4(w[:cols], s, x0[:cols], x1[:cols], x2[:cols], x3[:cols], out)
 }
 
 // dotE4M3x4Generic is the reference of [DotE4M3x4]: four dotE4M3Generic.

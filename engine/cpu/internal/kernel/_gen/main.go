@@ -48,6 +48,7 @@ func main() {
 		dotQ32(f)
 	}
 	cpuid()
+	fp8()
 
 	Generate()
 }
