@@ -10,6 +10,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+	"github.com/ulan-ai/ulan/engine/safetensors"
 )
 
 // fp8Matrix is a random FP8 matrix (no NaN codes) with its scales as bytes
@@ -132,4 +133,14 @@ func TestWeightPartsErrors(t *testing.T) {
 	require.ErrorContains(t, err, `w[1]`)
 	_, err = b.WeightParts("w", engine.BF16, []int{2, 2}, nil)
 	require.ErrorContains(t, err, "no parts")
+}
+
+// TestE4M3DecodersAgree: the loader's decoder (safetensors, used for
+// kv_b_proj and by testmodel) and the kernels' give the same values.
+func TestE4M3DecodersAgree(t *testing.T) {
+	t.Parallel()
+	for b := range 256 {
+		a, k := safetensors.E4M3ToFloat32(byte(b)), kernel.E4M3ToF32(byte(b))
+		require.True(t, math.Float32bits(a) == math.Float32bits(k) || a != a && k != k, "code %#02x: %v vs %v", b, a, k)
+	}
 }
