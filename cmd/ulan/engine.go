@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -13,34 +14,81 @@ import (
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu"
 	"github.com/ulan-ai/ulan/engine/gguf"
+	"github.com/ulan-ai/ulan/engine/safetensors"
+	"github.com/ulan-ai/ulan/host/tokenizer"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 )
 
-// loadedModel is a model running in this process.
+// loadedModel is a model running in this process, from a GGUF file or a
+// Hugging Face directory (exactly one of file and dir is set).
 type loadedModel struct {
 	file    *gguf.File
+	dir     *safetensors.Model
 	model   engine.Model
 	backend *cpu.Backend
 }
 
-func (l *loadedModel) Close() error { return l.file.Close() }
+func (l *loadedModel) Close() error {
+	if l.dir != nil {
+		return l.dir.Close()
+	}
+	return l.file.Close()
+}
 
-// loadModel maps a GGUF file, builds its model on the CPU backend and reads
-// every weight page once, so that the first request does not pay for page
-// faults. On a terminal the read shows a progress bar on stderr.
+// isModelDir reports whether path is a directory (a Hugging Face model).
+func isModelDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// loadModel maps a GGUF file or a Hugging Face directory, builds its model
+// on the CPU backend and reads every weight page once, so that the first
+// request does not pay for page faults. On a terminal the read shows a
+// progress bar on stderr.
 func loadModel(path string, threads int, stderr io.Writer) (*loadedModel, error) {
-	f, err := gguf.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	b := cpu.New(cpu.WithThreads(threads))
-	m, err := engine.LoadGGUF(f, b)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+	lm := &loadedModel{backend: b}
+	var data [][]byte
+	if isModelDir(path) {
+		d, err := safetensors.OpenDir(path)
+		if err != nil {
+			return nil, err
+		}
+		m, err := engine.LoadDir(d, b)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		lm.dir, lm.model = d, m
+		for _, n := range d.Names() {
+			t, _ := d.Tensor(n)
+			data = append(data, t.Data)
+		}
+	} else {
+		f, err := gguf.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		m, err := engine.LoadGGUF(f, b)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		lm.file, lm.model = f, m
+		for _, t := range f.Tensors() {
+			data = append(data, f.Data(t))
+		}
 	}
+	touch(path, data, stderr)
+	return lm, nil
+}
+
+// touch reads one byte of every page of data, with a progress bar on a
+// terminal.
+func touch(path string, data [][]byte, stderr io.Writer) {
 	var total int64
-	for _, t := range f.Tensors() {
-		total += int64(t.Size)
+	for _, d := range data {
+		total += int64(len(d))
 	}
 	var bar *progressbar.ProgressBar
 	if file, ok := stderr.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
@@ -54,30 +102,78 @@ func loadModel(path string, threads int, stderr io.Writer) (*loadedModel, error)
 	}
 	var sink byte
 	const page = 4096
-	for _, t := range f.Tensors() {
-		data := f.Data(t)
-		for i := 0; i < len(data); i += page {
-			sink ^= data[i]
+	for _, d := range data {
+		for i := 0; i < len(d); i += page {
+			sink ^= d[i]
 		}
 		if bar != nil {
-			_ = bar.Add64(int64(len(data)))
+			_ = bar.Add64(int64(len(d)))
 		}
 	}
 	_ = sink
-	return &loadedModel{file: f, model: m, backend: b}, nil
 }
 
-// dtypes lists the weight types in the file, sorted.
+// format is "gguf" or "safetensors".
+func (l *loadedModel) format() string {
+	if l.dir != nil {
+		return "safetensors"
+	}
+	return "gguf"
+}
+
+// dtypes lists the weight types in the file or directory, sorted.
 func (l *loadedModel) dtypes() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, t := range l.file.Tensors() {
-		name := strings.ToLower(t.Type.String())
+	add := func(name string) {
+		name = strings.ToLower(name)
 		if !seen[name] {
 			seen[name] = true
 			out = append(out, name)
 		}
 	}
+	if l.dir != nil {
+		for _, n := range l.dir.Names() {
+			t, _ := l.dir.Tensor(n)
+			add(t.DType.String())
+		}
+	} else {
+		for _, t := range l.file.Tensors() {
+			add(t.Type.String())
+		}
+	}
 	sort.Strings(out)
 	return out
+}
+
+// eos is the end-of-sequence token id, or −1 if the model names none.
+func (l *loadedModel) eos() int {
+	if l.dir != nil {
+		if cfg, err := l.dir.Config(); err == nil && len(cfg.EOSTokenID) > 0 {
+			return cfg.EOSTokenID[0]
+		}
+		return -1
+	}
+	if v, err := l.file.Uint32("tokenizer.ggml.eos_token_id"); err == nil {
+		return int(v)
+	}
+	return -1
+}
+
+// tokenizer builds the model's native tokenizer: from the GGUF tokenizer
+// section, or from a directory's tokenizer.json and tokenizer_config.json
+// (the latter optional).
+func (l *loadedModel) tokenizer() (*hf.Tokenizer, error) {
+	if l.dir == nil {
+		return tokenizer.FromGGUF(l.file)
+	}
+	tj, err := os.ReadFile(filepath.Join(l.dir.Dir(), "tokenizer.json"))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := os.ReadFile(filepath.Join(l.dir.Dir(), "tokenizer_config.json"))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	return tokenizer.Native(tj, cfg)
 }

@@ -26,10 +26,13 @@ func newModelCmd() *cobra.Command {
 
 func newModelInspectCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "inspect FILE",
-		Short: "Print a GGUF model's architecture, hyperparameters, tensors, parameter counts and tokenizer",
+		Use:   "inspect FILE|DIR",
+		Short: "Print a GGUF model's or Hugging Face directory's architecture, hyperparameters, tensors, parameter counts and tokenizer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isModelDir(args[0]) {
+				return inspectDir(cmd.OutOrStdout(), args[0])
+			}
 			f, err := gguf.Open(args[0])
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
