@@ -35,8 +35,8 @@ func inspectDir(out io.Writer, dir string) error {
 		if q := cfg.QuantizationConfig; q != nil {
 			fmt.Fprintf(w, "quantization\t%s %s, blocks %v\n", q.QuantMethod, q.Fmt, q.WeightBlockSize)
 		}
-		if cfg.NumNextNPredictLayers > 0 {
-			fmt.Fprintf(w, "mtp layers\t%d (loaded, not used for generation)\n", cfg.NumNextNPredictLayers)
+		if mtp, ok := m.(interface{ MTPLayers() int }); ok && cfg.NumNextNPredictLayers > 0 {
+			fmt.Fprintf(w, "mtp layers\t%d of %d loaded, not counted above, not used for generation yet\n", mtp.MTPLayers(), cfg.NumNextNPredictLayers)
 		}
 	}
 	fmt.Fprintln(w, "\nhyperparameters")

@@ -148,8 +148,9 @@ var testPresets = map[string]func() testmodel.V3{
 }
 
 func newModelTestgenCmd() *cobra.Command {
-	var preset, typ, out string
+	var preset, typ, out, hfType string
 	var seed uint64
+	var mtp bool
 	cmd := &cobra.Command{
 		Use:   "testgen --preset NAME --out FILE",
 		Short: "Write a random-weight deepseek2 GGUF model from a seed (for tests and benchmarks)",
@@ -157,7 +158,13 @@ func newModelTestgenCmd() *cobra.Command {
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
 270 MB), bench (the 1.79 GB Q8_0 benchmark model). The model is not
-smart; it exists to check ulan against llama.cpp and to measure speed.`,
+smart; it exists to check ulan against llama.cpp and to measure speed.
+
+With --hf f32|bf16|fp8, --out names a Hugging Face directory to write
+instead (config.json, two safetensors shards and their index, tokenizer
+files) holding the same draws; fp8 stores the projections as F8_E4M3 with
+128×128 weight_scale_inv blocks, and --mtp adds V3's multi-token-prediction
+layer. The directory is drawn in memory: use it for the tiny presets.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mk, ok := testPresets[preset]
@@ -181,12 +188,24 @@ smart; it exists to check ulan against llama.cpp and to measure speed.`,
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if hfType != "" {
+				var opts []testmodel.HFOption
+				if mtp {
+					opts = append(opts, testmodel.WithMTP())
+				}
+				return c.WriteHFDir(out, seed, hfType, opts...)
+			}
+			if mtp {
+				return fmt.Errorf("--mtp needs --hf: GGUF test models have no MTP layer")
+			}
 			return c.WriteFile(out, seed)
 		},
 	}
 	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant or bench")
 	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32, f16, bf16 or q8_0 (default: the preset's)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
-	cmd.Flags().StringVar(&out, "out", "", "file to write")
+	cmd.Flags().StringVar(&out, "out", "", "file (or, with --hf, directory) to write")
+	cmd.Flags().StringVar(&hfType, "hf", "", "write a Hugging Face directory with this storage: f32, bf16 or fp8")
+	cmd.Flags().BoolVar(&mtp, "mtp", false, "with --hf, add a multi-token-prediction layer")
 	return cmd
 }

@@ -25,6 +25,11 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	}
 	w := weights{src: &hfSource{m: m, p: p}, b: b}
 	model := build(p, &w)
+	if w.err != nil {
+		return nil, w.err
+	}
+	// The MTP layers are not part of what a token reads, nor counted.
+	model.info = info(cfg.ModelType, filepath.Base(m.Dir()), p, &w)
 	for k := range cfg.NumNextNPredictLayers {
 		i := p.Layers + k
 		if !w.src.has(blk(i, "nextn.eh_proj.weight")) {
@@ -35,8 +40,6 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	if w.err != nil {
 		return nil, w.err
 	}
-	// The MTP layers are not part of what a token reads.
-	model.info = info(cfg.ModelType, filepath.Base(m.Dir()), p, &w)
 	return model, nil
 }
 
