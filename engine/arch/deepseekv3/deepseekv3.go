@@ -4,6 +4,8 @@
 // Mixture-of-Experts FFN with shared experts. It follows
 // shared/research/deepseek-architecture.md §3 and reads top to bottom: the
 // hyperparameters (config.go), the weights, attention, the FFNs, Forward.
+// Weights come from a GGUF file (weights.go) or a Hugging Face directory
+// (hf.go, with names.go mapping the names) through one build path.
 // Kernels, threads and file parsing live elsewhere.
 package deepseekv3
 
