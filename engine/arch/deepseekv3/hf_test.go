@@ -202,6 +202,17 @@ func TestHFDirErrors(t *testing.T) {
 		})
 	}
 
+	t.Run("model-type", func(t *testing.T) {
+		dir := filepath.Join(root, "llama")
+		one := []safetensors.Tensor{{Name: "x", DType: safetensors.F32, Shape: []int{1}, Data: make([]byte, 4)}}
+		require.NoError(t, safetensors.WriteDir(dir, [][]safetensors.Tensor{one}, []byte(`{"model_type": "llama"}`)))
+		m, err := safetensors.OpenDir(dir)
+		require.NoError(t, err)
+		defer m.Close()
+		_, err = engine.LoadDir(m, cpu.New())
+		require.ErrorContains(t, err, `model_type "llama" is not supported (supported: [deepseek_v2 deepseek_v3])`)
+	})
+
 	t.Run("missing-shard", func(t *testing.T) {
 		dir := rewrite("missing-shard", func(ts []safetensors.Tensor) []safetensors.Tensor { return ts })
 		require.NoError(t, os.Remove(filepath.Join(dir, safetensors.ShardName(2, 2))))
