@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -72,12 +73,17 @@ func RegisterDir(l DirLoader, names ...string) {
 // config.json's model_type. The directory must stay open while the model
 // is used: weights are viewed in place.
 func LoadDir(m *safetensors.Model, b Backend) (Model, error) {
-	cfg, err := m.Config()
-	if err != nil {
+	// model_type picks the architecture before config.json is parsed and
+	// validated as that architecture's.
+	var head struct {
+		ModelType string `json:"model_type"`
+	}
+	if raw := m.ConfigJSON(); raw == nil || json.Unmarshal(raw, &head) != nil {
+		_, err := m.Config() // names the missing or malformed config.json
 		return nil, err
 	}
 	registryMu.RLock()
-	l, ok := dirRegistry[cfg.ModelType]
+	l, ok := dirRegistry[head.ModelType]
 	names := make([]string, 0, len(dirRegistry))
 	for n := range dirRegistry {
 		names = append(names, n)
@@ -85,7 +91,11 @@ func LoadDir(m *safetensors.Model, b Backend) (Model, error) {
 	registryMu.RUnlock()
 	if !ok {
 		sort.Strings(names)
-		return nil, fmt.Errorf("engine: %s: model_type %q is not supported (supported: %v)", m.Dir(), cfg.ModelType, names)
+		return nil, fmt.Errorf("engine: %s: model_type %q is not supported (supported: %v)", m.Dir(), head.ModelType, names)
+	}
+	cfg, err := m.Config()
+	if err != nil {
+		return nil, err
 	}
 	return l(m, cfg, b)
 }
