@@ -80,6 +80,9 @@ func LoadDir(m *safetensors.Model, b Backend) (Model, error) {
 	}
 	if raw := m.ConfigJSON(); raw == nil || json.Unmarshal(raw, &head) != nil {
 		_, err := m.Config() // names the missing or malformed config.json
+		if err == nil {
+			err = fmt.Errorf("engine: %s: config.json: model_type is not a string", m.Dir())
+		}
 		return nil, err
 	}
 	registryMu.RLock()
