@@ -26,6 +26,11 @@ const (
 	Q4_K
 	Q5_K
 	Q6_K
+	// F8E4M3 is OCP FP8 E4M3 ("e4m3fn") with one F32 scale per 128×128
+	// block of each matrix, as DeepSeek-V3/R1 checkpoints store their
+	// projections: value = E4M3(w[r][c]) · scales[r/128][c/128]. Its
+	// scales come in WeightPart.Scales.
+	F8E4M3
 )
 
 // String returns the type's name as model files spell it.
@@ -55,6 +60,8 @@ func (d DType) String() string {
 		return "q5_k"
 	case Q6_K:
 		return "q6_k"
+	case F8E4M3:
+		return "f8_e4m3"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
@@ -90,6 +97,15 @@ type Backend interface {
 	// type (nothing is dequantized whole). The bytes may be viewed in place
 	// (a memory-mapped file) and must stay valid until Close.
 	Weight(name string, dt DType, shape []int, data []byte) (Tensor, error)
+	// WeightParts makes one weight tensor from separately stored parts,
+	// viewed in place like Weight's bytes: with one part, the whole
+	// tensor; with more, shape[0] == len(parts) and part i is the slice
+	// [i, …] of shape[1:] (a Hugging Face checkpoint's experts, one tensor
+	// each, make one stacked [X, F, E] weight without a copy a 600 GB
+	// model could not afford). F8E4M3 weights need it: each part is one
+	// matrix with its own block scales. See RATIONALE.md, "Why does the
+	// Backend take weights in parts?".
+	WeightParts(name string, dt DType, shape []int, parts []WeightPart) (Tensor, error)
 	// Cache allocates zeroed KV-cache memory for one layer: rows slots of
 	// width values each, in type dt. Slots are addressed by Batch.Slots.
 	Cache(rows, width int, dt DType) (Tensor, error)
@@ -97,6 +113,16 @@ type Backend interface {
 	NewContext() Context
 	// Close frees everything the backend owns.
 	Close() error
+}
+
+// WeightPart is one stored piece of a weight (see Backend.WeightParts).
+type WeightPart struct {
+	// Data is the part's values in the tensor's type, row-major.
+	Data []byte
+	// Scales is, for F8E4M3, the part's block scales: little-endian F32,
+	// row-major [⌈rows/128⌉, ⌈cols/128⌉] for a part of rows×cols values
+	// (weight_scale_inv). Nil for other types.
+	Scales []byte
 }
 
 // Context records tensor operations and computes them at Compute. Ops never

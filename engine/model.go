@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/ulan-ai/ulan/engine/gguf"
+	"github.com/ulan-ai/ulan/engine/safetensors"
 )
 
 // Model is a loaded architecture: weights on a backend and the forward pass.
@@ -43,10 +45,63 @@ type Info struct {
 // Loader builds a Model from a GGUF file on a backend.
 type Loader func(f *gguf.File, b Backend) (Model, error)
 
+// DirLoader builds a Model from a Hugging Face directory (its config.json
+// already parsed) on a backend.
+type DirLoader func(m *safetensors.Model, cfg *safetensors.Config, b Backend) (Model, error)
+
 var (
-	registryMu sync.RWMutex
-	registry   = map[string]Loader{}
+	registryMu  sync.RWMutex
+	registry    = map[string]Loader{}
+	dirRegistry = map[string]DirLoader{}
 )
+
+// RegisterDir makes an architecture loadable from Hugging Face directories
+// whose config.json has one of the model_type names. A duplicate name is a
+// programming error and panics.
+func RegisterDir(l DirLoader, names ...string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	for _, n := range names {
+		if _, dup := dirRegistry[n]; dup {
+			panic("engine: architecture " + n + " registered twice for directories")
+		}
+		dirRegistry[n] = l
+	}
+}
+
+// LoadDir builds the model of a Hugging Face directory on backend b, by
+// config.json's model_type. The directory must stay open while the model
+// is used: weights are viewed in place.
+func LoadDir(m *safetensors.Model, b Backend) (Model, error) {
+	// model_type picks the architecture before config.json is parsed and
+	// validated as that architecture's.
+	var head struct {
+		ModelType string `json:"model_type"`
+	}
+	if raw := m.ConfigJSON(); raw == nil || json.Unmarshal(raw, &head) != nil {
+		_, err := m.Config() // names the missing or malformed config.json
+		if err == nil {
+			err = fmt.Errorf("engine: %s: config.json: model_type is not a string", m.Dir())
+		}
+		return nil, err
+	}
+	registryMu.RLock()
+	l, ok := dirRegistry[head.ModelType]
+	names := make([]string, 0, len(dirRegistry))
+	for n := range dirRegistry {
+		names = append(names, n)
+	}
+	registryMu.RUnlock()
+	if !ok {
+		sort.Strings(names)
+		return nil, fmt.Errorf("engine: %s: model_type %q is not supported (supported: %v)", m.Dir(), head.ModelType, names)
+	}
+	cfg, err := m.Config()
+	if err != nil {
+		return nil, err
+	}
+	return l(m, cfg, b)
+}
 
 // Register makes an architecture loadable by every name a file may carry
 // (general.architecture in GGUF, model_type in config.json). A duplicate

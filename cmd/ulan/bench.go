@@ -123,7 +123,7 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&modelPath, "model", "", "GGUF model file")
+	f.StringVar(&modelPath, "model", "", "GGUF model file or Hugging Face model directory")
 	f.IntVar(&threads, "threads", runtime.NumCPU(), "goroutines per operation")
 	f.IntVar(&prompt, "prompt", 512, "prompt tokens to prefill")
 	f.IntVar(&gen, "gen", 128, "tokens to decode")

@@ -24,7 +24,7 @@ type localFlags struct {
 }
 
 func (l *localFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&l.model, "model", "", "run this GGUF model in this process instead of calling a server")
+	f.StringVar(&l.model, "model", "", "run this GGUF model (or Hugging Face model directory) in this process instead of calling a server")
 	f.IntVar(&l.threads, "threads", runtime.NumCPU(), "with --model: goroutines per engine operation")
 	f.BoolVar(&l.greedy, "greedy", false, "with --model: greedy decoding (the only mode until sampling lands)")
 	f.IntVar(&l.top, "top", 10, "with --model --json: alternatives listed per step")
@@ -103,10 +103,7 @@ func (l *localFlags) run(cmd *cobra.Command, args []string, ids string, sf *samp
 	if err != nil {
 		return err
 	}
-	eos := -1
-	if v, err := lm.file.Uint32("tokenizer.ggml.eos_token_id"); err == nil {
-		eos = int(v)
-	}
+	eos := lm.eos()
 	res := localResult{PromptIDs: tokens, FinishReason: "length"}
 	out := cmd.OutOrStdout()
 	seq := r.NewSequence()

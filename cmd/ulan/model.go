@@ -26,10 +26,13 @@ func newModelCmd() *cobra.Command {
 
 func newModelInspectCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "inspect FILE",
-		Short: "Print a GGUF model's architecture, hyperparameters, tensors, parameter counts and tokenizer",
+		Use:   "inspect FILE|DIR",
+		Short: "Print a GGUF model's or Hugging Face directory's architecture, hyperparameters, tensors, parameter counts and tokenizer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isModelDir(args[0]) {
+				return inspectDir(cmd.OutOrStdout(), args[0])
+			}
 			f, err := gguf.Open(args[0])
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
@@ -145,8 +148,9 @@ var testPresets = map[string]func() testmodel.V3{
 }
 
 func newModelTestgenCmd() *cobra.Command {
-	var preset, typ, out string
+	var preset, typ, out, hfType string
 	var seed uint64
+	var mtp bool
 	cmd := &cobra.Command{
 		Use:   "testgen --preset NAME --out FILE",
 		Short: "Write a random-weight deepseek2 GGUF model from a seed (for tests and benchmarks)",
@@ -154,7 +158,13 @@ func newModelTestgenCmd() *cobra.Command {
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
 270 MB), bench (the 1.79 GB Q8_0 benchmark model). The model is not
-smart; it exists to check ulan against llama.cpp and to measure speed.`,
+smart; it exists to check ulan against llama.cpp and to measure speed.
+
+With --hf f32|bf16|fp8, --out names a Hugging Face directory to write
+instead (config.json, two safetensors shards and their index, tokenizer
+files) holding the same draws; fp8 stores the projections as F8_E4M3 with
+128×128 weight_scale_inv blocks, and --mtp adds V3's multi-token-prediction
+layer. The directory is drawn in memory: use it for the tiny presets.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mk, ok := testPresets[preset]
@@ -178,12 +188,24 @@ smart; it exists to check ulan against llama.cpp and to measure speed.`,
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if hfType != "" {
+				var opts []testmodel.HFOption
+				if mtp {
+					opts = append(opts, testmodel.WithMTP())
+				}
+				return c.WriteHFDir(out, seed, hfType, opts...)
+			}
+			if mtp {
+				return fmt.Errorf("--mtp needs --hf: GGUF test models have no MTP layer")
+			}
 			return c.WriteFile(out, seed)
 		},
 	}
 	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant or bench")
 	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32, f16, bf16 or q8_0 (default: the preset's)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
-	cmd.Flags().StringVar(&out, "out", "", "file to write")
+	cmd.Flags().StringVar(&out, "out", "", "file (or, with --hf, directory) to write")
+	cmd.Flags().StringVar(&hfType, "hf", "", "write a Hugging Face directory with this storage: f32, bf16 or fp8")
+	cmd.Flags().BoolVar(&mtp, "mtp", false, "with --hf, add a multi-token-prediction layer")
 	return cmd
 }

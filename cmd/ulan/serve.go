@@ -25,7 +25,6 @@ import (
 	"github.com/ulan-ai/ulan/host/pipeline"
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/scheduler"
-	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/host/tracing"
 	"github.com/ulan-ai/ulan/host/watch"
 	"github.com/ulan-ai/ulan/plugins"
@@ -92,7 +91,7 @@ signal stops the server at once.`,
 	f.Duration("drain-timeout", def.Server.DrainTimeout, "how long streams may finish after a shutdown signal (server.drain_timeout)")
 	f.String("log-level", def.Log.Level, "debug, info, warn or error (log.level)")
 	f.String("log-format", def.Log.Format, "text or json (log.format)")
-	f.String("model", def.Model.Path, "GGUF model file to load (model.path); none serves a built-in demo model with random weights")
+	f.String("model", def.Model.Path, "GGUF model file or Hugging Face model directory to load (model.path); none serves a built-in demo model with random weights")
 	f.Int("threads", def.Model.Threads, "goroutines per engine operation, 0 for one per CPU (model.threads)")
 	f.String("kv-cache", def.Model.KVCache.String(), "KV-cache memory budget (model.kv_cache)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -273,7 +272,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		log.Info("no model given: serving the built-in demo model, whose weights and so whose words are random; "+
 			"serve a DeepSeek checkpoint with --model FILE (model.path)", "model", name)
 	}
-	tok, err := tokenizer.FromGGUF(lm.file)
+	tok, err := lm.tokenizer()
 	if err != nil {
 		log.Warn("the model's tokenizer cannot be rebuilt; Tokenize and Detokenize are unavailable", "err", err)
 	} else if deps.ModelTokenizer, err = tok.Bundle(); err != nil {
@@ -281,7 +280,7 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 	}
 	model := &pipeline.Model{
 		Name:      name,
-		Format:    "gguf",
+		Format:    lm.format(),
 		DTypes:    lm.dtypes(),
 		Backend:   lm.backend.Name(),
 		Runner:    r,

@@ -85,6 +85,11 @@ type tensor struct {
 	rep   []byte
 	i     []int32
 	name  string
+	// parts, when not nil, holds the slices [i, …] of a weight made of
+	// separately stored parts (WeightParts); raw and f are then empty.
+	parts []*tensor
+	// scales are an F8E4M3 matrix's block scales (fp8.go).
+	scales []float32
 }
 
 func (t *tensor) Shape() []int { return t.shape }
@@ -118,6 +123,8 @@ func rowBytes(dt engine.DType, n int) int {
 		return 2 * n
 	case engine.Q8_0:
 		return n / 32 * 34
+	case engine.F8E4M3:
+		return n
 	}
 	if f := quantFormats[dt]; f != nil {
 		return n / f.block * f.bytes
@@ -130,6 +137,9 @@ func rowBytes(dt engine.DType, n int) int {
 func (b *Backend) Weight(name string, dt engine.DType, shape []int, data []byte) (engine.Tensor, error) {
 	if len(shape) == 0 {
 		return nil, fmt.Errorf("cpu: weight %q: no shape", name)
+	}
+	if dt == engine.F8E4M3 {
+		return nil, fmt.Errorf("cpu: weight %q: f8_e4m3 needs its block scales (WeightParts)", name)
 	}
 	n := numel(shape)
 	last := shape[len(shape)-1]

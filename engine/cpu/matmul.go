@@ -27,6 +27,8 @@ func (m matrix) dot(r int, x []float32) float32 {
 		return kernel.DotF16(u16(m.t.raw, row*m.in, m.in), x)
 	case engine.BF16:
 		return kernel.DotBF16(u16(m.t.raw, row*m.in, m.in), x)
+	case engine.F8E4M3:
+		return m.dotF8(row, x)
 	}
 	return 0
 }
@@ -42,6 +44,8 @@ func (m matrix) dot4(r int, x [][]float32, out *[4]float32) {
 		kernel.DotF16x4(u16(m.t.raw, row*m.in, m.in), x[0], x[1], x[2], x[3], out)
 	case engine.BF16:
 		kernel.DotBF16x4(u16(m.t.raw, row*m.in, m.in), x[0], x[1], x[2], x[3], out)
+	case engine.F8E4M3:
+		m.dot4F8(row, x, out)
 	}
 }
 
@@ -502,6 +506,8 @@ func dequantRow(t *tensor, r, n int, dst []float32) {
 		kernel.F16ToF32s(dst, u16(t.raw, r*n, n))
 	case engine.BF16:
 		kernel.BF16ToF32s(dst, u16(t.raw, r*n, n))
+	case engine.F8E4M3:
+		kernel.DequantE4M3Row(t.raw[r*n:], t.scales, r, n, dst)
 	case engine.Q4_0, engine.Q4_1, engine.Q5_0, engine.Q5_1, engine.Q4_K, engine.Q5_K, engine.Q6_K:
 		f := quantFormats[t.dt]
 		rb := n / f.block * f.bytes

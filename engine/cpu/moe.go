@@ -211,8 +211,8 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	})
 	var jobs []job
 	for _, a := range acts {
-		jobs = appendJobs(jobs, matrix{t: gt, first: a.e * f, in: n}, a.pg, f, a.gs)
-		jobs = appendJobs(jobs, matrix{t: ut, first: a.e * f, in: n}, a.pu, f, a.us)
+		jobs = appendJobs(jobs, partMatrix(gt, a.e, f, n), a.pg, f, a.gs)
+		jobs = appendJobs(jobs, partMatrix(ut, a.e, f, n), a.pu, f, a.us)
 	}
 	c.b.runJobs(jobs)
 	c.b.each(len(acts), func(i int) {
@@ -226,7 +226,7 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	})
 	jobs = jobs[:0]
 	for _, a := range acts {
-		jobs = appendJobs(jobs, matrix{t: dt, first: a.e * n, in: f}, a.pd, n, a.ds)
+		jobs = appendJobs(jobs, partMatrix(dt, a.e, n, f), a.pd, n, a.ds)
 	}
 	c.b.runJobs(jobs)
 	y := c.newF32(T, n)

@@ -118,7 +118,7 @@ func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 	})
 	var jobs []job
 	for head := range h {
-		jobs = appendJobs(jobs, matrix{t: wt, first: head * out, in: in}, ps[head], out, yss[head])
+		jobs = appendJobs(jobs, partMatrix(wt, head, out, in), ps[head], out, yss[head])
 	}
 	c.b.runJobs(jobs)
 	return y

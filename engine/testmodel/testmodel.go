@@ -191,7 +191,8 @@ func normals(v []float32, std float64, one bool, hi, lo uint64) (uint64, uint64)
 type WriteOption func(*writeOptions)
 
 type writeOptions struct {
-	progress func(done, total int64)
+	progress     func(done, total int64)
+	fp8Reference bool
 }
 
 // WithProgress has f called while the weights are drawn, with the bytes of
@@ -279,50 +280,77 @@ func (c V3) writer(seed uint64, opts []WriteOption) (*gguf.Writer, error) {
 	}
 	tok.add(w, "deepseek-v3")
 
-	E, H, V := c.Hidden, c.Heads, len(tok.tokens)
-	qk := c.NopeDim + c.RopeDim
-	t := tensors{seed: seed, typ: c.Type}
+	t := c.declare(seed, c.Type, len(tok.tokens), false)
+	if o.fp8Reference {
+		return w, c.addFP8Reference(w, t)
+	}
+	t.draw(w, o.progress)
+	return w, nil
+}
+
+// declare lists the model's tensors by their GGUF names, matrices stored as
+// typ, with an MTP layer (blk.Layers) after the decoder layers when mtp is
+// set (GGUF files never get one here).
+func (c V3) declare(seed uint64, typ gguf.Type, vocab int, mtp bool) *tensors {
+	E, V := c.Hidden, vocab
+	t := &tensors{seed: seed, typ: typ}
 	t.matrix("token_embd.weight", 1, V, E)
 	t.ones("output_norm.weight", E)
 	t.matrix("output.weight", 1/math.Sqrt(float64(E)), V, E)
 	for l := range c.Layers {
-		n := func(s string) string { return fmt.Sprintf("blk.%d.%s", l, s) }
-		t.ones(n("attn_norm.weight"), E)
-		if c.QLoRA > 0 {
-			t.proj(n("attn_q_a.weight"), c.QLoRA, E)
-			t.ones(n("attn_q_a_norm.weight"), c.QLoRA)
-			t.proj(n("attn_q_b.weight"), H*qk, c.QLoRA)
-		} else {
-			t.proj(n("attn_q.weight"), H*qk, E)
-		}
-		t.proj(n("attn_kv_a_mqa.weight"), c.KVLoRA+c.RopeDim, E)
-		t.ones(n("attn_kv_a_norm.weight"), c.KVLoRA)
-		t.proj3(n("attn_k_b.weight"), H, c.KVLoRA, c.NopeDim)
-		t.proj3(n("attn_v_b.weight"), H, c.ValueDim, c.KVLoRA)
-		t.proj(n("attn_output.weight"), E, H*c.ValueDim)
-		t.ones(n("ffn_norm.weight"), E)
-		if l < c.DenseLayers {
-			t.proj(n("ffn_gate.weight"), c.DenseFFN, E)
-			t.proj(n("ffn_up.weight"), c.DenseFFN, E)
-			t.proj(n("ffn_down.weight"), E, c.DenseFFN)
-			continue
-		}
-		t.f32(n("ffn_gate_inp.weight"), 1/math.Sqrt(float64(E)), c.Experts, E)
-		if c.Sigmoid {
-			t.f32(n("exp_probs_b.bias"), 0.1, c.Experts)
-		}
-		t.proj3(n("ffn_gate_exps.weight"), c.Experts, c.ExpertFFN, E)
-		t.proj3(n("ffn_up_exps.weight"), c.Experts, c.ExpertFFN, E)
-		t.proj3(n("ffn_down_exps.weight"), c.Experts, E, c.ExpertFFN)
-		if c.Shared > 0 {
-			F := c.ExpertFFN * c.Shared
-			t.proj(n("ffn_gate_shexp.weight"), F, E)
-			t.proj(n("ffn_up_shexp.weight"), F, E)
-			t.proj(n("ffn_down_shexp.weight"), E, F)
-		}
+		c.declareLayer(t, l)
 	}
-	t.draw(w, o.progress)
-	return w, nil
+	if mtp {
+		l := c.Layers
+		n := func(s string) string { return fmt.Sprintf("blk.%d.%s", l, s) }
+		t.ones(n("nextn.enorm.weight"), E)
+		t.ones(n("nextn.hnorm.weight"), E)
+		t.proj(n("nextn.eh_proj.weight"), E, 2*E)
+		c.declareLayer(t, l)
+		t.ones(n("nextn.shared_head_norm.weight"), E)
+	}
+	return t
+}
+
+// declareLayer lists the tensors of decoder layer l (an MoE layer from
+// DenseLayers on, MTP layers included).
+func (c V3) declareLayer(t *tensors, l int) {
+	E, H := c.Hidden, c.Heads
+	qk := c.NopeDim + c.RopeDim
+	n := func(s string) string { return fmt.Sprintf("blk.%d.%s", l, s) }
+	t.ones(n("attn_norm.weight"), E)
+	if c.QLoRA > 0 {
+		t.proj(n("attn_q_a.weight"), c.QLoRA, E)
+		t.ones(n("attn_q_a_norm.weight"), c.QLoRA)
+		t.proj(n("attn_q_b.weight"), H*qk, c.QLoRA)
+	} else {
+		t.proj(n("attn_q.weight"), H*qk, E)
+	}
+	t.proj(n("attn_kv_a_mqa.weight"), c.KVLoRA+c.RopeDim, E)
+	t.ones(n("attn_kv_a_norm.weight"), c.KVLoRA)
+	t.proj3(n("attn_k_b.weight"), H, c.KVLoRA, c.NopeDim)
+	t.proj3(n("attn_v_b.weight"), H, c.ValueDim, c.KVLoRA)
+	t.proj(n("attn_output.weight"), E, H*c.ValueDim)
+	t.ones(n("ffn_norm.weight"), E)
+	if l < c.DenseLayers {
+		t.proj(n("ffn_gate.weight"), c.DenseFFN, E)
+		t.proj(n("ffn_up.weight"), c.DenseFFN, E)
+		t.proj(n("ffn_down.weight"), E, c.DenseFFN)
+		return
+	}
+	t.f32(n("ffn_gate_inp.weight"), 1/math.Sqrt(float64(E)), c.Experts, E)
+	if c.Sigmoid {
+		t.f32(n("exp_probs_b.bias"), 0.1, c.Experts)
+	}
+	t.proj3(n("ffn_gate_exps.weight"), c.Experts, c.ExpertFFN, E)
+	t.proj3(n("ffn_up_exps.weight"), c.Experts, c.ExpertFFN, E)
+	t.proj3(n("ffn_down_exps.weight"), c.Experts, E, c.ExpertFFN)
+	if c.Shared > 0 {
+		F := c.ExpertFFN * c.Shared
+		t.proj(n("ffn_gate_shexp.weight"), F, E)
+		t.proj(n("ffn_up_shexp.weight"), F, E)
+		t.proj(n("ffn_down_shexp.weight"), E, F)
+	}
 }
 
 // tensors collects the seeded tensors of a model and draws them. Shapes are
@@ -342,6 +370,9 @@ type spec struct {
 	shape []int
 	std   float64
 	one   bool
+	// proj marks an attention or MLP projection: what an FP8 checkpoint
+	// stores as F8_E4M3 with block scales.
+	proj bool
 }
 
 func dims(shape []int) []uint64 {
@@ -454,10 +485,12 @@ func (t *tensors) draw(w *gguf.Writer, progress func(done, total int64)) {
 // proj is a weight matrix scaled so outputs keep unit variance: N(0, 1/in).
 func (t *tensors) proj(name string, out, in int) {
 	t.matrix(name, 1/math.Sqrt(float64(in)), out, in)
+	t.specs[len(t.specs)-1].proj = true
 }
 
 func (t *tensors) proj3(name string, a, out, in int) {
 	t.matrix(name, 1/math.Sqrt(float64(in)), a, out, in)
+	t.specs[len(t.specs)-1].proj = true
 }
 
 func (t *tensors) matrix(name string, std float64, shape ...int) {

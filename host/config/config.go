@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -322,7 +323,7 @@ func (c Config) Validate() error {
 
 	m := c.Model
 	if m.Path != "" {
-		if msg := checkReadable(m.Path); msg != "" {
+		if msg := checkModelPath(m.Path); msg != "" {
 			add("model.path", "%s", msg)
 		}
 	}
@@ -520,6 +521,18 @@ func isOrigin(o string) bool {
 
 // checkReadable returns what stops path being read, or "" (also for an empty path).
 // Only regular files are opened: opening a FIFO would block until a writer came.
+// checkModelPath is checkReadable for a GGUF file, or a check that a
+// directory (a Hugging Face model) holds a readable config.json.
+func checkModelPath(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if msg := checkReadable(filepath.Join(path, "config.json")); msg != "" {
+			return path + " is a directory without a readable config.json (a Hugging Face model directory needs one): " + msg
+		}
+		return ""
+	}
+	return checkReadable(path)
+}
+
 func checkReadable(path string) string {
 	if path == "" {
 		return ""

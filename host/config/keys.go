@@ -39,7 +39,7 @@ var docs = map[string]keyDoc{
 	"server.tls.key_file":         {desc: "PEM private key for cert_file, re-read when the file changes"},
 	"server.auth.api_keys":        {desc: "bearer tokens allowed to call the API (each the key or env:NAME); with admin_keys empty too, the API is open", live: true},
 	"server.auth.admin_keys":      {desc: "bearer tokens that may also cancel any generation and, once one is set, alone may reload or validate plugin configuration and read /metrics (each the key or env:NAME)", live: true},
-	"model.path":                  {desc: "GGUF model file to load at start-up; empty serves a built-in demo model with random weights"},
+	"model.path":                  {desc: "GGUF model file or Hugging Face model directory (config.json, *.safetensors, tokenizer.json) to load at start-up; empty serves a built-in demo model with random weights"},
 	"model.threads":               {desc: "goroutines per engine operation; 0 means one per CPU"},
 	"model.kv_cache":              {desc: "KV-cache memory budget; sequences that do not fit are refused"},
 	"model.max_running":           {desc: "sequences decoded together in one step; later requests wait in the admission queue"},

@@ -4,6 +4,8 @@
 // Mixture-of-Experts FFN with shared experts. It follows
 // shared/research/deepseek-architecture.md §3 and reads top to bottom: the
 // hyperparameters (config.go), the weights, attention, the FFNs, Forward.
+// Weights come from a GGUF file (weights.go) or a Hugging Face directory
+// (hf.go, with names.go mapping the names) through one build path.
 // Kernels, threads and file parsing live elsewhere.
 package deepseekv3
 
@@ -14,6 +16,7 @@ import (
 
 func init() {
 	engine.Register(Load, "deepseek2", "deepseek_v2", "deepseek_v3")
+	engine.RegisterDir(LoadDir, "deepseek_v2", "deepseek_v3")
 }
 
 // layer holds one block's weights. Shapes are row-major, [out, in].
@@ -50,6 +53,9 @@ type Model struct {
 	norm   engine.Tensor // [E]
 	output engine.Tensor // [V, E]
 	layers []layer
+	// mtp holds the multi-token-prediction layers a directory carries
+	// (V3's layer 61), loaded and checked but not used by Forward yet.
+	mtp []mtpLayer
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -60,55 +66,70 @@ func Load(f *gguf.File, b engine.Backend) (engine.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := weights{f: f, b: b}
+	w := weights{src: ggufSource{f}, b: b}
+	m := build(p, &w)
+	if w.err != nil {
+		return nil, w.err
+	}
+	name, _ := f.String("general.name")
+	m.info = info("deepseek2", name, p, &w)
+	return m, nil
+}
+
+// build loads every weight the forward pass uses from w's source.
+func build(p Params, w *weights) *Model {
 	m := &Model{p: p, layers: make([]layer, p.Layers)}
-	E, H, V := p.Hidden, p.Heads, p.Vocab
-	qk := p.NopeDim + p.RopeDim
+	E, V := p.Hidden, p.Vocab
 	m.embed = w.get("token_embd.weight", V, E)
 	m.norm = w.get("output_norm.weight", E)
 	m.output = w.get("output.weight", V, E)
 	for i := range m.layers {
-		l := &m.layers[i]
-		n := func(s string) string { return blk(i, s) }
-		l.attnNorm = w.get(n("attn_norm.weight"), E)
-		if p.QLoRA > 0 {
-			l.qA = w.get(n("attn_q_a.weight"), p.QLoRA, E)
-			l.qANorm = w.get(n("attn_q_a_norm.weight"), p.QLoRA)
-			l.qB = w.get(n("attn_q_b.weight"), H*qk, p.QLoRA)
-		} else {
-			l.q = w.get(n("attn_q.weight"), H*qk, E)
-		}
-		l.kvA = w.get(n("attn_kv_a_mqa.weight"), p.KVLoRA+p.RopeDim, E)
-		l.kvANorm = w.get(n("attn_kv_a_norm.weight"), p.KVLoRA)
-		l.kB = w.get(n("attn_k_b.weight"), H, p.KVLoRA, p.NopeDim)
-		l.vB = w.get(n("attn_v_b.weight"), H, p.ValueDim, p.KVLoRA)
-		l.out = w.get(n("attn_output.weight"), E, H*p.ValueDim)
-		l.ffnNorm = w.get(n("ffn_norm.weight"), E)
-		if i < p.DenseLayers {
-			l.gate = w.get(n("ffn_gate.weight"), p.DenseFFN, E)
-			l.up = w.get(n("ffn_up.weight"), p.DenseFFN, E)
-			l.down = w.get(n("ffn_down.weight"), E, p.DenseFFN)
-			continue
-		}
-		X, F, S := p.Experts, p.ExpertFFN, p.Shared
-		l.router = w.get(n("ffn_gate_inp.weight"), X, E)
-		if hasTensor(f, n("exp_probs_b.bias")) {
-			l.bias = w.get(n("exp_probs_b.bias"), X)
-		}
-		l.gateExps = w.get(n("ffn_gate_exps.weight"), X, F, E)
-		l.upExps = w.get(n("ffn_up_exps.weight"), X, F, E)
-		l.downExps = w.get(n("ffn_down_exps.weight"), X, E, F)
-		if S > 0 {
-			l.gateShared = w.get(n("ffn_gate_shexp.weight"), F*S, E)
-			l.upShared = w.get(n("ffn_up_shexp.weight"), F*S, E)
-			l.downShared = w.get(n("ffn_down_shexp.weight"), E, F*S)
-		}
+		m.layers[i] = loadLayer(p, w, i)
 	}
-	if w.err != nil {
-		return nil, w.err
+	return m
+}
+
+// loadLayer loads block i: dense below DenseLayers, MoE from there on
+// (MTP layers included).
+func loadLayer(p Params, w *weights, i int) layer {
+	var l layer
+	E, H := p.Hidden, p.Heads
+	qk := p.NopeDim + p.RopeDim
+	n := func(s string) string { return blk(i, s) }
+	l.attnNorm = w.get(n("attn_norm.weight"), E)
+	if p.QLoRA > 0 {
+		l.qA = w.get(n("attn_q_a.weight"), p.QLoRA, E)
+		l.qANorm = w.get(n("attn_q_a_norm.weight"), p.QLoRA)
+		l.qB = w.get(n("attn_q_b.weight"), H*qk, p.QLoRA)
+	} else {
+		l.q = w.get(n("attn_q.weight"), H*qk, E)
 	}
-	m.info = info(f, p, &w)
-	return m, nil
+	l.kvA = w.get(n("attn_kv_a_mqa.weight"), p.KVLoRA+p.RopeDim, E)
+	l.kvANorm = w.get(n("attn_kv_a_norm.weight"), p.KVLoRA)
+	l.kB = w.get(n("attn_k_b.weight"), H, p.KVLoRA, p.NopeDim)
+	l.vB = w.get(n("attn_v_b.weight"), H, p.ValueDim, p.KVLoRA)
+	l.out = w.get(n("attn_output.weight"), E, H*p.ValueDim)
+	l.ffnNorm = w.get(n("ffn_norm.weight"), E)
+	if i < p.DenseLayers {
+		l.gate = w.get(n("ffn_gate.weight"), p.DenseFFN, E)
+		l.up = w.get(n("ffn_up.weight"), p.DenseFFN, E)
+		l.down = w.get(n("ffn_down.weight"), E, p.DenseFFN)
+		return l
+	}
+	X, F, S := p.Experts, p.ExpertFFN, p.Shared
+	l.router = w.get(n("ffn_gate_inp.weight"), X, E)
+	if w.err == nil && w.src.has(n("exp_probs_b.bias")) {
+		l.bias = w.get(n("exp_probs_b.bias"), X)
+	}
+	l.gateExps = w.get(n("ffn_gate_exps.weight"), X, F, E)
+	l.upExps = w.get(n("ffn_up_exps.weight"), X, F, E)
+	l.downExps = w.get(n("ffn_down_exps.weight"), X, E, F)
+	if S > 0 {
+		l.gateShared = w.get(n("ffn_gate_shexp.weight"), F*S, E)
+		l.upShared = w.get(n("ffn_up_shexp.weight"), F*S, E)
+		l.downShared = w.get(n("ffn_down_shexp.weight"), E, F*S)
+	}
+	return l
 }
 
 // Info describes the model.

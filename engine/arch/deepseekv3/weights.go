@@ -12,11 +12,6 @@ import (
 
 func blk(i int, name string) string { return "blk." + strconv.Itoa(i) + "." + name }
 
-func hasTensor(f *gguf.File, name string) bool {
-	_, ok := f.Tensor(name)
-	return ok
-}
-
 // dtypes maps the GGUF types the engine computes with.
 var dtypes = map[gguf.Type]engine.DType{
 	gguf.TypeF32:  engine.F32,
@@ -32,11 +27,21 @@ var dtypes = map[gguf.Type]engine.DType{
 	gguf.TypeQ6_K: engine.Q6_K,
 }
 
-// weights turns GGUF tensors into backend tensors, checking each shape
-// (given row-major, outermost first; GGUF lists it the other way round,
-// trap 20) and keeping the first error, which names the tensor.
+// source is where a model's weights come from: a GGUF file or a Hugging
+// Face directory. Weights are asked for by their GGUF names (names.go maps
+// them to Hugging Face's) and row-major shapes.
+type source interface {
+	// has reports whether the weight exists.
+	has(name string) bool
+	// load makes the backend tensor of a weight, checking its shape and
+	// type, and returns it with its parameter count and stored bytes.
+	load(b engine.Backend, name string, shape []int) (t engine.Tensor, params, bytes uint64, err error)
+}
+
+// weights loads tensors from a source, keeping the first error, which
+// names the tensor (and, for a directory, the file).
 type weights struct {
-	f     *gguf.File
+	src   source
 	b     engine.Backend
 	err   error
 	total uint64 // parameters
@@ -50,50 +55,64 @@ func (w *weights) get(name string, shape ...int) engine.Tensor {
 	if w.err != nil {
 		return nil
 	}
+	t, params, size, err := w.src.load(w.b, name, shape)
+	if err != nil {
+		w.err = fmt.Errorf("deepseekv3: %w", err)
+		return nil
+	}
+	w.total += params
+	w.bytes += size
+	switch {
+	case strings.HasSuffix(name, "_exps.weight"):
+		w.routedBytes += size
+	case name == "token_embd.weight":
+		w.embedBytes += size
+	}
+	return t
+}
+
+// ggufSource reads weights from a GGUF file.
+type ggufSource struct{ f *gguf.File }
+
+func (s ggufSource) has(name string) bool {
+	_, ok := s.f.Tensor(name)
+	return ok
+}
+
+// load checks each shape (given row-major, outermost first; GGUF lists it
+// the other way round, trap 20).
+func (s ggufSource) load(b engine.Backend, name string, shape []int) (engine.Tensor, uint64, uint64, error) {
 	dims := make([]uint64, len(shape))
 	for i, d := range shape {
 		dims[len(shape)-1-i] = uint64(d)
 	}
-	ti, err := w.f.ExpectOneOf(name, nil, dims...)
+	ti, err := s.f.ExpectOneOf(name, nil, dims...)
 	if err != nil {
-		w.err = fmt.Errorf("deepseekv3: %w", err)
-		return nil
+		return nil, 0, 0, err
 	}
 	dt, ok := dtypes[ti.Type]
 	if !ok {
-		w.err = fmt.Errorf("deepseekv3: tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", name, ti.Type)
-		return nil
+		return nil, 0, 0, fmt.Errorf("tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", name, ti.Type)
 	}
 	// Norms, biases and the router feed f32 arithmetic directly.
 	if len(shape) == 1 && dt != engine.F32 {
-		w.err = fmt.Errorf("deepseekv3: tensor %q: type %v, want f32 for a vector", name, ti.Type)
-		return nil
+		return nil, 0, 0, fmt.Errorf("tensor %q: type %v, want f32 for a vector", name, ti.Type)
 	}
-	t, err := w.b.Weight(name, dt, slices.Clone(shape), w.f.Data(ti))
+	t, err := b.Weight(name, dt, slices.Clone(shape), s.f.Data(ti))
 	if err != nil {
-		w.err = fmt.Errorf("deepseekv3: %w", err)
-		return nil
+		return nil, 0, 0, err
 	}
 	if c, ok := t.(engine.DataCopier); ok && c.CopiedData() {
-		w.f.Release(ti)
+		s.f.Release(ti)
 	}
-	w.total += ti.NumElements()
-	w.bytes += ti.Size
-	switch {
-	case strings.HasSuffix(name, "_exps.weight"):
-		w.routedBytes += ti.Size
-	case name == "token_embd.weight":
-		w.embedBytes += ti.Size
-	}
-	return t
+	return t, ti.NumElements(), ti.Size, nil
 }
 
 // info describes the model; active parameters count what one token reads:
 // everything but the routed experts, plus ExpertsUsed of them per MoE layer
 // (the embedding counts one row).
-func info(f *gguf.File, p Params, w *weights) engine.Info {
+func info(arch, name string, p Params, w *weights) engine.Info {
 	total := w.total
-	name, _ := f.String("general.name")
 	E, X, F := uint64(p.Hidden), uint64(p.Experts), uint64(p.ExpertFFN)
 	moeLayers := uint64(p.Layers - p.DenseLayers)
 	routed := moeLayers * X * 3 * E * F
@@ -112,7 +131,7 @@ func info(f *gguf.File, p Params, w *weights) engine.Info {
 		scoring = "sigmoid"
 	}
 	return engine.Info{
-		Architecture: "deepseek2",
+		Architecture: arch,
 		Name:         name,
 		Vocab:        p.Vocab,
 		Context:      p.Context,

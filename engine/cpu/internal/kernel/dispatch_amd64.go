@@ -41,6 +41,7 @@ var avx2 = impls{
 		k.dotQ5_0, k.dotQ5_1 = dotQ5_0AVX2, dotQ5_1AVX2
 		return k
 	}(),
+	fp8: fp8AVX2,
 }
 
 // avx512vnni is the avx2 set with the two-row tiles of MulQ8_0x4 and

@@ -3790,3 +3790,721 @@ TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL CX, ecx+16(FP)
 	MOVL DX, edx+20(FP)
 	RET
+
+// func dotE4M3AVX2(w []byte, s []float32, x []float32, tw *[16]byte, tx *[16]float32) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotE4M3AVX2(SB), NOSPLIT, $0-92
+	MOVQ   w_base+0(FP), AX
+	MOVQ   w_len+8(FP), CX
+	MOVQ   s_base+24(FP), DX
+	MOVQ   tw+72(FP), BX
+	MOVQ   tx+80(FP), SI
+	MOVQ   x_base+48(FP), DI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+
+dotE4M3AVX2_block:
+	CMPQ         CX, $0x00000080
+	JB           dotE4M3AVX2_partial
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	VPMOVZXBW    (AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       (DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       32(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    16(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       64(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       96(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    32(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       128(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       160(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    48(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       192(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       224(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    64(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       256(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       288(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    80(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       320(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       352(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    96(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       384(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       416(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VPMOVZXBW    112(AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       448(DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       480(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMULSS       (DX), X0, X0
+	VADDSS       X0, X2, X2
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000080, AX
+	ADDQ         $0x00000200, DI
+	SUBQ         $0x00000080, CX
+	JMP          dotE4M3AVX2_block
+
+dotE4M3AVX2_partial:
+	XORQ R8, R8
+
+dotE4M3AVX2_group:
+	CMPQ         CX, $0x10
+	JB           dotE4M3AVX2_tail
+	VPMOVZXBW    (AX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       (DI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       32(DI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	ADDQ         $0x10, AX
+	ADDQ         $0x40, DI
+	SUBQ         $0x10, CX
+	MOVQ         $0x00000001, R8
+	JMP          dotE4M3AVX2_group
+
+dotE4M3AVX2_tail:
+	TESTQ        CX, CX
+	JZ           dotE4M3AVX2_last
+	VPMOVZXBW    (BX), Y3
+	VPSLLW       $0x08, Y3, Y3
+	VPSRAW       $0x01, Y3, Y3
+	VPAND        wordsbfff<>+0(SB), Y3, Y3
+	VPOR         words8000<>+0(SB), Y3, Y4
+	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VCVTPH2PS    X3, Y5
+	VEXTRACTI128 $0x01, Y3, X4
+	VCVTPH2PS    X4, Y3
+	VMULPS       f32x8_256<>+0(SB), Y5, Y5
+	VMULPS       f32x8_256<>+0(SB), Y3, Y3
+	VMULPS       (SI), Y5, Y4
+	VADDPS       Y4, Y0, Y0
+	VMULPS       32(SI), Y3, Y4
+	VADDPS       Y4, Y1, Y1
+	MOVQ         $0x00000001, R8
+
+dotE4M3AVX2_last:
+	TESTQ        R8, R8
+	JZ           dotE4M3AVX2_done
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMULSS       (DX), X0, X0
+	VADDSS       X0, X2, X2
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	ADDQ         $0x04, DX
+
+dotE4M3AVX2_done:
+	VZEROUPPER
+	MOVSS X2, ret+88(FP)
+	RET
+
+DATA wordsbfff<>+0(SB)/2, $0xbfff
+DATA wordsbfff<>+2(SB)/2, $0xbfff
+DATA wordsbfff<>+4(SB)/2, $0xbfff
+DATA wordsbfff<>+6(SB)/2, $0xbfff
+DATA wordsbfff<>+8(SB)/2, $0xbfff
+DATA wordsbfff<>+10(SB)/2, $0xbfff
+DATA wordsbfff<>+12(SB)/2, $0xbfff
+DATA wordsbfff<>+14(SB)/2, $0xbfff
+DATA wordsbfff<>+16(SB)/2, $0xbfff
+DATA wordsbfff<>+18(SB)/2, $0xbfff
+DATA wordsbfff<>+20(SB)/2, $0xbfff
+DATA wordsbfff<>+22(SB)/2, $0xbfff
+DATA wordsbfff<>+24(SB)/2, $0xbfff
+DATA wordsbfff<>+26(SB)/2, $0xbfff
+DATA wordsbfff<>+28(SB)/2, $0xbfff
+DATA wordsbfff<>+30(SB)/2, $0xbfff
+GLOBL wordsbfff<>(SB), RODATA|NOPTR, $32
+
+DATA words8000<>+0(SB)/2, $0x8000
+DATA words8000<>+2(SB)/2, $0x8000
+DATA words8000<>+4(SB)/2, $0x8000
+DATA words8000<>+6(SB)/2, $0x8000
+DATA words8000<>+8(SB)/2, $0x8000
+DATA words8000<>+10(SB)/2, $0x8000
+DATA words8000<>+12(SB)/2, $0x8000
+DATA words8000<>+14(SB)/2, $0x8000
+DATA words8000<>+16(SB)/2, $0x8000
+DATA words8000<>+18(SB)/2, $0x8000
+DATA words8000<>+20(SB)/2, $0x8000
+DATA words8000<>+22(SB)/2, $0x8000
+DATA words8000<>+24(SB)/2, $0x8000
+DATA words8000<>+26(SB)/2, $0x8000
+DATA words8000<>+28(SB)/2, $0x8000
+DATA words8000<>+30(SB)/2, $0x8000
+GLOBL words8000<>(SB), RODATA|NOPTR, $32
+
+DATA wordsbf80<>+0(SB)/2, $0xbf80
+DATA wordsbf80<>+2(SB)/2, $0xbf80
+DATA wordsbf80<>+4(SB)/2, $0xbf80
+DATA wordsbf80<>+6(SB)/2, $0xbf80
+DATA wordsbf80<>+8(SB)/2, $0xbf80
+DATA wordsbf80<>+10(SB)/2, $0xbf80
+DATA wordsbf80<>+12(SB)/2, $0xbf80
+DATA wordsbf80<>+14(SB)/2, $0xbf80
+DATA wordsbf80<>+16(SB)/2, $0xbf80
+DATA wordsbf80<>+18(SB)/2, $0xbf80
+DATA wordsbf80<>+20(SB)/2, $0xbf80
+DATA wordsbf80<>+22(SB)/2, $0xbf80
+DATA wordsbf80<>+24(SB)/2, $0xbf80
+DATA wordsbf80<>+26(SB)/2, $0xbf80
+DATA wordsbf80<>+28(SB)/2, $0xbf80
+DATA wordsbf80<>+30(SB)/2, $0xbf80
+GLOBL wordsbf80<>(SB), RODATA|NOPTR, $32
+
+DATA f32x8_256<>+0(SB)/4, $0x43800000
+DATA f32x8_256<>+4(SB)/4, $0x43800000
+DATA f32x8_256<>+8(SB)/4, $0x43800000
+DATA f32x8_256<>+12(SB)/4, $0x43800000
+DATA f32x8_256<>+16(SB)/4, $0x43800000
+DATA f32x8_256<>+20(SB)/4, $0x43800000
+DATA f32x8_256<>+24(SB)/4, $0x43800000
+DATA f32x8_256<>+28(SB)/4, $0x43800000
+GLOBL f32x8_256<>(SB), RODATA|NOPTR, $32
+
+// func dotE4M3x4AVX2(w []byte, s []float32, x0 []float32, x1 []float32, x2 []float32, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotE4M3x4AVX2(SB), NOSPLIT, $0-168
+	MOVQ   w_base+0(FP), AX
+	MOVQ   w_len+8(FP), CX
+	MOVQ   s_base+24(FP), DX
+	MOVQ   tw+144(FP), BX
+	MOVQ   tx+152(FP), SI
+	MOVQ   x0_base+48(FP), DI
+	MOVQ   x1_base+72(FP), R8
+	MOVQ   x2_base+96(FP), R9
+	MOVQ   x3_base+120(FP), R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+dotE4M3x4AVX2_block:
+	CMPQ         CX, $0x00000080
+	JB           dotE4M3x4AVX2_partial
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	VPMOVZXBW    (AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       (DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       32(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       (R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       32(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       (R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       32(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       (R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       32(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    16(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       64(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       96(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       64(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       96(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       64(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       96(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       64(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       96(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    32(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       128(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       160(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       128(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       160(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       128(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       160(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       128(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       160(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    48(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       192(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       224(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       192(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       224(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       192(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       224(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       192(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       224(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    64(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       256(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       288(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       256(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       288(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       256(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       288(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       256(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       288(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    80(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       320(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       352(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       320(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       352(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       320(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       352(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       320(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       352(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    96(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       384(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       416(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       384(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       416(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       384(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       416(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       384(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       416(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VPMOVZXBW    112(AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       448(DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       480(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       448(R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       480(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       448(R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       480(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       448(R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       480(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMULSS       (DX), X0, X0
+	VADDSS       X0, X2, X2
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X4, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS      X3, X3, X3
+	VMULSS       (DX), X3, X3
+	VADDSS       X3, X5, X5
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X7
+	VADDPS       X7, X6, X6
+	VHADDPS      X6, X6, X6
+	VHADDPS      X6, X6, X6
+	VMULSS       (DX), X6, X6
+	VADDSS       X6, X8, X8
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X10
+	VADDPS       X10, X9, X9
+	VHADDPS      X9, X9, X9
+	VHADDPS      X9, X9, X9
+	VMULSS       (DX), X9, X9
+	VADDSS       X9, X11, X11
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	ADDQ         $0x04, DX
+	ADDQ         $0x00000080, AX
+	ADDQ         $0x00000200, DI
+	ADDQ         $0x00000200, R8
+	ADDQ         $0x00000200, R9
+	ADDQ         $0x00000200, R10
+	SUBQ         $0x00000080, CX
+	JMP          dotE4M3x4AVX2_block
+
+dotE4M3x4AVX2_partial:
+	XORQ R11, R11
+
+dotE4M3x4AVX2_group:
+	CMPQ         CX, $0x10
+	JB           dotE4M3x4AVX2_tail
+	VPMOVZXBW    (AX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       (DI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       32(DI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       (R8), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       32(R8), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       (R9), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       32(R9), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       (R10), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       32(R10), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	ADDQ         $0x10, AX
+	ADDQ         $0x40, DI
+	ADDQ         $0x40, R8
+	ADDQ         $0x40, R9
+	ADDQ         $0x40, R10
+	SUBQ         $0x10, CX
+	MOVQ         $0x00000001, R11
+	JMP          dotE4M3x4AVX2_group
+
+dotE4M3x4AVX2_tail:
+	TESTQ        CX, CX
+	JZ           dotE4M3x4AVX2_last
+	VPMOVZXBW    (BX), Y12
+	VPSLLW       $0x08, Y12, Y12
+	VPSRAW       $0x01, Y12, Y12
+	VPAND        wordsbfff<>+0(SB), Y12, Y12
+	VPOR         words8000<>+0(SB), Y12, Y13
+	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VCVTPH2PS    X12, Y14
+	VEXTRACTI128 $0x01, Y12, X13
+	VCVTPH2PS    X13, Y12
+	VMULPS       f32x8_256<>+0(SB), Y14, Y14
+	VMULPS       f32x8_256<>+0(SB), Y12, Y12
+	VMULPS       (SI), Y14, Y13
+	VADDPS       Y13, Y0, Y0
+	VMULPS       32(SI), Y12, Y13
+	VADDPS       Y13, Y1, Y1
+	VMULPS       64(SI), Y14, Y13
+	VADDPS       Y13, Y3, Y3
+	VMULPS       96(SI), Y12, Y13
+	VADDPS       Y13, Y4, Y4
+	VMULPS       128(SI), Y14, Y13
+	VADDPS       Y13, Y6, Y6
+	VMULPS       160(SI), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       192(SI), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       224(SI), Y12, Y13
+	VADDPS       Y13, Y10, Y10
+	MOVQ         $0x00000001, R11
+
+dotE4M3x4AVX2_last:
+	TESTQ        R11, R11
+	JZ           dotE4M3x4AVX2_done
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMULSS       (DX), X0, X0
+	VADDSS       X0, X2, X2
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y1, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS      X3, X3, X3
+	VMULSS       (DX), X3, X3
+	VADDSS       X3, X5, X5
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X0
+	VADDPS       X0, X6, X6
+	VHADDPS      X6, X6, X6
+	VHADDPS      X6, X6, X6
+	VMULSS       (DX), X6, X6
+	VADDSS       X6, X8, X8
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X0
+	VADDPS       X0, X9, X9
+	VHADDPS      X9, X9, X9
+	VHADDPS      X9, X9, X9
+	VMULSS       (DX), X9, X9
+	VADDSS       X9, X11, X11
+	VXORPS       Y9, Y9, Y9
+	VXORPS       Y10, Y10, Y10
+	ADDQ         $0x04, DX
+
+dotE4M3x4AVX2_done:
+	VZEROUPPER
+	MOVQ   out+160(FP), AX
+	VMOVSS X2, (AX)
+	VMOVSS X5, 4(AX)
+	VMOVSS X8, 8(AX)
+	VMOVSS X11, 12(AX)
+	RET

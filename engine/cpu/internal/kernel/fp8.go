@@ -16,14 +16,14 @@ import (
 // own weight_dequant (inference/kernel.py) multiplies by it, despite the
 // name. The last block row and column may be partial.
 //
-// Only the generic Go set exists; a SIMD set will add its own value, and
-// these fields then join impls in kernel.go as kquant.go's will.
+// The kernels are part of impls (field fp8): the AVX2 set has its own
+// dotE4M3 and dotE4M3x4, with the generic's bits.
 
 // E4M3BlockLen is the side of the square blocks that share one scale.
 const E4M3BlockLen = 128
 
 // fp8Impls is the set of this file's kernels. Exported functions check
-// their arguments and call through fp8Active, so an implementation may
+// their arguments and call through active.fp8, so an implementation may
 // assume its slices are exactly as long as documented.
 type fp8Impls struct {
 	// dequantE4M3Row expands len(dst) = len(w) values; s holds the
@@ -31,16 +31,16 @@ type fp8Impls struct {
 	dequantE4M3Row func(w []byte, s []float32, dst []float32)
 	// dotE4M3 is the dot product of w with x[:len(w)]; s as above.
 	dotE4M3 func(w []byte, s []float32, x []float32) float32
+	// dotE4M3x4 sets out[j] to dotE4M3(w, s, xj), bit for bit.
+	dotE4M3x4 func(w []byte, s []float32, x0, x1, x2, x3 []float32, out *[4]float32)
 }
 
 // fp8Generic is the reference set.
 var fp8Generic = fp8Impls{
 	dequantE4M3Row: dequantE4M3RowGeneric,
 	dotE4M3:        dotE4M3Generic,
+	dotE4M3x4:      dotE4M3x4Generic,
 }
-
-// fp8Active is the set in use.
-var fp8Active = fp8Generic
 
 // ---------------------------------------------------------------------------
 // Scalar conversions
@@ -173,7 +173,7 @@ func e4m3RowScales(fn string, w []byte, scales []float32, row, cols int, vec str
 // row/128.
 func DequantE4M3Row(w []byte, scales []float32, row, cols int, dst []float32) {
 	s := e4m3RowScales("DequantE4M3Row", w, scales, row, cols, "dst", len(dst))
-	fp8Active.dequantE4M3Row(w[:cols], s, dst[:cols])
+	active.fp8.dequantE4M3Row(w[:cols], s, dst[:cols])
 }
 
 // dequantE4M3RowGeneric is the reference loop of [DequantE4M3Row]:
@@ -187,37 +187,53 @@ func dequantE4M3RowGeneric(w []byte, s []float32, dst []float32) {
 
 // DotE4M3 returns the dot product of row row of an FP8 E4M3 matrix with
 // cols columns and the float32 activations x[:cols]. w and scales are as
-// for [DequantE4M3Row]. The sum is taken per 128-column block: an inner
-// float32 sum of the products E4M3ToF32(w[c])·x[c] in column order, each
-// product rounded to float32 before it is added, then the block's sum
-// times its scale, rounded, added to a float32 accumulator in block order
-// (see dotE4M3Generic). Scaling once per block is the order a SIMD kernel
-// keeps; its lanes will be defined with it. It panics as DequantE4M3Row
+// for [DequantE4M3Row]. The sum is taken per 128-column block, in 16
+// lanes: column c of a block starting at lo adds its product
+// E4M3ToF32(w[c])·x[c], rounded to float32, to lane (c−lo) mod 16 in
+// column order; the lanes reduce as m_i = lane_i + lane_(i+8), then
+// ((m0+m4)+(m1+m5)) + ((m2+m6)+(m3+m7)); that block sum times its scale,
+// rounded, is added to a float32 accumulator in block order (see
+// dotE4M3Generic). This is the order the AVX2 kernel computes in, without
+// fused operations, so every implementation gives the same bits (a NaN
+// code gives NaN, its payload unspecified). It panics as DequantE4M3Row
 // does, with x in place of dst.
 func DotE4M3(w []byte, scales []float32, row, cols int, x []float32) float32 {
 	s := e4m3RowScales("DotE4M3", w, scales, row, cols, "x", len(x))
-	return fp8Active.dotE4M3(w[:cols], s, x[:cols])
+	return active.fp8.dotE4M3(w[:cols], s, x[:cols])
 }
 
 // dotE4M3Generic is the reference loop of [DotE4M3], with no operation
 // fused (the explicit conversions round each product):
 //
 //	acc := float32(0)
-//	for each block b of up to 128 columns c, in order:
-//		sum := float32(0)
-//		for c in b, in order: sum += float32(E4M3ToF32(w[c]) * x[c])
-//		acc += float32(sum * s[b])
+//	for each block b of up to 128 columns lo ≤ c < hi, in order:
+//		var lane [16]float32
+//		for c := lo; c < hi; c++ {
+//			lane[(c-lo)%16] += float32(E4M3ToF32(w[c]) * x[c])
+//		}
+//		acc += float32(reduce16(lane) * s[b])
 //	return acc
 func dotE4M3Generic(w []byte, s []float32, x []float32) float32 {
 	var acc float32
 	for b, scale := range s {
 		lo := b * E4M3BlockLen
 		hi := min(lo+E4M3BlockLen, len(w))
-		var sum float32
+		var lane [16]float32
 		for c := lo; c < hi; c++ {
-			sum += float32(e4m3Table[w[c]] * x[c])
+			lane[(c-lo)%16] += float32(e4m3Table[w[c]] * x[c])
 		}
-		acc += float32(sum * scale)
+		acc += float32(reduce16(&lane) * scale)
 	}
 	return acc
+}
+
+// reduce16 sums 16 lanes in the order of the AVX2 kernels' reduction:
+// m_i = lane_i + lane_(i+8), a_i = m_i + m_(i+4), (a0+a1) + (a2+a3).
+func reduce16(l *[16]float32) float32 {
+	var m [8]float32
+	for i := range m {
+		m[i] = l[i] + l[i+8]
+	}
+	a0, a1, a2, a3 := m[0]+m[4], m[1]+m[5], m[2]+m[6], m[3]+m[7]
+	return (a0 + a1) + (a2 + a3)
 }

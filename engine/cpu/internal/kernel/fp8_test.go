@@ -205,7 +205,8 @@ func e4m3TestMatrix(r *rand.Rand, rows, cols int) (w []byte, scales, x []float32
 // float32 is the one float32 multiply.
 //
 // The dot product is compared two ways. Bit for bit with the documented
-// order written out here, and with the float64 sum Σ v_c·s_b·x_c within
+// order (16 lanes per block, reduced as the AVX2 kernel does) written out
+// here, and with the float64 sum Σ v_c·s_b·x_c within
 // (128 + nb + 1)·2⁻²⁴·Σ|v_c·s_b·x_c|: each product v·x is rounded once
 // (relative error ≤ 2⁻²⁴), a block's at most 128 terms are summed with at
 // most 127 roundings, the block scale multiply rounds once, and the nb
@@ -239,14 +240,19 @@ func TestE4M3DequantDot(t *testing.T) {
 			var acc float32
 			var ref, mag float64
 			for b := range nb {
-				var sum float32
+				var lane [16]float32
 				for c := b * 128; c < min(b*128+128, cols); c++ {
 					p := float32(E4M3ToF32(wr[c]) * x[c])
-					sum = float32(sum + p)
+					lane[c%16] = float32(lane[c%16] + p)
 					term := float64(E4M3ToF32(wr[c])) * float64(s[b]) * float64(x[c])
 					ref += term
 					mag += math.Abs(term)
 				}
+				var m [8]float32
+				for i := range m {
+					m[i] = lane[i] + lane[i+8]
+				}
+				sum := float32(float32(m[0]+m[4])+float32(m[1]+m[5])) + float32(float32(m[2]+m[6])+float32(m[3]+m[7]))
 				acc = float32(acc + float32(sum*s[b]))
 			}
 			require.Equal(t, math.Float32bits(acc), math.Float32bits(got), "%dx%d row %d: documented order", rows, cols, row)

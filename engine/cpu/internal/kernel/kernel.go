@@ -64,7 +64,8 @@ type impls struct {
 	f16ToF32s func(dst []float32, src []uint16)
 	f32ToF16s func(dst []uint16, src []float32)
 
-	kq kquantImpls // the block formats of kquant.go
+	kq  kquantImpls // the block formats of kquant.go
+	fp8 fp8Impls    // FP8 E4M3 with block scales (fp8.go)
 }
 
 // generic is the reference set, used where no assembly applies.
@@ -93,7 +94,8 @@ var generic = impls{
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,
 
-	kq: kquantGeneric,
+	kq:  kquantGeneric,
+	fp8: fp8Generic,
 }
 
 // active is the set chosen at initialisation by bestImpls, which each

@@ -51,6 +51,7 @@ func main() {
 		dotQ32(f)
 	}
 	cpuid()
+	fp8()
 
 	Generate()
 }
