@@ -196,3 +196,43 @@ func BenchmarkMulQ8_0R16(b *testing.B) {
 		})
 	}
 }
+
+// FuzzMulQ8_0R16 checks the active set's R16 tiles against the generic
+// loop bit for bit on arbitrary quants and scales (NaN and infinite scales
+// included): one group of sixteen rows of nb blocks and one to eight
+// vectors, all made from the fuzzer's bytes.
+func FuzzMulQ8_0R16(f *testing.F) {
+	f.Add([]byte{0x3C, 0x00, 0x80, 0x7F, 0x01}, uint8(3), uint8(2))
+	f.Fuzz(func(t *testing.T, seed []byte, nb, n uint8) {
+		blocks := int(nb%9) + 1
+		vecs := int(n%R16MaxVectors) + 1
+		if len(seed) == 0 {
+			seed = []byte{0}
+		}
+		byteAt := func(i int) byte { return seed[i%len(seed)] ^ byte(i*131) }
+		stored := make([]byte, R16Rows*blocks*Q8_0BlockSize)
+		for i := range stored {
+			stored[i] = byteAt(i)
+		}
+		packed := make([]byte, len(stored))
+		RepackQ8_0R16(packed, stored, R16Rows, blocks)
+		xs := make([][]byte, vecs)
+		for j := range xs {
+			xs[j] = make([]byte, blocks*Q8_0BlockSize)
+			for i := range xs[j] {
+				xs[j][i] = byteAt(len(stored) + j*977 + i)
+			}
+		}
+		var p Q8_0R16In
+		p.Pack(xs, blocks)
+		want := make([]float32, R16Rows*vecs)
+		mulQ8_0R16Generic(packed, 1, &p, want)
+		got := make([]float32, len(want))
+		MulQ8_0R16(packed, 1, &p, got)
+		for i := range want {
+			if math.Float32bits(want[i]) != math.Float32bits(got[i]) && !(want[i] != want[i] && got[i] != got[i]) {
+				t.Fatalf("blocks %d, vectors %d, out %d: %v, generic %v", blocks, vecs, i, got[i], want[i])
+			}
+		}
+	})
+}
