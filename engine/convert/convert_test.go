@@ -75,7 +75,9 @@ func TestDecode(t *testing.T) {
 	require.True(t, math.Signbit(float64(got[1])))
 
 	got = f32s(write(t, convert.Tensor{Name: "b", Shape: []int{2}, DType: engine.BF16,
-		Load: func() ([]engine.WeightPart, error) { return []engine.WeightPart{{Data: []byte{0x80, 0x3f, 0x20, 0xc1}}}, nil }}, engine.F32))
+		Load: func() ([]engine.WeightPart, error) {
+			return []engine.WeightPart{{Data: []byte{0x80, 0x3f, 0x20, 0xc1}}}, nil
+		}}, engine.F32))
 	require.Equal(t, []float32{1, -10}, got)
 
 	const rows, cols = 130, 200
