@@ -18,9 +18,9 @@ import (
 func newModelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Inspect model files and write test models",
+		Short: "Inspect, convert and generate model files",
 	}
-	cmd.AddCommand(newModelInspectCmd(), newModelTestgenCmd())
+	cmd.AddCommand(newModelInspectCmd(), newModelTestgenCmd(), newModelConvertCmd())
 	return cmd
 }
 
