@@ -398,7 +398,8 @@ func (r *synthRow) candidates(k int) ([]int32, []float32) {
 }
 
 // stepConf steps every sequence once at position pos as the host does: a
-// fresh row each, the row's true log-sum-exp and seeded uniforms; a row
+// fresh row each, the row's true log-sum-exp (NaN, and row_lse to ask for
+// it, for a plugin that declares "lse": "on_demand") and seeded uniforms; a row
 // the plugin asks to widen (out_token −2) gets 16 times the candidates (the
 // whole vocabulary once it holds every finite token) and is stepped again,
 // with the other widened rows only, at the same position with the same
@@ -413,6 +414,10 @@ func stepConf(ctx context.Context, b *SamplerBatch, seqs []*confSeq, pos int32) 
 		q.k, q.widen = q.firstK, 0
 		q.in = SamplerRow{Handle: q.handle, Position: pos, U0: float32(rng.Uint32()>>8) / (1 << 24),
 			U1: float32(rng.Uint32()>>8) / (1 << 24), LSE: q.row.lse}
+		if b.p.LSEOnDemand() { // the plugin asks with row_lse when it needs it
+			lse := q.row.lse
+			q.in.LSE, q.in.LoadLSE = float32(math.NaN()), func() float32 { return lse }
+		}
 		q.in.IDs, q.in.Logits = q.row.candidates(q.k)
 	}
 	widened := 0

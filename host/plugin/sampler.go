@@ -16,10 +16,16 @@ type SamplerRow struct {
 	Handle   int64
 	Position int32
 	U0, U1   float32
-	// LSE is the log-sum-exp of the whole row.
-	LSE    float32
-	IDs    []int32
-	Logits []float32
+	// LSE is the log-sum-exp of the whole row; NaN when the caller has not
+	// computed it, which it may leave for a plugin whose LSEOnDemand is
+	// true (any other plugin must get it).
+	LSE float32
+	// LoadLSE, when not nil, gives the row's log-sum-exp when the plugin
+	// asks for it with the row_lse import (sdk/ABI.md §4) and LSE is NaN.
+	// It runs on the goroutine that called Step, during the call.
+	LoadLSE func() float32
+	IDs     []int32
+	Logits  []float32
 	// Span, when it records, is the span of the request the row belongs to:
 	// the step's call gets a span of its own, under the first row's Span and
 	// linked to the others' (one call serves many requests). Nil for none.
@@ -178,7 +184,10 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []Sampler
 			le.PutUint32(arena[outs+4*(i*k+j):], bits)
 		}
 	}
+	st := b.p.samplerState(b.inst.mod)
+	st.setStep(rows)
 	res, err := b.call(withRowSpans(ctx, rows), "smp_step", uint64(b.arena), uint64(size))
+	st.setStep(nil)
 	if err != nil {
 		return nil, err
 	}

@@ -166,7 +166,12 @@ func (r *row) prepare() {
 	}
 	r.k = s.firstK()
 	if r.plugged {
-		r.ensureLSE()
+		// A plugin that reads the log-sum-exp on demand gets it ahead only
+		// once it has asked for this choice's: a policy that needs it needs
+		// it at most steps, and here the rows compute it in parallel.
+		if !s.plugin.Runtime.LSEOnDemand() || s.readsLSE {
+			r.ensureLSE()
+		}
 		r.select_()
 	}
 }
@@ -176,6 +181,34 @@ func (r *row) ensureLSE() {
 	if !r.hasLSE {
 		r.lse, r.hasLSE = logSumExp(r.logits, r.max), true
 	}
+}
+
+// knownLSE is the row's log-sum-exp if it was computed, NaN if not.
+func (r *row) knownLSE() float32 {
+	if !r.hasLSE {
+		return float32(math.NaN())
+	}
+	return r.lse
+}
+
+// loadLSE computes the log-sum-exp when a policy asks for it, and marks
+// the choice as one whose policy reads it.
+func (r *row) loadLSE() float32 {
+	r.ensureLSE()
+	r.s.readsLSE = true
+	return r.lse
+}
+
+// keepAll makes the policy's answer the whole row with its logits divided
+// by t: the draw takes it whole, unsorted (draw's order is the ids', so an
+// answer over the sorted row would draw the same token).
+func (r *row) keepAll(t float32) {
+	if t != 1 {
+		for i := range r.logits {
+			r.logits[i] /= t
+		}
+	}
+	r.whole, r.done = true, true
 }
 
 // shape applies the native stage to a row in place: logit_bias, allowed
@@ -342,7 +375,7 @@ func (r *row) widen() bool {
 
 // sdkRow is the row as a policy sees it.
 func (r *row) sdkRow() *sampler.Row {
-	return &sampler.Row{Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1, LSE: r.lse,
+	return &sampler.Row{Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1, LSE: r.knownLSE(), LoadLSE: r.loadLSE,
 		IDs: r.ids, Logits: r.cand, Out: r.out, Token: -1}
 }
 
@@ -350,22 +383,11 @@ func (r *row) sdkRow() *sampler.Row {
 // satisfied. Tokens outside a row's finite set have probability 0 under
 // the standard policy, so once the candidates hold all of them the row
 // counts as complete. A policy that keeps every token only scales the
-// row: it is drawn from whole, unsorted (draw's order is the ids', so a
-// plugin's answer over the sorted row draws the same token).
+// row (keepAll). The policy reads the log-sum-exp on demand (sdkRow).
 func (r *row) runNative() {
 	if t, all := r.s.native.KeepsAll(); all {
-		for i := range r.logits {
-			r.logits[i] /= t
-		}
-		r.whole, r.done = true, true
+		r.keepAll(t)
 		return
-	}
-	// Only top_p over a set still open needs true probabilities. The
-	// native policy runs the default order (a request's plugin params are
-	// not its own), where top_k, when set, closes the set first, and
-	// typical_p on an open set widens it to the whole row.
-	if p := r.s.p; p.TopP != nil && p.GetTopP() < 1 && p.GetTopK() == 0 && (p.TypicalP == nil || p.GetTypicalP() == 1) {
-		r.ensureLSE()
 	}
 	if r.ids == nil {
 		r.select_()
@@ -408,7 +430,7 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 		in := make([]plugin.SamplerRow, len(rows))
 		for i, r := range rows {
 			in[i] = plugin.SamplerRow{Handle: r.s.handle, Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1,
-				LSE: r.lse, IDs: r.ids, Logits: r.cand, Span: r.s.stepSpan()}
+				LSE: r.knownLSE(), LoadLSE: r.loadLSE, IDs: r.ids, Logits: r.cand, Span: r.s.stepSpan()}
 		}
 		var outs []plugin.SamplerOutput
 		if outs, err = b.b.Step(ctx, in); err != nil {

@@ -12,7 +12,9 @@
 //
 // A row whose candidates are too few for the parameters (top_p near 1 on
 // a flat distribution, no truncation at all) is answered with a request
-// to widen it (out_token −2). The plugin takes no configuration.
+// to widen it (out_token −2). The plugin reads the row's log-sum-exp only for top_p
+// over the whole row, and its manifest says so ("lse": "on_demand"). The
+// plugin takes no configuration.
 //
 // Build it (the module is committed, and CI checks it is fresh) with
 //

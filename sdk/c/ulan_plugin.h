@@ -370,6 +370,11 @@ ULAN_IMPORT(history) int32_t ulan_history(int64_t h, int32_t *buf, uint32_t cap)
  * and returns n, the token's length in the model's vocabulary; -1 for an id
  * outside it (or before the host has one). */
 ULAN_IMPORT(token_bytes) int32_t ulan_token_bytes(int32_t id, uint8_t *buf, uint32_t cap);
+/* ulan_row_lse returns the log-sum-exp of row (its index in the arena) of
+ * the smp_step call in flight; NaN outside one. A plugin whose manifest
+ * declares "sampler": {"lse": "on_demand"} finds a row's lse NaN when the
+ * host did not compute it, and calls this when it needs it. */
+ULAN_IMPORT(row_lse) float ulan_row_lse(int32_t row);
 
 /* ulan_step_row is one row of the step arena. */
 typedef struct {
@@ -377,7 +382,7 @@ typedef struct {
   int32_t n;         /* candidates in this row (at most k) */
   int32_t position;  /* tokens generated so far */
   float u0, u1;      /* uniforms in [0, 1), seeded per request */
-  float lse;         /* the log-sum-exp of the full row */
+  float lse;         /* the log-sum-exp of the full row (NaN: ask ulan_row_lse) */
   int32_t out_token; /* a selector writes its token; -1, as the host writes it, lets the host draw */
 } ulan_step_row;
 

@@ -68,6 +68,7 @@ func smpStep(ptr, n uint32) int32 {
 				Out:      out[i*k : i*k+nc],
 				Token:    -1,
 				handle:   h,
+				index:    int32(i),
 			}
 			if err := q.Step(&r); err != nil {
 				return err

@@ -2,7 +2,11 @@
 
 package sampler
 
-import "github.com/ulan-ai/ulan/sdk/go/sampler/samplemath"
+import (
+	"math"
+
+	"github.com/ulan-ai/ulan/sdk/go/sampler/samplemath"
+)
 
 // Natively (tests, and the host's own use of policies written with this
 // SDK), the primitives are samplemath's functions, the very ones the host
@@ -55,6 +59,9 @@ func UseTestHost(h TestHost) { testHost = h }
 func NewTestRow(handle int64, ids []int32, logits []float32) *Row {
 	return &Row{IDs: ids, Logits: logits, Out: append([]float32(nil), logits...), Token: -1, handle: handle}
 }
+
+// rowLSE: natively there is no host to ask (LoadLSE serves native callers).
+func rowLSE(int32) float32 { return float32(math.NaN()) }
 
 func history(h int64, max int) ([]int32, error) {
 	hist, ok := testHost.History[h]
