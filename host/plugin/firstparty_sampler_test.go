@@ -107,9 +107,10 @@ func uniform(rng *rand.Rand) float32 { return float32(rng.Uint32()>>8) / (1 << 2
 // TestStandardPluginMatchesNative: the standard sampler plugin, through a
 // real batch, answers every row — widen requests included — with exactly
 // the bits the native standard.Apply (the host's fallback) writes, so the
-// host draws the same tokens for a seed either way. Half the rows come
-// without their log-sum-exp, which the plugin asks for (row_lse) when it
-// needs it.
+// host draws the same tokens for a seed either way; a policy that keeps
+// every token answers keep-all at its temperature (the host's fallback
+// scales the row the same way). Half the rows come without their
+// log-sum-exp, which the plugin asks for (row_lse) when it needs it.
 func TestStandardPluginMatchesNative(t *testing.T) {
 	t.Parallel()
 	p := firstParty(t, "standard")
@@ -124,7 +125,7 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 		}
 		return x
 	}
-	steps, widened, compared, loaded := 0, 0, 0, 0
+	steps, widened, compared, keptAll, loaded := 0, 0, 0, 0, 0
 	for c := range 24 {
 		vocab := 100 + rng.IntN(3000)
 		// A batch of 8 sequences, each with its own parameters.
@@ -188,6 +189,11 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 				var again []int
 				for j, i := range pending {
 					r := rows[i]
+					if temp, all := seqs[i].pol.KeepsAll(); all {
+						require.Equal(t, SamplerOutput{Token: -1, KeepAll: true, Temperature: temp}, outs[j], "case %d step %d row %d: %s", c, step, i, seqs[i].open)
+						keptAll++
+						continue
+					}
 					nat := &sampler.Row{Position: r.Position, U0: r.U0, LSE: r.LSE, LoadLSE: r.LoadLSE, IDs: r.IDs, Logits: r.Logits, Out: slices.Clone(r.Logits), Token: -1}
 					widen, err := seqs[i].pol.Apply(nat, vocab)
 					require.NoError(t, err)
@@ -216,8 +222,9 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 			require.NoError(t, b.CloseSequence(ctx, s.h))
 		}
 	}
-	t.Logf("%d smp_step calls, %d rows compared, %d widened, %d log-sum-exps loaded", steps, compared, widened, loaded)
+	t.Logf("%d smp_step calls, %d rows compared, %d widened, %d kept whole, %d log-sum-exps loaded", steps, compared, widened, keptAll, loaded)
 	require.NotZero(t, widened)
+	require.NotZero(t, keptAll)
 	require.NotZero(t, loaded)
 }
 

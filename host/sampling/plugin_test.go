@@ -46,9 +46,11 @@ func standardPlugin(t testing.TB, obs plugin.Observer) *generation.Plugin {
 
 // TestStandardPluginMatchesTheBuiltInOnEveryPath: the standard plugin and
 // the built-in policy draw the same tokens, with the same log
-// probabilities, for the same seed — on the paths that skip work: top_p
-// alone (the plugin asks for the row's log-sum-exp), top_k before top_p
-// and temperature only (it never asks).
+// probabilities, for the same seed — on the paths that skip work: a
+// temperature-only request (the plugin answers keep-all, and the host
+// draws over the whole row with one plugin call per step, never widening),
+// top_p alone (the plugin asks for the row's log-sum-exp), and top_k
+// before top_p (it never asks).
 func TestStandardPluginMatchesTheBuiltInOnEveryPath(t *testing.T) {
 	const vocab, rows, steps = 5000, 4, 6
 	count := &stepCounter{}
@@ -63,8 +65,8 @@ func TestStandardPluginMatchesTheBuiltInOnEveryPath(t *testing.T) {
 		params *ulanv1.SamplingParams
 		calls  int // smp_step calls per step, 0: not checked
 	}{
-		{"temperature-only", &ulanv1.SamplingParams{Temperature: f32(0.8), Logprobs: true, TopLogprobs: 3}, 0},
-		{"no-parameters", &ulanv1.SamplingParams{BannedTokenIds: banned}, 0},
+		{"temperature-only", &ulanv1.SamplingParams{Temperature: f32(0.8), Logprobs: true, TopLogprobs: 3}, 1},
+		{"no-parameters", &ulanv1.SamplingParams{BannedTokenIds: banned}, 1},
 		{"top_p-only", &ulanv1.SamplingParams{TopP: f32(0.9), Logprobs: true}, 0},
 		{"top_k-top_p", &ulanv1.SamplingParams{TopK: i32(40), TopP: f32(0.9), Temperature: f32(0.7)}, 1},
 	} {

@@ -447,6 +447,10 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 				}
 				continue
 			}
+			if o.KeepAll {
+				r.keepAll(o.Temperature)
+				continue
+			}
 			copy(r.out, o.Logits)
 			r.token, r.done = o.Token, true
 		}

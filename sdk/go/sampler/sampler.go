@@ -20,7 +20,8 @@ import (
 // by logit, largest first, ties to the lower id. A processor writes
 // adjusted logits into Out (pre-filled with Logits; −Inf bans a
 // candidate); a selector sets Token to the chosen id instead (−1, the
-// default, means "the host draws from Out"). Either may call Widen instead.
+// default, means "the host draws from Out"). Either may call Widen, or
+// KeepAll, instead.
 type Row struct {
 	Position int32   // tokens generated so far
 	U0, U1   float32 // uniforms in [0, 1) from the request's seeded generator
@@ -37,8 +38,10 @@ type Row struct {
 	// when LSE is NaN, FullLSE calls it. Plugins leave it nil.
 	LoadLSE func() float32
 
-	handle int64 // the host's name for the sequence, for History
-	index  int32 // the row's index in the step arena, for row_lse
+	handle  int64   // the host's name for the sequence, for History
+	index   int32   // the row's index in the step arena, for row_lse
+	keepAll bool    // the host accepts KeepAll's answer
+	keepT   float32 // KeepAll's temperature
 }
 
 // FullLSE returns the log-sum-exp of the full row: LSE when the host wrote
@@ -62,6 +65,28 @@ func (r *Row) FullLSE() (float32, error) {
 	r.LSE = lse
 	return lse, nil
 }
+
+// TokenKeepAll is the out_token that keeps the whole row at a temperature
+// (sdk/ABI.md §6.2); KeepAll sets it.
+const TokenKeepAll = -3
+
+// KeepAll answers the row with "keep every token of the row — all of the
+// vocabulary, not only these candidates — with its logit divided by t":
+// the host draws from softmax(logits/t) over the whole row, natively,
+// without widening the candidates. t must be positive and finite. Out is
+// then ignored. It reports false, and answers nothing, when the host does
+// not accept such answers (a host older than the answer): the policy then
+// answers as it would otherwise (for a policy that keeps every token,
+// Widen until the row holds the whole vocabulary).
+func (r *Row) KeepAll(t float32) bool {
+	if !r.keepAll || !(t > 0) || t > maxFloat32 {
+		return false
+	}
+	r.Token, r.keepT = TokenKeepAll, t
+	return true
+}
+
+const maxFloat32 = 3.40282346638528859811704183484516925440e+38
 
 // TokenWiden is the out_token that asks the host for more candidates
 // (sdk/ABI.md §6.2); Widen sets it.
