@@ -68,24 +68,25 @@ func NewStage() *Stage { return &Stage{batches: map[*generation.Plugin]*batch{}}
 
 // row is one choice's work in a step.
 type row struct {
-	s       *Seq
-	logits  []float32 // the full row after the native stage
-	finite  int       // tokens of non-zero probability
-	lse     float32
-	u0, u1  float32
-	k       int // candidates wanted
-	ids     []int32
-	cand    []float32
-	out     []float32
-	sorted  []int32 // the row's ids by logit, once a set is widened
-	whole   bool    // the policy's logits are the whole row, in logits
-	max     float64 // the row's largest logit
-	hasLSE  bool
-	plugged bool // a plugin samples the row
-	res     Result
-	token   int32 // a selector's choice; −1: draw
-	done    bool  // the policy has answered
-	err     error
+	s        *Seq
+	logits   []float32 // the full row after the native stage
+	finite   int       // tokens of non-zero probability
+	lse      float32
+	u0, u1   float32
+	k        int // candidates wanted
+	ids      []int32
+	cand     []float32
+	out      []float32
+	sorted   []int32 // the row's ids by logit, once a set is widened
+	whole    bool    // the policy's logits are the whole row, in logits
+	max      float64 // the row's largest logit (the native stage's)
+	wholeMax float32 // the whole row's largest logit, once scaled
+	hasLSE   bool
+	plugged  bool // a plugin samples the row
+	res      Result
+	token    int32 // a selector's choice; −1: draw
+	done     bool  // the policy has answered
+	err      error
 }
 
 // Step samples one token for each choice from its logits row (vocabulary
@@ -208,6 +209,9 @@ func (r *row) keepAll(t float32) {
 			r.logits[i] /= t
 		}
 	}
+	// Division by t > 0 never reverses an order, so the largest scaled
+	// logit is the largest logit scaled.
+	r.wholeMax = float32(r.max) / t
 	r.whole, r.done = true, true
 }
 
@@ -589,6 +593,13 @@ func (st *Stage) Close(ctx context.Context) {
 func (r *row) draw() Result {
 	if r.err != nil {
 		return Result{Err: r.err}
+	}
+	if r.whole && !r.s.logprobs && !math.IsInf(float64(r.wholeMax), 0) {
+		i, err := drawWhole(r.logits, r.wholeMax, r.u0)
+		if err != nil {
+			return Result{Err: err}
+		}
+		return Result{Token: int32(i)}
 	}
 	ids, vals := r.byID()
 	probs, err := weights(vals)
