@@ -205,9 +205,7 @@ func (r *row) loadLSE() float32 {
 // answer over the sorted row would draw the same token).
 func (r *row) keepAll(t float32) {
 	if t != 1 {
-		for i := range r.logits {
-			r.logits[i] /= t
-		}
+		expsum.Divide(r.logits, t)
 	}
 	// Division by t > 0 never reverses an order, so the largest scaled
 	// logit is the largest logit scaled.
@@ -256,22 +254,12 @@ func (s *Seq) shape(l []float32) error {
 }
 
 // scan returns the row's largest value and how many of its values are
-// finite. A NaN, +Inf or a row with nothing left to sample is an error.
+// finite (expsum's kernel). A NaN, +Inf or a row with nothing left to
+// sample is an error.
 func scan(l []float32) (float64, int, error) {
-	const big = math.MaxFloat32
-	mx := float32(math.Inf(-1))
-	finite := 0
-	for _, v := range l {
-		if v >= -big && v <= big { // false for NaN and ±Inf
-			finite++
-			if v > mx {
-				mx = v
-			}
-			continue
-		}
-		if v != v || v > 0 {
-			return 0, 0, scanError(l)
-		}
+	mx, finite, ok := expsum.Scan(l)
+	if !ok {
+		return 0, 0, scanError(l)
 	}
 	if finite == 0 {
 		return 0, 0, errors.New("sampling: no token can be sampled: allowed_token_ids, banned_token_ids, logit_bias and min_tokens leave none")
