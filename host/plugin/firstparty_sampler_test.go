@@ -243,7 +243,8 @@ func zipf(vocab int, s float64, seed uint64) []float32 {
 // a real batch, with the host drawing from its output (softmax, then the
 // inverse CDF at a seeded uniform) and recording each token, the observed
 // surprise of the drawn tokens settles at tau: its mean over the last 500
-// of 2000 steps is within 0.2 bits of it.
+// of 2000 steps is within 0.2 bits of it. Every other step hands the row
+// without its log-sum-exp, which the plugin asks for.
 func TestMirostatConverges(t *testing.T) {
 	t.Parallel()
 	p := firstParty(t, "mirostat")
@@ -265,7 +266,11 @@ func TestMirostatConverges(t *testing.T) {
 			for {
 				r := candidates(t, row, k)
 				r.Handle, r.Position, r.U0 = h, int32(pos), uniform(rng)
-				out, err := b.Step(ctx, []SamplerRow{r})
+				in := r
+				if pos%2 == 1 { // the plugin reads the LSE on demand (row_lse)
+					in.LSE, in.LoadLSE = float32(math.NaN()), func() float32 { return r.LSE }
+				}
+				out, err := b.Step(ctx, []SamplerRow{in})
 				require.NoError(t, err)
 				calls++
 				if out[0].Widen {
