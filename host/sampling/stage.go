@@ -311,7 +311,7 @@ func (r *row) select_() {
 	r.cand = slices.Grow(r.cand[:0], k)[:k]
 	r.out = slices.Grow(r.out[:0], k)[:k]
 	if r.sorted == nil && k <= firstK*4 {
-		if _, err := primitive.TopK(r.logits, k, r.ids, r.cand); err != nil {
+		if _, err := topK(r.logits, k, r.ids, r.cand); err != nil {
 			r.err = fmt.Errorf("sampling: %w", err)
 		}
 	} else {

@@ -57,3 +57,15 @@ func div8(x []float32, t float32) {
 //
 //go:noescape
 func div8AVX2(x []float32, t float32)
+
+func firstAbove8(x []float32, t float32) int {
+	if hasAVX2 {
+		return firstAbove8AVX2(x, t)
+	}
+	return firstAbove8Go(x, t)
+}
+
+// firstAbove8AVX2 is firstAbove8Go with AVX2; len(x) is a multiple of 8.
+//
+//go:noescape
+func firstAbove8AVX2(x []float32, t float32) int

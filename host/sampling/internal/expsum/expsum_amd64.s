@@ -167,3 +167,26 @@ divloop:
 divdone:
 	VZEROUPPER
 	RET
+
+// func firstAbove8AVX2(x []float32, t float32) int
+TEXT ·firstAbove8AVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS t+24(FP), Y0
+	XORQ AX, AX
+
+aboveloop:
+	CMPQ AX, CX
+	JGE abovedone
+	VMOVUPS (SI)(AX*4), Y2
+	VCMPPS $0x1e, Y0, Y2, Y2   // x > t, ordered (GT_OQ): false for NaN
+	VMOVMSKPS Y2, DX
+	TESTL DX, DX
+	JNZ abovedone
+	ADDQ $8, AX
+	JMP aboveloop
+
+abovedone:
+	MOVQ AX, ret+32(FP)
+	VZEROUPPER
+	RET

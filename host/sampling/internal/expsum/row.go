@@ -75,3 +75,35 @@ func div8Go(x []float32, t float32) {
 		x[i] /= t
 	}
 }
+
+// FirstAbove returns the start of the first group of eight values of x
+// (counted from x[0]) that holds a value above t, or len(x) when none
+// does: a caller looking for the few values above a threshold skips the
+// rest eight at a time. NaN is above nothing.
+func FirstAbove(x []float32, t float32) int {
+	n := len(x) &^ 7
+	i := n
+	if n > 0 {
+		i = firstAbove8(x[:n], t)
+	}
+	if i < n {
+		return i
+	}
+	for _, v := range x[n:] {
+		if v > t {
+			return n
+		}
+	}
+	return len(x)
+}
+
+func firstAbove8Go(x []float32, t float32) int {
+	for i := 0; i < len(x); i += 8 {
+		for _, v := range x[i : i+8] {
+			if v > t {
+				return i
+			}
+		}
+	}
+	return len(x)
+}

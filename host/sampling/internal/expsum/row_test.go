@@ -154,3 +154,32 @@ func BenchmarkDivideGo(b *testing.B) {
 		div8Go(x, 1)
 	}
 }
+
+// TestFirstAboveMatchesGo: the kernel finds the Go code's group, on rows
+// where the values above the threshold are rare, common, absent, NaN or at
+// the tail.
+func TestFirstAboveMatchesGo(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 1000, 129280} {
+		x := specialRow(r, n, true)
+		for _, th := range []float32{-1, 5, 20, 30, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())} {
+			for from := 0; from < n; from += 1 + n/7 {
+				k := (len(x) - from) &^ 7
+				if want, got := firstAbove8Go(x[from:from+k], th), firstAbove8(x[from:from+k], th); want != got {
+					t.Fatalf("n %d from %d t %v: kernel %d, Go %d", n, from, th, got, want)
+				}
+				i := FirstAbove(x[from:], th)
+				ref := len(x) - from
+				for j, v := range x[from:] {
+					if v > th {
+						ref = j &^ 7
+						break
+					}
+				}
+				if i != ref {
+					t.Fatalf("n %d from %d t %v: FirstAbove %d, want %d", n, from, th, i, ref)
+				}
+			}
+		}
+	}
+}
