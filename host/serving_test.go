@@ -373,6 +373,19 @@ func TestCancelMidStreamFreesTheCache(t *testing.T) {
 	require.Eventually(t, func() bool { return s.p.Stats().CacheUsed == 0 && s.p.Stats().Running == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
+// TestTimingsReportTheQueue: a request's timings report its wait in the
+// admission queue, within its time to first token and its total.
+func TestTimingsReportTheQueue(t *testing.T) {
+	s := startServing(t, scheduler.Config{})
+	c := clients(s.url)["connect+proto/h2c"]
+	r, err := generate(t, c, &ulanv1.GenerateRequest{Prompt: "The sea", Sampling: &ulanv1.SamplingParams{MaxTokens: i32(3)}})
+	require.NoError(t, err)
+	tm := r.finished.GetTimings()
+	require.NotNil(t, tm.GetQueue(), "queue is reported")
+	require.LessOrEqual(t, tm.GetQueue().AsDuration(), tm.GetTimeToFirstToken().AsDuration())
+	require.LessOrEqual(t, tm.GetTimeToFirstToken().AsDuration(), tm.GetTotal().AsDuration())
+}
+
 func TestFullAdmissionQueueIsResourceExhausted(t *testing.T) {
 	s := startServing(t, scheduler.Config{MaxRunning: 1, MaxQueue: 1})
 	c := clients(s.url)["connect+proto/h2c"]

@@ -425,6 +425,7 @@ func (p *Pipeline) run(ctx context.Context, j job, out api.Stream) error {
 			}
 			w := p.newWriter(j, r.c, r.chain, out)
 			w.index = uint32(i)
+			w.seq = r.seq
 			w.spans = p.startSteps(ctx, len(j.prompt))
 			errs[i] = w.stream(ctx, r.seq)
 			w.spans.end(w.tokens, w.finishReason, errs[i])
@@ -535,6 +536,7 @@ func pluginID(p *generation.Plugin) string {
 type writer struct {
 	p      *Pipeline
 	j      job
+	seq    *scheduler.Seq // for its time in the admission queue
 	c      *choice
 	chain  *HookChain
 	out    api.Stream
@@ -806,6 +808,11 @@ func (w *writer) finish(ctx context.Context, ev scheduler.Event) error {
 func (w *writer) timings() *ulanv1.Timings {
 	now := time.Now()
 	t := &ulanv1.Timings{Total: durationpb.New(now.Sub(w.j.arrived))}
+	if w.seq != nil {
+		if d, ok := w.seq.Queued(); ok {
+			t.Queue = durationpb.New(d)
+		}
+	}
 	if w.tokens > 0 {
 		ttft := w.first.Sub(w.j.arrived)
 		t.TimeToFirstToken = durationpb.New(ttft)

@@ -398,7 +398,9 @@ func (r *synthRow) candidates(k int) ([]int32, []float32) {
 }
 
 // stepConf steps every sequence once at position pos as the host does: a
-// fresh row each, the row's true log-sum-exp and seeded uniforms; a row
+// fresh row each, the row's true log-sum-exp (NaN, and row_lse to ask for
+// it, for a plugin that declares "lse": "on_demand") and seeded uniforms; a
+// keep-all answer (out_token −3) is drawn over the whole row; a row
 // the plugin asks to widen (out_token −2) gets 16 times the candidates (the
 // whole vocabulary once it holds every finite token) and is stepped again,
 // with the other widened rows only, at the same position with the same
@@ -413,6 +415,10 @@ func stepConf(ctx context.Context, b *SamplerBatch, seqs []*confSeq, pos int32) 
 		q.k, q.widen = q.firstK, 0
 		q.in = SamplerRow{Handle: q.handle, Position: pos, U0: float32(rng.Uint32()>>8) / (1 << 24),
 			U1: float32(rng.Uint32()>>8) / (1 << 24), LSE: q.row.lse}
+		if b.p.LSEOnDemand() { // the plugin asks with row_lse when it needs it
+			lse := q.row.lse
+			q.in.LSE, q.in.LoadLSE = float32(math.NaN()), func() float32 { return lse }
+		}
 		q.in.IDs, q.in.Logits = q.row.candidates(q.k)
 	}
 	widened := 0
@@ -449,7 +455,21 @@ func stepConf(ctx context.Context, b *SamplerBatch, seqs []*confSeq, pos int32) 
 	}
 	for i, q := range seqs {
 		tok := q.out.Token
-		if tok == -1 {
+		if q.out.KeepAll { // the whole row at the plugin's temperature
+			whole := make([]float32, confVocab)
+			for j, l := range q.row.logits {
+				whole[j] = l / q.out.Temperature
+			}
+			probs := make([]float32, confVocab)
+			if err := primitive.Softmax(whole, 1, probs); err != nil {
+				return widened, fmt.Errorf("position %d: row %d: the keep-all answer leaves nothing to draw: %w", pos, i, err)
+			}
+			j, err := primitive.Draw(probs, q.in.U0)
+			if err != nil {
+				return widened, fmt.Errorf("position %d: row %d: %w", pos, i, err)
+			}
+			tok = int32(j)
+		} else if tok == -1 {
 			probs := make([]float32, len(q.out.Logits))
 			for j, v := range q.out.Logits {
 				if math.IsInf(float64(v), 1) {

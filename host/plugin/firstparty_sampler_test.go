@@ -107,7 +107,10 @@ func uniform(rng *rand.Rand) float32 { return float32(rng.Uint32()>>8) / (1 << 2
 // TestStandardPluginMatchesNative: the standard sampler plugin, through a
 // real batch, answers every row — widen requests included — with exactly
 // the bits the native standard.Apply (the host's fallback) writes, so the
-// host draws the same tokens for a seed either way.
+// host draws the same tokens for a seed either way; a policy that keeps
+// every token answers keep-all at its temperature (the host's fallback
+// scales the row the same way). Half the rows come without their
+// log-sum-exp, which the plugin asks for (row_lse) when it needs it.
 func TestStandardPluginMatchesNative(t *testing.T) {
 	t.Parallel()
 	p := firstParty(t, "standard")
@@ -122,7 +125,7 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 		}
 		return x
 	}
-	steps, widened, compared := 0, 0, 0
+	steps, widened, compared, keptAll, loaded := 0, 0, 0, 0, 0
 	for c := range 24 {
 		vocab := 100 + rng.IntN(3000)
 		// A batch of 8 sequences, each with its own parameters.
@@ -164,6 +167,10 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 				ks[i] = []int{8, 64, 512, vocab}[rng.IntN(4)]
 				rows[i] = candidates(t, full[i], ks[i])
 				rows[i].Handle, rows[i].Position, rows[i].U0 = s.h, int32(step), uniform(rng)
+				if rng.IntN(2) == 0 { // the plugin reads the LSE on demand
+					lse := rows[i].LSE
+					rows[i].LSE, rows[i].LoadLSE = float32(math.NaN()), func() float32 { loaded++; return lse }
+				}
 			}
 			// Step all rows, then the widened ones again, wider, until
 			// every row is answered: the host's loop.
@@ -182,7 +189,12 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 				var again []int
 				for j, i := range pending {
 					r := rows[i]
-					nat := &sampler.Row{Position: r.Position, U0: r.U0, LSE: r.LSE, IDs: r.IDs, Logits: r.Logits, Out: slices.Clone(r.Logits), Token: -1}
+					if temp, all := seqs[i].pol.KeepsAll(); all {
+						require.Equal(t, SamplerOutput{Token: -1, KeepAll: true, Temperature: temp}, outs[j], "case %d step %d row %d: %s", c, step, i, seqs[i].open)
+						keptAll++
+						continue
+					}
+					nat := &sampler.Row{Position: r.Position, U0: r.U0, LSE: r.LSE, LoadLSE: r.LoadLSE, IDs: r.IDs, Logits: r.Logits, Out: slices.Clone(r.Logits), Token: -1}
 					widen, err := seqs[i].pol.Apply(nat, vocab)
 					require.NoError(t, err)
 					require.Equal(t, widen, outs[j].Widen, "case %d step %d row %d (%d candidates): %s", c, step, i, len(r.IDs), seqs[i].open)
@@ -210,8 +222,10 @@ func TestStandardPluginMatchesNative(t *testing.T) {
 			require.NoError(t, b.CloseSequence(ctx, s.h))
 		}
 	}
-	t.Logf("%d smp_step calls, %d rows compared, %d widened", steps, compared, widened)
+	t.Logf("%d smp_step calls, %d rows compared, %d widened, %d kept whole, %d log-sum-exps loaded", steps, compared, widened, keptAll, loaded)
 	require.NotZero(t, widened)
+	require.NotZero(t, keptAll)
+	require.NotZero(t, loaded)
 }
 
 // zipf is a fixed synthetic row: logit −s·ln(rank), the ranks shuffled
@@ -229,7 +243,8 @@ func zipf(vocab int, s float64, seed uint64) []float32 {
 // a real batch, with the host drawing from its output (softmax, then the
 // inverse CDF at a seeded uniform) and recording each token, the observed
 // surprise of the drawn tokens settles at tau: its mean over the last 500
-// of 2000 steps is within 0.2 bits of it.
+// of 2000 steps is within 0.2 bits of it. Every other step hands the row
+// without its log-sum-exp, which the plugin asks for.
 func TestMirostatConverges(t *testing.T) {
 	t.Parallel()
 	p := firstParty(t, "mirostat")
@@ -251,7 +266,11 @@ func TestMirostatConverges(t *testing.T) {
 			for {
 				r := candidates(t, row, k)
 				r.Handle, r.Position, r.U0 = h, int32(pos), uniform(rng)
-				out, err := b.Step(ctx, []SamplerRow{r})
+				in := r
+				if pos%2 == 1 { // the plugin reads the LSE on demand (row_lse)
+					in.LSE, in.LoadLSE = float32(math.NaN()), func() float32 { return r.LSE }
+				}
+				out, err := b.Step(ctx, []SamplerRow{in})
 				require.NoError(t, err)
 				calls++
 				if out[0].Widen {

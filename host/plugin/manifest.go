@@ -40,7 +40,25 @@ type Manifest struct {
 	Needs        Needs           `json:"needs"`
 	// Hook says more about a hook (kind hook only).
 	Hook *HookSpec `json:"hook,omitempty"`
+	// Sampler says more about a sampler (kind sampler only).
+	Sampler *SamplerSpec `json:"sampler,omitempty"`
 }
+
+// SamplerSpec is a sampler manifest's own section (sdk/ABI.md §7).
+type SamplerSpec struct {
+	// LSE says when the plugin reads a row's full log-sum-exp: "eager" (or
+	// absent), the host computes it for every row and writes it to the
+	// step arena; "on_demand", the host may leave the arena's lse NaN and
+	// the plugin asks for it with the row_lse import when it needs it
+	// (sdk/ABI.md §6.2).
+	LSE string `json:"lse,omitempty"`
+}
+
+// The values of SamplerSpec.LSE.
+const (
+	LSEEager    = "eager"
+	LSEOnDemand = "on_demand"
+)
 
 // HookSpec is a hook manifest's own section (sdk/ABI.md §7).
 type HookSpec struct {
@@ -177,6 +195,14 @@ func (m Manifest) validate() error {
 		}
 		if h.Class != "" && h.Class != "safety" {
 			errs = append(errs, fmt.Errorf("manifest: hook.class %q is not safety (or absent)", h.Class))
+		}
+	}
+	if sm := m.Sampler; sm != nil {
+		if m.Kind != KindSampler {
+			errs = append(errs, fmt.Errorf("manifest: a sampler section in a %s's manifest", m.Kind))
+		}
+		if sm.LSE != "" && sm.LSE != LSEEager && sm.LSE != LSEOnDemand {
+			errs = append(errs, fmt.Errorf("manifest: sampler.lse %q is not eager or on_demand (or absent)", sm.LSE))
 		}
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -127,4 +128,49 @@ func TestHookSection(t *testing.T) {
 		_, err := parseManifest([]byte(manifest))
 		require.ErrorContains(t, err, want, manifest)
 	}
+}
+
+func TestSamplerSection(t *testing.T) {
+	t.Parallel()
+	for manifest, onDemand := range map[string]bool{
+		`{"abi":1,"name":"s","version":"1","kind":"sampler"}`:                               false,
+		`{"abi":1,"name":"s","version":"1","kind":"sampler","sampler":{}}`:                  false,
+		`{"abi":1,"name":"s","version":"1","kind":"sampler","sampler":{"lse":"eager"}}`:     false,
+		`{"abi":1,"name":"s","version":"1","kind":"sampler","sampler":{"lse":"on_demand"}}`: true,
+	} {
+		m, err := parseManifest([]byte(manifest))
+		require.NoError(t, err, manifest)
+		require.Equal(t, onDemand, (&Plugin{manifest: m}).LSEOnDemand(), manifest)
+	}
+	for manifest, want := range map[string]string{
+		`{"abi":1,"name":"s","version":"1","kind":"sampler","sampler":{"lse":"lazy"}}`:   `sampler.lse "lazy" is not eager or on_demand`,
+		`{"abi":1,"name":"h","version":"1","kind":"hook","sampler":{"lse":"on_demand"}}`: "a sampler section in a hook",
+		`{"abi":1,"name":"s","version":"1","kind":"sampler","sampler":{"lse2":1}}`:       "unknown field",
+	} {
+		_, err := parseManifest([]byte(manifest))
+		require.ErrorContains(t, err, want, manifest)
+	}
+}
+
+// TestRowLSE: row_lse answers the step in flight — the row's LSE as the
+// caller gave it, or what LoadLSE gives (once) when it is NaN — and NaN
+// outside a step, for a row the step does not have, or when nothing can
+// give it.
+func TestRowLSE(t *testing.T) {
+	t.Parallel()
+	st := &smpState{}
+	isNaN := func(v float32) bool { return v != v }
+	require.True(t, isNaN(st.rowLSE(0)), "outside smp_step")
+	loads := 0
+	nan := float32(math.NaN())
+	st.setStep([]SamplerRow{{LSE: 1.5}, {LSE: nan, LoadLSE: func() float32 { loads++; return 2.5 }}, {LSE: nan}})
+	require.Equal(t, float32(1.5), st.rowLSE(0))
+	require.Equal(t, float32(2.5), st.rowLSE(1))
+	require.Equal(t, float32(2.5), st.rowLSE(1))
+	require.Equal(t, 1, loads, "computed once per row and call")
+	require.True(t, isNaN(st.rowLSE(2)), "no LoadLSE")
+	require.True(t, isNaN(st.rowLSE(3)), "no such row")
+	require.True(t, isNaN(st.rowLSE(0xffffffff)), "no such row")
+	st.setStep(nil)
+	require.True(t, isNaN(st.rowLSE(0)), "after smp_step")
 }

@@ -263,6 +263,13 @@ func (p *Plugin) checkManifest(m wazero.CompiledModule) error {
 // Manifest returns the plugin's manifest (zero for a bare module).
 func (p *Plugin) Manifest() Manifest { return p.manifest }
 
+// LSEOnDemand reports whether the plugin reads a row's log-sum-exp only
+// through the row_lse import (its manifest's sampler.lse is on_demand), so
+// that a caller of SamplerBatch.Step need not compute it ahead.
+func (p *Plugin) LSEOnDemand() bool {
+	return p.manifest.Sampler != nil && p.manifest.Sampler.LSE == LSEOnDemand
+}
+
 // checkShape enforces the ABI's module shape.
 func checkShape(m wazero.CompiledModule) error {
 	exports := m.ExportedFunctions()

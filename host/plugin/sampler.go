@@ -16,10 +16,16 @@ type SamplerRow struct {
 	Handle   int64
 	Position int32
 	U0, U1   float32
-	// LSE is the log-sum-exp of the whole row.
-	LSE    float32
-	IDs    []int32
-	Logits []float32
+	// LSE is the log-sum-exp of the whole row; NaN when the caller has not
+	// computed it, which it may leave for a plugin whose LSEOnDemand is
+	// true (any other plugin must get it).
+	LSE float32
+	// LoadLSE, when not nil, gives the row's log-sum-exp when the plugin
+	// asks for it with the row_lse import (sdk/ABI.md §4) and LSE is NaN.
+	// It runs on the goroutine that called Step, during the call.
+	LoadLSE func() float32
+	IDs     []int32
+	Logits  []float32
 	// Span, when it records, is the span of the request the row belongs to:
 	// the step's call gets a span of its own, under the first row's Span and
 	// linked to the others' (one call serves many requests). Nil for none.
@@ -39,6 +45,12 @@ type SamplerOutput struct {
 	// whole vocabulary cannot be widened; the caller, which knows the
 	// vocabulary, treats such an answer as the plugin's failure.
 	Widen bool
+	// KeepAll is the plugin's out_token −3 (sdk/ABI.md §6.2): keep every
+	// token of the whole row — not only the candidates — with its logit
+	// divided by Temperature (positive and finite), and draw from that.
+	// Token is then −1 and Logits nil.
+	KeepAll     bool
+	Temperature float32
 }
 
 // MaxSamplerCandidates bounds the candidates per row of one step: room for
@@ -77,8 +89,17 @@ func withRowSpans(ctx context.Context, rows []SamplerRow) context.Context {
 	return ctx
 }
 
-// widenToken is the out_token that asks for more candidates.
-const widenToken = -2
+// The out_tokens that are not a processor's −1 or a selector's token.
+const (
+	widenToken   = -2 // more candidates, please
+	keepAllToken = -3 // keep the whole row, at a temperature
+)
+
+// Step header flags (sdk/ABI.md §6.2): what the host tells the plugin.
+const (
+	// smpFlagKeepAll says the host accepts out_token −3.
+	smpFlagKeepAll = 1
+)
 
 // SamplerBatch is a sampler instance pinned to the sequences of one engine
 // shard: every sequence it opens lives in that instance, so a step covers
@@ -159,7 +180,8 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []Sampler
 	le := binary.LittleEndian
 	le.PutUint32(arena, uint32(len(rows)))
 	le.PutUint32(arena[4:], uint32(k))
-	le.PutUint64(arena[8:], 0)
+	le.PutUint32(arena[8:], smpFlagKeepAll)
+	le.PutUint32(arena[12:], 0)
 	base := smpHeader + len(rows)*smpRow
 	ids, logits, outs := base, base+4*len(rows)*k, base+8*len(rows)*k
 	for i, r := range rows {
@@ -178,7 +200,10 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []Sampler
 			le.PutUint32(arena[outs+4*(i*k+j):], bits)
 		}
 	}
+	st := b.p.samplerState(b.inst.mod)
+	st.setStep(rows)
 	res, err := b.call(withRowSpans(ctx, rows), "smp_step", uint64(b.arena), uint64(size))
+	st.setStep(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -193,9 +218,18 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []Sampler
 	}
 	out := make([]SamplerOutput, len(rows))
 	for i, r := range rows {
-		tok := int32(le.Uint32(arena[smpHeader+i*smpRow+28:]))
-		if tok == widenToken {
+		rec := arena[smpHeader+i*smpRow:]
+		tok := int32(le.Uint32(rec[28:]))
+		switch tok {
+		case widenToken:
 			out[i] = SamplerOutput{Token: -1, Widen: true}
+			continue
+		case keepAllToken:
+			t := math.Float32frombits(le.Uint32(rec[24:]))
+			if !(t > 0) || math.IsInf(float64(t), 1) {
+				return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: keep-all temperature %v (want positive and finite)", b.p.cfg.ID, i, t))
+			}
+			out[i] = SamplerOutput{Token: -1, KeepAll: true, Temperature: t}
 			continue
 		}
 		o := SamplerOutput{Token: tok, Logits: make([]float32, len(r.IDs))}

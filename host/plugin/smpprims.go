@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/tetratelabs/wazero/api"
@@ -21,6 +22,38 @@ const MaxHistory = 1 << 20
 type smpState struct {
 	mu   sync.Mutex
 	hist map[int64][]int32
+	// step are the rows of the smp_step call in flight (nil between
+	// calls), whose log-sum-exps row_lse gives.
+	step []SamplerRow
+}
+
+// setStep records the rows of the smp_step call about to run (nil once it
+// returned).
+func (st *smpState) setStep(rows []SamplerRow) {
+	st.mu.Lock()
+	st.step = rows
+	st.mu.Unlock()
+}
+
+// rowLSE is row_lse: row i's log-sum-exp in the call in flight, computed
+// by its LoadLSE when the caller left it NaN; NaN outside smp_step, for a
+// row that is not in the step, or when nothing can give it.
+func (st *smpState) rowLSE(i uint32) float32 {
+	st.mu.Lock()
+	var r *SamplerRow
+	if int64(i) < int64(len(st.step)) {
+		r = &st.step[i]
+	}
+	st.mu.Unlock()
+	nan := float32(math.NaN())
+	switch {
+	case r == nil:
+		return nan
+	case r.LSE == r.LSE || r.LoadLSE == nil:
+		return r.LSE
+	}
+	r.LSE = r.LoadLSE() // once per row and call
+	return r.LSE
 }
 
 func (p *Plugin) samplerState(m api.Module) *smpState {
@@ -114,6 +147,15 @@ func (p *Plugin) samplerStatePrimitives() map[string]hostFunc {
 					return
 				}
 				s[0] = uint64(uint32(len(tok)))
+			}),
+		},
+		// row_lse(row) → lse: the log-sum-exp of row (its index in the step
+		// arena) of the smp_step call in flight, NaN outside one or for a
+		// row it does not have (sdk/ABI.md §4, §6.2).
+		"row_lse": {
+			params: []api.ValueType{i32}, results: []api.ValueType{f32}, grant: forSamplers,
+			fn: api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+				s[0] = uint64(math.Float32bits(p.samplerState(m).rowLSE(uint32(s[0]))))
 			}),
 		},
 		// top_p_cut(probs, n, p) → m: how many leading probs reach mass p.

@@ -9,8 +9,10 @@ import (
 )
 
 // TestSamplerWiden: out_token −2 comes back as Widen, without logits, and
-// leaves the batch usable; a row may hold a whole vocabulary; any other
-// negative token is refused.
+// leaves the batch usable; a row may hold a whole vocabulary; −3 comes back
+// as KeepAll at the temperature written over the row's lse (the test
+// module answers −3 for rows of 4 candidates and leaves lse as it is), and
+// is refused for a temperature that is not positive and finite.
 func TestSamplerWiden(t *testing.T) {
 	t.Parallel()
 	module := withManifest(t, "widen", `{"abi":1,"name":"widen","version":"0.1.0","kind":"sampler"}`)
@@ -47,8 +49,11 @@ func TestSamplerWiden(t *testing.T) {
 	_, err = b.Step(ctx, []SamplerRow{over})
 	require.ErrorContains(t, err, "at most")
 
+	out, err = b.Step(ctx, []SamplerRow{{Handle: 1, Position: 9, LSE: 0.5, IDs: []int32{7, 8, 9, 10}, Logits: []float32{0, 0, 0, 0}}})
+	require.NoError(t, err)
+	require.Equal(t, SamplerOutput{Token: -1, KeepAll: true, Temperature: 0.5}, out[0])
 	_, err = b.Step(ctx, []SamplerRow{{Handle: 1, Position: 9, IDs: []int32{7, 8, 9, 10}, Logits: []float32{0, 0, 0, 0}}})
-	require.ErrorContains(t, err, "token -3 is not one of the row's candidates")
+	require.ErrorContains(t, err, "keep-all temperature 0")
 	_, err = b.Step(ctx, []SamplerRow{{Handle: 1, IDs: []int32{7}, Logits: []float32{0}}})
 	require.Error(t, err, "a refused answer ends the batch")
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ulan-ai/ulan/host/generation"
+
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
 
@@ -198,7 +200,9 @@ func chiSquareCritical(dof int) float64 {
 
 // TestExactWithoutTruncation draws with no truncation at all from a flat
 // distribution, where the first candidates hold a small part of the mass:
-// the draws must follow the whole vocabulary's softmax.
+// the draws must follow the whole vocabulary's softmax — with the built-in
+// policy, and with the standard plugin, whose keep-all answer (temperature
+// only) the host applies over the whole row.
 func TestExactWithoutTruncation(t *testing.T) {
 	vocab, n := 1000, 10000
 	if raceEnabled || testing.Short() {
@@ -206,13 +210,26 @@ func TestExactWithoutTruncation(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	row := randomRow(r, vocab, 0.5)
+	var gp *generation.Plugin
+	if !testing.Short() {
+		gp = standardPlugin(t, nil)
+	}
 	for _, p := range []*ulanv1.SamplingParams{
 		{Seed: u64(9)},
 		{Seed: u64(9), Temperature: f32(1.7)},
 		{Seed: u64(9), TopP: f32(0.999)},
+		{Seed: u64(10), Temperature: f32(1.7)}, // through the plugin
 	} {
 		st := NewStage()
 		s := newSeq(t, p, vocab)
+		if p.GetSeed() == 10 {
+			if gp == nil {
+				continue
+			}
+			var err error
+			s, err = NewSeq(Config{Params: p, Vocab: vocab, EOS: []int32{0}, Plugin: gp})
+			require.NoError(t, err)
+		}
 		temp := 1.0
 		if p.Temperature != nil {
 			temp = float64(*p.Temperature)

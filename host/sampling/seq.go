@@ -92,6 +92,7 @@ type Seq struct {
 	plugin   *generation.Plugin
 	handle   int64 // the plugin's sequence handle; 0 until opened
 	fallback bool  // the plugin failed; native serves from now on
+	readsLSE bool  // the plugin has asked for a row's log-sum-exp
 	notes    []Note
 	trace    trace.Span // the request's recording span; nil when untraced
 }

@@ -68,24 +68,25 @@ func NewStage() *Stage { return &Stage{batches: map[*generation.Plugin]*batch{}}
 
 // row is one choice's work in a step.
 type row struct {
-	s       *Seq
-	logits  []float32 // the full row after the native stage
-	finite  int       // tokens of non-zero probability
-	lse     float32
-	u0, u1  float32
-	k       int // candidates wanted
-	ids     []int32
-	cand    []float32
-	out     []float32
-	sorted  []int32 // the row's ids by logit, once a set is widened
-	whole   bool    // the policy's logits are the whole row, in logits
-	max     float64 // the row's largest logit
-	hasLSE  bool
-	plugged bool // a plugin samples the row
-	res     Result
-	token   int32 // a selector's choice; −1: draw
-	done    bool  // the policy has answered
-	err     error
+	s        *Seq
+	logits   []float32 // the full row after the native stage
+	finite   int       // tokens of non-zero probability
+	lse      float32
+	u0, u1   float32
+	k        int // candidates wanted
+	ids      []int32
+	cand     []float32
+	out      []float32
+	sorted   []int32 // the row's ids by logit, once a set is widened
+	whole    bool    // the policy's logits are the whole row, in logits
+	max      float64 // the row's largest logit (the native stage's)
+	wholeMax float32 // the whole row's largest logit, once scaled
+	hasLSE   bool
+	plugged  bool // a plugin samples the row
+	res      Result
+	token    int32 // a selector's choice; −1: draw
+	done     bool  // the policy has answered
+	err      error
 }
 
 // Step samples one token for each choice from its logits row (vocabulary
@@ -166,7 +167,12 @@ func (r *row) prepare() {
 	}
 	r.k = s.firstK()
 	if r.plugged {
-		r.ensureLSE()
+		// A plugin that reads the log-sum-exp on demand gets it ahead only
+		// once it has asked for this choice's: a policy that needs it needs
+		// it at most steps, and here the rows compute it in parallel.
+		if !s.plugin.Runtime.LSEOnDemand() || s.readsLSE {
+			r.ensureLSE()
+		}
 		r.select_()
 	}
 }
@@ -176,6 +182,35 @@ func (r *row) ensureLSE() {
 	if !r.hasLSE {
 		r.lse, r.hasLSE = logSumExp(r.logits, r.max), true
 	}
+}
+
+// knownLSE is the row's log-sum-exp if it was computed, NaN if not.
+func (r *row) knownLSE() float32 {
+	if !r.hasLSE {
+		return float32(math.NaN())
+	}
+	return r.lse
+}
+
+// loadLSE computes the log-sum-exp when a policy asks for it, and marks
+// the choice as one whose policy reads it.
+func (r *row) loadLSE() float32 {
+	r.ensureLSE()
+	r.s.readsLSE = true
+	return r.lse
+}
+
+// keepAll makes the policy's answer the whole row with its logits divided
+// by t: the draw takes it whole, unsorted (draw's order is the ids', so an
+// answer over the sorted row would draw the same token).
+func (r *row) keepAll(t float32) {
+	if t != 1 {
+		expsum.Divide(r.logits, t)
+	}
+	// Division by t > 0 never reverses an order, so the largest scaled
+	// logit is the largest logit scaled.
+	r.wholeMax = float32(r.max) / t
+	r.whole, r.done = true, true
 }
 
 // shape applies the native stage to a row in place: logit_bias, allowed
@@ -219,22 +254,12 @@ func (s *Seq) shape(l []float32) error {
 }
 
 // scan returns the row's largest value and how many of its values are
-// finite. A NaN, +Inf or a row with nothing left to sample is an error.
+// finite (expsum's kernel). A NaN, +Inf or a row with nothing left to
+// sample is an error.
 func scan(l []float32) (float64, int, error) {
-	const big = math.MaxFloat32
-	mx := float32(math.Inf(-1))
-	finite := 0
-	for _, v := range l {
-		if v >= -big && v <= big { // false for NaN and ±Inf
-			finite++
-			if v > mx {
-				mx = v
-			}
-			continue
-		}
-		if v != v || v > 0 {
-			return 0, 0, scanError(l)
-		}
+	mx, finite, ok := expsum.Scan(l)
+	if !ok {
+		return 0, 0, scanError(l)
 	}
 	if finite == 0 {
 		return 0, 0, errors.New("sampling: no token can be sampled: allowed_token_ids, banned_token_ids, logit_bias and min_tokens leave none")
@@ -286,7 +311,7 @@ func (r *row) select_() {
 	r.cand = slices.Grow(r.cand[:0], k)[:k]
 	r.out = slices.Grow(r.out[:0], k)[:k]
 	if r.sorted == nil && k <= firstK*4 {
-		if _, err := primitive.TopK(r.logits, k, r.ids, r.cand); err != nil {
+		if _, err := topK(r.logits, k, r.ids, r.cand); err != nil {
 			r.err = fmt.Errorf("sampling: %w", err)
 		}
 	} else {
@@ -342,7 +367,7 @@ func (r *row) widen() bool {
 
 // sdkRow is the row as a policy sees it.
 func (r *row) sdkRow() *sampler.Row {
-	return &sampler.Row{Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1, LSE: r.lse,
+	return &sampler.Row{Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1, LSE: r.knownLSE(), LoadLSE: r.loadLSE,
 		IDs: r.ids, Logits: r.cand, Out: r.out, Token: -1}
 }
 
@@ -350,22 +375,11 @@ func (r *row) sdkRow() *sampler.Row {
 // satisfied. Tokens outside a row's finite set have probability 0 under
 // the standard policy, so once the candidates hold all of them the row
 // counts as complete. A policy that keeps every token only scales the
-// row: it is drawn from whole, unsorted (draw's order is the ids', so a
-// plugin's answer over the sorted row draws the same token).
+// row (keepAll). The policy reads the log-sum-exp on demand (sdkRow).
 func (r *row) runNative() {
 	if t, all := r.s.native.KeepsAll(); all {
-		for i := range r.logits {
-			r.logits[i] /= t
-		}
-		r.whole, r.done = true, true
+		r.keepAll(t)
 		return
-	}
-	// Only top_p over a set still open needs true probabilities. The
-	// native policy runs the default order (a request's plugin params are
-	// not its own), where top_k, when set, closes the set first, and
-	// typical_p on an open set widens it to the whole row.
-	if p := r.s.p; p.TopP != nil && p.GetTopP() < 1 && p.GetTopK() == 0 && (p.TypicalP == nil || p.GetTypicalP() == 1) {
-		r.ensureLSE()
 	}
 	if r.ids == nil {
 		r.select_()
@@ -408,7 +422,7 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 		in := make([]plugin.SamplerRow, len(rows))
 		for i, r := range rows {
 			in[i] = plugin.SamplerRow{Handle: r.s.handle, Position: int32(r.s.Generated()), U0: r.u0, U1: r.u1,
-				LSE: r.lse, IDs: r.ids, Logits: r.cand, Span: r.s.stepSpan()}
+				LSE: r.knownLSE(), LoadLSE: r.loadLSE, IDs: r.ids, Logits: r.cand, Span: r.s.stepSpan()}
 		}
 		var outs []plugin.SamplerOutput
 		if outs, err = b.b.Step(ctx, in); err != nil {
@@ -423,6 +437,10 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 				} else if r.err == nil {
 					r.err = fmt.Errorf("sampler plugin %s asked for more candidates than the vocabulary has", p.ID)
 				}
+				continue
+			}
+			if o.KeepAll {
+				r.keepAll(o.Temperature)
 				continue
 			}
 			copy(r.out, o.Logits)
@@ -563,6 +581,13 @@ func (st *Stage) Close(ctx context.Context) {
 func (r *row) draw() Result {
 	if r.err != nil {
 		return Result{Err: r.err}
+	}
+	if r.whole && !r.s.logprobs && !math.IsInf(float64(r.wholeMax), 0) {
+		i, err := drawWhole(r.logits, r.wholeMax, r.u0)
+		if err != nil {
+			return Result{Err: err}
+		}
+		return Result{Token: int32(i)}
 	}
 	ids, vals := r.byID()
 	probs, err := weights(vals)

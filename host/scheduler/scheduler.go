@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ulan-ai/ulan/engine"
 )
@@ -232,6 +233,7 @@ func (s *Scheduler) Submit(ctx context.Context, req Request) (*Seq, error) {
 		ready:  make(chan struct{}, 1),
 	}
 	q.stopWatch = context.AfterFunc(ctx, q.Cancel)
+	q.submitted = time.Now()
 	s.mu.Lock()
 	switch {
 	case s.closed:
@@ -317,12 +319,18 @@ func (s *Scheduler) admit() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	kept := s.queue[:0]
+	var now time.Time
 	for _, q := range s.queue {
 		if reason := q.asked(); reason != "" {
 			q.finish(reason, nil)
 			continue
 		}
 		if len(kept) == 0 && len(s.running) < s.cfg.MaxRunning && s.reserved+q.blocks <= s.blocks {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			q.queued.Store(int64(now.Sub(q.submitted)))
+			q.admitted.Store(true)
 			q.eng = s.r.NewSequence()
 			s.reserved += q.blocks
 			s.running = append(s.running, q)

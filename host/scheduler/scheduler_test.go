@@ -360,6 +360,48 @@ func TestQueueFull(t *testing.T) {
 	idle(t, s, r)
 }
 
+// TestQueuedIsTheAdmissionWait: Seq.Queued is unset while a sequence waits
+// and for one cancelled in the queue; once admitted it is the time from
+// Submit to admission, which here comes only after the running sequence
+// is let go (so it is at least the time from Submit's return to then, and
+// at most the time from Submit's call to the end). No clock is assumed
+// beyond those orderings.
+func TestQueuedIsTheAdmissionWait(t *testing.T) {
+	t.Parallel()
+	r := newRunner(t, testModel(), 256)
+	g := newGate()
+	s := scheduler.New(r, g.sample, scheduler.Config{MaxQueue: 2, MaxRunning: 1})
+	defer s.Close()
+	ctx := context.Background()
+	a, err := s.Submit(ctx, scheduler.Request{Prompt: prompt(1, 4), MaxTokens: 2})
+	require.NoError(t, err)
+	<-g.entered // a runs; the loop waits in SampleFunc
+	_, ok := a.Queued()
+	require.True(t, ok, "a was admitted")
+	beforeB := time.Now()
+	b, err := s.Submit(ctx, scheduler.Request{Prompt: prompt(2, 4), MaxTokens: 2})
+	require.NoError(t, err)
+	afterB := time.Now()
+	c, err := s.Submit(ctx, scheduler.Request{Prompt: prompt(3, 4), MaxTokens: 2})
+	require.NoError(t, err)
+	_, ok = b.Queued()
+	require.False(t, ok, "b waits")
+	c.Cancel()
+	opened := time.Now()
+	close(g.open)
+	for _, q := range []*scheduler.Seq{a, b, c} {
+		collect(t, q)
+	}
+	end := time.Now()
+	d, ok := b.Queued()
+	require.True(t, ok)
+	require.GreaterOrEqual(t, d, opened.Sub(afterB), "admitted only after the gate opened")
+	require.LessOrEqual(t, d, end.Sub(beforeB))
+	_, ok = c.Queued()
+	require.False(t, ok, "cancelled while queued: never admitted")
+	idle(t, s, r)
+}
+
 // TestLengthEnds: sequences end with "length" at MaxTokens or where the
 // model has seen its whole context, never with engine.ErrContextLength, and
 // admission reserves exactly what that takes.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ulan-ai/ulan/engine"
 )
@@ -45,6 +47,12 @@ type Seq struct {
 	maxGen    int // tokens to generate at most (MaxTokens and context)
 	blocks    int // cache blocks reserved at admission
 	stopWatch func() bool
+	submitted time.Time // when Submit queued it
+
+	// queued is the time from submitted to admission, set by the loop when
+	// it admits the sequence; admitted says it is set.
+	queued   atomic.Int64
+	admitted atomic.Bool
 
 	mu     sync.Mutex
 	events []Event       // not yet received
@@ -93,6 +101,18 @@ func (q *Seq) Recv(ctx context.Context) (Event, error) {
 			return Event{}, ctx.Err()
 		}
 	}
+}
+
+// Queued returns how long the sequence waited in the admission queue: from
+// Submit to its admission, when its first step was scheduled. ok is false
+// while it waits, and for a sequence that left the queue without being
+// admitted (cancelled, or the scheduler closed). It is safe to call from
+// any goroutine.
+func (q *Seq) Queued() (d time.Duration, ok bool) {
+	if !q.admitted.Load() {
+		return 0, false
+	}
+	return time.Duration(q.queued.Load()), true
 }
 
 // Cancel ends the sequence with FinishCancelled at the next step (or takes

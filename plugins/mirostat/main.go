@@ -16,7 +16,11 @@
 // in the bookkeeping only. A step the host repeats (a widened row, the same
 // position again) changes nothing.
 //
-// Probabilities are true ones: p = exp(l − LSE) over the whole row. If
+// Probabilities are true ones: p = exp(l − LSE) over the whole row (the
+// plugin asks the host for the LSE, Row.FullLSE, only on the steps that
+// need it: not greedy ones, nor rows it widened to the whole vocabulary,
+// whose normaliser it computes itself; its manifest says "lse":
+// "on_demand"). If
 // every candidate's surprise is within mu, tokens past the candidates may
 // be within it too, and the plugin asks the host to widen the row (out_token
 // −2) unless it already holds the whole vocabulary.
@@ -138,10 +142,14 @@ func (q *sequence) Step(r *sampler.Row) error {
 	if complete {
 		lse = logSumExp(out)
 	} else {
-		if !(r.LSE >= r.Logits[0]) || math.IsInf(float64(r.LSE), 1) {
-			return fmt.Errorf("mirostat: the row's log-sum-exp %v is below its best logit %v", r.LSE, r.Logits[0])
+		full, err := r.FullLSE()
+		if err != nil {
+			return fmt.Errorf("mirostat: %w", err)
 		}
-		lse = float64(r.LSE)
+		if !(full >= r.Logits[0]) || math.IsInf(float64(full), 1) {
+			return fmt.Errorf("mirostat: the row's log-sum-exp %v is below its best logit %v", full, r.Logits[0])
+		}
+		lse = float64(full)
 	}
 	// Candidates come sorted, largest first: surprise grows along them, and
 	// the kept ones are a prefix.

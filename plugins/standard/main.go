@@ -11,8 +11,12 @@
 //	{"sampling": {"temperature": 0.7, "top_p": 0.9}, "params": {"order": ["top_p", "temperature"]}, "vocab_size": 129280}
 //
 // A row whose candidates are too few for the parameters (top_p near 1 on
-// a flat distribution, no truncation at all) is answered with a request
-// to widen it (out_token −2). The plugin takes no configuration.
+// a flat distribution) is answered with a request to widen it (out_token
+// −2); parameters that keep every token (temperature only) are answered
+// with a keep-all temperature (out_token −3), which the host applies over
+// the whole row. The plugin reads the row's log-sum-exp only for top_p
+// over the whole row, and its manifest says so ("lse": "on_demand"). The
+// plugin takes no configuration.
 //
 // Build it (the module is committed, and CI checks it is fresh) with
 //
@@ -45,6 +49,12 @@ type sequence struct {
 }
 
 func (q *sequence) Step(r *sampler.Row) error {
+	// A policy that keeps every token is a temperature over the whole row:
+	// the host applies it natively, as its fallback does, rather than have
+	// the row widened to the whole vocabulary to hand it here.
+	if t, all := q.pol.KeepsAll(); all && r.KeepAll(t) {
+		return nil
+	}
 	widen, err := q.pol.Apply(r, q.vocab)
 	if err != nil {
 		return err

@@ -370,6 +370,18 @@ ULAN_IMPORT(history) int32_t ulan_history(int64_t h, int32_t *buf, uint32_t cap)
  * and returns n, the token's length in the model's vocabulary; -1 for an id
  * outside it (or before the host has one). */
 ULAN_IMPORT(token_bytes) int32_t ulan_token_bytes(int32_t id, uint8_t *buf, uint32_t cap);
+/* ulan_row_lse returns the log-sum-exp of row (its index in the arena) of
+ * the smp_step call in flight; NaN outside one. A plugin whose manifest
+ * declares "sampler": {"lse": "on_demand"} finds a row's lse NaN when the
+ * host did not compute it, and calls this when it needs it. */
+ULAN_IMPORT(row_lse) float ulan_row_lse(int32_t row);
+
+/* out_token values other than a candidate's id (sdk/ABI.md section 6.2). */
+#define ULAN_TOKEN_DRAW (-1)     /* processor: the host draws from out */
+#define ULAN_TOKEN_WIDEN (-2)    /* too few candidates: step the row again, wider */
+#define ULAN_TOKEN_KEEP_ALL (-3) /* keep the whole row, divided by the temperature written to lse */
+/* ULAN_STEP_KEEP_ALL, in ulan_step's flags: the host accepts ULAN_TOKEN_KEEP_ALL. */
+#define ULAN_STEP_KEEP_ALL 1
 
 /* ulan_step_row is one row of the step arena. */
 typedef struct {
@@ -377,7 +389,8 @@ typedef struct {
   int32_t n;         /* candidates in this row (at most k) */
   int32_t position;  /* tokens generated so far */
   float u0, u1;      /* uniforms in [0, 1), seeded per request */
-  float lse;         /* the log-sum-exp of the full row */
+  float lse;         /* the log-sum-exp of the full row (NaN: ask ulan_row_lse); with
+                        ULAN_TOKEN_KEEP_ALL the plugin writes its temperature here */
   int32_t out_token; /* a selector writes its token; -1, as the host writes it, lets the host draw */
 } ulan_step_row;
 
@@ -388,6 +401,7 @@ _Static_assert(sizeof(ulan_step_row) == 32, "ulan_step_row is the ABI's 32-byte 
  * writes adjusted logits (pre-filled with the logits; -Inf bans one). */
 typedef struct {
   int32_t rows, k;
+  uint32_t flags; /* ULAN_STEP_KEEP_ALL */
   ulan_step_row *row;
   const int32_t *ids;
   const float *logits;
@@ -404,6 +418,7 @@ static inline int32_t ulan_step_view(void *arena, uint32_t len, ulan_step *s) {
     return ULAN_INVALID_ARGUMENT;
   s->rows = rows;
   s->k = k;
+  s->flags = (uint32_t)head[2];
   s->row = (ulan_step_row *)((uint8_t *)arena + 16);
   s->ids = (const int32_t *)(s->row + rows);
   s->logits = (const float *)(s->ids + (size_t)rows * k);

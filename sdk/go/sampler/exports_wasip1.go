@@ -23,11 +23,15 @@ func smpOpen(ptr, n uint32) int64 {
 func smpClose(h int64) { closeSeq(h) }
 
 // Arena layout (sdk/ABI.md §6.2): a 16-byte header (rows, k, flags, 0), rows
-// of 32 bytes (handle i64, n_cands, position, u0, u1, lse, out_token), then
+// of 32 bytes (handle i64, n_cands, position, u0, u1, lse — the keep-all
+// temperature on the way out —, out_token), then
 // candidate ids, candidate logits and output logits, rows×k each.
 const (
 	headerSize = 16
 	rowSize    = 32
+	// flagKeepAll is the header flag by which the host says it accepts
+	// out_token −3.
+	flagKeepAll = 1
 )
 
 //go:wasmexport smp_step
@@ -38,6 +42,7 @@ func smpStep(ptr, n uint32) int32 {
 	}
 	rows := int(binary.LittleEndian.Uint32(arena))
 	k := int(binary.LittleEndian.Uint32(arena[4:]))
+	flags := binary.LittleEndian.Uint32(arena[8:])
 	if rows < 0 || k < 0 || headerSize+rows*rowSize+3*4*rows*k > len(arena) {
 		return ulan.Status(errArena)
 	}
@@ -68,9 +73,14 @@ func smpStep(ptr, n uint32) int32 {
 				Out:      out[i*k : i*k+nc],
 				Token:    -1,
 				handle:   h,
+				index:    int32(i),
+				keepAll:  flags&flagKeepAll != 0,
 			}
 			if err := q.Step(&r); err != nil {
 				return err
+			}
+			if r.Token == TokenKeepAll {
+				binary.LittleEndian.PutUint32(rec[24:], math.Float32bits(r.keepT))
 			}
 			binary.LittleEndian.PutUint32(rec[28:], uint32(r.Token))
 		}

@@ -2,7 +2,11 @@
 
 package sampler
 
-import "github.com/ulan-ai/ulan/sdk/go/sampler/samplemath"
+import (
+	"math"
+
+	"github.com/ulan-ai/ulan/sdk/go/sampler/samplemath"
+)
 
 // Natively (tests, and the host's own use of policies written with this
 // SDK), the primitives are samplemath's functions, the very ones the host
@@ -51,10 +55,18 @@ var testHost TestHost
 func UseTestHost(h TestHost) { testHost = h }
 
 // NewTestRow returns a row of sequence handle for native tests, whose
-// History reads the TestHost's history of that handle.
+// History reads the TestHost's history of that handle, and which accepts
+// KeepAll's answer.
 func NewTestRow(handle int64, ids []int32, logits []float32) *Row {
-	return &Row{IDs: ids, Logits: logits, Out: append([]float32(nil), logits...), Token: -1, handle: handle}
+	return &Row{IDs: ids, Logits: logits, Out: append([]float32(nil), logits...), Token: -1, handle: handle, keepAll: true}
 }
+
+// KeptAll returns the temperature of a row answered with KeepAll, for
+// native tests; ok is false for any other answer.
+func (r *Row) KeptAll() (t float32, ok bool) { return r.keepT, r.Token == TokenKeepAll }
+
+// rowLSE: natively there is no host to ask (LoadLSE serves native callers).
+func rowLSE(int32) float32 { return float32(math.NaN()) }
 
 func history(h int64, max int) ([]int32, error) {
 	hist, ok := testHost.History[h]

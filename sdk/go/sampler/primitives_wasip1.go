@@ -19,6 +19,11 @@ func hostTopPCut(probs unsafe.Pointer, n int32, p float32) int32
 //go:wasmimport ulan_v1 history
 func hostHistory(h int64, buf unsafe.Pointer, cap int32) int32
 
+//go:wasmimport ulan_v1 row_lse
+func hostRowLSE(row int32) float32
+
+func rowLSE(row int32) float32 { return hostRowLSE(row) }
+
 //go:wasmimport ulan_v1 token_bytes
 func hostTokenBytes(id int32, buf unsafe.Pointer, cap int32) int32
 

@@ -20,18 +20,73 @@ import (
 // by logit, largest first, ties to the lower id. A processor writes
 // adjusted logits into Out (pre-filled with Logits; −Inf bans a
 // candidate); a selector sets Token to the chosen id instead (−1, the
-// default, means "the host draws from Out"). Either may call Widen instead.
+// default, means "the host draws from Out"). Either may call Widen, or
+// KeepAll, instead.
 type Row struct {
 	Position int32   // tokens generated so far
 	U0, U1   float32 // uniforms in [0, 1) from the request's seeded generator
-	LSE      float32 // log-sum-exp of the full row, for true probabilities
-	IDs      []int32
-	Logits   []float32
-	Out      []float32
-	Token    int32
+	// LSE is the log-sum-exp of the full row, for true probabilities. A
+	// plugin whose manifest declares "sampler": {"lse": "on_demand"} may
+	// find it NaN (the host did not compute it): it reads it with FullLSE,
+	// which asks the host then. Without that declaration it is always set.
+	LSE    float32
+	IDs    []int32
+	Logits []float32
+	Out    []float32
+	Token  int32
+	// LoadLSE is for native callers of a policy (the host's fallback):
+	// when LSE is NaN, FullLSE calls it. Plugins leave it nil.
+	LoadLSE func() float32
 
-	handle int64 // the host's name for the sequence, for History
+	handle  int64   // the host's name for the sequence, for History
+	index   int32   // the row's index in the step arena, for row_lse
+	keepAll bool    // the host accepts KeepAll's answer
+	keepT   float32 // KeepAll's temperature
 }
+
+// FullLSE returns the log-sum-exp of the full row: LSE when the host wrote
+// it, else what the host's row_lse import (or LoadLSE) gives. The host
+// computes it once per row and step, over the whole vocabulary: a plugin
+// that declares "lse": "on_demand" and calls FullLSE only when a policy
+// needs true probabilities saves that pass on every other row. It is an
+// error when the host cannot give it.
+func (r *Row) FullLSE() (float32, error) {
+	lse := r.LSE
+	if lse != lse {
+		if r.LoadLSE != nil {
+			lse = r.LoadLSE()
+		} else {
+			lse = rowLSE(r.index)
+		}
+	}
+	if lse != lse {
+		return 0, errPrimitive("row_lse: the host gave no log-sum-exp for the row")
+	}
+	r.LSE = lse
+	return lse, nil
+}
+
+// TokenKeepAll is the out_token that keeps the whole row at a temperature
+// (sdk/ABI.md §6.2); KeepAll sets it.
+const TokenKeepAll = -3
+
+// KeepAll answers the row with "keep every token of the row — all of the
+// vocabulary, not only these candidates — with its logit divided by t":
+// the host draws from softmax(logits/t) over the whole row, natively,
+// without widening the candidates. t must be positive and finite. Out is
+// then ignored. It reports false, and answers nothing, when the host does
+// not accept such answers (a host older than the answer): the policy then
+// answers as it would otherwise (for a policy that keeps every token,
+// Widen until the row holds the whole vocabulary).
+func (r *Row) KeepAll(t float32) bool {
+	if !r.keepAll || !(t > 0) || t > maxFloat32 {
+		return false
+	}
+	r.Token, r.keepT = TokenKeepAll, t
+	return true
+}
+
+const maxFloat32 = 3.40282346638528859811704183484516925440e+38
 
 // TokenWiden is the out_token that asks the host for more candidates
 // (sdk/ABI.md §6.2); Widen sets it.

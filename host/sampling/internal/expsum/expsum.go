@@ -4,7 +4,10 @@
 // degree-5 polynomial, relative error about 1e-7) and the sum is taken in
 // float64, in eight lanes. The AVX2 kernel and the plain-Go code compute
 // the very same operations in the same order, so they give the same bits:
-// a sum does not depend on the machine.
+// a sum does not depend on the machine. The package also holds the other
+// passes over a whole row, with the same guarantee: Scan (the row's
+// largest finite value and its count of finite values) and Divide (a
+// temperature).
 package expsum
 
 import "math"

@@ -31,3 +31,41 @@ func exps8(x []float32, m float32, out []float32) {
 //
 //go:noescape
 func exps8AVX2(x []float32, m float32, out []float32)
+
+func scan8(x []float32, l *scanLanes) {
+	if hasAVX2 {
+		scan8AVX2(x, l)
+		return
+	}
+	scan8Go(x, l)
+}
+
+// scan8AVX2 is scan8Go with AVX2; len(x) is a multiple of 8.
+//
+//go:noescape
+func scan8AVX2(x []float32, l *scanLanes)
+
+func div8(x []float32, t float32) {
+	if hasAVX2 {
+		div8AVX2(x, t)
+		return
+	}
+	div8Go(x, t)
+}
+
+// div8AVX2 is div8Go with AVX2; len(x) is a multiple of 8.
+//
+//go:noescape
+func div8AVX2(x []float32, t float32)
+
+func firstAbove8(x []float32, t float32) int {
+	if hasAVX2 {
+		return firstAbove8AVX2(x, t)
+	}
+	return firstAbove8Go(x, t)
+}
+
+// firstAbove8AVX2 is firstAbove8Go with AVX2; len(x) is a multiple of 8.
+//
+//go:noescape
+func firstAbove8AVX2(x []float32, t float32) int

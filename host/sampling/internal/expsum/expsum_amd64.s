@@ -23,6 +23,9 @@ CONST8(p5, $0x3f000000)
 CONST8(one, $0x3f800000)
 CONST8(floor, $0xc2ae0000)
 CONST8(bias, $127)
+CONST8(absmask, $0x7fffffff)
+CONST8(maxfinite, $0x7f7fffff)
+CONST8(neginf, $0xff800000)
 
 // EXP8 computes Y10 = exp(Y2 − Y0) in eight lanes, the operations of exp in
 // expsum.go in the same order: clamp at floor, n = round(x·log2e) to
@@ -106,5 +109,84 @@ expsloop:
 	JNZ expsloop
 
 expsdone:
+	VZEROUPPER
+	RET
+
+// func scan8AVX2(x []float32, l *scanLanes)
+// Y1 holds the lanes' max, Y3 their finite counts, Y5 their −Inf counts (a
+// compare's all-ones lane is −1, so subtracting it counts one).
+TEXT ·scan8AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ l+24(FP), DI
+	VMOVUPS (DI), Y1
+	VMOVDQU 32(DI), Y3
+	VMOVDQU 64(DI), Y5
+	VMOVUPS absmask<>(SB), Y6
+	VMOVUPS maxfinite<>(SB), Y7
+	VMOVUPS neginf<>(SB), Y8
+	SHRQ $3, CX
+	JZ scandone
+
+scanloop:
+	VMOVUPS (SI), Y2
+	VANDPS Y6, Y2, Y9
+	VCMPPS $0x12, Y7, Y9, Y9   // |x| ≤ MaxFloat32, ordered: finite
+	VCMPPS $0x00, Y8, Y2, Y10  // x = −Inf
+	VPSUBD Y9, Y3, Y3
+	VPSUBD Y10, Y5, Y5
+	VBLENDVPS Y9, Y2, Y8, Y11  // finite ? x : −Inf
+	VMAXPS Y11, Y1, Y1         // Y1 > Y11 ? Y1 : Y11
+	ADDQ $32, SI
+	DECQ CX
+	JNZ scanloop
+
+scandone:
+	VMOVUPS Y1, (DI)
+	VMOVDQU Y3, 32(DI)
+	VMOVDQU Y5, 64(DI)
+	VZEROUPPER
+	RET
+
+// func div8AVX2(x []float32, t float32)
+TEXT ·div8AVX2(SB), NOSPLIT, $0-28
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS t+24(FP), Y0
+	SHRQ $3, CX
+	JZ divdone
+
+divloop:
+	VMOVUPS (SI), Y2
+	VDIVPS Y0, Y2, Y2
+	VMOVUPS Y2, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ divloop
+
+divdone:
+	VZEROUPPER
+	RET
+
+// func firstAbove8AVX2(x []float32, t float32) int
+TEXT ·firstAbove8AVX2(SB), NOSPLIT, $0-40
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS t+24(FP), Y0
+	XORQ AX, AX
+
+aboveloop:
+	CMPQ AX, CX
+	JGE abovedone
+	VMOVUPS (SI)(AX*4), Y2
+	VCMPPS $0x1e, Y0, Y2, Y2   // x > t, ordered (GT_OQ): false for NaN
+	VMOVMSKPS Y2, DX
+	TESTL DX, DX
+	JNZ abovedone
+	ADDQ $8, AX
+	JMP aboveloop
+
+abovedone:
+	MOVQ AX, ret+32(FP)
 	VZEROUPPER
 	RET

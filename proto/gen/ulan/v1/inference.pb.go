@@ -1859,7 +1859,10 @@ func (x *Usage) GetCachedPromptTokens() uint32 {
 // Timings measure one generation.
 type Timings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// queue is the time from arrival to admission.
+	// queue is the time the request waited in the admission queue: from its
+	// submission to the scheduler (after its prompt was tokenized) to its
+	// admission, when its first step is scheduled (absent when it was never
+	// admitted).
 	Queue *durationpb.Duration `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
 	// time_to_first_token is the time from arrival to the first generated
 	// token.

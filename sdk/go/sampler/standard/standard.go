@@ -167,7 +167,9 @@ var errRow = errors.New("standard: bad row")
 
 // Apply runs the policy over one row in processor mode. r.IDs and r.Logits
 // are the candidates, sorted by logit, largest first (ties to the lower
-// id); r.LSE is the log-sum-exp of the whole row; vocab is the number of
+// id); r.FullLSE gives the log-sum-exp of the whole row, which Apply reads
+// only for top_p over the whole, unscaled row (the first stage that runs is
+// top_p); vocab is the number of
 // tokens the row could hold (the vocabulary size, or fewer where the rest
 // have probability 0): the candidates are complete when len(r.IDs) ≥ vocab.
 // vocab ≤ 0 means unknown, never complete.
@@ -305,10 +307,14 @@ func (p *Policy) normaliser(r *sampler.Row, out []float32, live []int32, open, w
 		if !whole {
 			return 0, false, nil
 		}
-		if !(r.LSE >= r.Logits[0]) || math.IsInf(float64(r.LSE), 1) {
-			return 0, false, fmt.Errorf("%w: log-sum-exp %v below the best logit %v", errRow, r.LSE, r.Logits[0])
+		lse, err := r.FullLSE()
+		if err != nil {
+			return 0, false, fmt.Errorf("standard: %w", err)
 		}
-		return float64(r.LSE), true, nil
+		if !(lse >= r.Logits[0]) || math.IsInf(float64(lse), 1) {
+			return 0, false, fmt.Errorf("%w: log-sum-exp %v below the best logit %v", errRow, lse, r.Logits[0])
+		}
+		return float64(lse), true, nil
 	}
 	return logSumExp(out, live), true, nil
 }

@@ -1,0 +1,71 @@
+package sampling
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/host/plugin/primitive"
+)
+
+// TestTopKIsPrimitiveTopK: the row's topK gives primitive.TopK's ids and
+// values on rows with many ties (logits rounded to bfloat16), banned
+// tokens, NaNs, a head of NaNs, and rows whose best tokens sit at either
+// end.
+func TestTopKIsPrimitiveTopK(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{100, 4 * topKHead, 4*topKHead + 3, 129280} {
+		for c := range 12 {
+			row := randomRow(r, n, []float64{0.01, 1, 5}[c%3])
+			for i, v := range row { // bfloat16: ties are common
+				row[i] = math.Float32frombits(math.Float32bits(v) &^ 0xffff)
+			}
+			switch c % 4 {
+			case 1:
+				for range n / 3 {
+					row[r.IntN(n)] = float32(math.Inf(-1))
+				}
+			case 2:
+				for i := range min(n, topKHead) {
+					row[i] = float32(math.NaN())
+				}
+			case 3:
+				row[n-1], row[0] = 100, 100
+			}
+			for _, k := range []int{1, 40, 64, 256, topKHead / 16, topKHead/16 + 1} {
+				wantIDs, want := make([]int32, k), make([]float32, k)
+				wn, err := primitive.TopK(row, k, wantIDs, want)
+				require.NoError(t, err)
+				gotIDs, got := make([]int32, k), make([]float32, k)
+				gn, err := topK(row, k, gotIDs, got)
+				require.NoError(t, err)
+				require.Equal(t, wn, gn)
+				require.Equal(t, wantIDs[:wn], gotIDs[:gn], "n %d case %d k %d", n, c, k)
+				for j := range wn {
+					require.Equal(t, math.Float32bits(want[j]), math.Float32bits(got[j]))
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkTopK compares the row's topK with primitive.TopK on a row of
+// DeepSeek's vocabulary, k 64 (the first candidate set).
+func BenchmarkTopK(b *testing.B) {
+	row := randomRow(rand.New(rand.NewPCG(1, 1)), 129280, 3)
+	ids, out := make([]int32, 64), make([]float32, 64)
+	for _, impl := range []struct {
+		name string
+		fn   func([]float32, int, []int32, []float32) (int, error)
+	}{{"primitive", primitive.TopK}, {"row", topK}} {
+		b.Run(impl.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := impl.fn(row, 64, ids, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
