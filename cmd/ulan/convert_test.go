@@ -89,19 +89,23 @@ func TestConvertMatchesTestmodel(t *testing.T) {
 		require.True(t, bytes.Equal(a, b), "the converted file is not testmodel's f32 file")
 	})
 	t.Run("v2 f32", func(t *testing.T) {
+		skipUnderRace(t)
 		got, _ := convertTo(t, hfDir(v2, testmodel.HFF32), tmp, v2.Name, "f32")
 		sameGGUF(t, ref(v2, gguf.TypeF32, ""), got, nil)
 	})
 	t.Run("v3 f16", func(t *testing.T) {
+		skipUnderRace(t)
 		got, _ := convertTo(t, hfDir(v3, testmodel.HFF32), tmp, v3.Name, "f16")
 		sameGGUF(t, ref(v3, gguf.TypeF16, ""), got, nil)
 	})
 	t.Run("v3 q8_0", func(t *testing.T) {
+		skipUnderRace(t)
 		got, report := convertTo(t, hfDir(v3, testmodel.HFF32), tmp, v3.Name, "q8_0")
 		require.Contains(t, report, "attn_k_b.weight (3 tensors): rows of 16 values are not whole Q8_0 blocks")
 		sameGGUF(t, ref(v3, gguf.TypeQ8_0, ""), got, kB(v3))
 	})
 	t.Run("v3 bf16 from bf16", func(t *testing.T) {
+		skipUnderRace(t)
 		got, _ := convertTo(t, hfDir(v3, testmodel.HFBF16), tmp, v3.Name, "bf16")
 		sameGGUF(t, ref(v3, gguf.TypeBF16, ""), got, nil)
 	})
@@ -109,6 +113,15 @@ func TestConvertMatchesTestmodel(t *testing.T) {
 		got, _ := convertTo(t, hfDir(v3, testmodel.HFFP8, testmodel.WithMTP()), tmp, v3.Name, "f32")
 		sameTensors(t, ref(v3, gguf.TypeF32, "-fp8ref", testmodel.WithFP8Reference()), got, nil)
 	})
+}
+
+// skipUnderRace skips a conversion that -race makes take a minute or more
+// (the quantizers and the file writes are plain Go); .ci/run runs the
+// conversion tests again without -race.
+func skipUnderRace(t *testing.T) {
+	if raceEnabled {
+		t.Skip("slow under -race; CI runs it without")
+	}
 }
 
 // sameTensors requires the two files to hold the same tensors (names,
