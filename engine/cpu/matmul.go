@@ -418,10 +418,14 @@ func (m matrix) mulRangeR16(p *prepared, lo, hi int, ys [][]float32) {
 			for g := range gn {
 				row := lo + (g0+g)*kernel.R16Rows
 				for j := range n {
-					// A fixed-size copy compiles to a few moves; copy()
-					// calls memmove, which cost as much as the kernel
-					// for a small model's output projection.
-					*(*[kernel.R16Rows]float32)(ys[c*kernel.R16MaxVectors+j][row:]) = *(*[kernel.R16Rows]float32)(out[(g*n+j)*kernel.R16Rows:])
+					// Sixteen moves, not a call: memmove per row group
+					// cost as much as the kernel for a small model's
+					// output projection.
+					dst := (*[kernel.R16Rows]float32)(ys[c*kernel.R16MaxVectors+j][row:])
+					src := (*[kernel.R16Rows]float32)(out[(g*n+j)*kernel.R16Rows:])
+					for r := range dst {
+						dst[r] = src[r]
+					}
 				}
 			}
 		}
