@@ -241,11 +241,11 @@ func (e *encoder) encodeRow(pt engine.WeightPart, r int, dst []byte) error {
 		}
 	case engine.BF16:
 		for j := range v {
-			v[j] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(pt.Data[2*(r*c+j):])) << 16)
+			v[j] = safetensors.BF16ToFloat32(binary.LittleEndian.Uint16(pt.Data[2*(r*c+j):]))
 		}
 	case engine.F16:
 		for j := range v {
-			v[j] = f16ToF32(binary.LittleEndian.Uint16(pt.Data[2*(r*c+j):]))
+			v[j] = safetensors.F16ToFloat32(binary.LittleEndian.Uint16(pt.Data[2*(r*c+j):]))
 		}
 	case engine.F8E4M3:
 		// weight_scale_inv is [⌈rows/128⌉, ⌈cols/128⌉]; each value is one
@@ -261,23 +261,4 @@ func (e *encoder) encodeRow(pt engine.WeightPart, r int, dst []byte) error {
 		return fmt.Errorf("convert: tensor %q: %w", e.t.Name, err)
 	}
 	return nil
-}
-
-// f16ToF32 widens an IEEE half exactly.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp, mant := uint32(h>>10)&0x1f, uint32(h&0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0 && mant == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: mant · 2⁻²⁴
-		f := float32(mant) / (1 << 24)
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }

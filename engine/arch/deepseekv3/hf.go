@@ -339,32 +339,11 @@ func widen(data []byte, dt engine.DType) []byte {
 	out := make([]byte, 4*n)
 	for i := range n {
 		h := binary.LittleEndian.Uint16(data[2*i:])
-		var f float32
+		f := safetensors.F16ToFloat32(h)
 		if dt == engine.BF16 {
-			f = math.Float32frombits(uint32(h) << 16)
-		} else {
-			f = f16ToF32(h)
+			f = safetensors.BF16ToFloat32(h)
 		}
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
 	}
 	return out
-}
-
-// f16ToF32 widens an IEEE half exactly.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp, mant := uint32(h>>10)&0x1f, uint32(h&0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0 && mant == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: mant · 2⁻²⁴
-		f := float32(mant) / (1 << 24)
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }

@@ -59,10 +59,10 @@ func TestWidenF16(t *testing.T) {
 		{0x3C00, 1}, {0xC000, -2}, {0x0001, 0x1p-24}, {0x03FF, 1023 * 0x1p-24}, {0x0400, 0x1p-14},
 		{0x7BFF, 65504}, {0x7C00, float32(math.Inf(1))}, {0x3555, 0x1.554p-2},
 	} {
-		require.Equal(t, c.want, f16ToF32(c.h), "%#04x", c.h)
+		require.Equal(t, c.want, safetensors.F16ToFloat32(c.h), "%#04x", c.h)
 	}
-	require.True(t, math.Signbit(float64(f16ToF32(0x8000))))
-	require.True(t, math.IsNaN(float64(f16ToF32(0x7E00))))
+	require.True(t, math.Signbit(float64(safetensors.F16ToFloat32(0x8000))))
+	require.True(t, math.IsNaN(float64(safetensors.F16ToFloat32(0x7E00))))
 	b := widen([]byte{0x80, 0x3F, 0x00, 0xC0}, engine.BF16) // bf16 1, −2
 	require.Equal(t, []byte{0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0}, b)
 }
