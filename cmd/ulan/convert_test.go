@@ -33,14 +33,17 @@ func convertTo(t *testing.T, dir, tmp, name, typ string) (string, string) {
 // tensors (see sameTensors).
 func sameGGUF(t *testing.T, want, got string, sub map[string]string) {
 	t.Helper()
-	wf, err := gguf.Open(want)
-	require.NoError(t, err)
-	defer wf.Close()
-	gf, err := gguf.Open(got)
-	require.NoError(t, err)
-	defer gf.Close()
-	require.Equal(t, wf.KVs(), gf.KVs(), "metadata")
+	require.Equal(t, openGGUF(t, want).KVs(), openGGUF(t, got).KVs(), "metadata")
 	sameTensors(t, want, got, sub)
+}
+
+// openGGUF opens a GGUF file for the rest of the test.
+func openGGUF(t *testing.T, path string) *gguf.File {
+	t.Helper()
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // TestConvertMatchesTestmodel converts testmodel's Hugging Face directories
@@ -129,12 +132,7 @@ func skipUnderRace(t *testing.T) {
 // those of another file (the Q8_0 fallbacks).
 func sameTensors(t *testing.T, want, got string, sub map[string]string) {
 	t.Helper()
-	wf, err := gguf.Open(want)
-	require.NoError(t, err)
-	defer wf.Close()
-	gf, err := gguf.Open(got)
-	require.NoError(t, err)
-	defer gf.Close()
+	wf, gf := openGGUF(t, want), openGGUF(t, got)
 	wt, gt := wf.Tensors(), gf.Tensors()
 	require.Len(t, gt, len(wt))
 	for i, w := range wt {
@@ -142,9 +140,7 @@ func sameTensors(t *testing.T, want, got string, sub map[string]string) {
 		require.Equal(t, w.Name, g.Name)
 		ref := wf
 		if p, ok := sub[w.Name]; ok {
-			sf, err := gguf.Open(p)
-			require.NoError(t, err)
-			defer sf.Close()
+			sf := openGGUF(t, p)
 			w, _ = sf.Tensor(w.Name)
 			ref = sf
 		}
