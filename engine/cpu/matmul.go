@@ -100,21 +100,6 @@ func weightKind(w *tensor) any {
 	return inputKind(w.dt)
 }
 
-// preparedFor returns p when it suits weights of type dt too, else p's inputs
-// prepared for dt.
-func (p *prepared) preparedFor(dt engine.DType, in int) *prepared {
-	if p.kind == inputKind(dt) {
-		return p
-	}
-	return prepare(dt, in, p.xs)
-}
-
-// prepare readies xs for multiplication by weights of type dt (as stored)
-// with rows of in values, in fresh storage.
-func prepare(dt engine.DType, in int, xs [][]float32) *prepared {
-	return new(prepared).fill(inputKind(dt), in, xs, nil)
-}
-
 // actRowBytes is the size of one input row of in values quantized for
 // the input kind (0 for the float types), and the quantizer.
 func actRowBytes(kind any, in int) (int, func(x []float32, dst []byte)) {

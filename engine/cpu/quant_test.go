@@ -107,19 +107,22 @@ func dequantAct(a *actFormat, q []byte, dst []float32) {
 	}
 }
 
-// TestPreparedForSharesInputs: gate and up projections of different types reuse
-// one preparation only when their activation formats agree.
-func TestPreparedForSharesInputs(t *testing.T) {
+// TestPreparedInputsAreShared: products of different weight types reuse
+// one preparation of an input only when their activation formats agree.
+func TestPreparedInputsAreShared(t *testing.T) {
 	t.Parallel()
-	xs := [][]float32{make([]float32, 256)}
-	p := prepare(engine.Q4_K, 256, xs)
-	require.Same(t, p, p.preparedFor(engine.Q6_K, 256), "both take Q8_K")
-	q := p.preparedFor(engine.Q5_0, 256)
+	c := New(WithThreads(1), WithRepack(false)).NewContext().(*context)
+	defer c.Close()
+	x := c.Input(make([]float32, 256), 1, 256).(*tensor)
+	prep := func(dt engine.DType) *prepared { return c.prepare(x, &tensor{dt: dt}, 256) }
+	p := prep(engine.Q4_K)
+	require.Same(t, p, prep(engine.Q6_K), "both take Q8_K")
+	q := prep(engine.Q5_0)
 	require.NotSame(t, p, q)
 	require.Equal(t, inputKind(engine.Q5_0), q.kind)
-	require.Same(t, q, q.preparedFor(engine.Q4_0, 256), "both take Q8_0 blocks")
-	require.NotSame(t, q, q.preparedFor(engine.Q8_0, 256), "Q8_0's own kernels take packed groups")
-	require.Nil(t, p.preparedFor(engine.F32, 256).kind)
+	require.Same(t, q, prep(engine.Q4_0), "both take Q8_0 blocks")
+	require.NotSame(t, q, prep(engine.Q8_0), "Q8_0's own kernels take packed groups")
+	require.Nil(t, prep(engine.F32).kind)
 }
 
 // TestQuantizeRefuses: sizes and types that do not fit are errors.
