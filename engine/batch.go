@@ -30,11 +30,28 @@ type BatchSeq struct {
 	// order: position p lives in row Blocks[p/BlockSize]·BlockSize +
 	// p%BlockSize.
 	Blocks []int32
+	// State is the sequence's slot in the state tensors of the model's
+	// CacheLayout.
+	State int32
 }
 
 // Slot returns the cache row of position p of sequence s.
 func (b *Batch) Slot(s int, p int) int {
 	return int(b.Seqs[s].Blocks[p/b.BlockSize])*b.BlockSize + p%b.BlockSize
+}
+
+// PagedRow returns the row of a paged cache tensor (one row per every
+// tokens; see CacheLayout) that holds the tokens from position p rounded
+// down to a multiple of every, for sequence s.
+func (b *Batch) PagedRow(s, p, every int) int {
+	per := b.BlockSize / every
+	return int(b.Seqs[s].Blocks[p/b.BlockSize])*per + p%b.BlockSize/every
+}
+
+// StateRow returns the first row of sequence s in a state tensor of rows
+// rows per sequence.
+func (b *Batch) StateRow(s, rows int) int {
+	return int(b.Seqs[s].State) * rows
 }
 
 // Validate checks the batch is consistent: equal lengths, sequences and

@@ -14,11 +14,11 @@ import (
 type Model interface {
 	// Info describes the model.
 	Info() Info
-	// CacheWidths gives, per layer, the values one token's KV-cache row holds.
-	CacheWidths() []int
+	// Cache describes the KV-cache tensors the model keeps per sequence.
+	Cache() CacheLayout
 	// Forward runs one step over b, storing the batch's keys and values in
-	// caches (one per layer, from Backend.Cache) and returning the logits of
-	// b.Outputs: [len(b.Outputs), vocab].
+	// caches (the tensors of Cache, in its order, from Backend.Cache) and
+	// returning the logits of b.Outputs: [len(b.Outputs), vocab].
 	Forward(ctx Context, b *Batch, caches []Tensor) Tensor
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,7 +17,9 @@ type RunnerConfig struct {
 	// CacheBytes is the KV-cache budget; the cache holds as many blocks as
 	// fit in it. Required.
 	CacheBytes int64
-	// BlockSize is the tokens per block; 0 means DefaultBlockSize.
+	// BlockSize is the least number of tokens per block; 0 means
+	// DefaultBlockSize. The runner rounds it up to a multiple of every
+	// paged tensor's Every (CacheLayout.BlockSize).
 	BlockSize int
 }
 
@@ -24,65 +27,128 @@ type RunnerConfig struct {
 // sequences, gives them cache blocks as they grow, and runs steps that mix
 // prefill chunks and decode tokens of many sequences, reading each weight
 // once per step. Steps run one at a time.
+//
+// A model whose layout has state tensors (V4's window ring and compressor
+// state) charges each live sequence StateBlocks blocks of the same pool for
+// its state slot, so one budget bounds both kinds of memory. See
+// RATIONALE.md, "Why does a sequence's fixed state cost blocks?".
 type Runner struct {
 	model  Model
 	b      Backend
+	layout CacheLayout
 	pool   *kvcache.Pool
 	caches []Tensor
-	rowB   int64 // cache bytes per token, all layers
+	blockB int64 // bytes of one block over all paged tensors
+	stateN int   // blocks charged for one sequence's state
 
-	mu  sync.Mutex
-	ctx Context // the previous step's context, closed by the next
+	mu    sync.Mutex
+	slots []int32 // free state slots
+	ctx   Context // the previous step's context, closed by the next
 }
 
 // ErrContextLength means a sequence would grow past the model's context.
 var ErrContextLength = errors.New("engine: sequence longer than the model's context")
 
+// CacheBytes is the budget that holds seqs sequences of tokens tokens each
+// for m, with blocks of at least blockSize tokens (0: DefaultBlockSize).
+func CacheBytes(m Model, seqs, tokens, blockSize int) int64 {
+	l := m.Cache()
+	bs := l.BlockSize(cmp.Or(blockSize, DefaultBlockSize))
+	blockB := l.BlockValues(bs) * 4
+	if blockB == 0 {
+		blockB = 4 * int64(bs)
+	}
+	stateN := ceilDiv(l.StateValues()*4, blockB)
+	return int64(seqs) * (stateN + ceilDiv(int64(tokens), int64(bs))) * blockB
+}
+
 // NewRunner allocates the KV cache for m on b.
 func NewRunner(m Model, b Backend, cfg RunnerConfig) (*Runner, error) {
-	bs := cfg.BlockSize
-	if bs <= 0 {
-		bs = DefaultBlockSize
+	l := m.Cache()
+	if err := l.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
-	var rowB int64
-	for _, w := range m.CacheWidths() {
-		rowB += int64(w) * 4
+	bs := l.BlockSize(cmp.Or(cfg.BlockSize, DefaultBlockSize))
+	blockB := l.BlockValues(bs) * 4
+	if blockB == 0 {
+		// Only state tensors: blocks are accounting units of a token's
+		// worth of f32 per row.
+		blockB = 4 * int64(bs)
 	}
-	blocks := cfg.CacheBytes / (rowB * int64(bs))
-	if blocks < 1 {
-		return nil, fmt.Errorf("engine: a KV-cache budget of %d bytes holds no block of %d tokens (%d bytes per token)", cfg.CacheBytes, bs, rowB)
+	stateN := ceilDiv(l.StateValues()*4, blockB)
+	blocks := cfg.CacheBytes / blockB
+	if blocks < 1+stateN {
+		return nil, fmt.Errorf("engine: a KV-cache budget of %d bytes holds no sequence: one needs %d bytes of state and %d bytes per block of %d tokens",
+			cfg.CacheBytes, stateN*blockB, blockB, bs)
 	}
 	pool, err := kvcache.NewPool(int(blocks), bs)
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{model: m, b: b, pool: pool, rowB: rowB}
-	for l, w := range m.CacheWidths() {
-		c, err := b.Cache(int(blocks)*bs, w, F32)
+	r := &Runner{model: m, b: b, layout: l, pool: pool, blockB: blockB, stateN: int(stateN)}
+	for i, p := range l.Paged {
+		c, err := b.Cache(int(blocks)*(bs/p.Every), p.Width, F32)
 		if err != nil {
-			return nil, fmt.Errorf("engine: cache of layer %d: %w", l, err)
+			return nil, fmt.Errorf("engine: paged cache tensor %d: %w", i, err)
 		}
 		r.caches = append(r.caches, c)
+	}
+	if len(l.State) > 0 {
+		// Every live sequence holds at least one block besides its state.
+		n := int(blocks / (stateN + 1))
+		for i, st := range l.State {
+			c, err := b.Cache(n*st.Rows, st.Width, F32)
+			if err != nil {
+				return nil, fmt.Errorf("engine: state cache tensor %d: %w", i, err)
+			}
+			r.caches = append(r.caches, c)
+		}
+		for i := n - 1; i >= 0; i-- {
+			r.slots = append(r.slots, int32(i))
+		}
 	}
 	return r, nil
 }
 
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
 // Model returns the model the runner runs.
 func (r *Runner) Model() Model { return r.model }
 
-// CacheTokens is the number of tokens the whole cache holds.
+// BlockSize is the number of tokens per cache block.
+func (r *Runner) BlockSize() int { return r.pool.BlockSize() }
+
+// Blocks is the size of the cache in blocks.
+func (r *Runner) Blocks() int { return r.pool.Blocks() }
+
+// BlocksFor is the number of blocks one sequence of n tokens takes,
+// its state included.
+func (r *Runner) BlocksFor(n int) int { return r.stateN + r.pool.BlocksFor(n) }
+
+// CacheTokens is the number of tokens the whole cache holds (as blocks;
+// sequences' state takes some of them).
 func (r *Runner) CacheTokens() int { return r.pool.Blocks() * r.pool.BlockSize() }
 
 // FreeTokens is the number of tokens the free blocks hold.
 func (r *Runner) FreeTokens() int { return r.pool.Free() * r.pool.BlockSize() }
 
-// CacheBytesPerToken is the KV-cache size of one token over all layers.
-func (r *Runner) CacheBytesPerToken() int64 { return r.rowB }
+// CacheBytesPerToken is the average KV-cache size of one token over all
+// layers in a full cache: the block bytes over the block's tokens.
+func (r *Runner) CacheBytesPerToken() int64 { return r.blockB / int64(r.pool.BlockSize()) }
+
+// CacheBytes is the size of the whole KV cache.
+func (r *Runner) CacheBytes() int64 { return int64(r.pool.Blocks()) * r.blockB }
+
+// CacheBytesAt is the KV-cache memory one sequence of n tokens takes, its
+// state and whole blocks included.
+func (r *Runner) CacheBytesAt(n int) int64 { return int64(r.BlocksFor(n)) * r.blockB }
 
 // Sequence is one token stream's state in the cache.
 type Sequence struct {
 	blocks []int32
-	n      int // tokens in the cache
+	state  []int32 // blocks charged for the state slot
+	slot   int32   // state slot, valid while state != nil
+	n      int     // tokens in the cache
 	freed  bool
 }
 
@@ -101,7 +167,11 @@ func (r *Runner) Free(s *Sequence) {
 		return
 	}
 	r.pool.Release(s.blocks)
-	s.blocks, s.freed = nil, true
+	if s.state != nil {
+		r.pool.Release(s.state)
+		r.slots = append(r.slots, s.slot)
+	}
+	s.blocks, s.state, s.freed = nil, nil, true
 }
 
 // Work is one sequence's part of a step: tokens to append (a prefill chunk,
@@ -129,7 +199,7 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 	}
 	b := &Batch{BlockSize: r.pool.BlockSize()}
 	ctxLen := r.model.Info().Context
-	need := 0
+	need, slots := 0, 0
 	for i, w := range work {
 		switch {
 		case w.Seq == nil || w.Seq.freed:
@@ -145,16 +215,27 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 			}
 		}
 		need += r.pool.BlocksFor(w.Seq.n+len(w.Tokens)) - len(w.Seq.blocks)
+		if w.Seq.state == nil && len(r.layout.State) > 0 {
+			need += r.stateN
+			slots++
+		}
+	}
+	if slots > len(r.slots) {
+		return nil, fmt.Errorf("%w: %d sequences need state, %d state slots free", kvcache.ErrNoSpace, slots, len(r.slots))
 	}
 	fresh, err := r.pool.Alloc(need)
 	if err != nil {
 		return nil, err
 	}
 	for s, w := range work {
+		if w.Seq.state == nil && len(r.layout.State) > 0 {
+			w.Seq.state, fresh = fresh[:r.stateN:r.stateN], fresh[r.stateN:]
+			w.Seq.slot, r.slots = r.slots[len(r.slots)-1], r.slots[:len(r.slots)-1]
+		}
 		grow := r.pool.BlocksFor(w.Seq.n+len(w.Tokens)) - len(w.Seq.blocks)
 		w.Seq.blocks = append(w.Seq.blocks, fresh[:grow]...)
 		fresh = fresh[grow:]
-		b.Seqs = append(b.Seqs, BatchSeq{Blocks: w.Seq.blocks})
+		b.Seqs = append(b.Seqs, BatchSeq{Blocks: w.Seq.blocks, State: w.Seq.slot})
 		for j, tok := range w.Tokens {
 			pos := w.Seq.n + j
 			b.Tokens = append(b.Tokens, tok)

@@ -137,12 +137,8 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, error) {
 	m := lm.model
 	info := m.Info()
-	var perToken int64
-	for _, w := range m.CacheWidths() {
-		perToken += int64(w) * 4
-	}
-	tokens := max(prompt+gen, batch*(16+gen)) + 2*engine.DefaultBlockSize*batch
-	r, err := engine.NewRunner(m, lm.backend, engine.RunnerConfig{CacheBytes: perToken * int64(tokens)})
+	tokens := max(prompt+gen, 16+gen) + engine.DefaultBlockSize
+	r, err := engine.NewRunner(m, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, max(batch, 1)+1, tokens, 0)})
 	if err != nil {
 		return nil, err
 	}

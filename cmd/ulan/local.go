@@ -94,12 +94,8 @@ func (l *localFlags) run(cmd *cobra.Command, args []string, ids string, sf *samp
 		}
 		tokens[i] = int32(id)
 	}
-	var perToken int64
-	for _, w := range lm.model.CacheWidths() {
-		perToken += int64(w) * 4
-	}
-	need := len(tokens) + maxTokens + engine.DefaultBlockSize
-	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: perToken * int64(need)})
+	need := len(tokens) + maxTokens
+	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(lm.model, 1, need, 0)})
 	if err != nil {
 		return err
 	}

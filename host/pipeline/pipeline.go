@@ -272,9 +272,8 @@ func (p *Pipeline) Model(_ context.Context, lengths []uint64) (*ulanv1.Model, er
 		Dtypes:           p.m.DTypes,
 		Backend:          p.m.Backend,
 	}
-	perToken := uint64(p.m.Runner.CacheBytesPerToken())
 	for _, n := range lengths {
-		res.KvCache = append(res.KvCache, &ulanv1.KVCacheSize{ContextLength: n, Bytes: n * perToken})
+		res.KvCache = append(res.KvCache, &ulanv1.KVCacheSize{ContextLength: n, Bytes: uint64(p.m.Runner.CacheBytesAt(int(n)))})
 	}
 	return res, nil
 }

@@ -123,13 +123,6 @@ type Stats struct {
 	Steps, PromptTokens, GeneratedTokens uint64
 }
 
-// blockSize is the runner's KV-cache block size, which admission counts in.
-// engine.Runner does not report its own, so this assumes the default
-// (RunnerConfig.BlockSize 0); with a runner of other blocks, admission could
-// promise blocks the pool lacks and a step would fail its sequences with
-// kvcache.ErrNoSpace.
-const blockSize = engine.DefaultBlockSize
-
 // Scheduler runs the step loop over one Runner. It must be the runner's
 // only user. Its methods are safe for concurrent use.
 type Scheduler struct {
@@ -179,7 +172,7 @@ func New(r *engine.Runner, sample SampleFunc, cfg Config) *Scheduler {
 	info := r.Model().Info()
 	s := &Scheduler{
 		r: r, sample: sample, cfg: cfg, vocab: info.Vocab, context: info.Context,
-		blocks: r.CacheTokens() / blockSize,
+		blocks: r.Blocks(),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -219,10 +212,13 @@ func (s *Scheduler) Submit(ctx context.Context, req Request) (*Seq, error) {
 		maxGen = min(maxGen, req.MaxTokens)
 	}
 	need := p + maxGen - 1
-	blocks := (need + blockSize - 1) / blockSize
+	// Admission counts in the runner's blocks, a sequence's state included,
+	// so a context of a million tokens is a budget checked here, never a
+	// step that fails half-way.
+	blocks := s.r.BlocksFor(need)
 	if blocks > s.blocks {
-		return nil, fmt.Errorf("%w: %d prompt tokens and up to %d new ones need %d tokens of KV cache; it holds %d",
-			ErrTooLarge, p, maxGen, need, s.blocks*blockSize)
+		return nil, fmt.Errorf("%w: %d prompt tokens and up to %d new ones need %d tokens of KV cache (%d bytes); it holds %d tokens (%d bytes)",
+			ErrTooLarge, p, maxGen, need, s.r.CacheBytesAt(need), s.blocks*s.r.BlockSize(), s.r.CacheBytes())
 	}
 	q := &Seq{
 		s:      s,
@@ -447,7 +443,7 @@ func (s *Scheduler) end(q *Seq, reason FinishReason, err error) {
 	s.reserved -= q.blocks
 	s.mu.Lock()
 	s.gauges.Running--
-	s.gauges.CacheReserved = s.reserved * blockSize
+	s.gauges.CacheReserved = s.reserved * s.r.BlockSize()
 	s.mu.Unlock()
 	q.finish(reason, err)
 }
@@ -465,7 +461,7 @@ func (s *Scheduler) sweep() {
 func (s *Scheduler) publishLocked() {
 	s.gauges.Running = len(s.running)
 	s.gauges.Queued = len(s.queue)
-	s.gauges.CacheReserved = s.reserved * blockSize
+	s.gauges.CacheReserved = s.reserved * s.r.BlockSize()
 }
 
 // shutdown ends every live and queued sequence with ErrClosed, or with the

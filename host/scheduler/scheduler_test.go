@@ -85,11 +85,7 @@ func newRunnerThreads(tb testing.TB, c testmodel.V3, cacheTokens, threads int) *
 	b := cpu.New(cpu.WithThreads(threads))
 	m, err := engine.LoadGGUF(modelFile(tb, c), b)
 	require.NoError(tb, err)
-	var perToken int64
-	for _, w := range m.CacheWidths() {
-		perToken += int64(w) * 4
-	}
-	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: perToken * int64(cacheTokens)})
+	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, 1, cacheTokens, 0)})
 	require.NoError(tb, err)
 	require.Equal(tb, cacheTokens, r.CacheTokens())
 	return r
@@ -445,8 +441,8 @@ func TestSubmitRefuses(t *testing.T) {
 		msg  string
 	}{
 		{scheduler.Request{Prompt: prompt(1, testContext+1)}, scheduler.ErrTooLarge, "request too large: a prompt of 97 tokens is longer than the model's context of 96"},
-		{scheduler.Request{Prompt: prompt(1, 10), MaxTokens: 50}, scheduler.ErrTooLarge, "request too large: 10 prompt tokens and up to 50 new ones need 59 tokens of KV cache; it holds 48"},
-		{scheduler.Request{Prompt: prompt(1, 10)}, scheduler.ErrTooLarge, "request too large: 10 prompt tokens and up to 87 new ones need 96 tokens of KV cache; it holds 48"},
+		{scheduler.Request{Prompt: prompt(1, 10), MaxTokens: 50}, scheduler.ErrTooLarge, "request too large: 10 prompt tokens and up to 50 new ones need 59 tokens of KV cache (30720 bytes); it holds 48 tokens (23040 bytes)"},
+		{scheduler.Request{Prompt: prompt(1, 10)}, scheduler.ErrTooLarge, "request too large: 10 prompt tokens and up to 87 new ones need 96 tokens of KV cache (46080 bytes); it holds 48 tokens (23040 bytes)"},
 		{scheduler.Request{}, scheduler.ErrInvalid, "invalid request: empty prompt"},
 		{scheduler.Request{Prompt: []int32{5, 1 << 30}}, scheduler.ErrInvalid, "invalid request: prompt token 1 is 1073741824, outside the vocabulary of 129280"},
 		{scheduler.Request{Prompt: []int32{-1}}, scheduler.ErrInvalid, "invalid request: prompt token 0 is -1, outside the vocabulary of 129280"},

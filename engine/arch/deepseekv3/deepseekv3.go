@@ -138,13 +138,14 @@ func (m *Model) Info() engine.Info { return m.info }
 // Params returns the hyperparameters.
 func (m *Model) Params() Params { return m.p }
 
-// CacheWidths is the latent plus the rotated key in every layer (spec §3.3).
-func (m *Model) CacheWidths() []int {
-	w := make([]int, m.p.Layers)
-	for i := range w {
-		w[i] = m.p.CacheWidth()
+// Cache is one row per token in every layer: the latent plus the rotated
+// key (spec §3.3).
+func (m *Model) Cache() engine.CacheLayout {
+	var l engine.CacheLayout
+	for range m.p.Layers {
+		l.Paged = append(l.Paged, engine.PagedCache{Every: 1, Width: m.p.CacheWidth()})
 	}
-	return w
+	return l
 }
 
 // Forward runs the batch through every block (spec §3.1):

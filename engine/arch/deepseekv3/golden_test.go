@@ -302,11 +302,7 @@ func TestCacheBudgetRefuses(t *testing.T) {
 	b := cpu.New(cpu.WithThreads(1))
 	m, err := engine.LoadGGUF(f, b)
 	require.NoError(t, err)
-	perToken := int64(0)
-	for _, w := range m.CacheWidths() {
-		perToken += int64(w) * 4
-	}
-	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: perToken * 32, BlockSize: 16})
+	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, 1, 32, 16), BlockSize: 16})
 	require.NoError(t, err)
 	require.Equal(t, 32, r.CacheTokens())
 	s := r.NewSequence()
