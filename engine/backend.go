@@ -187,6 +187,61 @@ type Context interface {
 	// Each expert's weights are read once for all rows routed to it.
 	ExpertFFN(x, ids, weights, gate, up, down Tensor, clamp float32) Tensor
 
+	// RouteHash is Route for V4's hash-routed layers (spec §2.7, trap 11):
+	// the experts of row t are the stored table row of the batch's token t
+	// (table I32 [vocab, k]), not chosen by score; their weights are the
+	// scores of those experts, normalised and scaled as spec says.
+	RouteHash(logits, table Tensor, b *Batch, spec RouteSpec) (ids, weights Tensor)
+
+	// HyperPre is the mixing half of V4's manifold-constrained
+	// hyper-connections before a sub-block (spec §2.2): from the streams x
+	// ([T, hc, n]) and their mixes ([T, (2+hc)·hc], the RMS-normalised
+	// flattened streams times fn), with scale [3] and base [(2+hc)·hc], it
+	// returns the block input Σ_k pre[k]·x[k] ([T, n]), post ([T, hc]) and
+	// the Sinkhorn-normalised comb ([T, hc, hc], row j, column k).
+	HyperPre(x, mix, scale, base Tensor, spec HyperSpec) (in, post, comb Tensor)
+	// HyperPost returns the streams after a sub-block with output y
+	// ([T, n]): x'[k] = post[k]·y + Σ_j comb[j][k]·x[j] (trap 6: column k).
+	HyperPost(y, x, post, comb Tensor) Tensor
+	// HyperHead collapses the streams x ([T, hc, n]) to one ([T, n]):
+	// Σ_k (sigmoid(mix[k]·scale[0] + base[k]) + spec.Eps)·x[k], for mix
+	// [T, hc] (spec §2.2, hc_head).
+	HyperHead(x, mix, scale, base Tensor, spec HyperSpec) Tensor
+
+	// Compress runs a V4 compressor over the batch (spec §2.5, §4.1): kv
+	// and score ([T, c·d], c = 2 for spec.Overlap) are the tokens'
+	// projections (spec.Ape is added to score here, by position). Each
+	// token's rows go to its sequence's state ([c·Ratio rows, 2·c·d] per
+	// sequence: kv then score, slot p mod c·Ratio); every token that
+	// completes a window (p+1 ≡ 0 mod Ratio) pools it per channel,
+	// normalises, rotates it at the window's first position and stores the
+	// entry in entries (a paged tensor, Every = Ratio, width d). Rows of
+	// earlier positions are read from state, of this step's from kv and
+	// score, so a step may hold any number of a sequence's tokens. It
+	// returns entries.
+	Compress(kv, score, state, entries Tensor, b *Batch, spec CompressSpec) Tensor
+	// IndexTopK is V4's lightning indexer (spec §2.6): for every token t at
+	// position p it scores the visible indexer keys w < (p+1)/spec.Ratio
+	// of its sequence (keys: paged, Every = Ratio, width dI) as
+	// Σ_h weights[t,h]·spec.Scale·relu(q[t,h]·K_w) for q [T, HI, dI] and
+	// weights [T, HI], and returns the exact top spec.TopK entries (I32
+	// [T, TopK], every visible entry while there are at most TopK, −1
+	// where fewer).
+	IndexTopK(q, weights, keys Tensor, b *Batch, spec IndexSpec) Tensor
+	// SparseAttention is V4's attention (spec §2.3–2.6): every head of q
+	// ([T, H, d]) attends to the keys of its sequence's window (positions
+	// p−Window+1 … p: this step's kv ([T, d]) for the step's tokens, the
+	// ring state ([Window rows, d] per sequence, slot p mod Window) for
+	// earlier ones) and, when spec.Ratio > 0, to the compressed entries
+	// (paged, Every = Ratio) w < (p+1)/Ratio — all of them when sel is
+	// nil, else those sel ([T, k] I32, −1 for none) names. Keys are their
+	// own values; spec.Sinks add to the denominator. Returns [T, H, d].
+	SparseAttention(q, kv, ring, entries, sel Tensor, b *Batch, spec SparseSpec) Tensor
+	// WindowStore writes each token's kv row ([T, d]) to its sequence's
+	// ring (window rows per sequence, slot p mod window) after the reads
+	// of SparseAttention recorded before it. It returns ring.
+	WindowStore(ring, kv Tensor, b *Batch, window int) Tensor
+
 	// Compute runs what has been recorded up to the outputs and reports the
 	// first error any op recorded.
 	Compute(outputs ...Tensor) error
@@ -238,8 +293,9 @@ type Scoring uint8
 
 // Expert scoring functions.
 const (
-	Softmax Scoring = iota + 1 // V2: softmax over all experts
-	Sigmoid                    // V3: sigmoid per expert
+	Softmax      Scoring = iota + 1 // V2: softmax over all experts
+	Sigmoid                         // V3: sigmoid per expert
+	SqrtSoftplus                    // V4: sqrt(softplus(x)) per expert
 )
 
 // GroupScore is how a group of experts is scored for group-limited routing.
@@ -271,4 +327,50 @@ type RouteSpec struct {
 	// Scale multiplies the weights afterwards (routed_scaling_factor); 0
 	// means 1.
 	Scale float32
+}
+
+// HyperSpec parameterises the hyper-connection ops.
+type HyperSpec struct {
+	// Streams is hc (4 in V4).
+	Streams int
+	// Iters is the number of Sinkhorn iterations (hc_sinkhorn_iters).
+	Iters int
+	// Eps is hc_eps.
+	Eps float32
+}
+
+// CompressSpec parameterises Compress.
+type CompressSpec struct {
+	// Ratio is the number of tokens one entry covers (4 or 128).
+	Ratio int
+	// Overlap is CSA's pooling over two windows: a token's first d
+	// channels feed the next window's entry, its last d its own.
+	Overlap bool
+	// Ape ([Ratio, c·d]) is added to the score of a token at position p
+	// (row p mod Ratio).
+	Ape Tensor
+	// Norm ([d]) weighs the RMS-normalised entry; Eps is its epsilon.
+	Norm Tensor
+	Eps  float32
+	// Rope rotates the entry at its window's first position.
+	Rope RopeSpec
+}
+
+// IndexSpec parameterises IndexTopK.
+type IndexSpec struct {
+	Ratio int
+	TopK  int
+	Scale float32
+}
+
+// SparseSpec parameterises SparseAttention.
+type SparseSpec struct {
+	// Scale multiplies q·k before the softmax.
+	Scale float32
+	// Window is the number of raw positions a token sees, its own included.
+	Window int
+	// Ratio is the compression of the entries (0: none).
+	Ratio int
+	// Sinks ([H] f32), when not nil, add exp(sink[h]) to the denominator.
+	Sinks Tensor
 }

@@ -59,25 +59,39 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 			weights.f[t*k+j] = probs[e]
 			sum += probs[e]
 		}
-		w := weights.f[t*k : (t+1)*k]
-		if spec.Normalize {
-			sum = max(sum, minWeightSum)
-			for j := range w {
-				w[j] /= sum
-			}
-		}
-		if spec.Scale != 0 && spec.Scale != 1 {
-			for j := range w {
-				w[j] *= spec.Scale
-			}
-		}
+		normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
 	}
 	return ids, weights
+}
+
+// normalizeWeights divides the chosen weights w by their sum when spec
+// says so, then scales them.
+func normalizeWeights(w []float32, sum float32, spec engine.RouteSpec) {
+	if spec.Normalize {
+		sum = max(sum, minWeightSum)
+		for j := range w {
+			w[j] /= sum
+		}
+	}
+	if spec.Scale != 0 && spec.Scale != 1 {
+		for j := range w {
+			w[j] *= spec.Scale
+		}
+	}
 }
 
 // score turns router logits into expert scores.
 func score(s engine.Scoring, logits, out []float32) {
 	switch s {
+	case engine.SqrtSoftplus:
+		// ggml's softplus is x itself above 20.
+		for i, v := range logits {
+			sp := float64(v)
+			if v <= 20 {
+				sp = math.Log1p(math.Exp(float64(v)))
+			}
+			out[i] = float32(math.Sqrt(float64(float32(sp))))
+		}
 	case engine.Sigmoid:
 		for i, v := range logits {
 			out[i] = 1 / (1 + float32(math.Exp(float64(-v))))

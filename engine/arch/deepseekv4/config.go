@@ -1,0 +1,305 @@
+package deepseekv4
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/gguf"
+)
+
+// Params are the hyperparameters of a DeepSeek-V4 model (spec §1.1).
+type Params struct {
+	Vocab        int
+	Hidden       int // hidden_size, D
+	Layers       int // decoder blocks, MTP not counted
+	Heads        int // H
+	HeadDim      int // head_dim: q, the shared k=v and the output per head
+	RopeDim      int // qk_rope_head_dim: trailing channels that rotate
+	QLoRA        int // q_lora_rank
+	OGroups      int // o_groups, G
+	OLoRA        int // o_lora_rank per group
+	Window       int // sliding_window, the current token included
+	Ratios       []int
+	IndexHeads   int // index_n_heads
+	IndexHeadDim int // index_head_dim
+	IndexTopK    int // index_topk
+	Experts      int
+	ExpertsUsed  int
+	Shared       int
+	ExpertFFN    int // moe_intermediate_size
+	HashLayers   int // num_hash_layers
+	NormTopK     bool
+	RoutedScale  float32
+	// ClampExp and ClampShared are the SwiGLU limits of the routed and the
+	// shared experts per layer (0: none).
+	ClampExp, ClampShared []float32
+	HCMult                int // hc_mult
+	HCIters               int // hc_sinkhorn_iters
+	HCEps                 float32
+	Eps                   float32 // rms_norm_eps
+	Context               int
+	RopeBase              float32 // rope_theta: ratio-0 layers, no YaRN
+	CompressBase          float32 // compress_rope_theta: compressed layers, with YaRN
+	YarnFactor            float32
+	YarnOrigContext       int
+	YarnBetaFast          float32
+	YarnBetaSlow          float32
+	// NextN is the number of MTP blocks the file declares.
+	NextN int
+}
+
+// Rope is the rotary embedding of layer i (spec §2.3, trap 2): the main
+// table without YaRN on ratio-0 layers, the compress table with YaRN (and
+// no magnitude scaling) on compressed ones.
+func (p Params) Rope(i int) engine.RopeSpec {
+	if p.Ratios[i] == 0 {
+		return engine.RopeSpec{Dims: p.RopeDim, Base: p.RopeBase}
+	}
+	return p.compressRope()
+}
+
+func (p Params) compressRope() engine.RopeSpec {
+	return engine.RopeSpec{
+		Dims:        p.RopeDim,
+		Base:        p.CompressBase,
+		Factor:      p.YarnFactor,
+		OrigContext: p.YarnOrigContext,
+		BetaFast:    p.YarnBetaFast,
+		BetaSlow:    p.YarnBetaSlow,
+	}
+}
+
+// KQScale is the softmax scale, head_dim^(−1/2) and nothing else.
+func (p Params) KQScale() float32 { return float32(1 / math.Sqrt(float64(p.HeadDim))) }
+
+// IndexScale is the indexer weights' factor dI^(−1/2)·HI^(−1/2).
+func (p Params) IndexScale() float32 {
+	return float32(1 / math.Sqrt(float64(p.IndexHeadDim*p.IndexHeads)))
+}
+
+// Route is the router: sqrt-softplus scores, the bias (if any) only
+// selecting, normalised and scaled weights.
+func (p Params) Route() engine.RouteSpec {
+	return engine.RouteSpec{Scoring: engine.SqrtSoftplus, TopK: p.ExpertsUsed, Normalize: p.NormTopK, Scale: p.RoutedScale}
+}
+
+// Hyper is the hyper-connection spec.
+func (p Params) Hyper() engine.HyperSpec {
+	return engine.HyperSpec{Streams: p.HCMult, Iters: p.HCIters, Eps: p.HCEps}
+}
+
+// llama.cpp's expert_gating_func for sqrt(softplus).
+const gatingSqrtSoftplus = 4
+
+// paramsFromGGUF reads the deepseek4 keys (spec §5.5,
+// llamacpp-reference.md). A missing key or an impossible value is an error
+// naming it.
+func paramsFromGGUF(f *gguf.File) (Params, error) {
+	arch, err := f.Arch()
+	if err != nil {
+		return Params{}, err
+	}
+	r := keyReader{f: f, prefix: arch + "."}
+	p := Params{
+		Hidden:       r.u32("embedding_length", true),
+		Layers:       r.u32("block_count", true),
+		Heads:        r.u32("attention.head_count", true),
+		HeadDim:      r.u32("attention.key_length", true),
+		RopeDim:      r.u32("rope.dimension_count", true),
+		QLoRA:        r.u32("attention.q_lora_rank", true),
+		OGroups:      r.u32("attention.output_group_count", true),
+		OLoRA:        r.u32("attention.output_lora_rank", true),
+		Window:       r.u32("attention.sliding_window", true),
+		IndexHeads:   r.u32("attention.indexer.head_count", true),
+		IndexHeadDim: r.u32("attention.indexer.key_length", true),
+		IndexTopK:    r.u32("attention.indexer.top_k", true),
+		Experts:      r.u32("expert_count", true),
+		ExpertsUsed:  r.u32("expert_used_count", true),
+		Shared:       r.u32("expert_shared_count", true),
+		ExpertFFN:    r.u32("expert_feed_forward_length", true),
+		HashLayers:   r.u32("hash_layer_count", false),
+		NormTopK:     r.boolean("expert_weights_norm"),
+		RoutedScale:  r.f32("expert_weights_scale", 1),
+		HCMult:       r.u32("hyper_connection.count", true),
+		HCIters:      r.u32("hyper_connection.sinkhorn_iterations", true),
+		HCEps:        r.f32("hyper_connection.epsilon", -1),
+		Eps:          r.f32("attention.layer_norm_rms_epsilon", -1),
+		Context:      r.u32("context_length", true),
+		RopeBase:     r.f32("rope.freq_base", 10000),
+		CompressBase: r.f32("attention.compress_rope_freq_base", -1),
+		NextN:        r.u32("nextn_predict_layers", false),
+	}
+	if v := r.u32("attention.value_length", false); v != 0 && v != p.HeadDim {
+		r.fail("attention.value_length", fmt.Sprintf("%d differs from key_length %d (V4 shares k and v)", v, p.HeadDim))
+	}
+	if kv := r.u32("attention.head_count_kv", false); kv > 1 {
+		r.fail("attention.head_count_kv", fmt.Sprintf("%d, want 1 (one shared k=v head)", kv))
+	}
+	if g := r.u32("expert_gating_func", true); r.err == nil && g != gatingSqrtSoftplus {
+		r.fail("expert_gating_func", fmt.Sprintf("%d, want %d (sqrtsoftplus)", g, gatingSqrtSoftplus))
+	}
+	p.Ratios = r.ints("attention.compress_ratios", p.Layers)
+	p.ClampExp = r.perLayer("swiglu_clamp_exp", p.Layers, nil)
+	p.ClampShared = r.perLayer("swiglu_clamp_shexp", p.Layers, p.ClampExp)
+	if t, err := f.String(r.prefix + "rope.scaling.type"); err == nil && t == "yarn" {
+		p.YarnFactor = r.f32("rope.scaling.factor", -1)
+		p.YarnOrigContext = r.u32("rope.scaling.original_context_length", true)
+		p.YarnBetaFast = r.f32("rope.scaling.yarn_beta_fast", 32)
+		p.YarnBetaSlow = r.f32("rope.scaling.yarn_beta_slow", 1)
+	}
+	if tokens, err := f.Strings("tokenizer.ggml.tokens"); err == nil {
+		p.Vocab = len(tokens)
+	}
+	if v := r.u32("vocab_size", false); v != 0 {
+		p.Vocab = v
+	}
+	if r.err != nil {
+		return Params{}, r.err
+	}
+	return p, p.validate()
+}
+
+func (p Params) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("deepseekv4: "+format, args...))
+		}
+	}
+	check(p.Vocab > 0, "vocabulary size unknown (no vocab_size key and no tokenizer.ggml.tokens)")
+	check(p.Hidden > 0 && p.Layers > 0 && p.Heads > 0 && p.QLoRA > 0, "hidden %d, layers %d, heads %d, q_lora_rank %d must be positive", p.Hidden, p.Layers, p.Heads, p.QLoRA)
+	check(p.RopeDim > 0 && p.RopeDim%2 == 0 && p.RopeDim <= p.HeadDim && p.RopeDim <= p.IndexHeadDim,
+		"rope.dimension_count %d must be even, positive and at most head_dim %d and indexer key_length %d", p.RopeDim, p.HeadDim, p.IndexHeadDim)
+	check(p.OGroups > 0 && p.Heads%p.OGroups == 0 && p.OLoRA > 0, "output_group_count %d must divide head_count %d (output_lora_rank %d)", p.OGroups, p.Heads, p.OLoRA)
+	check(p.Window > 0, "attention.sliding_window must be positive")
+	check(p.IndexHeads > 0 && p.IndexTopK > 0, "indexer head_count %d and top_k %d must be positive", p.IndexHeads, p.IndexTopK)
+	check(p.Experts > 0 && p.ExpertsUsed > 0 && p.ExpertsUsed <= p.Experts, "expert_used_count %d of expert_count %d", p.ExpertsUsed, p.Experts)
+	check(p.Shared <= 1, "expert_shared_count %d: V4 has one shared expert", p.Shared)
+	check(p.HashLayers <= p.Layers, "hash_layer_count %d > block_count %d", p.HashLayers, p.Layers)
+	check(p.HCMult > 0 && p.HCIters > 0, "hyper_connection.count %d and sinkhorn_iterations %d must be positive", p.HCMult, p.HCIters)
+	check(p.Eps > 0, "attention.layer_norm_rms_epsilon must be positive")
+	for i, r := range p.Ratios {
+		check(r == 0 || r == 4 || r == 128, "attention.compress_ratios[%d] = %d, want 0, 4 or 128", i, r)
+	}
+	if p.YarnFactor != 0 {
+		check(p.YarnFactor >= 1 && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
+	}
+	return errors.Join(errs...)
+}
+
+// keyReader reads prefixed keys and keeps the first error.
+type keyReader struct {
+	f      *gguf.File
+	prefix string
+	err    error
+}
+
+func (r *keyReader) fail(key, msg string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("deepseekv4: key %s%s: %s", r.prefix, key, msg)
+	}
+}
+
+func (r *keyReader) u32(key string, required bool) int {
+	full := r.prefix + key
+	if !r.f.Has(full) {
+		if required {
+			r.fail(key, "missing")
+		}
+		return 0
+	}
+	v, err := r.f.Uint32(full)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("deepseekv4: %w", err)
+	}
+	return int(v)
+}
+
+// f32 reads a float key; def < 0 makes it required.
+func (r *keyReader) f32(key string, def float32) float32 {
+	full := r.prefix + key
+	if !r.f.Has(full) {
+		if def < 0 {
+			r.fail(key, "missing")
+		}
+		return max(def, 0)
+	}
+	v, err := r.f.Float32(full)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("deepseekv4: %w", err)
+	}
+	return v
+}
+
+func (r *keyReader) boolean(key string) bool {
+	full := r.prefix + key
+	if !r.f.Has(full) {
+		return false
+	}
+	v, err := r.f.Bool(full)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("deepseekv4: %w", err)
+	}
+	return v
+}
+
+// ints reads an integer array of at least n entries (int32 or uint32) and
+// returns its first n.
+func (r *keyReader) ints(key string, n int) []int {
+	full := r.prefix + key
+	v, ok := r.f.Lookup(full)
+	if !ok {
+		r.fail(key, "missing")
+		return nil
+	}
+	var out []int
+	switch a := v.(type) {
+	case []int32:
+		for _, x := range a {
+			out = append(out, int(x))
+		}
+	case []uint32:
+		for _, x := range a {
+			out = append(out, int(x))
+		}
+	default:
+		r.fail(key, fmt.Sprintf("%T, want an int32 array", v))
+		return nil
+	}
+	if len(out) < n {
+		r.fail(key, fmt.Sprintf("%d entries for %d blocks", len(out), n))
+		return nil
+	}
+	return out[:n]
+}
+
+// perLayer reads a float that is an array of at least n entries or one
+// value for all; absent, it is def (or zeros when def is nil).
+func (r *keyReader) perLayer(key string, n int, def []float32) []float32 {
+	full := r.prefix + key
+	v, ok := r.f.Lookup(full)
+	if !ok {
+		if def != nil {
+			return def
+		}
+		return make([]float32, n)
+	}
+	switch a := v.(type) {
+	case float32:
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = a
+		}
+		return out
+	case []float32:
+		if len(a) < n {
+			r.fail(key, fmt.Sprintf("%d entries for %d blocks", len(a), n))
+			return make([]float32, n)
+		}
+		return a[:n]
+	}
+	r.fail(key, fmt.Sprintf("%T, want f32 or an f32 array", v))
+	return make([]float32, n)
+}

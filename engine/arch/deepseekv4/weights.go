@@ -1,0 +1,108 @@
+package deepseekv4
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/gguf"
+)
+
+func blk(i int, name string) string { return "blk." + strconv.Itoa(i) + "." + name }
+
+// dtypes maps the GGUF types the engine computes with.
+var dtypes = map[gguf.Type]engine.DType{
+	gguf.TypeF32:  engine.F32,
+	gguf.TypeF16:  engine.F16,
+	gguf.TypeBF16: engine.BF16,
+	gguf.TypeQ8_0: engine.Q8_0,
+	gguf.TypeQ4_0: engine.Q4_0,
+	gguf.TypeQ4_1: engine.Q4_1,
+	gguf.TypeQ5_0: engine.Q5_0,
+	gguf.TypeQ5_1: engine.Q5_1,
+	gguf.TypeQ4_K: engine.Q4_K,
+	gguf.TypeQ5_K: engine.Q5_K,
+	gguf.TypeQ6_K: engine.Q6_K,
+	gguf.TypeI32:  engine.I32,
+}
+
+// weights loads tensors from a GGUF file, keeping the first error, which
+// names the tensor.
+type weights struct {
+	f     *gguf.File
+	b     engine.Backend
+	err   error
+	total uint64 // parameters
+	bytes uint64 // stored bytes of all weights
+	// routedBytes and embedBytes are the stored bytes of the routed experts
+	// and of the embedding table.
+	routedBytes, embedBytes uint64
+}
+
+func (w *weights) has(name string) bool {
+	_, ok := w.f.Tensor(name)
+	return ok
+}
+
+// get loads a weight of the given row-major shape (outermost first; GGUF
+// lists it the other way round, trap 20).
+func (w *weights) get(name string, shape ...int) engine.Tensor {
+	return w.view(name, shape, shape)
+}
+
+// view loads a weight stored with shape file and hands it to the backend
+// as shape as, the same bytes seen with more dimensions (wo_a as one
+// matrix per group).
+func (w *weights) view(name string, file, as []int) engine.Tensor {
+	if w.err != nil {
+		return nil
+	}
+	t, err := w.load(name, file, as)
+	if err != nil {
+		w.err = fmt.Errorf("deepseekv4: %w", err)
+	}
+	return t
+}
+
+func (w *weights) load(name string, file, as []int) (engine.Tensor, error) {
+	dims := make([]uint64, len(file))
+	for i, d := range file {
+		dims[len(file)-1-i] = uint64(d)
+	}
+	ti, err := w.f.ExpectOneOf(name, nil, dims...)
+	if err != nil {
+		return nil, err
+	}
+	dt, ok := dtypes[ti.Type]
+	if !ok {
+		return nil, fmt.Errorf("tensor %q: type %v is not supported (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", name, ti.Type)
+	}
+	isTable := strings.HasSuffix(name, "ffn_gate_tid2eid.weight")
+	if isTable != (dt == engine.I32) {
+		return nil, fmt.Errorf("tensor %q: type %v (only the hash table is i32, and it must be)", name, ti.Type)
+	}
+	// Norms, biases, sinks and mHC scales and bases feed f32 arithmetic.
+	if len(file) == 1 && dt != engine.F32 {
+		return nil, fmt.Errorf("tensor %q: type %v, want f32", name, ti.Type)
+	}
+	t, err := w.b.Weight(name, dt, slices.Clone(as), w.f.Data(ti))
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := t.(engine.DataCopier); ok && c.CopiedData() {
+		w.f.Release(ti)
+	}
+	if !isTable {
+		w.total += ti.NumElements()
+	}
+	w.bytes += ti.Size
+	switch {
+	case strings.HasSuffix(name, "_exps.weight"):
+		w.routedBytes += ti.Size
+	case name == "token_embd.weight":
+		w.embedBytes += ti.Size
+	}
+	return t, nil
+}

@@ -1,0 +1,194 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/ulan-ai/ulan/engine"
+)
+
+// V4's manifold-constrained hyper-connections (spec §2.2). The mixes (a
+// matrix product) come from MatMul; these ops do the small per-token
+// arithmetic around them, in f32 and in the order llama.cpp's graph adds.
+
+func sigmoid32(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
+
+// hyperArgs unwraps the tensors the hyper-connection ops share.
+func (c *context) hyperArgs(op string, x, mix, scale, base engine.Tensor, spec engine.HyperSpec, nmix, nscale int) (xt, mt *tensor, sc, bs []float32, ok bool) {
+	xt, ok1 := c.f32(op, x)
+	mt, ok2 := c.f32(op+" mix", mix)
+	st, ok3 := c.f32(op+" scale", scale)
+	bt, ok4 := c.f32(op+" base", base)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, nil, nil, nil, false
+	}
+	hc := spec.Streams
+	if hc <= 0 || len(xt.shape) != 3 || xt.shape[1] != hc {
+		c.fail("%s: streams %v, want [T, %d, n]", op, xt, hc)
+		return nil, nil, nil, nil, false
+	}
+	T := xt.shape[0]
+	if len(mt.shape) != 2 || mt.shape[0] != T || mt.shape[1] != nmix || len(st.f) != nscale || len(bt.f) != nmix {
+		c.fail("%s: mix %v, scale %v, base %v for %d tokens of %d streams", op, mt, st, bt, T, hc)
+		return nil, nil, nil, nil, false
+	}
+	return xt, mt, st.f, bt.f, true
+}
+
+func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperSpec) (engine.Tensor, engine.Tensor, engine.Tensor) {
+	hc := spec.Streams
+	xt, mt, sc, bs, ok := c.hyperArgs("HyperPre", x, mix, scale, base, spec, (2+hc)*hc, 3)
+	if !ok {
+		return &tensor{}, &tensor{}, &tensor{}
+	}
+	T, n, nmix := xt.shape[0], xt.shape[2], (2+hc)*hc
+	in := c.newF32(T, n)
+	post := c.newF32(T, hc)
+	comb := c.newF32(T, hc, hc)
+	c.b.parallel(T, 1, func(lo, hi int) {
+		pre := make([]float32, hc)
+		for t := lo; t < hi; t++ {
+			m := mt.f[t*nmix : (t+1)*nmix]
+			for k := range hc {
+				pre[k] = sigmoid32(m[k]*sc[0]+bs[k]) + spec.Eps
+				post.f[t*hc+k] = 2 * sigmoid32(m[hc+k]*sc[1]+bs[hc+k])
+			}
+			cm := comb.f[t*hc*hc : (t+1)*hc*hc]
+			for i := range cm {
+				cm[i] = m[2*hc+i]*sc[2] + bs[2*hc+i]
+			}
+			sinkhorn(cm, hc, spec.Iters, spec.Eps)
+			dst := in.f[t*n : (t+1)*n]
+			xs := xt.f[t*hc*n : (t+1)*hc*n]
+			for i := range dst {
+				dst[i] = xs[i] * pre[0]
+			}
+			for k := 1; k < hc; k++ {
+				row := xs[k*n : (k+1)*n]
+				for i := range dst {
+					dst[i] += row[i] * pre[k]
+				}
+			}
+		}
+	})
+	return in, post, comb
+}
+
+// sinkhorn makes the hc×hc matrix m (row j, column k) doubly stochastic as
+// spec §2.2 orders it (trap 6): softmax within each row, + eps, one column
+// normalisation, then iters−1 times a row and a column normalisation, each
+// dividing by the sum + eps.
+func sinkhorn(m []float32, hc, iters int, eps float32) {
+	for j := range hc {
+		row := m[j*hc : (j+1)*hc]
+		mx := float32(math.Inf(-1))
+		for _, v := range row {
+			mx = max(mx, v)
+		}
+		var sum float64
+		for k, v := range row {
+			row[k] = float32(math.Exp(float64(v - mx)))
+			sum += float64(row[k])
+		}
+		inv := float32(1 / sum)
+		for k := range row {
+			row[k] = row[k]*inv + eps
+		}
+	}
+	cols := func() {
+		for k := range hc {
+			var s float32
+			for j := range hc {
+				s += m[j*hc+k]
+			}
+			s += eps
+			for j := range hc {
+				m[j*hc+k] /= s
+			}
+		}
+	}
+	rows := func() {
+		for j := range hc {
+			var s float32
+			for k := range hc {
+				s += m[j*hc+k]
+			}
+			s += eps
+			for k := range hc {
+				m[j*hc+k] /= s
+			}
+		}
+	}
+	cols()
+	for i := 1; i < iters; i++ {
+		rows()
+		cols()
+	}
+}
+
+func (c *context) HyperPost(y, x, post, comb engine.Tensor) engine.Tensor {
+	yt, ok := c.f32("HyperPost", y)
+	xt, ok2 := c.f32("HyperPost streams", x)
+	pt, ok3 := c.f32("HyperPost post", post)
+	ct, ok4 := c.f32("HyperPost comb", comb)
+	if !ok || !ok2 || !ok3 || !ok4 {
+		return &tensor{}
+	}
+	if len(xt.shape) != 3 || len(yt.shape) != 2 {
+		return c.fail("HyperPost: y %v, streams %v", yt, xt)
+	}
+	T, hc, n := xt.shape[0], xt.shape[1], xt.shape[2]
+	if yt.shape[0] != T || yt.shape[1] != n || len(pt.f) != T*hc || len(ct.f) != T*hc*hc {
+		return c.fail("HyperPost: y %v, streams %v, post %v, comb %v", yt, xt, pt, ct)
+	}
+	out := c.newF32(T, hc, n)
+	c.b.parallel(T, 1, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			ys := yt.f[t*n : (t+1)*n]
+			xs := xt.f[t*hc*n : (t+1)*hc*n]
+			cm := ct.f[t*hc*hc : (t+1)*hc*hc]
+			for k := range hc {
+				dst := out.f[(t*hc+k)*n : (t*hc+k+1)*n]
+				p := pt.f[t*hc+k]
+				for i := range dst {
+					dst[i] = ys[i] * p
+				}
+				for j := range hc {
+					w := cm[j*hc+k]
+					src := xs[j*n : (j+1)*n]
+					for i := range dst {
+						dst[i] += src[i] * w
+					}
+				}
+			}
+		}
+	})
+	return out
+}
+
+func (c *context) HyperHead(x, mix, scale, base engine.Tensor, spec engine.HyperSpec) engine.Tensor {
+	hc := spec.Streams
+	xt, mt, sc, bs, ok := c.hyperArgs("HyperHead", x, mix, scale, base, spec, hc, 1)
+	if !ok {
+		return &tensor{}
+	}
+	T, n := xt.shape[0], xt.shape[2]
+	out := c.newF32(T, n)
+	for t := range T {
+		dst := out.f[t*n : (t+1)*n]
+		xs := xt.f[t*hc*n : (t+1)*hc*n]
+		for k := range hc {
+			w := sigmoid32(mt.f[t*hc+k]*sc[0]+bs[k]) + spec.Eps
+			row := xs[k*n : (k+1)*n]
+			if k == 0 {
+				for i := range dst {
+					dst[i] = row[i] * w
+				}
+				continue
+			}
+			for i := range dst {
+				dst[i] += row[i] * w
+			}
+		}
+	}
+	return out
+}
