@@ -50,7 +50,7 @@ func TestCacheLayout(t *testing.T) {
 	lay := m.Cache()
 	require.Equal(t, []engine.PagedCache{{Every: 4, Width: 64}, {Every: 4, Width: 32}, {Every: 128, Width: 64}, {Every: 4, Width: 64}, {Every: 4, Width: 32}}, lay.Paged)
 	require.Equal(t, []engine.StateCache{
-		{Rows: 8, Width: 64},                                              // layer 0: ring
+		{Rows: 8, Width: 64},                                               // layer 0: ring
 		{Rows: 8, Width: 64}, {Rows: 8, Width: 256}, {Rows: 8, Width: 128}, // layer 1: ring, compressor, indexer
 		{Rows: 8, Width: 64}, {Rows: 128, Width: 128}, // layer 2: ring, compressor
 		{Rows: 8, Width: 64}, {Rows: 8, Width: 256}, {Rows: 8, Width: 128},
