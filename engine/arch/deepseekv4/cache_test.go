@@ -40,7 +40,7 @@ func TestChunkedPrefill(t *testing.T) {
 	file, _, _ := c.build(t, 3)
 	m := loadTiny(t, file, 2)
 	n := 300
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 150
 	}
 	tokens := randomTokens(n, c.Vocab, 4)

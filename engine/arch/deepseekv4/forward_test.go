@@ -24,7 +24,7 @@ func TestAgainstReference(t *testing.T) {
 	file, ws, tabs := c.build(t, 1)
 	m := loadTiny(t, file, 2)
 	n := 300
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 140
 	}
 	tokens := randomTokens(n, c.Vocab, 2)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package deepseekv4
+
+const raceEnabled = false
