@@ -37,10 +37,9 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 	for t := range T {
 		s, p := int(b.Seq[t]), int(b.Positions[t])
 		n := (p + 1) / r
-		sel := out.i[t*K : (t+1)*K]
 		if n <= K {
 			for w := range n {
-				sel[w] = int32(w)
+				out.i[t*K+w] = int32(w)
 			}
 			continue
 		}
@@ -49,26 +48,50 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 				return c.fail("IndexTopK: key row %d beyond %v", row, kt)
 			}
 		}
-		scores := make([]float32, n)
+	}
+	// score fills scores[w] for keys [lo, hi) of token t.
+	score := func(t int, scores []float32, lo, hi int) {
+		s := int(b.Seq[t])
 		qs := qt.f[t*H*d : (t+1)*H*d]
 		ws := wt.f[t*H : (t+1)*H]
-		c.b.parallel(n, 64, func(lo, hi int) {
-			for w := lo; w < hi; w++ {
-				row := b.PagedRow(s, w*r, r)
-				key := kt.f[row*d : (row+1)*d]
-				var sum float32
-				for h := range H {
-					if dot := kernel.DotF32(key, qs[h*d:(h+1)*d]); dot > 0 {
-						sum += dot * (ws[h] * spec.Scale)
-					}
+		for w := lo; w < hi; w++ {
+			row := b.PagedRow(s, w*r, r)
+			key := kt.f[row*d : (row+1)*d]
+			var sum float32
+			for h := range H {
+				if dot := kernel.DotF32(key, qs[h*d:(h+1)*d]); dot > 0 {
+					sum += dot * (ws[h] * spec.Scale)
 				}
-				scores[w] = sum
 			}
-		})
-		top := topK(scores, K)
-		for i, w := range top {
-			sel[i] = int32(w)
+			scores[w] = sum
 		}
+	}
+	selectTop := func(t int, scores []float32) {
+		for i, w := range topK(scores, K) {
+			out.i[t*K+i] = int32(w)
+		}
+	}
+	var many []int // tokens with more visible keys than K
+	for t := range T {
+		if (int(b.Positions[t])+1)/r > K {
+			many = append(many, t)
+		}
+	}
+	if len(many) >= c.b.threads {
+		// A prompt: one token per goroutine at a time.
+		c.b.each(len(many), func(i int) {
+			t := many[i]
+			scores := make([]float32, (int(b.Positions[t])+1)/r)
+			score(t, scores, 0, len(scores))
+			selectTop(t, scores)
+		})
+		return out
+	}
+	// Decode steps: each token's keys split over the goroutines.
+	for _, t := range many {
+		scores := make([]float32, (int(b.Positions[t])+1)/r)
+		c.b.parallel(len(scores), 64, func(lo, hi int) { score(t, scores, lo, hi) })
+		selectTop(t, scores)
 	}
 	return out
 }

@@ -124,3 +124,22 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMTPBlockLoads: a file with an MTP block (blk.Layers with nextn.*)
+// loads it and runs the main model exactly as without it.
+func TestMTPBlockLoads(t *testing.T) {
+	t.Parallel()
+	c := tiny()
+	plain, _, _ := c.build(t, 1)
+	c.MTP = true
+	withMTP, _, _ := c.build(t, 1)
+	m0, m1 := loadTiny(t, plain, 1), loadTiny(t, withMTP, 1)
+	require.Len(t, m0.mtp, 0)
+	require.Len(t, m1.mtp, 1)
+	require.Greater(t, m1.Info().TotalParams, m0.Info().TotalParams)
+	tokens := randomTokens(40, c.Vocab, 3)
+	b := cpu.New(cpu.WithThreads(1))
+	l0 := newHarness(t, m0, b, 1, 64).step(t, []part{{0, tokens}})[0]
+	l1 := newHarness(t, m1, b, 1, 64).step(t, []part{{0, tokens}})[0]
+	require.Equal(t, l0, l1)
+}

@@ -22,6 +22,9 @@ type tinyConfig struct {
 	HI, DI, TopK, X, K, F, Hash                    int
 	Clamp                                          []float32
 	Scale                                          float32
+	// MTP adds a multi-token-prediction block (blk.Layers, window only)
+	// after every other tensor, so that the main weights stay the same.
+	MTP bool
 }
 
 func tiny() tinyConfig {
@@ -89,6 +92,9 @@ func (c tinyConfig) build(t testing.TB, seed uint64) ([]byte, tinyWeights, tinyT
 	a("hyper_connection.count", u(4))
 	a("hyper_connection.sinkhorn_iterations", u(20))
 	a("hyper_connection.epsilon", float32(1e-6))
+	if c.MTP {
+		a("nextn_predict_layers", u(1))
+	}
 
 	add := func(name string, std, mean float64, shape ...int) {
 		n := 1
@@ -120,7 +126,7 @@ func (c tinyConfig) build(t testing.TB, seed uint64) ([]byte, tinyWeights, tinyT
 	proj("output_hc_fn.weight", hc, hc*D)
 	add("output_hc_scale.weight", 0.2, 1, 1)
 	add("output_hc_base.weight", 0.3, 0, hc)
-	for l := range c.Layers {
+	block := func(l, ratio int, hash bool) {
 		n := func(s string) string { return blk(l, s) }
 		for _, sub := range []string{"attn", "ffn"} {
 			proj(n("hc_"+sub+"_fn.weight"), mix, hc*D)
@@ -136,7 +142,7 @@ func (c tinyConfig) build(t testing.TB, seed uint64) ([]byte, tinyWeights, tinyT
 		norm(n("attn_kv_a_norm.weight"), c.HD)
 		proj(n("attn_output_a.weight"), c.G*c.Lo, c.H*c.HD/c.G)
 		proj(n("attn_output_b.weight"), D, c.G*c.Lo)
-		if r := c.Ratios[l]; r > 0 {
+		if r := ratio; r > 0 {
 			co := 1
 			if r == 4 {
 				co = 2
@@ -156,7 +162,7 @@ func (c tinyConfig) build(t testing.TB, seed uint64) ([]byte, tinyWeights, tinyT
 		}
 		norm(n("ffn_norm.weight"), D)
 		proj(n("ffn_gate_inp.weight"), c.X, D)
-		if l < c.Hash {
+		if hash {
 			tab := make([]int32, c.Vocab*c.K)
 			data := make([]byte, 4*len(tab))
 			for v := range c.Vocab {
@@ -179,6 +185,15 @@ func (c tinyConfig) build(t testing.TB, seed uint64) ([]byte, tinyWeights, tinyT
 		add(n("ffn_gate_shexp.weight"), 2/math.Sqrt(float64(D)), 0, c.F, D)
 		add(n("ffn_up_shexp.weight"), 2/math.Sqrt(float64(D)), 0, c.F, D)
 		add(n("ffn_down_shexp.weight"), 1/math.Sqrt(float64(c.F)), 0, D, c.F)
+	}
+	for l := range c.Layers {
+		block(l, c.Ratios[l], l < c.Hash)
+	}
+	if c.MTP {
+		block(c.Layers, 0, false)
+		proj(blk(c.Layers, "nextn.eh_proj.weight"), D, 2*D)
+		norm(blk(c.Layers, "nextn.enorm.weight"), D)
+		norm(blk(c.Layers, "nextn.hnorm.weight"), D)
 	}
 	var buf bytes.Buffer
 	if _, err := w.WriteTo(&buf); err != nil {
