@@ -239,3 +239,47 @@ func TestTopK(t *testing.T) {
 	require.Equal(t, []int{1, 3, 4}, topK([]float32{0, 5, 1, 7, 5, 5}, 3))
 	require.Equal(t, []int{0, 1}, topK([]float32{2, 2, 2}, 2))
 }
+
+// TestIndexTopK: a token at position p scores only the (p+1)/4 visible
+// keys and keeps the exact top k by Σ_h w_h·scale·relu(q_h·K); with no
+// more visible keys than k it keeps them all.
+func TestIndexTopK(t *testing.T) {
+	t.Parallel()
+	bk := New(WithThreads(2))
+	const d, H, K = 4, 2, 2
+	keys, err := bk.Cache(8, d, engine.F32)
+	require.NoError(t, err)
+	c := bk.NewContext()
+	defer c.Close()
+	kv, _ := c.Floats(keys)
+	for i := range kv {
+		kv[i] = float32(math.Cos(float64(3*i + 1)))
+	}
+	q := []float32{1, -0.5, 0.25, 2, -1, 0.5, 1.5, -0.25, 0.3, 0.3, -0.7, 1, 1, 1, -1, 0.5}
+	wts := []float32{0.8, -0.3, 0.5, 1.2}
+	// Two tokens: positions 27 (7 visible keys) and 5 (1 visible key).
+	b := &engine.Batch{Tokens: []int32{0, 0}, Positions: []int32{27, 5}, Seq: []int32{0, 1}, Slots: []int32{27, 5},
+		Seqs: []engine.BatchSeq{{Blocks: []int32{0}}, {Blocks: []int32{0}}}, BlockSize: 32}
+	sel := c.IndexTopK(c.Input(q, 2, H, d), c.Input(wts, 2, H), keys, b, engine.IndexSpec{Ratio: 4, TopK: K, Scale: 0.5})
+	require.NoError(t, c.Compute())
+	got := sel.(*tensor).i
+	scores := make([]float32, 7)
+	for w := range 7 {
+		for h := range H {
+			var dot float32
+			for i := range d {
+				dot += q[h*d+i] * kv[w*d+i]
+			}
+			scores[w] += wts[h] * 0.5 * max(dot, 0)
+		}
+	}
+	want := topK(scores, K)
+	require.Equal(t, []int32{int32(want[0]), int32(want[1]), 0, -1}, got)
+	best := 0
+	for w := range scores {
+		if scores[w] > scores[best] {
+			best = w
+		}
+	}
+	require.Contains(t, want, best)
+}
