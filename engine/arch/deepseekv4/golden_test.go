@@ -124,7 +124,11 @@ func TestAgainstLlamaCpp(t *testing.T) {
 			worst = max(worst, d)
 			require.LessOrEqual(t, d, tol, "%s: token %d: |Δlogit| %.3g", where, top.ID, d)
 		}
-		require.Equal(t, s.Argmax, argmax(row), "%s: argmax", where)
+		// The argmax must agree wherever llama.cpp's own top two are
+		// further apart than the tolerance (random models have near-ties).
+		if len(s.Top) > 1 && s.Top[0].Logit-s.Top[1].Logit > 2*tol {
+			require.Equal(t, s.Argmax, argmax(row), "%s: argmax", where)
+		}
 	}
 	seq := r.NewSequence()
 	rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: g.PromptTokens, AllLogits: true}})
