@@ -358,8 +358,12 @@ type CompressSpec struct {
 
 // IndexSpec parameterises IndexTopK.
 type IndexSpec struct {
+	// Ratio is the compression of the indexer keys (4).
 	Ratio int
-	TopK  int
+	// TopK is the number of entries kept per token (index_topk).
+	TopK int
+	// Scale multiplies the weights (index_head_dim^(−1/2) ·
+	// index_n_heads^(−1/2)).
 	Scale float32
 }
 

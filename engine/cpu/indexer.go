@@ -57,10 +57,22 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 		for w := lo; w < hi; w++ {
 			row := b.PagedRow(s, w*r, r)
 			key := kt.f[row*d : (row+1)*d]
+			// Four heads per read of the key.
 			var sum float32
-			for h := range H {
-				if dot := kernel.DotF32(key, qs[h*d:(h+1)*d]); dot > 0 {
-					sum += dot * (ws[h] * spec.Scale)
+			var dots [4]float32
+			for h0 := 0; h0 < H; h0 += 4 {
+				n := min(4, H-h0)
+				if n == 4 {
+					kernel.DotF32x4(key, qs[h0*d:(h0+1)*d], qs[(h0+1)*d:(h0+2)*d], qs[(h0+2)*d:(h0+3)*d], qs[(h0+3)*d:(h0+4)*d], &dots)
+				} else {
+					for k := range n {
+						dots[k] = kernel.DotF32(key, qs[(h0+k)*d:(h0+k+1)*d])
+					}
+				}
+				for k := range n {
+					if dots[k] > 0 {
+						sum += dots[k] * (ws[h0+k] * spec.Scale)
+					}
 				}
 			}
 			scores[w] = sum
