@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -92,4 +93,11 @@ func TestCacheLayoutValidate(t *testing.T) {
 	require.Error(t, engine.CacheLayout{}.Validate())
 	require.ErrorContains(t, engine.CacheLayout{Paged: []engine.PagedCache{{Every: 0, Width: 1}}}.Validate(), "paged tensor 0")
 	require.ErrorContains(t, engine.CacheLayout{State: []engine.StateCache{{Rows: 1, Width: -1}}}.Validate(), "state tensor 0")
+}
+
+func TestFillNeedsAFiller(t *testing.T) {
+	m := &stateModel{}
+	r, err := engine.NewRunner(m, cpu.New(cpu.WithThreads(1)), engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, 1, 16, 0)})
+	require.NoError(t, err)
+	require.ErrorIs(t, r.Fill(r.NewSequence(), 4, 1), errors.ErrUnsupported)
 }
