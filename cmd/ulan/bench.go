@@ -101,6 +101,13 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 				return err
 			}
 			defer lm.Close()
+			if mc := lm.model.Info().Context; mc > 0 {
+				for _, n := range contexts {
+					if n+contextGen > mc {
+						return fmt.Errorf("--context %d: %d + %d tokens are beyond the model's context of %d", n, n, contextGen, mc)
+					}
+				}
+			}
 			if cpuProfile != "" {
 				pf, err := os.Create(cpuProfile)
 				if err != nil {
@@ -245,9 +252,6 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, e
 // and decodes gen tokens after them, greedy.
 func runContext(lm *loadedModel, n, gen int) (contextResult, error) {
 	res := contextResult{Context: n, Gen: gen}
-	if ctx := lm.model.Info().Context; ctx > 0 && n+gen > ctx {
-		return res, fmt.Errorf("%d + %d tokens are beyond the model's context of %d", n, gen, ctx)
-	}
 	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(lm.model, 1, n+gen, 0)})
 	if err != nil {
 		return res, err
