@@ -60,8 +60,16 @@ func (c *context) CacheStore(cache, x engine.Tensor, b *engine.Batch) engine.Ten
 	return ct
 }
 
-// attnScratch holds Attention's per-item scores between calls.
-var attnScratch = sync.Pool{New: func() any { return new([]float32) }}
+// attnScratch holds Attention's per-item scores between calls, rowPtrs
+// its value rows.
+var (
+	attnScratch = sync.Pool{New: func() any { return new([]float32) }}
+	rowPtrs     = sync.Pool{New: func() any { return new([]*float32) }}
+)
+
+// accumBlock is how many cache rows Attention's value pass gives every head
+// before the next rows: 64 rows of 512 values are 128 KB, which stay in L2.
+const accumBlock = 64
 
 func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine.AttentionSpec) engine.Tensor {
 	qt, ok := c.f32("Attention", q)
@@ -161,11 +169,34 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 				}
 			}
 			out := y.f[(t*H+h0)*dv : (t*H+h0+nh)*dv]
-			for j := range n {
-				row := b.Slot(s, first+j) * w
-				val := ct.f[row : row+dv]
-				for k := range nh {
-					kernel.AxpyF32(scores[k*n+j], val, out[k*dv:(k+1)*dv])
+			quads := 0 // heads whose values go four at a time
+			if dv%kernel.AccumRowsWidth == 0 {
+				quads = nh / 4 * 4
+			}
+			if quads > 0 {
+				rp := rowPtrs.Get().(*[]*float32)
+				rows := (*rp)[:0]
+				for j := range n {
+					rows = append(rows, &ct.f[b.Slot(s, first+j)*w])
+				}
+				// Blocks of rows stay in cache while every head of the
+				// item passes over them.
+				for j0 := 0; j0 < n; j0 += accumBlock {
+					blk := rows[j0:min(j0+accumBlock, n)]
+					for k := 0; k < quads; k += 4 {
+						kernel.AccumRowsF32x4(scores[k*n+j0:], n, blk, out[k*dv:(k+4)*dv])
+					}
+				}
+				*rp = rows
+				rowPtrs.Put(rp)
+			}
+			if quads < nh {
+				for j := range n {
+					row := b.Slot(s, first+j) * w
+					val := ct.f[row : row+dv]
+					for k := quads; k < nh; k++ {
+						kernel.AxpyF32(scores[k*n+j], val, out[k*dv:(k+1)*dv])
+					}
 				}
 			}
 			attnScratch.Put(buf)

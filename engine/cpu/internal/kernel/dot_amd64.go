@@ -100,6 +100,10 @@ func dotQ8_0R16x8VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32
 // len(y) ≥ len(x).
 func axpyF32AVX2(a float32, x []float32, y []float32)
 
+// accumRowsF32x4AVX2 is the AVX2 form of accumRowsF32x4Generic, fused.
+// len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.
+func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

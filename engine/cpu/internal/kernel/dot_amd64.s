@@ -2371,6 +2371,79 @@ axpyF32AVX2_done:
 	VZEROUPPER
 	RET
 
+// func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
+// Requires: AVX, FMA3
+TEXT ·accumRowsF32x4AVX2(SB), NOSPLIT, $0-80
+	MOVQ p_base+0(FP), AX
+	MOVQ stride+24(FP), CX
+	MOVQ rows_base+32(FP), DX
+	MOVQ rows_len+40(FP), BX
+	MOVQ out_base+56(FP), SI
+	MOVQ out_len+64(FP), DI
+	SHLQ $0x02, CX
+	LEAQ (AX)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+	XORQ R10, R10
+
+accumRowsF32x4AVX2_tile:
+	CMPQ    R10, DI
+	JAE     accumRowsF32x4AVX2_done
+	LEAQ    (SI)(R10*1), R11
+	VMOVUPS (R11), Y0
+	VMOVUPS 32(R11), Y1
+	ADDQ    DI, R11
+	VMOVUPS (R11), Y2
+	VMOVUPS 32(R11), Y3
+	ADDQ    DI, R11
+	VMOVUPS (R11), Y4
+	VMOVUPS 32(R11), Y5
+	ADDQ    DI, R11
+	VMOVUPS (R11), Y6
+	VMOVUPS 32(R11), Y7
+	XORQ    R11, R11
+
+accumRowsF32x4AVX2_row:
+	CMPQ         R11, BX
+	JAE          accumRowsF32x4AVX2_store
+	MOVQ         (DX)(R11*8), R12
+	VMOVUPS      (R12)(R10*1), Y8
+	VMOVUPS      32(R12)(R10*1), Y9
+	VBROADCASTSS (AX)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS (R8)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS (R9)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS (CX)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	INCQ         R11
+	JMP          accumRowsF32x4AVX2_row
+
+accumRowsF32x4AVX2_store:
+	LEAQ    (SI)(R10*1), R11
+	VMOVUPS Y0, (R11)
+	VMOVUPS Y1, 32(R11)
+	ADDQ    DI, R11
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, 32(R11)
+	ADDQ    DI, R11
+	VMOVUPS Y4, (R11)
+	VMOVUPS Y5, 32(R11)
+	ADDQ    DI, R11
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	ADDQ    $0x40, R10
+	JMP     accumRowsF32x4AVX2_tile
+
+accumRowsF32x4AVX2_done:
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

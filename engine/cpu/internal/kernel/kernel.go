@@ -59,7 +59,9 @@ type impls struct {
 
 	quantizeQ8_0 func(x []float32, dst []byte)
 	axpyF32      func(a float32, x, y []float32)
-	packVNNI     bool // Q8_0x4.Pack also fills the VNNI form
+
+	accumRowsF32x4 func(p []float32, stride int, rows []*float32, out []float32)
+	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
 
 	f16ToF32s func(dst []float32, src []uint16)
 	f32ToF16s func(dst []uint16, src []float32)
@@ -90,6 +92,8 @@ var generic = impls{
 
 	quantizeQ8_0: quantizeQ8_0Generic,
 	axpyF32:      axpyF32Generic,
+
+	accumRowsF32x4: accumRowsF32x4Generic,
 
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,
