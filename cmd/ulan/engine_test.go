@@ -84,7 +84,8 @@ func TestModelInspect(t *testing.T) {
 	t.Parallel()
 	code, out, errOut := ulan(t, "", "model", "inspect", tinyModel(t))
 	require.Equal(t, 0, code, errOut)
-	for _, want := range []string{"architecture  deepseek2", "16.83M total", "n_routed_experts", "F32    52 tensors", "129280", "deepseek-v3", "127741"} {
+	for _, want := range []string{"architecture  deepseek2", "16.83M total", "n_routed_experts", "F32    52 tensors", "129280", "deepseek-v3", "127741",
+		"480.00 MiB at 1.05M tokens (480 bytes per token)"} {
 		require.Contains(t, out, want)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.gguf")
