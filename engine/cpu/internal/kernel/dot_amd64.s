@@ -4508,3 +4508,168 @@ dotE4M3x4AVX2_done:
 	VMOVSS X8, 8(AX)
 	VMOVSS X11, 12(AX)
 	RET
+
+// func dotE2M1AVX2(w []byte, s []byte, x []float32, tab *[256]float32) float32
+// Requires: AVX, AVX2, FMA3, MMX+, SSE
+TEXT ·dotE2M1AVX2(SB), NOSPLIT, $0-84
+	MOVQ    w_base+0(FP), AX
+	MOVQ    s_base+24(FP), CX
+	MOVQ    s_len+32(FP), DX
+	MOVQ    tab+72(FP), BX
+	MOVQ    x_base+48(FP), SI
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VMOVDQU e2m1x2<>+0(SB), X4
+
+dotE2M1AVX2_block:
+	TESTQ        DX, DX
+	JZ           dotE2M1AVX2_done
+	PREFETCHT0   1024(AX)
+	MOVBQZX      (CX), DI
+	VBROADCASTSS (BX)(DI*4), Y5
+	VMOVDQU      (AX), X6
+	VPSRLW       $0x04, X6, X7
+	VPAND        bytes0f<>+0(SB), X6, X6
+	VPAND        bytes0f<>+0(SB), X7, X7
+	VPUNPCKLBW   X7, X6, X8
+	VPUNPCKHBW   X7, X6, X6
+	VPSHUFB      X8, X4, X8
+	VPSHUFB      X6, X4, X6
+	VPMOVSXBD    X8, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  (SI), Y7, Y0
+	VPSHUFD      $0xee, X8, X7
+	VPMOVSXBD    X7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  32(SI), Y7, Y1
+	VPMOVSXBD    X6, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  64(SI), Y7, Y2
+	VPSHUFD      $0xee, X6, X6
+	VPMOVSXBD    X6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  96(SI), Y6, Y3
+	ADDQ         $0x10, AX
+	INCQ         CX
+	ADDQ         $0x00000080, SI
+	DECQ         DX
+	JMP          dotE2M1AVX2_block
+
+dotE2M1AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+80(FP)
+	RET
+
+DATA e2m1x2<>+0(SB)/1, $0x00
+DATA e2m1x2<>+1(SB)/1, $0x01
+DATA e2m1x2<>+2(SB)/1, $0x02
+DATA e2m1x2<>+3(SB)/1, $0x03
+DATA e2m1x2<>+4(SB)/1, $0x04
+DATA e2m1x2<>+5(SB)/1, $0x06
+DATA e2m1x2<>+6(SB)/1, $0x08
+DATA e2m1x2<>+7(SB)/1, $0x0c
+DATA e2m1x2<>+8(SB)/1, $0x00
+DATA e2m1x2<>+9(SB)/1, $0xff
+DATA e2m1x2<>+10(SB)/1, $0xfe
+DATA e2m1x2<>+11(SB)/1, $0xfd
+DATA e2m1x2<>+12(SB)/1, $0xfc
+DATA e2m1x2<>+13(SB)/1, $0xfa
+DATA e2m1x2<>+14(SB)/1, $0xf8
+DATA e2m1x2<>+15(SB)/1, $0xf4
+GLOBL e2m1x2<>(SB), RODATA|NOPTR, $16
+
+// func dotE2M1x2AVX2(w []byte, s []byte, x0 []float32, x1 []float32, tab *[256]float32, out *[2]float32)
+// Requires: AVX, AVX2, FMA3, MMX+
+TEXT ·dotE2M1x2AVX2(SB), NOSPLIT, $0-112
+	MOVQ    w_base+0(FP), AX
+	MOVQ    s_base+24(FP), CX
+	MOVQ    s_len+32(FP), DX
+	MOVQ    tab+96(FP), BX
+	MOVQ    x0_base+48(FP), SI
+	MOVQ    x1_base+72(FP), DI
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	VXORPS  Y5, Y5, Y5
+	VXORPS  Y6, Y6, Y6
+	VXORPS  Y7, Y7, Y7
+	VMOVDQU e2m1x2<>+0(SB), X8
+
+dotE2M1x2AVX2_block:
+	TESTQ        DX, DX
+	JZ           dotE2M1x2AVX2_done
+	PREFETCHT0   1024(AX)
+	MOVBQZX      (CX), R8
+	VBROADCASTSS (BX)(R8*4), Y9
+	VMOVDQU      (AX), X10
+	VPSRLW       $0x04, X10, X11
+	VPAND        bytes0f<>+0(SB), X10, X10
+	VPAND        bytes0f<>+0(SB), X11, X11
+	VPUNPCKLBW   X11, X10, X12
+	VPUNPCKHBW   X11, X10, X10
+	VPSHUFB      X12, X8, X12
+	VPSHUFB      X10, X8, X10
+	VPMOVSXBD    X12, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VFMADD231PS  (SI), Y11, Y0
+	VFMADD231PS  (DI), Y11, Y4
+	VPSHUFD      $0xee, X12, X11
+	VPMOVSXBD    X11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VFMADD231PS  32(SI), Y11, Y1
+	VFMADD231PS  32(DI), Y11, Y5
+	VPMOVSXBD    X10, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VFMADD231PS  64(SI), Y11, Y2
+	VFMADD231PS  64(DI), Y11, Y6
+	VPSHUFD      $0xee, X10, X10
+	VPMOVSXBD    X10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VMULPS       Y9, Y10, Y10
+	VFMADD231PS  96(SI), Y10, Y3
+	VFMADD231PS  96(DI), Y10, Y7
+	ADDQ         $0x10, AX
+	INCQ         CX
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000080, DI
+	DECQ         DX
+	JMP          dotE2M1x2AVX2_block
+
+dotE2M1x2AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X4
+	VHADDPS      X4, X4, X4
+	VHADDPS      X4, X4, X4
+	VZEROUPPER
+	MOVQ         out+104(FP), AX
+	VMOVSS       X0, (AX)
+	VMOVSS       X4, 4(AX)
+	RET

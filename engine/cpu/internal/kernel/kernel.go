@@ -66,6 +66,7 @@ type impls struct {
 
 	kq  kquantImpls // the block formats of kquant.go
 	fp8 fp8Impls    // FP8 E4M3 with block scales (fp8.go)
+	fp4 fp4Impls    // FP4 E2M1 with E8M0 scales (fp4.go)
 }
 
 // generic is the reference set, used where no assembly applies.
@@ -96,6 +97,7 @@ var generic = impls{
 
 	kq:  kquantGeneric,
 	fp8: fp8Generic,
+	fp4: fp4Generic,
 }
 
 // active is the set chosen at initialisation by bestImpls, which each

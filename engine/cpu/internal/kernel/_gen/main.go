@@ -52,6 +52,7 @@ func main() {
 	}
 	cpuid()
 	fp8()
+	fp4()
 
 	Generate()
 }
