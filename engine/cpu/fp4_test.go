@@ -10,6 +10,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+	"github.com/ulan-ai/ulan/engine/safetensors"
 )
 
 // fp4Matrix is a random packed FP4 weight of rows×cols values (every
@@ -258,5 +259,18 @@ func TestBlockScaledErrors(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 			require.ErrorContains(t, err, `"w`)
 		})
+	}
+}
+
+// TestBlockScaleDecodersAgree: the loader's E8M0 and E2M1 decoders
+// (safetensors, used by testmodel's quantizers) and the kernels' give the
+// same values.
+func TestBlockScaleDecodersAgree(t *testing.T) {
+	t.Parallel()
+	for b := range 256 {
+		a, k := safetensors.E8M0ToFloat32(byte(b)), kernel.E8M0ToF32(byte(b))
+		require.True(t, math.Float32bits(a) == math.Float32bits(k) || a != a && k != k, "e8m0 %d: %v vs %v", b, a, k)
+		a, k = safetensors.E2M1ToFloat32(byte(b)), kernel.E2M1ToF32(byte(b))
+		require.Equal(t, math.Float32bits(a), math.Float32bits(k), "e2m1 %#02x", b)
 	}
 }
