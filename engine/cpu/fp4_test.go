@@ -274,3 +274,37 @@ func TestBlockScaleDecodersAgree(t *testing.T) {
 		require.Equal(t, math.Float32bits(a), math.Float32bits(k), "e2m1 %#02x", b)
 	}
 }
+
+// TestBlockScaledEmbed: rows gathered from FP4 and FP8 (E8M0, 32×32)
+// tables are their exact dequantizations.
+func TestBlockScaledEmbed(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(17, 18))
+	const rows, cols = 40, 96
+	b := New(WithThreads(1))
+	packed, scales, values := fp4Matrix(r, rows, cols)
+	w4, err := b.WeightParts("embed4", engine.F4E2M1, []int{rows, cols}, []engine.WeightPart{{Data: packed, Scales: scales, E8M0Scales: true}})
+	require.NoError(t, err)
+	codes := make([]byte, rows*cols)
+	for i := range codes {
+		codes[i] = byte(r.IntN(256)) & 0x7E
+	}
+	e8 := []byte{120, 121, 122, 123, 124, 125} // [2, 3] blocks of 32×32
+	w8, err := b.WeightParts("embed8", engine.F8E4M3, []int{rows, cols}, []engine.WeightPart{{Data: codes, Scales: e8, E8M0Scales: true, Block: [2]int{32, 32}}})
+	require.NoError(t, err)
+	tokens := []int32{39, 0, 33, 7}
+	c := b.NewContext()
+	defer c.Close()
+	batch := &engine.Batch{Tokens: tokens, Positions: []int32{0, 1, 2, 3}}
+	got4, err := c.Floats(c.Embed(w4, batch))
+	require.NoError(t, err)
+	got8, err := c.Floats(c.Embed(w8, batch))
+	require.NoError(t, err)
+	for i, tok := range tokens {
+		require.Equal(t, values[int(tok)*cols:int(tok+1)*cols], got4[i*cols:(i+1)*cols], "fp4 token %d", tok)
+		for j := range cols {
+			want := kernel.E4M3ToF32(codes[int(tok)*cols+j]) * kernel.E8M0ToF32(e8[int(tok)/32*3+j/32])
+			require.Equal(t, want, got8[i*cols+j], "fp8 token %d col %d", tok, j)
+		}
+	}
+}

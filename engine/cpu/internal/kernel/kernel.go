@@ -1,6 +1,7 @@
 // Package kernel holds the CPU backend's inner loops: dot products of one
 // weight row against one or four activation vectors for the ggml storage
-// formats F32, F16, BF16 and Q8_0, row-tiled Q8_0 matrix products against
+// formats F32, F16, BF16 and Q8_0, ggml's other block formats, and
+// DeepSeek's block-scaled FP8 E4M3 (fp8.go) and FP4 E2M1 (fp4.go), row-tiled Q8_0 matrix products against
 // four or two packed vectors, the Q8_0 activation quantizer, and the
 // scalar and slice converters between float32, IEEE half and bfloat16.
 // The backend splits a matrix-vector product into row ranges, one per
