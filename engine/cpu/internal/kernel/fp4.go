@@ -123,8 +123,8 @@ func DotE2M1(w, scales []byte, cols int, x []float32) float32 {
 }
 
 // DotE2M1x4 sets out[j] to DotE2M1(w, scales, cols, xj) for four
-// activation vectors, bit for bit, decoding the row once per pair of
-// vectors. It panics as DotE2M1 does, for any of the four vectors.
+// activation vectors, bit for bit (the AVX2 set decodes the row once per
+// pair of vectors). It panics as DotE2M1 does, for any of the four vectors.
 func DotE2M1x4(w, scales []byte, cols int, x0, x1, x2, x3 []float32, out *[4]float32) {
 	e2m1Check("DotE2M1x4", w, scales, cols, "x0", len(x0))
 	for j, x := range [...][]float32{x1, x2, x3} {
