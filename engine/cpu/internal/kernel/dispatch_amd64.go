@@ -44,6 +44,7 @@ var avx2 = impls{
 		return k
 	}(),
 	fp8: fp8AVX2,
+	fp4: fp4AVX2,
 }
 
 // avx512vnni is the avx2 set with the two-row tiles of MulQ8_0x4 and

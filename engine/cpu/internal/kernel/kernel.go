@@ -1,6 +1,7 @@
 // Package kernel holds the CPU backend's inner loops: dot products of one
 // weight row against one or four activation vectors for the ggml storage
-// formats F32, F16, BF16 and Q8_0, row-tiled Q8_0 matrix products against
+// formats F32, F16, BF16 and Q8_0, ggml's other block formats, and
+// DeepSeek's block-scaled FP8 E4M3 (fp8.go) and FP4 E2M1 (fp4.go), row-tiled Q8_0 matrix products against
 // four or two packed vectors, the Q8_0 activation quantizer, and the
 // scalar and slice converters between float32, IEEE half and bfloat16.
 // The backend splits a matrix-vector product into row ranges, one per
@@ -68,6 +69,7 @@ type impls struct {
 
 	kq  kquantImpls // the block formats of kquant.go
 	fp8 fp8Impls    // FP8 E4M3 with block scales (fp8.go)
+	fp4 fp4Impls    // FP4 E2M1 with E8M0 scales (fp4.go)
 }
 
 // generic is the reference set, used where no assembly applies.
@@ -100,6 +102,7 @@ var generic = impls{
 
 	kq:  kquantGeneric,
 	fp8: fp8Generic,
+	fp4: fp4Generic,
 }
 
 // active is the set chosen at initialisation by bestImpls, which each

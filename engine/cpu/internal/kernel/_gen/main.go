@@ -53,6 +53,7 @@ func main() {
 	}
 	cpuid()
 	fp8()
+	fp4()
 
 	Generate()
 }
