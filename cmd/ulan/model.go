@@ -165,8 +165,8 @@ func newModelTestgenCmd() *cobra.Command {
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
 270 MB), bench (the 1.79 GB Q8_0 benchmark model); deepseek4 (DeepSeek-V4)
-presets: tiny-v4 (the golden model, 8 MB), demo-v4 (the built-in demo's,
-Q8_0) and bench-v4 (the 1.5 GB Q8_0 long-context benchmark model). The model is not
+presets: tiny-v4 (the golden model, 16 MB), demo-v4 (the built-in demo's,
+Q8_0, 49 MB) and bench-v4 (the 1.64 GB Q8_0 long-context benchmark model). The model is not
 smart; it exists to check ulan against llama.cpp and to measure speed.
 
 With --hf f32|bf16|fp8, --out names a Hugging Face directory to write

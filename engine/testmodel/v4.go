@@ -153,7 +153,7 @@ func DemoV4() V4 {
 }
 
 // BenchV4 is the mid-size model of the long-context decode benchmark
-// (1.5 GB in Q8_0): V4-Flash's proportions scaled down — head dim 512 with
+// (1.64 GB in Q8_0): V4-Flash's proportions scaled down — head dim 512 with
 // 64 rope channels, window 128, 8 layers (one sliding, four CSA, three HCA,
 // alternating as in Flash), the indexer's 128-wide heads with index_topk
 // 256, 32 experts top-6 of width 512 with a shared expert, two hash-routed
