@@ -112,7 +112,8 @@ const (
 // Its 32 indexer heads make an all-zero ReLU score (a tie) improbable; with
 // seed 1 the indexer's 4th and 5th scores differ by at least 9e-5 at every
 // position of the goldens' run, far above f32 rounding. Hidden 8 keeps the
-// two vocabulary-sized tables (most of the file) at 8 MB in F32. Its head
+// two vocabulary-sized tables at 8 MB in F32 (the file is 16 MB, most of
+// the rest the tokenizer and the two hash tables). Its head
 // and indexer widths are multiples of 64, as llama.cpp needs for the
 // indexer, and differ from each other, so that llama.cpp adds no Hadamard
 // rotation to the main attention. The SwiGLU limit is 1.5 instead of
