@@ -165,6 +165,13 @@ var testPresets = map[string]func() testmodel.V3{
 	"demo-v3":    testmodel.DemoV3,
 }
 
+// testPresetsV4 are the deepseek4 (DeepSeek-V4) presets of testgen.
+var testPresetsV4 = map[string]func() testmodel.V4{
+	"tiny-v4":  testmodel.TinyV4,
+	"demo-v4":  testmodel.DemoV4,
+	"bench-v4": testmodel.BenchV4,
+}
+
 func newModelTestgenCmd() *cobra.Command {
 	var preset, typ, out, hfType string
 	var seed uint64
@@ -175,7 +182,9 @@ func newModelTestgenCmd() *cobra.Command {
 		Long: `Write a random-weight deepseek2 GGUF model, deterministically from a seed, with
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
-270 MB), bench (the 1.79 GB Q8_0 benchmark model). The model is not
+270 MB), bench (the 1.79 GB Q8_0 benchmark model); deepseek4 (DeepSeek-V4)
+presets: tiny-v4 (the golden model, 16 MB), demo-v4 (the built-in demo's,
+Q8_0, 49 MB) and bench-v4 (the 1.64 GB Q8_0 long-context benchmark model). The model is not
 smart; it exists to check ulan against llama.cpp and to measure speed.
 
 With --hf f32|bf16|fp8, --out names a Hugging Face directory to write
@@ -185,26 +194,40 @@ files) holding the same draws; fp8 stores the projections as F8_E4M3 with
 layer. The directory is drawn in memory: use it for the tiny presets.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mk, ok := testPresets[preset]
-			if !ok {
-				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2, tiny-quant or bench", preset)
-			}
-			c := mk()
+			var t gguf.Type
 			switch typ {
 			case "":
 			case "f32":
-				c.Type = gguf.TypeF32
+				t = gguf.TypeF32
 			case "f16":
-				c.Type = gguf.TypeF16
+				t = gguf.TypeF16
 			case "bf16":
-				c.Type = gguf.TypeBF16
+				t = gguf.TypeBF16
 			case "q8_0":
-				c.Type = gguf.TypeQ8_0
+				t = gguf.TypeQ8_0
 			default:
 				return fmt.Errorf("--type %q: use f32, f16, bf16 or q8_0", typ)
 			}
 			if out == "" {
 				return fmt.Errorf("--out is required")
+			}
+			if mk, ok := testPresetsV4[preset]; ok {
+				c := mk()
+				if typ != "" {
+					c.Type = t
+				}
+				if hfType != "" || mtp {
+					return fmt.Errorf("--hf and --mtp are not available for the deepseek4 preset %q", preset)
+				}
+				return c.WriteFile(out, seed)
+			}
+			mk, ok := testPresets[preset]
+			if !ok {
+				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2, tiny-quant, bench, demo-v3, tiny-v4, demo-v4 or bench-v4", preset)
+			}
+			c := mk()
+			if typ != "" {
+				c.Type = t
 			}
 			if hfType != "" {
 				var opts []testmodel.HFOption
@@ -219,7 +242,7 @@ layer. The directory is drawn in memory: use it for the tiny presets.`,
 			return c.WriteFile(out, seed)
 		},
 	}
-	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant or bench")
+	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant, bench, demo-v3, tiny-v4, demo-v4 or bench-v4")
 	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32, f16, bf16 or q8_0 (default: the preset's)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
 	cmd.Flags().StringVar(&out, "out", "", "file (or, with --hf, directory) to write")

@@ -373,6 +373,9 @@ type spec struct {
 	// proj marks an attention or MLP projection: what an FP8 checkpoint
 	// stores as F8_E4M3 with block scales.
 	proj bool
+	// experts, for an I32 tensor, makes it a hash-routing table of distinct
+	// expert ids below experts (see tableData in v4.go).
+	experts int
 }
 
 func dims(shape []int) []uint64 {
@@ -412,6 +415,9 @@ const reportEvery = 1 << 18
 // hold whole Q8_0 blocks, so this stores what quantising the whole tensor
 // at once would.
 func (s spec) data(seed uint64, report func(int)) []byte {
+	if s.typ == gguf.TypeI32 {
+		return s.tableData(seed, report)
+	}
 	row := s.shape[len(s.shape)-1]
 	rb := rowBytes(s.typ, row)
 	out := make([]byte, s.size())
