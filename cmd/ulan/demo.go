@@ -25,7 +25,7 @@ import (
 // are random.
 type demo struct {
 	name string // the cache file's name starts with it
-	cfg  testmodel.V3
+	cfg  demoConfig
 	seed uint64
 	// size and crc (CRC-32C) describe the file testmodel writes, the same
 	// on every machine; a cached file that differs is built again.
@@ -34,13 +34,20 @@ type demo struct {
 	crc  uint32
 }
 
-// builtinDemo is the demo `ulan serve` runs.
+// demoConfig is a test-model configuration that writes a GGUF file from a
+// seed (testmodel.V3, testmodel.V4). Its printed fields name the cache file,
+// so it must be a plain value.
+type demoConfig interface {
+	Write(w io.Writer, seed uint64, opts ...testmodel.WriteOption) error
+}
+
+// builtinDemo is the demo `ulan serve` runs: the V4 architecture.
 var builtinDemo = demo{
-	name: "ulan-demo-v3",
-	cfg:  testmodel.DemoV3(),
+	name: "ulan-demo-v4",
+	cfg:  testmodel.DemoV4(),
 	seed: 1,
-	size: 43795296,
-	crc:  0xdd2e7732,
+	size: 48753312,
+	crc:  0x6aee41e1,
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -92,11 +92,11 @@ func TestDemoModel(t *testing.T) {
 		GetModel(context.Background(), connect.NewRequest(&ulanv1.GetModelRequest{}))
 	require.NoError(t, err)
 	m := res.Msg.GetModel()
-	require.Equal(t, "ulan-demo-v3 (random weights)", m.GetName())
-	require.Equal(t, "deepseek2", m.GetArchitecture())
+	require.Equal(t, "ulan-demo-v4 (random weights)", m.GetName())
+	require.Equal(t, "deepseek4", m.GetArchitecture())
 	require.Equal(t, uint32(129280), m.GetVocabSize())
-	require.Equal(t, uint64(163840), m.GetContextLength())
-	require.Equal(t, []string{"f32", "q8_0"}, m.GetDtypes())
+	require.Equal(t, uint64(1<<20), m.GetContextLength())
+	require.Equal(t, []string{"f32", "i32", "q8_0"}, m.GetDtypes(), "i32: the hash-routed layer's tid2eid table")
 
 	code, out, errOut := ulan(t, "", "tokenize", "--addr", addr, "--json", "Hello, world!")
 	require.Equal(t, 0, code, errOut)
@@ -112,6 +112,17 @@ func TestDemoModel(t *testing.T) {
 	back, err := inf.Detokenize(context.Background(), connect.NewRequest(&ulanv1.DetokenizeRequest{TokenIds: ids.Msg.GetTokenIds()}))
 	require.NoError(t, err)
 	require.Equal(t, text, back.Msg.GetText())
+
+	// `ulan chat "hello"` streams text (V4's chat encoder), the same for
+	// the same seed.
+	chat := func() string {
+		code, out, errOut := ulan(t, "", "chat", "--addr", addr, "--max-tokens", "12", "--seed", "1", "--thinking", "off", "hello")
+		require.Equal(t, 0, code, errOut)
+		require.NotEmpty(t, strings.TrimSpace(out))
+		return out
+	}
+	first := chat()
+	require.Equal(t, first, chat())
 }
 
 // TestDemoCache checks the cache on a demo small enough to write four

@@ -48,7 +48,7 @@ func (c *callClock) PoolWait(time.Duration)                             {}
 
 // BenchmarkStreams runs 1, 4, 8 and 16 concurrent Generate requests through
 // the whole pipeline (tokenizer, scheduler, engine, sampling stage,
-// detokenizer, stream) on the built-in demo model's shape, with the
+// detokenizer, stream) on the built-in demo model (V4), with the
 // built-in sampler and with the standard sampler plugin, and reports the
 // aggregate tokens per second and its ratio to one stream of the same run,
 // and for the plugin pipeline the share of the time spent in plugin calls.
@@ -56,7 +56,7 @@ func BenchmarkStreams(b *testing.B) {
 	const gen = 48
 	dir := b.TempDir()
 	path := filepath.Join(dir, "demo.gguf")
-	if err := testmodel.DemoV3().WriteFile(path, 1); err != nil {
+	if err := testmodel.DemoV4().WriteFile(path, 1); err != nil {
 		b.Fatal(err)
 	}
 	f, err := gguf.Open(path)
