@@ -42,16 +42,34 @@ func newModelInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return inspect(cmd.OutOrStdout(), f, m.Info())
+			return inspect(cmd.OutOrStdout(), f, m)
 		},
 	}
 }
 
-func inspect(out io.Writer, f *gguf.File, info engine.Info) error {
+// printKVCache prints the f32 KV cache one sequence takes at 1k, 64k and
+// 1M tokens (its fixed state and whole blocks included), as GetModel
+// reports it.
+func printKVCache(w io.Writer, m engine.Model) {
+	fmt.Fprintf(w, "kv cache")
+	for i, n := range []int{1 << 10, 1 << 16, 1 << 20} {
+		b := engine.CacheBytes(m, 1, n, 0)
+		sep := ","
+		if i == 0 {
+			sep = "\t"
+		}
+		fmt.Fprintf(w, "%s %s at %s tokens (%.0f bytes per token)", sep, humanBytes(uint64(b)), human(uint64(n)), float64(b)/float64(n))
+	}
+	fmt.Fprintln(w)
+}
+
+func inspect(out io.Writer, f *gguf.File, m engine.Model) error {
+	info := m.Info()
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "architecture\t%s\n", info.Architecture)
 	fmt.Fprintf(w, "name\t%s\n", info.Name)
 	fmt.Fprintf(w, "parameters\t%s total, %s active per token\n", human(info.TotalParams), human(info.ActiveParams))
+	printKVCache(w, m)
 	fmt.Fprintln(w, "\nhyperparameters")
 	for _, kv := range info.Params {
 		fmt.Fprintf(w, "  %s\t%s\n", kv[0], kv[1])
@@ -165,8 +183,8 @@ func newModelTestgenCmd() *cobra.Command {
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
 270 MB), bench (the 1.79 GB Q8_0 benchmark model); deepseek4 (DeepSeek-V4)
-presets: tiny-v4 (the golden model, 8 MB), demo-v4 (the built-in demo's,
-Q8_0) and bench-v4 (the 1.5 GB Q8_0 long-context benchmark model). The model is not
+presets: tiny-v4 (the golden model, 16 MB), demo-v4 (the built-in demo's,
+Q8_0, 49 MB) and bench-v4 (the 1.64 GB Q8_0 long-context benchmark model). The model is not
 smart; it exists to check ulan against llama.cpp and to measure speed.
 
 With --hf f32|bf16|fp8, --out names a Hugging Face directory to write
