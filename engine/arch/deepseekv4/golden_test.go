@@ -98,37 +98,67 @@ func argmax(row []float32) int {
 	return best
 }
 
-// TestAgainstLlamaCpp runs the golden's prompt (≥ 300 tokens: HCA entries
-// exist and the indexer selects) and greedy continuation on the tiny-v4
-// model and compares with llama.cpp on the same f32 file: the top-10
-// logits of every row within 1e-4 and identical greedy tokens. It skips,
-// saying so, while the golden file has not been generated.
+// TestAgainstLlamaCpp runs each golden's prompt (360 tokens: HCA entries
+// exist and the indexer selects 4 of up to 90 entries) and greedy
+// continuation on the tiny-v4 model and compares with llama.cpp on the
+// same file: the top-10 logits of every row within tol and the same argmax
+// wherever llama.cpp's own top two are further apart than 2·tol (random
+// models have near-ties), except for at most flips rows, which must stay
+// within flipTol. A golden file that has not been generated is skipped,
+// saying so.
+//
+// f32: both engines compute the same sums in another order: no exceptions,
+// 1e-4 (measured: 3.3e-6 over 392 rows). Q8_0: both quantize activations to
+// Q8_0 and the block products are exact integers, but an f32 accumulation
+// difference can move an activation across a rounding boundary and,
+// through a near-tie, change a routed expert or an indexer selection; the
+// tolerance is deepseekv3's (0.05, one row within 0.2). Measured: 0.041
+// at worst but one prompt row (position 350) at 0.151, argmax equal
+// everywhere.
 func TestAgainstLlamaCpp(t *testing.T) {
-	const name, tol = "tiny-v4-f32", 1e-4
-	raw, err := os.ReadFile("testdata/" + name + ".golden.json")
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("testdata/" + name + ".golden.json is absent: the llama.cpp goldens for deepseek4 have not been generated yet")
+	for _, tc := range []struct {
+		typ          gguf.Type
+		tol, flipTol float64
+		flips        int
+	}{
+		{gguf.TypeF32, 1e-4, 0, 0},
+		{gguf.TypeQ8_0, 0.05, 0.2, 1},
+	} {
+		name := "tiny-v4-" + strings.ToLower(tc.typ.String())
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile("testdata/" + name + ".golden.json")
+			if errors.Is(err, fs.ErrNotExist) {
+				t.Skip("testdata/" + name + ".golden.json is absent: the llama.cpp goldens for deepseek4 have not been generated")
+			}
+			require.NoError(t, err)
+			var g golden
+			require.NoError(t, json.Unmarshal(raw, &g))
+			require.GreaterOrEqual(t, len(g.PromptTokens), 300)
+			require.Len(t, g.Positions, len(g.PromptTokens))
+			require.NotEmpty(t, g.Greedy)
+			c := testmodel.TinyV4()
+			c.Type = tc.typ
+			againstGolden(t, name, g, writeModel(t, "tiny-v4", c), tc.tol, tc.flips, tc.flipTol)
+		})
 	}
-	require.NoError(t, err)
-	var g golden
-	require.NoError(t, json.Unmarshal(raw, &g))
-	require.GreaterOrEqual(t, len(g.PromptTokens), 300)
-	require.Len(t, g.Positions, len(g.PromptTokens))
-	require.NotEmpty(t, g.Greedy)
+}
 
-	r, _ := open(t, writeModel(t, "tiny-v4", testmodel.TinyV4()))
-	worst := 0.0
+func againstGolden(t *testing.T, name string, g golden, path string, tol float64, maxFlips int, flipTol float64) {
+	r, _ := open(t, path)
+	worst, flips := 0.0, 0
 	check := func(where string, row []float32, s step) {
+		d := 0.0
 		for _, top := range s.Top {
-			d := math.Abs(float64(row[top.ID]) - top.Logit)
-			worst = max(worst, d)
-			require.LessOrEqual(t, d, tol, "%s: token %d: |Δlogit| %.3g", where, top.ID, d)
+			d = max(d, math.Abs(float64(row[top.ID])-top.Logit))
 		}
-		// The argmax must agree wherever llama.cpp's own top two are
-		// further apart than the tolerance (random models have near-ties).
-		if len(s.Top) > 1 && s.Top[0].Logit-s.Top[1].Logit > 2*tol {
-			require.Equal(t, s.Argmax, argmax(row), "%s: argmax", where)
+		worst = max(worst, d)
+		ok := len(s.Top) < 2 || s.Top[0].Logit-s.Top[1].Logit <= 2*tol || s.Argmax == argmax(row)
+		if d <= tol && ok {
+			return
 		}
+		flips++
+		require.LessOrEqual(t, flips, maxFlips, "%s: |Δlogit| %.3g (tolerance %g), argmax agrees: %v", where, d, tol, ok)
+		require.LessOrEqual(t, d, flipTol, "%s: a row beyond the tolerance must stay within %g", where, flipTol)
 	}
 	seq := r.NewSequence()
 	rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: g.PromptTokens, AllLogits: true}})
@@ -145,7 +175,7 @@ func TestAgainstLlamaCpp(t *testing.T) {
 		require.NoError(t, err)
 		check("greedy step "+strconv.Itoa(i), rows[0], s)
 	}
-	t.Logf("%s: max |Δlogit| over the top-10 of %d rows: %.3g", name, len(g.Positions)+len(g.Greedy), worst)
+	t.Logf("%s: max |Δlogit| over the top-10 of %d rows: %.3g; rows beyond %g: %d", name, len(g.Positions)+len(g.Greedy), worst, tol, flips)
 }
 
 // TestTinyV4 loads the generator's tiny-v4 (the golden model) and checks
