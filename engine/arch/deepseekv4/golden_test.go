@@ -224,3 +224,77 @@ func TestTinyV4(t *testing.T) {
 		require.InDelta(t, rows[0][i], rows[1][i], 1e-5)
 	}
 }
+
+// TestSelectionsAgainstLlamaCpp compares, over the golden prompt, the
+// entries the indexer keeps in each CSA layer (trap 10) and the experts
+// each token is routed to (hash-routed layers 0–1, biased top-k 2–3; traps
+// 11, 12) with llama.cpp's lid_top_k and ffn_moe_topk, as sets. Where no
+// more entries are visible than index_topk llama.cpp pads its set with
+// masked ones: ours must then be the visible entries, all in its set.
+func TestSelectionsAgainstLlamaCpp(t *testing.T) {
+	raw, err := os.ReadFile("testdata/tiny-v4-f32.tensors.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Skip("testdata/tiny-v4-f32.tensors.json is absent: the llama.cpp tensor dump for deepseek4 has not been generated")
+	}
+	require.NoError(t, err)
+	var dump struct {
+		Phases []struct {
+			Phase   string `json:"phase"`
+			Tensors []struct {
+				Name string  `json:"name"`
+				Type string  `json:"type"`
+				Ne   []int   `json:"ne"`
+				Data []int32 `json:"data"`
+			} `json:"tensors"`
+		} `json:"phases"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &dump))
+	gRaw, err := os.ReadFile("testdata/tiny-v4-f32.golden.json")
+	require.NoError(t, err)
+	var g golden
+	require.NoError(t, json.Unmarshal(gRaw, &g))
+
+	f, err := gguf.Open(writeModel(t, "tiny-v4", testmodel.TinyV4()))
+	require.NoError(t, err)
+	defer f.Close()
+	b := cpu.New(cpu.WithThreads(2))
+	mm, err := Load(f, b)
+	require.NoError(t, err)
+	m := mm.(*Model)
+	ours := map[string][]int32{}
+	m.observe = func(layer int, name string, x engine.Tensor) {
+		ours[name+"-"+strconv.Itoa(layer)] = append([]int32(nil), x.(interface{ Int32s() []int32 }).Int32s()...)
+	}
+	h := newHarness(t, m, b, 1, len(g.PromptTokens))
+	h.step(t, []part{{0, g.PromptTokens}})
+
+	T, checked := len(g.PromptTokens), 0
+	for _, ph := range dump.Phases {
+		if ph.Phase != "prompt" {
+			continue
+		}
+		for _, x := range ph.Tensors {
+			if x.Type != "i32" || !(strings.HasPrefix(x.Name, "lid_top_k-") || strings.HasPrefix(x.Name, "ffn_moe_topk-")) {
+				continue
+			}
+			got, ok := ours[x.Name]
+			require.True(t, ok, "no %s in our run", x.Name)
+			k := x.Ne[0]
+			require.Len(t, x.Data, k*T, x.Name)
+			require.Len(t, got, k*T, x.Name)
+			for p := range T {
+				want, have := x.Data[p*k:(p+1)*k], got[p*k:(p+1)*k]
+				if strings.HasPrefix(x.Name, "lid_top_k-") && (p+1)/4 <= k {
+					for w := range (p + 1) / 4 {
+						require.Contains(t, want, int32(w), "%s position %d: visible entry %d", x.Name, p, w)
+						require.Contains(t, have, int32(w), "%s position %d: visible entry %d", x.Name, p, w)
+					}
+					continue
+				}
+				require.ElementsMatch(t, want, have, "%s position %d", x.Name, p)
+			}
+			checked++
+		}
+	}
+	require.Equal(t, 6, checked, "lid_top_k of layers 1 and 3, ffn_moe_topk of layers 0–3")
+}
