@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,14 +42,33 @@ type step struct {
 	} `json:"top"`
 }
 
-// writeModel writes a testmodel preset with seed 1 (the goldens' seed) to a
-// temporary file and, when testdata/models.sha256 lists it, checks it is
+var (
+	modelsDir  string
+	modelsOnce sync.Map // file name → *sync.Once
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-deepseekv4-")
+	if err != nil {
+		panic(err)
+	}
+	modelsDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// writeModel writes a testmodel preset with seed 1 (the goldens' seed) once
+// per test binary and, when testdata/models.sha256 lists it, checks it is
 // byte for byte the file the goldens were made from.
 func writeModel(t *testing.T, preset string, c testmodel.V4) string {
 	t.Helper()
 	name := preset + "-" + strings.ToLower(c.Type.String()) + ".gguf"
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, c.WriteFile(path, 1))
+	path := filepath.Join(modelsDir, name)
+	once, _ := modelsOnce.LoadOrStore(name, new(sync.Once))
+	var err error
+	once.(*sync.Once).Do(func() { err = c.WriteFile(path, 1) })
+	require.NoError(t, err)
 	if want := listedSHA(t, name); want != "" {
 		raw, err := os.ReadFile(path)
 		require.NoError(t, err)
