@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/ulan-ai/ulan/engine"
-	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 // IndexTopK is V4's lightning indexer (spec §2.6). A token at position p
@@ -49,34 +48,14 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 			}
 		}
 	}
+	// query lays out token t's query for scoring (indexscore.go).
+	query := func(t int) *indexQuery {
+		return newIndexQuery(qt.f[t*H*d:(t+1)*H*d], wt.f[t*H:(t+1)*H], H, d, spec.Scale)
+	}
 	// score fills scores[w] for keys [lo, hi) of token t.
-	score := func(t int, scores []float32, lo, hi int) {
+	score := func(t int, iq *indexQuery, scores []float32, lo, hi int) {
 		s := int(b.Seq[t])
-		qs := qt.f[t*H*d : (t+1)*H*d]
-		ws := wt.f[t*H : (t+1)*H]
-		for w := lo; w < hi; w++ {
-			row := b.PagedRow(s, w*r, r)
-			key := kt.f[row*d : (row+1)*d]
-			// Four heads per read of the key.
-			var sum float32
-			var dots [4]float32
-			for h0 := 0; h0 < H; h0 += 4 {
-				n := min(4, H-h0)
-				if n == 4 {
-					kernel.DotF32x4(key, qs[h0*d:(h0+1)*d], qs[(h0+1)*d:(h0+2)*d], qs[(h0+2)*d:(h0+3)*d], qs[(h0+3)*d:(h0+4)*d], &dots)
-				} else {
-					for k := range n {
-						dots[k] = kernel.DotF32(key, qs[(h0+k)*d:(h0+k+1)*d])
-					}
-				}
-				for k := range n {
-					if dots[k] > 0 {
-						sum += dots[k] * (ws[h0+k] * spec.Scale)
-					}
-				}
-			}
-			scores[w] = sum
-		}
+		iq.score(kt.f, func(w int) int { return b.PagedRow(s, w*r, r) }, scores, lo, hi)
 	}
 	selectTop := func(t int, scores []float32) {
 		for i, w := range topK(scores, K) {
@@ -94,7 +73,7 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 		c.b.each(len(many), func(i int) {
 			t := many[i]
 			scores := make([]float32, (int(b.Positions[t])+1)/r)
-			score(t, scores, 0, len(scores))
+			score(t, query(t), scores, 0, len(scores))
 			selectTop(t, scores)
 		})
 		return out
@@ -102,7 +81,8 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 	// Decode steps: each token's keys split over the goroutines.
 	for _, t := range many {
 		scores := make([]float32, (int(b.Positions[t])+1)/r)
-		c.b.parallel(len(scores), 64, func(lo, hi int) { score(t, scores, lo, hi) })
+		iq := query(t)
+		c.b.parallel(len(scores), 64, func(lo, hi int) { score(t, iq, scores, lo, hi) })
 		selectTop(t, scores)
 	}
 	return out
