@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ulan-ai/ulan/engine"
+	_ "github.com/ulan-ai/ulan/engine/arch/deepseekv4"
 	"github.com/ulan-ai/ulan/engine/cpu"
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/testmodel"
