@@ -29,8 +29,17 @@ const (
 	// F8E4M3 is OCP FP8 E4M3 ("e4m3fn") with one F32 scale per 128×128
 	// block of each matrix, as DeepSeek-V3/R1 checkpoints store their
 	// projections: value = E4M3(w[r][c]) · scales[r/128][c/128]. Its
-	// scales come in WeightPart.Scales.
+	// scales come in WeightPart.Scales. DeepSeek-V4 stores E8M0 scales
+	// (WeightPart.E8M0Scales), per 128×128 or 32×32 block
+	// (WeightPart.Block).
 	F8E4M3
+	// F4E2M1 is OCP FP4 E2M1 ("MXFP4" values), two to a byte with the
+	// even value in the low nibble, with one E8M0 scale per 32 values of
+	// a row, as DeepSeek-V4 stores its routed experts: a [rows, cols]
+	// matrix is rows·cols/2 bytes and value = E2M1(w[r][c]) ·
+	// 2^(scales[r][c/32] − 127). Its scales come in WeightPart.Scales, one
+	// byte each (E8M0Scales set); rows are whole 32-value blocks.
+	F4E2M1
 )
 
 // String returns the type's name as model files spell it.
@@ -62,6 +71,8 @@ func (d DType) String() string {
 		return "q6_k"
 	case F8E4M3:
 		return "f8_e4m3"
+	case F4E2M1:
+		return "f4_e2m1"
 	}
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
@@ -119,10 +130,21 @@ type Backend interface {
 type WeightPart struct {
 	// Data is the part's values in the tensor's type, row-major.
 	Data []byte
-	// Scales is, for F8E4M3, the part's block scales: little-endian F32,
-	// row-major [⌈rows/128⌉, ⌈cols/128⌉] for a part of rows×cols values
-	// (weight_scale_inv). Nil for other types.
+	// Scales is, for F8E4M3 and F4E2M1, the part's block scales,
+	// row-major [⌈rows/bh⌉, ⌈cols/bw⌉] for a part of rows×cols values in
+	// blocks of bh×bw (Block): little-endian F32 (V3's weight_scale_inv),
+	// or one E8M0 byte each when E8M0Scales is set (V4's ".scale"). Nil
+	// for other types.
 	Scales []byte
+	// E8M0Scales says Scales holds E8M0 bytes (the safetensors dtype
+	// F8_E8M0; value 2^(b−127), 255 is NaN) rather than F32. F4E2M1 needs
+	// it; for F8E4M3 it is optional. False by default.
+	E8M0Scales bool
+	// Block is the [rows, cols] shape of the blocks that share one scale:
+	// for F8E4M3 the checkpoint's quantization_config.weight_block_size,
+	// [128, 128] when zero; for F4E2M1 [1, 32], the only shape it has,
+	// when zero.
+	Block [2]int
 }
 
 // Context records tensor operations and computes them at Compute. Ops never

@@ -144,3 +144,14 @@ func LoadGGUF(f *gguf.File, b Backend) (Model, error) {
 	}
 	return l(f, b)
 }
+
+// CacheFiller is a Model that can fill a sequence's KV cache with random
+// but well-formed entries, as if it had processed the batch's tokens, so
+// that a benchmark can measure decoding at a long context without
+// prefilling it for hours (Runner.Fill). The entries have the shapes, norms
+// and positions real ones would; their values mean nothing.
+type CacheFiller interface {
+	// FillCache writes the cache entries of b's tokens (their positions and
+	// slots; the token ids are zero) from a random stream seeded by seed.
+	FillCache(ctx Context, b *Batch, caches []Tensor, seed uint64)
+}

@@ -174,29 +174,10 @@ func (r *Runner) Free(s *Sequence) {
 	s.blocks, s.state, s.freed = nil, nil, true
 }
 
-// Work is one sequence's part of a step: tokens to append (a prefill chunk,
-// or the one token of a decode step).
-type Work struct {
-	Seq    *Sequence
-	Tokens []int32
-	// AllLogits asks for the logits of every token, not just the last.
-	AllLogits bool
-}
-
-// Step appends each Work's tokens to its sequence and runs them through the
-// model in one forward pass. It returns, per Work, the logits of its last
-// token (or of all its tokens with AllLogits), as rows of vocabulary size.
-// The rows alias backend memory and stay valid until the next Step.
-//
-// Cache blocks are taken before anything runs: if they do not fit, Step
-// fails with kvcache.ErrNoSpace and changes nothing.
-func (r *Runner) Step(work []Work) ([][]float32, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ctx != nil {
-		r.ctx.Close()
-		r.ctx = nil
-	}
+// take checks work, gives its sequences the cache blocks (and state slots)
+// they need, and builds the step's batch. When the blocks do not fit it
+// fails with kvcache.ErrNoSpace and changes nothing. The caller holds r.mu.
+func (r *Runner) take(work []Work) (*Batch, error) {
 	b := &Batch{BlockSize: r.pool.BlockSize()}
 	ctxLen := r.model.Info().Context
 	need, slots := 0, 0
@@ -246,6 +227,70 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 				b.Outputs = append(b.Outputs, len(b.Tokens)-1)
 			}
 		}
+	}
+	return b, nil
+}
+
+// fillChunk is the most tokens Fill hands a model at once.
+const fillChunk = 2048
+
+// Fill appends n tokens of random but well-formed cache entries to an
+// empty sequence (see CacheFiller), in chunks, taking its blocks like a
+// step would. It fails with an error wrapping errors.ErrUnsupported for a
+// model that is not a CacheFiller.
+func (r *Runner) Fill(s *Sequence, n int, seed uint64) error {
+	filler, ok := r.model.(CacheFiller)
+	if !ok {
+		return fmt.Errorf("engine: %s cannot fill a cache synthetically: %w", r.model.Info().Architecture, errors.ErrUnsupported)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for done := 0; done < n; {
+		k := min(fillChunk, n-done)
+		b, err := r.take([]Work{{Seq: s, Tokens: make([]int32, k)}})
+		if err != nil {
+			return err
+		}
+		b.Outputs = nil
+		ctx := r.b.NewContext()
+		filler.FillCache(ctx, b, r.caches, seed+uint64(done))
+		err = ctx.Compute()
+		ctx.Close()
+		if err != nil {
+			return fmt.Errorf("engine: filling the cache: %w", err)
+		}
+		s.n += k
+		done += k
+	}
+	return nil
+}
+
+// Work is one sequence's part of a step: tokens to append (a prefill chunk,
+// or the one token of a decode step).
+type Work struct {
+	Seq    *Sequence
+	Tokens []int32
+	// AllLogits asks for the logits of every token, not just the last.
+	AllLogits bool
+}
+
+// Step appends each Work's tokens to its sequence and runs them through the
+// model in one forward pass. It returns, per Work, the logits of its last
+// token (or of all its tokens with AllLogits), as rows of vocabulary size.
+// The rows alias backend memory and stay valid until the next Step.
+//
+// Cache blocks are taken before anything runs: if they do not fit, Step
+// fails with kvcache.ErrNoSpace and changes nothing.
+func (r *Runner) Step(work []Work) ([][]float32, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx != nil {
+		r.ctx.Close()
+		r.ctx = nil
+	}
+	b, err := r.take(work)
+	if err != nil {
+		return nil, err
 	}
 	ctx := r.b.NewContext()
 	logits := r.model.Forward(ctx, b, r.caches)

@@ -47,6 +47,20 @@ type benchResult struct {
 	// one sequence and the aggregate of Batch sequences.
 	LlamaCppBatch1Decode float64 `json:"llamacpp_batch1_decode_tokens_per_second,omitempty"`
 	LlamaCppBatchDecode  float64 `json:"llamacpp_batch_tokens_per_second,omitempty"`
+	// LongContext is decode speed after a cache filled to each --context
+	// length.
+	LongContext []contextResult `json:"long_context,omitempty"`
+}
+
+// contextResult is decode speed at one context length: the cache is filled
+// synthetically to Context tokens (engine.Runner.Fill), then Gen tokens
+// are decoded one per step.
+type contextResult struct {
+	Context  int     `json:"context"`
+	Gen      int     `json:"gen_tokens"`
+	Decode   float64 `json:"decode_tokens_per_second"`
+	KVBytes  int64   `json:"kv_cache_bytes"`
+	FillSecs float64 `json:"fill_seconds"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -56,6 +70,8 @@ func newBenchCmd() *cobra.Command {
 		gen, batch         int
 		asJSON             bool
 		cpuProfile         string
+		contexts           []int
+		contextGen         int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model FILE",
@@ -72,14 +88,26 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 			if modelPath == "" {
 				return fmt.Errorf("--model is required")
 			}
-			if prompt < 1 || gen < 1 || batch < 1 || threads < 1 {
-				return fmt.Errorf("--prompt, --gen, --batch and --threads must be at least 1")
+			if prompt < 1 || gen < 1 || batch < 1 || threads < 1 || contextGen < 1 {
+				return fmt.Errorf("--prompt, --gen, --batch, --threads and --context-gen must be at least 1")
+			}
+			for _, n := range contexts {
+				if n < 1 {
+					return fmt.Errorf("--context: %d is not a context length", n)
+				}
 			}
 			lm, err := loadModel(modelPath, threads, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer lm.Close()
+			if mc := lm.model.Info().Context; mc > 0 {
+				for _, n := range contexts {
+					if n+contextGen > mc {
+						return fmt.Errorf("--context %d: %d + %d tokens are beyond the model's context of %d", n, n, contextGen, mc)
+					}
+				}
+			}
 			if cpuProfile != "" {
 				pf, err := os.Create(cpuProfile)
 				if err != nil {
@@ -96,6 +124,13 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 				return err
 			}
 			res.Model = modelPath
+			for _, n := range contexts {
+				c, err := runContext(lm, n, contextGen)
+				if err != nil {
+					return fmt.Errorf("--context %d: %w", n, err)
+				}
+				res.LongContext = append(res.LongContext, c)
+			}
 			if against != "" {
 				pp, tg, err := llamaBench(against, modelPath, threads, prompt, gen)
 				if err != nil {
@@ -128,6 +163,8 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 	f.IntVar(&prompt, "prompt", 512, "prompt tokens to prefill")
 	f.IntVar(&gen, "gen", 128, "tokens to decode")
 	f.IntVar(&batch, "batch", 8, "sequences decoded together for the batch figure")
+	f.IntSliceVar(&contexts, "context", nil, "also decode after a cache filled synthetically to each of these context lengths (e.g. 1024,8192,65536)")
+	f.IntVar(&contextGen, "context-gen", 16, "tokens to decode at each --context length")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&against, "against-llamacpp", "", "native llama.cpp build directory to compare with")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measured runs to this file")
@@ -208,6 +245,35 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, e
 	if info.ActiveBytes > 0 {
 		res.BandwidthBound = res.BandwidthBytesPerSec / float64(info.ActiveBytes)
 	}
+	return res, nil
+}
+
+// runContext fills one sequence's cache to n tokens with random entries
+// and decodes gen tokens after them, greedy.
+func runContext(lm *loadedModel, n, gen int) (contextResult, error) {
+	res := contextResult{Context: n, Gen: gen}
+	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(lm.model, 1, n+gen, 0)})
+	if err != nil {
+		return res, err
+	}
+	seq := r.NewSequence()
+	start := time.Now()
+	if err := r.Fill(seq, n, 1); err != nil {
+		return res, err
+	}
+	res.FillSecs = time.Since(start).Seconds()
+	res.KVBytes = r.CacheBytesAt(n)
+	next := int32(1)
+	start = time.Now()
+	for range gen {
+		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{next}}})
+		if err != nil {
+			return res, err
+		}
+		next = int32(argmaxRow(rows[0]))
+	}
+	res.Decode = float64(gen) / time.Since(start).Seconds()
+	r.Free(seq)
 	return res, nil
 }
 
@@ -371,6 +437,10 @@ func printBench(out io.Writer, r *benchResult) error {
 	fmt.Fprintf(w, "memory bandwidth\t%.1f GB/s read\n", r.BandwidthBytesPerSec/1e9)
 	fmt.Fprintf(w, "bandwidth bound\t%.1f tok/s (%.1f MB per token); decode is %.0f%% of it\n", r.BandwidthBound, float64(r.ActiveBytesPerToken)/1e6, 100*r.Decode/r.BandwidthBound)
 	fmt.Fprintf(w, "peak RSS\t%s\n", humanBytes(r.PeakRSS))
+	for _, c := range r.LongContext {
+		fmt.Fprintf(w, "decode at %d context\t%.1f tok/s (%.2f× the cost at %d; %s of KV cache, %.0f bytes per token; filled in %.1f s)\n",
+			c.Context, c.Decode, r.LongContext[0].Decode/c.Decode, r.LongContext[0].Context, humanBytes(uint64(c.KVBytes)), float64(c.KVBytes)/float64(c.Context), c.FillSecs)
+	}
 	if r.LlamaCppDecode > 0 {
 		fmt.Fprintf(w, "llama.cpp prefill\t%.1f tok/s (ulan %.2f×)\n", r.LlamaCppPrefill, r.PrefillRatioToLlamaCpp)
 		fmt.Fprintf(w, "llama.cpp decode\t%.1f tok/s (ulan %.2f×)\n", r.LlamaCppDecode, r.DecodeRatioToLlamaCpp)

@@ -84,7 +84,8 @@ func TestModelInspect(t *testing.T) {
 	t.Parallel()
 	code, out, errOut := ulan(t, "", "model", "inspect", tinyModel(t))
 	require.Equal(t, 0, code, errOut)
-	for _, want := range []string{"architecture  deepseek2", "16.83M total", "n_routed_experts", "F32    52 tensors", "129280", "deepseek-v3", "127741"} {
+	for _, want := range []string{"architecture  deepseek2", "16.83M total", "n_routed_experts", "F32    52 tensors", "129280", "deepseek-v3", "127741",
+		"480.00 MiB at 1.05M tokens (480 bytes per token)"} {
 		require.Contains(t, out, want)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.gguf")
@@ -96,7 +97,8 @@ func TestModelInspect(t *testing.T) {
 
 func TestBenchJSON(t *testing.T) {
 	t.Parallel()
-	code, out, errOut := ulan(t, "", "bench", "--model", tinyModel(t), "--threads", "1", "--prompt", "8", "--gen", "4", "--batch", "2", "--json")
+	code, out, errOut := ulan(t, "", "bench", "--model", tinyModel(t), "--threads", "1", "--prompt", "8", "--gen", "4", "--batch", "2",
+		"--context", "64,512", "--context-gen", "2", "--json")
 	require.Equal(t, 0, code, errOut)
 	var res map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
@@ -105,4 +107,21 @@ func TestBenchJSON(t *testing.T) {
 		require.True(t, ok, k)
 		require.Greater(t, v, 0.0, k)
 	}
+	var lc struct {
+		LongContext []struct {
+			Context int     `json:"context"`
+			Decode  float64 `json:"decode_tokens_per_second"`
+			KVBytes int64   `json:"kv_cache_bytes"`
+		} `json:"long_context"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &lc))
+	require.Len(t, lc.LongContext, 2)
+	require.Equal(t, 512, lc.LongContext[1].Context)
+	require.Greater(t, lc.LongContext[1].Decode, 0.0)
+	// TinyV3 caches 40 f32 values per token in each of 3 layers.
+	require.Equal(t, int64(512*3*40*4), lc.LongContext[1].KVBytes)
+
+	code, _, errOut = ulan(t, "", "bench", "--model", tinyModel(t), "--context", "5000")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "beyond the model's context of 4096")
 }

@@ -31,6 +31,7 @@ func inspectDir(out io.Writer, dir string) error {
 	fmt.Fprintf(w, "architecture\t%s\n", info.Architecture)
 	fmt.Fprintf(w, "name\t%s\n", info.Name)
 	fmt.Fprintf(w, "parameters\t%s total, %s active per token\n", human(info.TotalParams), human(info.ActiveParams))
+	printKVCache(w, m)
 	if cfg, err := d.Config(); err == nil {
 		if q := cfg.QuantizationConfig; q != nil {
 			fmt.Fprintf(w, "quantization\t%s %s, blocks %v\n", q.QuantMethod, q.Fmt, q.WeightBlockSize)

@@ -42,16 +42,34 @@ func newModelInspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return inspect(cmd.OutOrStdout(), f, m.Info())
+			return inspect(cmd.OutOrStdout(), f, m)
 		},
 	}
 }
 
-func inspect(out io.Writer, f *gguf.File, info engine.Info) error {
+// printKVCache prints the f32 KV cache one sequence takes at 1k, 64k and
+// 1M tokens (its fixed state and whole blocks included), as GetModel
+// reports it.
+func printKVCache(w io.Writer, m engine.Model) {
+	fmt.Fprintf(w, "kv cache")
+	for i, n := range []int{1 << 10, 1 << 16, 1 << 20} {
+		b := engine.CacheBytes(m, 1, n, 0)
+		sep := ","
+		if i == 0 {
+			sep = "\t"
+		}
+		fmt.Fprintf(w, "%s %s at %s tokens (%.0f bytes per token)", sep, humanBytes(uint64(b)), human(uint64(n)), float64(b)/float64(n))
+	}
+	fmt.Fprintln(w)
+}
+
+func inspect(out io.Writer, f *gguf.File, m engine.Model) error {
+	info := m.Info()
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "architecture\t%s\n", info.Architecture)
 	fmt.Fprintf(w, "name\t%s\n", info.Name)
 	fmt.Fprintf(w, "parameters\t%s total, %s active per token\n", human(info.TotalParams), human(info.ActiveParams))
+	printKVCache(w, m)
 	fmt.Fprintln(w, "\nhyperparameters")
 	for _, kv := range info.Params {
 		fmt.Fprintf(w, "  %s\t%s\n", kv[0], kv[1])

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sync"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
@@ -59,6 +60,17 @@ func (c *context) CacheStore(cache, x engine.Tensor, b *engine.Batch) engine.Ten
 	return ct
 }
 
+// attnScratch holds Attention's per-item scores between calls, rowPtrs
+// its value rows.
+var (
+	attnScratch = sync.Pool{New: func() any { return new([]float32) }}
+	rowPtrs     = sync.Pool{New: func() any { return new([]*float32) }}
+)
+
+// accumBlock is how many cache rows Attention's value pass gives every head
+// before the next rows: 64 rows of 512 values are 128 KB, which stay in L2.
+const accumBlock = 64
+
 func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine.AttentionSpec) engine.Tensor {
 	qt, ok := c.f32("Attention", q)
 	ct, ok2 := c.f32("Attention", cache)
@@ -85,68 +97,109 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 		sinks = st.f
 	}
 	y := c.newF32(T, H, dv)
-	// Heads go four at a time: in the absorbed MLA form every head of a
-	// token reads the same cache rows, so kernel.DotF32x4 scores four heads
-	// per key read, with the bits DotF32 would give each.
-	groups := (H + 3) / 4
-	c.b.parallel(T*groups, 1, func(lo, hi int) {
-		var scores [4][]float32
+	// In the absorbed MLA form (and V4's shared-KV form) every head of a
+	// token reads the same cache rows, so a work item is one token and a
+	// run of its heads, and each row is read from memory twice per item
+	// (scores, then values) for all of its heads, not once or twice per
+	// head: at a long context the rows do not stay in cache between
+	// heads. kernel.DotF32x4 scores four heads per key with the bits
+	// DotF32 would give each, and each head's output still adds the
+	// values key by key in order, so the results do not depend on how
+	// heads are grouped. With fewer tokens than threads (decode) the heads
+	// of a token are split so that every thread has work.
+	per := H
+	if split := (c.b.threads + T - 1) / T; split > 1 {
+		per = min(H, ((H+split-1)/split+3)/4*4)
+	}
+	chunks := (H + per - 1) / per
+	c.b.parallel(T*chunks, 1, func(lo, hi int) {
 		var out4 [4]float32
-		for tg := lo; tg < hi; tg++ {
-			t, h0 := tg/groups, 4*(tg%groups)
-			nh := min(4, H-h0)
+		for item := lo; item < hi; item++ {
+			t, h0 := item/chunks, (item%chunks)*per
+			nh := min(per, H-h0)
 			s, p := int(b.Seq[t]), int(b.Positions[t])
 			first := 0
 			if spec.Window > 0 {
 				first = max(0, p-spec.Window+1)
 			}
-			var qv [4][]float32
-			for k := range nh {
-				th := t*H + h0 + k
-				qv[k] = qt.f[th*dk : (th+1)*dk]
-				scores[k] = scores[k][:0]
+			n := p + 1 - first
+			buf := attnScratch.Get().(*[]float32)
+			if cap(*buf) < nh*n {
+				*buf = make([]float32, nh*n)
 			}
-			for j := first; j <= p; j++ {
-				row := b.Slot(s, j) * w
+			scores := (*buf)[:nh*n] // scores[k*n+j]: head h0+k, key first+j
+			q := qt.f[(t*H+h0)*dk : (t*H+h0+nh)*dk]
+			for j := range n {
+				row := b.Slot(s, first+j) * w
 				key := ct.f[row : row+dk]
-				if nh == 4 {
-					kernel.DotF32x4(key, qv[0], qv[1], qv[2], qv[3], &out4)
-					for k := range 4 {
-						scores[k] = append(scores[k], out4[k]*spec.Scale)
+				k := 0
+				for ; k+4 <= nh; k += 4 {
+					kernel.DotF32x4(key, q[k*dk:], q[(k+1)*dk:], q[(k+2)*dk:], q[(k+3)*dk:], &out4)
+					for i := range 4 {
+						scores[(k+i)*n+j] = out4[i] * spec.Scale
 					}
-					continue
 				}
-				for k := range nh {
-					scores[k] = append(scores[k], kernel.DotF32(key, qv[k])*spec.Scale)
+				for ; k < nh; k++ {
+					scores[k*n+j] = kernel.DotF32(key, q[k*dk:(k+1)*dk]) * spec.Scale
 				}
 			}
 			for k := range nh {
 				h := h0 + k
+				sc := scores[k*n : (k+1)*n]
 				mx := float32(math.Inf(-1))
 				if sinks != nil {
 					mx = sinks[h]
 				}
-				for _, sc := range scores[k] {
-					mx = max(mx, sc)
+				for _, v := range sc {
+					mx = max(mx, v)
 				}
 				// ggml's soft_max sums in double precision.
 				var sum float64
-				for j, sc := range scores[k] {
-					e := float32(math.Exp(float64(sc - mx)))
-					scores[k][j] = e
+				for j, v := range sc {
+					e := float32(math.Exp(float64(v - mx)))
+					sc[j] = e
 					sum += float64(e)
 				}
 				if sinks != nil {
 					sum += math.Exp(float64(sinks[h] - mx))
 				}
 				inv := float32(1 / sum)
-				th := t*H + h
-				out := y.f[th*dv : (th+1)*dv]
-				for j, e := range scores[k] {
-					row := b.Slot(s, first+j) * w
-					kernel.AxpyF32(e*inv, ct.f[row:row+dv], out)
+				for j := range sc {
+					sc[j] *= inv
 				}
 			}
+			out := y.f[(t*H+h0)*dv : (t*H+h0+nh)*dv]
+			quads := 0 // heads whose values go four at a time
+			if dv%kernel.AccumRowsWidth == 0 {
+				quads = nh / 4 * 4
+			}
+			if quads > 0 {
+				rp := rowPtrs.Get().(*[]*float32)
+				rows := (*rp)[:0]
+				for j := range n {
+					rows = append(rows, &ct.f[b.Slot(s, first+j)*w])
+				}
+				// Blocks of rows stay in cache while every head of the
+				// item passes over them.
+				for j0 := 0; j0 < n; j0 += accumBlock {
+					blk := rows[j0:min(j0+accumBlock, n)]
+					for k := 0; k < quads; k += 4 {
+						kernel.AccumRowsF32x4(scores[k*n+j0:], n, blk, out[k*dv:(k+4)*dv])
+					}
+				}
+				*rp = rows
+				rowPtrs.Put(rp)
+			}
+			if quads < nh {
+				for j := range n {
+					row := b.Slot(s, first+j) * w
+					val := ct.f[row : row+dv]
+					for k := quads; k < nh; k++ {
+						kernel.AxpyF32(scores[k*n+j], val, out[k*dv:(k+1)*dv])
+					}
+				}
+			}
+			attnScratch.Put(buf)
 		}
 	})
 	return y

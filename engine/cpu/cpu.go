@@ -88,8 +88,12 @@ type tensor struct {
 	// parts, when not nil, holds the slices [i, …] of a weight made of
 	// separately stored parts (WeightParts); raw and f are then empty.
 	parts []*tensor
-	// scales are an F8E4M3 matrix's block scales (fp8.go).
+	// scales are an F8E4M3 matrix's block scales (fp8.go), in blocks of
+	// bh×bw values.
 	scales []float32
+	bh, bw int
+	// e8 are an F4E2M1 weight's E8M0 scales, one per 32 values (fp4.go).
+	e8 []byte
 }
 
 func (t *tensor) Shape() []int { return t.shape }
@@ -138,8 +142,8 @@ func (b *Backend) Weight(name string, dt engine.DType, shape []int, data []byte)
 	if len(shape) == 0 {
 		return nil, fmt.Errorf("cpu: weight %q: no shape", name)
 	}
-	if dt == engine.F8E4M3 {
-		return nil, fmt.Errorf("cpu: weight %q: f8_e4m3 needs its block scales (WeightParts)", name)
+	if dt == engine.F8E4M3 || dt == engine.F4E2M1 {
+		return nil, fmt.Errorf("cpu: weight %q: %v needs its block scales (WeightParts)", name, dt)
 	}
 	n := numel(shape)
 	last := shape[len(shape)-1]

@@ -17,7 +17,8 @@ type matrix struct {
 	in    int
 }
 
-// dot multiplies row r of a float matrix (F32, F16, BF16) with x.
+// dot multiplies row r of a float matrix (F32, F16, BF16, F8E4M3,
+// F4E2M1) with x.
 func (m matrix) dot(r int, x []float32) float32 {
 	row := m.first + r
 	switch m.t.dt {
@@ -29,6 +30,8 @@ func (m matrix) dot(r int, x []float32) float32 {
 		return kernel.DotBF16(u16(m.t.raw, row*m.in, m.in), x)
 	case engine.F8E4M3:
 		return m.dotF8(row, x)
+	case engine.F4E2M1:
+		return m.dotF4(row, x)
 	}
 	return 0
 }
@@ -46,6 +49,8 @@ func (m matrix) dot4(r int, x [][]float32, out *[4]float32) {
 		kernel.DotBF16x4(u16(m.t.raw, row*m.in, m.in), x[0], x[1], x[2], x[3], out)
 	case engine.F8E4M3:
 		m.dot4F8(row, x, out)
+	case engine.F4E2M1:
+		m.dot4F4(row, x, out)
 	}
 }
 
@@ -499,7 +504,9 @@ func dequantRow(t *tensor, r, n int, dst []float32) {
 	case engine.BF16:
 		kernel.BF16ToF32s(dst, u16(t.raw, r*n, n))
 	case engine.F8E4M3:
-		kernel.DequantE4M3Row(t.raw[r*n:], t.scales, r, n, dst)
+		kernel.DequantE4M3RowBlocks(t.raw[r*n:], t.scales, r, n, t.bh, t.bw, dst)
+	case engine.F4E2M1:
+		kernel.DequantE2M1Row(t.raw[r*n/2:], t.e8[r*n/kernel.E2M1BlockLen:], n, dst)
 	case engine.Q4_0, engine.Q4_1, engine.Q5_0, engine.Q5_1, engine.Q4_K, engine.Q5_K, engine.Q6_K:
 		f := quantFormats[t.dt]
 		rb := n / f.block * f.bytes

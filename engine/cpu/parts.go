@@ -1,19 +1,17 @@
 package cpu
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/ulan-ai/ulan/engine"
-	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 // WeightParts makes a weight from separately stored parts (see
 // engine.Backend.WeightParts). One part is the whole tensor; several are
 // the slices [i, …] of a 3-D weight (experts), each kept where it is and
 // multiplied in place. F8E4M3 parts are 2-D matrices with their block
-// scales, copied into float32 (they are 1/16384 of the weight).
+// scales, copied into float32 (they are 1/16384 of the weight at 128×128,
+// 1/1024 at 32×32); F4E2M1 parts keep their E8M0 scales as they are.
 func (b *Backend) WeightParts(name string, dt engine.DType, shape []int, parts []engine.WeightPart) (engine.Tensor, error) {
 	switch {
 	case len(parts) == 0:
@@ -34,32 +32,19 @@ func (b *Backend) WeightParts(name string, dt engine.DType, shape []int, parts [
 	return t, nil
 }
 
-// weightPart makes one part: Weight's tensor, or an F8E4M3 matrix.
+// weightPart makes one part: Weight's tensor, or a block-scaled FP8 or
+// FP4 weight (fp8.go, fp4.go).
 func (b *Backend) weightPart(name string, dt engine.DType, shape []int, p engine.WeightPart) (engine.Tensor, error) {
-	if dt != engine.F8E4M3 {
-		if p.Scales != nil {
-			return nil, fmt.Errorf("cpu: weight %q: scales given for %v", name, dt)
-		}
-		return b.Weight(name, dt, shape, p.Data)
+	switch dt {
+	case engine.F8E4M3:
+		return fp8Part(name, shape, p)
+	case engine.F4E2M1:
+		return fp4Part(name, shape, p)
 	}
-	if len(shape) != 2 {
-		return nil, fmt.Errorf("cpu: weight %q: f8_e4m3 %v: want a matrix [rows, cols]", name, shape)
+	if p.Scales != nil || p.E8M0Scales || p.Block != [2]int{} {
+		return nil, fmt.Errorf("cpu: weight %q: scales given for %v", name, dt)
 	}
-	rows, cols := shape[0], shape[1]
-	if len(p.Data) != rows*cols {
-		return nil, fmt.Errorf("cpu: weight %q: %d bytes for f8_e4m3 %v, want %d", name, len(p.Data), shape, rows*cols)
-	}
-	bl := kernel.E4M3BlockLen
-	ns := ((rows + bl - 1) / bl) * ((cols + bl - 1) / bl)
-	if len(p.Scales) != 4*ns {
-		return nil, fmt.Errorf("cpu: weight %q: %d bytes of block scales for %v, want %d (f32 [%d, %d])",
-			name, len(p.Scales), shape, 4*ns, (rows+bl-1)/bl, (cols+bl-1)/bl)
-	}
-	scales := make([]float32, ns)
-	for i := range scales {
-		scales[i] = math.Float32frombits(binary.LittleEndian.Uint32(p.Scales[4*i:]))
-	}
-	return &tensor{shape: []int{rows, cols}, dt: dt, name: name, raw: p.Data, scales: scales}, nil
+	return b.Weight(name, dt, shape, p.Data)
 }
 
 // partMatrix is slice i of a 3-D weight (a head or an expert, rows×in):

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
 
@@ -37,11 +39,19 @@ func (s *sink) Delta(d *ulanv1.Delta) error {
 }
 func (s *sink) Finish(*ulanv1.Finished) error { return nil }
 
+// callClock is a plugin.Observer that adds up the time spent in plugin
+// calls (sampler steps, hook deltas, …), waits for an instance included.
+type callClock struct{ ns atomic.Int64 }
+
+func (c *callClock) Call(_ string, d time.Duration, _ plugin.ErrorKind) { c.ns.Add(int64(d)) }
+func (c *callClock) PoolWait(time.Duration)                             {}
+
 // BenchmarkStreams runs 1, 4, 8 and 16 concurrent Generate requests through
 // the whole pipeline (tokenizer, scheduler, engine, sampling stage,
 // detokenizer, stream) on the built-in demo model's shape, with the
 // built-in sampler and with the standard sampler plugin, and reports the
-// aggregate tokens per second and its ratio to one stream of the same run.
+// aggregate tokens per second and its ratio to one stream of the same run,
+// and for the plugin pipeline the share of the time spent in plugin calls.
 func BenchmarkStreams(b *testing.B) {
 	const gen = 48
 	dir := b.TempDir()
@@ -61,7 +71,9 @@ func BenchmarkStreams(b *testing.B) {
 	cfg := config.Default()
 	cfg.Plugins = []config.Plugin{{ID: "standard", Module: "builtin:standard", PoolSize: 1}}
 	cfg.Pipelines = []config.Pipeline{{Name: "default"}, {Name: "plugged", Sampler: "standard"}}
-	g, err := generation.Build(context.Background(), cfg, generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute})
+	clock := &callClock{}
+	g, err := generation.Build(context.Background(), cfg, generation.Deps{Builtins: plugins.Builtins(), InitTimeout: time.Minute,
+		Observer: func(string, uint64) plugin.Observer { return clock }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,6 +94,7 @@ func BenchmarkStreams(b *testing.B) {
 				p := pipeline.New(pipeline.Model{Name: "demo", Runner: r, Tokenizer: tok, Generation: g})
 				defer p.Close()
 				total := 0
+				clock.ns.Store(0)
 				b.ResetTimer()
 				for b.Loop() {
 					var wg sync.WaitGroup
@@ -101,6 +114,12 @@ func BenchmarkStreams(b *testing.B) {
 				}
 				rate := float64(total) / b.Elapsed().Seconds()
 				b.ReportMetric(rate, "tok/s")
+				if pipe == "plugged" {
+					// The steps run one after another and a step's sampler
+					// call is on its path, so this is the plugin's share of
+					// a decode step's wall time.
+					b.ReportMetric(100*float64(clock.ns.Load())/float64(b.Elapsed()), "plugin-%")
+				}
 				if n == 1 {
 					one = rate
 				} else if one > 0 {

@@ -257,8 +257,12 @@ func (p *Pipeline) Detokenize(ctx context.Context, req *ulanv1.DetokenizeRequest
 	return &ulanv1.DetokenizeResponse{Text: text}, nil
 }
 
+// DefaultKVLengths are the context lengths Model reports KV-cache sizes at
+// when none are asked for.
+var DefaultKVLengths = []uint64{1 << 10, 1 << 16, 1 << 20}
+
 // Model describes the loaded model, with the KV-cache bytes one sequence
-// needs at each context length (the runner's f32 latent cache).
+// needs at each context length (DefaultKVLengths when lengths is empty).
 func (p *Pipeline) Model(_ context.Context, lengths []uint64) (*ulanv1.Model, error) {
 	info := p.m.Runner.Model().Info()
 	res := &ulanv1.Model{
@@ -272,8 +276,12 @@ func (p *Pipeline) Model(_ context.Context, lengths []uint64) (*ulanv1.Model, er
 		Dtypes:           p.m.DTypes,
 		Backend:          p.m.Backend,
 	}
+	if len(lengths) == 0 {
+		lengths = DefaultKVLengths
+	}
 	for _, n := range lengths {
-		res.KvCache = append(res.KvCache, &ulanv1.KVCacheSize{ContextLength: n, Bytes: uint64(p.m.Runner.CacheBytesAt(int(n)))})
+		b := uint64(p.m.Runner.CacheBytesAt(int(n)))
+		res.KvCache = append(res.KvCache, &ulanv1.KVCacheSize{ContextLength: n, Bytes: b, BytesPerToken: float64(b) / float64(n)})
 	}
 	return res, nil
 }

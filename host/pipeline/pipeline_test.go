@@ -52,11 +52,20 @@ func TestModelReportsTheLoadedModel(t *testing.T) {
 	require.Equal(t, uint32(129280), res.VocabSize)
 	// TinyV3 caches 32 + 8 values per token in each of 3 layers, in f32.
 	perToken := uint64(3 * 40 * 4)
-	require.Equal(t, []*ulanv1.KVCacheSize{
-		{ContextLength: 1024, Bytes: 1024 * perToken},
-		{ContextLength: 65536, Bytes: 65536 * perToken},
-		{ContextLength: 1 << 20, Bytes: (1 << 20) * perToken},
-	}, res.KvCache)
+	want := []*ulanv1.KVCacheSize{
+		{ContextLength: 1024, Bytes: 1024 * perToken, BytesPerToken: float64(perToken)},
+		{ContextLength: 65536, Bytes: 65536 * perToken, BytesPerToken: float64(perToken)},
+		{ContextLength: 1 << 20, Bytes: (1 << 20) * perToken, BytesPerToken: float64(perToken)},
+	}
+	require.Equal(t, want, res.KvCache)
+	// No lengths asked for: the same three.
+	res, err = p.Model(context.Background(), nil)
+	require.NoError(t, err)
+	require.Equal(t, want, res.KvCache)
+	// A length that is not whole blocks is charged whole blocks.
+	res, err = p.Model(context.Background(), []uint64{17})
+	require.NoError(t, err)
+	require.Equal(t, 32*perToken, res.KvCache[0].Bytes)
 
 	_, err = p.Tokenize(context.Background(), &ulanv1.TokenizeRequest{Text: "x"})
 	require.True(t, errors.Is(err, api.ErrNotImplemented))

@@ -29,6 +29,8 @@ var avx2 = impls{
 	quantizeQ8_0: quantizeQ8_0Blocks,
 	axpyF32:      axpyF32AVX2,
 
+	accumRowsF32x4: accumRowsF32x4AVX2,
+
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,
 
@@ -42,6 +44,7 @@ var avx2 = impls{
 		return k
 	}(),
 	fp8: fp8AVX2,
+	fp4: fp4AVX2,
 }
 
 // avx512vnni is the avx2 set with the two-row tiles of MulQ8_0x4 and

@@ -100,6 +100,10 @@ func dotQ8_0R16x8VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32
 // len(y) ≥ len(x).
 func axpyF32AVX2(a float32, x []float32, y []float32)
 
+// accumRowsF32x4AVX2 is the AVX2 form of accumRowsF32x4Generic, fused.
+// len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.
+func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)
@@ -145,13 +149,27 @@ func dotQ5_1AVX2(w []byte, x []byte, nBlocks int) float32
 func cpuid(leaf uint32, subleaf uint32) (eax uint32, ebx uint32, ecx uint32, edx uint32)
 
 // dotE4M3AVX2 is the AVX2 form of dotE4M3Generic (vectors x0…x3 for the x4 form), bit for bit.
-// len(s) = ⌈len(w)/128⌉, every x at least len(w) long; tw and tx hold the last len(w) mod 16 columns, zero padded.
+// bw is the block width, a positive multiple of 16; len(s) = ⌈len(w)/bw⌉, every x at least len(w) long;
+// tw and tx hold the last len(w) mod 16 columns, zero padded.
 //
 //go:noescape
-func dotE4M3AVX2(w []byte, s []float32, x []float32, tw *[16]byte, tx *[16]float32) float32
+func dotE4M3AVX2(w []byte, s []float32, bw int, x []float32, tw *[16]byte, tx *[16]float32) float32
 
 // dotE4M3x4AVX2 is the AVX2 form of dotE4M3Generic (vectors x0…x3 for the x4 form), bit for bit.
-// len(s) = ⌈len(w)/128⌉, every x at least len(w) long; tw and tx hold the last len(w) mod 16 columns, zero padded.
+// bw is the block width, a positive multiple of 16; len(s) = ⌈len(w)/bw⌉, every x at least len(w) long;
+// tw and tx hold the last len(w) mod 16 columns, zero padded.
 //
 //go:noescape
-func dotE4M3x4AVX2(w []byte, s []float32, x0 []float32, x1 []float32, x2 []float32, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)
+func dotE4M3x4AVX2(w []byte, s []float32, bw int, x0 []float32, x1 []float32, x2 []float32, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)
+
+// dotE2M1AVX2 is the AVX2 form of dotE2M1Generic (vectors x0, x1 for the x2 form), with fused multiply-adds.
+// len(w) = 16·len(s), every x 32·len(s) long; tab is e8m0Half.
+//
+//go:noescape
+func dotE2M1AVX2(w []byte, s []byte, x []float32, tab *[256]float32) float32
+
+// dotE2M1x2AVX2 is the AVX2 form of dotE2M1Generic (vectors x0, x1 for the x2 form), with fused multiply-adds.
+// len(w) = 16·len(s), every x 32·len(s) long; tab is e8m0Half.
+//
+//go:noescape
+func dotE2M1x2AVX2(w []byte, s []byte, x0 []float32, x1 []float32, tab *[256]float32, out *[2]float32)

@@ -2371,6 +2371,79 @@ axpyF32AVX2_done:
 	VZEROUPPER
 	RET
 
+// func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
+// Requires: AVX, FMA3
+TEXT ·accumRowsF32x4AVX2(SB), NOSPLIT, $0-80
+	MOVQ p_base+0(FP), AX
+	MOVQ stride+24(FP), CX
+	MOVQ rows_base+32(FP), DX
+	MOVQ rows_len+40(FP), BX
+	MOVQ out_base+56(FP), SI
+	MOVQ out_len+64(FP), DI
+	SHLQ $0x02, CX
+	LEAQ (AX)(CX*1), R8
+	LEAQ (R8)(CX*1), R9
+	LEAQ (R9)(CX*1), CX
+	XORQ R10, R10
+
+accumRowsF32x4AVX2_tile:
+	CMPQ    R10, DI
+	JAE     accumRowsF32x4AVX2_done
+	LEAQ    (SI)(R10*1), R11
+	VMOVUPS (R11), Y0
+	VMOVUPS 32(R11), Y1
+	ADDQ    DI, R11
+	VMOVUPS (R11), Y2
+	VMOVUPS 32(R11), Y3
+	ADDQ    DI, R11
+	VMOVUPS (R11), Y4
+	VMOVUPS 32(R11), Y5
+	ADDQ    DI, R11
+	VMOVUPS (R11), Y6
+	VMOVUPS 32(R11), Y7
+	XORQ    R11, R11
+
+accumRowsF32x4AVX2_row:
+	CMPQ         R11, BX
+	JAE          accumRowsF32x4AVX2_store
+	MOVQ         (DX)(R11*8), R12
+	VMOVUPS      (R12)(R10*1), Y8
+	VMOVUPS      32(R12)(R10*1), Y9
+	VBROADCASTSS (AX)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS (R8)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS (R9)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VBROADCASTSS (CX)(R11*4), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	INCQ         R11
+	JMP          accumRowsF32x4AVX2_row
+
+accumRowsF32x4AVX2_store:
+	LEAQ    (SI)(R10*1), R11
+	VMOVUPS Y0, (R11)
+	VMOVUPS Y1, 32(R11)
+	ADDQ    DI, R11
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, 32(R11)
+	ADDQ    DI, R11
+	VMOVUPS Y4, (R11)
+	VMOVUPS Y5, 32(R11)
+	ADDQ    DI, R11
+	VMOVUPS Y6, (R11)
+	VMOVUPS Y7, 32(R11)
+	ADDQ    $0x40, R10
+	JMP     accumRowsF32x4AVX2_tile
+
+accumRowsF32x4AVX2_done:
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48
@@ -3791,24 +3864,29 @@ TEXT ·cpuid(SB), NOSPLIT, $0-24
 	MOVL DX, edx+20(FP)
 	RET
 
-// func dotE4M3AVX2(w []byte, s []float32, x []float32, tw *[16]byte, tx *[16]float32) float32
+// func dotE4M3AVX2(w []byte, s []float32, bw int, x []float32, tw *[16]byte, tx *[16]float32) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
-TEXT ·dotE4M3AVX2(SB), NOSPLIT, $0-92
+TEXT ·dotE4M3AVX2(SB), NOSPLIT, $0-100
 	MOVQ   w_base+0(FP), AX
 	MOVQ   w_len+8(FP), CX
 	MOVQ   s_base+24(FP), DX
-	MOVQ   tw+72(FP), BX
-	MOVQ   tx+80(FP), SI
-	MOVQ   x_base+48(FP), DI
+	MOVQ   bw+48(FP), BX
+	MOVQ   tw+80(FP), SI
+	MOVQ   tx+88(FP), DI
+	MOVQ   x_base+56(FP), R8
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS X2, X2, X2
 
 dotE4M3AVX2_block:
-	CMPQ         CX, $0x00000080
-	JB           dotE4M3AVX2_partial
+	CMPQ CX, BX
+	JB   dotE4M3AVX2_partial
+	MOVQ BX, R9
+
+dotE4M3AVX2_inner:
+	CMPQ         R9, $0x40
+	JB           dotE4M3AVX2_inner16
 	PREFETCHT0   1024(AX)
-	PREFETCHT0   1088(AX)
 	VPMOVZXBW    (AX), Y3
 	VPSLLW       $0x08, Y3, Y3
 	VPSRAW       $0x01, Y3, Y3
@@ -3821,9 +3899,9 @@ dotE4M3AVX2_block:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       (DI), Y5, Y4
+	VMULPS       (R8), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       32(DI), Y3, Y4
+	VMULPS       32(R8), Y3, Y4
 	VADDPS       Y4, Y1, Y1
 	VPMOVZXBW    16(AX), Y3
 	VPSLLW       $0x08, Y3, Y3
@@ -3837,9 +3915,9 @@ dotE4M3AVX2_block:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       64(DI), Y5, Y4
+	VMULPS       64(R8), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       96(DI), Y3, Y4
+	VMULPS       96(R8), Y3, Y4
 	VADDPS       Y4, Y1, Y1
 	VPMOVZXBW    32(AX), Y3
 	VPSLLW       $0x08, Y3, Y3
@@ -3853,9 +3931,9 @@ dotE4M3AVX2_block:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       128(DI), Y5, Y4
+	VMULPS       128(R8), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       160(DI), Y3, Y4
+	VMULPS       160(R8), Y3, Y4
 	VADDPS       Y4, Y1, Y1
 	VPMOVZXBW    48(AX), Y3
 	VPSLLW       $0x08, Y3, Y3
@@ -3869,11 +3947,19 @@ dotE4M3AVX2_block:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       192(DI), Y5, Y4
+	VMULPS       192(R8), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       224(DI), Y3, Y4
+	VMULPS       224(R8), Y3, Y4
 	VADDPS       Y4, Y1, Y1
-	VPMOVZXBW    64(AX), Y3
+	ADDQ         $0x40, AX
+	ADDQ         $0x00000100, R8
+	SUBQ         $0x40, R9
+	JMP          dotE4M3AVX2_inner
+
+dotE4M3AVX2_inner16:
+	TESTQ        R9, R9
+	JZ           dotE4M3AVX2_blockend
+	VPMOVZXBW    (AX), Y3
 	VPSLLW       $0x08, Y3, Y3
 	VPSRAW       $0x01, Y3, Y3
 	VPAND        wordsbfff<>+0(SB), Y3, Y3
@@ -3885,58 +3971,16 @@ dotE4M3AVX2_block:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       256(DI), Y5, Y4
+	VMULPS       (R8), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       288(DI), Y3, Y4
+	VMULPS       32(R8), Y3, Y4
 	VADDPS       Y4, Y1, Y1
-	VPMOVZXBW    80(AX), Y3
-	VPSLLW       $0x08, Y3, Y3
-	VPSRAW       $0x01, Y3, Y3
-	VPAND        wordsbfff<>+0(SB), Y3, Y3
-	VPOR         words8000<>+0(SB), Y3, Y4
-	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VCVTPH2PS    X3, Y5
-	VEXTRACTI128 $0x01, Y3, X4
-	VCVTPH2PS    X4, Y3
-	VMULPS       f32x8_256<>+0(SB), Y5, Y5
-	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       320(DI), Y5, Y4
-	VADDPS       Y4, Y0, Y0
-	VMULPS       352(DI), Y3, Y4
-	VADDPS       Y4, Y1, Y1
-	VPMOVZXBW    96(AX), Y3
-	VPSLLW       $0x08, Y3, Y3
-	VPSRAW       $0x01, Y3, Y3
-	VPAND        wordsbfff<>+0(SB), Y3, Y3
-	VPOR         words8000<>+0(SB), Y3, Y4
-	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VCVTPH2PS    X3, Y5
-	VEXTRACTI128 $0x01, Y3, X4
-	VCVTPH2PS    X4, Y3
-	VMULPS       f32x8_256<>+0(SB), Y5, Y5
-	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       384(DI), Y5, Y4
-	VADDPS       Y4, Y0, Y0
-	VMULPS       416(DI), Y3, Y4
-	VADDPS       Y4, Y1, Y1
-	VPMOVZXBW    112(AX), Y3
-	VPSLLW       $0x08, Y3, Y3
-	VPSRAW       $0x01, Y3, Y3
-	VPAND        wordsbfff<>+0(SB), Y3, Y3
-	VPOR         words8000<>+0(SB), Y3, Y4
-	VPCMPEQW     wordsbf80<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VCVTPH2PS    X3, Y5
-	VEXTRACTI128 $0x01, Y3, X4
-	VCVTPH2PS    X4, Y3
-	VMULPS       f32x8_256<>+0(SB), Y5, Y5
-	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       448(DI), Y5, Y4
-	VADDPS       Y4, Y0, Y0
-	VMULPS       480(DI), Y3, Y4
-	VADDPS       Y4, Y1, Y1
+	ADDQ         $0x10, AX
+	ADDQ         $0x40, R8
+	SUBQ         $0x10, R9
+	JMP          dotE4M3AVX2_inner16
+
+dotE4M3AVX2_blockend:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
@@ -3947,13 +3991,11 @@ dotE4M3AVX2_block:
 	VXORPS       Y0, Y0, Y0
 	VXORPS       Y1, Y1, Y1
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000080, AX
-	ADDQ         $0x00000200, DI
-	SUBQ         $0x00000080, CX
+	SUBQ         BX, CX
 	JMP          dotE4M3AVX2_block
 
 dotE4M3AVX2_partial:
-	XORQ R8, R8
+	XORQ BX, BX
 
 dotE4M3AVX2_group:
 	CMPQ         CX, $0x10
@@ -3970,20 +4012,20 @@ dotE4M3AVX2_group:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       (DI), Y5, Y4
+	VMULPS       (R8), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       32(DI), Y3, Y4
+	VMULPS       32(R8), Y3, Y4
 	VADDPS       Y4, Y1, Y1
 	ADDQ         $0x10, AX
-	ADDQ         $0x40, DI
+	ADDQ         $0x40, R8
 	SUBQ         $0x10, CX
-	MOVQ         $0x00000001, R8
+	MOVQ         $0x00000001, BX
 	JMP          dotE4M3AVX2_group
 
 dotE4M3AVX2_tail:
 	TESTQ        CX, CX
 	JZ           dotE4M3AVX2_last
-	VPMOVZXBW    (BX), Y3
+	VPMOVZXBW    (SI), Y3
 	VPSLLW       $0x08, Y3, Y3
 	VPSRAW       $0x01, Y3, Y3
 	VPAND        wordsbfff<>+0(SB), Y3, Y3
@@ -3995,14 +4037,14 @@ dotE4M3AVX2_tail:
 	VCVTPH2PS    X4, Y3
 	VMULPS       f32x8_256<>+0(SB), Y5, Y5
 	VMULPS       f32x8_256<>+0(SB), Y3, Y3
-	VMULPS       (SI), Y5, Y4
+	VMULPS       (DI), Y5, Y4
 	VADDPS       Y4, Y0, Y0
-	VMULPS       32(SI), Y3, Y4
+	VMULPS       32(DI), Y3, Y4
 	VADDPS       Y4, Y1, Y1
-	MOVQ         $0x00000001, R8
+	MOVQ         $0x00000001, BX
 
 dotE4M3AVX2_last:
-	TESTQ        R8, R8
+	TESTQ        BX, BX
 	JZ           dotE4M3AVX2_done
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
@@ -4017,7 +4059,7 @@ dotE4M3AVX2_last:
 
 dotE4M3AVX2_done:
 	VZEROUPPER
-	MOVSS X2, ret+88(FP)
+	MOVSS X2, ret+96(FP)
 	RET
 
 DATA wordsbfff<>+0(SB)/2, $0xbfff
@@ -4084,18 +4126,19 @@ DATA f32x8_256<>+24(SB)/4, $0x43800000
 DATA f32x8_256<>+28(SB)/4, $0x43800000
 GLOBL f32x8_256<>(SB), RODATA|NOPTR, $32
 
-// func dotE4M3x4AVX2(w []byte, s []float32, x0 []float32, x1 []float32, x2 []float32, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)
+// func dotE4M3x4AVX2(w []byte, s []float32, bw int, x0 []float32, x1 []float32, x2 []float32, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)
 // Requires: AVX, AVX2, F16C, MMX+
-TEXT ·dotE4M3x4AVX2(SB), NOSPLIT, $0-168
+TEXT ·dotE4M3x4AVX2(SB), NOSPLIT, $0-176
 	MOVQ   w_base+0(FP), AX
 	MOVQ   w_len+8(FP), CX
 	MOVQ   s_base+24(FP), DX
-	MOVQ   tw+144(FP), BX
-	MOVQ   tx+152(FP), SI
-	MOVQ   x0_base+48(FP), DI
-	MOVQ   x1_base+72(FP), R8
-	MOVQ   x2_base+96(FP), R9
-	MOVQ   x3_base+120(FP), R10
+	MOVQ   bw+48(FP), BX
+	MOVQ   tw+152(FP), SI
+	MOVQ   tx+160(FP), DI
+	MOVQ   x0_base+56(FP), R8
+	MOVQ   x1_base+80(FP), R9
+	MOVQ   x2_base+104(FP), R10
+	MOVQ   x3_base+128(FP), R11
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS X2, X2, X2
@@ -4110,10 +4153,14 @@ TEXT ·dotE4M3x4AVX2(SB), NOSPLIT, $0-168
 	VXORPS X11, X11, X11
 
 dotE4M3x4AVX2_block:
-	CMPQ         CX, $0x00000080
-	JB           dotE4M3x4AVX2_partial
+	CMPQ CX, BX
+	JB   dotE4M3x4AVX2_partial
+	MOVQ BX, R12
+
+dotE4M3x4AVX2_inner:
+	CMPQ         R12, $0x40
+	JB           dotE4M3x4AVX2_inner16
 	PREFETCHT0   1024(AX)
-	PREFETCHT0   1088(AX)
 	VPMOVZXBW    (AX), Y12
 	VPSLLW       $0x08, Y12, Y12
 	VPSRAW       $0x01, Y12, Y12
@@ -4126,21 +4173,21 @@ dotE4M3x4AVX2_block:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       (DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       32(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
 	VMULPS       (R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
+	VADDPS       Y13, Y0, Y0
 	VMULPS       32(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
+	VADDPS       Y13, Y1, Y1
 	VMULPS       (R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
+	VADDPS       Y13, Y3, Y3
 	VMULPS       32(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
+	VADDPS       Y13, Y4, Y4
 	VMULPS       (R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
+	VADDPS       Y13, Y6, Y6
 	VMULPS       32(R10), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       (R11), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       32(R11), Y12, Y13
 	VADDPS       Y13, Y10, Y10
 	VPMOVZXBW    16(AX), Y12
 	VPSLLW       $0x08, Y12, Y12
@@ -4154,21 +4201,21 @@ dotE4M3x4AVX2_block:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       64(DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       96(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
 	VMULPS       64(R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
+	VADDPS       Y13, Y0, Y0
 	VMULPS       96(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
+	VADDPS       Y13, Y1, Y1
 	VMULPS       64(R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
+	VADDPS       Y13, Y3, Y3
 	VMULPS       96(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
+	VADDPS       Y13, Y4, Y4
 	VMULPS       64(R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
+	VADDPS       Y13, Y6, Y6
 	VMULPS       96(R10), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       64(R11), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       96(R11), Y12, Y13
 	VADDPS       Y13, Y10, Y10
 	VPMOVZXBW    32(AX), Y12
 	VPSLLW       $0x08, Y12, Y12
@@ -4182,21 +4229,21 @@ dotE4M3x4AVX2_block:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       128(DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       160(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
 	VMULPS       128(R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
+	VADDPS       Y13, Y0, Y0
 	VMULPS       160(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
+	VADDPS       Y13, Y1, Y1
 	VMULPS       128(R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
+	VADDPS       Y13, Y3, Y3
 	VMULPS       160(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
+	VADDPS       Y13, Y4, Y4
 	VMULPS       128(R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
+	VADDPS       Y13, Y6, Y6
 	VMULPS       160(R10), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       128(R11), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       160(R11), Y12, Y13
 	VADDPS       Y13, Y10, Y10
 	VPMOVZXBW    48(AX), Y12
 	VPSLLW       $0x08, Y12, Y12
@@ -4210,23 +4257,34 @@ dotE4M3x4AVX2_block:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       192(DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       224(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
 	VMULPS       192(R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
+	VADDPS       Y13, Y0, Y0
 	VMULPS       224(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
+	VADDPS       Y13, Y1, Y1
 	VMULPS       192(R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
+	VADDPS       Y13, Y3, Y3
 	VMULPS       224(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
+	VADDPS       Y13, Y4, Y4
 	VMULPS       192(R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
+	VADDPS       Y13, Y6, Y6
 	VMULPS       224(R10), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       192(R11), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       224(R11), Y12, Y13
 	VADDPS       Y13, Y10, Y10
-	VPMOVZXBW    64(AX), Y12
+	ADDQ         $0x40, AX
+	ADDQ         $0x00000100, R8
+	ADDQ         $0x00000100, R9
+	ADDQ         $0x00000100, R10
+	ADDQ         $0x00000100, R11
+	SUBQ         $0x40, R12
+	JMP          dotE4M3x4AVX2_inner
+
+dotE4M3x4AVX2_inner16:
+	TESTQ        R12, R12
+	JZ           dotE4M3x4AVX2_blockend
+	VPMOVZXBW    (AX), Y12
 	VPSLLW       $0x08, Y12, Y12
 	VPSRAW       $0x01, Y12, Y12
 	VPAND        wordsbfff<>+0(SB), Y12, Y12
@@ -4238,106 +4296,31 @@ dotE4M3x4AVX2_block:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       256(DI), Y14, Y13
+	VMULPS       (R8), Y14, Y13
 	VADDPS       Y13, Y0, Y0
-	VMULPS       288(DI), Y12, Y13
+	VMULPS       32(R8), Y12, Y13
 	VADDPS       Y13, Y1, Y1
-	VMULPS       256(R8), Y14, Y13
+	VMULPS       (R9), Y14, Y13
 	VADDPS       Y13, Y3, Y3
-	VMULPS       288(R8), Y12, Y13
+	VMULPS       32(R9), Y12, Y13
 	VADDPS       Y13, Y4, Y4
-	VMULPS       256(R9), Y14, Y13
+	VMULPS       (R10), Y14, Y13
 	VADDPS       Y13, Y6, Y6
-	VMULPS       288(R9), Y12, Y13
+	VMULPS       32(R10), Y12, Y13
 	VADDPS       Y13, Y7, Y7
-	VMULPS       256(R10), Y14, Y13
+	VMULPS       (R11), Y14, Y13
 	VADDPS       Y13, Y9, Y9
-	VMULPS       288(R10), Y12, Y13
+	VMULPS       32(R11), Y12, Y13
 	VADDPS       Y13, Y10, Y10
-	VPMOVZXBW    80(AX), Y12
-	VPSLLW       $0x08, Y12, Y12
-	VPSRAW       $0x01, Y12, Y12
-	VPAND        wordsbfff<>+0(SB), Y12, Y12
-	VPOR         words8000<>+0(SB), Y12, Y13
-	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
-	VPOR         Y13, Y12, Y12
-	VCVTPH2PS    X12, Y14
-	VEXTRACTI128 $0x01, Y12, X13
-	VCVTPH2PS    X13, Y12
-	VMULPS       f32x8_256<>+0(SB), Y14, Y14
-	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       320(DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       352(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
-	VMULPS       320(R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
-	VMULPS       352(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
-	VMULPS       320(R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
-	VMULPS       352(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
-	VMULPS       320(R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
-	VMULPS       352(R10), Y12, Y13
-	VADDPS       Y13, Y10, Y10
-	VPMOVZXBW    96(AX), Y12
-	VPSLLW       $0x08, Y12, Y12
-	VPSRAW       $0x01, Y12, Y12
-	VPAND        wordsbfff<>+0(SB), Y12, Y12
-	VPOR         words8000<>+0(SB), Y12, Y13
-	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
-	VPOR         Y13, Y12, Y12
-	VCVTPH2PS    X12, Y14
-	VEXTRACTI128 $0x01, Y12, X13
-	VCVTPH2PS    X13, Y12
-	VMULPS       f32x8_256<>+0(SB), Y14, Y14
-	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       384(DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       416(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
-	VMULPS       384(R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
-	VMULPS       416(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
-	VMULPS       384(R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
-	VMULPS       416(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
-	VMULPS       384(R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
-	VMULPS       416(R10), Y12, Y13
-	VADDPS       Y13, Y10, Y10
-	VPMOVZXBW    112(AX), Y12
-	VPSLLW       $0x08, Y12, Y12
-	VPSRAW       $0x01, Y12, Y12
-	VPAND        wordsbfff<>+0(SB), Y12, Y12
-	VPOR         words8000<>+0(SB), Y12, Y13
-	VPCMPEQW     wordsbf80<>+0(SB), Y13, Y13
-	VPOR         Y13, Y12, Y12
-	VCVTPH2PS    X12, Y14
-	VEXTRACTI128 $0x01, Y12, X13
-	VCVTPH2PS    X13, Y12
-	VMULPS       f32x8_256<>+0(SB), Y14, Y14
-	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       448(DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       480(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
-	VMULPS       448(R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
-	VMULPS       480(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
-	VMULPS       448(R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
-	VMULPS       480(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
-	VMULPS       448(R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
-	VMULPS       480(R10), Y12, Y13
-	VADDPS       Y13, Y10, Y10
+	ADDQ         $0x10, AX
+	ADDQ         $0x40, R8
+	ADDQ         $0x40, R9
+	ADDQ         $0x40, R10
+	ADDQ         $0x40, R11
+	SUBQ         $0x10, R12
+	JMP          dotE4M3x4AVX2_inner16
+
+dotE4M3x4AVX2_blockend:
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
@@ -4375,16 +4358,11 @@ dotE4M3x4AVX2_block:
 	VXORPS       Y9, Y9, Y9
 	VXORPS       Y10, Y10, Y10
 	ADDQ         $0x04, DX
-	ADDQ         $0x00000080, AX
-	ADDQ         $0x00000200, DI
-	ADDQ         $0x00000200, R8
-	ADDQ         $0x00000200, R9
-	ADDQ         $0x00000200, R10
-	SUBQ         $0x00000080, CX
+	SUBQ         BX, CX
 	JMP          dotE4M3x4AVX2_block
 
 dotE4M3x4AVX2_partial:
-	XORQ R11, R11
+	XORQ BX, BX
 
 dotE4M3x4AVX2_group:
 	CMPQ         CX, $0x10
@@ -4401,35 +4379,35 @@ dotE4M3x4AVX2_group:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       (DI), Y14, Y13
-	VADDPS       Y13, Y0, Y0
-	VMULPS       32(DI), Y12, Y13
-	VADDPS       Y13, Y1, Y1
 	VMULPS       (R8), Y14, Y13
-	VADDPS       Y13, Y3, Y3
+	VADDPS       Y13, Y0, Y0
 	VMULPS       32(R8), Y12, Y13
-	VADDPS       Y13, Y4, Y4
+	VADDPS       Y13, Y1, Y1
 	VMULPS       (R9), Y14, Y13
-	VADDPS       Y13, Y6, Y6
+	VADDPS       Y13, Y3, Y3
 	VMULPS       32(R9), Y12, Y13
-	VADDPS       Y13, Y7, Y7
+	VADDPS       Y13, Y4, Y4
 	VMULPS       (R10), Y14, Y13
-	VADDPS       Y13, Y9, Y9
+	VADDPS       Y13, Y6, Y6
 	VMULPS       32(R10), Y12, Y13
+	VADDPS       Y13, Y7, Y7
+	VMULPS       (R11), Y14, Y13
+	VADDPS       Y13, Y9, Y9
+	VMULPS       32(R11), Y12, Y13
 	VADDPS       Y13, Y10, Y10
 	ADDQ         $0x10, AX
-	ADDQ         $0x40, DI
 	ADDQ         $0x40, R8
 	ADDQ         $0x40, R9
 	ADDQ         $0x40, R10
+	ADDQ         $0x40, R11
 	SUBQ         $0x10, CX
-	MOVQ         $0x00000001, R11
+	MOVQ         $0x00000001, BX
 	JMP          dotE4M3x4AVX2_group
 
 dotE4M3x4AVX2_tail:
 	TESTQ        CX, CX
 	JZ           dotE4M3x4AVX2_last
-	VPMOVZXBW    (BX), Y12
+	VPMOVZXBW    (SI), Y12
 	VPSLLW       $0x08, Y12, Y12
 	VPSRAW       $0x01, Y12, Y12
 	VPAND        wordsbfff<>+0(SB), Y12, Y12
@@ -4441,26 +4419,26 @@ dotE4M3x4AVX2_tail:
 	VCVTPH2PS    X13, Y12
 	VMULPS       f32x8_256<>+0(SB), Y14, Y14
 	VMULPS       f32x8_256<>+0(SB), Y12, Y12
-	VMULPS       (SI), Y14, Y13
+	VMULPS       (DI), Y14, Y13
 	VADDPS       Y13, Y0, Y0
-	VMULPS       32(SI), Y12, Y13
+	VMULPS       32(DI), Y12, Y13
 	VADDPS       Y13, Y1, Y1
-	VMULPS       64(SI), Y14, Y13
+	VMULPS       64(DI), Y14, Y13
 	VADDPS       Y13, Y3, Y3
-	VMULPS       96(SI), Y12, Y13
+	VMULPS       96(DI), Y12, Y13
 	VADDPS       Y13, Y4, Y4
-	VMULPS       128(SI), Y14, Y13
+	VMULPS       128(DI), Y14, Y13
 	VADDPS       Y13, Y6, Y6
-	VMULPS       160(SI), Y12, Y13
+	VMULPS       160(DI), Y12, Y13
 	VADDPS       Y13, Y7, Y7
-	VMULPS       192(SI), Y14, Y13
+	VMULPS       192(DI), Y14, Y13
 	VADDPS       Y13, Y9, Y9
-	VMULPS       224(SI), Y12, Y13
+	VMULPS       224(DI), Y12, Y13
 	VADDPS       Y13, Y10, Y10
-	MOVQ         $0x00000001, R11
+	MOVQ         $0x00000001, BX
 
 dotE4M3x4AVX2_last:
-	TESTQ        R11, R11
+	TESTQ        BX, BX
 	JZ           dotE4M3x4AVX2_done
 	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
@@ -4502,9 +4480,174 @@ dotE4M3x4AVX2_last:
 
 dotE4M3x4AVX2_done:
 	VZEROUPPER
-	MOVQ   out+160(FP), AX
+	MOVQ   out+168(FP), AX
 	VMOVSS X2, (AX)
 	VMOVSS X5, 4(AX)
 	VMOVSS X8, 8(AX)
 	VMOVSS X11, 12(AX)
+	RET
+
+// func dotE2M1AVX2(w []byte, s []byte, x []float32, tab *[256]float32) float32
+// Requires: AVX, AVX2, FMA3, MMX+, SSE
+TEXT ·dotE2M1AVX2(SB), NOSPLIT, $0-84
+	MOVQ    w_base+0(FP), AX
+	MOVQ    s_base+24(FP), CX
+	MOVQ    s_len+32(FP), DX
+	MOVQ    tab+72(FP), BX
+	MOVQ    x_base+48(FP), SI
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VMOVDQU e2m1x2<>+0(SB), X4
+
+dotE2M1AVX2_block:
+	TESTQ        DX, DX
+	JZ           dotE2M1AVX2_done
+	PREFETCHT0   1024(AX)
+	MOVBQZX      (CX), DI
+	VBROADCASTSS (BX)(DI*4), Y5
+	VMOVDQU      (AX), X6
+	VPSRLW       $0x04, X6, X7
+	VPAND        bytes0f<>+0(SB), X6, X6
+	VPAND        bytes0f<>+0(SB), X7, X7
+	VPUNPCKLBW   X7, X6, X8
+	VPUNPCKHBW   X7, X6, X6
+	VPSHUFB      X8, X4, X8
+	VPSHUFB      X6, X4, X6
+	VPMOVSXBD    X8, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  (SI), Y7, Y0
+	VPSHUFD      $0xee, X8, X7
+	VPMOVSXBD    X7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  32(SI), Y7, Y1
+	VPMOVSXBD    X6, Y7
+	VCVTDQ2PS    Y7, Y7
+	VMULPS       Y5, Y7, Y7
+	VFMADD231PS  64(SI), Y7, Y2
+	VPSHUFD      $0xee, X6, X6
+	VPMOVSXBD    X6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VFMADD231PS  96(SI), Y6, Y3
+	ADDQ         $0x10, AX
+	INCQ         CX
+	ADDQ         $0x00000080, SI
+	DECQ         DX
+	JMP          dotE2M1AVX2_block
+
+dotE2M1AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+80(FP)
+	RET
+
+DATA e2m1x2<>+0(SB)/1, $0x00
+DATA e2m1x2<>+1(SB)/1, $0x01
+DATA e2m1x2<>+2(SB)/1, $0x02
+DATA e2m1x2<>+3(SB)/1, $0x03
+DATA e2m1x2<>+4(SB)/1, $0x04
+DATA e2m1x2<>+5(SB)/1, $0x06
+DATA e2m1x2<>+6(SB)/1, $0x08
+DATA e2m1x2<>+7(SB)/1, $0x0c
+DATA e2m1x2<>+8(SB)/1, $0x00
+DATA e2m1x2<>+9(SB)/1, $0xff
+DATA e2m1x2<>+10(SB)/1, $0xfe
+DATA e2m1x2<>+11(SB)/1, $0xfd
+DATA e2m1x2<>+12(SB)/1, $0xfc
+DATA e2m1x2<>+13(SB)/1, $0xfa
+DATA e2m1x2<>+14(SB)/1, $0xf8
+DATA e2m1x2<>+15(SB)/1, $0xf4
+GLOBL e2m1x2<>(SB), RODATA|NOPTR, $16
+
+// func dotE2M1x2AVX2(w []byte, s []byte, x0 []float32, x1 []float32, tab *[256]float32, out *[2]float32)
+// Requires: AVX, AVX2, FMA3, MMX+
+TEXT ·dotE2M1x2AVX2(SB), NOSPLIT, $0-112
+	MOVQ    w_base+0(FP), AX
+	MOVQ    s_base+24(FP), CX
+	MOVQ    s_len+32(FP), DX
+	MOVQ    tab+96(FP), BX
+	MOVQ    x0_base+48(FP), SI
+	MOVQ    x1_base+72(FP), DI
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y1, Y1, Y1
+	VXORPS  Y2, Y2, Y2
+	VXORPS  Y3, Y3, Y3
+	VXORPS  Y4, Y4, Y4
+	VXORPS  Y5, Y5, Y5
+	VXORPS  Y6, Y6, Y6
+	VXORPS  Y7, Y7, Y7
+	VMOVDQU e2m1x2<>+0(SB), X8
+
+dotE2M1x2AVX2_block:
+	TESTQ        DX, DX
+	JZ           dotE2M1x2AVX2_done
+	PREFETCHT0   1024(AX)
+	MOVBQZX      (CX), R8
+	VBROADCASTSS (BX)(R8*4), Y9
+	VMOVDQU      (AX), X10
+	VPSRLW       $0x04, X10, X11
+	VPAND        bytes0f<>+0(SB), X10, X10
+	VPAND        bytes0f<>+0(SB), X11, X11
+	VPUNPCKLBW   X11, X10, X12
+	VPUNPCKHBW   X11, X10, X10
+	VPSHUFB      X12, X8, X12
+	VPSHUFB      X10, X8, X10
+	VPMOVSXBD    X12, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VFMADD231PS  (SI), Y11, Y0
+	VFMADD231PS  (DI), Y11, Y4
+	VPSHUFD      $0xee, X12, X11
+	VPMOVSXBD    X11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VFMADD231PS  32(SI), Y11, Y1
+	VFMADD231PS  32(DI), Y11, Y5
+	VPMOVSXBD    X10, Y11
+	VCVTDQ2PS    Y11, Y11
+	VMULPS       Y9, Y11, Y11
+	VFMADD231PS  64(SI), Y11, Y2
+	VFMADD231PS  64(DI), Y11, Y6
+	VPSHUFD      $0xee, X10, X10
+	VPMOVSXBD    X10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VMULPS       Y9, Y10, Y10
+	VFMADD231PS  96(SI), Y10, Y3
+	VFMADD231PS  96(DI), Y10, Y7
+	ADDQ         $0x10, AX
+	INCQ         CX
+	ADDQ         $0x00000080, SI
+	ADDQ         $0x00000080, DI
+	DECQ         DX
+	JMP          dotE2M1x2AVX2_block
+
+dotE2M1x2AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X1
+	VADDPS       X1, X4, X4
+	VHADDPS      X4, X4, X4
+	VHADDPS      X4, X4, X4
+	VZEROUPPER
+	MOVQ         out+104(FP), AX
+	VMOVSS       X0, (AX)
+	VMOVSS       X4, 4(AX)
 	RET

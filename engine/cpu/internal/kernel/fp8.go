@@ -16,8 +16,14 @@ import (
 // own weight_dequant (inference/kernel.py) multiplies by it, despite the
 // name. The last block row and column may be partial.
 //
+// DeepSeek-V4 stores the same E4M3 codes with E8M0 (power-of-two) scales,
+// which a caller widens to float32 (E8M0ToF32, exact), per blocks of
+// 128×128 or, in later releases, 32×32 values; the …Blocks forms take the
+// block shape bh×bw, and the shorter names mean 128×128.
+//
 // The kernels are part of impls (field fp8): the AVX2 set has its own
-// dotE4M3 and dotE4M3x4, with the generic's bits.
+// dotE4M3 and dotE4M3x4, with the generic's bits for block widths that
+// are multiples of 16 (others run the generic loop).
 
 // E4M3BlockLen is the side of the square blocks that share one scale.
 const E4M3BlockLen = 128
@@ -27,12 +33,12 @@ const E4M3BlockLen = 128
 // assume its slices are exactly as long as documented.
 type fp8Impls struct {
 	// dequantE4M3Row expands len(dst) = len(w) values; s holds the
-	// row's ⌈len(w)/128⌉ block scales.
-	dequantE4M3Row func(w []byte, s []float32, dst []float32)
-	// dotE4M3 is the dot product of w with x[:len(w)]; s as above.
-	dotE4M3 func(w []byte, s []float32, x []float32) float32
-	// dotE4M3x4 sets out[j] to dotE4M3(w, s, xj), bit for bit.
-	dotE4M3x4 func(w []byte, s []float32, x0, x1, x2, x3 []float32, out *[4]float32)
+	// row's ⌈len(w)/bw⌉ block scales, bw > 0 the block width.
+	dequantE4M3Row func(w []byte, s []float32, bw int, dst []float32)
+	// dotE4M3 is the dot product of w with x[:len(w)]; s, bw as above.
+	dotE4M3 func(w []byte, s []float32, bw int, x []float32) float32
+	// dotE4M3x4 sets out[j] to dotE4M3(w, s, bw, xj), bit for bit.
+	dotE4M3x4 func(w []byte, s []float32, bw int, x0, x1, x2, x3 []float32, out *[4]float32)
 }
 
 // fp8Generic is the reference set.
@@ -132,10 +138,13 @@ func F32ToE4M3(f float32) byte {
 // Row kernels
 
 // e4m3RowScales checks the arguments of the row kernel fn: row ≥ 0,
-// cols ≥ 0, len(w) ≥ cols, the vector named vec (dst or x) at least cols
-// long, and scales a whole number of block rows of ⌈cols/128⌉ scales that
-// covers row. It returns row's ⌈cols/128⌉ block scales.
-func e4m3RowScales(fn string, w []byte, scales []float32, row, cols int, vec string, nVec int) []float32 {
+// cols ≥ 0, bh, bw > 0, len(w) ≥ cols, the vector named vec (dst or x) at
+// least cols long, and scales a whole number of block rows of ⌈cols/bw⌉
+// scales that covers row. It returns row's ⌈cols/bw⌉ block scales.
+func e4m3RowScales(fn string, w []byte, scales []float32, row, cols, bh, bw int, vec string, nVec int) []float32 {
+	if bh <= 0 || bw <= 0 {
+		panic("kernel: " + fn + ": block " + strconv.Itoa(bh) + "×" + strconv.Itoa(bw) + ": not positive")
+	}
 	if row < 0 || cols < 0 {
 		panic("kernel: " + fn + ": row = " + strconv.Itoa(row) + ", cols = " + strconv.Itoa(cols) + ": negative")
 	}
@@ -147,15 +156,15 @@ func e4m3RowScales(fn string, w []byte, scales []float32, row, cols int, vec str
 		panic("kernel: " + fn + ": cols = " + strconv.Itoa(cols) + " needs len(" + vec + ") ≥ " + strconv.Itoa(cols) +
 			", have " + strconv.Itoa(nVec))
 	}
-	nb := (cols + E4M3BlockLen - 1) / E4M3BlockLen
+	nb := (cols + bw - 1) / bw
 	if nb == 0 {
 		return nil
 	}
 	if len(scales)%nb != 0 {
-		panic("kernel: " + fn + ": len(scales) = " + strconv.Itoa(len(scales)) + " is not a multiple of ⌈cols/128⌉ = " +
+		panic("kernel: " + fn + ": len(scales) = " + strconv.Itoa(len(scales)) + " is not a multiple of ⌈cols/" + strconv.Itoa(bw) + "⌉ = " +
 			strconv.Itoa(nb) + " (cols = " + strconv.Itoa(cols) + ")")
 	}
-	br := row / E4M3BlockLen
+	br := row / bh
 	if br >= len(scales)/nb {
 		panic("kernel: " + fn + ": row = " + strconv.Itoa(row) + " needs " + strconv.Itoa(br+1) + " block rows of " +
 			strconv.Itoa(nb) + " scales, len(scales) = " + strconv.Itoa(len(scales)) + " holds " + strconv.Itoa(len(scales)/nb))
@@ -172,16 +181,25 @@ func e4m3RowScales(fn string, w []byte, scales []float32, row, cols int, vec str
 // len(scales) is not a multiple of ⌈cols/128⌉ or holds no block row
 // row/128.
 func DequantE4M3Row(w []byte, scales []float32, row, cols int, dst []float32) {
-	s := e4m3RowScales("DequantE4M3Row", w, scales, row, cols, "dst", len(dst))
-	active.fp8.dequantE4M3Row(w[:cols], s, dst[:cols])
+	s := e4m3RowScales("DequantE4M3Row", w, scales, row, cols, E4M3BlockLen, E4M3BlockLen, "dst", len(dst))
+	active.fp8.dequantE4M3Row(w[:cols], s, E4M3BlockLen, dst[:cols])
+}
+
+// DequantE4M3RowBlocks is DequantE4M3Row for blocks of bh rows by bw
+// columns: scales is [⌈rows/bh⌉, ⌈cols/bw⌉] and value c of the row is
+// E4M3ToF32(w[c]) · scales[row/bh][c/bw]. It also panics if bh or bw is
+// not positive.
+func DequantE4M3RowBlocks(w []byte, scales []float32, row, cols, bh, bw int, dst []float32) {
+	s := e4m3RowScales("DequantE4M3RowBlocks", w, scales, row, cols, bh, bw, "dst", len(dst))
+	active.fp8.dequantE4M3Row(w[:cols], s, bw, dst[:cols])
 }
 
 // dequantE4M3RowGeneric is the reference loop of [DequantE4M3Row]:
 //
-//	dst[c] = E4M3ToF32(w[c]) * s[c/128]
-func dequantE4M3RowGeneric(w []byte, s []float32, dst []float32) {
+//	dst[c] = E4M3ToF32(w[c]) * s[c/bw]
+func dequantE4M3RowGeneric(w []byte, s []float32, bw int, dst []float32) {
 	for c := range dst {
-		dst[c] = e4m3Table[w[c]] * s[c/E4M3BlockLen]
+		dst[c] = e4m3Table[w[c]] * s[c/bw]
 	}
 }
 
@@ -198,26 +216,35 @@ func dequantE4M3RowGeneric(w []byte, s []float32, dst []float32) {
 // code gives NaN, its payload unspecified). It panics as DequantE4M3Row
 // does, with x in place of dst.
 func DotE4M3(w []byte, scales []float32, row, cols int, x []float32) float32 {
-	s := e4m3RowScales("DotE4M3", w, scales, row, cols, "x", len(x))
-	return active.fp8.dotE4M3(w[:cols], s, x[:cols])
+	s := e4m3RowScales("DotE4M3", w, scales, row, cols, E4M3BlockLen, E4M3BlockLen, "x", len(x))
+	return active.fp8.dotE4M3(w[:cols], s, E4M3BlockLen, x[:cols])
+}
+
+// DotE4M3Blocks is DotE4M3 for blocks of bh rows by bw columns (scales as
+// for [DequantE4M3RowBlocks]): the same sum with blocks of bw columns in
+// place of 128. It panics as DequantE4M3RowBlocks does, with x in place of
+// dst.
+func DotE4M3Blocks(w []byte, scales []float32, row, cols, bh, bw int, x []float32) float32 {
+	s := e4m3RowScales("DotE4M3Blocks", w, scales, row, cols, bh, bw, "x", len(x))
+	return active.fp8.dotE4M3(w[:cols], s, bw, x[:cols])
 }
 
 // dotE4M3Generic is the reference loop of [DotE4M3], with no operation
 // fused (the explicit conversions round each product):
 //
 //	acc := float32(0)
-//	for each block b of up to 128 columns lo ≤ c < hi, in order:
+//	for each block b of up to bw columns lo ≤ c < hi, in order:
 //		var lane [16]float32
 //		for c := lo; c < hi; c++ {
 //			lane[(c-lo)%16] += float32(E4M3ToF32(w[c]) * x[c])
 //		}
 //		acc += float32(reduce16(lane) * s[b])
 //	return acc
-func dotE4M3Generic(w []byte, s []float32, x []float32) float32 {
+func dotE4M3Generic(w []byte, s []float32, bw int, x []float32) float32 {
 	var acc float32
 	for b, scale := range s {
-		lo := b * E4M3BlockLen
-		hi := min(lo+E4M3BlockLen, len(w))
+		lo := b * bw
+		hi := min(lo+bw, len(w))
 		var lane [16]float32
 		for c := lo; c < hi; c++ {
 			lane[(c-lo)%16] += float32(e4m3Table[w[c]] * x[c])

@@ -61,7 +61,7 @@ func TestE4M3DotMatchesGeneric(t *testing.T) {
 				var out [4]float32
 				DotE4M3x4(wr, s, row*128, n, xs[0], xs[1], xs[2], xs[3], &out)
 				for j := range xs {
-					want := dotE4M3Generic(wr, rs, xs[j][:n])
+					want := dotE4M3Generic(wr, rs, 128, xs[j][:n])
 					got := DotE4M3(wr, s, row*128, n, xs[j])
 					require.True(t, sameFloat(want, got), "n %d off %d row %d x%d: %v (%#x), generic %v (%#x)", n, off, row, j, got, math.Float32bits(got), want, math.Float32bits(want))
 					require.True(t, sameFloat(want, out[j]), "x4: n %d off %d x%d: %v, generic %v", n, off, j, out[j], want)
@@ -72,13 +72,68 @@ func TestE4M3DotMatchesGeneric(t *testing.T) {
 	t.Logf("implementation %s", Impl())
 }
 
+// TestE4M3BlocksMatchGeneric is TestE4M3DotMatchesGeneric for the block
+// shapes of DeepSeek-V4 releases (32×32, 128×128), a width the assembly
+// takes in 16-column steps only (48) and one it leaves to the generic loop
+// (40), with rows in the second and third block rows: DotE4M3Blocks and
+// DotE4M3x4Blocks give the generic's bits and DequantE4M3RowBlocks each
+// value times its block's scale.
+func TestE4M3BlocksMatchGeneric(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 17))
+	for _, blk := range [][2]int{{32, 32}, {128, 128}, {1, 48}, {16, 40}, {64, 16}} {
+		bh, bw := blk[0], blk[1]
+		for _, n := range []int{0, 1, 15, 16, 31, 32, 33, 47, 48, 63, 64, 65, 100, 129, 256, 300, 2048} {
+			rows := 3*bh - 1
+			w := make([]byte, rows*n+1)
+			for i := range w {
+				w[i] = byte(r.UintN(256))
+			}
+			nb := (n + bw - 1) / bw
+			s := make([]float32, 3*nb)
+			for i := range s {
+				s[i] = E8M0ToF32(byte(110 + r.IntN(30)))
+			}
+			xs := make([][]float32, 4)
+			for j := range xs {
+				xs[j] = make([]float32, n+1)
+				for i := range xs[j] {
+					xs[j][i] = float32(r.NormFloat64())
+				}
+				xs[j] = xs[j][1:]
+			}
+			for _, row := range []int{0, bh, rows - 1} {
+				wr := w[1+row*n:]
+				rs := s[row/bh*nb : (row/bh+1)*nb]
+				var out [4]float32
+				DotE4M3x4Blocks(wr, s, row, n, bh, bw, xs[0], xs[1], xs[2], xs[3], &out)
+				for j := range xs {
+					want := dotE4M3Generic(wr[:n], rs, bw, xs[j][:n])
+					got := DotE4M3Blocks(wr, s, row, n, bh, bw, xs[j])
+					require.True(t, sameFloat(want, got), "block %v n %d row %d x%d: %v, generic %v", blk, n, row, j, got, want)
+					require.True(t, sameFloat(want, out[j]), "x4: block %v n %d row %d x%d: %v, generic %v", blk, n, row, j, out[j], want)
+				}
+				dst := make([]float32, n)
+				DequantE4M3RowBlocks(wr, s, row, n, bh, bw, dst)
+				for c := range dst {
+					require.True(t, sameFloat(E4M3ToF32(wr[c])*rs[c/bw], dst[c]), "block %v n %d row %d col %d", blk, n, row, c)
+				}
+			}
+		}
+	}
+	require.PanicsWithValue(t, "kernel: DotE4M3Blocks: block 0×32: not positive", func() { DotE4M3Blocks(nil, nil, 0, 0, 0, 32, nil) })
+	require.Panics(t, func() { DotE4M3Blocks(make([]byte, 64), make([]float32, 2), 32, 64, 32, 32, make([]float32, 64)) }, "row 32 needs a second block row")
+}
+
 // FuzzE4M3Dot compares DotE4M3 with the generic loop on fuzzed codes and
 // activations.
 func FuzzE4M3Dot(f *testing.F) {
-	f.Add([]byte{0x7E, 0x01, 0x80, 0x7F, 0x38}, float32(1), float32(0.5))
-	f.Fuzz(func(t *testing.T, w []byte, scale, xv float32) {
+	f.Add([]byte{0x7E, 0x01, 0x80, 0x7F, 0x38}, float32(1), float32(0.5), uint8(0))
+	f.Add(make([]byte, 70), float32(0x1p-20), float32(3), uint8(1))
+	f.Fuzz(func(t *testing.T, w []byte, scale, xv float32, bwi uint8) {
 		n := len(w)
-		s := make([]float32, (n+127)/128)
+		bw := []int{128, 32, 16, 48, 40, 1}[int(bwi)%6]
+		s := make([]float32, (n+bw-1)/bw)
 		for i := range s {
 			s[i] = scale
 		}
@@ -86,10 +141,10 @@ func FuzzE4M3Dot(f *testing.F) {
 		for i := range x {
 			x[i] = xv * float32(i%7-3)
 		}
-		want := dotE4M3Generic(w, s, x)
-		got := DotE4M3(w, s, 0, n, x)
+		want := dotE4M3Generic(w, s, bw, x)
+		got := DotE4M3Blocks(w, s, 0, n, 1, bw, x)
 		if !sameFloat(want, got) {
-			t.Fatalf("n %d: %v, generic %v", n, got, want)
+			t.Fatalf("n %d, block width %d: %v, generic %v", n, bw, got, want)
 		}
 	})
 }
@@ -110,7 +165,7 @@ func BenchmarkDotE4M3(b *testing.B) {
 			b.SetBytes(int64(len(w)))
 			for b.Loop() {
 				for row := range rows {
-					im.set.dotE4M3(w[row*cols:(row+1)*cols], scales[row/128*56:(row/128+1)*56], x)
+					im.set.dotE4M3(w[row*cols:(row+1)*cols], scales[row/128*56:(row/128+1)*56], 128, x)
 				}
 			}
 		})
@@ -119,7 +174,7 @@ func BenchmarkDotE4M3(b *testing.B) {
 			b.SetBytes(int64(len(w)))
 			for b.Loop() {
 				for row := range rows {
-					im.set.dotE4M3x4(w[row*cols:(row+1)*cols], scales[row/128*56:(row/128+1)*56], x, x, x, x, &out)
+					im.set.dotE4M3x4(w[row*cols:(row+1)*cols], scales[row/128*56:(row/128+1)*56], 128, x, x, x, x, &out)
 				}
 			}
 		})

@@ -1,6 +1,7 @@
 // Package kernel holds the CPU backend's inner loops: dot products of one
 // weight row against one or four activation vectors for the ggml storage
-// formats F32, F16, BF16 and Q8_0, row-tiled Q8_0 matrix products against
+// formats F32, F16, BF16 and Q8_0, ggml's other block formats, and
+// DeepSeek's block-scaled FP8 E4M3 (fp8.go) and FP4 E2M1 (fp4.go), row-tiled Q8_0 matrix products against
 // four or two packed vectors, the Q8_0 activation quantizer, and the
 // scalar and slice converters between float32, IEEE half and bfloat16.
 // The backend splits a matrix-vector product into row ranges, one per
@@ -59,13 +60,16 @@ type impls struct {
 
 	quantizeQ8_0 func(x []float32, dst []byte)
 	axpyF32      func(a float32, x, y []float32)
-	packVNNI     bool // Q8_0x4.Pack also fills the VNNI form
+
+	accumRowsF32x4 func(p []float32, stride int, rows []*float32, out []float32)
+	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
 
 	f16ToF32s func(dst []float32, src []uint16)
 	f32ToF16s func(dst []uint16, src []float32)
 
 	kq  kquantImpls // the block formats of kquant.go
 	fp8 fp8Impls    // FP8 E4M3 with block scales (fp8.go)
+	fp4 fp4Impls    // FP4 E2M1 with E8M0 scales (fp4.go)
 }
 
 // generic is the reference set, used where no assembly applies.
@@ -91,11 +95,14 @@ var generic = impls{
 	quantizeQ8_0: quantizeQ8_0Generic,
 	axpyF32:      axpyF32Generic,
 
+	accumRowsF32x4: accumRowsF32x4Generic,
+
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,
 
 	kq:  kquantGeneric,
 	fp8: fp8Generic,
+	fp4: fp4Generic,
 }
 
 // active is the set chosen at initialisation by bestImpls, which each

@@ -25,8 +25,8 @@ const (
 type GetModelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kv_cache_context_lengths asks for the KV-cache size of one sequence at
-	// each of these context lengths (for example 1024, 65536 and 1048576). At
-	// most 16, each from 1 to 2^32.
+	// each of these context lengths. At most 16, each from 1 to 2^32. Empty
+	// means 1024, 65536 and 1048576.
 	KvCacheContextLengths []uint64 `protobuf:"varint,1,rep,packed,name=kv_cache_context_lengths,json=kvCacheContextLengths,proto3" json:"kv_cache_context_lengths,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
@@ -137,7 +137,8 @@ type Model struct {
 	Dtypes []string `protobuf:"bytes,8,rep,name=dtypes,proto3" json:"dtypes,omitempty"`
 	// backend runs it (cpu, ascend).
 	Backend string `protobuf:"bytes,9,opt,name=backend,proto3" json:"backend,omitempty"`
-	// kv_cache answers GetModelRequest.kv_cache_context_lengths, in order.
+	// kv_cache answers GetModelRequest.kv_cache_context_lengths, in order
+	// (by default 1024, 65536 and 1048576 tokens).
 	KvCache       []*KVCacheSize `protobuf:"bytes,10,rep,name=kv_cache,json=kvCache,proto3" json:"kv_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -248,8 +249,12 @@ type KVCacheSize struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// context_length is the sequence length in tokens.
 	ContextLength uint64 `protobuf:"varint,1,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
-	// bytes is the cache size in bytes.
-	Bytes         uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// bytes is the cache size in bytes: whole blocks, and the sequence's
+	// fixed state where the architecture keeps one (V4's window ring and
+	// compressor state).
+	Bytes uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// bytes_per_token is bytes over context_length.
+	BytesPerToken float64 `protobuf:"fixed64,3,opt,name=bytes_per_token,json=bytesPerToken,proto3" json:"bytes_per_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +303,13 @@ func (x *KVCacheSize) GetBytes() uint64 {
 	return 0
 }
 
+func (x *KVCacheSize) GetBytesPerToken() float64 {
+	if x != nil {
+		return x.BytesPerToken
+	}
+	return 0
+}
+
 var File_ulan_v1_model_proto protoreflect.FileDescriptor
 
 const file_ulan_v1_model_proto_rawDesc = "" +
@@ -319,10 +331,11 @@ const file_ulan_v1_model_proto_rawDesc = "" +
 	"\x06dtypes\x18\b \x03(\tR\x06dtypes\x12\x18\n" +
 	"\abackend\x18\t \x01(\tR\abackend\x12/\n" +
 	"\bkv_cache\x18\n" +
-	" \x03(\v2\x14.ulan.v1.KVCacheSizeR\akvCache\"J\n" +
+	" \x03(\v2\x14.ulan.v1.KVCacheSizeR\akvCache\"r\n" +
 	"\vKVCacheSize\x12%\n" +
 	"\x0econtext_length\x18\x01 \x01(\x04R\rcontextLength\x12\x14\n" +
-	"\x05bytes\x18\x02 \x01(\x04R\x05bytes2T\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12&\n" +
+	"\x0fbytes_per_token\x18\x03 \x01(\x01R\rbytesPerToken2T\n" +
 	"\fModelService\x12D\n" +
 	"\bGetModel\x12\x18.ulan.v1.GetModelRequest\x1a\x19.ulan.v1.GetModelResponse\"\x03\x90\x02\x01B2Z0github.com/ulan-ai/ulan/proto/gen/ulan/v1;ulanv1b\x06proto3"
 

@@ -73,24 +73,27 @@ func e4m3Decode16(m Mem) (lo, hi VecVirtual) {
 // vector two accumulators hold dotE4M3Generic's 16 lanes (lo: lanes 0–7,
 // hi: 8–15), each 16-column group adding its rounded products (VMULPS,
 // VADDPS: nothing fused); a block ends with lo+hi, hsum's order, one
-// VMULSS by its scale and one VADDSS into the result. Whole blocks run
-// unrolled (prefetching w); the last partial block runs 16 columns at a
-// time and then its last len(w) mod 16 columns from tw and tx, which the
+// VMULSS by its scale and one VADDSS into the result. Whole blocks of bw
+// columns (128 for V3, 32 or 128 for V4) run 64 columns at a time unrolled
+// (prefetching w) and then 16 at a time; the last partial block runs 16
+// columns at a time and then its last len(w) mod 16 columns from tw and tx, which the
 // Go wrapper fills with them and zero padding (a +0 product leaves a lane
 // as it is: a lane that starts at +0 never becomes −0).
 func dotE4M3(vecs int) {
-	name, sig := "dotE4M3AVX2", "func(w []byte, s []float32, x []float32, tw *[16]byte, tx *[16]float32) float32"
+	name, sig := "dotE4M3AVX2", "func(w []byte, s []float32, bw int, x []float32, tw *[16]byte, tx *[16]float32) float32"
 	if vecs == 4 {
 		name = "dotE4M3x4AVX2"
-		sig = "func(w []byte, s []float32, x0, x1, x2, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)"
+		sig = "func(w []byte, s []float32, bw int, x0, x1, x2, x3 []float32, tw *[16]byte, tx *[4][16]float32, out *[4]float32)"
 	}
 	TEXT(name, NOSPLIT, sig)
 	Pragma("noescape")
 	Doc(name+" is the AVX2 form of dotE4M3Generic (vectors x0…x3 for the x4 form), bit for bit.",
-		"len(s) = ⌈len(w)/128⌉, every x at least len(w) long; tw and tx hold the last len(w) mod 16 columns, zero padded.")
+		"bw is the block width, a positive multiple of 16; len(s) = ⌈len(w)/bw⌉, every x at least len(w) long;",
+		"tw and tx hold the last len(w) mod 16 columns, zero padded.")
 	w := Load(Param("w").Base(), GP64())
 	n := Load(Param("w").Len(), GP64())
 	sp := Load(Param("s").Base(), GP64())
+	bw := Load(Param("bw"), GP64())
 	tw := Load(Param("tw"), GP64())
 	tx := Load(Param("tx"), GP64())
 	x := make([]Register, vecs)
@@ -133,19 +136,36 @@ func dotE4M3(vecs int) {
 	}
 
 	Label(name + "_block")
-	CMPQ(n, U32(128))
+	CMPQ(n, bw)
 	JB(LabelRef(name + "_partial"))
+	m := GP64()
+	MOVQ(bw, m)
+	Label(name + "_inner")
+	CMPQ(m, Imm(64))
+	JB(LabelRef(name + "_inner16"))
 	prefetchW(Mem{Base: w})
-	prefetchW(Mem{Base: w, Disp: 64})
-	for g := 0; g < 8; g++ {
+	for g := 0; g < 4; g++ {
 		group(Mem{Base: w, Disp: 16 * g}, func(j int) Mem { return Mem{Base: x[j], Disp: 64 * g} })
 	}
-	finish()
-	ADDQ(U32(128), w)
+	ADDQ(Imm(64), w)
 	for j := range x {
-		ADDQ(U32(512), x[j])
+		ADDQ(U32(256), x[j])
 	}
-	SUBQ(U32(128), n)
+	SUBQ(Imm(64), m)
+	JMP(LabelRef(name + "_inner"))
+	Label(name + "_inner16")
+	TESTQ(m, m)
+	JZ(LabelRef(name + "_blockend"))
+	group(Mem{Base: w}, func(j int) Mem { return Mem{Base: x[j]} })
+	ADDQ(Imm(16), w)
+	for j := range x {
+		ADDQ(Imm(64), x[j])
+	}
+	SUBQ(Imm(16), m)
+	JMP(LabelRef(name + "_inner16"))
+	Label(name + "_blockend")
+	finish()
+	SUBQ(bw, n)
 	JMP(LabelRef(name + "_block"))
 
 	Label(name + "_partial")

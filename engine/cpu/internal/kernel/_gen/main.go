@@ -41,6 +41,7 @@ func main() {
 		dotQ8_0R16VNNI(n)
 	}
 	axpyF32()
+	accumRowsF32x4()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
@@ -52,6 +53,7 @@ func main() {
 	}
 	cpuid()
 	fp8()
+	fp4()
 
 	Generate()
 }
