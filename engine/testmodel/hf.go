@@ -37,6 +37,11 @@ type HFOption func(*hfOptions)
 type hfOptions struct {
 	mtp    bool
 	shards int
+	// V4 directories only (v4hf.go): the FP8 block side, whether
+	// weight_block_size is left out, and I64 hash tables.
+	block       int
+	noBlockSize bool
+	i64Tables   bool
 }
 
 // WithMTP adds one multi-token-prediction layer after the decoder layers
