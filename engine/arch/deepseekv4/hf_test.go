@@ -153,3 +153,200 @@ func mtpParams(p Params, k int) uint64 {
 		D*2*D + 3*D + hc*hc*D + 1 + hc // eh_proj, norms, hc_head
 	return uint64(k * n)
 }
+
+// hfDirOnce is one release-format directory (32×32 FP8 blocks, an MTP
+// block) shared by the tests that edit or inspect it.
+func hfSourceDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	require.NoError(t, testmodel.TinyV4HF().WriteHFDir(dir, 3, testmodel.WithFP8Block(32), testmodel.WithMTP()))
+	return dir
+}
+
+// TestHFDirErrors: a broken directory fails at load with an error naming
+// the tensor and, where it has one, its file; the unbroken one loads.
+func TestHFDirErrors(t *testing.T) {
+	root := t.TempDir()
+	src := hfSourceDir(t)
+	sm, err := safetensors.OpenDir(src)
+	require.NoError(t, err)
+	defer sm.Close()
+	m, err := engine.LoadDir(sm, cpu.New(cpu.WithThreads(1)))
+	require.NoError(t, err)
+	require.Equal(t, 1, m.(*Model).MTPBlocks())
+
+	// rewrite copies the directory into two shards, editing its tensors
+	// and, when cfg is set, its config.json.
+	rewrite := func(t *testing.T, name string, edit func(ts []safetensors.Tensor) []safetensors.Tensor, cfg []byte) string {
+		var ts []safetensors.Tensor
+		for _, n := range sm.Names() {
+			ti, _ := sm.Tensor(n)
+			ti.Shape = append([]int(nil), ti.Shape...)
+			ts = append(ts, ti)
+		}
+		if edit != nil {
+			ts = edit(ts)
+		}
+		if cfg == nil {
+			cfg = sm.ConfigJSON()
+		}
+		dir := filepath.Join(root, name)
+		h := len(ts) / 2
+		require.NoError(t, safetensors.WriteDir(dir, [][]safetensors.Tensor{ts[:h], ts[h:]}, cfg))
+		return dir
+	}
+	find := func(ts []safetensors.Tensor, name string) int {
+		for i, x := range ts {
+			if x.Name == name {
+				return i
+			}
+		}
+		t.Fatalf("no tensor %s", name)
+		return -1
+	}
+	drop := func(name string) func(ts []safetensors.Tensor) []safetensors.Tensor {
+		return func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, name)
+			return append(ts[:i], ts[i+1:]...)
+		}
+	}
+	const (
+		woB    = "layers.1.attn.wo_b.weight"
+		wqA    = "layers.2.attn.wq_a.weight"
+		expert = "layers.3.ffn.experts.5.w3.weight"
+		table  = "layers.0.ffn.gate.tid2eid"
+		wkv    = "layers.1.attn.compressor.wkv.weight"
+		eProj  = "mtp.0.e_proj.weight"
+	)
+	for _, tc := range []struct {
+		name string
+		edit func(ts []safetensors.Tensor) []safetensors.Tensor
+		want []string
+	}{
+		{"missing-tensor", drop(expert), []string{expert, "is missing"}},
+		{"missing-fp8-scale", drop("layers.1.attn.wo_b.scale"), []string{woB, "without its scale", "layers.1.attn.wo_b.scale", "model-0000"}},
+		{"missing-fp4-scale", drop("layers.3.ffn.experts.5.w3.scale"), []string{expert, "without its scale", "model-0000"}},
+		{"missing-mtp-half", drop("mtp.0.h_proj.weight"), []string{"mtp.0.h_proj.weight", "is missing"}},
+		{"fp8-scale-shape", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, "layers.2.attn.wq_a.scale") // [2 2] for [48 64] in 32×32 blocks
+			ts[i].Shape, ts[i].Data = []int{1, 4}, ts[i].Data[:4]
+			return ts
+		}, []string{"layers.2.attn.wq_a.scale", "shape [1 4], want [2 2]", wqA, "32×32", "model-0000"}},
+		{"fp8-scale-dtype", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, "layers.2.attn.wq_a.scale")
+			ts[i].DType = safetensors.U8
+			return ts
+		}, []string{"layers.2.attn.wq_a.scale", "dtype U8, want F8_E8M0 or F32"}},
+		{"fp4-scale-shape", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, "layers.3.ffn.experts.5.w3.scale") // [32 2]
+			ts[i].Shape = []int{64, 1}
+			return ts
+		}, []string{"layers.3.ffn.experts.5.w3.scale", "shape [64 1], want [32, 2]", expert}},
+		{"fp4-scale-dtype", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, "layers.3.ffn.experts.5.w3.scale")
+			ts[i].DType = safetensors.I8
+			return ts
+		}, []string{"layers.3.ffn.experts.5.w3.scale", "dtype I8, want F8_E8M0"}},
+		{"fp4-shape", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, expert) // I8 [32 32] holds [32 64]
+			ts[i].Shape = []int{64, 16}
+			j := find(ts, "layers.3.ffn.experts.5.w3.scale")
+			ts[j].Shape = []int{64, 1}
+			return ts
+		}, []string{expert, "I8 [64 16] holds FP4 [64 32], want [32 64]"}},
+		{"bad-dtype", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, woB)
+			ts[i].DType, ts[i].Data = safetensors.I16, append(ts[i].Data, ts[i].Data...)
+			return ts
+		}, []string{woB, "dtype I16 is not supported", "model-0000"}},
+		{"shape", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, wkv) // BF16 [256 64]: CSA's two halves
+			ts[i].Shape = []int{64, 256}
+			return ts
+		}, []string{wkv, "shape [64 256], want [256 64]", "model-0000"}},
+		{"mixed-experts", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, expert)
+			ts[i].DType, ts[i].Shape, ts[i].Data = safetensors.BF16, []int{32, 64}, make([]byte, 2*32*64)
+			return ts
+		}, []string{expert, "dtype bf16, but expert 0 is f4_e2m1: experts must share a type"}},
+		{"table-range", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, table)
+			ts[i].Data = append([]byte(nil), ts[i].Data...)
+			ts[i].Data[4*7] = 8 // element 7 names expert 8 of 8
+			return ts
+		}, []string{table, "element 7 is expert 8, outside [0, 8)"}},
+		{"table-dtype", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, table)
+			ts[i].DType = safetensors.F32
+			return ts
+		}, []string{table, "dtype F32, want I32 or I64"}},
+		{"mtp-half-shape", func(ts []safetensors.Tensor) []safetensors.Tensor {
+			i := find(ts, eProj)
+			ts[i].Shape = []int{32, 128}
+			return ts
+		}, []string{eProj, "F8_E4M3 [32 128], want a matrix [64 64]", "model-0000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := rewrite(t, tc.name, tc.edit, nil)
+			m, err := safetensors.OpenDir(dir)
+			require.NoError(t, err)
+			defer m.Close()
+			_, err = engine.LoadDir(m, cpu.New(cpu.WithThreads(1)))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.ErrorContains(t, err, w)
+			}
+		})
+	}
+}
+
+// TestHFKnownAnswers decodes spec §8's format values through the
+// directory loader and the CPU backend: an FP8 row of E4M3 1.0 with E8M0
+// scales 127, 128, 120 and 134 (1×1 blocks) is 1, 2, 2⁻⁷ and 128; an FP4
+// row whose first byte is 0x9A, scale 127 then 128 for its second block,
+// starts −1, −0.5 and has −2, −1 at 32 and 33.
+func TestHFKnownAnswers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kat")
+	fp4 := make([]byte, 32)
+	fp4[0], fp4[16] = 0x9A, 0x9A
+	require.NoError(t, safetensors.WriteDir(dir, [][]safetensors.Tensor{{
+		{Name: "layers.0.attn.wkv.weight", DType: safetensors.F8_E4M3, Shape: []int{1, 4}, Data: []byte{0x38, 0x38, 0x38, 0x38}},
+		{Name: "layers.0.attn.wkv.scale", DType: safetensors.F8_E8M0, Shape: []int{1, 4}, Data: []byte{127, 128, 120, 134}},
+		{Name: "layers.0.attn.wq_a.weight", DType: safetensors.I8, Shape: []int{1, 32}, Data: fp4},
+		{Name: "layers.0.attn.wq_a.scale", DType: safetensors.F8_E8M0, Shape: []int{1, 2}, Data: []byte{127, 128}},
+	}}, []byte(`{"model_type": "deepseek_v4"}`)))
+	sm, err := safetensors.OpenDir(dir)
+	require.NoError(t, err)
+	defer sm.Close()
+	b := cpu.New(cpu.WithThreads(1))
+	w := weights{src: &hfSource{m: sm, p: Params{Layers: 1}, block: []int{1, 1}}, b: b}
+	kv := w.get("blk.0.attn_kv.weight", 1, 4)
+	qa := w.get("blk.0.attn_q_a.weight", 1, 64)
+	require.NoError(t, w.err)
+	require.Equal(t, engine.F8E4M3, kv.DType())
+	require.Equal(t, engine.F4E2M1, qa.DType())
+
+	// x · wᵀ with x the identity reads the weight's row back.
+	read := func(wt engine.Tensor, n int) []float32 {
+		eye := make([]float32, n*n)
+		for i := range n {
+			eye[i*n+i] = 1
+		}
+		ctx := b.NewContext()
+		defer ctx.Close()
+		y := ctx.MatMul(ctx.Input(eye, n, n), wt)
+		require.NoError(t, ctx.Compute(y))
+		v, err := ctx.Floats(y)
+		require.NoError(t, err)
+		return append([]float32(nil), v...)
+	}
+	require.Equal(t, []float32{1, 2, 1.0 / 128, 128}, read(kv, 4))
+	got := read(qa, 64)
+	require.Equal(t, []float32{-1, -0.5, 0}, got[:3])
+	require.Equal(t, []float32{-2, -1, 0}, got[32:35])
+	for i, v := range got {
+		if i != 0 && i != 1 && i != 32 && i != 33 {
+			require.Zero(t, v, "element %d", i)
+		}
+	}
+}
