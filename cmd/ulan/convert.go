@@ -126,6 +126,9 @@ func convertPlan(m *safetensors.Model, o convertOptions) (*gguf.Writer, []planne
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.ModelType == safetensors.ModelTypeV4 {
+		return nil, nil, fmt.Errorf("%s: model_type %q: convert does not write deepseek4 files yet (ulan runs the directory itself: --model %s)", filepath.Join(m.Dir(), safetensors.ConfigFile), cfg.ModelType, m.Dir())
+	}
 	if cfg.ModelType != "deepseek_v2" && cfg.ModelType != "deepseek_v3" {
 		return nil, nil, fmt.Errorf("%s: model_type %q: convert handles deepseek_v2 and deepseek_v3", filepath.Join(m.Dir(), safetensors.ConfigFile), cfg.ModelType)
 	}

@@ -35,7 +35,8 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(m.Dir(), safetensors.ConfigFile), err)
 	}
-	w := weights{src: &hfSource{m: m, p: p, block: cfg.V4BlockSize()}, b: b}
+	src := &hfSource{m: m, p: p, block: cfg.V4BlockSize()}
+	w := weights{src: src, b: b}
 	model := build(p, &w)
 	if w.err != nil {
 		return nil, w.err
@@ -50,12 +51,18 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	if w.err != nil {
 		return nil, w.err
 	}
+	// As for V3 directories, the MTP blocks are not part of what a token
+	// reads, nor counted.
+	w.total -= src.mtp.params
+	w.bytes -= src.mtp.bytes
+	w.routedBytes -= src.mtp.routed
 	model.info = info(filepath.Base(m.Dir()), p, &w, len(model.mtp))
 	return model, nil
 }
 
-// MTPBlocks is the number of multi-token-prediction blocks loaded.
-func (m *Model) MTPBlocks() int { return len(m.mtp) }
+// MTPLayers is the number of multi-token-prediction blocks loaded (the
+// method V3's Model has, which `ulan model inspect` reports).
+func (m *Model) MTPLayers() int { return len(m.mtp) }
 
 // paramsFromConfig reads config.json's V4 fields (spec §1.1).
 func paramsFromConfig(c *safetensors.Config) (Params, error) {
@@ -130,6 +137,9 @@ type hfSource struct {
 	p Params
 	// block is quantization_config.weight_block_size, or nil.
 	block []int
+	// mtp counts what the MTP blocks' weights add to the totals: their
+	// parameters (the hash tables aside), bytes and routed experts' bytes.
+	mtp struct{ params, bytes, routed uint64 }
 }
 
 func (s *hfSource) has(name string) bool {
@@ -159,6 +169,19 @@ func (s *hfSource) where(hf string) string {
 }
 
 func (s *hfSource) load(b engine.Backend, name string, file, as []int) (engine.Tensor, uint64, uint64, error) {
+	t, params, size, err := s.loadOne(b, name, file, as)
+	if n, _, ok := splitBlk(name); ok && n >= s.p.Layers && err == nil {
+		s.mtp.params += params
+		s.mtp.bytes += size
+		if strings.HasSuffix(name, "_exps.weight") {
+			s.mtp.routed += size
+		}
+	}
+	return t, params, size, err
+}
+
+// loadOne is load for one weight.
+func (s *hfSource) loadOne(b engine.Backend, name string, file, as []int) (engine.Tensor, uint64, uint64, error) {
 	if hf, ok := hfName(name, s.p.Layers); ok {
 		if strings.HasSuffix(name, "ffn_gate_tid2eid.weight") {
 			return s.table(b, name, hf, file, as)

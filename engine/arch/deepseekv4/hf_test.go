@@ -112,13 +112,15 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 
 			hm, hb := hfLoadDir(t, dir)
 			gm, gb := hfLoadGGUF(t, path)
-			require.Equal(t, tc.mtp, hm.MTPBlocks())
+			require.Equal(t, tc.mtp, hm.MTPLayers())
 			hp, gp := hm.Params(), gm.Params()
 			require.Equal(t, tc.mtp, hp.NextN)
 			hp.NextN = 0
 			require.Equal(t, gp, hp)
 			require.Equal(t, "deepseek4", hm.Info().Architecture)
-			require.Equal(t, gm.Info().TotalParams+mtpParams(hp, tc.mtp), hm.Info().TotalParams)
+			// The MTP block is loaded but, as for V3, not counted.
+			require.Equal(t, gm.Info().TotalParams, hm.Info().TotalParams)
+			require.Equal(t, gm.Info().ActiveParams, hm.Info().ActiveParams)
 
 			prompt := hfPrompt(260, hp.Vocab)
 			chunks := []int{97, 1, 60, 7, 95}
@@ -137,25 +139,8 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 	}
 }
 
-// mtpParams counts the parameters of k MTP blocks of the tiny model (a
-// window-only block with biased routing, eh_proj, three norms and its
-// hc_head), which a directory has and the GGUF converter drops.
-func mtpParams(p Params, k int) uint64 {
-	if k == 0 {
-		return 0
-	}
-	D, H, hd, hc, Lq := p.Hidden, p.Heads, p.HeadDim, p.HCMult, p.QLoRA
-	mix := (2 + hc) * hc
-	n := 2*(mix*hc*D+3+mix) + // mHC
-		D + Lq*D + Lq + H*hd*Lq + hd*D + hd + H + // attention in
-		p.OGroups*p.OLoRA*H*hd/p.OGroups + D*p.OGroups*p.OLoRA + // output
-		D + p.Experts*D + p.Experts + 3*p.Experts*p.ExpertFFN*D + 3*p.ExpertFFN*D + // FFN
-		D*2*D + 3*D + hc*hc*D + 1 + hc // eh_proj, norms, hc_head
-	return uint64(k * n)
-}
-
-// hfDirOnce is one release-format directory (32×32 FP8 blocks, an MTP
-// block) shared by the tests that edit or inspect it.
+// hfSourceDir writes a release-format directory (32×32 FP8 blocks, an
+// MTP block) for tests to edit.
 func hfSourceDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "src")
@@ -173,7 +158,7 @@ func TestHFDirErrors(t *testing.T) {
 	defer sm.Close()
 	m, err := engine.LoadDir(sm, cpu.New(cpu.WithThreads(1)))
 	require.NoError(t, err)
-	require.Equal(t, 1, m.(*Model).MTPBlocks())
+	require.Equal(t, 1, m.(*Model).MTPLayers())
 
 	// rewrite copies the directory into two shards, editing its tensors
 	// and, when cfg is set, its config.json.
