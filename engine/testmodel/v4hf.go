@@ -298,8 +298,8 @@ func (c V4) WriteHFDir(dir string, seed uint64, opts ...HFOption) error {
 		return err
 	}
 	o := v4HFOptions(opts)
-	if o.block <= 0 {
-		return fmt.Errorf("testmodel: V4 %q: FP8 block %d, must be positive", c.Name, o.block)
+	if err := c.checkHF(o); err != nil {
+		return err
 	}
 	st, err := c.hfStore(c.hfDeclare(seed, o.mtp), o)
 	if err != nil {
@@ -332,8 +332,8 @@ func (c V4) WriteHFDir(dir string, seed uint64, opts ...HFOption) error {
 // addHFReference adds t's tensors to w holding the decoded values of the
 // directory WriteHFDir writes with options o (see WithV4HFReference).
 func (c V4) addHFReference(w *gguf.Writer, t *tensors, o hfOptions) error {
-	if o.block <= 0 {
-		return fmt.Errorf("testmodel: V4 %q: FP8 block %d, must be positive", c.Name, o.block)
+	if err := c.checkHF(o); err != nil {
+		return err
 	}
 	st, err := c.hfStore(t, o)
 	if err != nil {
@@ -356,6 +356,19 @@ func (c V4) addHFReference(w *gguf.Writer, t *tensors, o hfOptions) error {
 		b := make([]byte, 4*len(v))
 		f32bytes(b, v)
 		w.AddTensor(s.name, gguf.TypeF32, dims(s.shape), b)
+	}
+	return nil
+}
+
+// checkHF reports, before anything is drawn, what keeps c from being
+// written in the release format with options o.
+func (c V4) checkHF(o hfOptions) error {
+	if o.block <= 0 {
+		return fmt.Errorf("testmodel: V4 %q: FP8 block %d, must be positive", c.Name, o.block)
+	}
+	if c.Hidden%safetensors.FP4BlockLen != 0 || c.ExpertFFN%safetensors.FP4BlockLen != 0 {
+		return fmt.Errorf("testmodel: V4 %q: Hidden %d and ExpertFFN %d must be multiples of %d: FP4 experts' rows are whole 32-value blocks",
+			c.Name, c.Hidden, c.ExpertFFN, safetensors.FP4BlockLen)
 	}
 	return nil
 }
