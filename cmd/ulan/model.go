@@ -185,10 +185,10 @@ func newModelTestgenCmd() *cobra.Command {
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
 270 MB), bench (the 1.79 GB Q8_0 benchmark model); deepseek4 (DeepSeek-V4)
-presets: tiny-v4 (the golden model, 8 MB), tiny-v4-hf (tiny-v4 widened to
-hidden 64 for FP4 experts), demo-v4 (the built-in demo's, Q8_0) and bench-v4
-(the 1.5 GB Q8_0 long-context benchmark model). The model is not smart; it
-exists to check ulan against llama.cpp and to measure speed.
+presets: tiny-v4 (the golden model, 16 MB), tiny-v4-hf (tiny-v4 widened to
+hidden 64 for FP4 experts), demo-v4 (the built-in demo's, Q8_0, 49 MB) and
+bench-v4 (the 1.64 GB Q8_0 long-context benchmark model). The model is not
+smart; it exists to check ulan against llama.cpp and to measure speed.
 
 With --hf f32|bf16|fp8, --out names a Hugging Face directory to write
 instead (config.json, two safetensors shards and their index, tokenizer
@@ -227,7 +227,7 @@ tiny-v4-hf), norms and tables BF16; --mtp adds an MTP block (mtp.0.*).`,
 				}
 				switch {
 				case hfType != "" && hfType != "fp8":
-					return fmt.Errorf("--hf %q: a deepseek4 directory is written in DeepSeek-V4's release format, --hf fp8 (FP8 projections, FP4 routed experts)", hfType)
+					return fmt.Errorf("--hf %q is not available for the deepseek4 preset %q: its directory is written in DeepSeek-V4's release format, --hf fp8 (FP8 projections, FP4 routed experts)", hfType, preset)
 				case hfType != "":
 					opts := []testmodel.HFOption{testmodel.WithFP8Block(block)}
 					if mtp {

@@ -107,19 +107,24 @@ const (
 // TinyV4 is the golden model: 4 layers, one of each attention kind plus a
 // second CSA layer (ratios 0, 4, 128, 4), the first two layers hash-routed
 // and the last two routed by the biased top-k, a 16-token window and
-// index_topk 16, so that a 300-token prompt makes 2 HCA entries and 75 CSA
-// entries of which the indexer keeps 16. Hidden 8 keeps the two
-// vocabulary-sized tables (most of the file) at 8 MB in F32. Its head and
-// indexer widths are multiples of 64, as llama.cpp needs for the indexer,
-// and differ from each other, so that llama.cpp adds no Hadamard rotation
-// to the main attention. The SwiGLU limit is 1.5 instead of DeepSeek's 10,
-// so that the clamp acts on a few percent of the experts' values.
+// index_topk 4, so that a 360-token prompt makes 2 HCA entries and 90 CSA
+// entries of which the indexer keeps 4 (it selects from position 19 on).
+// Its 32 indexer heads make an all-zero ReLU score (a tie) improbable; with
+// seed 1 the indexer's 4th and 5th scores differ by at least 9e-5 at every
+// position of the goldens' run, far above f32 rounding. Hidden 8 keeps the
+// two vocabulary-sized tables at 8 MB in F32 (the file is 16 MB, most of
+// the rest the tokenizer and the two hash tables). Its head
+// and indexer widths are multiples of 64, as llama.cpp needs for the
+// indexer, and differ from each other, so that llama.cpp adds no Hadamard
+// rotation to the main attention. The SwiGLU limit is 1.5 instead of
+// DeepSeek's 10, so that the clamp acts on a few percent of the experts'
+// values.
 func TinyV4() V4 {
 	return V4{
 		Name: "ulan-test-tiny-v4", Vocab: vocabSize, Hidden: 8, Layers: 4,
 		Heads: 4, HeadDim: 128, RopeDim: 32, QLoRA: 32, OutGroups: 2, OutLoRA: 16,
 		SlidingWindow: 16, CompressRatios: []int{RatioSliding, RatioCSA, RatioHCA, RatioCSA},
-		IndexHeads: 8, IndexHeadDim: 64, IndexTopK: 16,
+		IndexHeads: 32, IndexHeadDim: 64, IndexTopK: 4,
 		Experts: 8, ExpertsUsed: 2, Shared: 1, ExpertFFN: 32, HashLayers: 2,
 		RoutedScale: 1.5, SwigluLimit: 1.5, HCMult: 4, HCIters: 20, HCEps: 1e-6, NormEps: 1e-6,
 		RopeBase: 10000, CompressRopeBase: 160000,
@@ -149,7 +154,7 @@ func DemoV4() V4 {
 }
 
 // BenchV4 is the mid-size model of the long-context decode benchmark
-// (1.5 GB in Q8_0): V4-Flash's proportions scaled down — head dim 512 with
+// (1.64 GB in Q8_0): V4-Flash's proportions scaled down — head dim 512 with
 // 64 rope channels, window 128, 8 layers (one sliding, four CSA, three HCA,
 // alternating as in Flash), the indexer's 128-wide heads with index_topk
 // 256, 32 experts top-6 of width 512 with a shared expert, two hash-routed

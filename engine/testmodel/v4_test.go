@@ -2,8 +2,11 @@ package testmodel
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 
@@ -26,6 +29,12 @@ func TestV4TinyFile(t *testing.T) {
 	}
 	a, b := write(1), write(1)
 	require.Equal(t, a, b, "same seed, same bytes")
+	// The file llama.cpp's goldens were made from (engine/arch/deepseekv4/testdata).
+	sums, err := os.ReadFile("../arch/deepseekv4/testdata/models.sha256")
+	require.NoError(t, err)
+	sum := sha256.Sum256(a)
+	require.Contains(t, string(sums), hex.EncodeToString(sum[:])+"  tiny-v4-f32.gguf",
+		"the generator no longer writes the model the V4 goldens were made from; run their gen_goldens.sh")
 	for _, s := range c.declare(1).specs {
 		if s.name == "blk.0.ffn_gate_tid2eid.weight" || s.name == "blk.1.attn_q_b.weight" {
 			nop := func(int) {}

@@ -1073,7 +1073,8 @@ const r16PrefetchAhead = 2048
 // with its bits. Per block, the eight 64-byte quant vectors are loaded
 // once; for each vector, its int32 lanes (one per row) start from the
 // packed −128·Σx, eight VPDPBUSD add the products of the unsigned weights
-// with four of the vector's signed quants broadcast from memory, and the
+// with four of the vector's signed quants broadcast from memory (in two
+// or four independent chains, added at the end: exact), and the
 // exact block sums are converted, multiplied by d_w·d_x (one VMULPS with
 // the broadcast d_x) and added to the vector's sixteen row sums: a
 // multiply, then an add, as the generic rounds them.
@@ -1107,10 +1108,34 @@ func dotQ8_0R16VNNI(n int) {
 	dw := ZMM()
 	VCVTPH2PS(Mem{Base: w}, dw)
 	for j := range n {
-		t, d := ZMM(), ZMM()
+		// Two chains of four VPDPBUSD instead of one of eight: the
+		// integer sums are exact, so adding the halves gives the same
+		// bits, with half the latency in the way.
+		// Independent chains of VPDPBUSD: the integer sums are exact, so
+		// adding the chains gives the same bits with less latency in the
+		// way. Four where the registers allow, else two.
+		chains := 2
+		if n <= 4 {
+			chains = 4
+		}
+		part := make([]VecVirtual, chains)
+		for i := range part {
+			part[i] = ZMM()
+		}
+		t, d := part[0], ZMM()
 		VPBROADCASTD(Mem{Base: xc, Disp: 4 * j}, t)
+		for _, u := range part[1:] {
+			VPXORD(u, u, u)
+		}
 		for k := range wk {
-			VPDPBUSD_BCST(Mem{Base: xq, Disp: 32*j + 4*k}, wk[k], t)
+			VPDPBUSD_BCST(Mem{Base: xq, Disp: 32*j + 4*k}, wk[k], part[k%chains])
+		}
+		for len(part) > 1 {
+			h := len(part) / 2
+			for i := range h {
+				VPADDD(part[i+h], part[i], part[i])
+			}
+			part = part[:h]
 		}
 		VCVTDQ2PS(t, t)
 		VMULPS_BCST(Mem{Base: xd, Disp: 4 * j}, dw, d)
