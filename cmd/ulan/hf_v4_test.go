@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/testmodel"
 )
 
@@ -16,7 +19,9 @@ import (
 // `model testgen --hf fp8` (32×32 FP8 blocks, FP4 experts, an MTP block),
 // then: generate on it gives the greedy tokens of the F32 GGUF of its
 // decoded values over a 150-token prompt (an HCA entry, indexer
-// selection); model inspect describes it; model convert refuses it.
+// selection); model inspect describes it; model convert writes a
+// deepseek4 file that, in f32, is the reference file's tensors and gives
+// the directory's logits within 1e-5.
 func TestHFDirCommandsV4(t *testing.T) {
 	if raceEnabled {
 		t.Skip("writing the two 40 MB models takes minutes under -race; engine/arch/deepseekv4 tests the directory there")
@@ -50,11 +55,52 @@ func TestHFDirCommandsV4(t *testing.T) {
 		require.Contains(t, out, w)
 	}
 
-	code, _, errOut = ulan(t, "", "model", "convert", "--type", "f32", dir, filepath.Join(root, "out.gguf"))
-	require.Equal(t, 1, code)
-	require.Contains(t, errOut, `model_type "deepseek_v4": convert does not write deepseek4 files yet`)
+	// model convert: the f32 file holds the reference's metadata and
+	// tensors (by name: the converter writes them in load order) and gives
+	// the directory's logits; bf16 and q8_0 load and generate.
+	tmp := t.TempDir()
+	conv, _ := convertTo(t, dir, tmp, "ulan-test-tiny-v4-hf", "f32")
+	require.Equal(t, openGGUF(t, ref).KVs(), openGGUF(t, conv).KVs(), "metadata")
+	sameTensorsByName(t, ref, conv)
+	want, got := modelLogits(t, dir), modelLogits(t, conv)
+	worst := 0.0
+	for i := range want {
+		for j := range want[i] {
+			worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
+		}
+	}
+	t.Logf("converted f32 file vs directory: max |Δlogit| %.3g", worst)
+	require.LessOrEqual(t, worst, 1e-5)
+	for _, typ := range []string{"bf16", "q8_0"} {
+		conv, _ := convertTo(t, dir, tmp, "ulan-test-tiny-v4-hf", typ)
+		f := openGGUF(t, conv)
+		ti, ok := f.Tensor("blk.1.ffn_gate_exps.weight")
+		require.True(t, ok)
+		require.Equal(t, map[string]gguf.Type{"bf16": gguf.TypeBF16, "q8_0": gguf.TypeQ8_0}[typ], ti.Type, typ)
+		for _, n := range []string{"blk.0.ffn_gate_tid2eid.weight", "blk.1.attn_compressor_ape.weight", "blk.2.hc_ffn_fn.weight", "blk.3.ffn_gate_inp.weight"} {
+			ti, ok := f.Tensor(n)
+			require.True(t, ok, n)
+			require.NotEqual(t, gguf.Type(ti.Type), map[string]gguf.Type{"bf16": gguf.TypeBF16, "q8_0": gguf.TypeQ8_0}[typ], n)
+		}
+		require.Len(t, gen(conv), 5)
+	}
 
 	code, _, errOut = ulan(t, "", "model", "testgen", "--preset", "tiny-v4-hf", "--hf", "bf16", "--out", filepath.Join(root, "x"))
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "--hf fp8")
+}
+
+// sameTensorsByName requires the two files to hold the same tensors, in
+// any order: names, types, dimensions and bytes.
+func sameTensorsByName(t *testing.T, want, got string) {
+	t.Helper()
+	wf, gf := openGGUF(t, want), openGGUF(t, got)
+	require.Len(t, gf.Tensors(), len(wf.Tensors()))
+	for _, w := range wf.Tensors() {
+		g, ok := gf.Tensor(w.Name)
+		require.True(t, ok, w.Name)
+		require.Equal(t, w.Type, g.Type, w.Name)
+		require.Equal(t, w.Dims, g.Dims, w.Name)
+		require.True(t, bytes.Equal(wf.Data(w), gf.Data(g)), "%s: bytes differ", w.Name)
+	}
 }
