@@ -19,7 +19,7 @@ import (
 // `model testgen --hf fp8` (32×32 FP8 blocks, FP4 experts, an MTP block),
 // then: generate on it gives the greedy tokens of the F32 GGUF of its
 // decoded values over a 150-token prompt (an HCA entry, indexer
-// selection); model inspect describes it; model convert writes a
+// selection); model inspect describes it; bench runs it; model convert writes a
 // deepseek4 file that, in f32, is the reference file's tensors and gives
 // the directory's logits within 1e-5.
 func TestHFDirCommandsV4(t *testing.T) {
@@ -54,6 +54,12 @@ func TestHFDirCommandsV4(t *testing.T) {
 		"mtp layers    1 of 1 loaded", "compress_ratios", "0,4,128,4", "F8_E4M3", "F8_E8M0", "I8", "BF16", "in 2 files", "loads"} {
 		require.Contains(t, out, w)
 	}
+
+	code, out, errOut = ulan(t, "", "bench", "--model", dir, "--threads", "1", "--prompt", "4", "--gen", "2", "--batch", "1", "--json")
+	require.Equal(t, 0, code, errOut)
+	var b map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &b))
+	require.Greater(t, b["decode_tokens_per_second"].(float64), 0.0)
 
 	// model convert: the f32 file holds the reference's metadata and
 	// tensors (by name: the converter writes them in load order) and gives
