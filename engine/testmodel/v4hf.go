@@ -40,6 +40,11 @@ func WithFP8Block(n int) HFOption { return func(o *hfOptions) { o.block = n } }
 // its scale tensor's shape.
 func WithoutBlockSize() HFOption { return func(o *hfOptions) { o.noBlockSize = true } }
 
+// WithBF16Weights stores a V4 directory's projections and routed experts
+// as BF16 instead of FP8 and FP4, as a dequantized checkpoint holds them
+// (no quantization_config, no expert_dtype).
+func WithBF16Weights() HFOption { return func(o *hfOptions) { o.bf16 = true } }
+
 // WithI64Tables stores a V4 directory's tid2eid hash tables as I64 instead
 // of I32 (one loader reports I64 on disk, spec §5.1).
 func WithI64Tables() HFOption { return func(o *hfOptions) { o.i64Tables = true } }
@@ -204,6 +209,9 @@ func v4Store(s spec, hf string, kind v4Kind, v []float32, tab []byte, o hfOption
 		}
 		return hfStored{tensors: []safetensors.Tensor{{Name: hf, DType: safetensors.I64, Shape: s.shape, Data: wide}}}, nil
 	case v4FP8:
+		if o.bf16 {
+			return v4Store(s, hf, v4BF16, v, tab, o)
+		}
 		rows, cols := s.shape[0], s.shape[1]
 		codes, scales, err := QuantFP8E8M0(v, rows, cols, o.block, o.block)
 		if err != nil {
@@ -225,6 +233,16 @@ func v4Store(s spec, hf string, kind v4Kind, v []float32, tab []byte, o hfOption
 		prefix, proj, _ := strings.Cut(hf, "|")
 		var out hfStored
 		for e := range X {
+			base := fmt.Sprintf("%s%d.%s", prefix, e, proj)
+			if o.bf16 {
+				st, err := v4Store(spec{name: s.name, shape: []int{rows, cols}}, base+".weight", v4BF16, v[e*rows*cols:(e+1)*rows*cols], nil, o)
+				if err != nil {
+					return hfStored{}, err
+				}
+				out.tensors = append(out.tensors, st.tensors...)
+				out.decoded = append(out.decoded, st.decoded...)
+				continue
+			}
 			packed, scales, err := QuantFP4(v[e*rows*cols:(e+1)*rows*cols], rows, cols)
 			if err != nil {
 				return hfStored{}, fmt.Errorf("testmodel: %s expert %d: %w", s.name, e, err)
@@ -233,7 +251,6 @@ func v4Store(s spec, hf string, kind v4Kind, v []float32, tab []byte, o hfOption
 			if err != nil {
 				return hfStored{}, err
 			}
-			base := fmt.Sprintf("%s%d.%s", prefix, e, proj)
 			out.tensors = append(out.tensors,
 				safetensors.Tensor{Name: base + ".weight", DType: safetensors.I8, Shape: []int{rows, cols / 2}, Data: packed},
 				safetensors.Tensor{Name: base + ".scale", DType: safetensors.F8_E8M0, Shape: []int{rows, cols / safetensors.FP4BlockLen}, Data: scales})
@@ -291,8 +308,8 @@ func (c V4) hfStore(t *tensors, o hfOptions) ([]hfStored, error) {
 // tokenizer_config.json. Every tensor holds the values Write draws for the
 // same seed, quantized as the release stores them (see the package's
 // QuantFP8E8M0 and QuantFP4); WithV4HFReference writes the GGUF of the
-// decoded values. Options: WithFP8Block, WithoutBlockSize, WithI64Tables,
-// WithMTP (one MTP block, mtp.0.*), WithShards.
+// decoded values. Options: WithFP8Block, WithoutBlockSize, WithBF16Weights,
+// WithI64Tables, WithMTP (one MTP block, mtp.0.*), WithShards.
 func (c V4) WriteHFDir(dir string, seed uint64, opts ...HFOption) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -386,6 +403,9 @@ func (c V4) hfConfigJSON(o hfOptions) ([]byte, error) {
 	if !o.noBlockSize {
 		quant["weight_block_size"] = []int{o.block, o.block}
 	}
+	if o.bf16 {
+		quant = nil
+	}
 	cfg := map[string]any{
 		"architectures": []string{"DeepseekV4ForCausalLM"}, "model_type": "deepseek_v4",
 		"vocab_size": c.Vocab, "hidden_size": c.Hidden, "num_hidden_layers": c.Layers,
@@ -400,8 +420,11 @@ func (c V4) hfConfigJSON(o hfOptions) ([]byte, error) {
 		"hc_mult": c.HCMult, "hc_sinkhorn_iters": c.HCIters, "hc_eps": c.HCEps, "rms_norm_eps": c.NormEps,
 		"num_nextn_predict_layers": nextn, "first_k_dense_replace": 0, "hidden_act": "silu",
 		"max_position_embeddings": c.Context, "bos_token_id": 0, "eos_token_id": 1,
-		"tie_word_embeddings": false, "torch_dtype": "bfloat16", "expert_dtype": "fp4",
-		"quantization_config": quant,
+		"tie_word_embeddings": false, "torch_dtype": "bfloat16",
+	}
+	if quant != nil {
+		cfg["quantization_config"] = quant
+		cfg["expert_dtype"] = "fp4"
 	}
 	if c.YarnFactor > 1 {
 		cfg["rope_scaling"] = map[string]any{

@@ -16,7 +16,7 @@ import (
 )
 
 // hfPrompt is a prompt long enough that the tiny model's HCA layer has two
-// entries (≥ 256 tokens) and its indexer selects (16 of up to 65).
+// entries (≥ 256 tokens) and its indexer selects (index_topk of up to 65).
 func hfPrompt(n, vocab int) []int32 {
 	p := make([]int32, n)
 	for i := range p {
@@ -78,14 +78,15 @@ func hfLoadGGUF(t *testing.T, path string) (*Model, engine.Backend) {
 // release-format directory (FP8 E4M3 projections with E8M0 block scales,
 // FP4 E2M1 routed experts, BF16 norms and tables) against an F32 GGUF
 // holding exactly the values the directory decodes to. A 260-token prompt
-// in uneven chunks (two HCA entries, the indexer keeping 16 of 65 CSA
+// in uneven chunks (two HCA entries, the indexer keeping index_topk of 65 CSA
 // entries) and 6 greedy steps must give the same tokens and logits within
 // 1e-5 (the FP8 kernel scales each block's sum instead of each weight, so
 // rows agree to float32 rounding, not bit for bit). Cases: 128×128 blocks
 // (the release's; every tiny matrix is one partial block) with an MTP
 // block and I32 tables; 32×32 blocks (several whole and partial blocks per
-// matrix) with I64 tables; and 32×32 blocks that the config does not
-// declare, found from the scales' shapes.
+// matrix) with I64 tables; 32×32 blocks that the config does not
+// declare, found from the scales' shapes; and a dequantized BF16
+// checkpoint (no quantization_config). With -short, the first two.
 func TestHFDirAgainstGGUF(t *testing.T) {
 	if raceEnabled {
 		t.Skip("writing the two 40 MB models takes minutes under -race; TestHFDirErrors loads a directory there")
@@ -98,6 +99,7 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 		{"fp8-128-mtp", []testmodel.HFOption{testmodel.WithMTP()}, 1},
 		{"fp8-32-i64", []testmodel.HFOption{testmodel.WithFP8Block(32), testmodel.WithI64Tables(), testmodel.WithShards(3)}, 0},
 		{"fp8-32-derived", []testmodel.HFOption{testmodel.WithFP8Block(32), testmodel.WithoutBlockSize()}, 0},
+		{"bf16", []testmodel.HFOption{testmodel.WithBF16Weights()}, 0},
 	}
 	if testing.Short() {
 		cases = cases[:2]
