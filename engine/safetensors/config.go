@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 )
 
 // Config is the config.json of a DeepSeek V2, V2-Lite, V3 or R1 checkpoint
@@ -246,7 +247,10 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return nil, &FormatError{Path: path, Item: te.Field, Msg: fmt.Sprintf("JSON %s where %s belongs", te.Value, describeGoType(te.Type)), Err: err}
+			// V4's fields are promoted from an embedded struct, whose
+			// Go name encoding/json puts in the path.
+			field := strings.TrimPrefix(te.Field, "V4Config.")
+			return nil, &FormatError{Path: path, Item: field, Msg: fmt.Sprintf("JSON %s where %s belongs", te.Value, describeGoType(te.Type)), Err: err}
 		}
 		return nil, &FormatError{Path: path, Item: "config", Msg: "bad JSON: " + err.Error(), Err: err}
 	}

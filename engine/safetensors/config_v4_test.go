@@ -108,6 +108,8 @@ func TestConfigInvalidV4(t *testing.T) {
 		{"quantization_config", map[string]any{"quant_method": "fp8", "scale_fmt": "fp32"}, `quantization_config.scale_fmt: "fp32" is not supported`},
 		{"quantization_config", map[string]any{"quant_method": "fp8", "weight_block_size": []int{32}}, "quantization_config.weight_block_size: has 1 elements"},
 		{"num_experts_per_tok", 257, "num_experts_per_tok: 257 is more than n_routed_experts (256)"},
+		{"compress_ratios", "x", "safetensors: compress_ratios: JSON string where a list belongs"},
+		{"hc_eps", "small", "safetensors: hc_eps: JSON string where a number belongs"},
 	} {
 		t.Run(c.field, func(t *testing.T) {
 			_, err := safetensors.ParseConfig(withField(t, v4FlashConfig, c.field, c.value))
