@@ -19,9 +19,10 @@ import (
 // `model testgen --hf fp8` (32×32 FP8 blocks, FP4 experts, an MTP block),
 // then: generate on it gives the greedy tokens of the F32 GGUF of its
 // decoded values over a 150-token prompt (an HCA entry, indexer
-// selection); model inspect describes it; bench runs it; model convert writes a
-// deepseek4 file that, in f32, is the reference file's tensors and gives
-// the directory's logits within 1e-5.
+// selection); model inspect describes it; bench runs it; model convert
+// writes a deepseek4 file that, in f32, is the reference file's tensors,
+// and in f32 and bf16 (lossless for FP8 and FP4 values) gives the
+// directory's logits within 1e-5; a q8_0 file loads and generates.
 func TestHFDirCommandsV4(t *testing.T) {
 	if raceEnabled {
 		t.Skip("writing the two 40 MB models takes minutes under -race; engine/arch/deepseekv4 tests the directory there")
@@ -89,6 +90,19 @@ func TestHFDirCommandsV4(t *testing.T) {
 			require.NotEqual(t, gguf.Type(ti.Type), map[string]gguf.Type{"bf16": gguf.TypeBF16, "q8_0": gguf.TypeQ8_0}[typ], n)
 		}
 		require.Len(t, gen(conv), 5)
+		if typ == "bf16" {
+			// FP8 and FP4 values are BF16 values, and the F32 tensors of
+			// the checkpoint stay F32: a bf16 conversion loses nothing.
+			got := modelLogits(t, conv)
+			worst := 0.0
+			for i := range want {
+				for j := range want[i] {
+					worst = max(worst, math.Abs(float64(got[i][j]-want[i][j])))
+				}
+			}
+			t.Logf("converted bf16 file vs directory: max |Δlogit| %.3g", worst)
+			require.LessOrEqual(t, worst, 1e-5)
+		}
 	}
 
 	code, _, errOut = ulan(t, "", "model", "testgen", "--preset", "tiny-v4-hf", "--hf", "bf16", "--out", filepath.Join(root, "x"))
