@@ -149,3 +149,8 @@ func (h *minHeap) Pop() any {
 	h.idx = h.idx[:len(h.idx)-1]
 	return x
 }
+
+// Int32s returns the values of an I32 tensor (the indexer's selection, the
+// router's experts) or nil for other types: a test seam, valid while the
+// context that made the tensor is open.
+func (t *tensor) Int32s() []int32 { return t.i }

@@ -84,6 +84,11 @@ type Model struct {
 	layers                            []layer
 	mtp                               []mtpBlock
 	layout                            engine.CacheLayout
+	// observe, when set (by tests, with the eager CPU backend), sees the
+	// indexer's selection ("lid_top_k") and the routed experts
+	// ("ffn_moe_topk") of every layer as they are made, named as in
+	// llama.cpp's graph.
+	observe func(layer int, name string, t engine.Tensor)
 }
 
 var _ engine.Model = (*Model)(nil)
@@ -315,6 +320,9 @@ func (m *Model) attention(ctx engine.Context, l *layer, x engine.Tensor, b *engi
 			engine.CompressSpec{Ratio: 4, Overlap: true, Ape: l.idxApe, Norm: l.idxNorm, Eps: p.Eps, Rope: rope})
 		qI := ctx.Rope(ctx.Reshape(ctx.MatMul(qr, l.idxQB), T, p.IndexHeads, p.IndexHeadDim), b, rope)
 		sel = ctx.IndexTopK(qI, ctx.MatMul(x, l.idxProj), keys, b, engine.IndexSpec{Ratio: 4, TopK: p.IndexTopK, Scale: p.IndexScale()})
+		if m.observe != nil {
+			m.observe(i, "lid_top_k", sel)
+		}
 	}
 	ring := caches[l.ring]
 	o := ctx.SparseAttention(q, kv, ring, entries, sel, b, engine.SparseSpec{Scale: p.KQScale(), Window: p.Window, Ratio: l.ratio, Sinks: l.sinks})
@@ -341,6 +349,9 @@ func (m *Model) moe(ctx engine.Context, l *layer, x engine.Tensor, b *engine.Bat
 		ids, weights = ctx.RouteHash(logits, l.tid2eid, b, p.Route())
 	} else {
 		ids, weights = ctx.Route(logits, l.bias, p.Route())
+	}
+	if m.observe != nil {
+		m.observe(i, "ffn_moe_topk", ids)
 	}
 	y := ctx.ExpertFFN(x, ids, weights, l.gateExps, l.upExps, l.downExps, p.ClampExp[i])
 	if l.gateShared != nil {
