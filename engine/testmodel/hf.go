@@ -38,12 +38,13 @@ type hfOptions struct {
 	mtp    bool
 	shards int
 	// V4 directories only (v4hf.go): the FP8 block side, whether
-	// weight_block_size is left out, BF16 instead of FP8 and FP4, and I64
-	// hash tables.
-	block       int
-	noBlockSize bool
-	bf16        bool
-	i64Tables   bool
+	// weight_block_size is left out, BF16 instead of FP8 and FP4,
+	// transformers' names, and I64 hash tables.
+	block        int
+	noBlockSize  bool
+	bf16         bool
+	transformers bool
+	i64Tables    bool
 }
 
 // WithMTP adds one multi-token-prediction layer after the decoder layers

@@ -45,6 +45,14 @@ func WithoutBlockSize() HFOption { return func(o *hfOptions) { o.noBlockSize = t
 // (no quantization_config, no expert_dtype).
 func WithBF16Weights() HFOption { return func(o *hfOptions) { o.bf16 = true } }
 
+// WithTransformersNames writes a V4 directory under HF transformers'
+// internal names (spec §5.3: "model." prefixes, self_attn, mlp, attn_hc,
+// routed experts stacked as gate_up_proj and down_proj), with BF16 weights
+// as WithBF16Weights. It takes no MTP block (transformers keeps none).
+func WithTransformersNames() HFOption {
+	return func(o *hfOptions) { o.transformers, o.bf16 = true, true }
+}
+
 // WithI64Tables stores a V4 directory's tid2eid hash tables as I64 instead
 // of I32 (one loader reports I64 on disk, spec §5.1).
 func WithI64Tables() HFOption { return func(o *hfOptions) { o.i64Tables = true } }
@@ -318,13 +326,23 @@ func (c V4) WriteHFDir(dir string, seed uint64, opts ...HFOption) error {
 	if err := c.checkHF(o); err != nil {
 		return err
 	}
-	st, err := c.hfStore(c.hfDeclare(seed, o.mtp), o)
-	if err != nil {
-		return err
-	}
 	var stored []safetensors.Tensor
-	for _, s := range st {
-		stored = append(stored, s.tensors...)
+	if o.transformers {
+		if o.mtp {
+			return fmt.Errorf("testmodel: V4 %q: transformers' names have no MTP block", c.Name)
+		}
+		var err error
+		if stored, err = c.tfTensors(c.declare(seed)); err != nil {
+			return err
+		}
+	} else {
+		st, err := c.hfStore(c.hfDeclare(seed, o.mtp), o)
+		if err != nil {
+			return err
+		}
+		for _, s := range st {
+			stored = append(stored, s.tensors...)
+		}
 	}
 	cfg, err := c.hfConfigJSON(o)
 	if err != nil {
@@ -437,4 +455,104 @@ func (c V4) hfConfigJSON(o hfOptions) ([]byte, error) {
 		return nil, fmt.Errorf("testmodel: config.json: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// v4TFNames maps a block's GGUF names (after "blk.N.") to transformers'
+// (after "model.layers.N."), spec §5.3; the routed experts are stacked
+// apart.
+var v4TFNames = map[string]string{
+	"attn_norm.weight":               "input_layernorm.weight",
+	"attn_sinks.weight":              "self_attn.sinks",
+	"attn_q_a.weight":                "self_attn.q_a_proj.weight",
+	"attn_q_a_norm.weight":           "self_attn.q_a_norm.weight",
+	"attn_q_b.weight":                "self_attn.q_b_proj.weight",
+	"attn_kv.weight":                 "self_attn.kv_proj.weight",
+	"attn_kv_a_norm.weight":          "self_attn.kv_norm.weight",
+	"attn_output_a.weight":           "self_attn.o_a_proj.weight",
+	"attn_output_b.weight":           "self_attn.o_b_proj.weight",
+	"hc_attn_fn.weight":              "attn_hc.fn",
+	"hc_attn_base.weight":            "attn_hc.base",
+	"hc_attn_scale.weight":           "attn_hc.scale",
+	"hc_ffn_fn.weight":               "ffn_hc.fn",
+	"hc_ffn_base.weight":             "ffn_hc.base",
+	"hc_ffn_scale.weight":            "ffn_hc.scale",
+	"attn_compressor_kv.weight":      "self_attn.compressor.kv_proj.weight",
+	"attn_compressor_gate.weight":    "self_attn.compressor.gate_proj.weight",
+	"attn_compressor_ape.weight":     "self_attn.compressor.position_bias",
+	"attn_compressor_norm.weight":    "self_attn.compressor.kv_norm.weight",
+	"indexer.attn_q_b.weight":        "self_attn.compressor.indexer.q_b_proj.weight",
+	"indexer.proj.weight":            "self_attn.compressor.indexer.weights_proj.weight",
+	"indexer_compressor_kv.weight":   "self_attn.compressor.indexer.kv_proj.weight",
+	"indexer_compressor_gate.weight": "self_attn.compressor.indexer.gate_proj.weight",
+	"indexer_compressor_ape.weight":  "self_attn.compressor.indexer.position_bias",
+	"indexer_compressor_norm.weight": "self_attn.compressor.indexer.kv_norm.weight",
+	"ffn_norm.weight":                "post_attention_layernorm.weight",
+	"ffn_gate_inp.weight":            "mlp.gate.weight",
+	"exp_probs_b.bias":               "mlp.gate.e_score_correction_bias",
+	"ffn_gate_tid2eid.weight":        "mlp.gate.tid2eid",
+	"ffn_gate_shexp.weight":          "mlp.shared_experts.gate_proj.weight",
+	"ffn_up_shexp.weight":            "mlp.shared_experts.up_proj.weight",
+	"ffn_down_shexp.weight":          "mlp.shared_experts.down_proj.weight",
+	"ffn_down_exps.weight":           "mlp.experts.down_proj",
+}
+
+// v4TFGlobal maps the tensors outside the blocks.
+var v4TFGlobal = map[string]string{
+	"token_embd.weight":      "model.embed_tokens.weight",
+	"output_norm.weight":     "model.norm.weight",
+	"output.weight":          "lm_head.weight",
+	"output_hc_fn.weight":    "model.hc_head.hc_fn",
+	"output_hc_base.weight":  "model.hc_head.hc_base",
+	"output_hc_scale.weight": "model.hc_head.hc_scale",
+}
+
+// tfTensors draws t's tensors and lays them out under transformers' names
+// in BF16 (F32 where the release keeps F32, I32 tables), the routed
+// experts' gate and up projections stacked into one gate_up_proj [X, 2F,
+// D] (each expert's gate rows, then its up rows).
+func (c V4) tfTensors(t *tensors) ([]safetensors.Tensor, error) {
+	vals := t.values()
+	o := hfOptions{bf16: true, block: 128}
+	var out []safetensors.Tensor
+	gate := map[int][]float32{}
+	for i, s := range t.specs {
+		b, rest := splitBlock(s.name)
+		tf, ok := v4TFGlobal[s.name]
+		kind := v4HFGlobal[s.name].kind
+		if !ok {
+			tf, kind = fmt.Sprintf("model.layers.%d.", b)+v4TFNames[rest], v4HFNames[rest].kind
+		}
+		v := vals[i]
+		shape := s.shape
+		switch rest {
+		case "ffn_gate_exps.weight":
+			gate[b] = v
+			continue
+		case "ffn_up_exps.weight":
+			X, F, D := s.shape[0], s.shape[1], s.shape[2]
+			g := gate[b]
+			if g == nil {
+				return nil, fmt.Errorf("testmodel: %s comes before its gate", s.name)
+			}
+			v = make([]float32, 0, 2*len(g))
+			for e := range X {
+				v = append(v, g[e*F*D:(e+1)*F*D]...)
+				v = append(v, vals[i][e*F*D:(e+1)*F*D]...)
+			}
+			tf, shape = fmt.Sprintf("model.layers.%d.mlp.experts.gate_up_proj", b), []int{X, 2 * F, D}
+		}
+		if kind == v4FP4 || kind == v4FP8 {
+			kind = v4BF16
+		}
+		var tab []byte
+		if kind == v4Table {
+			tab = s.tableData(t.seed, func(int) {})
+		}
+		st, err := v4Store(spec{name: s.name, shape: shape}, tf, kind, v, tab, o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st.tensors...)
+	}
+	return out, nil
 }

@@ -134,6 +134,7 @@ func TestV4HFDir(t *testing.T) {
 func TestV4HFDirRejects(t *testing.T) {
 	c := TinyV4HF()
 	require.ErrorContains(t, c.WriteHFDir(t.TempDir(), 1, WithFP8Block(0)), "FP8 block 0")
+	require.ErrorContains(t, c.WriteHFDir(t.TempDir(), 1, WithTransformersNames(), WithMTP()), "no MTP block")
 	c.Hidden = 48 // FP4 rows must be whole 32-value blocks
 	require.ErrorContains(t, c.WriteHFDir(t.TempDir(), 1), "whole 32-value blocks")
 }

@@ -29,7 +29,9 @@ func init() {
 // (exactly) to F32. tid2eid may be I32 or I64 on disk; it becomes I32,
 // every id checked against n_routed_experts. MTP blocks
 // (num_nextn_predict_layers, mtp.K.*) are loaded and checked when present
-// and not used by Forward. Errors name the tensor and its file.
+// and not used by Forward. Where a release name is absent, HF
+// transformers' internal name (spec §5.3) is read instead, and its stacked
+// experts in F32, F16 or BF16. Errors name the tensor and its file.
 func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (engine.Model, error) {
 	p, err := paramsFromConfig(cfg)
 	if err != nil {
@@ -145,14 +147,53 @@ type hfSource struct {
 func (s *hfSource) has(name string) bool {
 	var hf string
 	if n, ok := hfName(name, s.p.Layers); ok {
-		hf = n
+		hf = s.resolve(name, n)
 	} else if b, rest, ok := splitBlk(name); ok && hfExpertNames[rest] != "" {
 		hf = s.expertName(b, 0, rest)
+		if _, ok := s.m.Tensor(hf); !ok {
+			if tf, ok := s.tfStacked(b, rest); ok {
+				hf = tf
+			}
+		}
 	} else if ok && rest == ehProjName {
 		hf = hfBlockPrefix(b, s.p.Layers) + "e_proj.weight"
 	}
 	_, ok := s.m.Tensor(hf)
 	return hf != "" && ok
+}
+
+// resolve is the name tensor name (GGUF) has in the directory: its
+// release name hf, or when that is absent and transformers' is present
+// (spec §5.3), transformers' name. A tensor found under neither keeps hf,
+// for the error.
+func (s *hfSource) resolve(name, hf string) string {
+	if _, ok := s.m.Tensor(hf); ok {
+		return hf
+	}
+	if tf, ok := tfName(name, s.p.Layers); ok {
+		for _, n := range []string{"model." + tf, tf} {
+			if _, ok := s.m.Tensor(n); ok {
+				return n
+			}
+		}
+	}
+	return hf
+}
+
+// tfStacked is the name of transformers' stacked expert tensor for GGUF
+// block b's rest, if the directory has it.
+func (s *hfSource) tfStacked(b int, rest string) (string, bool) {
+	x, ok := tfExperts[rest]
+	if !ok || b >= s.p.Layers {
+		return "", false
+	}
+	tf := "layers." + strconv.Itoa(b) + ".mlp.experts." + x.name
+	for _, n := range []string{"model." + tf, tf} {
+		if _, ok := s.m.Tensor(n); ok {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // expertName is the release name of expert e's projection in block b.
@@ -183,6 +224,7 @@ func (s *hfSource) load(b engine.Backend, name string, file, as []int) (engine.T
 // loadOne is load for one weight.
 func (s *hfSource) loadOne(b engine.Backend, name string, file, as []int) (engine.Tensor, uint64, uint64, error) {
 	if hf, ok := hfName(name, s.p.Layers); ok {
+		hf = s.resolve(name, hf)
 		if strings.HasSuffix(name, "ffn_gate_tid2eid.weight") {
 			return s.table(b, name, hf, file, as)
 		}
@@ -208,6 +250,11 @@ func (s *hfSource) loadOne(b engine.Backend, name string, file, as []int) (engin
 	blkN, rest, ok := splitBlk(name)
 	switch {
 	case ok && hfExpertNames[rest] != "" && len(file) == 3:
+		if _, ok := s.m.Tensor(s.expertName(blkN, 0, rest)); !ok {
+			if tf, ok := s.tfStacked(blkN, rest); ok {
+				return s.stacked(b, name, tf, tfExperts[rest].half, file)
+			}
+		}
 		return s.experts(b, name, blkN, rest, file)
 	case ok && rest == ehProjName:
 		return s.ehProj(b, name, blkN, file, as)
@@ -306,6 +353,42 @@ func (s *hfSource) experts(b engine.Backend, name string, blkN int, rest string,
 		return nil, 0, 0, fmt.Errorf("%s: %w", s.where(s.expertName(blkN, 0, rest)), err)
 	}
 	return t, uint64(numel(shape)), size, nil
+}
+
+// stacked makes the [X, rows, cols] expert weight from transformers'
+// stacked tensor tf, [X, rows, cols] (half 0) or [X, 2·rows, cols] whose
+// first (half 1) or second (half 2) rows of each expert are wanted, one
+// part per expert viewed in place. Only F32, F16 and BF16 are read so.
+func (s *hfSource) stacked(b engine.Backend, name, tf string, half int, shape []int) (engine.Tensor, uint64, uint64, error) {
+	t, _ := s.m.Tensor(tf)
+	X, rows, cols := shape[0], shape[1], shape[2]
+	want := slices.Clone(shape)
+	if half > 0 {
+		want[1] *= 2
+	}
+	if !slices.Equal(t.Shape, want) {
+		return nil, 0, 0, fmt.Errorf("%s: shape %v, want %v", s.where(tf), t.Shape, want)
+	}
+	dt, ok := map[safetensors.DType]engine.DType{safetensors.F32: engine.F32, safetensors.F16: engine.F16, safetensors.BF16: engine.BF16}[t.DType]
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("%s: dtype %v: stacked experts are read in F32, F16 or BF16 only", s.where(tf), t.DType)
+	}
+	es := t.DType.Bits() / 8
+	n := rows * cols * es // one expert's matrix
+	per := len(t.Data) / X
+	parts := make([]engine.WeightPart, X)
+	for e := range parts {
+		off := e * per
+		if half == 2 {
+			off += n
+		}
+		parts[e] = engine.WeightPart{Data: t.Data[off : off+n]}
+	}
+	w, err := b.WeightParts(name, dt, slices.Clone(shape), parts)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w", s.where(tf), err)
+	}
+	return w, uint64(numel(shape)), uint64(X * n), nil
 }
 
 // table loads a hash-routing table [vocab, k] (ffn.gate.tid2eid), stored

@@ -85,8 +85,9 @@ func hfLoadGGUF(t *testing.T, path string) (*Model, engine.Backend) {
 // (the release's; every tiny matrix is one partial block) with an MTP
 // block and I32 tables; 32×32 blocks (several whole and partial blocks per
 // matrix) with I64 tables; 32×32 blocks that the config does not
-// declare, found from the scales' shapes; and a dequantized BF16
-// checkpoint (no quantization_config). With -short, the first two.
+// declare, found from the scales' shapes; a dequantized BF16 checkpoint
+// (no quantization_config); and the same under HF transformers' internal
+// names (spec §5.3, stacked experts). With -short, the first two.
 func TestHFDirAgainstGGUF(t *testing.T) {
 	if raceEnabled {
 		t.Skip("writing the two 40 MB models takes minutes under -race; TestHFDirErrors loads a directory there")
@@ -100,6 +101,7 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 		{"fp8-32-i64", []testmodel.HFOption{testmodel.WithFP8Block(32), testmodel.WithI64Tables(), testmodel.WithShards(3)}, 0},
 		{"fp8-32-derived", []testmodel.HFOption{testmodel.WithFP8Block(32), testmodel.WithoutBlockSize()}, 0},
 		{"bf16", []testmodel.HFOption{testmodel.WithBF16Weights()}, 0},
+		{"transformers-names", []testmodel.HFOption{testmodel.WithTransformersNames()}, 0},
 	}
 	if testing.Short() {
 		cases = cases[:2]
@@ -111,6 +113,8 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 			dir := filepath.Join(root, "hf")
 			require.NoError(t, c.WriteHFDir(dir, 5, tc.opts...))
 			path := filepath.Join(root, "ref.gguf")
+			// The reference is the decoded values: the same for
+			// transformers' names as for BF16 release names.
 			require.NoError(t, c.WriteFile(path, 5, testmodel.WithV4HFReference(tc.opts...)))
 
 			hm, hb := hfLoadDir(t, dir)
@@ -347,5 +351,46 @@ func TestHFKnownAnswers(t *testing.T) {
 		if i != 0 && i != 1 && i != 32 && i != 33 {
 			require.Zero(t, v, "element %d", i)
 		}
+	}
+}
+
+// TestHFTransformersErrors: transformers' stacked experts of the wrong
+// shape or type fail naming the tensor.
+func TestHFTransformersErrors(t *testing.T) {
+	if raceEnabled {
+		t.Skip("TestHFDirErrors writes the one directory the -race run affords")
+	}
+	src := filepath.Join(t.TempDir(), "tf")
+	require.NoError(t, testmodel.TinyV4HF().WriteHFDir(src, 2, testmodel.WithTransformersNames(), testmodel.WithShards(1)))
+	sm, err := safetensors.OpenDir(src)
+	require.NoError(t, err)
+	defer sm.Close()
+	const gateUp = "model.layers.1.mlp.experts.gate_up_proj" // BF16 [8 64 64]
+	for _, tc := range []struct {
+		name string
+		edit func(*safetensors.Tensor)
+		want string
+	}{
+		{"shape", func(x *safetensors.Tensor) { x.Shape = []int{8, 32, 128} }, "shape [8 32 128], want [8 64 64]"},
+		{"dtype", func(x *safetensors.Tensor) { x.DType, x.Data = safetensors.F8_E4M3, x.Data[:len(x.Data)/2] }, "dtype F8_E4M3: stacked experts are read in F32, F16 or BF16 only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ts []safetensors.Tensor
+			for _, n := range sm.Names() {
+				x, _ := sm.Tensor(n)
+				if n == gateUp {
+					tc.edit(&x)
+				}
+				ts = append(ts, x)
+			}
+			dir := filepath.Join(t.TempDir(), tc.name)
+			require.NoError(t, safetensors.WriteDir(dir, [][]safetensors.Tensor{ts}, sm.ConfigJSON()))
+			m, err := safetensors.OpenDir(dir)
+			require.NoError(t, err)
+			defer m.Close()
+			_, err = engine.LoadDir(m, cpu.New(cpu.WithThreads(1)))
+			require.ErrorContains(t, err, gateUp)
+			require.ErrorContains(t, err, tc.want)
+		})
 	}
 }

@@ -126,3 +126,90 @@ func hfName(name string, layers int) (string, bool) {
 	}
 	return hfBlockPrefix(b, layers) + n, true
 }
+
+// Hugging Face transformers' own module names for V4 (spec §5.3), which a
+// state dict saved from its DeepseekV4ForCausalLM without
+// save_pretrained's renaming carries: "model." before everything but
+// lm_head (read with or without it), attn→self_attn, ffn→mlp, and the
+// routed experts stacked per layer (experts.gate_up_proj [X, 2F, D], w1's
+// rows then w3's; experts.down_proj [X, D, F]). They are read only where
+// the release name is absent, and only for the decoder (transformers
+// keeps no MTP block).
+
+// tfGlobalNames maps the tensors outside the blocks (after "model.",
+// except lm_head).
+var tfGlobalNames = map[string]string{
+	"token_embd.weight":      "embed_tokens.weight",
+	"output_norm.weight":     "norm.weight",
+	"output.weight":          "lm_head.weight",
+	"output_hc_fn.weight":    "hc_head.hc_fn",
+	"output_hc_base.weight":  "hc_head.hc_base",
+	"output_hc_scale.weight": "hc_head.hc_scale",
+}
+
+// tfLayerNames maps a block's GGUF names (after "blk.N.") to
+// transformers' (after "layers.N.").
+var tfLayerNames = map[string]string{
+	"attn_norm.weight":               "input_layernorm.weight",
+	"attn_sinks.weight":              "self_attn.sinks",
+	"attn_q_a.weight":                "self_attn.q_a_proj.weight",
+	"attn_q_a_norm.weight":           "self_attn.q_a_norm.weight",
+	"attn_q_b.weight":                "self_attn.q_b_proj.weight",
+	"attn_kv.weight":                 "self_attn.kv_proj.weight",
+	"attn_kv_a_norm.weight":          "self_attn.kv_norm.weight",
+	"attn_output_a.weight":           "self_attn.o_a_proj.weight",
+	"attn_output_b.weight":           "self_attn.o_b_proj.weight",
+	"hc_attn_fn.weight":              "attn_hc.fn",
+	"hc_attn_base.weight":            "attn_hc.base",
+	"hc_attn_scale.weight":           "attn_hc.scale",
+	"hc_ffn_fn.weight":               "ffn_hc.fn",
+	"hc_ffn_base.weight":             "ffn_hc.base",
+	"hc_ffn_scale.weight":            "ffn_hc.scale",
+	"attn_compressor_kv.weight":      "self_attn.compressor.kv_proj.weight",
+	"attn_compressor_gate.weight":    "self_attn.compressor.gate_proj.weight",
+	"attn_compressor_ape.weight":     "self_attn.compressor.position_bias",
+	"attn_compressor_norm.weight":    "self_attn.compressor.kv_norm.weight",
+	"indexer.attn_q_b.weight":        "self_attn.compressor.indexer.q_b_proj.weight",
+	"indexer.proj.weight":            "self_attn.compressor.indexer.weights_proj.weight",
+	"indexer_compressor_kv.weight":   "self_attn.compressor.indexer.kv_proj.weight",
+	"indexer_compressor_gate.weight": "self_attn.compressor.indexer.gate_proj.weight",
+	"indexer_compressor_ape.weight":  "self_attn.compressor.indexer.position_bias",
+	"indexer_compressor_norm.weight": "self_attn.compressor.indexer.kv_norm.weight",
+	"ffn_norm.weight":                "post_attention_layernorm.weight",
+	"ffn_gate_inp.weight":            "mlp.gate.weight",
+	"exp_probs_b.bias":               "mlp.gate.e_score_correction_bias",
+	"ffn_gate_tid2eid.weight":        "mlp.gate.tid2eid",
+	"ffn_gate_shexp.weight":          "mlp.shared_experts.gate_proj.weight",
+	"ffn_up_shexp.weight":            "mlp.shared_experts.up_proj.weight",
+	"ffn_down_shexp.weight":          "mlp.shared_experts.down_proj.weight",
+}
+
+// tfExperts maps the stacked expert tensors to transformers' stacked
+// tensor (after "layers.N.mlp.experts.") and which half of its rows they
+// are (0: all, 1: the first, 2: the second).
+var tfExperts = map[string]struct {
+	name string
+	half int
+}{
+	"ffn_gate_exps.weight": {"gate_up_proj", 1},
+	"ffn_up_exps.weight":   {"gate_up_proj", 2},
+	"ffn_down_exps.weight": {"down_proj", 0},
+}
+
+// tfName is transformers' name of a one-to-one GGUF tensor of a decoder
+// block or outside the blocks, without the "model." prefix (lm_head never
+// has it), or false.
+func tfName(name string, layers int) (string, bool) {
+	if n, ok := tfGlobalNames[name]; ok {
+		return n, true
+	}
+	b, rest, ok := splitBlk(name)
+	if !ok || b >= layers {
+		return "", false
+	}
+	n, ok := tfLayerNames[rest]
+	if !ok {
+		return "", false
+	}
+	return "layers." + strconv.Itoa(b) + "." + n, true
+}
