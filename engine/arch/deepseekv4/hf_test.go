@@ -3,6 +3,7 @@ package deepseekv4
 import (
 	"math"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,13 +79,14 @@ func hfLoadGGUF(t *testing.T, path string) (*Model, engine.Backend) {
 // release-format directory (FP8 E4M3 projections with E8M0 block scales,
 // FP4 E2M1 routed experts, BF16 norms and tables) against an F32 GGUF
 // holding exactly the values the directory decodes to. A 260-token prompt
-// in uneven chunks (two HCA entries, the indexer keeping index_topk of 65 CSA
-// entries) and 6 greedy steps must give the same tokens and logits within
-// 1e-5 (the FP8 kernel scales each block's sum instead of each weight, so
-// rows agree to float32 rounding, not bit for bit). Cases: 128×128 blocks
-// (the release's; every tiny matrix is one partial block) with an MTP
-// block and I32 tables; 32×32 blocks (several whole and partial blocks per
-// matrix) with I64 tables; 32×32 blocks that the config does not
+// in uneven chunks (two HCA entries, the indexer keeping index_topk of 65
+// CSA entries) and 6 greedy steps must give the same indexer selections,
+// experts, tokens and logits within 1e-5 (the FP8 kernel scales each
+// block's sum instead of each weight, so rows agree to float32 rounding,
+// not bit for bit). Cases: 128×128 blocks (the release's; the tiny
+// matrices have partial edge blocks, wq_b whole row blocks too) with an
+// MTP block and I32 tables; 32×32 blocks (several whole and partial blocks
+// per matrix) with I64 tables; 32×32 blocks that the config does not
 // declare, found from the scales' shapes; a dequantized BF16 checkpoint
 // (no quantization_config); and the same under HF transformers' internal
 // names (spec §5.3, stacked experts). With -short, the first two.
@@ -131,9 +133,21 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 
 			prompt := hfPrompt(260, hp.Vocab)
 			chunks := []int{97, 1, 60, 7, 95}
+			hSel, gSel := observeSelections(hm), observeSelections(gm)
 			got, gotTokens := hfRun(t, hm, hb, prompt, chunks, 6)
 			want, wantTokens := hfRun(t, gm, gb, prompt, chunks, 6)
 			require.Equal(t, wantTokens, gotTokens, "greedy tokens")
+			// The indexer kept the same entries (and really chose: more
+			// were visible than it keeps) and the routers the same experts.
+			require.Len(t, hSel, 6, "lid_top_k of layers 1 and 3, ffn_moe_topk of layers 0–3")
+			for key, w := range gSel {
+				g := hSel[key]
+				require.Len(t, g, len(w), key)
+				for r := range w {
+					require.ElementsMatch(t, w[r], g[r], "%s row %d", key, r)
+				}
+			}
+			require.Greater(t, (len(prompt)+1)/4, hp.IndexTopK, "the indexer selects")
 			worst := 0.0
 			for i := range want {
 				for j := range want[i] {
@@ -144,6 +158,22 @@ func TestHFDirAgainstGGUF(t *testing.T) {
 			require.LessOrEqual(t, worst, 1e-5)
 		})
 	}
+}
+
+// observeSelections records, per "name-layer", every row of the
+// indexer's kept entries (lid_top_k) and of the routed experts
+// (ffn_moe_topk) m computes.
+func observeSelections(m *Model) map[string][][]int32 {
+	sel := map[string][][]int32{}
+	m.observe = func(layer int, name string, x engine.Tensor) {
+		v := x.(interface{ Int32s() []int32 }).Int32s()
+		k := x.Shape()[len(x.Shape())-1]
+		key := name + "-" + strconv.Itoa(layer)
+		for r := 0; r+k <= len(v); r += k {
+			sel[key] = append(sel[key], append([]int32(nil), v[r:r+k]...))
+		}
+	}
+	return sel
 }
 
 // hfSourceDir writes a release-format directory (32×32 FP8 blocks, an
