@@ -18,6 +18,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/arch/deepseekv3"
+	"github.com/ulan-ai/ulan/engine/arch/deepseekv4"
 	"github.com/ulan-ai/ulan/engine/convert"
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/safetensors"
@@ -29,7 +30,7 @@ func newModelConvertCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "convert --to gguf --type q8_0|f16|bf16|f32 HF_DIR OUT.gguf",
-		Short: "Convert a DeepSeek V2/V3/R1 Hugging Face directory to a deepseek2 GGUF file llama.cpp loads",
+		Short: "Convert a DeepSeek V2/V3/R1/V4 Hugging Face directory to a deepseek2 or deepseek4 GGUF file llama.cpp loads",
 		Long: `Convert a Hugging Face directory (config.json, safetensors in F32, F16, BF16
 or FP8 e4m3 with weight_scale_inv, tokenizer.json, tokenizer_config.json) of
 a DeepSeek V2, V3 or R1 model into a deepseek2 GGUF file laid out as
@@ -40,6 +41,13 @@ split into attn_k_b and attn_v_b, the deepseek2 metadata and the tokenizer.
 and Q8_0 rows that are not whole 32-value blocks fall back to F16, as the
 converter does. FP8 weights are decoded exactly (value × block scale)
 first. MTP layers are left out, as llama.cpp's converter leaves them out.
+
+A DeepSeek-V4 directory (model_type deepseek_v4, the release's names, FP8
+e4m3 projections with E8M0 .scale blocks, FP4 e2m1 routed experts) becomes
+a deepseek4 file with llama.cpp's tensor names: FP8 and FP4 weights decoded
+exactly, then written in --type (experts stacked [E, out, in]); tid2eid as
+I32; the compressors' ape and the hyper-connection matrices stay F32.
+
 The model is read and written one tensor at a time; the file appears under
 its name only once complete.`,
 		Args: cobra.ExactArgs(2),
@@ -126,10 +134,16 @@ func convertPlan(m *safetensors.Model, o convertOptions) (*gguf.Writer, []planne
 	if err != nil {
 		return nil, nil, err
 	}
-	if cfg.ModelType != "deepseek_v2" && cfg.ModelType != "deepseek_v3" {
-		return nil, nil, fmt.Errorf("%s: model_type %q: convert handles deepseek_v2 and deepseek_v3", filepath.Join(m.Dir(), safetensors.ConfigFile), cfg.ModelType)
+	var kvs []gguf.KV
+	var tensors []convert.Tensor
+	switch cfg.ModelType {
+	case "deepseek_v2", "deepseek_v3":
+		kvs, tensors, err = deepseekv3.ConvertDir(m, cfg)
+	case safetensors.ModelTypeV4:
+		kvs, tensors, err = deepseekv4.ConvertDir(m, cfg)
+	default:
+		return nil, nil, fmt.Errorf("%s: model_type %q: convert handles deepseek_v2, deepseek_v3 and deepseek_v4", filepath.Join(m.Dir(), safetensors.ConfigFile), cfg.ModelType)
 	}
-	kvs, tensors, err := deepseekv3.ConvertDir(m, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,7 +208,7 @@ func reportFallbacks(out io.Writer, fellBack map[string][]string, tensors []conv
 // tokenizerSection builds the GGUF tokenizer keys from the directory's
 // tokenizer.json and tokenizer_config.json. The pre-tokenizer is named by
 // what tokenizer.json's pre_tokenizer is; one this server does not know
-// takes the model type's (deepseek-v3 for V3, deepseek-llm for V2), with a
+// takes the model type's (deepseek-v3 for V3 and V4, deepseek-llm for V2), with a
 // note.
 func tokenizerSection(dir string, cfg *safetensors.Config, stderr io.Writer) ([]gguf.KV, error) {
 	tjPath := filepath.Join(dir, "tokenizer.json")
@@ -208,7 +222,7 @@ func tokenizerSection(dir string, cfg *safetensors.Config, stderr io.Writer) ([]
 	}
 	pre, ok := tokenizer.PreTokenizerName(tj)
 	if !ok {
-		pre = map[string]string{"deepseek_v3": "deepseek-v3", "deepseek_v2": "deepseek-llm"}[cfg.ModelType]
+		pre = map[string]string{"deepseek_v4": "deepseek-v3", "deepseek_v3": "deepseek-v3", "deepseek_v2": "deepseek-llm"}[cfg.ModelType]
 		fmt.Fprintf(stderr, "note: %s: pre_tokenizer is not one ulan knows; tokenizer.ggml.pre %q from model_type %s\n", tjPath, pre, cfg.ModelType)
 	}
 	kvs, err := tokenizer.GGUFSection(tj, tc, cfg.VocabSize, pre)

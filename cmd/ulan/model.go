@@ -167,15 +167,17 @@ var testPresets = map[string]func() testmodel.V3{
 
 // testPresetsV4 are the deepseek4 (DeepSeek-V4) presets of testgen.
 var testPresetsV4 = map[string]func() testmodel.V4{
-	"tiny-v4":  testmodel.TinyV4,
-	"demo-v4":  testmodel.DemoV4,
-	"bench-v4": testmodel.BenchV4,
+	"tiny-v4":    testmodel.TinyV4,
+	"tiny-v4-hf": testmodel.TinyV4HF,
+	"demo-v4":    testmodel.DemoV4,
+	"bench-v4":   testmodel.BenchV4,
 }
 
 func newModelTestgenCmd() *cobra.Command {
 	var preset, typ, out, hfType string
 	var seed uint64
 	var mtp bool
+	var block int
 	cmd := &cobra.Command{
 		Use:   "testgen --preset NAME --out FILE",
 		Short: "Write a random-weight deepseek2 GGUF model from a seed (for tests and benchmarks)",
@@ -183,15 +185,22 @@ func newModelTestgenCmd() *cobra.Command {
 DeepSeek-V3's real tokenizer. Presets: tiny-v3 (V3-shaped, 72 MB), tiny-v2
 (V2-Lite-shaped), tiny-quant (V3-shaped with 256-wide rows, for the k-quants;
 270 MB), bench (the 1.79 GB Q8_0 benchmark model); deepseek4 (DeepSeek-V4)
-presets: tiny-v4 (the golden model, 16 MB), demo-v4 (the built-in demo's,
-Q8_0, 49 MB) and bench-v4 (the 1.64 GB Q8_0 long-context benchmark model). The model is not
+presets: tiny-v4 (the golden model, 16 MB), tiny-v4-hf (tiny-v4 widened to
+hidden 64 for FP4 experts), demo-v4 (the built-in demo's, Q8_0, 49 MB) and
+bench-v4 (the 1.64 GB Q8_0 long-context benchmark model). The model is not
 smart; it exists to check ulan against llama.cpp and to measure speed.
 
 With --hf f32|bf16|fp8, --out names a Hugging Face directory to write
 instead (config.json, two safetensors shards and their index, tokenizer
 files) holding the same draws; fp8 stores the projections as F8_E4M3 with
 128×128 weight_scale_inv blocks, and --mtp adds V3's multi-token-prediction
-layer. The directory is drawn in memory: use it for the tiny presets.`,
+layer. The directory is drawn in memory: use it for the tiny presets.
+
+A deepseek4 preset's directory (--hf fp8 only) is in DeepSeek-V4's release
+format: projections F8_E4M3 with F8_E8M0 .scale blocks of --block (128 by
+default), routed experts FP4 E2M1 packed as I8 with an F8_E8M0 scale per 32
+values (hidden and moe_intermediate_size must be multiples of 32: use
+tiny-v4-hf), norms and tables BF16; --mtp adds an MTP block (mtp.0.*).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var t gguf.Type
@@ -216,14 +225,23 @@ layer. The directory is drawn in memory: use it for the tiny presets.`,
 				if typ != "" {
 					c.Type = t
 				}
-				if hfType != "" || mtp {
-					return fmt.Errorf("--hf and --mtp are not available for the deepseek4 preset %q", preset)
+				switch {
+				case hfType != "" && hfType != "fp8":
+					return fmt.Errorf("--hf %q is not available for the deepseek4 preset %q: its directory is written in DeepSeek-V4's release format, --hf fp8 (FP8 projections, FP4 routed experts)", hfType, preset)
+				case hfType != "":
+					opts := []testmodel.HFOption{testmodel.WithFP8Block(block)}
+					if mtp {
+						opts = append(opts, testmodel.WithMTP())
+					}
+					return c.WriteHFDir(out, seed, opts...)
+				case mtp:
+					return fmt.Errorf("--mtp needs --hf: GGUF test models have no MTP layer")
 				}
 				return c.WriteFile(out, seed)
 			}
 			mk, ok := testPresets[preset]
 			if !ok {
-				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2, tiny-quant, bench, demo-v3, tiny-v4, demo-v4 or bench-v4", preset)
+				return fmt.Errorf("--preset %q: use tiny-v3, tiny-v2, tiny-quant, bench, demo-v3, tiny-v4, tiny-v4-hf, demo-v4 or bench-v4", preset)
 			}
 			c := mk()
 			if typ != "" {
@@ -242,11 +260,12 @@ layer. The directory is drawn in memory: use it for the tiny presets.`,
 			return c.WriteFile(out, seed)
 		},
 	}
-	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant, bench, demo-v3, tiny-v4, demo-v4 or bench-v4")
+	cmd.Flags().StringVar(&preset, "preset", "tiny-v3", "tiny-v3, tiny-v2, tiny-quant, bench, demo-v3, tiny-v4, tiny-v4-hf, demo-v4 or bench-v4")
 	cmd.Flags().StringVar(&typ, "type", "", "matrix type: f32, f16, bf16 or q8_0 (default: the preset's)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
 	cmd.Flags().StringVar(&out, "out", "", "file (or, with --hf, directory) to write")
 	cmd.Flags().StringVar(&hfType, "hf", "", "write a Hugging Face directory with this storage: f32, bf16 or fp8")
 	cmd.Flags().BoolVar(&mtp, "mtp", false, "with --hf, add a multi-token-prediction layer")
+	cmd.Flags().IntVar(&block, "block", 128, "with --hf and a deepseek4 preset, the side of the FP8 scale blocks")
 	return cmd
 }

@@ -26,12 +26,14 @@ type Tensor struct {
 	// Shape is row-major, outermost first (GGUF lists it the other way
 	// round).
 	Shape []int
-	// DType is the stored type: F32, F16, BF16 or F8E4M3.
+	// DType is the stored type: F32, F16, BF16, F8E4M3, F4E2M1 or I32
+	// (written only as I32: a hash table).
 	DType engine.DType
 	// Load returns the tensor's bytes as engine.Backend.WeightParts takes
 	// them: one part holding the whole tensor, or Shape[0] parts of
 	// Shape[1:] each (a checkpoint's experts); F8E4M3 parts are matrices
-	// with their 128×128 block scales. It is called once, when the writer
+	// with their block scales (F32 or E8M0, WeightPart.Block, 128×128 when
+	// zero), F4E2M1 parts matrices with their E8M0 scale per 32 values. It is called once, when the writer
 	// reaches the tensor, and its bytes are dropped after.
 	Load func() ([]engine.WeightPart, error)
 }
@@ -47,6 +49,7 @@ var fileTypes = map[engine.DType]uint32{engine.F32: 0, engine.F16: 1, engine.Q8_
 
 var ggufTypes = map[engine.DType]gguf.Type{
 	engine.F32: gguf.TypeF32, engine.F16: gguf.TypeF16, engine.BF16: gguf.TypeBF16, engine.Q8_0: gguf.TypeQ8_0,
+	engine.I32: gguf.TypeI32,
 }
 
 // FileType is general.file_type for a file converted to want, or an error
@@ -65,9 +68,18 @@ func FileType(want engine.DType) (uint32, error) {
 // with the position and token-type embeddings) stay F32; Q8_0 takes only
 // rows of whole 32-value blocks, and other rows fall back to F16, as
 // gguf.quants' QuantError makes the converter do (fellBack reports it).
+//
+// DeepSeek-V4's hash tables (I32) stay I32, and its other F32 tensors that
+// feed f32 arithmetic or are F32 in the checkpoint, the compressors' ape and
+// the hyper-connections' mixing matrices (hc_*_fn), stay F32, as
+// testmodel's V4 writer keeps them.
 func OutType(t Tensor, want engine.DType) (dt engine.DType, fellBack bool) {
 	switch {
-	case len(t.Shape) <= 1 || strings.HasSuffix(t.Name, "ffn_gate_inp.weight"):
+	case t.DType == engine.I32:
+		return engine.I32, false
+	case len(t.Shape) <= 1 || strings.HasSuffix(t.Name, "ffn_gate_inp.weight") ||
+		strings.HasSuffix(t.Name, "_ape.weight") || strings.HasSuffix(t.Name, "hc_fn.weight") ||
+		strings.HasSuffix(t.Name, "hc_attn_fn.weight") || strings.HasSuffix(t.Name, "hc_ffn_fn.weight"):
 		return engine.F32, false
 	case want == engine.Q8_0 && t.Shape[len(t.Shape)-1]%32 != 0:
 		return engine.F16, true
@@ -178,19 +190,39 @@ func (e *encoder) load() error {
 	for _, d := range shape[:len(shape)-1] {
 		e.rows *= d
 	}
-	es := map[engine.DType]int{engine.F32: 4, engine.F16: 2, engine.BF16: 2, engine.F8E4M3: 1}[e.t.DType]
-	if es == 0 {
-		return fmt.Errorf("convert: tensor %q: stored type %v is not f32, f16, bf16 or f8_e4m3", e.t.Name, e.t.DType)
+	// Bytes per two values.
+	es2 := map[engine.DType]int{engine.F32: 8, engine.F16: 4, engine.BF16: 4, engine.F8E4M3: 2, engine.F4E2M1: 1, engine.I32: 8}[e.t.DType]
+	if es2 == 0 {
+		return fmt.Errorf("convert: tensor %q: stored type %v is not f32, f16, bf16, f8_e4m3, f4_e2m1 or i32", e.t.Name, e.t.DType)
+	}
+	if (e.t.DType == engine.I32) != (e.dt == engine.I32) {
+		return fmt.Errorf("convert: tensor %q: %v cannot be written as %v", e.t.Name, e.t.DType, e.dt)
+	}
+	if e.t.DType == engine.F4E2M1 && e.cols%safetensors.FP4BlockLen != 0 {
+		return fmt.Errorf("convert: tensor %q: f4_e2m1 rows of %d values are not whole 32-value blocks", e.t.Name, e.cols)
 	}
 	for i, pt := range parts {
-		if len(pt.Data) != e.rows*e.cols*es {
-			return fmt.Errorf("convert: tensor %q: part %d holds %d bytes, want %d", e.t.Name, i, len(pt.Data), e.rows*e.cols*es)
+		if want := e.rows * e.cols * es2 / 2; len(pt.Data) != want {
+			return fmt.Errorf("convert: tensor %q: part %d holds %d bytes, want %d", e.t.Name, i, len(pt.Data), want)
 		}
-		if e.t.DType == engine.F8E4M3 {
-			bc := (e.cols + 127) / 128
-			if want := (e.rows + 127) / 128 * bc * 4; len(pt.Scales) != want {
-				return fmt.Errorf("convert: tensor %q: part %d has %d bytes of scales, want %d", e.t.Name, i, len(pt.Scales), want)
+		var want int
+		switch e.t.DType {
+		case engine.F8E4M3:
+			bh, bw := blockOf(pt)
+			want = (e.rows + bh - 1) / bh * ((e.cols + bw - 1) / bw)
+			if !pt.E8M0Scales {
+				want *= 4
 			}
+		case engine.F4E2M1:
+			if !pt.E8M0Scales || (pt.Block != [2]int{} && pt.Block != [2]int{1, safetensors.FP4BlockLen}) {
+				return fmt.Errorf("convert: tensor %q: part %d: f4_e2m1 takes E8M0 scales in 1×32 blocks", e.t.Name, i)
+			}
+			want = e.rows * e.cols / safetensors.FP4BlockLen
+		default:
+			continue
+		}
+		if len(pt.Scales) != want {
+			return fmt.Errorf("convert: tensor %q: part %d has %d bytes of scales, want %d", e.t.Name, i, len(pt.Scales), want)
 		}
 	}
 	e.parts = parts
@@ -248,17 +280,42 @@ func (e *encoder) encodeRow(pt engine.WeightPart, r int, dst []byte) error {
 			v[j] = safetensors.F16ToFloat32(binary.LittleEndian.Uint16(pt.Data[2*(r*c+j):]))
 		}
 	case engine.F8E4M3:
-		// weight_scale_inv is [⌈rows/128⌉, ⌈cols/128⌉]; each value is one
+		// The scales are [⌈rows/bh⌉, ⌈cols/bw⌉], F32 (V3's
+		// weight_scale_inv) or E8M0 (V4's .scale); each value is one
 		// float32 multiply, as the CPU backend's kernel.DequantE4M3Row.
-		bc := (c + 127) / 128
-		s := pt.Scales[4*(r/128*bc):]
+		bh, bw := blockOf(pt)
+		bc := (c + bw - 1) / bw
 		codes := pt.Data[r*c : (r+1)*c]
 		for j := range v {
-			v[j] = safetensors.E4M3ToFloat32(codes[j]) * math.Float32frombits(binary.LittleEndian.Uint32(s[4*(j/128):]))
+			v[j] = safetensors.E4M3ToFloat32(codes[j]) * scaleAt(pt, r/bh*bc+j/bw)
+		}
+	case engine.F4E2M1:
+		// Two values a byte, the even one in the low nibble; an E8M0
+		// scale per 32 values of the row.
+		codes := pt.Data[r*c/2 : (r+1)*c/2]
+		s := pt.Scales[r*c/safetensors.FP4BlockLen:]
+		for j := range v {
+			v[j] = safetensors.E2M1ToFloat32(codes[j/2]>>(4*(j&1))) * safetensors.E8M0ToFloat32(s[j/safetensors.FP4BlockLen])
 		}
 	}
 	if err := cpu.Quantize(e.dt, v, dst); err != nil {
 		return fmt.Errorf("convert: tensor %q: %w", e.t.Name, err)
 	}
 	return nil
+}
+
+// blockOf is an FP8 part's block shape, 128×128 when not given.
+func blockOf(pt engine.WeightPart) (int, int) {
+	if pt.Block[0] > 0 && pt.Block[1] > 0 {
+		return pt.Block[0], pt.Block[1]
+	}
+	return 128, 128
+}
+
+// scaleAt is block scale i of an FP8 part: an E8M0 byte or an F32.
+func scaleAt(pt engine.WeightPart, i int) float32 {
+	if pt.E8M0Scales {
+		return safetensors.E8M0ToFloat32(pt.Scales[i])
+	}
+	return math.Float32frombits(binary.LittleEndian.Uint32(pt.Scales[4*i:]))
 }

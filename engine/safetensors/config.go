@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 )
 
 // Config is the config.json of a DeepSeek V2, V2-Lite, V3 or R1 checkpoint
@@ -98,6 +99,10 @@ type Config struct {
 	// QuantizationConfig describes FP8 block quantization (V3, R1), or is
 	// nil for a BF16 checkpoint.
 	QuantizationConfig *QuantizationConfig `json:"quantization_config"`
+
+	// V4Config holds DeepSeek-V4's own fields (model_type "deepseek_v4"; see
+	// config_v4.go), read from the same object.
+	V4Config
 }
 
 // RopeScaling is config.json's "rope_scaling". DeepSeek uses YaRN. Fields
@@ -171,6 +176,12 @@ type QuantizationConfig struct {
 	// ActivationScheme is "dynamic": activations are quantized at run time,
 	// so the checkpoint has no activation scales.
 	ActivationScheme string `json:"activation_scheme"`
+	// ScaleFmt is DeepSeek-V4's scale encoding, "ue8m0" (F8_E8M0 ".scale"
+	// tensors, powers of two); empty in V3, whose scales are F32.
+	ScaleFmt string `json:"scale_fmt"`
+	// ExpertDtype is how DeepSeek-V4 stores its routed experts when
+	// written here ("fp4" or "fp8"); see also V4Config.ExpertDtype.
+	ExpertDtype string `json:"expert_dtype"`
 }
 
 // TokenIDs holds a token id field that config.json writes as one id or a
@@ -236,7 +247,10 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return nil, &FormatError{Path: path, Item: te.Field, Msg: fmt.Sprintf("JSON %s where %s belongs", te.Value, describeGoType(te.Type)), Err: err}
+			// V4's fields are promoted from an embedded struct, whose
+			// Go name encoding/json puts in the path.
+			field := strings.TrimPrefix(te.Field, "V4Config.")
+			return nil, &FormatError{Path: path, Item: field, Msg: fmt.Sprintf("JSON %s where %s belongs", te.Value, describeGoType(te.Type)), Err: err}
 		}
 		return nil, &FormatError{Path: path, Item: "config", Msg: "bad JSON: " + err.Error(), Err: err}
 	}
@@ -272,9 +286,14 @@ const maxSize = math.MaxInt32
 //   - bos_token_id and eos_token_id lie in the vocabulary;
 //   - quantization_config, if present, is fp8 e4m3 with a positive
 //     [rows, cols] weight_block_size and dynamic activations.
+//
+// A deepseek_v4 config is checked by its own rules instead (validateV4).
 func (c *Config) Validate() error { return c.validate("") }
 
 func (c *Config) validate(path string) error {
+	if c.ModelType == ModelTypeV4 {
+		return c.validateV4(path)
+	}
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FormatError{Path: path, Item: field, Msg: fmt.Sprintf(format, args...)})

@@ -37,6 +37,14 @@ type HFOption func(*hfOptions)
 type hfOptions struct {
 	mtp    bool
 	shards int
+	// V4 directories only (v4hf.go): the FP8 block side, whether
+	// weight_block_size is left out, BF16 instead of FP8 and FP4,
+	// transformers' names, and I64 hash tables.
+	block        int
+	noBlockSize  bool
+	bf16         bool
+	transformers bool
+	i64Tables    bool
 }
 
 // WithMTP adds one multi-token-prediction layer after the decoder layers

@@ -193,6 +193,9 @@ type WriteOption func(*writeOptions)
 type writeOptions struct {
 	progress     func(done, total int64)
 	fp8Reference bool
+	// v4Reference, when set, makes a V4 model's file the decoded values of
+	// its Hugging Face directory (WithV4HFReference).
+	v4Reference *hfOptions
 }
 
 // WithProgress has f called while the weights are drawn, with the bytes of

@@ -339,7 +339,11 @@ func (c V4) writer(seed uint64, opts []WriteOption) (*gguf.Writer, error) {
 	a("hyper_connection.epsilon", c.HCEps)
 	tok.add(w, "deepseek-v3")
 
-	c.declare(seed).draw(w, o.progress)
+	t := c.declare(seed)
+	if o.v4Reference != nil {
+		return w, c.addHFReference(w, t, *o.v4Reference)
+	}
+	t.draw(w, o.progress)
 	return w, nil
 }
 

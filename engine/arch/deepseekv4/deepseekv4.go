@@ -67,6 +67,9 @@ type layer struct {
 type mtpBlock struct {
 	layer
 	ehProj, enorm, hnorm, headNorm engine.Tensor
+	// The block's own collapse of the streams (a directory's mtp.K.hc_head_*;
+	// GGUF files have none).
+	hcHeadFn, hcHeadScale, hcHeadBase engine.Tensor
 }
 
 // Model is a loaded DeepSeek-V4 model.

@@ -31,7 +31,10 @@ var dtypes = map[gguf.Type]engine.DType{
 // weights loads tensors from a GGUF file, keeping the first error, which
 // names the tensor.
 type weights struct {
-	f     *gguf.File
+	f *gguf.File
+	// src, when set, is where the weights come from instead of f (a
+	// Hugging Face directory: hf.go).
+	src   source
 	b     engine.Backend
 	err   error
 	total uint64 // parameters
@@ -42,6 +45,9 @@ type weights struct {
 }
 
 func (w *weights) has(name string) bool {
+	if w.src != nil {
+		return w.src.has(name)
+	}
 	_, ok := w.f.Tensor(name)
 	return ok
 }
@@ -67,6 +73,9 @@ func (w *weights) view(name string, file, as []int) engine.Tensor {
 }
 
 func (w *weights) load(name string, file, as []int) (engine.Tensor, error) {
+	if w.src != nil {
+		return w.loadSource(name, file, as)
+	}
 	dims := make([]uint64, len(file))
 	for i, d := range file {
 		dims[len(file)-1-i] = uint64(d)
