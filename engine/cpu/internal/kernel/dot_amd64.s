@@ -2484,7 +2484,7 @@ axpyF32AVX2_done:
 	RET
 
 // func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·accumRowsF32x4AVX2(SB), NOSPLIT, $0-80
 	MOVQ p_base+0(FP), AX
 	MOVQ stride+24(FP), CX
@@ -2521,6 +2521,7 @@ accumRowsF32x4AVX2_row:
 	MOVQ         (DX)(R11*8), R12
 	VMOVUPS      (R12)(R10*1), Y8
 	VMOVUPS      32(R12)(R10*1), Y9
+	PREFETCHT0   64(R12)(R10*1)
 	VBROADCASTSS (AX)(R11*4), Y10
 	VFMADD231PS  Y8, Y10, Y0
 	VFMADD231PS  Y9, Y10, Y1

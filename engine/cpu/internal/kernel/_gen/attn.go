@@ -61,6 +61,10 @@ func accumRowsF32x4() {
 	r0, r1, w := YMM(), YMM(), YMM()
 	VMOVUPS(Mem{Base: ptr, Index: d, Scale: 1}, r0)
 	VMOVUPS(Mem{Base: ptr, Index: d, Scale: 1, Disp: 32}, r1)
+	// The next tile's line of this row: rows are far apart, so the
+	// hardware does not see the stride, and without this every tile would
+	// wait for memory row by row.
+	PREFETCHT0(Mem{Base: ptr, Index: d, Scale: 1, Disp: 64})
 	for k := range 4 {
 		VBROADCASTSS(Mem{Base: ps[k], Index: j, Scale: 4}, w)
 		VFMADD231PS(r0, w, acc[2*k])
