@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/arch/internal/ggufkeys"
 	"github.com/ulan-ai/ulan/engine/gguf"
 )
 
@@ -99,60 +100,60 @@ func paramsFromGGUF(f *gguf.File) (Params, error) {
 	if err != nil {
 		return Params{}, err
 	}
-	r := keyReader{f: f, prefix: arch + "."}
+	r := ggufkeys.New(f, arch, "deepseekv3")
 	p := Params{
-		Hidden:      r.u32("embedding_length", true),
-		Layers:      r.u32("block_count", true),
-		DenseLayers: r.u32("leading_dense_block_count", false),
-		DenseFFN:    r.u32("feed_forward_length", false),
-		ExpertFFN:   r.u32("expert_feed_forward_length", true),
-		Heads:       r.u32("attention.head_count", true),
-		QLoRA:       r.u32("attention.q_lora_rank", false),
-		KVLoRA:      r.u32("attention.kv_lora_rank", true),
-		RopeDim:     r.u32("rope.dimension_count", true),
-		Experts:     r.u32("expert_count", false),
-		ExpertsUsed: r.u32("expert_used_count", false),
-		Shared:      r.u32("expert_shared_count", true),
-		Groups:      r.u32("expert_group_count", false),
-		GroupsUsed:  r.u32("expert_group_used_count", false),
-		NormTopK:    r.boolean("expert_weights_norm"),
-		RoutedScale: r.f32("expert_weights_scale", 1),
-		Eps:         r.f32("attention.layer_norm_rms_epsilon", -1),
-		Context:     r.u32("context_length", true),
-		RopeBase:    r.f32("rope.freq_base", 10000),
+		Hidden:      r.U32("embedding_length", true),
+		Layers:      r.U32("block_count", true),
+		DenseLayers: r.U32("leading_dense_block_count", false),
+		DenseFFN:    r.U32("feed_forward_length", false),
+		ExpertFFN:   r.U32("expert_feed_forward_length", true),
+		Heads:       r.U32("attention.head_count", true),
+		QLoRA:       r.U32("attention.q_lora_rank", false),
+		KVLoRA:      r.U32("attention.kv_lora_rank", true),
+		RopeDim:     r.U32("rope.dimension_count", true),
+		Experts:     r.U32("expert_count", false),
+		ExpertsUsed: r.U32("expert_used_count", false),
+		Shared:      r.U32("expert_shared_count", true),
+		Groups:      r.U32("expert_group_count", false),
+		GroupsUsed:  r.U32("expert_group_used_count", false),
+		NormTopK:    r.Bool("expert_weights_norm"),
+		RoutedScale: r.F32("expert_weights_scale", 1),
+		Eps:         r.F32("attention.layer_norm_rms_epsilon", -1),
+		Context:     r.U32("context_length", true),
+		RopeBase:    r.F32("rope.freq_base", 10000),
 		GroupScore:  engine.GroupTop2Sum, // what llama.cpp does for every deepseek2 file
 	}
-	keyK := r.u32("attention.key_length_mla", false)
-	keyV := r.u32("attention.value_length_mla", false)
+	keyK := r.U32("attention.key_length_mla", false)
+	keyV := r.U32("attention.value_length_mla", false)
 	if keyK == 0 || keyV == 0 {
-		r.fail("attention.key_length_mla", "missing: files with an unsplit attn_kv_b (older converters) are not supported; convert again with a current llama.cpp")
+		r.Fail("attention.key_length_mla", "missing: files with an unsplit attn_kv_b (older converters) are not supported; convert again with a current llama.cpp")
 	}
 	p.NopeDim, p.ValueDim = keyK-p.RopeDim, keyV
-	switch g := r.u32("expert_gating_func", false); g {
+	switch g := r.U32("expert_gating_func", false); g {
 	case 0, gatingSoftmax: // absent means softmax, as llama.cpp reads old V2 files
 		p.Scoring = engine.Softmax
 	case gatingSigmoid:
 		p.Scoring = engine.Sigmoid
 	default:
-		r.fail("expert_gating_func", fmt.Sprintf("%d is not softmax (1) or sigmoid (2)", g))
+		r.Fail("expert_gating_func", fmt.Sprintf("%d is not softmax (1) or sigmoid (2)", g))
 	}
-	if t, err := f.String(r.prefix + "rope.scaling.type"); err == nil && t == "yarn" {
-		p.YarnFactor = r.f32("rope.scaling.factor", -1)
-		p.YarnOrigContext = r.u32("rope.scaling.original_context_length", true)
-		p.YarnBetaFast = r.f32("rope.scaling.yarn_beta_fast", 32)
-		p.YarnBetaSlow = r.f32("rope.scaling.yarn_beta_slow", 1)
+	if t, err := f.String(r.Key("rope.scaling.type")); err == nil && t == "yarn" {
+		p.YarnFactor = r.F32("rope.scaling.factor", -1)
+		p.YarnOrigContext = r.U32("rope.scaling.original_context_length", true)
+		p.YarnBetaFast = r.F32("rope.scaling.yarn_beta_fast", 32)
+		p.YarnBetaSlow = r.F32("rope.scaling.yarn_beta_slow", 1)
 		// The converter stores 0.1·mscale_all_dim (llama.cpp's
 		// TAG_DEEPSEEK2_YARN_LOG_MUL_FIX keeps that for compatibility).
-		p.MscaleAllDim = r.f32("rope.scaling.yarn_log_multiplier", 0) / 0.1
+		p.MscaleAllDim = r.F32("rope.scaling.yarn_log_multiplier", 0) / 0.1
 	}
 	if tokens, err := f.Strings("tokenizer.ggml.tokens"); err == nil {
 		p.Vocab = len(tokens)
 	}
-	if v := r.u32("vocab_size", false); v != 0 {
+	if v := r.U32("vocab_size", false); v != 0 {
 		p.Vocab = v
 	}
-	if r.err != nil {
-		return Params{}, r.err
+	if r.Err() != nil {
+		return Params{}, r.Err()
 	}
 	return p, p.validate()
 }
@@ -185,60 +186,4 @@ func (p Params) validate() error {
 		check(p.YarnFactor >= 1 && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
 	}
 	return errors.Join(errs...)
-}
-
-// keyReader reads prefixed keys and keeps the first error.
-type keyReader struct {
-	f      *gguf.File
-	prefix string
-	err    error
-}
-
-func (r *keyReader) fail(key, msg string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("deepseekv3: key %s%s: %s", r.prefix, key, msg)
-	}
-}
-
-func (r *keyReader) u32(key string, required bool) int {
-	full := r.prefix + key
-	if !r.f.Has(full) {
-		if required {
-			r.fail(key, "missing")
-		}
-		return 0
-	}
-	v, err := r.f.Uint32(full)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("deepseekv3: %w", err)
-	}
-	return int(v)
-}
-
-// f32 reads a float key; def < 0 makes it required.
-func (r *keyReader) f32(key string, def float32) float32 {
-	full := r.prefix + key
-	if !r.f.Has(full) {
-		if def < 0 {
-			r.fail(key, "missing")
-		}
-		return max(def, 0)
-	}
-	v, err := r.f.Float32(full)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("deepseekv3: %w", err)
-	}
-	return v
-}
-
-func (r *keyReader) boolean(key string) bool {
-	full := r.prefix + key
-	if !r.f.Has(full) {
-		return false
-	}
-	v, err := r.f.Bool(full)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("deepseekv3: %w", err)
-	}
-	return v
 }

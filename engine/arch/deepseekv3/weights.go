@@ -7,25 +7,11 @@ import (
 	"strings"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/arch/internal/ggufkeys"
 	"github.com/ulan-ai/ulan/engine/gguf"
 )
 
 func blk(i int, name string) string { return "blk." + strconv.Itoa(i) + "." + name }
-
-// dtypes maps the GGUF types the engine computes with.
-var dtypes = map[gguf.Type]engine.DType{
-	gguf.TypeF32:  engine.F32,
-	gguf.TypeF16:  engine.F16,
-	gguf.TypeBF16: engine.BF16,
-	gguf.TypeQ8_0: engine.Q8_0,
-	gguf.TypeQ4_0: engine.Q4_0,
-	gguf.TypeQ4_1: engine.Q4_1,
-	gguf.TypeQ5_0: engine.Q5_0,
-	gguf.TypeQ5_1: engine.Q5_1,
-	gguf.TypeQ4_K: engine.Q4_K,
-	gguf.TypeQ5_K: engine.Q5_K,
-	gguf.TypeQ6_K: engine.Q6_K,
-}
 
 // source is where a model's weights come from: a GGUF file or a Hugging
 // Face directory. Weights are asked for by their GGUF names (names.go maps
@@ -90,7 +76,7 @@ func (s ggufSource) load(b engine.Backend, name string, shape []int) (engine.Ten
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	dt, ok := dtypes[ti.Type]
+	dt, ok := ggufkeys.DTypes[ti.Type]
 	if !ok {
 		return nil, 0, 0, fmt.Errorf("tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", name, ti.Type)
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/arch/internal/ggufkeys"
 	"github.com/ulan-ai/ulan/engine/gguf"
 )
 
@@ -101,62 +102,62 @@ func paramsFromGGUF(f *gguf.File) (Params, error) {
 	if err != nil {
 		return Params{}, err
 	}
-	r := keyReader{f: f, prefix: arch + "."}
+	r := ggufkeys.New(f, arch, "deepseekv4")
 	p := Params{
-		Hidden:       r.u32("embedding_length", true),
-		Layers:       r.u32("block_count", true),
-		Heads:        r.u32("attention.head_count", true),
-		HeadDim:      r.u32("attention.key_length", true),
-		RopeDim:      r.u32("rope.dimension_count", true),
-		QLoRA:        r.u32("attention.q_lora_rank", true),
-		OGroups:      r.u32("attention.output_group_count", true),
-		OLoRA:        r.u32("attention.output_lora_rank", true),
-		Window:       r.u32("attention.sliding_window", true),
-		IndexHeads:   r.u32("attention.indexer.head_count", true),
-		IndexHeadDim: r.u32("attention.indexer.key_length", true),
-		IndexTopK:    r.u32("attention.indexer.top_k", true),
-		Experts:      r.u32("expert_count", true),
-		ExpertsUsed:  r.u32("expert_used_count", true),
-		Shared:       r.u32("expert_shared_count", true),
-		ExpertFFN:    r.u32("expert_feed_forward_length", true),
-		HashLayers:   r.u32("hash_layer_count", false),
-		NormTopK:     r.boolean("expert_weights_norm"),
-		RoutedScale:  r.f32("expert_weights_scale", 1),
-		HCMult:       r.u32("hyper_connection.count", true),
-		HCIters:      r.u32("hyper_connection.sinkhorn_iterations", true),
-		HCEps:        r.f32("hyper_connection.epsilon", -1),
-		Eps:          r.f32("attention.layer_norm_rms_epsilon", -1),
-		Context:      r.u32("context_length", true),
-		RopeBase:     r.f32("rope.freq_base", 10000),
-		CompressBase: r.f32("attention.compress_rope_freq_base", -1),
-		NextN:        r.u32("nextn_predict_layers", false),
+		Hidden:       r.U32("embedding_length", true),
+		Layers:       r.U32("block_count", true),
+		Heads:        r.U32("attention.head_count", true),
+		HeadDim:      r.U32("attention.key_length", true),
+		RopeDim:      r.U32("rope.dimension_count", true),
+		QLoRA:        r.U32("attention.q_lora_rank", true),
+		OGroups:      r.U32("attention.output_group_count", true),
+		OLoRA:        r.U32("attention.output_lora_rank", true),
+		Window:       r.U32("attention.sliding_window", true),
+		IndexHeads:   r.U32("attention.indexer.head_count", true),
+		IndexHeadDim: r.U32("attention.indexer.key_length", true),
+		IndexTopK:    r.U32("attention.indexer.top_k", true),
+		Experts:      r.U32("expert_count", true),
+		ExpertsUsed:  r.U32("expert_used_count", true),
+		Shared:       r.U32("expert_shared_count", true),
+		ExpertFFN:    r.U32("expert_feed_forward_length", true),
+		HashLayers:   r.U32("hash_layer_count", false),
+		NormTopK:     r.Bool("expert_weights_norm"),
+		RoutedScale:  r.F32("expert_weights_scale", 1),
+		HCMult:       r.U32("hyper_connection.count", true),
+		HCIters:      r.U32("hyper_connection.sinkhorn_iterations", true),
+		HCEps:        r.F32("hyper_connection.epsilon", -1),
+		Eps:          r.F32("attention.layer_norm_rms_epsilon", -1),
+		Context:      r.U32("context_length", true),
+		RopeBase:     r.F32("rope.freq_base", 10000),
+		CompressBase: r.F32("attention.compress_rope_freq_base", -1),
+		NextN:        r.U32("nextn_predict_layers", false),
 	}
-	if v := r.u32("attention.value_length", false); v != 0 && v != p.HeadDim {
-		r.fail("attention.value_length", fmt.Sprintf("%d differs from key_length %d (V4 shares k and v)", v, p.HeadDim))
+	if v := r.U32("attention.value_length", false); v != 0 && v != p.HeadDim {
+		r.Fail("attention.value_length", fmt.Sprintf("%d differs from key_length %d (V4 shares k and v)", v, p.HeadDim))
 	}
-	if kv := r.u32("attention.head_count_kv", false); kv > 1 {
-		r.fail("attention.head_count_kv", fmt.Sprintf("%d, want 1 (one shared k=v head)", kv))
+	if kv := r.U32("attention.head_count_kv", false); kv > 1 {
+		r.Fail("attention.head_count_kv", fmt.Sprintf("%d, want 1 (one shared k=v head)", kv))
 	}
-	if g := r.u32("expert_gating_func", true); r.err == nil && g != gatingSqrtSoftplus {
-		r.fail("expert_gating_func", fmt.Sprintf("%d, want %d (sqrtsoftplus)", g, gatingSqrtSoftplus))
+	if g := r.U32("expert_gating_func", true); r.Err() == nil && g != gatingSqrtSoftplus {
+		r.Fail("expert_gating_func", fmt.Sprintf("%d, want %d (sqrtsoftplus)", g, gatingSqrtSoftplus))
 	}
-	p.Ratios = r.ints("attention.compress_ratios", p.Layers)
-	p.ClampExp = r.perLayer("swiglu_clamp_exp", p.Layers, nil)
-	p.ClampShared = r.perLayer("swiglu_clamp_shexp", p.Layers, p.ClampExp)
-	if t, err := f.String(r.prefix + "rope.scaling.type"); err == nil && t == "yarn" {
-		p.YarnFactor = r.f32("rope.scaling.factor", -1)
-		p.YarnOrigContext = r.u32("rope.scaling.original_context_length", true)
-		p.YarnBetaFast = r.f32("rope.scaling.yarn_beta_fast", 32)
-		p.YarnBetaSlow = r.f32("rope.scaling.yarn_beta_slow", 1)
+	p.Ratios = r.Ints("attention.compress_ratios", p.Layers)
+	p.ClampExp = r.PerLayer("swiglu_clamp_exp", p.Layers, nil)
+	p.ClampShared = r.PerLayer("swiglu_clamp_shexp", p.Layers, p.ClampExp)
+	if t, err := f.String(r.Key("rope.scaling.type")); err == nil && t == "yarn" {
+		p.YarnFactor = r.F32("rope.scaling.factor", -1)
+		p.YarnOrigContext = r.U32("rope.scaling.original_context_length", true)
+		p.YarnBetaFast = r.F32("rope.scaling.yarn_beta_fast", 32)
+		p.YarnBetaSlow = r.F32("rope.scaling.yarn_beta_slow", 1)
 	}
 	if tokens, err := f.Strings("tokenizer.ggml.tokens"); err == nil {
 		p.Vocab = len(tokens)
 	}
-	if v := r.u32("vocab_size", false); v != 0 {
+	if v := r.U32("vocab_size", false); v != 0 {
 		p.Vocab = v
 	}
-	if r.err != nil {
-		return Params{}, r.err
+	if r.Err() != nil {
+		return Params{}, r.Err()
 	}
 	return p, p.validate()
 }
@@ -187,119 +188,4 @@ func (p Params) validate() error {
 		check(p.YarnFactor >= 1 && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
 	}
 	return errors.Join(errs...)
-}
-
-// keyReader reads prefixed keys and keeps the first error.
-type keyReader struct {
-	f      *gguf.File
-	prefix string
-	err    error
-}
-
-func (r *keyReader) fail(key, msg string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("deepseekv4: key %s%s: %s", r.prefix, key, msg)
-	}
-}
-
-func (r *keyReader) u32(key string, required bool) int {
-	full := r.prefix + key
-	if !r.f.Has(full) {
-		if required {
-			r.fail(key, "missing")
-		}
-		return 0
-	}
-	v, err := r.f.Uint32(full)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("deepseekv4: %w", err)
-	}
-	return int(v)
-}
-
-// f32 reads a float key; def < 0 makes it required.
-func (r *keyReader) f32(key string, def float32) float32 {
-	full := r.prefix + key
-	if !r.f.Has(full) {
-		if def < 0 {
-			r.fail(key, "missing")
-		}
-		return max(def, 0)
-	}
-	v, err := r.f.Float32(full)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("deepseekv4: %w", err)
-	}
-	return v
-}
-
-func (r *keyReader) boolean(key string) bool {
-	full := r.prefix + key
-	if !r.f.Has(full) {
-		return false
-	}
-	v, err := r.f.Bool(full)
-	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("deepseekv4: %w", err)
-	}
-	return v
-}
-
-// ints reads an integer array of at least n entries (int32 or uint32) and
-// returns its first n.
-func (r *keyReader) ints(key string, n int) []int {
-	full := r.prefix + key
-	v, ok := r.f.Lookup(full)
-	if !ok {
-		r.fail(key, "missing")
-		return nil
-	}
-	var out []int
-	switch a := v.(type) {
-	case []int32:
-		for _, x := range a {
-			out = append(out, int(x))
-		}
-	case []uint32:
-		for _, x := range a {
-			out = append(out, int(x))
-		}
-	default:
-		r.fail(key, fmt.Sprintf("%T, want an int32 array", v))
-		return nil
-	}
-	if len(out) < n {
-		r.fail(key, fmt.Sprintf("%d entries for %d blocks", len(out), n))
-		return nil
-	}
-	return out[:n]
-}
-
-// perLayer reads a float that is an array of at least n entries or one
-// value for all; absent, it is def (or zeros when def is nil).
-func (r *keyReader) perLayer(key string, n int, def []float32) []float32 {
-	full := r.prefix + key
-	v, ok := r.f.Lookup(full)
-	if !ok {
-		if def != nil {
-			return def
-		}
-		return make([]float32, n)
-	}
-	switch a := v.(type) {
-	case float32:
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = a
-		}
-		return out
-	case []float32:
-		if len(a) < n {
-			r.fail(key, fmt.Sprintf("%d entries for %d blocks", len(a), n))
-			return make([]float32, n)
-		}
-		return a[:n]
-	}
-	r.fail(key, fmt.Sprintf("%T, want f32 or an f32 array", v))
-	return make([]float32, n)
 }
