@@ -1,9 +1,7 @@
 package deepseekv3
 
 import (
-	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/convert"
@@ -26,17 +24,17 @@ func ConvertDir(m *safetensors.Model, cfg *safetensors.Config) ([]gguf.KV, []con
 		return nil, nil, fmt.Errorf("%s: %w", m.Dir(), err)
 	}
 	src := &hfSource{m: m, p: p}
-	var list lister
+	var list convert.Lister
 	w := weights{src: src, b: &list}
 	build(p, &w)
 	if w.err != nil {
 		return nil, nil, w.err
 	}
-	tensors := make([]convert.Tensor, len(list.got))
-	for i, g := range list.got {
+	tensors := make([]convert.Tensor, len(list.Got))
+	for i, g := range list.Got {
 		tensors[i] = convert.Tensor{
-			Name: g.name, Shape: g.shape, DType: g.dt,
-			Load: func() ([]engine.WeightPart, error) { return loadParts(src, g.name, g.shape) },
+			Name: g.Name, Shape: g.Shape, DType: g.DType,
+			Load: func() ([]engine.WeightPart, error) { return loadParts(src, g.Name, g.Shape) },
 		}
 	}
 	return ggufKVs(p), tensors, nil
@@ -45,14 +43,14 @@ func ConvertDir(m *safetensors.Model, cfg *safetensors.Config) ([]gguf.KV, []con
 // loadParts loads one tensor's parts from src, as the backend would get
 // them.
 func loadParts(src source, name string, shape []int) ([]engine.WeightPart, error) {
-	one := lister{keep: true}
+	one := convert.Lister{Keep: true}
 	if _, _, _, err := src.load(&one, name, shape); err != nil {
 		return nil, fmt.Errorf("deepseekv3: %w", err)
 	}
-	if len(one.got) != 1 {
-		return nil, fmt.Errorf("deepseekv3: tensor %q: loaded %d times", name, len(one.got))
+	if len(one.Got) != 1 {
+		return nil, fmt.Errorf("deepseekv3: tensor %q: loaded %d times", name, len(one.Got))
 	}
-	return one.got[0].parts, nil
+	return one.Got[0].Parts, nil
 }
 
 // ggufKVs are the deepseek2 keys llama.cpp reads, written as
@@ -105,52 +103,3 @@ func ggufKVs(p Params) []gguf.KV {
 	}
 	return kvs
 }
-
-// lister is a Backend that keeps what it is given instead of making
-// tensors: build run over it lists every weight the model reads, in order,
-// with its stored type and shape, and with its bytes when keep is set (a
-// listing of the whole model drops them, so that the materialized
-// attn_k_b and attn_v_b are not all held at once).
-type lister struct {
-	keep bool
-	got  []listed
-}
-
-type listed struct {
-	name  string
-	dt    engine.DType
-	shape []int
-	parts []engine.WeightPart
-}
-
-// listedTensor is the handle lister returns.
-type listedTensor struct {
-	dt    engine.DType
-	shape []int
-}
-
-func (t listedTensor) Shape() []int        { return t.shape }
-func (t listedTensor) DType() engine.DType { return t.dt }
-
-func (l *lister) Name() string { return "convert" }
-
-func (l *lister) Weight(name string, dt engine.DType, shape []int, data []byte) (engine.Tensor, error) {
-	return l.WeightParts(name, dt, shape, []engine.WeightPart{{Data: data}})
-}
-
-func (l *lister) WeightParts(name string, dt engine.DType, shape []int, parts []engine.WeightPart) (engine.Tensor, error) {
-	if !l.keep {
-		parts = nil
-	}
-	l.got = append(l.got, listed{name: name, dt: dt, shape: slices.Clone(shape), parts: parts})
-	return listedTensor{dt: dt, shape: shape}, nil
-}
-
-var errLister = errors.New("deepseekv3: the conversion lister computes nothing")
-
-func (l *lister) Cache(int, int, engine.DType) (engine.Tensor, error) { return nil, errLister }
-
-// NewContext is never called while weights are listed.
-func (l *lister) NewContext() engine.Context { return nil }
-
-func (l *lister) Close() error { return nil }

@@ -1,7 +1,6 @@
 package deepseekv4
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -29,22 +28,22 @@ func ConvertDir(m *safetensors.Model, cfg *safetensors.Config) ([]gguf.KV, []con
 	}
 	p.NextN = 0 // no MTP blocks
 	src := &hfSource{m: m, p: p, block: cfg.V4BlockSize()}
-	var list lister
+	var list convert.Lister
 	w := weights{src: src, b: &list}
 	build(p, &w)
 	if w.err != nil {
 		return nil, nil, w.err
 	}
-	tensors := make([]convert.Tensor, len(list.got))
-	for i, g := range list.got {
-		shape := g.shape
-		if strings.HasSuffix(g.name, "attn_output_a.weight") {
+	tensors := make([]convert.Tensor, len(list.Got))
+	for i, g := range list.Got {
+		shape := g.Shape
+		if strings.HasSuffix(g.Name, "attn_output_a.weight") {
 			// Handed over as [G, Lo, in]; stored as one [G·Lo, in] matrix.
 			shape = []int{shape[0] * shape[1], shape[2]}
 		}
 		tensors[i] = convert.Tensor{
-			Name: g.name, Shape: shape, DType: g.dt,
-			Load: func() ([]engine.WeightPart, error) { return loadParts(src, g.name, shape) },
+			Name: g.Name, Shape: shape, DType: g.DType,
+			Load: func() ([]engine.WeightPart, error) { return loadParts(src, g.Name, shape) },
 		}
 	}
 	return ggufKVs(p, cfg), tensors, nil
@@ -53,14 +52,14 @@ func ConvertDir(m *safetensors.Model, cfg *safetensors.Config) ([]gguf.KV, []con
 // loadParts loads one tensor's parts from src, as the backend would get
 // them.
 func loadParts(src source, name string, shape []int) ([]engine.WeightPart, error) {
-	one := lister{keep: true}
+	one := convert.Lister{Keep: true}
 	if _, _, _, err := src.load(&one, name, shape, shape); err != nil {
 		return nil, fmt.Errorf("deepseekv4: %w", err)
 	}
-	if len(one.got) != 1 {
-		return nil, fmt.Errorf("deepseekv4: tensor %q: loaded %d times", name, len(one.got))
+	if len(one.Got) != 1 {
+		return nil, fmt.Errorf("deepseekv4: tensor %q: loaded %d times", name, len(one.Got))
 	}
-	return one.got[0].parts, nil
+	return one.Got[0].Parts, nil
 }
 
 // ggufKVs are the deepseek4 keys llama.cpp reads, in the order testmodel's
@@ -119,51 +118,3 @@ func ggufKVs(p Params, cfg *safetensors.Config) []gguf.KV {
 	add("hyper_connection.epsilon", p.HCEps)
 	return kvs
 }
-
-// lister is a Backend that keeps what it is given instead of making
-// tensors: build run over it lists every weight the model reads, in order,
-// with its stored type and shape, and with its bytes when keep is set (a
-// listing of the whole model drops them).
-type lister struct {
-	keep bool
-	got  []listed
-}
-
-type listed struct {
-	name  string
-	dt    engine.DType
-	shape []int
-	parts []engine.WeightPart
-}
-
-// listedTensor is the handle lister returns.
-type listedTensor struct {
-	dt    engine.DType
-	shape []int
-}
-
-func (t listedTensor) Shape() []int        { return t.shape }
-func (t listedTensor) DType() engine.DType { return t.dt }
-
-func (l *lister) Name() string { return "convert" }
-
-func (l *lister) Weight(name string, dt engine.DType, shape []int, data []byte) (engine.Tensor, error) {
-	return l.WeightParts(name, dt, shape, []engine.WeightPart{{Data: data}})
-}
-
-func (l *lister) WeightParts(name string, dt engine.DType, shape []int, parts []engine.WeightPart) (engine.Tensor, error) {
-	if !l.keep {
-		parts = nil
-	}
-	l.got = append(l.got, listed{name: name, dt: dt, shape: slices.Clone(shape), parts: parts})
-	return listedTensor{dt: dt, shape: shape}, nil
-}
-
-var errLister = errors.New("deepseekv4: the conversion lister computes nothing")
-
-func (l *lister) Cache(int, int, engine.DType) (engine.Tensor, error) { return nil, errLister }
-
-// NewContext is never called while weights are listed.
-func (l *lister) NewContext() engine.Context { return nil }
-
-func (l *lister) Close() error { return nil }
