@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -294,39 +295,8 @@ func (c *Config) validate(path string) error {
 	if c.ModelType == ModelTypeV4 {
 		return c.validateV4(path)
 	}
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &FormatError{Path: path, Item: field, Msg: fmt.Sprintf(format, args...)})
-	}
-	positive := func(field string, v int) {
-		switch {
-		case v <= 0:
-			bad(field, "must be positive, got %d", v)
-		case v > maxSize:
-			bad(field, "%d is too large", v)
-		}
-	}
-	nonNegative := func(field string, v int) {
-		switch {
-		case v < 0:
-			bad(field, "must not be negative, got %d", v)
-		case v > maxSize:
-			bad(field, "%d is too large", v)
-		}
-	}
-	positiveFloat := func(field string, v float64) {
-		if !(v > 0) || math.IsInf(v, 0) {
-			bad(field, "must be a positive number, got %v", v)
-		}
-	}
-	oneOf := func(field, v string, allowed ...string) {
-		for _, a := range allowed {
-			if v == a {
-				return
-			}
-		}
-		bad(field, "%q is not one of %q", v, allowed)
-	}
+	ck := &checker{path: path}
+	bad, positive, nonNegative, positiveFloat, oneOf := ck.bad, ck.positive, ck.nonNegative, ck.positiveFloat, ck.oneOf
 
 	if c.ModelType == "" {
 		bad("model_type", "is missing")
@@ -422,5 +392,48 @@ func (c *Config) validate(path string) error {
 			bad("quantization_config.activation_scheme", "%q is not supported, want \"dynamic\"", q.ActivationScheme)
 		}
 	}
-	return errors.Join(errs...)
+	return ck.err()
 }
+
+// checker collects a config's field errors, each a FormatError naming the
+// field.
+type checker struct {
+	path string
+	errs []error
+}
+
+func (c *checker) bad(field, format string, args ...any) {
+	c.errs = append(c.errs, &FormatError{Path: c.path, Item: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) positive(field string, v int) {
+	switch {
+	case v <= 0:
+		c.bad(field, "must be positive, got %d", v)
+	case v > maxSize:
+		c.bad(field, "%d is too large", v)
+	}
+}
+
+func (c *checker) nonNegative(field string, v int) {
+	switch {
+	case v < 0:
+		c.bad(field, "must not be negative, got %d", v)
+	case v > maxSize:
+		c.bad(field, "%d is too large", v)
+	}
+}
+
+func (c *checker) positiveFloat(field string, v float64) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		c.bad(field, "must be a positive number, got %v", v)
+	}
+}
+
+func (c *checker) oneOf(field, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		c.bad(field, "%q is not one of %q", v, allowed)
+	}
+}
+
+func (c *checker) err() error { return errors.Join(c.errs...) }

@@ -1,7 +1,6 @@
 package safetensors
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -88,39 +87,8 @@ type V4Config struct {
 //     block shape then comes from each scale tensor) and dynamic
 //     activations; expert_dtype is fp4, fp8, bf16 or absent.
 func (c *Config) validateV4(path string) error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &FormatError{Path: path, Item: field, Msg: fmt.Sprintf(format, args...)})
-	}
-	positive := func(field string, v int) {
-		switch {
-		case v <= 0:
-			bad(field, "must be positive, got %d", v)
-		case v > maxSize:
-			bad(field, "%d is too large", v)
-		}
-	}
-	nonNegative := func(field string, v int) {
-		switch {
-		case v < 0:
-			bad(field, "must not be negative, got %d", v)
-		case v > maxSize:
-			bad(field, "%d is too large", v)
-		}
-	}
-	positiveFloat := func(field string, v float64) {
-		if !(v > 0) || math.IsInf(v, 0) {
-			bad(field, "must be a positive number, got %v", v)
-		}
-	}
-	oneOf := func(field, v string, allowed ...string) {
-		for _, a := range allowed {
-			if v == a {
-				return
-			}
-		}
-		bad(field, "%q is not one of %q", v, allowed)
-	}
+	ck := &checker{path: path}
+	bad, positive, nonNegative, positiveFloat, oneOf := ck.bad, ck.positive, ck.nonNegative, ck.positiveFloat, ck.oneOf
 
 	positive("vocab_size", c.VocabSize)
 	positive("hidden_size", c.HiddenSize)
@@ -250,7 +218,7 @@ func (c *Config) validateV4(path string) error {
 	if c.ExpertDtype != "" {
 		oneOf("expert_dtype", c.ExpertDtype, "fp4", "fp8", "bf16")
 	}
-	return errors.Join(errs...)
+	return ck.err()
 }
 
 // V4BlockSize returns quantization_config.weight_block_size of a V4
