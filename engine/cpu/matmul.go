@@ -408,14 +408,13 @@ func (m matrix) mulRangeR16(p *prepared, lo, hi int, ys [][]float32) {
 			for g := range gn {
 				row := lo + (g0+g)*kernel.R16Rows
 				for j := range n {
-					// Sixteen moves, not a call: memmove per row group
-					// cost as much as the kernel for a small model's
-					// output projection.
+					// One 64-byte array assignment (four vector moves),
+					// not a call: memmove per row group cost as much as
+					// the kernel for a small model's output projection,
+					// and sixteen scalar moves a third of it.
 					dst := (*[kernel.R16Rows]float32)(ys[c*kernel.R16MaxVectors+j][row:])
-					src := (*[kernel.R16Rows]float32)(out[(g*n+j)*kernel.R16Rows:])
-					for r := range dst {
-						dst[r] = src[r]
-					}
+					v := *(*[kernel.R16Rows]float32)(out[(g*n+j)*kernel.R16Rows:])
+					*dst = v
 				}
 			}
 		}

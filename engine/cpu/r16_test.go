@@ -86,3 +86,35 @@ func TestRepackedQ8_0(t *testing.T) {
 		require.Equal(t, allH[:len(oneH)], oneH, "repack %v: one input alone, per head", repack)
 	}
 }
+
+// BenchmarkHeadMatMul multiplies eight inputs by a DeepSeek output
+// projection of a small model (129,280 × 128 Q8_0, repacked to R16 where
+// the CPU prefers it): the step of the demo model where every output row
+// is a short run and the scatter into the outputs costs as much as the
+// products.
+func BenchmarkHeadMatMul(b *testing.B) {
+	const out, in, T = 129280, 128, 8
+	r := rand.New(rand.NewPCG(5, 6))
+	vals := make([]float32, out*in)
+	for i := range vals {
+		vals[i] = float32(r.NormFloat64())
+	}
+	q := make([]byte, len(vals)/32*34)
+	kernel.QuantizeQ8_0(vals, q)
+	xs := make([]float32, T*in)
+	for i := range xs {
+		xs[i] = float32(r.NormFloat64())
+	}
+	bk := New(WithThreads(1))
+	w, err := bk.Weight("head", engine.Q8_0, []int{out, in}, q)
+	require.NoError(b, err)
+	for b.Loop() {
+		c := bk.NewContext()
+		y := c.MatMul(c.Input(xs, T, in), w)
+		if err := c.Compute(y); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+	b.ReportMetric(float64(out*in*T)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+}
