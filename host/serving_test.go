@@ -97,7 +97,11 @@ func startServing(t *testing.T, sched scheduler.Config) *serving {
 		// busy -race run can take a default second over one step.
 		{ID: "standard", Module: "builtin:standard", FailurePolicy: "fallback", PoolSize: 1,
 			Grants: config.Grants{CallTimeout: 30 * time.Second}},
-		{ID: "redact", Module: "builtin:redact", PoolSize: 1, Config: map[string]any{
+		// A hook session holds an instance for its whole stream: three, for
+		// TestSeveralChoices's three choices, so that no choice waits on another
+		// for an instance (a wait bounded by the call timeout, which a busy -race
+		// run can pass).
+		{ID: "redact", Module: "builtin:redact", PoolSize: 3, Config: map[string]any{
 			"patterns": []any{map[string]any{"name": "ats", "regex": "@@+"}}}},
 		{ID: "trap-fallback", Module: trap, FailurePolicy: "fallback", PoolSize: 1},
 		{ID: "trap-closed", Module: trap, PoolSize: 1},
