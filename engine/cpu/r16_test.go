@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -93,7 +94,7 @@ func TestRepackedQ8_0(t *testing.T) {
 // is a short run and the scatter into the outputs costs as much as the
 // products.
 func BenchmarkHeadMatMul(b *testing.B) {
-	const out, in, T = 129280, 128, 8
+	const out, in = 129280, 128
 	r := rand.New(rand.NewPCG(5, 6))
 	vals := make([]float32, out*in)
 	for i := range vals {
@@ -101,20 +102,26 @@ func BenchmarkHeadMatMul(b *testing.B) {
 	}
 	q := make([]byte, len(vals)/32*34)
 	kernel.QuantizeQ8_0(vals, q)
-	xs := make([]float32, T*in)
-	for i := range xs {
-		xs[i] = float32(r.NormFloat64())
-	}
-	bk := New(WithThreads(1))
-	w, err := bk.Weight("head", engine.Q8_0, []int{out, in}, q)
-	require.NoError(b, err)
-	for b.Loop() {
-		c := bk.NewContext()
-		y := c.MatMul(c.Input(xs, T, in), w)
-		if err := c.Compute(y); err != nil {
-			b.Fatal(err)
+	for _, T := range []int{1, 8} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("inputs=%d/threads=%d", T, threads), func(b *testing.B) {
+				xs := make([]float32, T*in)
+				for i := range xs {
+					xs[i] = float32(r.NormFloat64())
+				}
+				bk := New(WithThreads(threads))
+				w, err := bk.Weight("head", engine.Q8_0, []int{out, in}, q)
+				require.NoError(b, err)
+				for b.Loop() {
+					c := bk.NewContext()
+					y := c.MatMul(c.Input(xs, T, in), w)
+					if err := c.Compute(y); err != nil {
+						b.Fatal(err)
+					}
+					c.Close()
+				}
+				b.ReportMetric(float64(out*in*T)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
 		}
-		c.Close()
 	}
-	b.ReportMetric(float64(out*in*T)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }
