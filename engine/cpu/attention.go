@@ -8,39 +8,6 @@ import (
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
-func (c *context) Rope(x engine.Tensor, b *engine.Batch, spec engine.RopeSpec) engine.Tensor {
-	xt, ok := c.f32("Rope", x)
-	if !ok {
-		return &tensor{}
-	}
-	n := xt.shape[len(xt.shape)-1]
-	T := len(b.Positions)
-	if spec.Dims <= 0 || spec.Dims%2 != 0 || spec.Dims > n {
-		return c.fail("Rope: %d rotated channels of %d", spec.Dims, n)
-	}
-	if len(xt.f)%(T*n) != 0 || xt.shape[0] != T {
-		return c.fail("Rope: %v for %d tokens", xt, T)
-	}
-	perTok := len(xt.f) / T
-	y := c.newF32(append([]int(nil), xt.shape...)...)
-	copy(y.f, xt.f)
-	half := spec.Dims / 2
-	cos, sin := make([]float32, half), make([]float32, half)
-	off := n - spec.Dims
-	for t := range T {
-		engine.RopeAngles(spec, int(b.Positions[t]), cos, sin)
-		for v := t * perTok; v < (t+1)*perTok; v += n {
-			seg := y.f[v+off : v+n]
-			for i := range half {
-				x0, x1 := seg[2*i], seg[2*i+1]
-				seg[2*i] = x0*cos[i] - x1*sin[i]
-				seg[2*i+1] = x0*sin[i] + x1*cos[i]
-			}
-		}
-	}
-	return y
-}
-
 func (c *context) CacheStore(cache, x engine.Tensor, b *engine.Batch) engine.Tensor {
 	ct, ok := c.f32("CacheStore", cache)
 	xt, ok2 := c.f32("CacheStore", x)

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
@@ -236,46 +234,13 @@ func (b *Backend) parallel(n, grain int, fn func(lo, hi int)) {
 	// the others take its share instead of waiting for it.
 	pieces := min((n+grain-1)/grain, workers*parallelChunks)
 	chunk := ((n+pieces-1)/pieces + grain - 1) / grain * grain
-	var next atomic.Int64
-	work := func() {
-		for {
-			lo := int(next.Add(int64(chunk))) - chunk
-			if lo >= n {
-				return
-			}
-			fn(lo, min(lo+chunk, n))
-		}
-	}
-	runWorkers(workers, work)
+	run(workers, (n+chunk-1)/chunk, func(i int) { fn(i*chunk, min((i+1)*chunk, n)) })
 }
 
 // each runs fn(i) for every i in [0, n) across the backend's goroutines,
 // which take the indices in turn.
 func (b *Backend) each(n int, fn func(i int)) {
-	if n <= 0 {
-		return
-	}
-	var next atomic.Int64
-	runWorkers(min(b.threads, n), func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= n {
-				return
-			}
-			fn(i)
-		}
-	})
-}
-
-// runWorkers runs work on n goroutines, this one among them, and waits
-// for all of them.
-func runWorkers(n int, work func()) {
-	var wg sync.WaitGroup
-	for range n - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
+	run(b.threads, n, fn)
 }
 
 // parallelChunks is how many pieces per worker parallel cuts work into.
@@ -290,6 +255,7 @@ type context struct {
 
 	preps []*prepared           // prepared inputs, returned on Close
 	memo  map[prepKey]*prepared // inputs prepared by c.prepare
+	ropes map[ropeKey][]float32 // rotation angles by c.ropeAngles
 }
 
 var errPoisoned = errors.New("cpu: an earlier op failed")
@@ -337,6 +303,7 @@ func (c *context) Floats(t engine.Tensor) ([]float32, error) {
 // tensor it made, logits included, is invalid afterwards.
 func (c *context) Close() {
 	c.releasePrepared()
+	clear(c.ropes)
 	if c.mem != nil {
 		c.mem.reset()
 		arenas.Put(c.mem)

@@ -292,8 +292,22 @@ func (c *context) releasePrepared() {
 // input, reading each weight row once for all inputs (batched decode and
 // prefill are bound by weight reads, not by arithmetic).
 func (b *Backend) mul(m matrix, rows int, p *prepared, ys [][]float32) {
-	b.parallel(rows, 16, func(lo, hi int) { m.mulRange(p, lo, hi, ys) })
+	b.parallel(rows, mulGrain(m.in, len(ys)), func(lo, hi int) { m.mulRange(p, lo, hi, ys) })
 }
+
+// mulGrain is the fewest rows a goroutine takes of a product of rows in
+// values wide with inputs inputs: a multiple of 16 (R16's row groups) worth
+// at least minPieceWork multiply-adds, so that a small model's small
+// products (a 128-wide projection of one token: 16k) run on the calling
+// goroutine rather than pay a hand-off that costs more than they do.
+func mulGrain(in, inputs int) int {
+	rows := minPieceWork / max(1, in*inputs)
+	return max(16, (rows+15)&^15)
+}
+
+// minPieceWork is the least work, in multiply-adds, worth a parallel
+// piece: a few microseconds, about what waking another goroutine costs.
+const minPieceWork = 64 << 10
 
 // mulRange computes rows [lo, hi) of m for every prepared input, on the
 // calling goroutine.

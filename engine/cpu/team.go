@@ -1,0 +1,144 @@
+package cpu
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A decode step of a small model is a few hundred operations of tens of
+// microseconds each. Starting a goroutine per operation and waiting for it
+// costs a wake-up of an idle thread each time (several microseconds, more
+// on a virtual machine), paid on the step's critical path even when the
+// new goroutine finds nothing left to do. So the backend's parallel
+// sections run on a team of long-lived helper goroutines that spin for a
+// short while after each section, ready for the next, and park when none
+// comes (see RATIONALE.md, "Why does the CPU backend keep a team of
+// spinning helpers?").
+
+// section is one parallel section: pieces [0, n) of do, taken in turn by
+// whoever runs work, and a count of the pieces done.
+type section struct {
+	n    int64
+	do   func(i int)
+	next atomic.Int64
+	done atomic.Int64
+}
+
+// work runs pieces until none is left.
+func (s *section) work() {
+	for {
+		i := s.next.Add(1) - 1
+		if i >= s.n {
+			return
+		}
+		s.do(int(i))
+		s.done.Add(1)
+	}
+}
+
+// helper is a long-lived goroutine of the team: it runs the section it is
+// given, then waits for the next (spinning, then parked).
+type helper struct {
+	gen      atomic.Uint64           // bumped for each section given
+	sec      atomic.Pointer[section] // the last section given
+	sleeping atomic.Bool             // parked on wake
+	wake     chan struct{}           // buffered 1
+}
+
+// team is the package's helpers, shared by every Backend; mu is held by
+// the one section that uses them at a time (others spawn goroutines).
+var team struct {
+	mu      sync.Mutex
+	helpers []*helper
+}
+
+// spinFor is how long a helper stays ready after a section before it
+// parks: longer than the serial gap between two operations of a step,
+// short enough that an idle server does not burn a core.
+const spinFor = 0
+
+// run runs do(i) for every i in [0, n) on up to workers goroutines, this
+// one among them, and returns when all are done.
+func run(workers, n int, do func(i int)) {
+	if n <= 0 {
+		return
+	}
+	workers = min(workers, n)
+	if workers <= 1 {
+		for i := range n {
+			do(i)
+		}
+		return
+	}
+	s := &section{n: int64(n), do: do}
+	if !team.mu.TryLock() {
+		// Another section (another context, or a nested one) has the
+		// team: new goroutines it is.
+		var wg sync.WaitGroup
+		for range workers - 1 {
+			wg.Go(s.work)
+		}
+		s.work()
+		wg.Wait()
+		return
+	}
+	for len(team.helpers) < workers-1 {
+		h := &helper{wake: make(chan struct{}, 1)}
+		team.helpers = append(team.helpers, h)
+		go h.loop()
+	}
+	for _, h := range team.helpers[:workers-1] {
+		h.give(s)
+	}
+	s.work()
+	// The pieces others took may still be running.
+	for s.done.Load() < s.n {
+		runtime.Gosched()
+	}
+	team.mu.Unlock()
+}
+
+// give hands h the section s.
+func (h *helper) give(s *section) {
+	h.sec.Store(s)
+	h.gen.Add(1)
+	if h.sleeping.CompareAndSwap(true, false) {
+		h.wake <- struct{}{}
+	}
+}
+
+// loop runs each section h is given. A helper that comes to a section
+// late finds its pieces taken and returns at once; sections hold no
+// resources, so a stale one is harmless.
+func (h *helper) loop() {
+	var seen uint64
+	for {
+		seen = h.await(seen)
+		h.sec.Load().work()
+	}
+}
+
+// await returns the generation after seen, spinning for spinFor (yielding
+// to other goroutines as it goes) and then parking.
+func (h *helper) await(seen uint64) uint64 {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if g := h.gen.Load(); g != seen {
+			return g
+		}
+		if i%64 == 63 {
+			if time.Since(start) > spinFor {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	h.sleeping.Store(true)
+	if g := h.gen.Load(); g != seen && h.sleeping.CompareAndSwap(true, false) {
+		return g
+	}
+	<-h.wake
+	return h.gen.Load()
+}
