@@ -24,6 +24,12 @@ type section struct {
 	do   func(i int)
 	next atomic.Int64
 	done atomic.Int64
+
+	// The caller parks on finished when others still run pieces after a
+	// short spin; the last piece closes it.
+	mu       sync.Mutex
+	parked   bool
+	finished chan struct{}
 }
 
 // work runs pieces until none is left.
@@ -34,9 +40,40 @@ func (s *section) work() {
 			return
 		}
 		s.do(int(i))
-		s.done.Add(1)
+		if s.done.Add(1) == s.n {
+			s.mu.Lock()
+			if s.parked {
+				close(s.finished)
+			}
+			s.mu.Unlock()
+		}
 	}
 }
+
+// wait returns when every piece is done: at once when they are, after a
+// short spin when the last ones finish soon (the usual case: another
+// goroutine is finishing its piece on another core), parked otherwise
+// (that goroutine's thread was descheduled).
+func (s *section) wait() {
+	start := time.Now()
+	for i := 0; s.done.Load() < s.n; i++ {
+		if i%64 == 63 && time.Since(start) > waitSpin {
+			s.mu.Lock()
+			if s.done.Load() == s.n {
+				s.mu.Unlock()
+				return
+			}
+			s.parked, s.finished = true, make(chan struct{})
+			s.mu.Unlock()
+			<-s.finished
+			return
+		}
+	}
+}
+
+// waitSpin is how long a section's caller spins for the pieces others are
+// finishing before it parks.
+const waitSpin = 20 * time.Microsecond
 
 // helper is a long-lived goroutine of the team: it runs the section it is
 // given, then waits for the next (spinning, then parked).
@@ -93,10 +130,7 @@ func run(workers, n int, do func(i int)) {
 		h.give(s)
 	}
 	s.work()
-	// The pieces others took may still be running.
-	for s.done.Load() < s.n {
-		runtime.Gosched()
-	}
+	s.wait() // the pieces others took may still be running
 	team.mu.Unlock()
 }
 
