@@ -2557,6 +2557,195 @@ accumRowsF32x4AVX2_done:
 	VZEROUPPER
 	RET
 
+DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+4(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+8(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+12(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+16(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+20(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+24(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+28(SB)/4, $0x3fb8aa3b
+GLOBL expLog2e<>(SB), RODATA|NOPTR, $32
+
+DATA expLn2Hi<>+0(SB)/4, $0x3f318000
+DATA expLn2Hi<>+4(SB)/4, $0x3f318000
+DATA expLn2Hi<>+8(SB)/4, $0x3f318000
+DATA expLn2Hi<>+12(SB)/4, $0x3f318000
+DATA expLn2Hi<>+16(SB)/4, $0x3f318000
+DATA expLn2Hi<>+20(SB)/4, $0x3f318000
+DATA expLn2Hi<>+24(SB)/4, $0x3f318000
+DATA expLn2Hi<>+28(SB)/4, $0x3f318000
+GLOBL expLn2Hi<>(SB), RODATA|NOPTR, $32
+
+DATA expLn2Lo<>+0(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+4(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+8(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+12(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+16(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+20(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+24(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+28(SB)/4, $0xb95e8083
+GLOBL expLn2Lo<>(SB), RODATA|NOPTR, $32
+
+DATA expP0<>+0(SB)/4, $0x39506967
+DATA expP0<>+4(SB)/4, $0x39506967
+DATA expP0<>+8(SB)/4, $0x39506967
+DATA expP0<>+12(SB)/4, $0x39506967
+DATA expP0<>+16(SB)/4, $0x39506967
+DATA expP0<>+20(SB)/4, $0x39506967
+DATA expP0<>+24(SB)/4, $0x39506967
+DATA expP0<>+28(SB)/4, $0x39506967
+GLOBL expP0<>(SB), RODATA|NOPTR, $32
+
+DATA expP1<>+0(SB)/4, $0x3ab743ce
+DATA expP1<>+4(SB)/4, $0x3ab743ce
+DATA expP1<>+8(SB)/4, $0x3ab743ce
+DATA expP1<>+12(SB)/4, $0x3ab743ce
+DATA expP1<>+16(SB)/4, $0x3ab743ce
+DATA expP1<>+20(SB)/4, $0x3ab743ce
+DATA expP1<>+24(SB)/4, $0x3ab743ce
+DATA expP1<>+28(SB)/4, $0x3ab743ce
+GLOBL expP1<>(SB), RODATA|NOPTR, $32
+
+DATA expP2<>+0(SB)/4, $0x3c088908
+DATA expP2<>+4(SB)/4, $0x3c088908
+DATA expP2<>+8(SB)/4, $0x3c088908
+DATA expP2<>+12(SB)/4, $0x3c088908
+DATA expP2<>+16(SB)/4, $0x3c088908
+DATA expP2<>+20(SB)/4, $0x3c088908
+DATA expP2<>+24(SB)/4, $0x3c088908
+DATA expP2<>+28(SB)/4, $0x3c088908
+GLOBL expP2<>(SB), RODATA|NOPTR, $32
+
+DATA expP3<>+0(SB)/4, $0x3d2aa9c1
+DATA expP3<>+4(SB)/4, $0x3d2aa9c1
+DATA expP3<>+8(SB)/4, $0x3d2aa9c1
+DATA expP3<>+12(SB)/4, $0x3d2aa9c1
+DATA expP3<>+16(SB)/4, $0x3d2aa9c1
+DATA expP3<>+20(SB)/4, $0x3d2aa9c1
+DATA expP3<>+24(SB)/4, $0x3d2aa9c1
+DATA expP3<>+28(SB)/4, $0x3d2aa9c1
+GLOBL expP3<>(SB), RODATA|NOPTR, $32
+
+DATA expP4<>+0(SB)/4, $0x3e2aaaaa
+DATA expP4<>+4(SB)/4, $0x3e2aaaaa
+DATA expP4<>+8(SB)/4, $0x3e2aaaaa
+DATA expP4<>+12(SB)/4, $0x3e2aaaaa
+DATA expP4<>+16(SB)/4, $0x3e2aaaaa
+DATA expP4<>+20(SB)/4, $0x3e2aaaaa
+DATA expP4<>+24(SB)/4, $0x3e2aaaaa
+DATA expP4<>+28(SB)/4, $0x3e2aaaaa
+GLOBL expP4<>(SB), RODATA|NOPTR, $32
+
+DATA expP5<>+0(SB)/4, $0x3f000000
+DATA expP5<>+4(SB)/4, $0x3f000000
+DATA expP5<>+8(SB)/4, $0x3f000000
+DATA expP5<>+12(SB)/4, $0x3f000000
+DATA expP5<>+16(SB)/4, $0x3f000000
+DATA expP5<>+20(SB)/4, $0x3f000000
+DATA expP5<>+24(SB)/4, $0x3f000000
+DATA expP5<>+28(SB)/4, $0x3f000000
+GLOBL expP5<>(SB), RODATA|NOPTR, $32
+
+DATA expOne<>+0(SB)/4, $0x3f800000
+DATA expOne<>+4(SB)/4, $0x3f800000
+DATA expOne<>+8(SB)/4, $0x3f800000
+DATA expOne<>+12(SB)/4, $0x3f800000
+DATA expOne<>+16(SB)/4, $0x3f800000
+DATA expOne<>+20(SB)/4, $0x3f800000
+DATA expOne<>+24(SB)/4, $0x3f800000
+DATA expOne<>+28(SB)/4, $0x3f800000
+GLOBL expOne<>(SB), RODATA|NOPTR, $32
+
+DATA expFloor<>+0(SB)/4, $0xc2ae0000
+DATA expFloor<>+4(SB)/4, $0xc2ae0000
+DATA expFloor<>+8(SB)/4, $0xc2ae0000
+DATA expFloor<>+12(SB)/4, $0xc2ae0000
+DATA expFloor<>+16(SB)/4, $0xc2ae0000
+DATA expFloor<>+20(SB)/4, $0xc2ae0000
+DATA expFloor<>+24(SB)/4, $0xc2ae0000
+DATA expFloor<>+28(SB)/4, $0xc2ae0000
+GLOBL expFloor<>(SB), RODATA|NOPTR, $32
+
+DATA expCeil<>+0(SB)/4, $0x42b00000
+DATA expCeil<>+4(SB)/4, $0x42b00000
+DATA expCeil<>+8(SB)/4, $0x42b00000
+DATA expCeil<>+12(SB)/4, $0x42b00000
+DATA expCeil<>+16(SB)/4, $0x42b00000
+DATA expCeil<>+20(SB)/4, $0x42b00000
+DATA expCeil<>+24(SB)/4, $0x42b00000
+DATA expCeil<>+28(SB)/4, $0x42b00000
+GLOBL expCeil<>(SB), RODATA|NOPTR, $32
+
+DATA expBias<>+0(SB)/4, $0x0000007f
+DATA expBias<>+4(SB)/4, $0x0000007f
+DATA expBias<>+8(SB)/4, $0x0000007f
+DATA expBias<>+12(SB)/4, $0x0000007f
+DATA expBias<>+16(SB)/4, $0x0000007f
+DATA expBias<>+20(SB)/4, $0x0000007f
+DATA expBias<>+24(SB)/4, $0x0000007f
+DATA expBias<>+28(SB)/4, $0x0000007f
+GLOBL expBias<>(SB), RODATA|NOPTR, $32
+
+// func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
+// Requires: AVX, AVX2
+TEXT ·expShift8AVX2(SB), NOSPLIT, $0-40
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVQ         lanes+32(FP), DX
+	VBROADCASTSS m+24(FP), Y0
+	VMOVUPS      expFloor<>+0(SB), Y1
+	VMOVUPS      expCeil<>+0(SB), Y2
+	VMOVUPD      (DX), Y3
+	VMOVUPD      32(DX), Y4
+	SHRQ         $0x03, CX
+	JZ           expShift8AVX2_done
+
+expShift8AVX2_loop:
+	VMOVUPS      (AX), Y5
+	VSUBPS       Y0, Y5, Y5
+	VMAXPS       Y5, Y1, Y5
+	VMINPS       Y5, Y2, Y5
+	VMULPS       expLog2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VMULPS       expLn2Hi<>+0(SB), Y6, Y7
+	VSUBPS       Y7, Y5, Y5
+	VMULPS       expLn2Lo<>+0(SB), Y6, Y7
+	VSUBPS       Y7, Y5, Y5
+	VMULPS       Y5, Y5, Y7
+	VMULPS       expP0<>+0(SB), Y5, Y8
+	VADDPS       expP1<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP2<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP3<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP4<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP5<>+0(SB), Y8, Y8
+	VMULPS       Y7, Y8, Y8
+	VADDPS       Y5, Y8, Y8
+	VADDPS       expOne<>+0(SB), Y8, Y8
+	VCVTTPS2DQ   Y6, Y6
+	VPADDD       expBias<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y8, Y8
+	VMOVUPS      Y8, (AX)
+	VCVTPS2PD    X8, Y7
+	VADDPD       Y7, Y3, Y3
+	VEXTRACTF128 $0x01, Y8, X7
+	VCVTPS2PD    X7, Y7
+	VADDPD       Y7, Y4, Y4
+	ADDQ         $0x20, AX
+	DECQ         CX
+	JNZ          expShift8AVX2_loop
+
+expShift8AVX2_done:
+	VMOVUPD Y3, (DX)
+	VMOVUPD Y4, 32(DX)
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

@@ -42,6 +42,7 @@ func main() {
 	}
 	axpyF32()
 	accumRowsF32x4()
+	expShift()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
