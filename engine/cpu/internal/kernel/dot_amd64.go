@@ -108,6 +108,10 @@ func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
 // len(x) is a multiple of 8.
 func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
 
+// maxF32x8AVX2 is the AVX2 form of maxF32x8Generic.
+// len(x) is a multiple of 8.
+func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

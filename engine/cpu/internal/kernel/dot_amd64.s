@@ -2746,6 +2746,35 @@ expShift8AVX2_done:
 	VZEROUPPER
 	RET
 
+// func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
+// Requires: AVX
+TEXT ·maxF32x8AVX2(SB), NOSPLIT, $0-33
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	MOVQ    lanes+24(FP), DX
+	VMOVUPS (DX), Y0
+	VXORPS  Y1, Y1, Y1
+	SHRQ    $0x03, CX
+	JZ      maxF32x8AVX2_done
+
+maxF32x8AVX2_loop:
+	VMOVUPS (AX), Y2
+	VMAXPS  Y2, Y0, Y0
+	VCMPPS  $0x03, Y2, Y2, Y2
+	VORPS   Y2, Y1, Y1
+	ADDQ    $0x20, AX
+	DECQ    CX
+	JNZ     maxF32x8AVX2_loop
+
+maxF32x8AVX2_done:
+	VMOVUPS   Y0, (DX)
+	VMOVMSKPS Y1, AX
+	TESTL     AX, AX
+	SETNE     AL
+	MOVB      AL, ret+32(FP)
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

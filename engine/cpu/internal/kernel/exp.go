@@ -87,3 +87,54 @@ func expF32(x float32) float32 {
 	y = y + 1
 	return float32(y * math.Float32frombits(uint32(int32(n)+127)<<23))
 }
+
+// MaxF32 returns the largest of x's values: softmax's shift. It is −Inf
+// for an empty x and NaN when any value is NaN (as Go's max is); of −0
+// and +0, either may stand for zero. The AVX2 kernel and the generic
+// code return the same bits.
+func MaxF32(x []float32) float32 {
+	return maxF32(active.maxF32x8, x)
+}
+
+// maxF32 is [MaxF32] with the eight-value kernel max8: lane i mod 8 keeps
+// the largest of the values at i, by [greater]'s rule, and the lanes meet
+// pairwise at the end.
+func maxF32(max8 func(x []float32, lanes *[8]float32) bool, x []float32) float32 {
+	inf := float32(math.Inf(-1))
+	lanes := [8]float32{inf, inf, inf, inf, inf, inf, inf, inf}
+	n := len(x) &^ 7
+	nan := false
+	if n > 0 {
+		nan = max8(x[:n], &lanes)
+	}
+	for i, v := range x[n:] {
+		nan = nan || v != v
+		lanes[i] = greater(lanes[i], v)
+	}
+	if nan {
+		return float32(math.NaN())
+	}
+	return greater(greater(greater(lanes[0], lanes[1]), greater(lanes[2], lanes[3])),
+		greater(greater(lanes[4], lanes[5]), greater(lanes[6], lanes[7])))
+}
+
+// greater is VMAXPS's rule: a if a > b, else b (b when either is NaN, or
+// for −0 and +0).
+func greater(a, b float32) float32 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// maxF32x8Generic is the reference loop of [MaxF32] over a length that is
+// a multiple of 8: lanes[i mod 8] = greater(lanes[i mod 8], x[i]), and it
+// reports whether some x[i] is NaN.
+func maxF32x8Generic(x []float32, lanes *[8]float32) bool {
+	nan := false
+	for i, v := range x {
+		nan = nan || v != v
+		lanes[i&7] = greater(lanes[i&7], v)
+	}
+	return nan
+}

@@ -175,3 +175,91 @@ func BenchmarkExpShift(b *testing.B) {
 		_ = sink
 	}
 }
+
+// TestMaxF32 checks MaxF32 at awkward lengths and offsets against Go's
+// max folded over the values (equal as floats: −0 and +0 may differ), the
+// same bits in the active set and the generic one, NaN wherever one value
+// is NaN, and −Inf for nothing.
+func TestMaxF32(t *testing.T) {
+	t.Parallel()
+	r := newRand(43)
+	require.True(t, math.IsInf(float64(MaxF32(nil)), -1))
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 100, 129, 515} {
+		for _, off := range []int{0, 1, 3} {
+			x := make([]float32, n+off)[off:]
+			for i := range x {
+				x[i] = (r.Float32() - 0.5) * 40
+			}
+			if n > 2 {
+				x[r.IntN(n)] = float32(math.Inf(-1))
+			}
+			for _, at := range []int{-1, 0, n - 1, n / 2} {
+				if at >= 0 {
+					x[at] = 30 + float32(at)
+				}
+				want := float32(math.Inf(-1))
+				for _, v := range x {
+					want = max(want, v)
+				}
+				got := MaxF32(x)
+				require.Equal(t, want, got, "n=%d off=%d at=%d", n, off, at)
+				require.Equal(t, math.Float32bits(maxF32(generic.maxF32x8, x)), math.Float32bits(got), "n=%d off=%d: twins", n, off)
+			}
+			at := r.IntN(n)
+			v := x[at]
+			x[at] = float32(math.NaN())
+			require.True(t, math.IsNaN(float64(MaxF32(x))), "n=%d: NaN at %d", n, at)
+			require.True(t, math.IsNaN(float64(maxF32(generic.maxF32x8, x))), "n=%d: generic NaN at %d", n, at)
+			x[at] = v
+		}
+	}
+	require.Equal(t, float32(0), MaxF32([]float32{-1, float32(math.Copysign(0, -1)), 0, -3, -2, -5, -6, -7, -8}))
+}
+
+// FuzzMaxF32 compares the active set's MaxF32 with the generic one, bit
+// for bit, and with Go's max folded over the values, on any floats.
+func FuzzMaxF32(f *testing.F) {
+	f.Add(bytesOf(1, 2, 3, 4, 5, 6, 7, 8, 9))
+	f.Add(bytesOf(-1, float32(math.Inf(-1)), 0.5, float32(math.NaN()), 1e30, -1e30, 0, 88, 87))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x := floatsFrom(b)
+		got := MaxF32(x)
+		gen := maxF32(generic.maxF32x8, x)
+		if !sameBits(got, gen) {
+			t.Fatalf("%v: %g (%s), generic %g", x, got, active.name, gen)
+		}
+		want := float32(math.Inf(-1))
+		for _, v := range x {
+			want = max(want, v)
+		}
+		if !(got == want || (got != got && want != want)) {
+			t.Fatalf("%v: %g, Go's max %g", x, got, want)
+		}
+	})
+}
+
+// BenchmarkMaxF32 compares MaxF32 with Go's max folded over a softmax row
+// of 200 scores, the loop it replaces in attention.
+func BenchmarkMaxF32(b *testing.B) {
+	r := newRand(44)
+	x := make([]float32, 200)
+	for i := range x {
+		x[i] = (r.Float32() - 0.5) * 20
+	}
+	var sink float32
+	b.Run("MaxF32", func(b *testing.B) {
+		for b.Loop() {
+			sink += MaxF32(x)
+		}
+	})
+	b.Run("goMax", func(b *testing.B) {
+		for b.Loop() {
+			m := float32(math.Inf(-1))
+			for _, v := range x {
+				m = max(m, v)
+			}
+			sink += m
+		}
+	})
+	_ = sink
+}

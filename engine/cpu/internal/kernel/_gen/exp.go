@@ -104,3 +104,41 @@ func expShift() {
 	VZEROUPPER()
 	RET()
 }
+
+// maxF32 writes maxF32x8AVX2, the AVX2 form of maxF32x8Generic (exp.go):
+// per eight values, acc = VMAXPS(acc, x), which is acc > x ? acc : x as
+// the generic greater(acc, x), and an unordered compare of x with itself
+// ORed into a mask, which says at the end whether some value was NaN.
+func maxF32() {
+	name := "maxF32x8AVX2"
+	TEXT(name, NOSPLIT, "func(x []float32, lanes *[8]float32) bool")
+	Doc(name+" is the AVX2 form of maxF32x8Generic.", "len(x) is a multiple of 8.")
+	x := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	lanes := Load(Param("lanes"), GP64())
+	acc, nan := YMM(), YMM()
+	VMOVUPS(Mem{Base: lanes}, acc)
+	VXORPS(nan, nan, nan)
+	SHRQ(Imm(3), n)
+	JZ(LabelRef(name + "_done"))
+
+	Label(name + "_loop")
+	v, u := YMM(), YMM()
+	VMOVUPS(Mem{Base: x}, v)
+	VMAXPS(v, acc, acc)     // acc > v ? acc : v
+	VCMPPS(Imm(3), v, v, u) // unordered: v is NaN
+	VORPS(u, nan, nan)
+	ADDQ(Imm(32), x)
+	DECQ(n)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	VMOVUPS(acc, Mem{Base: lanes})
+	mask, r := GP32(), GP8()
+	VMOVMSKPS(nan, mask)
+	TESTL(mask, mask)
+	SETNE(r)
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
