@@ -30,6 +30,7 @@ var avx2 = impls{
 	axpyF32:      axpyF32AVX2,
 
 	accumRowsF32x4: accumRowsF32x4AVX2,
+	dotRowsF32x4:   dotRowsF32x4AVX2,
 	expShift8:      expShift8AVX2,
 	maxF32x8:       maxF32x8AVX2,
 

@@ -2557,6 +2557,139 @@ accumRowsF32x4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32, stride int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·dotRowsF32x4AVX2(SB), NOSPLIT, $0-88
+	MOVQ rows_base+0(FP), AX
+	MOVQ rows_len+8(FP), CX
+	MOVQ q_len+32(FP), DX
+	SHRQ $0x02, DX
+	MOVQ q_base+24(FP), BX
+	MOVQ DX, SI
+	SHLQ $0x02, SI
+	LEAQ (BX)(SI*1), DI
+	LEAQ (DI)(SI*1), R8
+	LEAQ (R8)(SI*1), SI
+	MOVQ out_base+56(FP), R9
+	MOVQ stride+80(FP), R10
+	SHLQ $0x02, R10
+
+dotRowsF32x4AVX2_row:
+	TESTQ  CX, CX
+	JZ     dotRowsF32x4AVX2_end
+	MOVQ   (AX), R11
+	MOVQ   DX, R12
+	XORQ   R13, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+dotRowsF32x4AVX2_loop:
+	CMPQ        R12, $0x18
+	JB          dotRowsF32x4AVX2_rem0
+	VMOVUPS     (R11)(R13*1), Y12
+	VFMADD231PS (BX)(R13*1), Y12, Y0
+	VFMADD231PS (DI)(R13*1), Y12, Y3
+	VFMADD231PS (R8)(R13*1), Y12, Y6
+	VFMADD231PS (SI)(R13*1), Y12, Y9
+	VMOVUPS     32(R11)(R13*1), Y12
+	VFMADD231PS 32(BX)(R13*1), Y12, Y1
+	VFMADD231PS 32(DI)(R13*1), Y12, Y4
+	VFMADD231PS 32(R8)(R13*1), Y12, Y7
+	VFMADD231PS 32(SI)(R13*1), Y12, Y10
+	VMOVUPS     64(R11)(R13*1), Y12
+	VFMADD231PS 64(BX)(R13*1), Y12, Y2
+	VFMADD231PS 64(DI)(R13*1), Y12, Y5
+	VFMADD231PS 64(R8)(R13*1), Y12, Y8
+	VFMADD231PS 64(SI)(R13*1), Y12, Y11
+	ADDQ        $0x60, R13
+	SUBQ        $0x18, R12
+	JMP         dotRowsF32x4AVX2_loop
+
+dotRowsF32x4AVX2_rem0:
+	CMPQ        R12, $0x08
+	JB          dotRowsF32x4AVX2_reduce
+	VMOVUPS     (R11)(R13*1), Y12
+	VFMADD231PS (BX)(R13*1), Y12, Y0
+	VFMADD231PS (DI)(R13*1), Y12, Y3
+	VFMADD231PS (R8)(R13*1), Y12, Y6
+	VFMADD231PS (SI)(R13*1), Y12, Y9
+	ADDQ        $0x20, R13
+	SUBQ        $0x08, R12
+	CMPQ        R12, $0x08
+	JB          dotRowsF32x4AVX2_reduce
+	VMOVUPS     (R11)(R13*1), Y12
+	VFMADD231PS (BX)(R13*1), Y12, Y1
+	VFMADD231PS (DI)(R13*1), Y12, Y4
+	VFMADD231PS (R8)(R13*1), Y12, Y7
+	VFMADD231PS (SI)(R13*1), Y12, Y10
+	ADDQ        $0x20, R13
+	SUBQ        $0x08, R12
+
+dotRowsF32x4AVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VADDPS       Y10, Y9, Y9
+	VADDPS       Y11, Y9, Y9
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VHADDPS      X3, X0, X0
+	VHADDPS      X9, X6, X1
+	VHADDPS      X1, X0, X0
+
+dotRowsF32x4AVX2_tail:
+	TESTQ        R12, R12
+	JZ           dotRowsF32x4AVX2_store
+	VMOVSS       (R11)(R13*1), X1
+	VBROADCASTSS X1, X1
+	VMOVSS       (BX)(R13*1), X2
+	VINSERTPS    $0x10, (DI)(R13*1), X2, X2
+	VINSERTPS    $0x20, (R8)(R13*1), X2, X2
+	VINSERTPS    $0x30, (SI)(R13*1), X2, X2
+	VFMADD231PS  X2, X1, X0
+	ADDQ         $0x04, R13
+	SUBQ         $0x01, R12
+	JMP          dotRowsF32x4AVX2_tail
+
+dotRowsF32x4AVX2_store:
+	VBROADCASTSS scale+48(FP), X1
+	VMULPS       X1, X0, X0
+	MOVQ         R9, R11
+	VMOVSS       X0, (R11)
+	ADDQ         R10, R11
+	VEXTRACTPS   $0x01, X0, (R11)
+	ADDQ         R10, R11
+	VEXTRACTPS   $0x02, X0, (R11)
+	ADDQ         R10, R11
+	VEXTRACTPS   $0x03, X0, (R11)
+	ADDQ         $0x08, AX
+	ADDQ         $0x04, R9
+	DECQ         CX
+	JMP          dotRowsF32x4AVX2_row
+
+dotRowsF32x4AVX2_end:
+	VZEROUPPER
+	RET
+
 DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
 DATA expLog2e<>+4(SB)/4, $0x3fb8aa3b
 DATA expLog2e<>+8(SB)/4, $0x3fb8aa3b

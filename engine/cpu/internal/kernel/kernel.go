@@ -63,6 +63,7 @@ type impls struct {
 	axpyF32      func(a float32, x, y []float32)
 
 	accumRowsF32x4 func(p []float32, stride int, rows []*float32, out []float32)
+	dotRowsF32x4   func(rows []*float32, q []float32, scale float32, out []float32, stride int)
 	expShift8      func(x []float32, m float32, lanes *[8]float64)
 	maxF32x8       func(x []float32, lanes *[8]float32) bool
 	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
@@ -99,6 +100,7 @@ var generic = impls{
 	axpyF32:      axpyF32Generic,
 
 	accumRowsF32x4: accumRowsF32x4Generic,
+	dotRowsF32x4:   dotRowsF32x4Generic,
 	expShift8:      expShift8Generic,
 	maxF32x8:       maxF32x8Generic,
 

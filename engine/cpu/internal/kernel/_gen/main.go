@@ -42,6 +42,7 @@ func main() {
 	}
 	axpyF32()
 	accumRowsF32x4()
+	dotRowsF32x4()
 	expShift()
 	maxF32()
 	f16ToF32s()
