@@ -113,12 +113,20 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 		if (ringRow+W)*d > len(rt.f) {
 			return c.fail("SparseAttention: state slot %d beyond ring %v", b.Seqs[s].State, rt)
 		}
-		for j := max(0, p-W+1); j <= p; j++ {
-			if i, ok := sp.inStep(s, j); ok {
-				g.rows = append(g.rows, &kt.f[i*d])
-				continue
+		// The window: positions before the sequence's first in this step
+		// from the ring (position j at ring row j mod W), the rest from
+		// this step's kv.
+		lo := max(0, p-W+1)
+		split := max(lo, sp.first[s])
+		jm := lo % W
+		for range split - lo {
+			g.rows = append(g.rows, &rt.f[(ringRow+jm)*d])
+			if jm++; jm == W {
+				jm = 0
 			}
-			g.rows = append(g.rows, &rt.f[(ringRow+j%W)*d])
+		}
+		for i := sp.index[s] + split - sp.first[s]; i <= t; i++ {
+			g.rows = append(g.rows, &kt.f[i*d])
 		}
 		if spec.Ratio > 0 {
 			n := (p + 1) / spec.Ratio
@@ -131,7 +139,19 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 				g.rows = append(g.rows, &et.f[r*d])
 				return true
 			}
-			if st == nil {
+			if per := b.BlockSize / spec.Ratio; st == nil && per*spec.Ratio == b.BlockSize {
+				// Every entry in order: a block's entries are
+				// consecutive rows (PagedRow without a division each).
+				for w0 := 0; w0 < n; w0 += per {
+					r := int(b.Seqs[s].Blocks[w0/per]) * per
+					if r < 0 || (r+min(per, n-w0))*d > len(et.f) {
+						return c.fail("SparseAttention: entry rows from %d beyond %v", r, et)
+					}
+					for k := range min(per, n-w0) {
+						g.rows = append(g.rows, &et.f[(r+k)*d])
+					}
+				}
+			} else if st == nil {
 				for w := range n {
 					if !add(w) {
 						return &tensor{}
@@ -150,17 +170,16 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 	}
 	y := c.newF32(T, H, d)
 	// A work item is one token and a group of four heads: the heads share
-	// the key rows (which are also the values), so kernel.DotF32x4 scores
-	// four heads per row and kernel.AccumRowsF32x4 adds a row's values to
-	// four heads in one pass, each with the bits of DotF32 and AxpyF32 per
-	// head, so the results do not depend on the grouping. At one token
-	// the two groups of eight heads keep two threads busy.
+	// the key rows (which are also the values), so kernel.DotRowsF32x4
+	// scores four heads per row and kernel.AccumRowsF32x4 adds a row's
+	// values to four heads in one pass, each with the bits of DotF32 and
+	// AxpyF32 per head, so the results do not depend on the grouping. At
+	// one token the two groups of eight heads keep two threads busy.
 	groups := (H + 3) / 4
 	accum := d%kernel.AccumRowsWidth == 0
 	c.b.parallel(T*groups, 1, func(lo, hi int) {
 		buf := attnScratch.Get().(*[]float32)
 		defer attnScratch.Put(buf)
-		var out4 [4]float32
 		for tg := lo; tg < hi; tg++ {
 			t, h0 := tg/groups, 4*(tg%groups)
 			nh := min(4, H-h0)
@@ -171,28 +190,22 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 			}
 			scores := (*buf)[:nh*n] // scores[k*n+j]: head h0+k, row j
 			q := qt.f[(t*H+h0)*d : (t*H+h0+nh)*d]
-			for j, r := range rows {
-				key := unsafe.Slice(r, d)
-				if nh == 4 {
-					kernel.DotF32x4(key, q[:d], q[d:2*d], q[2*d:3*d], q[3*d:], &out4)
-					for k := range 4 {
-						scores[k*n+j] = out4[k] * spec.Scale
+			if nh == 4 {
+				kernel.DotRowsF32x4(rows, q, spec.Scale, scores, n)
+			} else {
+				for j, r := range rows {
+					key := unsafe.Slice(r, d)
+					for k := range nh {
+						scores[k*n+j] = kernel.DotF32(key, q[k*d:(k+1)*d]) * spec.Scale
 					}
-					continue
-				}
-				for k := range nh {
-					scores[k*n+j] = kernel.DotF32(key, q[k*d:(k+1)*d]) * spec.Scale
 				}
 			}
 			for k := range nh {
 				h := h0 + k
 				sc := scores[k*n : (k+1)*n]
-				mx := float32(math.Inf(-1))
+				mx := kernel.MaxF32(sc)
 				if sinks != nil {
-					mx = sinks[h]
-				}
-				for _, v := range sc {
-					mx = max(mx, v)
+					mx = max(mx, sinks[h])
 				}
 				sum := kernel.ExpShift(sc, mx)
 				if sinks != nil {
