@@ -31,8 +31,8 @@ var avx2 = impls{
 
 	accumRowsF32x4: accumRowsF32x4AVX2,
 	dotRowsF32x4:   dotRowsF32x4AVX2,
-	expShift8:      expShift8AVX2,
-	maxF32x8:       maxF32x8AVX2,
+	expShift:       expShiftAVX2,
+	maxF32:         maxF32AVX2,
 
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,

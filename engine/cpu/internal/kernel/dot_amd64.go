@@ -110,10 +110,14 @@ func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32
 
 // expShift8AVX2 is the AVX2 form of expShift8Generic.
 // len(x) is a multiple of 8.
+//
+//go:noescape
 func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
 
 // maxF32x8AVX2 is the AVX2 form of maxF32x8Generic.
 // len(x) is a multiple of 8.
+//
+//go:noescape
 func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
 
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.

@@ -39,16 +39,21 @@ const ExpRelErr = 2e-7
 // the sum have the same bits in the AVX2 kernel and the generic code, so
 // attention's weights do not depend on the machine.
 func ExpShift(x []float32, m float32) float64 {
-	return expShift(active.expShift8, x, m)
+	return active.expShift(x, m)
 }
 
-// expShift is [ExpShift] with the eight-value kernel exps8.
-func expShift(exps8 func(x []float32, m float32, lanes *[8]float64), x []float32, m float32) float64 {
+// expShiftGeneric is [ExpShift] in Go.
+func expShiftGeneric(x []float32, m float32) float64 {
 	var lanes [8]float64
 	n := len(x) &^ 7
-	if n > 0 {
-		exps8(x[:n], m, &lanes)
-	}
+	expShift8Generic(x[:n], m, &lanes)
+	return expShiftTail(x, n, m, &lanes)
+}
+
+// expShiftTail finishes [ExpShift] after the eight-value kernel has taken
+// x[:n]: the last len(x) − n values add into lanes 0, 1, …, and the lanes
+// meet pairwise.
+func expShiftTail(x []float32, n int, m float32, lanes *[8]float64) float64 {
 	for i, v := range x[n:] {
 		e := expF32(v - m)
 		x[n+i] = e
@@ -93,20 +98,27 @@ func expF32(x float32) float32 {
 // and +0, either may stand for zero. The AVX2 kernel and the generic
 // code return the same bits.
 func MaxF32(x []float32) float32 {
-	return maxF32(active.maxF32x8, x)
+	return active.maxF32(x)
 }
 
-// maxF32 is [MaxF32] with the eight-value kernel max8: lane i mod 8 keeps
-// the largest of the values at i, by [greater]'s rule, and the lanes meet
-// pairwise at the end.
-func maxF32(max8 func(x []float32, lanes *[8]float32) bool, x []float32) float32 {
-	inf := float32(math.Inf(-1))
-	lanes := [8]float32{inf, inf, inf, inf, inf, inf, inf, inf}
+// maxF32Generic is [MaxF32] in Go.
+func maxF32Generic(x []float32) float32 {
+	lanes := maxLanes()
 	n := len(x) &^ 7
-	nan := false
-	if n > 0 {
-		nan = max8(x[:n], &lanes)
-	}
+	nan := maxF32x8Generic(x[:n], &lanes)
+	return maxF32Tail(x, n, nan, &lanes)
+}
+
+// maxLanes is the eight lanes of [MaxF32] before any value: −Inf.
+func maxLanes() [8]float32 {
+	inf := float32(math.Inf(-1))
+	return [8]float32{inf, inf, inf, inf, inf, inf, inf, inf}
+}
+
+// maxF32Tail finishes [MaxF32] after the eight-value kernel has taken
+// x[:n] (and seen a NaN or not): lane i mod 8 keeps the largest of the
+// values at i, by [greater]'s rule, and the lanes meet pairwise.
+func maxF32Tail(x []float32, n int, nan bool, lanes *[8]float32) float32 {
 	for i, v := range x[n:] {
 		nan = nan || v != v
 		lanes[i] = greater(lanes[i], v)

@@ -20,8 +20,8 @@ func sameBits(a, b float32) bool {
 func requireExpShiftTwins(t *testing.T, x []float32, m float32, msg string) {
 	t.Helper()
 	got, want := slices.Clone(x), slices.Clone(x)
-	gs := expShift(active.expShift8, got, m)
-	ws := expShift(generic.expShift8, want, m)
+	gs := active.expShift(got, m)
+	ws := generic.expShift(want, m)
 	for i := range x {
 		if !sameBits(got[i], want[i]) {
 			t.Fatalf("%s: x[%d]=%g m=%g: %s gives %g (%#x), generic %g (%#x)", msg, i, x[i], m,
@@ -203,13 +203,13 @@ func TestMaxF32(t *testing.T) {
 				}
 				got := MaxF32(x)
 				require.Equal(t, want, got, "n=%d off=%d at=%d", n, off, at)
-				require.Equal(t, math.Float32bits(maxF32(generic.maxF32x8, x)), math.Float32bits(got), "n=%d off=%d: twins", n, off)
+				require.Equal(t, math.Float32bits(generic.maxF32(x)), math.Float32bits(got), "n=%d off=%d: twins", n, off)
 			}
 			at := r.IntN(n)
 			v := x[at]
 			x[at] = float32(math.NaN())
 			require.True(t, math.IsNaN(float64(MaxF32(x))), "n=%d: NaN at %d", n, at)
-			require.True(t, math.IsNaN(float64(maxF32(generic.maxF32x8, x))), "n=%d: generic NaN at %d", n, at)
+			require.True(t, math.IsNaN(float64(generic.maxF32(x))), "n=%d: generic NaN at %d", n, at)
 			x[at] = v
 		}
 	}
@@ -224,7 +224,7 @@ func FuzzMaxF32(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		x := floatsFrom(b)
 		got := MaxF32(x)
-		gen := maxF32(generic.maxF32x8, x)
+		gen := generic.maxF32(x)
 		if !sameBits(got, gen) {
 			t.Fatalf("%v: %g (%s), generic %g", x, got, active.name, gen)
 		}
@@ -262,4 +262,11 @@ func BenchmarkMaxF32(b *testing.B) {
 		}
 	})
 	_ = sink
+}
+
+// TestExpShiftMaxF32Allocate: attention calls both per head, so neither
+// may allocate (the lanes stay on the stack).
+func TestExpShiftMaxF32Allocate(t *testing.T) {
+	x := make([]float32, 203)
+	require.Zero(t, testing.AllocsPerRun(100, func() { ExpShift(x, MaxF32(x)) }))
 }

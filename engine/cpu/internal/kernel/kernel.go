@@ -64,8 +64,8 @@ type impls struct {
 
 	accumRowsF32x4 func(p []float32, stride int, rows []*float32, out []float32)
 	dotRowsF32x4   func(rows []*float32, q []float32, scale float32, out []float32, stride int)
-	expShift8      func(x []float32, m float32, lanes *[8]float64)
-	maxF32x8       func(x []float32, lanes *[8]float32) bool
+	expShift       func(x []float32, m float32) float64
+	maxF32         func(x []float32) float32
 	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
 
 	f16ToF32s func(dst []float32, src []uint16)
@@ -101,8 +101,8 @@ var generic = impls{
 
 	accumRowsF32x4: accumRowsF32x4Generic,
 	dotRowsF32x4:   dotRowsF32x4Generic,
-	expShift8:      expShift8Generic,
-	maxF32x8:       maxF32x8Generic,
+	expShift:       expShiftGeneric,
+	maxF32:         maxF32Generic,
 
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,

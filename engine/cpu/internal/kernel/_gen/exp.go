@@ -49,6 +49,7 @@ func expShift() {
 	name := "expShift8AVX2"
 	TEXT(name, NOSPLIT, "func(x []float32, m float32, lanes *[8]float64)")
 	Doc(name+" is the AVX2 form of expShift8Generic.", "len(x) is a multiple of 8.")
+	Pragma("noescape")
 	x := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
 	lanes := Load(Param("lanes"), GP64())
@@ -113,6 +114,7 @@ func maxF32() {
 	name := "maxF32x8AVX2"
 	TEXT(name, NOSPLIT, "func(x []float32, lanes *[8]float32) bool")
 	Doc(name+" is the AVX2 form of maxF32x8Generic.", "len(x) is a multiple of 8.")
+	Pragma("noescape")
 	x := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
 	lanes := Load(Param("lanes"), GP64())
