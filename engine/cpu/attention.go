@@ -113,20 +113,12 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 			for k := range nh {
 				h := h0 + k
 				sc := scores[k*n : (k+1)*n]
-				mx := float32(math.Inf(-1))
+				mx := kernel.MaxF32(sc)
 				if sinks != nil {
-					mx = sinks[h]
-				}
-				for _, v := range sc {
-					mx = max(mx, v)
+					mx = max(mx, sinks[h])
 				}
 				// ggml's soft_max sums in double precision.
-				var sum float64
-				for j, v := range sc {
-					e := float32(math.Exp(float64(v - mx)))
-					sc[j] = e
-					sum += float64(e)
-				}
+				sum := kernel.ExpShift(sc, mx)
 				if sinks != nil {
 					sum += math.Exp(float64(sinks[h] - mx))
 				}

@@ -3,6 +3,8 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"sync"
+	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
@@ -99,34 +101,57 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 	}
 	// Every key row a token sees, gathered once per token: the window
 	// (from this step or the ring), then the entries.
-	keys := make([][][]float32, T)
+	g := sparseKeysPool.Get().(*sparseKeys)
+	defer func() {
+		clear(g.rows) // keep no tensor alive from the pool
+		sparseKeysPool.Put(g)
+	}()
+	g.rows, g.at = g.rows[:0], append(g.at[:0], 0)
 	for t := range T {
 		s, p := int(b.Seq[t]), int(b.Positions[t])
 		ringRow := b.StateRow(s, W)
 		if (ringRow+W)*d > len(rt.f) {
 			return c.fail("SparseAttention: state slot %d beyond ring %v", b.Seqs[s].State, rt)
 		}
-		var ks [][]float32
-		for j := max(0, p-W+1); j <= p; j++ {
-			if i, ok := sp.inStep(s, j); ok {
-				ks = append(ks, kt.f[i*d:(i+1)*d])
-				continue
+		// The window: positions before the sequence's first in this step
+		// from the ring (position j at ring row j mod W), the rest from
+		// this step's kv.
+		lo := max(0, p-W+1)
+		split := max(lo, sp.first[s])
+		jm := lo % W
+		for range split - lo {
+			g.rows = append(g.rows, &rt.f[(ringRow+jm)*d])
+			if jm++; jm == W {
+				jm = 0
 			}
-			r := ringRow + j%W
-			ks = append(ks, rt.f[r*d:(r+1)*d])
+		}
+		for i := sp.index[s] + split - sp.first[s]; i <= t; i++ {
+			g.rows = append(g.rows, &kt.f[i*d])
 		}
 		if spec.Ratio > 0 {
 			n := (p + 1) / spec.Ratio
 			add := func(w int) bool {
 				r := b.PagedRow(s, w*spec.Ratio, spec.Ratio)
-				if (r+1)*d > len(et.f) {
+				if r < 0 || (r+1)*d > len(et.f) {
 					c.fail("SparseAttention: entry row %d beyond %v", r, et)
 					return false
 				}
-				ks = append(ks, et.f[r*d:(r+1)*d])
+				g.rows = append(g.rows, &et.f[r*d])
 				return true
 			}
-			if st == nil {
+			if per := b.BlockSize / spec.Ratio; st == nil && per*spec.Ratio == b.BlockSize {
+				// Every entry in order: a block's entries are
+				// consecutive rows (PagedRow without a division each).
+				for w0 := 0; w0 < n; w0 += per {
+					r := int(b.Seqs[s].Blocks[w0/per]) * per
+					if r < 0 || (r+min(per, n-w0))*d > len(et.f) {
+						return c.fail("SparseAttention: entry rows from %d beyond %v", r, et)
+					}
+					for k := range min(per, n-w0) {
+						g.rows = append(g.rows, &et.f[(r+k)*d])
+					}
+				}
+			} else if st == nil {
 				for w := range n {
 					if !add(w) {
 						return &tensor{}
@@ -141,63 +166,80 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 				}
 			}
 		}
-		keys[t] = ks
+		g.at = append(g.at, len(g.rows))
 	}
 	y := c.newF32(T, H, d)
+	// A work item is one token and a group of four heads: the heads share
+	// the key rows (which are also the values), so kernel.DotRowsF32x4
+	// scores four heads per row and kernel.AccumRowsF32x4 adds a row's
+	// values to four heads in one pass, each with the bits of DotF32 and
+	// AxpyF32 per head, so the results do not depend on the grouping. At
+	// one token the two groups of eight heads keep two threads busy.
 	groups := (H + 3) / 4
+	accum := d%kernel.AccumRowsWidth == 0
 	c.b.parallel(T*groups, 1, func(lo, hi int) {
-		var scores [4][]float32
-		var out4 [4]float32
+		buf := attnScratch.Get().(*[]float32)
+		defer attnScratch.Put(buf)
 		for tg := lo; tg < hi; tg++ {
 			t, h0 := tg/groups, 4*(tg%groups)
 			nh := min(4, H-h0)
-			var qv [4][]float32
-			for k := range nh {
-				th := t*H + h0 + k
-				qv[k] = qt.f[th*d : (th+1)*d]
-				scores[k] = scores[k][:0]
+			rows := g.rows[g.at[t]:g.at[t+1]]
+			n := len(rows)
+			if cap(*buf) < 4*n {
+				*buf = make([]float32, 4*n)
 			}
-			for _, key := range keys[t] {
-				if nh == 4 {
-					kernel.DotF32x4(key, qv[0], qv[1], qv[2], qv[3], &out4)
-					for k := range 4 {
-						scores[k] = append(scores[k], out4[k]*spec.Scale)
+			scores := (*buf)[:nh*n] // scores[k*n+j]: head h0+k, row j
+			q := qt.f[(t*H+h0)*d : (t*H+h0+nh)*d]
+			if nh == 4 {
+				kernel.DotRowsF32x4(rows, q, spec.Scale, scores, n)
+			} else {
+				for j, r := range rows {
+					key := unsafe.Slice(r, d)
+					for k := range nh {
+						scores[k*n+j] = kernel.DotF32(key, q[k*d:(k+1)*d]) * spec.Scale
 					}
-					continue
-				}
-				for k := range nh {
-					scores[k] = append(scores[k], kernel.DotF32(key, qv[k])*spec.Scale)
 				}
 			}
 			for k := range nh {
 				h := h0 + k
-				mx := float32(math.Inf(-1))
+				sc := scores[k*n : (k+1)*n]
+				mx := kernel.MaxF32(sc)
 				if sinks != nil {
-					mx = sinks[h]
+					mx = max(mx, sinks[h])
 				}
-				for _, sc := range scores[k] {
-					mx = max(mx, sc)
-				}
-				var sum float64
-				for j, sc := range scores[k] {
-					e := float32(math.Exp(float64(sc - mx)))
-					scores[k][j] = e
-					sum += float64(e)
-				}
+				sum := kernel.ExpShift(sc, mx)
 				if sinks != nil {
 					sum += math.Exp(float64(sinks[h] - mx))
 				}
 				inv := float32(1 / sum)
-				th := t*H + h
-				out := y.f[th*d : (th+1)*d]
-				for j, e := range scores[k] {
-					kernel.AxpyF32(e*inv, keys[t][j], out)
+				for j := range sc {
+					sc[j] *= inv
+				}
+			}
+			out := y.f[(t*H+h0)*d : (t*H+h0+nh)*d]
+			if nh == 4 && accum {
+				kernel.AccumRowsF32x4(scores, n, rows, out)
+				continue
+			}
+			for j, r := range rows {
+				val := unsafe.Slice(r, d)
+				for k := range nh {
+					kernel.AxpyF32(scores[k*n+j], val, out[k*d:(k+1)*d])
 				}
 			}
 		}
 	})
 	return y
 }
+
+// sparseKeys holds SparseAttention's gathered key rows between calls:
+// token t's rows start at rows[at[t]] and end before rows[at[t+1]].
+type sparseKeys struct {
+	rows []*float32
+	at   []int
+}
+
+var sparseKeysPool = sync.Pool{New: func() any { return new(sparseKeys) }}
 
 func (c *context) WindowStore(ring, kv engine.Tensor, b *engine.Batch, window int) engine.Tensor {
 	rt, ok := c.f32("WindowStore ring", ring)

@@ -45,3 +45,39 @@ func accumRowsF32x4Generic(p []float32, stride int, rows []*float32, out []float
 		}
 	}
 }
+
+// DotRowsF32x4 is attention's score pass for four heads over a list of
+// key rows: for row j < len(rows) and head k < 4, with d = len(q)/4,
+//
+//	out[k·stride + j] = DotF32(rows[j][:d], q[k·d:(k+1)·d]) · scale
+//
+// each dot product with the bits of DotF32x4 (so of DotF32), then one
+// rounding of the product by scale. Each rows[j] must point at d readable
+// values. It panics if len(q) is not a multiple of 4, stride is less than
+// len(rows) or out is shorter than 3·stride + len(rows).
+func DotRowsF32x4(rows []*float32, q []float32, scale float32, out []float32, stride int) {
+	if len(q)%4 != 0 || stride < len(rows) || (len(rows) > 0 && len(out) < 3*stride+len(rows)) {
+		panic("kernel: DotRowsF32x4: " + strconv.Itoa(len(rows)) + " rows, " + strconv.Itoa(len(q)) + " query values, stride " +
+			strconv.Itoa(stride) + ", " + strconv.Itoa(len(out)) + " outputs")
+	}
+	if len(rows) == 0 {
+		return
+	}
+	active.dotRowsF32x4(rows, q, scale, out, stride)
+}
+
+// dotRowsF32x4Generic is the reference loop of [DotRowsF32x4]:
+//
+//	for each row j:
+//		dotF32x4Generic(rows[j][:d], q's four heads, &o)
+//		out[k·stride+j] = o[k]·scale for each head k
+func dotRowsF32x4Generic(rows []*float32, q []float32, scale float32, out []float32, stride int) {
+	d := len(q) / 4
+	var o [4]float32
+	for j, r := range rows {
+		dotF32x4Generic(unsafe.Slice(r, d), q[:d], q[d:2*d], q[2*d:3*d], q[3*d:], &o)
+		for k := range 4 {
+			out[k*stride+j] = o[k] * scale
+		}
+	}
+}

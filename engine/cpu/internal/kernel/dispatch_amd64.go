@@ -30,6 +30,9 @@ var avx2 = impls{
 	axpyF32:      axpyF32AVX2,
 
 	accumRowsF32x4: accumRowsF32x4AVX2,
+	dotRowsF32x4:   dotRowsF32x4AVX2,
+	expShift:       expShiftAVX2,
+	maxF32:         maxF32AVX2,
 
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,

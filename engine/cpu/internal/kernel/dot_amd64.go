@@ -104,6 +104,22 @@ func axpyF32AVX2(a float32, x []float32, y []float32)
 // len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.
 func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
 
+// dotRowsF32x4AVX2 is the AVX2 form of dotRowsF32x4Generic.
+// len(q) is a multiple of 4; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.
+func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32, stride int)
+
+// expShift8AVX2 is the AVX2 form of expShift8Generic.
+// len(x) is a multiple of 8.
+//
+//go:noescape
+func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
+
+// maxF32x8AVX2 is the AVX2 form of maxF32x8Generic.
+// len(x) is a multiple of 8.
+//
+//go:noescape
+func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

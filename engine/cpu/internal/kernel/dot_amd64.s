@@ -2557,6 +2557,357 @@ accumRowsF32x4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32, stride int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·dotRowsF32x4AVX2(SB), NOSPLIT, $0-88
+	MOVQ rows_base+0(FP), AX
+	MOVQ rows_len+8(FP), CX
+	MOVQ q_len+32(FP), DX
+	SHRQ $0x02, DX
+	MOVQ q_base+24(FP), BX
+	MOVQ DX, SI
+	SHLQ $0x02, SI
+	LEAQ (BX)(SI*1), DI
+	LEAQ (DI)(SI*1), R8
+	LEAQ (R8)(SI*1), SI
+	MOVQ out_base+56(FP), R9
+	MOVQ stride+80(FP), R10
+	SHLQ $0x02, R10
+
+dotRowsF32x4AVX2_row:
+	TESTQ  CX, CX
+	JZ     dotRowsF32x4AVX2_end
+	MOVQ   (AX), R11
+	MOVQ   DX, R12
+	XORQ   R13, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+dotRowsF32x4AVX2_loop:
+	CMPQ        R12, $0x18
+	JB          dotRowsF32x4AVX2_rem0
+	VMOVUPS     (R11)(R13*1), Y12
+	VFMADD231PS (BX)(R13*1), Y12, Y0
+	VFMADD231PS (DI)(R13*1), Y12, Y3
+	VFMADD231PS (R8)(R13*1), Y12, Y6
+	VFMADD231PS (SI)(R13*1), Y12, Y9
+	VMOVUPS     32(R11)(R13*1), Y12
+	VFMADD231PS 32(BX)(R13*1), Y12, Y1
+	VFMADD231PS 32(DI)(R13*1), Y12, Y4
+	VFMADD231PS 32(R8)(R13*1), Y12, Y7
+	VFMADD231PS 32(SI)(R13*1), Y12, Y10
+	VMOVUPS     64(R11)(R13*1), Y12
+	VFMADD231PS 64(BX)(R13*1), Y12, Y2
+	VFMADD231PS 64(DI)(R13*1), Y12, Y5
+	VFMADD231PS 64(R8)(R13*1), Y12, Y8
+	VFMADD231PS 64(SI)(R13*1), Y12, Y11
+	ADDQ        $0x60, R13
+	SUBQ        $0x18, R12
+	JMP         dotRowsF32x4AVX2_loop
+
+dotRowsF32x4AVX2_rem0:
+	CMPQ        R12, $0x08
+	JB          dotRowsF32x4AVX2_reduce
+	VMOVUPS     (R11)(R13*1), Y12
+	VFMADD231PS (BX)(R13*1), Y12, Y0
+	VFMADD231PS (DI)(R13*1), Y12, Y3
+	VFMADD231PS (R8)(R13*1), Y12, Y6
+	VFMADD231PS (SI)(R13*1), Y12, Y9
+	ADDQ        $0x20, R13
+	SUBQ        $0x08, R12
+	CMPQ        R12, $0x08
+	JB          dotRowsF32x4AVX2_reduce
+	VMOVUPS     (R11)(R13*1), Y12
+	VFMADD231PS (BX)(R13*1), Y12, Y1
+	VFMADD231PS (DI)(R13*1), Y12, Y4
+	VFMADD231PS (R8)(R13*1), Y12, Y7
+	VFMADD231PS (SI)(R13*1), Y12, Y10
+	ADDQ        $0x20, R13
+	SUBQ        $0x08, R12
+
+dotRowsF32x4AVX2_reduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y2, Y0, Y0
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y8, Y6, Y6
+	VADDPS       Y10, Y9, Y9
+	VADDPS       Y11, Y9, Y9
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VHADDPS      X3, X0, X0
+	VHADDPS      X9, X6, X1
+	VHADDPS      X1, X0, X0
+
+dotRowsF32x4AVX2_tail:
+	TESTQ        R12, R12
+	JZ           dotRowsF32x4AVX2_store
+	VMOVSS       (R11)(R13*1), X1
+	VBROADCASTSS X1, X1
+	VMOVSS       (BX)(R13*1), X2
+	VINSERTPS    $0x10, (DI)(R13*1), X2, X2
+	VINSERTPS    $0x20, (R8)(R13*1), X2, X2
+	VINSERTPS    $0x30, (SI)(R13*1), X2, X2
+	VFMADD231PS  X2, X1, X0
+	ADDQ         $0x04, R13
+	SUBQ         $0x01, R12
+	JMP          dotRowsF32x4AVX2_tail
+
+dotRowsF32x4AVX2_store:
+	VBROADCASTSS scale+48(FP), X1
+	VMULPS       X1, X0, X0
+	MOVQ         R9, R11
+	VMOVSS       X0, (R11)
+	ADDQ         R10, R11
+	VEXTRACTPS   $0x01, X0, (R11)
+	ADDQ         R10, R11
+	VEXTRACTPS   $0x02, X0, (R11)
+	ADDQ         R10, R11
+	VEXTRACTPS   $0x03, X0, (R11)
+	ADDQ         $0x08, AX
+	ADDQ         $0x04, R9
+	DECQ         CX
+	JMP          dotRowsF32x4AVX2_row
+
+dotRowsF32x4AVX2_end:
+	VZEROUPPER
+	RET
+
+DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+4(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+8(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+12(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+16(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+20(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+24(SB)/4, $0x3fb8aa3b
+DATA expLog2e<>+28(SB)/4, $0x3fb8aa3b
+GLOBL expLog2e<>(SB), RODATA|NOPTR, $32
+
+DATA expLn2Hi<>+0(SB)/4, $0x3f318000
+DATA expLn2Hi<>+4(SB)/4, $0x3f318000
+DATA expLn2Hi<>+8(SB)/4, $0x3f318000
+DATA expLn2Hi<>+12(SB)/4, $0x3f318000
+DATA expLn2Hi<>+16(SB)/4, $0x3f318000
+DATA expLn2Hi<>+20(SB)/4, $0x3f318000
+DATA expLn2Hi<>+24(SB)/4, $0x3f318000
+DATA expLn2Hi<>+28(SB)/4, $0x3f318000
+GLOBL expLn2Hi<>(SB), RODATA|NOPTR, $32
+
+DATA expLn2Lo<>+0(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+4(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+8(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+12(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+16(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+20(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+24(SB)/4, $0xb95e8083
+DATA expLn2Lo<>+28(SB)/4, $0xb95e8083
+GLOBL expLn2Lo<>(SB), RODATA|NOPTR, $32
+
+DATA expP0<>+0(SB)/4, $0x39506967
+DATA expP0<>+4(SB)/4, $0x39506967
+DATA expP0<>+8(SB)/4, $0x39506967
+DATA expP0<>+12(SB)/4, $0x39506967
+DATA expP0<>+16(SB)/4, $0x39506967
+DATA expP0<>+20(SB)/4, $0x39506967
+DATA expP0<>+24(SB)/4, $0x39506967
+DATA expP0<>+28(SB)/4, $0x39506967
+GLOBL expP0<>(SB), RODATA|NOPTR, $32
+
+DATA expP1<>+0(SB)/4, $0x3ab743ce
+DATA expP1<>+4(SB)/4, $0x3ab743ce
+DATA expP1<>+8(SB)/4, $0x3ab743ce
+DATA expP1<>+12(SB)/4, $0x3ab743ce
+DATA expP1<>+16(SB)/4, $0x3ab743ce
+DATA expP1<>+20(SB)/4, $0x3ab743ce
+DATA expP1<>+24(SB)/4, $0x3ab743ce
+DATA expP1<>+28(SB)/4, $0x3ab743ce
+GLOBL expP1<>(SB), RODATA|NOPTR, $32
+
+DATA expP2<>+0(SB)/4, $0x3c088908
+DATA expP2<>+4(SB)/4, $0x3c088908
+DATA expP2<>+8(SB)/4, $0x3c088908
+DATA expP2<>+12(SB)/4, $0x3c088908
+DATA expP2<>+16(SB)/4, $0x3c088908
+DATA expP2<>+20(SB)/4, $0x3c088908
+DATA expP2<>+24(SB)/4, $0x3c088908
+DATA expP2<>+28(SB)/4, $0x3c088908
+GLOBL expP2<>(SB), RODATA|NOPTR, $32
+
+DATA expP3<>+0(SB)/4, $0x3d2aa9c1
+DATA expP3<>+4(SB)/4, $0x3d2aa9c1
+DATA expP3<>+8(SB)/4, $0x3d2aa9c1
+DATA expP3<>+12(SB)/4, $0x3d2aa9c1
+DATA expP3<>+16(SB)/4, $0x3d2aa9c1
+DATA expP3<>+20(SB)/4, $0x3d2aa9c1
+DATA expP3<>+24(SB)/4, $0x3d2aa9c1
+DATA expP3<>+28(SB)/4, $0x3d2aa9c1
+GLOBL expP3<>(SB), RODATA|NOPTR, $32
+
+DATA expP4<>+0(SB)/4, $0x3e2aaaaa
+DATA expP4<>+4(SB)/4, $0x3e2aaaaa
+DATA expP4<>+8(SB)/4, $0x3e2aaaaa
+DATA expP4<>+12(SB)/4, $0x3e2aaaaa
+DATA expP4<>+16(SB)/4, $0x3e2aaaaa
+DATA expP4<>+20(SB)/4, $0x3e2aaaaa
+DATA expP4<>+24(SB)/4, $0x3e2aaaaa
+DATA expP4<>+28(SB)/4, $0x3e2aaaaa
+GLOBL expP4<>(SB), RODATA|NOPTR, $32
+
+DATA expP5<>+0(SB)/4, $0x3f000000
+DATA expP5<>+4(SB)/4, $0x3f000000
+DATA expP5<>+8(SB)/4, $0x3f000000
+DATA expP5<>+12(SB)/4, $0x3f000000
+DATA expP5<>+16(SB)/4, $0x3f000000
+DATA expP5<>+20(SB)/4, $0x3f000000
+DATA expP5<>+24(SB)/4, $0x3f000000
+DATA expP5<>+28(SB)/4, $0x3f000000
+GLOBL expP5<>(SB), RODATA|NOPTR, $32
+
+DATA expOne<>+0(SB)/4, $0x3f800000
+DATA expOne<>+4(SB)/4, $0x3f800000
+DATA expOne<>+8(SB)/4, $0x3f800000
+DATA expOne<>+12(SB)/4, $0x3f800000
+DATA expOne<>+16(SB)/4, $0x3f800000
+DATA expOne<>+20(SB)/4, $0x3f800000
+DATA expOne<>+24(SB)/4, $0x3f800000
+DATA expOne<>+28(SB)/4, $0x3f800000
+GLOBL expOne<>(SB), RODATA|NOPTR, $32
+
+DATA expFloor<>+0(SB)/4, $0xc2ae0000
+DATA expFloor<>+4(SB)/4, $0xc2ae0000
+DATA expFloor<>+8(SB)/4, $0xc2ae0000
+DATA expFloor<>+12(SB)/4, $0xc2ae0000
+DATA expFloor<>+16(SB)/4, $0xc2ae0000
+DATA expFloor<>+20(SB)/4, $0xc2ae0000
+DATA expFloor<>+24(SB)/4, $0xc2ae0000
+DATA expFloor<>+28(SB)/4, $0xc2ae0000
+GLOBL expFloor<>(SB), RODATA|NOPTR, $32
+
+DATA expCeil<>+0(SB)/4, $0x42b00000
+DATA expCeil<>+4(SB)/4, $0x42b00000
+DATA expCeil<>+8(SB)/4, $0x42b00000
+DATA expCeil<>+12(SB)/4, $0x42b00000
+DATA expCeil<>+16(SB)/4, $0x42b00000
+DATA expCeil<>+20(SB)/4, $0x42b00000
+DATA expCeil<>+24(SB)/4, $0x42b00000
+DATA expCeil<>+28(SB)/4, $0x42b00000
+GLOBL expCeil<>(SB), RODATA|NOPTR, $32
+
+DATA expBias<>+0(SB)/4, $0x0000007f
+DATA expBias<>+4(SB)/4, $0x0000007f
+DATA expBias<>+8(SB)/4, $0x0000007f
+DATA expBias<>+12(SB)/4, $0x0000007f
+DATA expBias<>+16(SB)/4, $0x0000007f
+DATA expBias<>+20(SB)/4, $0x0000007f
+DATA expBias<>+24(SB)/4, $0x0000007f
+DATA expBias<>+28(SB)/4, $0x0000007f
+GLOBL expBias<>(SB), RODATA|NOPTR, $32
+
+// func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
+// Requires: AVX, AVX2
+TEXT ·expShift8AVX2(SB), NOSPLIT, $0-40
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVQ         lanes+32(FP), DX
+	VBROADCASTSS m+24(FP), Y0
+	VMOVUPS      expFloor<>+0(SB), Y1
+	VMOVUPS      expCeil<>+0(SB), Y2
+	VMOVUPD      (DX), Y3
+	VMOVUPD      32(DX), Y4
+	SHRQ         $0x03, CX
+	JZ           expShift8AVX2_done
+
+expShift8AVX2_loop:
+	VMOVUPS      (AX), Y5
+	VSUBPS       Y0, Y5, Y5
+	VMAXPS       Y5, Y1, Y5
+	VMINPS       Y5, Y2, Y5
+	VMULPS       expLog2e<>+0(SB), Y5, Y6
+	VROUNDPS     $0x00, Y6, Y6
+	VMULPS       expLn2Hi<>+0(SB), Y6, Y7
+	VSUBPS       Y7, Y5, Y5
+	VMULPS       expLn2Lo<>+0(SB), Y6, Y7
+	VSUBPS       Y7, Y5, Y5
+	VMULPS       Y5, Y5, Y7
+	VMULPS       expP0<>+0(SB), Y5, Y8
+	VADDPS       expP1<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP2<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP3<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP4<>+0(SB), Y8, Y8
+	VMULPS       Y5, Y8, Y8
+	VADDPS       expP5<>+0(SB), Y8, Y8
+	VMULPS       Y7, Y8, Y8
+	VADDPS       Y5, Y8, Y8
+	VADDPS       expOne<>+0(SB), Y8, Y8
+	VCVTTPS2DQ   Y6, Y6
+	VPADDD       expBias<>+0(SB), Y6, Y6
+	VPSLLD       $0x17, Y6, Y6
+	VMULPS       Y6, Y8, Y8
+	VMOVUPS      Y8, (AX)
+	VCVTPS2PD    X8, Y7
+	VADDPD       Y7, Y3, Y3
+	VEXTRACTF128 $0x01, Y8, X7
+	VCVTPS2PD    X7, Y7
+	VADDPD       Y7, Y4, Y4
+	ADDQ         $0x20, AX
+	DECQ         CX
+	JNZ          expShift8AVX2_loop
+
+expShift8AVX2_done:
+	VMOVUPD Y3, (DX)
+	VMOVUPD Y4, 32(DX)
+	VZEROUPPER
+	RET
+
+// func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
+// Requires: AVX
+TEXT ·maxF32x8AVX2(SB), NOSPLIT, $0-33
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	MOVQ    lanes+24(FP), DX
+	VMOVUPS (DX), Y0
+	VXORPS  Y1, Y1, Y1
+	SHRQ    $0x03, CX
+	JZ      maxF32x8AVX2_done
+
+maxF32x8AVX2_loop:
+	VMOVUPS (AX), Y2
+	VMAXPS  Y2, Y0, Y0
+	VCMPPS  $0x03, Y2, Y2, Y2
+	VORPS   Y2, Y1, Y1
+	ADDQ    $0x20, AX
+	DECQ    CX
+	JNZ     maxF32x8AVX2_loop
+
+maxF32x8AVX2_done:
+	VMOVUPS   Y0, (DX)
+	VMOVMSKPS Y1, AX
+	TESTL     AX, AX
+	SETNE     AL
+	MOVB      AL, ret+32(FP)
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

@@ -2,8 +2,9 @@
 // weight row against one or four activation vectors for the ggml storage
 // formats F32, F16, BF16 and Q8_0, ggml's other block formats, and
 // DeepSeek's block-scaled FP8 E4M3 (fp8.go) and FP4 E2M1 (fp4.go), row-tiled Q8_0 matrix products against
-// four or two packed vectors, the Q8_0 activation quantizer, and the
-// scalar and slice converters between float32, IEEE half and bfloat16.
+// four or two packed vectors, the Q8_0 activation quantizer, the
+// scalar and slice converters between float32, IEEE half and bfloat16, and
+// attention's value pass (attn.go) and softmax exponentials (exp.go).
 // The backend splits a matrix-vector product into row ranges, one per
 // goroutine, and calls these kernels once per row; decode is bound by
 // memory bandwidth, so every kernel reads its weight row exactly once.
@@ -62,6 +63,9 @@ type impls struct {
 	axpyF32      func(a float32, x, y []float32)
 
 	accumRowsF32x4 func(p []float32, stride int, rows []*float32, out []float32)
+	dotRowsF32x4   func(rows []*float32, q []float32, scale float32, out []float32, stride int)
+	expShift       func(x []float32, m float32) float64
+	maxF32         func(x []float32) float32
 	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
 
 	f16ToF32s func(dst []float32, src []uint16)
@@ -96,6 +100,9 @@ var generic = impls{
 	axpyF32:      axpyF32Generic,
 
 	accumRowsF32x4: accumRowsF32x4Generic,
+	dotRowsF32x4:   dotRowsF32x4Generic,
+	expShift:       expShiftGeneric,
+	maxF32:         maxF32Generic,
 
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,

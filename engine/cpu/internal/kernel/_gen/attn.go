@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -86,6 +88,126 @@ func accumRowsF32x4() {
 	JMP(LabelRef(name + "_tile"))
 
 	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// dotRowsF32x4 writes dotRowsF32x4AVX2, the AVX2 form of
+// dotRowsF32x4Generic: attention's score pass for four heads over a list
+// of key rows. Per row it runs dotF32x4AVX2's loop (dotx4 for F32) with
+// the same accumulators, chunk order, reduction and scalar tail, so each
+// head's dot product has DotF32x4's bits; then it multiplies the four by
+// scale (one rounding, as Go's out4[k]·scale) and stores them at out[j],
+// out[stride+j], out[2·stride+j] and out[3·stride+j]. Rows are near the
+// caller's cache (a window and a few hundred entries), so there is no
+// prefetch.
+func dotRowsF32x4() {
+	name := "dotRowsF32x4AVX2"
+	TEXT(name, NOSPLIT, "func(rows []*float32, q []float32, scale float32, out []float32, stride int)")
+	Doc(name+" is the AVX2 form of dotRowsF32x4Generic.",
+		"len(q) is a multiple of 4; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.")
+	rows := Load(Param("rows").Base(), GP64())
+	left := Load(Param("rows").Len(), GP64())
+	d := Load(Param("q").Len(), GP64())
+	SHRQ(Imm(2), d)
+	var x [4]Register
+	x[0] = Load(Param("q").Base(), GP64())
+	db := GP64()
+	MOVQ(d, db)
+	SHLQ(Imm(2), db)
+	for k := 1; k < 4; k++ {
+		x[k] = GP64()
+		LEAQ(Mem{Base: x[k-1], Index: db, Scale: 1}, x[k])
+	}
+	out := Load(Param("out").Base(), GP64())
+	sb := Load(Param("stride"), GP64())
+	SHLQ(Imm(2), sb)
+	w, n, o, at := GP64(), GP64(), GP64(), GP64()
+
+	Label(name + "_row")
+	TESTQ(left, left)
+	JZ(LabelRef(name + "_end"))
+	MOVQ(Mem{Base: rows}, w)
+	MOVQ(d, n)
+	XORQ(o, o)
+	var acc [4][floatAccs]VecVirtual
+	for j := range acc {
+		for u := range acc[j] {
+			acc[j][u] = YMM()
+			VXORPS(acc[j][u], acc[j][u], acc[j][u])
+		}
+	}
+	advance := func(elems int) {
+		ADDQ(Imm(uint64(elems*4)), o)
+		SUBQ(Imm(uint64(elems)), n)
+	}
+	at8 := func(base Register, disp int) Mem { return Mem{Base: base, Index: o, Scale: 1, Disp: disp} }
+
+	Label(name + "_loop")
+	CMPQ(n, Imm(8*floatAccs))
+	JB(LabelRef(name + "_rem0"))
+	for u := 0; u < floatAccs; u++ {
+		t := YMM()
+		VMOVUPS(at8(w, u*32), t)
+		for j := range x {
+			VFMADD231PS(at8(x[j], u*32), t, acc[j][u])
+		}
+	}
+	advance(8 * floatAccs)
+	JMP(LabelRef(name + "_loop"))
+
+	for u := 0; u < floatAccs-1; u++ {
+		Label(fmt.Sprintf("%s_rem%d", name, u))
+		CMPQ(n, Imm(8))
+		JB(LabelRef(name + "_reduce"))
+		t := YMM()
+		VMOVUPS(at8(w, 0), t)
+		for j := range x {
+			VFMADD231PS(at8(x[j], 0), t, acc[j][u])
+		}
+		advance(8)
+	}
+
+	Label(name + "_reduce")
+	var a [4]VecVirtual
+	for j := range acc {
+		for u := 1; u < floatAccs; u++ {
+			VADDPS(acc[j][u], acc[j][0], acc[j][0])
+		}
+		a[j] = acc[j][0]
+	}
+	s := hsum4(a)
+
+	Label(name + "_tail")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_store"))
+	wb, xv := XMM(), XMM()
+	VMOVSS(at8(w, 0), wb)
+	VBROADCASTSS(wb, wb)
+	VMOVSS(at8(x[0], 0), xv)
+	VINSERTPS(Imm(0x10), at8(x[1], 0), xv, xv)
+	VINSERTPS(Imm(0x20), at8(x[2], 0), xv, xv)
+	VINSERTPS(Imm(0x30), at8(x[3], 0), xv, xv)
+	VFMADD231PS(xv, wb, s)
+	advance(1)
+	JMP(LabelRef(name + "_tail"))
+
+	Label(name + "_store")
+	sc := XMM()
+	VBROADCASTSS(NewParamAddr("scale", 48), sc)
+	VMULPS(sc, s, s)
+	MOVQ(out, at)
+	VMOVSS(s, Mem{Base: at})
+	for k := 1; k < 4; k++ {
+		ADDQ(sb, at)
+		VEXTRACTPS(Imm(uint64(k)), s, Mem{Base: at})
+	}
+	ADDQ(Imm(8), rows)
+	ADDQ(Imm(4), out)
+	DECQ(left)
+	JMP(LabelRef(name + "_row"))
+
+	Label(name + "_end")
 	VZEROUPPER()
 	RET()
 }

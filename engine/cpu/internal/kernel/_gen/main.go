@@ -42,6 +42,9 @@ func main() {
 	}
 	axpyF32()
 	accumRowsF32x4()
+	dotRowsF32x4()
+	expShift()
+	maxF32()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
