@@ -41,18 +41,31 @@ func (s *sink) Delta(d *ulanv1.Delta) error {
 func (s *sink) Finish(*ulanv1.Finished) error { return nil }
 
 // callClock is a plugin.Observer that adds up the time spent in plugin
-// calls (sampler steps, hook deltas, …), waits for an instance included.
-type callClock struct{ ns atomic.Int64 }
+// calls (sampler steps, hook deltas, …), waits for an instance included,
+// and the sampler steps' own count and time.
+type callClock struct {
+	ns, stepNS, steps atomic.Int64
+}
 
-func (c *callClock) Call(_ string, d time.Duration, _ plugin.ErrorKind) { c.ns.Add(int64(d)) }
-func (c *callClock) PoolWait(time.Duration)                             {}
+func (c *callClock) Call(export string, d time.Duration, _ plugin.ErrorKind) {
+	c.ns.Add(int64(d))
+	if export == "smp_step" {
+		c.stepNS.Add(int64(d))
+		c.steps.Add(1)
+	}
+}
+func (c *callClock) PoolWait(time.Duration) {}
+
+// reset zeroes the clock.
+func (c *callClock) reset() { c.ns.Store(0); c.stepNS.Store(0); c.steps.Store(0) }
 
 // BenchmarkStreams runs 1, 4, 8 and 16 concurrent Generate requests through
 // the whole pipeline (tokenizer, scheduler, engine, sampling stage,
 // detokenizer, stream) on the built-in demo model (V4), with the
 // built-in sampler and with the standard sampler plugin, and reports the
 // aggregate tokens per second and its ratio to one stream of the same run,
-// and for the plugin pipeline the share of the time spent in plugin calls.
+// and for the plugin pipeline the share of the time spent in plugin calls
+// and the mean time of one smp_step call (all of a step's rows).
 func BenchmarkStreams(b *testing.B) {
 	const gen = 48
 	dir := b.TempDir()
@@ -95,7 +108,7 @@ func BenchmarkStreams(b *testing.B) {
 				p := pipeline.New(pipeline.Model{Name: "demo", Runner: r, Tokenizer: tok, Generation: g})
 				defer p.Close()
 				total := 0
-				clock.ns.Store(0)
+				clock.reset()
 				b.ResetTimer()
 				for b.Loop() {
 					var wg sync.WaitGroup
@@ -120,6 +133,10 @@ func BenchmarkStreams(b *testing.B) {
 					// call is on its path, so this is the plugin's share of
 					// a decode step's wall time.
 					b.ReportMetric(100*float64(clock.ns.Load())/float64(b.Elapsed()), "plugin-%")
+					if steps := clock.steps.Load(); steps > 0 {
+						// What one smp_step call costs, all of its rows.
+						b.ReportMetric(float64(clock.stepNS.Load())/float64(steps)/1e3, "µs/smp_step")
+					}
 				}
 				if n == 1 {
 					one = rate

@@ -24,19 +24,44 @@ const drawBlock = 512
 // time, adds them in order and keeps the running sum at each block's
 // start; the search finds the first block whose end passes the target
 // (the running sum never decreases) and walks it alone from its start.
-func drawWhole(vals []float32, mx, u float32) (int, error) {
+//
+// t, when neither 0 nor 1, is a temperature the row is not yet divided
+// by: each block is divided (expsum.Divide, the same quotients) on its
+// way to the exps, which spares a pass that writes the row back.
+//
+// dense says that no value (divided by t) is −Inf: the sums then skip
+// the test for one, which leaves the adds' own latency as the pass's
+// bound.
+func drawWhole(vals []float32, t, mx, u float32, dense bool) (int, error) {
 	if !(u >= 0 && u < 1) {
 		return 0, errors.New("sampling: a uniform outside [0, 1)")
 	}
-	var buf [drawBlock]float32
+	var buf, scaled [drawBlock]float32
+	block := func(b int) []float32 { // the block at b, divided by t
+		x := vals[b:min(b+drawBlock, len(vals))]
+		if t == 0 || t == 1 {
+			return x
+		}
+		d := scaled[:len(x)]
+		copy(d, x)
+		expsum.Divide(d, t)
+		return d
+	}
 	starts := make([]float64, 0, (len(vals)+drawBlock-1)/drawBlock)
 	var total float64
 	last := -1
 	for b := 0; b < len(vals); b += drawBlock {
-		x := vals[b:min(b+drawBlock, len(vals))]
+		x := block(b)
 		w := buf[:len(x)]
 		expsum.Exps(x, mx, w)
 		starts = append(starts, total)
+		if dense {
+			for _, v := range w {
+				total += float64(v)
+			}
+			last = b + len(w) - 1
+			continue
+		}
 		for j, v := range x {
 			if v < -math.MaxFloat32 { // −Inf: weight 0
 				continue
@@ -58,12 +83,12 @@ func drawWhole(vals []float32, mx, u float32) (int, error) {
 			continue
 		}
 		b := k * drawBlock
-		x := vals[b:min(b+drawBlock, len(vals))]
+		x := block(b)
 		w := buf[:len(x)]
 		expsum.Exps(x, mx, w)
 		run := start
 		for j, v := range x {
-			if v < -math.MaxFloat32 {
+			if !dense && v < -math.MaxFloat32 {
 				continue
 			}
 			if run += float64(w[j]); run > target {

@@ -81,6 +81,7 @@ type row struct {
 	whole    bool    // the policy's logits are the whole row, in logits
 	max      float64 // the row's largest logit (the native stage's)
 	wholeMax float32 // the whole row's largest logit, once scaled
+	temp     float32 // a keep-all row's temperature, not yet applied to logits (0: none)
 	hasLSE   bool
 	plugged  bool // a plugin samples the row
 	res      Result
@@ -162,10 +163,18 @@ func (r *row) prepare() {
 	if r.err = s.shape(r.logits); r.err != nil {
 		return
 	}
-	if r.max, r.finite, r.err = scan(r.logits); r.err != nil {
+	r.k = s.firstK()
+	// A row whose policy starts from a top-k set scans the row in the
+	// top-k's pass (scanSelect); the others scan it on their own.
+	_, keepsAll := s.native.KeepsAll()
+	if fused := r.k <= topKMax && len(r.logits) >= topKMin && (r.plugged || !keepsAll); fused {
+		r.scanSelect()
+	} else if r.max, r.finite, r.err = scan(r.logits); r.err == nil && r.plugged {
+		r.select_()
+	}
+	if r.err != nil {
 		return
 	}
-	r.k = s.firstK()
 	if r.plugged {
 		// A plugin that reads the log-sum-exp on demand gets it ahead only
 		// once it has asked for this choice's: a policy that needs it needs
@@ -173,8 +182,30 @@ func (r *row) prepare() {
 		if !s.plugin.Runtime.LSEOnDemand() || s.readsLSE {
 			r.ensureLSE()
 		}
-		r.select_()
 	}
+}
+
+// scanSelect is scan and select_ in one pass over the row (topK with a
+// scanner): the row's first r.k candidates, cut to its finite tokens —
+// the k best hold all of them, then −Inf ones, when fewer are finite.
+func (r *row) scanSelect() {
+	var sc expsum.Scanner
+	sc.Reset()
+	r.ids = slices.Grow(r.ids[:0], r.k)[:r.k]
+	r.cand = slices.Grow(r.cand[:0], r.k)[:r.k]
+	n, err := topK(r.logits, r.k, r.ids, r.cand, &sc)
+	mx, finite, ok := sc.Result()
+	if r.max, r.finite, r.err = scanResult(r.logits, mx, finite, ok); r.err != nil {
+		return
+	}
+	if err != nil {
+		r.err = fmt.Errorf("sampling: %w", err)
+		return
+	}
+	k := min(n, r.finite)
+	r.ids, r.cand = r.ids[:k], r.cand[:k]
+	r.out = slices.Grow(r.out[:0], k)[:k]
+	copy(r.out, r.cand)
 }
 
 // ensureLSE computes the row's log-sum-exp, once.
@@ -204,9 +235,9 @@ func (r *row) loadLSE() float32 {
 // by t: the draw takes it whole, unsorted (draw's order is the ids', so an
 // answer over the sorted row would draw the same token).
 func (r *row) keepAll(t float32) {
-	if t != 1 {
-		expsum.Divide(r.logits, t)
-	}
+	// The division waits for the draw, which fuses it with the exps
+	// (drawWhole) unless it needs the scaled row (byID).
+	r.temp = t
 	// Division by t > 0 never reverses an order, so the largest scaled
 	// logit is the largest logit scaled.
 	r.wholeMax = float32(r.max) / t
@@ -258,6 +289,11 @@ func (s *Seq) shape(l []float32) error {
 // sample is an error.
 func scan(l []float32) (float64, int, error) {
 	mx, finite, ok := expsum.Scan(l)
+	return scanResult(l, mx, finite, ok)
+}
+
+// scanResult is scan's answer from the row's expsum.Scan result.
+func scanResult(l []float32, mx float32, finite int, ok bool) (float64, int, error) {
 	if !ok {
 		return 0, 0, scanError(l)
 	}
@@ -311,7 +347,7 @@ func (r *row) select_() {
 	r.cand = slices.Grow(r.cand[:0], k)[:k]
 	r.out = slices.Grow(r.out[:0], k)[:k]
 	if r.sorted == nil && k <= firstK*4 {
-		if _, err := topK(r.logits, k, r.ids, r.cand); err != nil {
+		if _, err := topK(r.logits, k, r.ids, r.cand, nil); err != nil {
 			r.err = fmt.Errorf("sampling: %w", err)
 		}
 	} else {
@@ -583,12 +619,18 @@ func (r *row) draw() Result {
 		return Result{Err: r.err}
 	}
 	if r.whole && !r.s.logprobs && !math.IsInf(float64(r.wholeMax), 0) {
-		i, err := drawWhole(r.logits, r.wholeMax, r.u0)
+		// Only a temperature below 1 can take a finite logit to −Inf.
+		dense := r.finite == len(r.logits) && (r.temp == 0 || r.temp >= 1)
+		i, err := drawWhole(r.logits, r.temp, r.wholeMax, r.u0, dense)
 		if err != nil {
 			return Result{Err: err}
 		}
 		return Result{Token: int32(i)}
 	}
+	if r.temp != 0 && r.temp != 1 {
+		expsum.Divide(r.logits, r.temp)
+	}
+	r.temp = 0
 	ids, vals := r.byID()
 	probs, err := weights(vals)
 	if err != nil {

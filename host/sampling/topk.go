@@ -1,57 +1,122 @@
 package sampling
 
 import (
-	"slices"
-
 	"github.com/ulan-ai/ulan/host/plugin/primitive"
 	"github.com/ulan-ai/ulan/host/sampling/internal/expsum"
 )
 
-// topKHead is how many leading values topK ranks first to get its
-// threshold.
-const topKHead = 16384
+// topKMin is the shortest row topK skips through; shorter rows go to
+// primitive.TopK.
+const topKMin = 4096
+
+// topKMax is the largest k topK takes itself.
+const topKMax = 1024
 
 // topK is primitive.TopK — the k largest of vals, largest first, ties to
-// the lower index, NaN last — for a whole row: the same answer, with most
-// of the row skipped eight values at a time. The k best of the first
-// topKHead values set a threshold w (the worst of them); a later value can
-// only be among the k best of the row if it is above w (an equal one has a
-// higher index than all k, so it loses to each; NaN loses to any number).
-// The k best of the head and the values above w, gathered in index order,
-// hold the row's k best, and primitive.TopK over them breaks ties by the
-// same order.
-func topK(vals []float32, k int, ids []int32, out []float32) (int, error) {
-	if k <= 0 || k > topKHead/16 || len(vals) < 4*topKHead || len(ids) < k || len(out) < k {
+// the lower index, NaN last — for a whole row: the same answer in one
+// pass that skips most of the row eight values at a time. A heap holds the
+// k best so far, its root the worst of them, w; a later value can only
+// enter if it is above w (an equal one has a higher index than all k, so
+// it loses to each; NaN loses to any number), so the pass jumps to the
+// next group of eight that holds a value above w, offers that group's
+// values to the heap, and goes on from the group's end with the raised w.
+// The order is a strict total order, so the heap's final content, sorted,
+// is primitive.TopK's.
+//
+// The same pass scans the row into sc (reset by the caller; nil for
+// none): the jumps are expsum.Scanner.AddBelow, so that the row's scan
+// (its largest value, finite count and NaN check) costs no pass of its
+// own.
+func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner) (int, error) {
+	if sc == nil {
+		sc = new(expsum.Scanner)
+		sc.Reset()
+	}
+	if k <= 0 || k > topKMax || len(vals) < topKMin || len(ids) < k || len(out) < k {
+		sc.Add(vals)
 		return primitive.TopK(vals, k, ids, out)
 	}
-	n, err := primitive.TopK(vals[:topKHead], k, ids, out)
-	if err != nil {
-		return 0, err
+	h := ids[:k]
+	for i := range h {
+		h[i] = int32(i)
 	}
-	w := out[n-1]
-	if w != w { // fewer than k numbers in the head: no threshold
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(vals, h, i)
+	}
+	w := vals[h[0]]
+	if w != w { // a NaN among the first k: no threshold to skip by
+		sc.Add(vals)
 		return primitive.TopK(vals, k, ids, out)
 	}
-	idx := slices.Grow([]int32(nil), 4*k)
-	idx = append(idx, ids[:n]...)
-	slices.Sort(idx)
-	for i := topKHead; i < len(vals); {
-		i += expsum.FirstAbove(vals[i:], w)
-		for end := min(i+8, len(vals)); i < end; i++ {
-			if vals[i] > w {
-				idx = append(idx, int32(i))
-			}
+	// The groups of eight that hold the first k are scanned whole; their
+	// values past the first k are offered like any other.
+	i := (k + 7) &^ 7
+	sc.Add(vals[:i])
+	for j := k; j < i; j++ {
+		if vals[j] > w {
+			h[0] = int32(j)
+			siftDown(vals, h, 0)
+			w = vals[h[0]]
 		}
 	}
-	gathered := make([]float32, len(idx))
-	for j, i := range idx {
-		gathered[j] = vals[i]
+	for {
+		i += sc.AddBelow(vals[i:], w)
+		end := min(i+8, len(vals))
+		for j := i; j < end; j++ {
+			if vals[j] > w {
+				h[0] = int32(j)
+				siftDown(vals, h, 0)
+				w = vals[h[0]]
+			}
+		}
+		sc.Add(vals[i:end])
+		if i = end; i == len(vals) {
+			break
+		}
 	}
-	if n, err = primitive.TopK(gathered, k, ids, out); err != nil {
-		return 0, err
+	// Heap sort: move the worst to the back, one at a time.
+	for end := k - 1; end > 0; end-- {
+		h[0], h[end] = h[end], h[0]
+		siftDown(vals, h[:end], 0)
 	}
-	for j := range n {
-		ids[j] = idx[ids[j]]
+	for j, i := range h {
+		out[j] = vals[i]
 	}
-	return n, nil
+	return k, nil
+}
+
+// worse orders indices into vals, the worst first: the smaller value, NaN
+// the smallest, ties to the higher index (primitive.TopK's order,
+// reversed).
+func worse(vals []float32, a, b int32) bool {
+	va, vb := vals[a], vals[b]
+	switch {
+	case va != va && vb != vb:
+		return a > b
+	case va != va:
+		return true
+	case vb != vb:
+		return false
+	case va != vb:
+		return va < vb
+	}
+	return a > b
+}
+
+// siftDown restores the heap (the worst at the root) below i.
+func siftDown(vals []float32, h []int32, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && worse(vals, h[c+1], h[c]) {
+			c++
+		}
+		if !worse(vals, h[c], h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ulan-ai/ulan/host/plugin/primitive"
+	"github.com/ulan-ai/ulan/host/sampling/internal/expsum"
 )
 
 // TestTopKIsPrimitiveTopK: the row's topK gives primitive.TopK's ids and
@@ -16,7 +17,7 @@ import (
 // end.
 func TestTopKIsPrimitiveTopK(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	for _, n := range []int{100, 4 * topKHead, 4*topKHead + 3, 129280} {
+	for _, n := range []int{100, topKMin - 1, topKMin, topKMin + 3, 65539, 129280} {
 		for c := range 12 {
 			row := randomRow(r, n, []float64{0.01, 1, 5}[c%3])
 			for i, v := range row { // bfloat16: ties are common
@@ -28,19 +29,27 @@ func TestTopKIsPrimitiveTopK(t *testing.T) {
 					row[r.IntN(n)] = float32(math.Inf(-1))
 				}
 			case 2:
-				for i := range min(n, topKHead) {
+				for i := range min(n, 16384) {
 					row[i] = float32(math.NaN())
 				}
 			case 3:
 				row[n-1], row[0] = 100, 100
 			}
-			for _, k := range []int{1, 40, 64, 256, topKHead / 16, topKHead/16 + 1} {
+			for _, k := range []int{1, 40, 64, 256, topKMax, topKMax + 1} {
 				wantIDs, want := make([]int32, k), make([]float32, k)
 				wn, err := primitive.TopK(row, k, wantIDs, want)
 				require.NoError(t, err)
 				gotIDs, got := make([]int32, k), make([]float32, k)
-				gn, err := topK(row, k, gotIDs, got)
+				var sc expsum.Scanner
+				sc.Reset()
+				gn, err := topK(row, k, gotIDs, got, &sc)
 				require.NoError(t, err)
+				// The pass scans the row too: Scan's result, bit for bit.
+				wmx, wfinite, wok := expsum.Scan(row)
+				mx, finite, ok := sc.Result()
+				require.Equal(t, math.Float32bits(wmx), math.Float32bits(mx))
+				require.Equal(t, wfinite, finite)
+				require.Equal(t, wok, ok)
 				require.Equal(t, wn, gn)
 				require.Equal(t, wantIDs[:wn], gotIDs[:gn], "n %d case %d k %d", n, c, k)
 				for j := range wn {
@@ -52,14 +61,17 @@ func TestTopKIsPrimitiveTopK(t *testing.T) {
 }
 
 // BenchmarkTopK compares the row's topK with primitive.TopK on a row of
-// DeepSeek's vocabulary, k 64 (the first candidate set).
+// DeepSeek's vocabulary, k 64 (the first candidate set); the row's topK
+// scans the row as well.
 func BenchmarkTopK(b *testing.B) {
 	row := randomRow(rand.New(rand.NewPCG(1, 1)), 129280, 3)
 	ids, out := make([]int32, 64), make([]float32, 64)
 	for _, impl := range []struct {
 		name string
 		fn   func([]float32, int, []int32, []float32) (int, error)
-	}{{"primitive", primitive.TopK}, {"row", topK}} {
+	}{{"primitive", primitive.TopK}, {"row", func(v []float32, k int, ids []int32, out []float32) (int, error) {
+		return topK(v, k, ids, out, nil) // the row's scan included
+	}}} {
 		b.Run(impl.name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := impl.fn(row, 64, ids, out); err != nil {

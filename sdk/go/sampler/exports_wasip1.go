@@ -34,6 +34,9 @@ const (
 	flagKeepAll = 1
 )
 
+// stepSeqs is smp_step's buffer of the rows' sequences.
+var stepSeqs []Sequence
+
 //go:wasmexport smp_step
 func smpStep(ptr, n uint32) int32 {
 	arena := ulan.Bytes(ptr, n)
@@ -50,12 +53,19 @@ func smpStep(ptr, n uint32) int32 {
 	ids := unsafe.Slice((*int32)(unsafe.Pointer(&arena[base])), rows*k)
 	logits := unsafe.Slice((*float32)(unsafe.Pointer(&arena[base+4*rows*k])), rows*k)
 	out := unsafe.Slice((*float32)(unsafe.Pointer(&arena[base+8*rows*k])), rows*k)
+	// The rows' sequences, under one lock for the step: in a sandboxed
+	// guest each call and loop turn costs a check.
+	stepSeqs = stepSeqs[:0]
+	mu.Lock()
+	for i := range rows {
+		stepSeqs = append(stepSeqs, seqs[int64(binary.LittleEndian.Uint64(arena[headerSize+i*rowSize:]))])
+	}
+	mu.Unlock()
 	err := ulan.Guard(func() error {
 		var r Row
-		for i := range rows {
+		for i, q := range stepSeqs {
 			rec := arena[headerSize+i*rowSize:]
 			h := int64(binary.LittleEndian.Uint64(rec))
-			q := lookup(h)
 			if q == nil {
 				return errNoSeq
 			}

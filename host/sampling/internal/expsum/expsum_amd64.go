@@ -69,3 +69,15 @@ func firstAbove8(x []float32, t float32) int {
 //
 //go:noescape
 func firstAbove8AVX2(x []float32, t float32) int
+
+func scanAbove8(x []float32, t float32, l *scanLanes) int {
+	if hasAVX2 {
+		return scanAbove8AVX2(x, t, l)
+	}
+	return scanAbove8Go(x, t, l)
+}
+
+// scanAbove8AVX2 is scanAbove8Go with AVX2; len(x) is a multiple of 8.
+//
+//go:noescape
+func scanAbove8AVX2(x []float32, t float32, l *scanLanes) int

@@ -190,3 +190,45 @@ abovedone:
 	MOVQ AX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// func scanAbove8AVX2(x []float32, t float32, l *scanLanes) int
+// scan8AVX2's loop that stops, before scanning it, at the first group of
+// eight that holds a value above t (firstAbove8AVX2's test).
+TEXT ·scanAbove8AVX2(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS t+24(FP), Y0
+	MOVQ l+32(FP), DI
+	VMOVUPS (DI), Y1
+	VMOVDQU 32(DI), Y3
+	VMOVDQU 64(DI), Y5
+	VMOVUPS absmask<>(SB), Y6
+	VMOVUPS maxfinite<>(SB), Y7
+	VMOVUPS neginf<>(SB), Y8
+	XORQ AX, AX
+
+scanaboveloop:
+	CMPQ AX, CX
+	JGE scanabovedone
+	VMOVUPS (SI)(AX*4), Y2
+	VCMPPS $0x1e, Y0, Y2, Y12  // x > t, ordered (GT_OQ): false for NaN
+	VMOVMSKPS Y12, DX
+	TESTL DX, DX
+	JNZ scanabovedone
+	VANDPS Y6, Y2, Y9
+	VCMPPS $0x12, Y7, Y9, Y9   // |x| ≤ MaxFloat32, ordered: finite
+	VCMPPS $0x00, Y8, Y2, Y10  // x = −Inf
+	VPSUBD Y9, Y3, Y3
+	VPSUBD Y10, Y5, Y5
+	VBLENDVPS Y9, Y2, Y8, Y11  // finite ? x : −Inf
+	VMAXPS Y11, Y1, Y1         // Y1 > Y11 ? Y1 : Y11
+	ADDQ $8, AX
+	JMP scanaboveloop
+
+scanabovedone:
+	VMOVUPS Y1, (DI)
+	VMOVDQU Y3, 32(DI)
+	VMOVDQU Y5, 64(DI)
+	MOVQ AX, ret+40(FP)
+	VZEROUPPER
+	RET

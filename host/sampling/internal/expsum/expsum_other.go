@@ -11,3 +11,5 @@ func scan8(x []float32, l *scanLanes) { scan8Go(x, l) }
 func div8(x []float32, t float32) { div8Go(x, t) }
 
 func firstAbove8(x []float32, t float32) int { return firstAbove8Go(x, t) }
+
+func scanAbove8(x []float32, t float32, l *scanLanes) int { return scanAbove8Go(x, t, l) }

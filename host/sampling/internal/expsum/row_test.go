@@ -183,3 +183,36 @@ func TestFirstAboveMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestScannerAddBelowIsScan: a row scanned by AddBelow and Add, group by
+// group as a top-k pass does, gives Scan's result bit for bit, and the
+// kernel stops where the Go code stops with the same lanes.
+func TestScannerAddBelowIsScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 1000, 129280} {
+		x := specialRow(r, n, true)
+		wmx, wfinite, wok := Scan(x)
+		for _, th := range []float32{-1, 5, 20, 30, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())} {
+			var s Scanner
+			s.Reset()
+			for i := 0; ; {
+				i += s.AddBelow(x[i:], th)
+				if len(x)-i < 8 {
+					s.Add(x[i:])
+					break
+				}
+				s.Add(x[i : i+8])
+				i += 8
+			}
+			mx, finite, ok := s.Result()
+			if math.Float32bits(mx) != math.Float32bits(wmx) || finite != wfinite || ok != wok {
+				t.Fatalf("n %d t %v: %v %d %v, want Scan's %v %d %v", n, th, mx, finite, ok, wmx, wfinite, wok)
+			}
+			k := len(x) &^ 7
+			var lk, lg scanLanes
+			if gk, gg := scanAbove8(x[:k], th, &lk), scanAbove8Go(x[:k], th, &lg); gk != gg || lk != lg {
+				t.Fatalf("n %d t %v: kernel stops at %d, Go at %d (lanes equal: %v)", n, th, gk, gg, lk == lg)
+			}
+		}
+	}
+}

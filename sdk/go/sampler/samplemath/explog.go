@@ -71,11 +71,12 @@ func Exp(x float64) float64 {
 	k := int(kf)
 	fk := float64(k)
 	r := (x - float64(fk*(ln2Hi/32))) - float64(fk*(ln2Lo/32))
-	// e^r − 1 = r + r²·(1/2 + r/6 + … + r⁴/720), by Horner.
-	p := expPoly[0]
-	for _, c := range expPoly[1:] {
-		p = float64(p*r) + c
-	}
+	// e^r − 1 = r + r²·(1/2 + r/6 + … + r⁴/720), by Horner, written out:
+	// a loop costs a WebAssembly guest a branch and a check per turn.
+	p := float64(expPoly[0]*r) + expPoly[1]
+	p = float64(p*r) + expPoly[2]
+	p = float64(p*r) + expPoly[3]
+	p = float64(p*r) + expPoly[4]
 	q := r + float64(float64(r*r)*p)
 	t := math.Float64frombits(exp2Table[k&31])
 	y := t + float64(t*q) // 2^(j/32)·e^r, rounded once at the end
@@ -117,10 +118,16 @@ func Log(x float64) float64 {
 	}
 	s := (m - 1) / (m + 1) // m − 1 is exact (Sterbenz)
 	z := float64(s * s)
-	q := logSeries[0]
-	for _, c := range logSeries[1:] {
-		q = float64(q*z) + c
-	}
+	// Horner, written out (see Exp).
+	q := float64(logSeries[0]*z) + logSeries[1]
+	q = float64(q*z) + logSeries[2]
+	q = float64(q*z) + logSeries[3]
+	q = float64(q*z) + logSeries[4]
+	q = float64(q*z) + logSeries[5]
+	q = float64(q*z) + logSeries[6]
+	q = float64(q*z) + logSeries[7]
+	q = float64(q*z) + logSeries[8]
+	q = float64(q*z) + logSeries[9]
 	// log m = 2s + 2s·(z·q); 2s is exact.
 	s2 := 2 * s
 	tail := float64(s2 * float64(z*q))

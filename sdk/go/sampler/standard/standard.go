@@ -53,6 +53,7 @@ type Policy struct {
 	typicalP    float32
 
 	live    []int32   // surviving candidates, by index, ascending
+	ident   []int32   // 0, 1, 2, …: live's start
 	scratch []int32   // typical_p's order
 	shifted []float64 // typical_p's |surprise − entropy|, by candidate
 }
@@ -214,20 +215,25 @@ func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
 		return false, nil
 	}
 	out := r.Out[:n]
-	for i, v := range r.Logits {
-		if v != v || i > 0 && v > r.Logits[i-1] {
-			return false, fmt.Errorf("%w: candidate %d: logit %v: not sorted largest first, or NaN", errRow, i, v)
-		}
-		out[i] = v
+	// The loops below are few and copies are bulk moves: in a sandboxed
+	// WebAssembly guest every branch back to a loop's head costs a check
+	// that leaves the compiled code.
+	if i := unsorted(r.Logits); i >= 0 {
+		return false, fmt.Errorf("%w: candidate %d: logit %v: not sorted largest first, or NaN", errRow, i, r.Logits[i])
 	}
+	copy(out, r.Logits)
 	if math.IsInf(float64(out[0]), 0) {
 		return false, fmt.Errorf("%w: the best candidate's logit is %v", errRow, out[0])
 	}
+	if len(p.ident) < n {
+		p.ident = make([]int32, max(n, 2*len(p.ident)))
+		for i := range p.ident {
+			p.ident[i] = int32(i)
+		}
+	}
 	live := slices.Grow(p.live[:0], n)[:n]
 	p.live = live // stages only shorten or rewrite it in place
-	for i := range live {
-		live[i] = int32(i)
-	}
+	copy(live, p.ident)
 	open := vocab <= 0 || n < vocab
 	// While the set is open its survivors are a prefix of the whole row,
 	// sorted, that holds every candidate. whole says they are the whole
@@ -287,6 +293,11 @@ func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
 	if open {
 		return true, nil
 	}
+	if m := len(live); m > 0 && live[m-1] == int32(m-1) {
+		// The survivors are ascending and distinct: the first m.
+		fill(out[m:], float32(math.Inf(-1)))
+		return false, nil
+	}
 	j := 0
 	for i := range out {
 		if j < len(live) && live[j] == int32(i) {
@@ -296,6 +307,45 @@ func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
 		out[i] = float32(math.Inf(-1))
 	}
 	return false, nil
+}
+
+// unsorted returns the first index of x that is NaN or larger than the
+// value before it, −1 when there is none. Eight values at a time, each
+// group one branch.
+func unsorted(x []float32) int {
+	if len(x) == 0 {
+		return -1
+	}
+	if x[0] != x[0] {
+		return 0
+	}
+	// x[i] ≥ x[i+1] is false when either is NaN, so a NaN fails the
+	// comparison with the value before it.
+	i := 0
+	for ; i+8 < len(x); i += 8 {
+		g := x[i : i+9]
+		if !(g[0] >= g[1] && g[1] >= g[2] && g[2] >= g[3] && g[3] >= g[4] &&
+			g[4] >= g[5] && g[5] >= g[6] && g[6] >= g[7] && g[7] >= g[8]) {
+			break
+		}
+	}
+	for ; i+1 < len(x); i++ {
+		if !(x[i] >= x[i+1]) {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// fill sets every value of x to v, by copies that double.
+func fill(x []float32, v float32) {
+	if len(x) == 0 {
+		return
+	}
+	x[0] = v
+	for k := 1; k < len(x); k *= 2 {
+		copy(x[k:], x[:k])
+	}
 }
 
 // normaliser returns the log of the survivors' total weight, log Σ e^l:
