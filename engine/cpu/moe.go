@@ -2,7 +2,7 @@ package cpu
 
 import (
 	"math"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -36,9 +36,11 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 	}
 	ids := &tensor{shape: []int{T, k}, dt: engine.I32, i: make([]int32, T*k)}
 	weights := c.newF32(T, k)
-	probs := make([]float32, X)
-	sel := make([]float32, X)
-	order := make([]int, X)
+	probs, sel := c.output(X), c.output(X)
+	var groups *groupScratch
+	if spec.Groups > 1 {
+		groups = newGroupScratch(c, spec)
+	}
 	for t := range T {
 		row := lt.f[t*X : (t+1)*X]
 		score(spec.Scoring, row, probs)
@@ -46,24 +48,43 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 		for i := range bv {
 			sel[i] += bv[i]
 		}
-		if spec.Groups > 1 {
-			maskGroups(sel, spec)
+		if groups != nil {
+			groups.mask(sel)
 		}
-		for i := range order {
-			order[i] = i
-		}
-		// Ties keep the lower expert id first, as a stable sort does.
-		sort.SliceStable(order, func(a, b int) bool { return sel[order[a]] > sel[order[b]] })
+		chosen := ids.i[t*k : (t+1)*k]
+		bestK(sel, chosen)
 		var sum float32
-		for j := range k {
-			e := order[j]
-			ids.i[t*k+j] = int32(e)
+		for j, e := range chosen {
 			weights.f[t*k+j] = probs[e]
 			sum += probs[e]
 		}
 		normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
 	}
 	return ids, weights
+}
+
+// bestK sets out to the indices of the len(out) largest values of v (at
+// most len(v)), largest first and ties lower index first: the first
+// len(out) of a stable sort by descending value, without sorting the
+// rest. (A NaN, which a sort cannot place either, is never chosen over a
+// number after it, nor moved ahead of one.)
+func bestK(v []float32, out []int32) {
+	n := 0
+	for i, x := range v {
+		if n == len(out) {
+			if !(x > v[out[n-1]]) {
+				continue
+			}
+			n-- // the last one chosen makes way
+		}
+		p := n
+		for p > 0 && x > v[out[p-1]] {
+			out[p] = out[p-1]
+			p--
+		}
+		out[p] = int32(i)
+		n++
+	}
 }
 
 // normalizeWeights divides the chosen weights w by their sum when spec
@@ -96,7 +117,7 @@ func score(s engine.Scoring, logits, out []float32) {
 		}
 	case engine.Sigmoid:
 		for i, v := range logits {
-			out[i] = 1 / (1 + float32(math.Exp(float64(-v))))
+			out[i] = 1 / (1 + exp32(-v))
 		}
 	default: // Softmax
 		mx := float32(math.Inf(-1))
@@ -105,7 +126,7 @@ func score(s engine.Scoring, logits, out []float32) {
 		}
 		var sum float64
 		for i, v := range logits {
-			out[i] = float32(math.Exp(float64(v - mx)))
+			out[i] = exp32(v - mx)
 			sum += float64(out[i])
 		}
 		inv := float32(1 / sum)
@@ -115,35 +136,47 @@ func score(s engine.Scoring, logits, out []float32) {
 	}
 }
 
-// maskGroups keeps the TopKGroups best groups of consecutive experts and sets
-// every other expert's selection score to −∞ (spec §7 trap 18: never 0).
-func maskGroups(sel []float32, spec engine.RouteSpec) {
-	per := len(sel) / spec.Groups
-	type group struct {
-		id    int
-		score float32
-	}
-	groups := make([]group, spec.Groups)
-	for g := range groups {
+// groupScratch is Route's storage for choosing groups of experts.
+type groupScratch struct {
+	spec   engine.RouteSpec
+	scores []float32 // one per group
+	kept   []int32   // the TopKGroups best groups
+}
+
+func newGroupScratch(c *context, spec engine.RouteSpec) *groupScratch {
+	return &groupScratch{spec: spec, scores: c.output(spec.Groups), kept: make([]int32, spec.TopKGroups)}
+}
+
+// mask keeps the TopKGroups best groups of consecutive experts (ties:
+// the lower group) and sets every other expert's selection score to −∞
+// (spec §7 trap 18: never 0).
+func (g *groupScratch) mask(sel []float32) {
+	per := len(sel) / g.spec.Groups
+	for i := range g.scores {
 		best, second := float32(math.Inf(-1)), float32(math.Inf(-1))
-		for _, v := range sel[g*per : (g+1)*per] {
+		for _, v := range sel[i*per : (i+1)*per] {
 			if v > best {
 				best, second = v, best
 			} else if v > second {
 				second = v
 			}
 		}
-		s := best
-		if spec.GroupScore != engine.GroupMax {
-			s = best + second
+		g.scores[i] = best
+		if g.spec.GroupScore != engine.GroupMax {
+			g.scores[i] = best + second
 		}
-		groups[g] = group{g, s}
 	}
-	sort.SliceStable(groups, func(a, b int) bool { return groups[a].score > groups[b].score })
-	for _, g := range groups[spec.TopKGroups:] {
-		for i := g.id * per; i < (g.id+1)*per; i++ {
+	bestK(g.scores, g.kept)
+	next := 0 // the first expert not yet masked or kept
+	slices.Sort(g.kept)
+	for _, kg := range g.kept {
+		for i := next; i < int(kg)*per; i++ {
 			sel[i] = float32(math.Inf(-1))
 		}
+		next = (int(kg) + 1) * per
+	}
+	for i := next; i < len(sel); i++ {
+		sel[i] = float32(math.Inf(-1))
 	}
 }
 

@@ -2,7 +2,10 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -205,4 +208,128 @@ func BenchmarkRoute(b *testing.B) {
 // measures the neighbours, the better figure of what an op costs.
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// sortedRoute is Route as it was before bestK: a stable sort of every
+// expert per token, groups masked after a stable sort of the groups.
+func sortedRoute(logits, bias []float32, T, X int, spec engine.RouteSpec) ([]int32, []float32) {
+	k := spec.TopK
+	ids, weights := make([]int32, T*k), make([]float32, T*k)
+	probs, sel := make([]float32, X), make([]float32, X)
+	for t := range T {
+		score(spec.Scoring, logits[t*X:(t+1)*X], probs)
+		copy(sel, probs)
+		for i := range bias {
+			sel[i] += bias[i]
+		}
+		if spec.Groups > 1 {
+			per := X / spec.Groups
+			type group struct {
+				id    int
+				score float32
+			}
+			groups := make([]group, spec.Groups)
+			for g := range groups {
+				s := slices.Clone(sel[g*per : (g+1)*per])
+				sort.SliceStable(s, func(a, b int) bool { return s[a] > s[b] })
+				groups[g] = group{g, s[0]}
+				if spec.GroupScore != engine.GroupMax {
+					groups[g].score = s[0] + s[1]
+				}
+			}
+			sort.SliceStable(groups, func(a, b int) bool { return groups[a].score > groups[b].score })
+			for _, g := range groups[spec.TopKGroups:] {
+				for i := g.id * per; i < (g.id+1)*per; i++ {
+					sel[i] = float32(math.Inf(-1))
+				}
+			}
+		}
+		order := make([]int, X)
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return sel[order[a]] > sel[order[b]] })
+		var sum float32
+		for j := range k {
+			ids[t*k+j] = int32(order[j])
+			weights[t*k+j] = probs[order[j]]
+			sum += probs[order[j]]
+		}
+		normalizeWeights(weights[t*k:(t+1)*k], sum, spec)
+	}
+	return ids, weights
+}
+
+// TestRouteMatchesSort: Route's partial selection chooses what a stable
+// sort of all experts chose, in the same order, with the same weights,
+// for every scoring, with and without groups and bias, on logits drawn
+// from a handful of values so that most choices break ties (the lower
+// expert first), and with as many experts chosen as groups leave (the
+// masked ones tie at −∞).
+func TestRouteMatchesSort(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(15, 16))
+	bk := New(WithThreads(2))
+	for _, scoring := range []engine.Scoring{engine.Softmax, engine.Sigmoid, engine.SqrtSoftplus} {
+		for _, groups := range []struct{ n, kept int }{{0, 0}, {4, 2}, {8, 3}} {
+			for _, ties := range []bool{false, true} {
+				for _, k := range []int{1, 6, 12} {
+					const T, X = 9, 32
+					spec := engine.RouteSpec{Scoring: scoring, TopK: k, Groups: groups.n, TopKGroups: groups.kept,
+						GroupScore: engine.GroupScore(r.IntN(2)), Normalize: r.IntN(2) == 0, Scale: 2.5}
+					if groups.n > 0 && k > groups.kept*X/groups.n {
+						k = groups.kept * X / groups.n
+						spec.TopK = k
+					}
+					logits, bias := randn(r, T*X), randn(r, X)
+					if ties {
+						for i := range logits {
+							logits[i] = float32(r.IntN(3))
+						}
+						for i := range bias {
+							bias[i] = float32(r.IntN(2)) / 2
+						}
+					}
+					copy(logits[X:2*X], logits[:X]) // token 1 routes as token 0
+					for _, withBias := range []bool{false, true} {
+						c := bk.NewContext()
+						var bt engine.Tensor
+						var bv []float32
+						if withBias {
+							bt, bv = c.Input(bias, X), bias
+						}
+						ids, w := c.Route(c.Input(logits, T, X), bt, spec)
+						require.NoError(t, c.Compute(ids, w))
+						wantIDs, wantW := sortedRoute(logits, bv, T, X, spec)
+						require.Equal(t, wantIDs, ids.(*tensor).i, "%+v ties %v bias %v", spec, ties, withBias)
+						require.Equal(t, wantW, floatsOf(t, c, w), "%+v ties %v bias %v", spec, ties, withBias)
+						require.Equal(t, ids.(*tensor).i[:k], ids.(*tensor).i[k:2*k])
+						c.Close()
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBestK: the k best, ties to the lower index, −∞ last among equals.
+func TestBestK(t *testing.T) {
+	t.Parallel()
+	inf := float32(math.Inf(-1))
+	for _, c := range []struct {
+		v    []float32
+		k    int
+		want []int32
+	}{
+		{[]float32{0, 5, 1, 7, 5, 5}, 3, []int32{3, 1, 4}},
+		{[]float32{2, 2, 2}, 2, []int32{0, 1}},
+		{[]float32{2, 2, 2}, 3, []int32{0, 1, 2}},
+		{[]float32{inf, 1, inf, inf}, 3, []int32{1, 0, 2}},
+		{[]float32{1, 3, 2}, 1, []int32{1}},
+		{[]float32{3, 1, 2, 3}, 2, []int32{0, 3}},
+	} {
+		got := make([]int32, c.k)
+		bestK(c.v, got)
+		require.Equal(t, c.want, got, "%v top %d", c.v, c.k)
+	}
 }
