@@ -260,7 +260,7 @@ func (c *context) expertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	}
 	tasks := w.tasks
 	var next atomic.Int64
-	runWorkers(min(c.b.threads, len(tasks)), func() {
+	runWorkers(max(1, min(c.b.threads, len(tasks))), func() {
 		for {
 			i := int(next.Add(1)) - 1
 			if i >= len(tasks) {
@@ -453,10 +453,13 @@ func (w *moeWork) plan(whole bool, taskBytes, f, n, gateUpRow, downRow int) {
 		}
 		return
 	}
-	run := func(rowBytes int) int {
-		return max(16, taskBytes/max(rowBytes, 1)&^15)
+	// run is the rows of one of the about rows·rowBytes/taskBytes even
+	// tasks of a product.
+	run := func(rows, rowBytes int) int {
+		tasks := max(1, rows*rowBytes/max(taskBytes, 1))
+		return max(16, ((rows+tasks-1)/tasks+15)&^15)
 	}
-	gu, dr := run(gateUpRow), run(downRow)
+	gu, dr := run(f, gateUpRow), run(n, downRow)
 	for i := range w.acts {
 		a := &w.acts[i]
 		for lo := 0; lo < f; lo += gu {

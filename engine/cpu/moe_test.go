@@ -87,7 +87,7 @@ func TestExpertFFN(t *testing.T) {
 }
 
 // TestExpertFFNBadIDs: an expert id outside the weights is an error, not
-// a panic.
+// a panic; no tokens are no rows.
 func TestExpertFFNBadIDs(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(13, 14))
@@ -102,6 +102,12 @@ func TestExpertFFNBadIDs(t *testing.T) {
 		require.ErrorContains(t, c.Compute(y), "expert id")
 		c.Close()
 	}
+	c := bk.NewContext()
+	defer c.Close()
+	ids := &tensor{shape: []int{0, 2}, dt: engine.I32}
+	y := c.ExpertFFN(c.Input(nil, 0, 32), ids, c.Input(nil, 0, 2), gate, up, down, 0)
+	require.NoError(t, c.Compute(y))
+	require.Equal(t, []int{0, 32}, y.Shape(), "no tokens, no rows")
 }
 
 // TestGroupByExpert: the pairs t·k+slot sorted by expert, token order
