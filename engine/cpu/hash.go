@@ -23,7 +23,7 @@ func (c *context) RouteHash(logits, table engine.Tensor, b *engine.Batch, spec e
 	}
 	ids := &tensor{shape: []int{T, k}, dt: engine.I32, i: make([]int32, T*k)}
 	weights := c.newF32(T, k)
-	probs := make([]float32, X)
+	probs := c.output(X)
 	for t, tok := range b.Tokens {
 		if tok < 0 || int(tok) >= vocab {
 			return c.fail("RouteHash: token %d: id %d outside the table of %d", t, tok, vocab), &tensor{}

@@ -2,7 +2,9 @@ package cpu
 
 import (
 	"math"
-	"sort"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ulan-ai/ulan/engine"
 )
@@ -34,9 +36,11 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 	}
 	ids := &tensor{shape: []int{T, k}, dt: engine.I32, i: make([]int32, T*k)}
 	weights := c.newF32(T, k)
-	probs := make([]float32, X)
-	sel := make([]float32, X)
-	order := make([]int, X)
+	probs, sel := c.output(X), c.output(X)
+	var groups *groupScratch
+	if spec.Groups > 1 {
+		groups = newGroupScratch(c, spec)
+	}
 	for t := range T {
 		row := lt.f[t*X : (t+1)*X]
 		score(spec.Scoring, row, probs)
@@ -44,24 +48,43 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 		for i := range bv {
 			sel[i] += bv[i]
 		}
-		if spec.Groups > 1 {
-			maskGroups(sel, spec)
+		if groups != nil {
+			groups.mask(sel)
 		}
-		for i := range order {
-			order[i] = i
-		}
-		// Ties keep the lower expert id first, as a stable sort does.
-		sort.SliceStable(order, func(a, b int) bool { return sel[order[a]] > sel[order[b]] })
+		chosen := ids.i[t*k : (t+1)*k]
+		bestK(sel, chosen)
 		var sum float32
-		for j := range k {
-			e := order[j]
-			ids.i[t*k+j] = int32(e)
+		for j, e := range chosen {
 			weights.f[t*k+j] = probs[e]
 			sum += probs[e]
 		}
 		normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
 	}
 	return ids, weights
+}
+
+// bestK sets out to the indices of the len(out) largest values of v (at
+// most len(v)), largest first and ties lower index first: the first
+// len(out) of a stable sort by descending value, without sorting the
+// rest. (A NaN, which a sort cannot place either, is never chosen over a
+// number after it, nor moved ahead of one.)
+func bestK(v []float32, out []int32) {
+	n := 0
+	for i, x := range v {
+		if n == len(out) {
+			if !(x > v[out[n-1]]) {
+				continue
+			}
+			n-- // the last one chosen makes way
+		}
+		p := n
+		for p > 0 && x > v[out[p-1]] {
+			out[p] = out[p-1]
+			p--
+		}
+		out[p] = int32(i)
+		n++
+	}
 }
 
 // normalizeWeights divides the chosen weights w by their sum when spec
@@ -94,7 +117,7 @@ func score(s engine.Scoring, logits, out []float32) {
 		}
 	case engine.Sigmoid:
 		for i, v := range logits {
-			out[i] = 1 / (1 + float32(math.Exp(float64(-v))))
+			out[i] = 1 / (1 + exp32(-v))
 		}
 	default: // Softmax
 		mx := float32(math.Inf(-1))
@@ -103,7 +126,7 @@ func score(s engine.Scoring, logits, out []float32) {
 		}
 		var sum float64
 		for i, v := range logits {
-			out[i] = float32(math.Exp(float64(v - mx)))
+			out[i] = exp32(v - mx)
 			sum += float64(out[i])
 		}
 		inv := float32(1 / sum)
@@ -113,39 +136,73 @@ func score(s engine.Scoring, logits, out []float32) {
 	}
 }
 
-// maskGroups keeps the TopKGroups best groups of consecutive experts and sets
-// every other expert's selection score to −∞ (spec §7 trap 18: never 0).
-func maskGroups(sel []float32, spec engine.RouteSpec) {
-	per := len(sel) / spec.Groups
-	type group struct {
-		id    int
-		score float32
-	}
-	groups := make([]group, spec.Groups)
-	for g := range groups {
+// groupScratch is Route's storage for choosing groups of experts.
+type groupScratch struct {
+	spec   engine.RouteSpec
+	scores []float32 // one per group
+	kept   []int32   // the TopKGroups best groups
+}
+
+func newGroupScratch(c *context, spec engine.RouteSpec) *groupScratch {
+	return &groupScratch{spec: spec, scores: c.output(spec.Groups), kept: make([]int32, spec.TopKGroups)}
+}
+
+// mask keeps the TopKGroups best groups of consecutive experts (ties:
+// the lower group) and sets every other expert's selection score to −∞
+// (spec §7 trap 18: never 0).
+func (g *groupScratch) mask(sel []float32) {
+	per := len(sel) / g.spec.Groups
+	for i := range g.scores {
 		best, second := float32(math.Inf(-1)), float32(math.Inf(-1))
-		for _, v := range sel[g*per : (g+1)*per] {
+		for _, v := range sel[i*per : (i+1)*per] {
 			if v > best {
 				best, second = v, best
 			} else if v > second {
 				second = v
 			}
 		}
-		s := best
-		if spec.GroupScore != engine.GroupMax {
-			s = best + second
+		g.scores[i] = best
+		if g.spec.GroupScore != engine.GroupMax {
+			g.scores[i] = best + second
 		}
-		groups[g] = group{g, s}
 	}
-	sort.SliceStable(groups, func(a, b int) bool { return groups[a].score > groups[b].score })
-	for _, g := range groups[spec.TopKGroups:] {
-		for i := g.id * per; i < (g.id+1)*per; i++ {
+	bestK(g.scores, g.kept)
+	next := 0 // the first expert not yet masked or kept
+	slices.Sort(g.kept)
+	for _, kg := range g.kept {
+		for i := next; i < int(kg)*per; i++ {
 			sel[i] = float32(math.Inf(-1))
 		}
+		next = (int(kg) + 1) * per
+	}
+	for i := next; i < len(sel); i++ {
+		sel[i] = float32(math.Inf(-1))
 	}
 }
 
 func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp float32) engine.Tensor {
+	return c.expertFFN(x, ids, weights, gate, up, down, clamp, defaultMoESplit)
+}
+
+// moeSplit says how ExpertFFN cuts its work into tasks.
+type moeSplit struct {
+	// whole bounds the experts (gate, up and down together, in bytes) that
+	// one goroutine runs whole.
+	whole int
+	// task is about how many bytes of a bigger expert's weights one task
+	// reads.
+	task int
+}
+
+// defaultMoESplit runs a small model's experts (a few dozen kilobytes)
+// whole, since splitting them among goroutines would cost more in
+// hand-offs than it balances, and cuts bigger ones into runs of 256 KiB,
+// enough to amortise taking a task and few enough that the goroutines
+// finish together.
+var defaultMoESplit = moeSplit{whole: 512 << 10, task: 256 << 10}
+
+// expertFFN is ExpertFFN with the work split as s says.
+func (c *context) expertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp float32, s moeSplit) engine.Tensor {
 	xt, ok := c.f32("ExpertFFN", x)
 	wt, ok2 := c.f32("ExpertFFN weights", weights)
 	gt, ok3 := c.weight("ExpertFFN gate", gate, 3)
@@ -155,8 +212,8 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		return &tensor{}
 	}
 	it, isT := ids.(*tensor)
-	if !isT || it.dt != engine.I32 {
-		return c.fail("ExpertFFN: ids must be i32")
+	if !isT || it.dt != engine.I32 || len(it.shape) != 2 {
+		return c.fail("ExpertFFN: ids must be i32 [tokens, k]")
 	}
 	T, n := xt.shape[0], xt.shape[1]
 	X, f := gt.shape[0], gt.shape[1]
@@ -165,94 +222,254 @@ func (c *context) ExpertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		dt.shape[0] != X || dt.shape[1] != n || dt.shape[2] != f || it.shape[0] != T || len(wt.f) != T*k {
 		return c.fail("ExpertFFN: x %v, gate %v, up %v, down %v, ids %v", xt, gt, ut, dt, it)
 	}
-	// Group the (token, slot) pairs by expert so each expert's weights are
-	// read once per step for every token routed to it.
-	type use struct{ t, slot int }
-	byExpert := make([][]use, X)
-	for t := range T {
-		for j := range k {
-			e := int(it.i[t*k+j])
-			if e < 0 || e >= X {
-				return c.fail("ExpertFFN: expert id %d of %d", e, X)
-			}
-			byExpert[e] = append(byExpert[e], use{t, j})
-		}
+	w := moeWorks.Get().(*moeWork)
+	defer moeWorks.Put(w)
+	if e, ok := w.group(it.i, X); !ok {
+		return c.fail("ExpertFFN: expert id %d of %d", e, X)
 	}
-	// outs[t][slot] holds expert slot j's output for token t; they are summed
-	// in slot order afterwards, as llama.cpp adds them. All experts' gate and
-	// up products share one parallel section, and all down products another.
-	// The tokens are quantized once for every expert (c.prepare); each
-	// expert's inputs are then packed, and its down inputs prepared, on the
-	// goroutines.
+	// outs[(t·k+j)·n:] holds slot j's expert output for token t; they are
+	// summed in slot order afterwards, as llama.cpp adds them.
 	outs := c.output(T * k * n)
-	type active struct {
-		e          int
-		tokens     []int
-		xs, gs, us [][]float32
-		ds         [][]float32
-		pg, pu, pd *prepared
+	hidden := c.output(2 * f * T * k)
+	// The tokens are quantized once for every expert (and for the shared
+	// expert, which multiplies the same x); each expert packs its rows.
+	g0, u0, d0 := partMatrix(gt, 0, f, n), partMatrix(ut, 0, f, n), partMatrix(dt, 0, n, f)
+	allG := c.prepare(xt, g0.t, n)
+	allU := c.prepare(xt, u0.t, n)
+	downKind := weightKind(d0.t)
+	acts := w.activate(xt, n, f, k, hidden, outs)
+	if allU == allG {
+		for i := range acts {
+			acts[i].pu = acts[i].pg
+		}
 	}
-	allG := c.prepare(xt, gt, n)
-	allU := c.prepare(xt, ut, n)
-	var acts []*active
-	for e, uses := range byExpert {
-		if len(uses) == 0 {
-			continue
+	whole := expertBytes(gt, f, n)+expertBytes(ut, f, n)+expertBytes(dt, n, f) <= s.whole
+	w.plan(whole, s.task, f, n, rowBytes(gt.dt, n)+rowBytes(ut.dt, n), rowBytes(dt.dt, f))
+	if !whole {
+		for i := range acts {
+			acts[i].fillInputs(allG, allU)
+			acts[i].ready = make(chan struct{})
 		}
-		m := len(uses)
-		a := &active{e: e, tokens: make([]int, m), xs: make([][]float32, m), gs: make([][]float32, m), us: make([][]float32, m), ds: make([][]float32, m)}
-		hidden := c.output(2 * f * m)
-		for i, u := range uses {
-			a.tokens[i] = u.t
-			a.xs[i] = xt.f[u.t*n : (u.t+1)*n]
-			a.gs[i] = hidden[2*i*f : (2*i+1)*f]
-			a.us[i] = hidden[(2*i+1)*f : (2*i+2)*f]
-			a.ds[i] = outs[(u.t*k+u.slot)*n : (u.t*k+u.slot+1)*n]
-		}
-		a.pg, a.pd = c.newPrepared(), c.newPrepared()
-		a.pu = a.pg
-		if allU != allG {
-			a.pu = c.newPrepared()
-		}
-		acts = append(acts, a)
 	}
-	c.b.each(len(acts), func(i int) {
-		a := acts[i]
-		a.pg.fillRows(allG, a.tokens, a.xs)
-		if a.pu != a.pg {
-			a.pu.fillRows(allU, a.tokens, a.xs)
+	gateUp := func(a *activeExpert, lo, hi int) {
+		partMatrix(gt, a.e, f, n).mulRange(a.pg, lo, hi, a.gs)
+		partMatrix(ut, a.e, f, n).mulRange(a.pu, lo, hi, a.us)
+		for i, g := range a.gs {
+			swigluRows(g[lo:hi], a.us[i][lo:hi], clamp)
 		}
-	})
-	var jobs []job
-	for _, a := range acts {
-		jobs = appendJobs(jobs, partMatrix(gt, a.e, f, n), a.pg, f, a.gs)
-		jobs = appendJobs(jobs, partMatrix(ut, a.e, f, n), a.pu, f, a.us)
 	}
-	c.b.runJobs(jobs)
-	c.b.each(len(acts), func(i int) {
-		a := acts[i]
-		for i := range a.gs {
-			for j := range a.gs[i] {
-				a.gs[i][j] = swiglu(a.gs[i][j], a.us[i][j], clamp)
+	tasks := w.tasks
+	var next atomic.Int64
+	runWorkers(max(1, min(c.b.threads, len(tasks))), func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(tasks) {
+				return
+			}
+			t := tasks[i]
+			a := &acts[t.expert]
+			dm := partMatrix(dt, a.e, n, f)
+			switch t.phase {
+			case phaseWhole:
+				a.fillInputs(allG, allU)
+				gateUp(a, 0, f)
+				a.pd.fill(downKind, f, a.gs, nil)
+				dm.mulRange(a.pd, 0, n, a.ds)
+			case phaseGateUp:
+				gateUp(a, t.lo, t.hi)
+				if a.pending.Add(-1) == 0 {
+					a.pd.fill(downKind, f, a.gs, nil)
+					close(a.ready)
+				}
+			case phaseDown:
+				<-a.ready
+				dm.mulRange(a.pd, t.lo, t.hi, a.ds)
 			}
 		}
-		a.pd.fill(weightKind(dt), f, a.gs, nil)
 	})
-	jobs = jobs[:0]
-	for _, a := range acts {
-		jobs = appendJobs(jobs, partMatrix(dt, a.e, n, f), a.pd, n, a.ds)
-	}
-	c.b.runJobs(jobs)
 	y := c.newF32(T, n)
 	for t := range T {
 		dst := y.f[t*n : (t+1)*n]
 		for j := range k {
-			w := wt.f[t*k+j]
+			wj := wt.f[t*k+j]
 			src := outs[(t*k+j)*n : (t*k+j+1)*n]
 			for i := range dst {
-				dst[i] += src[i] * w
+				dst[i] += src[i] * wj
 			}
 		}
 	}
 	return y
+}
+
+// expertBytes is the size of one expert's rows×in matrix of w.
+func expertBytes(w *tensor, rows, in int) int {
+	if w.parts != nil {
+		w = w.parts[0]
+	}
+	return rows * rowBytes(w.dt, in)
+}
+
+// moeWork is ExpertFFN's storage, reused from one call to the next: the
+// (token, slot) pairs grouped by expert, the experts that have any, and
+// the tasks they are split into.
+type moeWork struct {
+	counts []int32 // pairs per expert, then where each expert's start
+	pairs  []int32 // t·k+slot, grouped by expert, in order within one
+	acts   []activeExpert
+	tasks  []moeTask
+	rows   [][]float32 // backing of the experts' row lists
+	tokens []int
+	preps  []*prepared // owned by this moeWork, three per active expert
+}
+
+var moeWorks = sync.Pool{New: func() any { return new(moeWork) }}
+
+// activeExpert is one expert with tokens routed to it and what its
+// products need: its tokens' input rows (xs), gate and up outputs (gs,
+// us; gs then holds the SwiGLU), the outputs of its down product (ds,
+// one per pair), and the inputs prepared for each weight.
+type activeExpert struct {
+	e              int
+	tokens         []int
+	xs, gs, us, ds [][]float32
+	pg, pu, pd     *prepared
+	// pending counts the gate-and-up tasks of a split expert not yet done;
+	// the goroutine that finishes the last prepares the down input and
+	// closes ready.
+	pending atomic.Int32
+	ready   chan struct{}
+}
+
+// fillInputs packs the expert's rows of the tokens prepared for gate and
+// up.
+func (a *activeExpert) fillInputs(allG, allU *prepared) {
+	a.pg.fillRows(allG, a.tokens, a.xs)
+	if a.pu != a.pg {
+		a.pu.fillRows(allU, a.tokens, a.xs)
+	}
+}
+
+// moeTask is one piece of ExpertFFN's parallel section: all of an
+// expert's products, rows [lo, hi) of its gate and up products (and their
+// SwiGLU), or rows [lo, hi) of its down product.
+type moeTask struct {
+	phase  uint8
+	expert int32 // index into moeWork.acts
+	lo, hi int
+}
+
+const (
+	phaseWhole = iota
+	phaseGateUp
+	phaseDown
+)
+
+// group sorts the pairs (t·k+slot) of ids by expert (a counting sort,
+// stable: token order within an expert). It returns a bad id and false
+// if one is outside [0, X).
+func (w *moeWork) group(ids []int32, X int) (int32, bool) {
+	w.counts = grow(w.counts, X+1)
+	clear(w.counts)
+	for _, e := range ids {
+		if e < 0 || int(e) >= X {
+			return e, false
+		}
+		w.counts[e+1]++
+	}
+	for e := range X {
+		w.counts[e+1] += w.counts[e]
+	}
+	// counts[e] is now where expert e's pairs start; filling advances it to
+	// where they end, which is where e+1's start.
+	w.pairs = grow(w.pairs, len(ids))
+	for p, e := range ids {
+		w.pairs[w.counts[e]] = int32(p)
+		w.counts[e]++
+	}
+	return 0, true
+}
+
+// activate lists the experts with pairs after group and lays out their
+// rows: x's rows of their tokens, their share of hidden (gate then up, f
+// values per pair) and of outs (n per pair, at the pair's place).
+func (w *moeWork) activate(xt *tensor, n, f, k int, hidden, outs []float32) []activeExpert {
+	np := len(w.pairs)
+	w.rows = grow(w.rows, 4*np)
+	w.tokens = grow(w.tokens, np)
+	nAct := 0
+	for e, start := 0, int32(0); e < len(w.counts)-1; e++ {
+		if w.counts[e] > start {
+			nAct++
+		}
+		start = w.counts[e]
+	}
+	if nAct > cap(w.acts) {
+		w.acts = make([]activeExpert, nAct)
+	}
+	w.acts = w.acts[:nAct]
+	for len(w.preps) < 3*nAct {
+		w.preps = append(w.preps, new(prepared))
+	}
+	i, start := 0, 0
+	for e := range len(w.counts) - 1 {
+		end := int(w.counts[e])
+		if end == start {
+			continue
+		}
+		a := &w.acts[i]
+		a.e = e
+		a.tokens = w.tokens[start:end]
+		a.xs = w.rows[start:end:end]
+		a.gs = w.rows[np+start : np+end : np+end]
+		a.us = w.rows[2*np+start : 2*np+end : 2*np+end]
+		a.ds = w.rows[3*np+start : 3*np+end : 3*np+end]
+		for j, p := range w.pairs[start:end] {
+			t := int(p) / k
+			a.tokens[j] = t
+			a.xs[j] = xt.f[t*n : (t+1)*n]
+			a.gs[j] = hidden[2*(start+j)*f : (2*(start+j)+1)*f]
+			a.us[j] = hidden[(2*(start+j)+1)*f : (2*(start+j)+2)*f]
+			a.ds[j] = outs[int(p)*n : (int(p)+1)*n]
+		}
+		a.pg, a.pu, a.pd = w.preps[3*i], w.preps[3*i+1], w.preps[3*i+2]
+		a.pending.Store(0)
+		a.ready = nil
+		i++
+		start = end
+	}
+	return w.acts
+}
+
+// plan splits the active experts into tasks: each whole, or its gate and
+// up rows in runs of about taskBytes (gateUpRow bytes a row) and then
+// its down rows likewise (downRow bytes a row), every gate-and-up task
+// before any down task so that a down task rarely waits for its expert.
+// Runs are whole groups of 16 rows (the R16 layout's).
+func (w *moeWork) plan(whole bool, taskBytes, f, n, gateUpRow, downRow int) {
+	w.tasks = w.tasks[:0]
+	if whole {
+		for i := range w.acts {
+			w.tasks = append(w.tasks, moeTask{phase: phaseWhole, expert: int32(i)})
+		}
+		return
+	}
+	// run is the rows of one of the about rows·rowBytes/taskBytes even
+	// tasks of a product.
+	run := func(rows, rowBytes int) int {
+		tasks := max(1, rows*rowBytes/max(taskBytes, 1))
+		return max(16, ((rows+tasks-1)/tasks+15)&^15)
+	}
+	gu, dr := run(f, gateUpRow), run(n, downRow)
+	for i := range w.acts {
+		a := &w.acts[i]
+		for lo := 0; lo < f; lo += gu {
+			w.tasks = append(w.tasks, moeTask{phase: phaseGateUp, expert: int32(i), lo: lo, hi: min(lo+gu, f)})
+			a.pending.Add(1)
+		}
+	}
+	for i := range w.acts {
+		for lo := 0; lo < n; lo += dr {
+			w.tasks = append(w.tasks, moeTask{phase: phaseDown, expert: int32(i), lo: lo, hi: min(lo+dr, n)})
+		}
+	}
 }
