@@ -259,32 +259,27 @@ func (c *context) expertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 		}
 	}
 	tasks := w.tasks
-	var next atomic.Int64
-	runWorkers(max(1, min(c.b.threads, len(tasks))), func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= len(tasks) {
-				return
-			}
-			t := tasks[i]
-			a := &acts[t.expert]
-			dm := partMatrix(dt, a.e, n, f)
-			switch t.phase {
-			case phaseWhole:
-				a.fillInputs(allG, allU)
-				gateUp(a, 0, f)
+	// Tasks are taken in order, every gate-and-up run before any down run,
+	// so a down task waits only on runs already being computed.
+	run(c.b.threads, len(tasks), func(i int) {
+		t := tasks[i]
+		a := &acts[t.expert]
+		dm := partMatrix(dt, a.e, n, f)
+		switch t.phase {
+		case phaseWhole:
+			a.fillInputs(allG, allU)
+			gateUp(a, 0, f)
+			a.pd.fill(downKind, f, a.gs, nil)
+			dm.mulRange(a.pd, 0, n, a.ds)
+		case phaseGateUp:
+			gateUp(a, t.lo, t.hi)
+			if a.pending.Add(-1) == 0 {
 				a.pd.fill(downKind, f, a.gs, nil)
-				dm.mulRange(a.pd, 0, n, a.ds)
-			case phaseGateUp:
-				gateUp(a, t.lo, t.hi)
-				if a.pending.Add(-1) == 0 {
-					a.pd.fill(downKind, f, a.gs, nil)
-					close(a.ready)
-				}
-			case phaseDown:
-				<-a.ready
-				dm.mulRange(a.pd, t.lo, t.hi, a.ds)
+				close(a.ready)
 			}
+		case phaseDown:
+			<-a.ready
+			dm.mulRange(a.pd, t.lo, t.hi, a.ds)
 		}
 	})
 	y := c.newF32(T, n)
