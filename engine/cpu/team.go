@@ -92,9 +92,11 @@ var team struct {
 }
 
 // spinFor is how long a helper stays ready after a section before it
-// parks: longer than the serial gap between two operations of a step,
-// short enough that an idle server does not burn a core.
-const spinFor = 0
+// parks: longer than the serial gap between two operations of a step
+// (their own serial work included), short enough that an idle server
+// does not burn a core. On the demo model's decode step (2 threads, a
+// quiet machine) 100 µs gave 2.7 ms a step against 3.1 ms for none.
+const spinFor = 100 * time.Microsecond
 
 // run runs do(i) for every i in [0, n) on up to workers goroutines, this
 // one among them, and returns when all are done.
