@@ -417,6 +417,13 @@ func (m matrix) mulRangeR16(p *prepared, lo, hi int, ys [][]float32) {
 		for c := range p.chunks {
 			ch := &p.chunks[c]
 			n := ch.Len()
+			// A chunk whose outputs are equally spaced rows of one
+			// tensor (a product's output) gets them written in place;
+			// others (an expert's tokens) go through a compact scratch.
+			if base, stride, ok := evenRows(ys[c*kernel.R16MaxVectors : c*kernel.R16MaxVectors+n]); ok {
+				kernel.MulQ8_0R16Rows(w[g0*gb:], gn, ch, base[lo+g0*kernel.R16Rows:], stride)
+				continue
+			}
 			out := scratch[:gn*kernel.R16Rows*n]
 			kernel.MulQ8_0R16(w[g0*gb:], gn, ch, out)
 			for g := range gn {
@@ -433,6 +440,36 @@ func (m matrix) mulRangeR16(p *prepared, lo, hi int, ys [][]float32) {
 			}
 		}
 	}
+}
+
+// evenRows reports whether the rows ys, all of one length, are slices of
+// one array stride values apart (rows of one tensor), and returns that
+// array from the first row's start to the last row's end, resliced from
+// the first row within its capacity: never past the array it belongs to.
+func evenRows(ys [][]float32) (base []float32, stride int, ok bool) {
+	n, l := len(ys), len(ys[0])
+	if l == 0 {
+		return nil, 0, false
+	}
+	stride = l
+	if n > 1 {
+		p0, p1 := uintptr(unsafe.Pointer(&ys[0][0])), uintptr(unsafe.Pointer(&ys[1][0]))
+		if p1 <= p0 || (p1-p0)%4 != 0 {
+			return nil, 0, false
+		}
+		stride = int((p1 - p0) / 4)
+	}
+	span := (n-1)*stride + l
+	if stride < l || cap(ys[0]) < span {
+		return nil, 0, false
+	}
+	base = ys[0][:span]
+	for j, y := range ys {
+		if len(y) != l || &y[0] != &base[j*stride] {
+			return nil, 0, false
+		}
+	}
+	return base, stride, true
 }
 
 const (

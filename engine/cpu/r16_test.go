@@ -125,3 +125,31 @@ func BenchmarkHeadMatMul(b *testing.B) {
 		}
 	}
 }
+
+// TestEvenRows checks which output rows mulRangeR16 writes in place: rows
+// of one array equally spaced, and nothing that would reach past an array
+// or run backwards.
+func TestEvenRows(t *testing.T) {
+	f := make([]float32, 100)
+	rows := [][]float32{f[0:10], f[30:40], f[60:70]}
+	base, stride, ok := evenRows(rows)
+	require.True(t, ok)
+	require.Equal(t, 30, stride)
+	require.Len(t, base, 70)
+	_, stride, ok = evenRows(rows[:1])
+	require.True(t, ok)
+	require.Equal(t, 10, stride)
+
+	for name, ys := range map[string][][]float32{
+		"uneven":         {f[0:10], f[30:40], f[61:71]},
+		"backwards":      {f[30:40], f[0:10]},
+		"overlapping":    {f[0:10], f[5:15]},
+		"lengths differ": {f[0:10], f[30:39]},
+		"capacity cut":   {f[0:10:10], f[30:40]},
+		"two arrays":     {make([]float32, 10), make([]float32, 10)},
+		"empty rows":     {f[0:0], f[0:0]},
+	} {
+		_, _, ok := evenRows(ys)
+		require.False(t, ok, name)
+	}
+}

@@ -66,17 +66,18 @@ var avx512vnni = func() impls {
 }()
 
 // r16Tiles are the R16 tiles by vector count.
-var r16Tiles = [R16MaxVectors + 1]func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32){
+var r16Tiles = [R16MaxVectors + 1]func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int){
 	nil, dotQ8_0R16x1VNNI, dotQ8_0R16x2VNNI, dotQ8_0R16x3VNNI, dotQ8_0R16x4VNNI,
 	dotQ8_0R16x5VNNI, dotQ8_0R16x6VNNI, dotQ8_0R16x7VNNI, dotQ8_0R16x8VNNI,
 }
 
-// mulQ8_0R16VNNI runs the R16 tile for x's vector count over each group.
-func mulQ8_0R16VNNI(w []byte, groups int, x *Q8_0R16In, out []float32) {
+// mulQ8_0R16VNNI runs the R16 tile for x's vector count over each group,
+// group g's sums for vector j at out[g·gstride + j·jstride + r].
+func mulQ8_0R16VNNI(w []byte, groups int, x *Q8_0R16In, out []float32, gstride, jstride int) {
 	tile := r16Tiles[x.n]
 	gb := x.nBlocks * r16Block
 	for g := range groups {
-		tile(w[g*gb:], x.nBlocks, x.q, x.d, x.c, out[g*R16Rows*x.n:])
+		tile(w[g*gb:], x.nBlocks, x.q, x.d, x.c, out[g*gstride:], jstride)
 	}
 }
 

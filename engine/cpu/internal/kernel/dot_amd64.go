@@ -64,37 +64,37 @@ func dotQ8_0x4R2VNNI(w []byte, rowBytes int, xv []byte, xd []float32, nBlocks in
 // out[8r+j] for x's vector j, out[8r+4+j] for y's; see _gen.
 func dotQ8_0x8R2VNNI(w []byte, rowBytes int, xv []byte, xd []float32, yv []byte, yd []float32, nBlocks int, out []float32)
 
-// dotQ8_0R16x1VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 1
+// dotQ8_0R16x1VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 1
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x1VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x1VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x2VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 2
+// dotQ8_0R16x2VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 2
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x2VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x2VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x3VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 3
+// dotQ8_0R16x3VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 3
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x3VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x3VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x4VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 4
+// dotQ8_0R16x4VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 4
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x4VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x4VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x5VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 5
+// dotQ8_0R16x5VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 5
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x5VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x5VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x6VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 6
+// dotQ8_0R16x6VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 6
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x6VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x6VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x7VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 7
+// dotQ8_0R16x7VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 7
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x7VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x7VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
-// dotQ8_0R16x8VNNI sets out[16j+r] to row r of one R16 group of w times vector j < 8
+// dotQ8_0R16x8VNNI sets out[stride·j+r] to row r of one R16 group of w times vector j < 8
 // of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.
-func dotQ8_0R16x8VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+func dotQ8_0R16x8VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 
 // axpyF32AVX2 is the AVX2 form of axpyF32Generic, fused.
 // len(y) ≥ len(x).

@@ -1439,9 +1439,9 @@ dotQ8_0x8R2VNNI_done:
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x1VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x1VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x1VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x1VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -1498,13 +1498,15 @@ dotQ8_0R16x1VNNI_loop:
 
 dotQ8_0R16x1VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x2VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x2VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x2VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x2VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -1581,14 +1583,17 @@ dotQ8_0R16x2VNNI_loop:
 
 dotQ8_0R16x2VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x3VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x3VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x3VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x3VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -1685,15 +1690,19 @@ dotQ8_0R16x3VNNI_loop:
 
 dotQ8_0R16x3VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z2, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x4VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x4VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x4VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x4VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -1810,16 +1819,21 @@ dotQ8_0R16x4VNNI_loop:
 
 dotQ8_0R16x4VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z2, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z3, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x5VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x5VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x5VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x5VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -1936,17 +1950,23 @@ dotQ8_0R16x5VNNI_loop:
 
 dotQ8_0R16x5VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z4, 256(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z2, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z3, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z4, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x6VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x6VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x6VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x6VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -2079,18 +2099,25 @@ dotQ8_0R16x6VNNI_loop:
 
 dotQ8_0R16x6VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z4, 256(AX)
-	VMOVUPS Z5, 320(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z2, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z3, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z4, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z5, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x7VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x7VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x7VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x7VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -2239,19 +2266,27 @@ dotQ8_0R16x7VNNI_loop:
 
 dotQ8_0R16x7VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z4, 256(AX)
-	VMOVUPS Z5, 320(AX)
-	VMOVUPS Z6, 384(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z2, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z3, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z4, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z5, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z6, (AX)
 	VZEROUPPER
 	RET
 
-// func dotQ8_0R16x8VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)
+// func dotQ8_0R16x8VNNI(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)
 // Requires: AVX, AVX512F, AVX512VNNI, MMX+
-TEXT ·dotQ8_0R16x8VNNI(SB), NOSPLIT, $0-128
+TEXT ·dotQ8_0R16x8VNNI(SB), NOSPLIT, $0-136
 	MOVQ   w_base+0(FP), AX
 	MOVQ   nBlocks+24(FP), CX
 	MOVQ   xq_base+32(FP), DX
@@ -2416,14 +2451,23 @@ dotQ8_0R16x8VNNI_loop:
 
 dotQ8_0R16x8VNNI_done:
 	MOVQ    out_base+104(FP), AX
+	MOVQ    stride+128(FP), CX
+	SHLQ    $0x02, CX
 	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z4, 256(AX)
-	VMOVUPS Z5, 320(AX)
-	VMOVUPS Z6, 384(AX)
-	VMOVUPS Z7, 448(AX)
+	ADDQ    CX, AX
+	VMOVUPS Z1, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z2, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z3, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z4, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z5, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z6, (AX)
+	ADDQ    CX, AX
+	VMOVUPS Z7, (AX)
 	VZEROUPPER
 	RET
 

@@ -56,7 +56,7 @@ type impls struct {
 	mulQ8_0x1 func(w []byte, rows int, x *Q8_0x1, out []float32)
 	mulQ8_0x8 func(w []byte, rows int, x, y *Q8_0x4, out []float32)
 
-	mulQ8_0R16 func(w []byte, groups int, x *Q8_0R16In, out []float32)
+	mulQ8_0R16 func(w []byte, groups int, x *Q8_0R16In, out []float32, gstride, jstride int)
 	preferR16  bool // backends should repack Q8_0 weights to R16
 
 	quantizeQ8_0 func(x []float32, dst []byte)

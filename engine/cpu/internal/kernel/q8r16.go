@@ -163,7 +163,30 @@ func MulQ8_0R16(w []byte, groups int, x *Q8_0R16In, out []float32) {
 			" bytes of w and " + strconv.Itoa(groups*R16Rows*x.n) + " of out, have " + strconv.Itoa(len(w)) +
 			" and " + strconv.Itoa(len(out)))
 	}
-	active.mulQ8_0R16(w[:n], groups, x, out[:groups*R16Rows*x.n])
+	active.mulQ8_0R16(w[:n], groups, x, out[:groups*R16Rows*x.n], R16Rows*x.n, R16Rows)
+}
+
+// MulQ8_0R16Rows is [MulQ8_0R16] writing each vector's products to its own
+// row of out, stride values apart:
+//
+//	out[j·stride + 16g + r] = row 16g+r · vector j     for g < groups, j < n, r < 16
+//
+// so that a product's outputs need no copy out of a compact scratch (a
+// small model's output projection writes 129,280 values per vector). It
+// panics if groups is negative, stride is less than groups·16, w is
+// shorter than groups·16 rows or out than (n−1)·stride + groups·16.
+func MulQ8_0R16Rows(w []byte, groups int, x *Q8_0R16In, out []float32, stride int) {
+	n := groups * x.nBlocks * r16Block
+	need := (x.n-1)*stride + groups*R16Rows
+	if groups < 0 || stride < groups*R16Rows || len(w) < n || len(out) < need {
+		panic("kernel: MulQ8_0R16Rows: groups = " + strconv.Itoa(groups) + ", stride = " + strconv.Itoa(stride) +
+			" needs " + strconv.Itoa(n) + " bytes of w and " + strconv.Itoa(need) + " of out, have " + strconv.Itoa(len(w)) +
+			" and " + strconv.Itoa(len(out)))
+	}
+	if groups == 0 {
+		return
+	}
+	active.mulQ8_0R16(w[:n], groups, x, out[:need], R16Rows, stride)
 }
 
 // PreferR16 reports whether the active set multiplies Q8_0 weights faster
@@ -172,7 +195,9 @@ func MulQ8_0R16(w []byte, groups int, x *Q8_0R16In, out []float32) {
 // mulQ8_0R16Generic.
 func PreferR16() bool { return active.preferR16 }
 
-// mulQ8_0R16Generic is the reference loop of [MulQ8_0R16]:
+// mulQ8_0R16Generic is the reference loop of [MulQ8_0R16] and
+// [MulQ8_0R16Rows], group g's sum for vector j and row r going to
+// out[g·gstride + j·jstride + r]:
 //
 //	for each row r and vector j:
 //		s := float32(0)
@@ -181,7 +206,7 @@ func PreferR16() bool { return active.preferR16 }
 //			d := float32(d_w · d_x)
 //			s = float32(s + float32(float32(sumi) · d))
 //		out = s
-func mulQ8_0R16Generic(w []byte, groups int, x *Q8_0R16In, out []float32) {
+func mulQ8_0R16Generic(w []byte, groups int, x *Q8_0R16In, out []float32, gstride, jstride int) {
 	nb, n := x.nBlocks, x.n
 	for g := range groups {
 		for j := range n {
@@ -199,7 +224,7 @@ func mulQ8_0R16Generic(w []byte, groups int, x *Q8_0R16In, out []float32) {
 					d := float32(F16ToF32(uint16(blk[2*r])|uint16(blk[2*r+1])<<8) * x.d[b*n+j])
 					s += float32(float32(sumi) * d)
 				}
-				out[(g*n+j)*R16Rows+r] = s
+				out[g*gstride+j*jstride+r] = s
 			}
 		}
 	}

@@ -76,12 +76,35 @@ func TestMulQ8_0R16(t *testing.T) {
 				p.Pack(xs, nb)
 				name := fmt.Sprintf("nb=%d n=%d exact=%v", nb, n, isExact)
 				want := make([]float32, groups*R16Rows*n)
-				mulQ8_0R16Generic(packed, groups, &p, want)
+				mulQ8_0R16Generic(packed, groups, &p, want, R16Rows*n, R16Rows)
 				got, check := guarded(len(want), 3, float32(-7.25))
 				MulQ8_0R16(packed, groups, &p, got)
 				check(t)
 				for i := range want {
 					requireSameFloat(t, want[i], got[i], "%s: %s vs generic at %d", name, Impl(), i)
+				}
+				// The same products straight into rows stride apart, the
+				// gaps between them untouched.
+				stride := groups*R16Rows + 5
+				rows, checkRows := guarded((n-1)*stride+groups*R16Rows, 3, float32(-7.25))
+				for i := range rows {
+					rows[i] = -7.25
+				}
+				MulQ8_0R16Rows(packed, groups, &p, rows, stride)
+				checkRows(t)
+				for j := range n {
+					for i := range stride {
+						at := j*stride + i
+						if at >= len(rows) {
+							break
+						}
+						if i >= groups*R16Rows {
+							requireSameFloat(t, -7.25, rows[at], "%s: rows: gap of vector %d at %d written", name, j, i)
+							continue
+						}
+						g, rr := i/R16Rows, i%R16Rows
+						requireSameFloat(t, want[(g*n+j)*R16Rows+rr], rows[at], "%s: rows: vector %d, row %d", name, j, i)
+					}
 				}
 				for g := range groups {
 					for j := range n {
@@ -133,6 +156,8 @@ func TestR16Panics(t *testing.T) {
 	out := make([]float32, 16)
 	require.Panics(t, func() { MulQ8_0R16(full[:100], 1, &p, out) }, "short w")
 	require.Panics(t, func() { MulQ8_0R16(full, 1, &p, out[:15]) }, "short out")
+	require.Panics(t, func() { MulQ8_0R16Rows(full, 1, &p, out[:15], 16) }, "short rows")
+	require.Panics(t, func() { MulQ8_0R16Rows(full, 1, &p, out, 15) }, "stride shorter than a row")
 	require.Panics(t, func() { DequantQ8_0R16Row(full, 16, 2, make([]float32, 64)) }, "row outside")
 }
 
@@ -226,7 +251,7 @@ func FuzzMulQ8_0R16(f *testing.F) {
 		var p Q8_0R16In
 		p.Pack(xs, blocks)
 		want := make([]float32, R16Rows*vecs)
-		mulQ8_0R16Generic(packed, 1, &p, want)
+		mulQ8_0R16Generic(packed, 1, &p, want, R16Rows*vecs, R16Rows)
 		got := make([]float32, len(want))
 		MulQ8_0R16(packed, 1, &p, got)
 		for i := range want {

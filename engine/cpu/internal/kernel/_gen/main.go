@@ -1083,8 +1083,8 @@ const r16PrefetchAhead = 2048
 // multiply, then an add, as the generic rounds them.
 func dotQ8_0R16VNNI(n int) {
 	name := fmt.Sprintf("dotQ8_0R16x%dVNNI", n)
-	TEXT(name, NOSPLIT, "func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32)")
-	Doc(name+fmt.Sprintf(" sets out[16j+r] to row r of one R16 group of w times vector j < %d", n),
+	TEXT(name, NOSPLIT, "func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int)")
+	Doc(name+fmt.Sprintf(" sets out[stride·j+r] to row r of one R16 group of w times vector j < %d", n),
 		"of a Q8_0R16In (xq, xd, xc) over nBlocks blocks, as mulQ8_0R16Generic does; see _gen.")
 	w := Load(Param("w").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
@@ -1152,10 +1152,18 @@ func dotQ8_0R16VNNI(n int) {
 	DECQ(nb)
 	JMP(LabelRef(name + "_loop"))
 
+	// Each vector's sixteen sums go to its own row of out, stride values
+	// after the last: into the scratch of a compact layout, or straight
+	// into a product's output rows.
 	Label(name + "_done")
 	out := Load(Param("out").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	SHLQ(U8(2), stride)
 	for j := range n {
-		VMOVUPS(acc[j], Mem{Base: out, Disp: 64 * j})
+		if j > 0 {
+			ADDQ(stride, out)
+		}
+		VMOVUPS(acc[j], Mem{Base: out})
 	}
 	VZEROUPPER()
 	RET()
