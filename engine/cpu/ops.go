@@ -238,8 +238,9 @@ func (c *context) Add(a, b engine.Tensor) engine.Tensor {
 	return y
 }
 
-// silu is ggml's x / (1 + e^-x), in f32.
-func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+// silu is ggml's x / (1 + e^-x), in f32 (e^-x through exp32, the bits of
+// float32(math.Exp(float64(-x)))).
+func silu(x float32) float32 { return x / (1 + exp32(-x)) }
 
 // swiglu is one element of SwiGLU with V4's asymmetric clamp (none when
 // clamp is 0).
@@ -260,9 +261,8 @@ func (c *context) SwiGLU(gate, up engine.Tensor, clamp float32) engine.Tensor {
 	if !slices.Equal(gt.shape, ut.shape) {
 		return c.fail("SwiGLU: %v and %v", gt, ut)
 	}
-	y := c.newF32(slices.Clone(gt.shape)...)
-	for i := range y.f {
-		y.f[i] = swiglu(gt.f[i], ut.f[i], clamp)
-	}
+	y := &tensor{shape: slices.Clone(gt.shape), dt: engine.F32, f: c.output(len(gt.f))}
+	copy(y.f, gt.f)
+	swigluRows(y.f, ut.f, clamp) // swiglu's bits, exp32 inlined
 	return y
 }

@@ -41,11 +41,14 @@ func benchBatch(T int) *engine.Batch {
 	return bt
 }
 
-// BenchmarkRope rotates the queries of the demo V4 model ([T, 8, 128], 64
-// channels rotating, YaRN) in a fresh context each time, angles included,
-// then the keys ([T, 128]) with the same angles.
+// BenchmarkRope does one layer's rotations of the demo V4 model (YaRN,
+// 64 channels rotating) in a fresh context: the queries [T, 8, 128], the
+// keys [T, 128], the outputs back [T, 8, 128] and the indexer's queries
+// [T, 8, 64], the angles computed once.
 func BenchmarkRope(b *testing.B) {
 	spec := engine.RopeSpec{Dims: 64, Base: 160000, Factor: 16, OrigContext: 65536, BetaFast: 32, BetaSlow: 1}
+	inv := spec
+	inv.Inverse = true
 	for _, T := range []int{1, 8} {
 		b.Run(fmt.Sprintf("tokens=%d", T), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(3, 4))
@@ -57,7 +60,9 @@ func BenchmarkRope(b *testing.B) {
 				c := bk.NewContext()
 				y := c.Rope(c.Input(q, T, 8, 128), bt, spec)
 				z := c.Rope(c.Input(k, T, 128), bt, spec)
-				if err := c.Compute(y, z); err != nil {
+				o := c.Rope(c.Input(q, T, 8, 128), bt, inv)
+				qi := c.Rope(c.Input(q[:T*8*64], T, 8, 64), bt, spec)
+				if err := c.Compute(y, z, o, qi); err != nil {
 					b.Fatal(err)
 				}
 				c.Close()
