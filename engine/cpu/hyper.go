@@ -4,13 +4,24 @@ import (
 	"math"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 // V4's manifold-constrained hyper-connections (spec §2.2). The mixes (a
 // matrix product) come from MatMul; these ops do the small per-token
 // arithmetic around them, in f32 and in the order llama.cpp's graph adds.
 
-func sigmoid32(x float32) float32 { return 1 / (1 + float32(math.Exp(float64(-x)))) }
+// sigmoid32 is 1/(1 + e^−x) in f32, e^−x through exp32 (the bits of
+// float32(math.Exp(float64(−x)))).
+func sigmoid32(x float32) float32 { return 1 / (1 + exp32(-x)) }
+
+// hyperGrain is the fewest tokens a goroutine takes of HyperPost over hc
+// streams of n: at least minPieceWork multiply-adds, so that a
+// decode step's few tokens of a small model run on the calling goroutine
+// rather than pay a hand-off that costs more than they do.
+func hyperGrain(hc, n int) int {
+	return max(1, minPieceWork/max(1, hc*hc*n))
+}
 
 // hyperArgs unwraps the tensors the hyper-connection ops share.
 func (c *context) hyperArgs(op string, x, mix, scale, base engine.Tensor, spec engine.HyperSpec, nmix, nscale int) (xt, mt *tensor, sc, bs []float32, ok bool) {
@@ -41,9 +52,13 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 		return &tensor{}, &tensor{}, &tensor{}
 	}
 	T, n, nmix := xt.shape[0], xt.shape[2], (2+hc)*hc
-	in := c.newF32(T, n)
-	post := c.newF32(T, hc)
-	comb := c.newF32(T, hc, hc)
+	// Every element of the three is written: none need be cleared.
+	in := &tensor{shape: []int{T, n}, dt: engine.F32, f: c.output(T * n)}
+	post := &tensor{shape: []int{T, hc}, dt: engine.F32, f: c.output(T * hc)}
+	comb := &tensor{shape: []int{T, hc, hc}, dt: engine.F32, f: c.output(T * hc * hc)}
+	// A token per piece: its Sinkhorn iterations (Iters·2·hc² scalar
+	// divisions, about 5 µs at hc 4 and 20 iterations) outweigh a
+	// hand-off, unlike HyperPost's weighted sums.
 	c.b.parallel(T, 1, func(lo, hi int) {
 		pre := make([]float32, hc)
 		for t := lo; t < hi; t++ {
@@ -59,14 +74,9 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 			sinkhorn(cm, hc, spec.Iters, spec.Eps)
 			dst := in.f[t*n : (t+1)*n]
 			xs := xt.f[t*hc*n : (t+1)*hc*n]
-			for i := range dst {
-				dst[i] = xs[i] * pre[0]
-			}
+			kernel.ScaleF32(dst, xs[:n], pre[0], nil)
 			for k := 1; k < hc; k++ {
-				row := xs[k*n : (k+1)*n]
-				for i := range dst {
-					dst[i] += row[i] * pre[k]
-				}
+				kernel.MulAddF32(dst, xs[k*n:(k+1)*n], pre[k])
 			}
 		}
 	})
@@ -86,7 +96,7 @@ func sinkhorn(m []float32, hc, iters int, eps float32) {
 		}
 		var sum float64
 		for k, v := range row {
-			row[k] = float32(math.Exp(float64(v - mx)))
+			row[k] = exp32(v - mx)
 			sum += float64(row[k])
 		}
 		inv := float32(1 / sum)
@@ -140,24 +150,17 @@ func (c *context) HyperPost(y, x, post, comb engine.Tensor) engine.Tensor {
 	if yt.shape[0] != T || yt.shape[1] != n || len(pt.f) != T*hc || len(ct.f) != T*hc*hc {
 		return c.fail("HyperPost: y %v, streams %v, post %v, comb %v", yt, xt, pt, ct)
 	}
-	out := c.newF32(T, hc, n)
-	c.b.parallel(T, 1, func(lo, hi int) {
+	out := &tensor{shape: []int{T, hc, n}, dt: engine.F32, f: c.output(T * hc * n)} // every element written
+	c.b.parallel(T, hyperGrain(hc, n), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			ys := yt.f[t*n : (t+1)*n]
 			xs := xt.f[t*hc*n : (t+1)*hc*n]
 			cm := ct.f[t*hc*hc : (t+1)*hc*hc]
 			for k := range hc {
 				dst := out.f[(t*hc+k)*n : (t*hc+k+1)*n]
-				p := pt.f[t*hc+k]
-				for i := range dst {
-					dst[i] = ys[i] * p
-				}
+				kernel.ScaleF32(dst, ys, pt.f[t*hc+k], nil)
 				for j := range hc {
-					w := cm[j*hc+k]
-					src := xs[j*n : (j+1)*n]
-					for i := range dst {
-						dst[i] += src[i] * w
-					}
+					kernel.MulAddF32(dst, xs[j*n:(j+1)*n], cm[j*hc+k])
 				}
 			}
 		}
@@ -172,7 +175,7 @@ func (c *context) HyperHead(x, mix, scale, base engine.Tensor, spec engine.Hyper
 		return &tensor{}
 	}
 	T, n := xt.shape[0], xt.shape[2]
-	out := c.newF32(T, n)
+	out := &tensor{shape: []int{T, n}, dt: engine.F32, f: c.output(T * n)} // every element written
 	for t := range T {
 		dst := out.f[t*n : (t+1)*n]
 		xs := xt.f[t*hc*n : (t+1)*hc*n]
@@ -180,14 +183,10 @@ func (c *context) HyperHead(x, mix, scale, base engine.Tensor, spec engine.Hyper
 			w := sigmoid32(mt.f[t*hc+k]*sc[0]+bs[k]) + spec.Eps
 			row := xs[k*n : (k+1)*n]
 			if k == 0 {
-				for i := range dst {
-					dst[i] = row[i] * w
-				}
+				kernel.ScaleF32(dst, row, w, nil)
 				continue
 			}
-			for i := range dst {
-				dst[i] += row[i] * w
-			}
+			kernel.MulAddF32(dst, row, w)
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 func (c *context) newF32(shape ...int) *tensor {
@@ -141,23 +142,15 @@ func (c *context) RMSNorm(x, weight engine.Tensor, eps float32) engine.Tensor {
 		}
 		w = wt.f
 	}
-	y := c.newF32(slices.Clone(xt.shape)...)
-	for r, row := range rowsOf(xt) {
-		// ggml sums squares in double precision (ggml_float); so do we.
-		var sum float64
-		for _, v := range row {
-			sum += float64(v * v)
-		}
+	// Every element is written: the output need not be cleared.
+	y := &tensor{shape: slices.Clone(xt.shape), dt: engine.F32, f: c.output(len(xt.f))}
+	for r := 0; n > 0 && r+n <= len(xt.f); r += n {
+		// ggml sums the f32 squares in double precision (ggml_float), in
+		// order; SumSquaresF64 in sixteen lanes (see its doc).
+		row := xt.f[r : r+n]
+		sum := kernel.SumSquaresF64(row)
 		scale := float32(1 / math.Sqrt(float64(float32(sum/float64(n))+eps)))
-		dst := y.f[r*n : (r+1)*n]
-		for i, v := range row {
-			dst[i] = v * scale
-		}
-		if w != nil {
-			for i := range dst {
-				dst[i] *= w[i]
-			}
-		}
+		kernel.ScaleF32(y.f[r:r+n], row, scale, w)
 	}
 	return y
 }
@@ -245,8 +238,9 @@ func (c *context) Add(a, b engine.Tensor) engine.Tensor {
 	return y
 }
 
-// silu is ggml's x / (1 + e^-x), in f32.
-func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+// silu is ggml's x / (1 + e^-x), in f32 (e^-x through exp32, the bits of
+// float32(math.Exp(float64(-x)))).
+func silu(x float32) float32 { return x / (1 + exp32(-x)) }
 
 // swiglu is one element of SwiGLU with V4's asymmetric clamp (none when
 // clamp is 0).
@@ -267,9 +261,8 @@ func (c *context) SwiGLU(gate, up engine.Tensor, clamp float32) engine.Tensor {
 	if !slices.Equal(gt.shape, ut.shape) {
 		return c.fail("SwiGLU: %v and %v", gt, ut)
 	}
-	y := c.newF32(slices.Clone(gt.shape)...)
-	for i := range y.f {
-		y.f[i] = swiglu(gt.f[i], ut.f[i], clamp)
-	}
+	y := &tensor{shape: slices.Clone(gt.shape), dt: engine.F32, f: c.output(len(gt.f))}
+	copy(y.f, gt.f)
+	swigluRows(y.f, ut.f, clamp) // swiglu's bits, exp32 inlined
 	return y
 }

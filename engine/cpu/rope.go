@@ -1,37 +1,59 @@
 package cpu
 
-import "github.com/ulan-ai/ulan/engine"
+import (
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+)
 
-// ropeKey names the rotation angles of one rope (its direction aside) at
-// one batch's positions.
+// ropeKey names the rotation of one rope, direction included, at one
+// batch's positions.
 type ropeKey struct {
-	spec engine.RopeSpec // Inverse false
-	pos  *int32          // &Positions[0]
+	spec engine.RopeSpec
+	pos  *int32 // &Positions[0]
 	n    int
 }
 
-// ropeAngles returns cos and sin of every rotated pair at every position
-// of b (position t's pairs at [t·half, (t+1)·half) of each), forward, once
-// per context: a V4 layer rotates its queries, its keys and its outputs
+// ropeAngles returns the rotation of every rotated channel at every
+// position of b, in kernel.RotatePairsF32's form (position t's at
+// [t·Dims, (t+1)·Dims) of each): cc repeats each pair's cosine, ss holds
+// (−sin, sin) per pair, (sin, −sin) for the inverse. Once per context and
+// direction: a V4 layer rotates its queries, its keys and its outputs
 // (and the indexer's) at the same positions, and each angle costs a
-// float64 cosine and sine.
-func (c *context) ropeAngles(spec engine.RopeSpec, b *engine.Batch) (cos, sin []float32) {
-	spec.Inverse = false
-	T, half := len(b.Positions), spec.Dims/2
+// float64 cosine and sine (the inverse only negates the forward sines,
+// exactly).
+func (c *context) ropeAngles(spec engine.RopeSpec, b *engine.Batch) (cc, ss []float32) {
+	T, dims := len(b.Positions), spec.Dims
 	key := ropeKey{spec: spec, pos: &b.Positions[0], n: T}
 	if v, ok := c.ropes[key]; ok {
-		return v[:T*half], v[T*half:]
+		return v[:T*dims], v[T*dims:]
 	}
-	v := c.output(2 * T * half)
-	cos, sin = v[:T*half], v[T*half:]
-	for t, p := range b.Positions {
-		engine.RopeAngles(spec, int(p), cos[t*half:(t+1)*half], sin[t*half:(t+1)*half])
+	v := c.output(2 * T * dims)
+	cc, ss = v[:T*dims], v[T*dims:]
+	if spec.Inverse {
+		fwd := spec
+		fwd.Inverse = false
+		fc, fs := c.ropeAngles(fwd, b)
+		copy(cc, fc)
+		for i, s := range fs {
+			ss[i] = -s
+		}
+	} else {
+		half := dims / 2
+		cos, sin := make([]float32, half), make([]float32, half)
+		for t, p := range b.Positions {
+			engine.RopeAngles(spec, int(p), cos, sin)
+			tc, ts := cc[t*dims:(t+1)*dims], ss[t*dims:(t+1)*dims]
+			for i := range half {
+				tc[2*i], tc[2*i+1] = cos[i], cos[i]
+				ts[2*i], ts[2*i+1] = -sin[i], sin[i]
+			}
+		}
 	}
 	if c.ropes == nil {
 		c.ropes = make(map[ropeKey][]float32)
 	}
 	c.ropes[key] = v
-	return cos, sin
+	return cc, ss
 }
 
 func (c *context) Rope(x engine.Tensor, b *engine.Batch, spec engine.RopeSpec) engine.Tensor {
@@ -47,30 +69,16 @@ func (c *context) Rope(x engine.Tensor, b *engine.Batch, spec engine.RopeSpec) e
 	if T == 0 || len(xt.f)%(T*n) != 0 || xt.shape[0] != T {
 		return c.fail("Rope: %v for %d tokens", xt, T)
 	}
-	perTok := len(xt.f) / T
-	y := c.newF32(append([]int(nil), xt.shape...)...)
-	copy(y.f, xt.f)
-	half := spec.Dims / 2
-	cos, sin := c.ropeAngles(spec, b)
-	off := n - spec.Dims
+	perTok, dims := len(xt.f)/T, spec.Dims
+	// Every element is written: the output need not be cleared.
+	y := &tensor{shape: append([]int(nil), xt.shape...), dt: engine.F32, f: c.output(len(xt.f))}
+	cc, ss := c.ropeAngles(spec, b)
+	off := n - dims
 	for t := range T {
-		cs, sn := cos[t*half:(t+1)*half], sin[t*half:(t+1)*half]
+		tc, ts := cc[t*dims:(t+1)*dims], ss[t*dims:(t+1)*dims]
 		for v := t * perTok; v < (t+1)*perTok; v += n {
-			seg := y.f[v+off : v+n]
-			if spec.Inverse {
-				// The angles negated: sin(−θ) = −sin θ exactly.
-				for i := range half {
-					x0, x1 := seg[2*i], seg[2*i+1]
-					seg[2*i] = x0*cs[i] + x1*sn[i]
-					seg[2*i+1] = -(x0 * sn[i]) + x1*cs[i]
-				}
-				continue
-			}
-			for i := range half {
-				x0, x1 := seg[2*i], seg[2*i+1]
-				seg[2*i] = x0*cs[i] - x1*sn[i]
-				seg[2*i+1] = x0*sn[i] + x1*cs[i]
-			}
+			copy(y.f[v:v+off], xt.f[v:v+off])
+			kernel.RotatePairsF32(y.f[v+off:v+n], xt.f[v+off:v+n], tc, ts)
 		}
 	}
 	return y

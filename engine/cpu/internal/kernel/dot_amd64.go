@@ -120,6 +120,36 @@ func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
 //go:noescape
 func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
 
+// sumSquaresF64x16AVX2 is the AVX2 form of sumSquaresF64x16Generic.
+// len(x) is a multiple of 16.
+//
+//go:noescape
+func sumSquaresF64x16AVX2(x []float32, lanes *[16]float64)
+
+// scaleF32x8AVX2 is the AVX2 form of scaleF32Generic.
+// len(x) is a multiple of 8, len(dst) ≥ len(x).
+//
+//go:noescape
+func scaleF32x8AVX2(dst []float32, x []float32, s float32)
+
+// scaleMulF32x8AVX2 is the AVX2 form of scaleMulF32Generic.
+// len(x) is a multiple of 8, len(dst) and len(w) ≥ len(x).
+//
+//go:noescape
+func scaleMulF32x8AVX2(dst []float32, x []float32, s float32, w []float32)
+
+// mulAddF32x8AVX2 is the AVX2 form of mulAddF32Generic: a multiply, then an add.
+// len(x) is a multiple of 8, len(y) ≥ len(x).
+//
+//go:noescape
+func mulAddF32x8AVX2(y []float32, x []float32, a float32)
+
+// rotatePairsF32x8AVX2 is the AVX2 form of rotatePairsF32Generic.
+// len(x) is a multiple of 8, len(dst), len(cc) and len(ss) ≥ len(x).
+//
+//go:noescape
+func rotatePairsF32x8AVX2(dst []float32, x []float32, cc []float32, ss []float32)
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

@@ -2952,6 +2952,150 @@ maxF32x8AVX2_done:
 	VZEROUPPER
 	RET
 
+// func sumSquaresF64x16AVX2(x []float32, lanes *[16]float64)
+// Requires: AVX
+TEXT ·sumSquaresF64x16AVX2(SB), NOSPLIT, $0-32
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	MOVQ    lanes+24(FP), DX
+	VMOVUPD (DX), Y0
+	VMOVUPD 32(DX), Y1
+	VMOVUPD 64(DX), Y2
+	VMOVUPD 96(DX), Y3
+	SHRQ    $0x04, CX
+	JZ      sumSquaresF64x16AVX2_done
+
+sumSquaresF64x16AVX2_loop:
+	VMOVUPS   (AX), X4
+	VMULPS    X4, X4, X4
+	VCVTPS2PD X4, Y4
+	VADDPD    Y4, Y0, Y0
+	VMOVUPS   16(AX), X4
+	VMULPS    X4, X4, X4
+	VCVTPS2PD X4, Y4
+	VADDPD    Y4, Y1, Y1
+	VMOVUPS   32(AX), X4
+	VMULPS    X4, X4, X4
+	VCVTPS2PD X4, Y4
+	VADDPD    Y4, Y2, Y2
+	VMOVUPS   48(AX), X4
+	VMULPS    X4, X4, X4
+	VCVTPS2PD X4, Y4
+	VADDPD    Y4, Y3, Y3
+	ADDQ      $0x40, AX
+	DECQ      CX
+	JNZ       sumSquaresF64x16AVX2_loop
+
+sumSquaresF64x16AVX2_done:
+	VMOVUPD Y0, (DX)
+	VMOVUPD Y1, 32(DX)
+	VMOVUPD Y2, 64(DX)
+	VMOVUPD Y3, 96(DX)
+	VZEROUPPER
+	RET
+
+// func scaleF32x8AVX2(dst []float32, x []float32, s float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·scaleF32x8AVX2(SB), NOSPLIT, $0-52
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         x_len+32(FP), DX
+	MOVSS        s+48(FP), X0
+	VBROADCASTSS X0, Y0
+	SHRQ         $0x03, DX
+	JZ           scaleF32x8AVX2_done
+
+scaleF32x8AVX2_loop:
+	VMULPS  (CX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, AX
+	DECQ    DX
+	JNZ     scaleF32x8AVX2_loop
+
+scaleF32x8AVX2_done:
+	VZEROUPPER
+	RET
+
+// func scaleMulF32x8AVX2(dst []float32, x []float32, s float32, w []float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·scaleMulF32x8AVX2(SB), NOSPLIT, $0-80
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         w_base+56(FP), DX
+	MOVQ         x_len+32(FP), BX
+	MOVSS        s+48(FP), X0
+	VBROADCASTSS X0, Y0
+	SHRQ         $0x03, BX
+	JZ           scaleMulF32x8AVX2_done
+
+scaleMulF32x8AVX2_loop:
+	VMULPS  (CX), Y0, Y1
+	VMULPS  (DX), Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, DX
+	ADDQ    $0x20, AX
+	DECQ    BX
+	JNZ     scaleMulF32x8AVX2_loop
+
+scaleMulF32x8AVX2_done:
+	VZEROUPPER
+	RET
+
+// func mulAddF32x8AVX2(y []float32, x []float32, a float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·mulAddF32x8AVX2(SB), NOSPLIT, $0-52
+	MOVQ         y_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         x_len+32(FP), DX
+	MOVSS        a+48(FP), X0
+	VBROADCASTSS X0, Y0
+	SHRQ         $0x03, DX
+	JZ           mulAddF32x8AVX2_done
+
+mulAddF32x8AVX2_loop:
+	VMULPS  (CX), Y0, Y1
+	VADDPS  (AX), Y1, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x20, CX
+	ADDQ    $0x20, AX
+	DECQ    DX
+	JNZ     mulAddF32x8AVX2_loop
+
+mulAddF32x8AVX2_done:
+	VZEROUPPER
+	RET
+
+// func rotatePairsF32x8AVX2(dst []float32, x []float32, cc []float32, ss []float32)
+// Requires: AVX
+TEXT ·rotatePairsF32x8AVX2(SB), NOSPLIT, $0-96
+	MOVQ dst_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ cc_base+48(FP), DX
+	MOVQ ss_base+72(FP), BX
+	MOVQ x_len+32(FP), SI
+	SHRQ $0x03, SI
+	JZ   rotatePairsF32x8AVX2_done
+
+rotatePairsF32x8AVX2_loop:
+	VMOVUPS   (CX), Y0
+	VPERMILPS $0xb1, Y0, Y1
+	VMULPS    (DX), Y0, Y0
+	VMULPS    (BX), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $0x20, CX
+	ADDQ      $0x20, DX
+	ADDQ      $0x20, BX
+	ADDQ      $0x20, AX
+	DECQ      SI
+	JNZ       rotatePairsF32x8AVX2_loop
+
+rotatePairsF32x8AVX2_done:
+	VZEROUPPER
+	RET
+
 // func f16ToF32sAVX2(dst []float32, src []uint16)
 // Requires: AVX, F16C
 TEXT ·f16ToF32sAVX2(SB), NOSPLIT, $0-48

@@ -1,0 +1,154 @@
+package kernel
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// normInputs is random vectors of lengths around the kernels' widths,
+// some off their allocation's alignment.
+func normInputs(seed uint64) [][]float32 {
+	r := newRand(seed)
+	var xs [][]float32
+	for _, n := range []int{0, 1, 2, 6, 8, 14, 16, 17, 30, 32, 64, 100, 128, 130, 512} {
+		for _, off := range []int{0, 1, 3} {
+			x := make([]float32, n+off)[off:]
+			for i := range x {
+				x[i] = (r.Float32() - 0.5) * 8
+			}
+			xs = append(xs, x)
+		}
+	}
+	return xs
+}
+
+// twins runs f with the active kernels and then with their generic
+// twins (generic true).
+func twins(f func(generic bool)) {
+	f(false)
+	f(true)
+}
+
+// TestSumSquaresF64 checks the sum against the sequential one (within
+// float64 rounding) and the two sets against each other bit for bit.
+func TestSumSquaresF64(t *testing.T) {
+	t.Parallel()
+	for _, x := range normInputs(51) {
+		var seq float64
+		for _, v := range x {
+			seq += float64(v * v)
+		}
+		var got []float64
+		got = append(got, SumSquaresF64(x), sumSquaresF64(x, true))
+		require.InDelta(t, seq, got[0], 1e-13*seq, "n=%d", len(x))
+		require.Equal(t, math.Float64bits(got[1]), math.Float64bits(got[0]), "n=%d: twins", len(x))
+	}
+}
+
+// TestScaleF32 checks both forms against the plain loops, bit for bit, in
+// both sets.
+func TestScaleF32(t *testing.T) {
+	t.Parallel()
+	for _, x := range normInputs(52) {
+		w := normInputs(53)
+		ws := w[len(w)-1][:len(x)]
+		const s = float32(0.731)
+		twins(func(generic bool) {
+			scale := ScaleF32
+			if generic {
+				scale = func(dst, x []float32, s float32, w []float32) {
+					scaleF32(dst, x, s, w, scaleF32Generic, scaleMulF32Generic)
+				}
+			}
+			dst := make([]float32, len(x))
+			scale(dst, x, s, nil)
+			for i, v := range x {
+				require.Equal(t, math.Float32bits(v*s), math.Float32bits(dst[i]), "n=%d i=%d", len(x), i)
+			}
+			scale(dst, x, s, ws)
+			for i, v := range x {
+				want := v * s
+				want *= ws[i]
+				require.Equal(t, math.Float32bits(want), math.Float32bits(dst[i]), "n=%d i=%d: weighted", len(x), i)
+			}
+		})
+	}
+}
+
+// TestMulAddF32 checks the multiply-then-add against the plain loop, bit
+// for bit, in both sets.
+func TestMulAddF32(t *testing.T) {
+	t.Parallel()
+	ys := normInputs(55)
+	for k, x := range normInputs(54) {
+		const a = float32(-1.37)
+		twins(func(generic bool) {
+			y := append([]float32(nil), ys[k]...)
+			if generic {
+				mulAddF32(y, x, a, mulAddF32Generic)
+			} else {
+				MulAddF32(y, x, a)
+			}
+			for i, v := range x {
+				p := v * a
+				want := ys[k][i] + p
+				require.Equal(t, math.Float32bits(want), math.Float32bits(y[i]), "n=%d i=%d", len(x), i)
+			}
+		})
+	}
+}
+
+// TestRotatePairsF32 checks the rotation against rope's expression per
+// pair, forward and inverse, bit for bit, in both sets.
+func TestRotatePairsF32(t *testing.T) {
+	t.Parallel()
+	r := newRand(56)
+	for _, x := range normInputs(57) {
+		if len(x)%2 != 0 {
+			continue
+		}
+		half := len(x) / 2
+		cs, sn := make([]float32, half), make([]float32, half)
+		for i := range half {
+			a := r.Float64() * 6
+			cs[i], sn[i] = float32(math.Cos(a)), float32(math.Sin(a))
+		}
+		for _, inverse := range []bool{false, true} {
+			cc, ss := make([]float32, len(x)), make([]float32, len(x))
+			for i := range half {
+				cc[2*i], cc[2*i+1] = cs[i], cs[i]
+				ss[2*i], ss[2*i+1] = -sn[i], sn[i]
+				if inverse {
+					ss[2*i], ss[2*i+1] = sn[i], -sn[i]
+				}
+			}
+			twins(func(generic bool) {
+				dst := make([]float32, len(x))
+				if generic {
+					rotatePairsF32(dst, x, cc, ss, rotatePairsF32Generic)
+				} else {
+					RotatePairsF32(dst, x, cc, ss)
+				}
+				for i := range half {
+					x0, x1 := x[2*i], x[2*i+1]
+					var w0, w1 float32
+					if inverse {
+						a, b := x0*cs[i], x1*sn[i]
+						w0 = a + b
+						c, d := x0*sn[i], x1*cs[i]
+						w1 = -c + d
+					} else {
+						a, b := x0*cs[i], x1*sn[i]
+						w0 = a - b
+						c, d := x0*sn[i], x1*cs[i]
+						w1 = c + d
+					}
+					require.Equal(t, math.Float32bits(w0), math.Float32bits(dst[2*i]), "n=%d pair %d inverse=%v", len(x), i, inverse)
+					require.Equal(t, math.Float32bits(w1), math.Float32bits(dst[2*i+1]), "n=%d pair %d inverse=%v", len(x), i, inverse)
+				}
+			})
+		}
+	}
+}
