@@ -131,7 +131,8 @@ func (st *Stage) Step(ctx context.Context, seqs []*Seq, logits [][]float32) []Re
 	return res
 }
 
-// forEach runs fn on every row, on up to GOMAXPROCS goroutines.
+// forEach runs fn on every row, on up to GOMAXPROCS goroutines, this one
+// among them.
 func forEach(rows []*row, fn func(*row)) {
 	workers := min(runtime.GOMAXPROCS(0), len(rows))
 	if workers <= 1 {
@@ -141,14 +142,18 @@ func forEach(rows []*row, fn func(*row)) {
 		return
 	}
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(rows)); i = next.Add(1) - 1 {
-				fn(rows[i])
-			}
-		})
+	work := func() {
+		for i := next.Add(1) - 1; i < int64(len(rows)); i = next.Add(1) - 1 {
+			fn(rows[i])
+		}
 	}
+	// The caller takes rows too: it starts at once, where a goroutine it
+	// started would first have to be woken.
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }
 
