@@ -45,6 +45,7 @@ func main() {
 	dotRowsF32x4()
 	expShift()
 	maxF32()
+	swiglu()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
