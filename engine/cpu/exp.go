@@ -1,6 +1,10 @@
 package cpu
 
-import "math"
+import (
+	"math"
+
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+)
 
 // exp32 returns float32(math.Exp(float64(x))) bit for bit, in about half
 // the time of that expression (BenchmarkExp32): a 64-entry table of 2^(j/64) and a degree-5
@@ -66,37 +70,9 @@ var expTable = func() (t [expTableLen]float64) {
 	return t
 }()
 
-// swigluRows sets g[i] = swiglu(g[i], u[i], clamp) for every i: the same
-// bits, with exp32's fast path (expNear, roundsSure) inlined in the loop.
+// swigluRows sets g[i] = swiglu(g[i], u[i], clamp) for every i, with the
+// same bits: kernel.SwiGLUF32, whose exponential is exp32's
+// float32(math.Exp(float64(x))), eight values at a time in AVX2.
 func swigluRows(g, u []float32, clamp float32) {
-	u = u[:len(g)]
-	for i, gv := range g {
-		uv := u[i]
-		// min and max as branches: clamp > 0, so they differ from the
-		// builtins only in not checking for NaN, which passes either way.
-		if clamp > 0 {
-			if gv > clamp {
-				gv = clamp
-			}
-			if uv > clamp {
-				uv = clamp
-			} else if uv < -clamp {
-				uv = -clamp
-			}
-		}
-		x := -gv
-		var e float32
-		if y := expNear(float64(x)); x > -87 && x < 88 && roundsSure(y) {
-			e = float32(y)
-		} else {
-			e = exp32Slow(x)
-		}
-		g[i] = gv / (1 + e) * uv
-	}
+	kernel.SwiGLUF32(g, u, clamp)
 }
-
-// exp32Slow is float32(math.Exp(float64(x))), out of line so that the
-// loops that call it rarely keep their values in registers.
-//
-//go:noinline
-func exp32Slow(x float32) float32 { return float32(math.Exp(float64(x))) }

@@ -1,8 +1,8 @@
 package cpu
 
 import (
-	"container/heap"
-	"sort"
+	"math"
+	"sync"
 
 	"github.com/ulan-ai/ulan/engine"
 )
@@ -48,17 +48,23 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 			}
 		}
 	}
-	// query lays out token t's query for scoring (indexscore.go).
-	query := func(t int) *indexQuery {
-		return newIndexQuery(qt.f[t*H*d:(t+1)*H*d], wt.f[t*H:(t+1)*H], H, d, spec.Scale)
-	}
 	// score fills scores[w] for keys [lo, hi) of token t.
 	score := func(t int, iq *indexQuery, scores []float32, lo, hi int) {
 		s := int(b.Seq[t])
 		iq.score(kt.f, func(w int) int { return b.PagedRow(s, w*r, r) }, scores, lo, hi)
 	}
-	selectTop := func(t int, scores []float32) {
-		for i, w := range topK(scores, K) {
+	// rank scores token t's keys with the scratch x and keeps the top K.
+	rank := func(t int, x *indexScratch, parallel bool) {
+		n := (int(b.Positions[t]) + 1) / r
+		iq := x.query(qt.f[t*H*d:(t+1)*H*d], wt.f[t*H:(t+1)*H], H, d, spec.Scale)
+		x.scores = grow(x.scores, n)
+		scores := x.scores
+		if parallel {
+			c.b.parallel(n, 64, func(lo, hi int) { score(t, iq, scores, lo, hi) })
+		} else {
+			score(t, iq, scores, 0, n)
+		}
+		for i, w := range x.topK(scores, K) {
 			out.i[t*K+i] = int32(w)
 		}
 	}
@@ -69,65 +75,110 @@ func (c *context) IndexTopK(q, weights, keys engine.Tensor, b *engine.Batch, spe
 		}
 	}
 	if len(many) >= c.b.threads {
-		// A prompt: one token per goroutine at a time.
+		// A prompt, or a decode step of several sequences: one token per
+		// goroutine at a time.
 		c.b.each(len(many), func(i int) {
-			t := many[i]
-			scores := make([]float32, (int(b.Positions[t])+1)/r)
-			score(t, query(t), scores, 0, len(scores))
-			selectTop(t, scores)
+			x := indexScratchPool.Get().(*indexScratch)
+			defer indexScratchPool.Put(x)
+			rank(many[i], x, false)
 		})
 		return out
 	}
-	// Decode steps: each token's keys split over the goroutines.
+	// Decode steps of one sequence: each token's keys split over the
+	// goroutines.
+	x := indexScratchPool.Get().(*indexScratch)
+	defer indexScratchPool.Put(x)
 	for _, t := range many {
-		scores := make([]float32, (int(b.Positions[t])+1)/r)
-		iq := query(t)
-		c.b.parallel(len(scores), 64, func(lo, hi int) { score(t, iq, scores, lo, hi) })
-		selectTop(t, scores)
+		rank(t, x, true)
 	}
 	return out
 }
 
+// indexScratch is one goroutine's buffers for IndexTopK, kept between
+// calls: the laid-out query, the scores and topK's keys.
+type indexScratch struct {
+	iq     indexQuery
+	scores []float32
+	keys   []uint64
+	top    []int
+}
+
+var indexScratchPool = sync.Pool{New: func() any { return new(indexScratch) }}
+
 // topK returns the indices of the k largest scores (ties: the lower index
 // wins), in increasing index order.
 func topK(scores []float32, k int) []int {
-	h := &minHeap{s: scores}
-	for i := range scores {
-		if h.Len() < k {
-			heap.Push(h, i)
-		} else if h.less(h.idx[0], i) {
-			h.idx[0] = i
-			heap.Fix(h, 0)
+	var x indexScratch
+	return x.topK(scores, k)
+}
+
+// topK is [topK] with x's buffers (the result is x's too). Every score
+// becomes a distinct key that orders as (score, −index) does (−0 counts as
+// +0, a NaN above +Inf); the k-th largest key is found by selection on a
+// copy, and the indices whose keys are at least that one, exactly k, are
+// taken in order.
+func (x *indexScratch) topK(scores []float32, k int) []int {
+	n := len(scores)
+	k = min(k, n)
+	x.keys = grow(x.keys, 2*n)
+	keys, sel := x.keys[:n], x.keys[n:]
+	for i, s := range scores {
+		b := math.Float32bits(s + 0) // −0 + 0 = +0
+		if b&(1<<31) != 0 {
+			b = ^b
+		} else {
+			b |= 1 << 31
+		}
+		keys[i] = uint64(b)<<32 | uint64(^uint32(i))
+	}
+	x.top = x.top[:0]
+	if k == 0 {
+		return x.top
+	}
+	copy(sel, keys)
+	least := selectKth(sel, n-k)
+	for i, key := range keys {
+		if key >= least {
+			x.top = append(x.top, i)
 		}
 	}
-	// Increasing index order, for a selection that reads keys in order.
-	sort.Ints(h.idx)
-	return h.idx
+	return x.top
 }
 
-// minHeap keeps the best indices seen, the worst on top.
-type minHeap struct {
-	s   []float32
-	idx []int
-}
-
-// less orders a before b when a is worse: a lower score, or an equal score
-// at a higher index.
-func (h *minHeap) less(a, b int) bool {
-	if h.s[a] != h.s[b] {
-		return h.s[a] < h.s[b]
+// selectKth reorders v (distinct values) so that v[j] is the value of rank
+// j (ascending) and returns it: quickselect, each round partitioning
+// around the median of the first, middle and last values.
+func selectKth(v []uint64, j int) uint64 {
+	lo, hi := 0, len(v)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		a, b, c := v[lo], v[mid], v[hi]
+		pivot := max(min(a, b), min(max(a, b), c))
+		i, k := lo, hi
+		for i <= k {
+			for v[i] < pivot {
+				i++
+			}
+			for v[k] > pivot {
+				k--
+			}
+			if i <= k {
+				v[i], v[k] = v[k], v[i]
+				i++
+				k--
+			}
+		}
+		// v[lo..k] ≤ pivot ≤ v[i..hi], and v[k+1..i-1] = pivot.
+		switch {
+		case j <= k:
+			hi = k
+		case j >= i:
+			lo = i
+		default:
+			return v[j]
+		}
 	}
-	return a > b
-}
-
-func (h *minHeap) Len() int           { return len(h.idx) }
-func (h *minHeap) Less(i, j int) bool { return h.less(h.idx[i], h.idx[j]) }
-func (h *minHeap) Swap(i, j int)      { h.idx[i], h.idx[j] = h.idx[j], h.idx[i] }
-func (h *minHeap) Push(x any)         { h.idx = append(h.idx, x.(int)) }
-func (h *minHeap) Pop() any {
-	x := h.idx[len(h.idx)-1]
-	h.idx = h.idx[:len(h.idx)-1]
-	return x
+	return v[j]
 }
 
 // Int32s returns the values of an I32 tensor (the indexer's selection, the

@@ -23,10 +23,14 @@ type indexQuery struct {
 	hp   int
 }
 
-func newIndexQuery(q, weights []float32, h, d int, scale float32) *indexQuery {
+// query lays out q (a token's [h, d] query) and its head weights in x's
+// indexQuery and returns it.
+func (x *indexScratch) query(q, weights []float32, h, d int, scale float32) *indexQuery {
 	w := kernel.AccumRowsWidth
 	hp := (h + w - 1) / w * w
-	iq := &indexQuery{q: q, qT: make([]float32, d*hp), rows: make([]*float32, d), w: make([]float32, h), w2: make([]float32, h), h: h, d: d, hp: hp}
+	iq := &x.iq
+	*iq = indexQuery{q: q, qT: grow(iq.qT, d*hp), rows: grow(iq.rows, d), w: grow(iq.w, h), w2: grow(iq.w2, h), h: h, d: d, hp: hp}
+	clear(iq.qT)
 	for k := range h {
 		for j, v := range q[k*d : (k+1)*d] {
 			iq.qT[j*hp+k] = v
@@ -40,12 +44,20 @@ func newIndexQuery(q, weights []float32, h, d int, scale float32) *indexQuery {
 	return iq
 }
 
+// newIndexQuery lays out a token's query in new buffers.
+func newIndexQuery(q, weights []float32, h, d int, scale float32) *indexQuery {
+	return new(indexScratch).query(q, weights, h, d, scale)
+}
+
 // score sets scores[w] = Σ_h w[h]·relu(q[h]·K_w) for keys [lo, hi), key w
 // being row rowOf(w) of keys ([rows, d]). Four keys in consecutive rows go
 // through AccumRowsF32x4 together; others are scored one by one.
 func (iq *indexQuery) score(keys []float32, rowOf func(w int) int, scores []float32, lo, hi int) {
 	d, hp := iq.d, iq.hp
-	out := make([]float32, 4*hp)
+	buf := attnScratch.Get().(*[]float32)
+	defer attnScratch.Put(buf)
+	*buf = grow(*buf, 4*hp)
+	out := *buf
 	for w := lo; w < hi; {
 		r := rowOf(w)
 		if w+4 <= hi && rowOf(w+3) == r+3 {

@@ -131,3 +131,40 @@ func BenchmarkIndexQueryScore(b *testing.B) {
 		iq.score(keys, func(w int) int { return w }, scores, 0, n)
 	}
 }
+
+// TestTopKOrder: topK keeps the k best scores, the lower index winning a
+// tie (−0 ties with +0), in increasing index order, as a sort by (score
+// descending, index ascending) picks them, over scores with many ties.
+func TestTopKOrder(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	var x indexScratch
+	for _, n := range []int{1, 2, 7, 64, 65, 300} {
+		for _, k := range []int{1, 3, 64, 400} {
+			scores := make([]float32, n)
+			for i := range scores {
+				scores[i] = float32(rng.IntN(9)-4) / 2
+				if scores[i] == 0 && rng.IntN(2) == 0 {
+					scores[i] = float32(math.Copysign(0, -1))
+				}
+			}
+			order := make([]int, n)
+			for i := range order {
+				order[i] = i
+			}
+			slices.SortStableFunc(order, func(a, b int) int {
+				switch {
+				case scores[a] > scores[b]:
+					return -1
+				case scores[a] < scores[b]:
+					return 1
+				}
+				return 0
+			})
+			want := slices.Clone(order[:min(k, n)])
+			slices.Sort(want)
+			require.Equal(t, want, topK(scores, k), "n=%d k=%d", n, k)
+			require.Equal(t, want, x.topK(scores, k), "n=%d k=%d, reused scratch", n, k)
+		}
+	}
+}

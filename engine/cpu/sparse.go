@@ -169,40 +169,54 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 		g.at = append(g.at, len(g.rows))
 	}
 	y := c.newF32(T, H, d)
-	// A work item is one token and a group of four heads: the heads share
-	// the key rows (which are also the values), so kernel.DotRowsF32x4
-	// scores four heads per row and kernel.AccumRowsF32x4 adds a row's
-	// values to four heads in one pass, each with the bits of DotF32 and
-	// AxpyF32 per head, so the results do not depend on the grouping. At
-	// one token the two groups of eight heads keep two threads busy.
+	// A work item is one token and a span of groups of four heads: the
+	// heads share the key rows (which are also the values), so
+	// kernel.DotRowsF32x4 scores four heads per row and
+	// kernel.AccumRowsF32x4 adds a row's values to four heads in one pass,
+	// each with the bits of DotF32 and AxpyF32 per head, so the results do
+	// not depend on the grouping. An item takes its rows in blocks of
+	// sparseRowBlock, every group of the span over one block before the
+	// next, so that a token's rows (a window and a few hundred entries,
+	// more than the L1 cache holds) come from L2 once per pass rather than
+	// once per group; the value pass adds each block in row order, which
+	// gives the bits of one call over all the rows. The span is all of a
+	// token's groups when there are tokens enough to keep the threads
+	// busy, and fewer at one or two tokens, down to one group per item.
 	groups := (H + 3) / 4
+	span := min(groups, max(1, groups*T/(2*c.b.threads)))
+	per := (groups + span - 1) / span
 	accum := d%kernel.AccumRowsWidth == 0
-	c.b.parallel(T*groups, 1, func(lo, hi int) {
+	c.b.parallel(T*per, 1, func(lo, hi int) {
 		buf := attnScratch.Get().(*[]float32)
 		defer attnScratch.Put(buf)
-		for tg := lo; tg < hi; tg++ {
-			t, h0 := tg/groups, 4*(tg%groups)
-			nh := min(4, H-h0)
+		for it := lo; it < hi; it++ {
+			t, h0 := it/per, 4*span*(it%per)
+			h1 := min(h0+4*span, H)
 			rows := g.rows[g.at[t]:g.at[t+1]]
 			n := len(rows)
-			if cap(*buf) < 4*n {
-				*buf = make([]float32, 4*n)
+			if cap(*buf) < (h1-h0)*n {
+				*buf = make([]float32, (h1-h0)*n)
 			}
-			scores := (*buf)[:nh*n] // scores[k*n+j]: head h0+k, row j
-			q := qt.f[(t*H+h0)*d : (t*H+h0+nh)*d]
-			if nh == 4 {
-				kernel.DotRowsF32x4(rows, q, spec.Scale, scores, n)
-			} else {
-				for j, r := range rows {
-					key := unsafe.Slice(r, d)
-					for k := range nh {
-						scores[k*n+j] = kernel.DotF32(key, q[k*d:(k+1)*d]) * spec.Scale
+			scores := (*buf)[:(h1-h0)*n] // scores[k*n+j]: head h0+k, row j
+			q := qt.f[(t*H+h0)*d : (t*H+h1)*d]
+			out := y.f[(t*H+h0)*d : (t*H+h1)*d]
+			for j0 := 0; j0 < n; j0 += sparseRowBlock {
+				block := rows[j0:min(j0+sparseRowBlock, n)]
+				for k0 := 0; k0 < h1-h0; k0 += 4 {
+					if nh := min(4, h1-h0-k0); nh == 4 {
+						kernel.DotRowsF32x4(block, q[k0*d:(k0+4)*d], spec.Scale, scores[k0*n+j0:], n)
+					} else {
+						for j, r := range block {
+							key := unsafe.Slice(r, d)
+							for k := k0; k < k0+nh; k++ {
+								scores[k*n+j0+j] = kernel.DotF32(key, q[k*d:(k+1)*d]) * spec.Scale
+							}
+						}
 					}
 				}
 			}
-			for k := range nh {
-				h := h0 + k
-				sc := scores[k*n : (k+1)*n]
+			for h := h0; h < h1; h++ {
+				sc := scores[(h-h0)*n : (h-h0+1)*n]
 				mx := kernel.MaxF32(sc)
 				if sinks != nil {
 					mx = max(mx, sinks[h])
@@ -216,21 +230,30 @@ func (c *context) SparseAttention(q, kv, ring, entries, sel engine.Tensor, b *en
 					sc[j] *= inv
 				}
 			}
-			out := y.f[(t*H+h0)*d : (t*H+h0+nh)*d]
-			if nh == 4 && accum {
-				kernel.AccumRowsF32x4(scores, n, rows, out)
-				continue
-			}
-			for j, r := range rows {
-				val := unsafe.Slice(r, d)
-				for k := range nh {
-					kernel.AxpyF32(scores[k*n+j], val, out[k*d:(k+1)*d])
+			for j0 := 0; j0 < n; j0 += sparseRowBlock {
+				block := rows[j0:min(j0+sparseRowBlock, n)]
+				for k0 := 0; k0 < h1-h0; k0 += 4 {
+					if nh := min(4, h1-h0-k0); nh == 4 && accum {
+						kernel.AccumRowsF32x4(scores[k0*n+j0:], n, block, out[k0*d:(k0+4)*d])
+					} else {
+						for j, r := range block {
+							val := unsafe.Slice(r, d)
+							for k := k0; k < k0+nh; k++ {
+								kernel.AxpyF32(scores[k*n+j0+j], val, out[k*d:(k+1)*d])
+							}
+						}
+					}
 				}
 			}
 		}
 	})
 	return y
 }
+
+// sparseRowBlock is how many key rows SparseAttention's passes take at a
+// time: 32 rows of 128 values are 16 KiB, which stay in a 32 KiB L1 cache
+// while the groups of a span pass over them.
+const sparseRowBlock = 32
 
 // sparseKeys holds SparseAttention's gathered key rows between calls:
 // token t's rows start at rows[at[t]] and end before rows[at[t+1]].

@@ -33,6 +33,7 @@ var avx2 = impls{
 	dotRowsF32x4:   dotRowsF32x4AVX2,
 	expShift:       expShiftAVX2,
 	maxF32:         maxF32AVX2,
+	swiglu:         swigluAVX2,
 
 	f16ToF32s: f16ToF32sAVX2,
 	f32ToF16s: f32ToF16sAVX2,

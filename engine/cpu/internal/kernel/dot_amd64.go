@@ -150,6 +150,12 @@ func mulAddF32x8AVX2(y []float32, x []float32, a float32)
 //go:noescape
 func rotatePairsF32x8AVX2(dst []float32, x []float32, cc []float32, ss []float32)
 
+// swiglu8AVX2 is the AVX2 form of swigluGeneric over whole groups of eight; it returns how many values it did.
+// len(g) is a multiple of 8, len(u) = len(g), clamp > 0 (+Inf for none).
+//
+//go:noescape
+func swiglu8AVX2(g []float32, u []float32, clamp float32) int
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

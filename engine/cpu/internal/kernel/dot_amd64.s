@@ -2602,7 +2602,7 @@ accumRowsF32x4AVX2_done:
 	RET
 
 // func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32, stride int)
-// Requires: AVX, AVX2, FMA3
+// Requires: AVX, AVX2, FMA3, MMX+
 TEXT ·dotRowsF32x4AVX2(SB), NOSPLIT, $0-88
 	MOVQ rows_base+0(FP), AX
 	MOVQ rows_len+8(FP), CX
@@ -2613,17 +2613,29 @@ TEXT ·dotRowsF32x4AVX2(SB), NOSPLIT, $0-88
 	SHLQ $0x02, SI
 	LEAQ (BX)(SI*1), DI
 	LEAQ (DI)(SI*1), R8
-	LEAQ (R8)(SI*1), SI
-	MOVQ out_base+56(FP), R9
-	MOVQ stride+80(FP), R10
-	SHLQ $0x02, R10
+	LEAQ (R8)(SI*1), R9
+	MOVQ out_base+56(FP), R10
+	MOVQ stride+80(FP), R11
+	SHLQ $0x02, R11
 
 dotRowsF32x4AVX2_row:
-	TESTQ  CX, CX
-	JZ     dotRowsF32x4AVX2_end
-	MOVQ   (AX), R11
-	MOVQ   DX, R12
-	XORQ   R13, R13
+	TESTQ CX, CX
+	JZ    dotRowsF32x4AVX2_end
+	CMPQ  CX, $0x04
+	JBE   dotRowsF32x4AVX2_start
+	MOVQ  32(AX), R12
+	XORQ  R13, R13
+
+dotRowsF32x4AVX2_prefetch:
+	PREFETCHT0 (R12)(R13*1)
+	ADDQ       $0x40, R13
+	CMPQ       R13, SI
+	JB         dotRowsF32x4AVX2_prefetch
+	PREFETCHT0 -4(R12)(SI*1)
+
+dotRowsF32x4AVX2_start:
+	MOVQ   (AX), R12
+	MOVQ   DX, R13
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2638,46 +2650,58 @@ dotRowsF32x4AVX2_row:
 	VXORPS Y11, Y11, Y11
 
 dotRowsF32x4AVX2_loop:
-	CMPQ        R12, $0x18
+	CMPQ        R13, $0x18
 	JB          dotRowsF32x4AVX2_rem0
-	VMOVUPS     (R11)(R13*1), Y12
-	VFMADD231PS (BX)(R13*1), Y12, Y0
-	VFMADD231PS (DI)(R13*1), Y12, Y3
-	VFMADD231PS (R8)(R13*1), Y12, Y6
-	VFMADD231PS (SI)(R13*1), Y12, Y9
-	VMOVUPS     32(R11)(R13*1), Y12
-	VFMADD231PS 32(BX)(R13*1), Y12, Y1
-	VFMADD231PS 32(DI)(R13*1), Y12, Y4
-	VFMADD231PS 32(R8)(R13*1), Y12, Y7
-	VFMADD231PS 32(SI)(R13*1), Y12, Y10
-	VMOVUPS     64(R11)(R13*1), Y12
-	VFMADD231PS 64(BX)(R13*1), Y12, Y2
-	VFMADD231PS 64(DI)(R13*1), Y12, Y5
-	VFMADD231PS 64(R8)(R13*1), Y12, Y8
-	VFMADD231PS 64(SI)(R13*1), Y12, Y11
-	ADDQ        $0x60, R13
-	SUBQ        $0x18, R12
+	VMOVUPS     (R12), Y12
+	VFMADD231PS (BX), Y12, Y0
+	VFMADD231PS (DI), Y12, Y3
+	VFMADD231PS (R8), Y12, Y6
+	VFMADD231PS (R9), Y12, Y9
+	VMOVUPS     32(R12), Y12
+	VFMADD231PS 32(BX), Y12, Y1
+	VFMADD231PS 32(DI), Y12, Y4
+	VFMADD231PS 32(R8), Y12, Y7
+	VFMADD231PS 32(R9), Y12, Y10
+	VMOVUPS     64(R12), Y12
+	VFMADD231PS 64(BX), Y12, Y2
+	VFMADD231PS 64(DI), Y12, Y5
+	VFMADD231PS 64(R8), Y12, Y8
+	VFMADD231PS 64(R9), Y12, Y11
+	ADDQ        $0x60, R12
+	ADDQ        $0x60, BX
+	ADDQ        $0x60, DI
+	ADDQ        $0x60, R8
+	ADDQ        $0x60, R9
+	SUBQ        $0x18, R13
 	JMP         dotRowsF32x4AVX2_loop
 
 dotRowsF32x4AVX2_rem0:
-	CMPQ        R12, $0x08
+	CMPQ        R13, $0x08
 	JB          dotRowsF32x4AVX2_reduce
-	VMOVUPS     (R11)(R13*1), Y12
-	VFMADD231PS (BX)(R13*1), Y12, Y0
-	VFMADD231PS (DI)(R13*1), Y12, Y3
-	VFMADD231PS (R8)(R13*1), Y12, Y6
-	VFMADD231PS (SI)(R13*1), Y12, Y9
-	ADDQ        $0x20, R13
-	SUBQ        $0x08, R12
-	CMPQ        R12, $0x08
+	VMOVUPS     (R12), Y12
+	VFMADD231PS (BX), Y12, Y0
+	VFMADD231PS (DI), Y12, Y3
+	VFMADD231PS (R8), Y12, Y6
+	VFMADD231PS (R9), Y12, Y9
+	ADDQ        $0x20, R12
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, DI
+	ADDQ        $0x20, R8
+	ADDQ        $0x20, R9
+	SUBQ        $0x08, R13
+	CMPQ        R13, $0x08
 	JB          dotRowsF32x4AVX2_reduce
-	VMOVUPS     (R11)(R13*1), Y12
-	VFMADD231PS (BX)(R13*1), Y12, Y1
-	VFMADD231PS (DI)(R13*1), Y12, Y4
-	VFMADD231PS (R8)(R13*1), Y12, Y7
-	VFMADD231PS (SI)(R13*1), Y12, Y10
-	ADDQ        $0x20, R13
-	SUBQ        $0x08, R12
+	VMOVUPS     (R12), Y12
+	VFMADD231PS (BX), Y12, Y1
+	VFMADD231PS (DI), Y12, Y4
+	VFMADD231PS (R8), Y12, Y7
+	VFMADD231PS (R9), Y12, Y10
+	ADDQ        $0x20, R12
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, DI
+	ADDQ        $0x20, R8
+	ADDQ        $0x20, R9
+	SUBQ        $0x08, R13
 
 dotRowsF32x4AVX2_reduce:
 	VADDPS       Y1, Y0, Y0
@@ -2701,32 +2725,40 @@ dotRowsF32x4AVX2_reduce:
 	VHADDPS      X1, X0, X0
 
 dotRowsF32x4AVX2_tail:
-	TESTQ        R12, R12
+	TESTQ        R13, R13
 	JZ           dotRowsF32x4AVX2_store
-	VMOVSS       (R11)(R13*1), X1
+	VMOVSS       (R12), X1
 	VBROADCASTSS X1, X1
-	VMOVSS       (BX)(R13*1), X2
-	VINSERTPS    $0x10, (DI)(R13*1), X2, X2
-	VINSERTPS    $0x20, (R8)(R13*1), X2, X2
-	VINSERTPS    $0x30, (SI)(R13*1), X2, X2
+	VMOVSS       (BX), X2
+	VINSERTPS    $0x10, (DI), X2, X2
+	VINSERTPS    $0x20, (R8), X2, X2
+	VINSERTPS    $0x30, (R9), X2, X2
 	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x04, R13
-	SUBQ         $0x01, R12
+	ADDQ         $0x04, R12
+	ADDQ         $0x04, BX
+	ADDQ         $0x04, DI
+	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
+	SUBQ         $0x01, R13
 	JMP          dotRowsF32x4AVX2_tail
 
 dotRowsF32x4AVX2_store:
+	SUBQ         SI, BX
+	SUBQ         SI, DI
+	SUBQ         SI, R8
+	SUBQ         SI, R9
 	VBROADCASTSS scale+48(FP), X1
 	VMULPS       X1, X0, X0
-	MOVQ         R9, R11
-	VMOVSS       X0, (R11)
-	ADDQ         R10, R11
-	VEXTRACTPS   $0x01, X0, (R11)
-	ADDQ         R10, R11
-	VEXTRACTPS   $0x02, X0, (R11)
-	ADDQ         R10, R11
-	VEXTRACTPS   $0x03, X0, (R11)
+	MOVQ         R10, R12
+	VMOVSS       X0, (R12)
+	ADDQ         R11, R12
+	VEXTRACTPS   $0x01, X0, (R12)
+	ADDQ         R11, R12
+	VEXTRACTPS   $0x02, X0, (R12)
+	ADDQ         R11, R12
+	VEXTRACTPS   $0x03, X0, (R12)
 	ADDQ         $0x08, AX
-	ADDQ         $0x04, R9
+	ADDQ         $0x04, R10
 	DECQ         CX
 	JMP          dotRowsF32x4AVX2_row
 
@@ -3093,6 +3125,261 @@ rotatePairsF32x8AVX2_loop:
 	JNZ       rotatePairsF32x8AVX2_loop
 
 rotatePairsF32x8AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA siluInvLn2<>+0(SB)/8, $0x3ff71547652b82fe
+DATA siluInvLn2<>+8(SB)/8, $0x3ff71547652b82fe
+DATA siluInvLn2<>+16(SB)/8, $0x3ff71547652b82fe
+DATA siluInvLn2<>+24(SB)/8, $0x3ff71547652b82fe
+GLOBL siluInvLn2<>(SB), RODATA|NOPTR, $32
+
+DATA siluRound<>+0(SB)/8, $0x4338000000000000
+DATA siluRound<>+8(SB)/8, $0x4338000000000000
+DATA siluRound<>+16(SB)/8, $0x4338000000000000
+DATA siluRound<>+24(SB)/8, $0x4338000000000000
+GLOBL siluRound<>(SB), RODATA|NOPTR, $32
+
+DATA siluLn2Hi<>+0(SB)/8, $0x3fe62e42fefa39ef
+DATA siluLn2Hi<>+8(SB)/8, $0x3fe62e42fefa39ef
+DATA siluLn2Hi<>+16(SB)/8, $0x3fe62e42fefa39ef
+DATA siluLn2Hi<>+24(SB)/8, $0x3fe62e42fefa39ef
+GLOBL siluLn2Hi<>(SB), RODATA|NOPTR, $32
+
+DATA siluLn2Lo<>+0(SB)/8, $0x3c7abc9e3b39803f
+DATA siluLn2Lo<>+8(SB)/8, $0x3c7abc9e3b39803f
+DATA siluLn2Lo<>+16(SB)/8, $0x3c7abc9e3b39803f
+DATA siluLn2Lo<>+24(SB)/8, $0x3c7abc9e3b39803f
+GLOBL siluLn2Lo<>(SB), RODATA|NOPTR, $32
+
+DATA siluCA<>+0(SB)/8, $0x3ff0000000000000
+DATA siluCA<>+8(SB)/8, $0x3ff0000000000000
+DATA siluCA<>+16(SB)/8, $0x3ff0000000000000
+DATA siluCA<>+24(SB)/8, $0x3ff0000000000000
+GLOBL siluCA<>(SB), RODATA|NOPTR, $32
+
+DATA siluCB<>+0(SB)/8, $0x3ff0000000000000
+DATA siluCB<>+8(SB)/8, $0x3ff0000000000000
+DATA siluCB<>+16(SB)/8, $0x3ff0000000000000
+DATA siluCB<>+24(SB)/8, $0x3ff0000000000000
+GLOBL siluCB<>(SB), RODATA|NOPTR, $32
+
+DATA siluCC<>+0(SB)/8, $0x3fe0000000000000
+DATA siluCC<>+8(SB)/8, $0x3fe0000000000000
+DATA siluCC<>+16(SB)/8, $0x3fe0000000000000
+DATA siluCC<>+24(SB)/8, $0x3fe0000000000000
+GLOBL siluCC<>(SB), RODATA|NOPTR, $32
+
+DATA siluCD<>+0(SB)/8, $0x3fc5555555555555
+DATA siluCD<>+8(SB)/8, $0x3fc5555555555555
+DATA siluCD<>+16(SB)/8, $0x3fc5555555555555
+DATA siluCD<>+24(SB)/8, $0x3fc5555555555555
+GLOBL siluCD<>(SB), RODATA|NOPTR, $32
+
+DATA siluCE<>+0(SB)/8, $0x3fa5555555555555
+DATA siluCE<>+8(SB)/8, $0x3fa5555555555555
+DATA siluCE<>+16(SB)/8, $0x3fa5555555555555
+DATA siluCE<>+24(SB)/8, $0x3fa5555555555555
+GLOBL siluCE<>(SB), RODATA|NOPTR, $32
+
+DATA siluCF<>+0(SB)/8, $0x3f81111111111111
+DATA siluCF<>+8(SB)/8, $0x3f81111111111111
+DATA siluCF<>+16(SB)/8, $0x3f81111111111111
+DATA siluCF<>+24(SB)/8, $0x3f81111111111111
+GLOBL siluCF<>(SB), RODATA|NOPTR, $32
+
+DATA siluCG<>+0(SB)/8, $0x3f56c16c16c16c17
+DATA siluCG<>+8(SB)/8, $0x3f56c16c16c16c17
+DATA siluCG<>+16(SB)/8, $0x3f56c16c16c16c17
+DATA siluCG<>+24(SB)/8, $0x3f56c16c16c16c17
+GLOBL siluCG<>(SB), RODATA|NOPTR, $32
+
+DATA siluCH<>+0(SB)/8, $0x3f2a01a01a01a01a
+DATA siluCH<>+8(SB)/8, $0x3f2a01a01a01a01a
+DATA siluCH<>+16(SB)/8, $0x3f2a01a01a01a01a
+DATA siluCH<>+24(SB)/8, $0x3f2a01a01a01a01a
+GLOBL siluCH<>(SB), RODATA|NOPTR, $32
+
+DATA siluCI<>+0(SB)/8, $0x3efa01a01a01a01a
+DATA siluCI<>+8(SB)/8, $0x3efa01a01a01a01a
+DATA siluCI<>+16(SB)/8, $0x3efa01a01a01a01a
+DATA siluCI<>+24(SB)/8, $0x3efa01a01a01a01a
+GLOBL siluCI<>(SB), RODATA|NOPTR, $32
+
+DATA siluCJ<>+0(SB)/8, $0x3ec71de3a556c734
+DATA siluCJ<>+8(SB)/8, $0x3ec71de3a556c734
+DATA siluCJ<>+16(SB)/8, $0x3ec71de3a556c734
+DATA siluCJ<>+24(SB)/8, $0x3ec71de3a556c734
+GLOBL siluCJ<>(SB), RODATA|NOPTR, $32
+
+DATA siluCK<>+0(SB)/8, $0x3e927e4fb7789f5c
+DATA siluCK<>+8(SB)/8, $0x3e927e4fb7789f5c
+DATA siluCK<>+16(SB)/8, $0x3e927e4fb7789f5c
+DATA siluCK<>+24(SB)/8, $0x3e927e4fb7789f5c
+GLOBL siluCK<>(SB), RODATA|NOPTR, $32
+
+DATA siluCL<>+0(SB)/8, $0x3e5ae64567f544e4
+DATA siluCL<>+8(SB)/8, $0x3e5ae64567f544e4
+DATA siluCL<>+16(SB)/8, $0x3e5ae64567f544e4
+DATA siluCL<>+24(SB)/8, $0x3e5ae64567f544e4
+GLOBL siluCL<>(SB), RODATA|NOPTR, $32
+
+DATA siluCM<>+0(SB)/8, $0x3e21eed8eff8d898
+DATA siluCM<>+8(SB)/8, $0x3e21eed8eff8d898
+DATA siluCM<>+16(SB)/8, $0x3e21eed8eff8d898
+DATA siluCM<>+24(SB)/8, $0x3e21eed8eff8d898
+GLOBL siluCM<>(SB), RODATA|NOPTR, $32
+
+DATA siluLow29<>+0(SB)/8, $0x000000001fffffff
+DATA siluLow29<>+8(SB)/8, $0x000000001fffffff
+DATA siluLow29<>+16(SB)/8, $0x000000001fffffff
+DATA siluLow29<>+24(SB)/8, $0x000000001fffffff
+GLOBL siluLow29<>(SB), RODATA|NOPTR, $32
+
+DATA siluNearLo<>+0(SB)/8, $0x000000000ffff001
+DATA siluNearLo<>+8(SB)/8, $0x000000000ffff001
+DATA siluNearLo<>+16(SB)/8, $0x000000000ffff001
+DATA siluNearLo<>+24(SB)/8, $0x000000000ffff001
+GLOBL siluNearLo<>(SB), RODATA|NOPTR, $32
+
+DATA siluFloor<>+0(SB)/4, $0xc2ae0000
+DATA siluFloor<>+4(SB)/4, $0xc2ae0000
+DATA siluFloor<>+8(SB)/4, $0xc2ae0000
+DATA siluFloor<>+12(SB)/4, $0xc2ae0000
+DATA siluFloor<>+16(SB)/4, $0xc2ae0000
+DATA siluFloor<>+20(SB)/4, $0xc2ae0000
+DATA siluFloor<>+24(SB)/4, $0xc2ae0000
+DATA siluFloor<>+28(SB)/4, $0xc2ae0000
+GLOBL siluFloor<>(SB), RODATA|NOPTR, $32
+
+DATA siluCeil<>+0(SB)/4, $0x42b00000
+DATA siluCeil<>+4(SB)/4, $0x42b00000
+DATA siluCeil<>+8(SB)/4, $0x42b00000
+DATA siluCeil<>+12(SB)/4, $0x42b00000
+DATA siluCeil<>+16(SB)/4, $0x42b00000
+DATA siluCeil<>+20(SB)/4, $0x42b00000
+DATA siluCeil<>+24(SB)/4, $0x42b00000
+DATA siluCeil<>+28(SB)/4, $0x42b00000
+GLOBL siluCeil<>(SB), RODATA|NOPTR, $32
+
+DATA siluOne<>+0(SB)/4, $0x3f800000
+DATA siluOne<>+4(SB)/4, $0x3f800000
+DATA siluOne<>+8(SB)/4, $0x3f800000
+DATA siluOne<>+12(SB)/4, $0x3f800000
+DATA siluOne<>+16(SB)/4, $0x3f800000
+DATA siluOne<>+20(SB)/4, $0x3f800000
+DATA siluOne<>+24(SB)/4, $0x3f800000
+DATA siluOne<>+28(SB)/4, $0x3f800000
+GLOBL siluOne<>(SB), RODATA|NOPTR, $32
+
+DATA siluSign<>+0(SB)/4, $0x80000000
+DATA siluSign<>+4(SB)/4, $0x80000000
+DATA siluSign<>+8(SB)/4, $0x80000000
+DATA siluSign<>+12(SB)/4, $0x80000000
+DATA siluSign<>+16(SB)/4, $0x80000000
+DATA siluSign<>+20(SB)/4, $0x80000000
+DATA siluSign<>+24(SB)/4, $0x80000000
+DATA siluSign<>+28(SB)/4, $0x80000000
+GLOBL siluSign<>(SB), RODATA|NOPTR, $32
+
+// func swiglu8AVX2(g []float32, u []float32, clamp float32) int
+// Requires: AVX, AVX2, FMA3
+TEXT ·swiglu8AVX2(SB), NOSPLIT, $0-64
+	MOVQ         g_base+0(FP), AX
+	MOVQ         u_base+24(FP), CX
+	MOVQ         g_len+8(FP), DX
+	SHRQ         $0x03, DX
+	XORQ         BX, BX
+	VBROADCASTSS clamp+48(FP), Y0
+	VXORPS       siluSign<>+0(SB), Y0, Y1
+	VPXOR        Y2, Y2, Y2
+	TESTQ        DX, DX
+	JZ           swiglu8AVX2_end
+
+swiglu8AVX2_loop:
+	VMOVUPS      (AX)(BX*4), Y3
+	VMOVUPS      (CX)(BX*4), Y4
+	VMINPS       Y3, Y0, Y3
+	VMINPS       Y4, Y0, Y4
+	VMAXPS       Y4, Y1, Y4
+	VXORPS       siluSign<>+0(SB), Y3, Y5
+	VCMPPS       $0x1a, siluFloor<>+0(SB), Y5, Y6
+	VCMPPS       $0x15, siluCeil<>+0(SB), Y5, Y7
+	VORPS        Y7, Y6, Y6
+	VCVTPS2PD    X5, Y7
+	VMOVUPD      siluInvLn2<>+0(SB), Y9
+	VFMADD213PD  siluRound<>+0(SB), Y7, Y9
+	VSUBPD       siluRound<>+0(SB), Y9, Y10
+	VMOVAPD      Y7, Y7
+	VFNMADD231PD siluLn2Hi<>+0(SB), Y10, Y7
+	VFNMADD231PD siluLn2Lo<>+0(SB), Y10, Y7
+	VMOVAPD      Y7, Y10
+	VMOVUPD      siluCM<>+0(SB), Y7
+	VFMADD213PD  siluCL<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCK<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCJ<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCI<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCH<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCG<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCF<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCE<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCD<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCC<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCB<>+0(SB), Y10, Y7
+	VFMADD213PD  siluCA<>+0(SB), Y10, Y7
+	VPSUBQ       siluRound<>+0(SB), Y9, Y9
+	VPSLLQ       $0x34, Y9, Y9
+	VPADDQ       Y9, Y7, Y7
+	VPAND        siluLow29<>+0(SB), Y7, Y9
+	VPSUBQ       siluNearLo<>+0(SB), Y9, Y9
+	VPSRLQ       $0x0d, Y9, Y9
+	VPCMPEQQ     Y2, Y9, Y9
+	VPOR         Y9, Y6, Y6
+	VEXTRACTF128 $0x01, Y5, X5
+	VCVTPS2PD    X5, Y5
+	VMOVUPD      siluInvLn2<>+0(SB), Y9
+	VFMADD213PD  siluRound<>+0(SB), Y5, Y9
+	VSUBPD       siluRound<>+0(SB), Y9, Y10
+	VMOVAPD      Y5, Y5
+	VFNMADD231PD siluLn2Hi<>+0(SB), Y10, Y5
+	VFNMADD231PD siluLn2Lo<>+0(SB), Y10, Y5
+	VMOVAPD      Y5, Y10
+	VMOVUPD      siluCM<>+0(SB), Y5
+	VFMADD213PD  siluCL<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCK<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCJ<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCI<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCH<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCG<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCF<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCE<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCD<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCC<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCB<>+0(SB), Y10, Y5
+	VFMADD213PD  siluCA<>+0(SB), Y10, Y5
+	VPSUBQ       siluRound<>+0(SB), Y9, Y9
+	VPSLLQ       $0x34, Y9, Y9
+	VPADDQ       Y9, Y5, Y5
+	VPAND        siluLow29<>+0(SB), Y5, Y9
+	VPSUBQ       siluNearLo<>+0(SB), Y9, Y9
+	VPSRLQ       $0x0d, Y9, Y9
+	VPCMPEQQ     Y2, Y9, Y9
+	VPOR         Y9, Y6, Y6
+	VPTEST       Y6, Y6
+	JNZ          swiglu8AVX2_end
+	VCVTPD2PSY   Y7, X8
+	VCVTPD2PSY   Y5, X5
+	VINSERTF128  $0x01, X5, Y8, Y8
+	VADDPS       siluOne<>+0(SB), Y8, Y8
+	VDIVPS       Y8, Y3, Y3
+	VMULPS       Y4, Y3, Y3
+	VMOVUPS      Y3, (AX)(BX*4)
+	ADDQ         $0x08, BX
+	DECQ         DX
+	JNZ          swiglu8AVX2_loop
+
+swiglu8AVX2_end:
+	MOVQ BX, ret+56(FP)
 	VZEROUPPER
 	RET
 

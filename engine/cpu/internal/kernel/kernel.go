@@ -66,6 +66,7 @@ type impls struct {
 	dotRowsF32x4   func(rows []*float32, q []float32, scale float32, out []float32, stride int)
 	expShift       func(x []float32, m float32) float64
 	maxF32         func(x []float32) float32
+	swiglu         func(g, u []float32, clamp float32)
 	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
 
 	f16ToF32s func(dst []float32, src []uint16)
@@ -103,6 +104,7 @@ var generic = impls{
 	dotRowsF32x4:   dotRowsF32x4Generic,
 	expShift:       expShiftGeneric,
 	maxF32:         maxF32Generic,
+	swiglu:         swigluGeneric,
 
 	f16ToF32s: f16ToF32sGeneric,
 	f32ToF16s: f32ToF16sGeneric,

@@ -46,6 +46,7 @@ func main() {
 	expShift()
 	maxF32()
 	norm()
+	swiglu()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()

@@ -1,0 +1,19 @@
+//go:build !noasm
+
+package kernel
+
+// swigluAVX2 is [SwiGLUF32] with swiglu8AVX2 over whole groups of eight:
+// where the kernel stops at a group it cannot round for sure, that group
+// goes through swigluGeneric and the kernel resumes after it; the last
+// len(g) mod 8 values do too.
+func swigluAVX2(g, u []float32, clamp float32) {
+	n := len(g) &^ 7
+	for i := 0; i < n; {
+		i += swiglu8AVX2(g[i:n], u[i:n], clamp)
+		if i < n {
+			swigluGeneric(g[i:i+8], u[i:i+8], clamp)
+			i += 8
+		}
+	}
+	swigluGeneric(g[n:], u[n:len(g)], clamp)
+}
