@@ -62,11 +62,29 @@ func swiglu1(gv, uv, clamp float32) float32 {
 	return gv / (1 + e) * uv
 }
 
+// Exp32 returns float32(math.Exp(float64(x))) bit for bit, faster: a
+// 64-entry table of 2^(j/64) and a degree-5 polynomial give e^x in
+// float64 to within a few units in the last place, far closer than
+// float32 needs, and only where that value lies within siluBand float64
+// units of a point halfway between two float32 values (where math.Exp's
+// own last-place error could round it the other way, about once in
+// 65,000) does Exp32 ask math.Exp. Outside (−87, 88), where the result
+// would be subnormal, infinite or NaN, it asks math.Exp too.
+func Exp32(x float32) float32 {
+	if !(x > -87 && x < 88) {
+		return expSlowF32(x)
+	}
+	y := expNearF64(float64(x))
+	if !roundsSureF32(y) {
+		return expSlowF32(x)
+	}
+	return float32(y)
+}
+
 // expNearF64 is e^x for x in (−87, 88), within a few float64 units in the
 // last place: k = round(x·64/ln2), r = x − k·ln2/64 (ln2/64 in two parts,
 // k·siluLn2Hi exact), e^x = 2^(k/64)·e^r with e^r a degree-5 polynomial
-// (|r| ≤ ln2/128: the next term is below 2^−54). It is engine/cpu's
-// expNear, which exp32 uses.
+// (|r| ≤ ln2/128: the next term is below 2^−54).
 func expNearF64(x float64) float64 {
 	kf := x*(siluTableLen/math.Ln2) + siluRound - siluRound
 	k := int64(kf)
