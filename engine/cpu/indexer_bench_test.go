@@ -15,27 +15,9 @@ import (
 func BenchmarkIndexTopK(b *testing.B) {
 	const H, d, K, ratio, pos, blockSize = 8, 64, 64, 4, 511, 64
 	r := rand.New(rand.NewPCG(3, 4))
-	fill := func(shape ...int) *tensor {
-		t := &tensor{shape: shape, dt: engine.F32, f: make([]float32, numel(shape))}
-		for i := range t.f {
-			t.f[i] = float32(r.NormFloat64())
-		}
-		return t
-	}
+	fill := normalFill(r)
 	for _, T := range []int{1, 8} {
-		blocks := pos/blockSize + 1
-		bt := &engine.Batch{BlockSize: blockSize}
-		for s := range T {
-			seq := engine.BatchSeq{State: int32(s)}
-			for k := range blocks {
-				seq.Blocks = append(seq.Blocks, int32(s*blocks+k))
-			}
-			bt.Seqs = append(bt.Seqs, seq)
-			bt.Tokens = append(bt.Tokens, 0)
-			bt.Positions = append(bt.Positions, pos)
-			bt.Seq = append(bt.Seq, int32(s))
-			bt.Slots = append(bt.Slots, int32(bt.Slot(s, pos)))
-		}
+		bt, blocks := decodeBatch(T, pos, blockSize)
 		q, w, keys := fill(T, H, d), fill(T, H), fill(T*blocks*blockSize/ratio, d)
 		spec := engine.IndexSpec{Ratio: ratio, TopK: K, Scale: 0.125}
 		b.Run(fmt.Sprintf("tokens=%d", T), func(b *testing.B) {

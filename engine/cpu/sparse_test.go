@@ -22,26 +22,8 @@ func TestSparseAttentionSpans(t *testing.T) {
 	for _, H := range []int{8, 6, 12} {
 		for _, T := range []int{1, 3, 8} {
 			r := rand.New(rand.NewPCG(uint64(H), uint64(T)))
-			fill := func(shape ...int) *tensor {
-				x := &tensor{shape: shape, dt: engine.F32, f: make([]float32, numel(shape))}
-				for i := range x.f {
-					x.f[i] = float32(r.NormFloat64())
-				}
-				return x
-			}
-			blocks := pos/blockSize + 1
-			bt := &engine.Batch{BlockSize: blockSize}
-			for s := range T {
-				seq := engine.BatchSeq{State: int32(s)}
-				for k := range blocks {
-					seq.Blocks = append(seq.Blocks, int32(s*blocks+k))
-				}
-				bt.Seqs = append(bt.Seqs, seq)
-				bt.Tokens = append(bt.Tokens, 0)
-				bt.Positions = append(bt.Positions, pos)
-				bt.Seq = append(bt.Seq, int32(s))
-				bt.Slots = append(bt.Slots, int32(bt.Slot(s, pos)))
-			}
+			fill := normalFill(r)
+			bt, blocks := decodeBatch(T, pos, blockSize)
 			q, kv, ring := fill(T, H, d), fill(T, d), fill(T*W, d)
 			entries, sinks := fill(T*blocks*blockSize/ratio, d), fill(H)
 			spec := engine.SparseSpec{Scale: 0.25, Window: W, Ratio: ratio, Sinks: sinks}
