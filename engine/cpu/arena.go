@@ -1,6 +1,9 @@
 package cpu
 
-import "sync"
+import (
+	"sync"
+	"testing"
+)
 
 // arena hands out the float32 buffers of one context's ops and takes them
 // all back at once when the context closes, so that a decode step, which
@@ -64,11 +67,35 @@ func (a *arena) held() int {
 // reset are dropped, so that one big step does not pin its memory for
 // good.
 func (a *arena) reset() {
+	if poisonReset {
+		a.poison()
+	}
 	if a.cur+1 < len(a.chunks) {
 		clear(a.chunks[a.cur+1:])
 		a.chunks = a.chunks[:a.cur+1]
 	}
 	a.cur, a.off = 0, 0
+}
+
+// poisonReset makes reset overwrite what the arena handed out, so that a
+// test reading a tensor after its context closed fails every time instead
+// of when another context happens to reuse the memory first. It is on in
+// every test binary.
+var poisonReset = testing.Testing()
+
+// poison overwrites the buffers handed out since the last reset with huge
+// values that differ from float to float (not NaN, which a tolerance check
+// comparing two poisoned results would pass).
+func (a *arena) poison() {
+	for i := 0; i <= a.cur && i < len(a.chunks); i++ {
+		used := a.chunks[i]
+		if i == a.cur {
+			used = used[:a.off]
+		}
+		for j := range used {
+			used[j] = -1e9 * float32(i*len(used)+j+1)
+		}
+	}
 }
 
 // arenas recycles the arenas of closed contexts.

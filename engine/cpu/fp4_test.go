@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -96,6 +97,7 @@ func TestFP4MatMul(t *testing.T) {
 		require.NoError(t, err)
 		want, err := c.Floats(c.MatMul(in, ref))
 		require.NoError(t, err)
+		got, want = slices.Clone(got), slices.Clone(want)
 		c.Close()
 		for tk := range T {
 			for row := range rows {
@@ -207,7 +209,7 @@ func TestFP8E8M0Blocks(t *testing.T) {
 		require.NoError(t, err)
 		want, err = c.Floats(c.MatMulHeads(hin, f32Weight(t, b, "wo_a f32", []int{groups, rows, cols}, values)))
 		require.NoError(t, err)
-		c.Close()
+		defer c.Close()
 		mags := make([]float32, T*groups*rows)
 		for tk := range T {
 			for g := range groups {

@@ -145,7 +145,7 @@ func TestV4FormatsOnBackend(t *testing.T) {
 		require.NoError(t, err)
 		want, err := ctx.Floats(ctx.MatMul(in, f32(c.deq)))
 		require.NoError(t, err)
-		ctx.Close()
+		defer ctx.Close()
 		for tk := range 3 {
 			for row := range rows {
 				var mag float64
