@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"flag"
 	"sync"
 	"testing"
 )
@@ -67,7 +68,7 @@ func (a *arena) held() int {
 // reset are dropped, so that one big step does not pin its memory for
 // good.
 func (a *arena) reset() {
-	if poisonReset {
+	if poisonReset() {
 		a.poison()
 	}
 	if a.cur+1 < len(a.chunks) {
@@ -77,11 +78,18 @@ func (a *arena) reset() {
 	a.cur, a.off = 0, 0
 }
 
-// poisonReset makes reset overwrite what the arena handed out, so that a
-// test reading a tensor after its context closed fails every time instead
-// of when another context happens to reuse the memory first. It is on in
-// every test binary.
-var poisonReset = testing.Testing()
+// poisonReset reports whether reset overwrites what the arena handed out,
+// so that a test reading a tensor after its context closed fails every
+// time instead of when another context happens to reuse the memory first.
+// It is on in test binaries, except when they run benchmarks (-test.bench),
+// whose figures the overwriting would spoil.
+var poisonReset = sync.OnceValue(func() bool {
+	if !testing.Testing() {
+		return false
+	}
+	bench := flag.Lookup("test.bench")
+	return bench == nil || bench.Value.String() == ""
+})
 
 // poison overwrites the buffers handed out since the last reset with huge
 // values that differ from float to float (not NaN, which a tolerance check
