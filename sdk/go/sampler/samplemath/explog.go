@@ -59,32 +59,83 @@ func Exp(x float64) float64 {
 	case x == 0:
 		return 1
 	}
-	// x = (32m + j)·ln2/32 + r with |r| ≤ ln2/64, so
-	// e^x = 2^m · 2^(j/32) · e^r. Go's conversion to int truncates, so
-	// ±0.5 rounds k to the nearest integer, the same way everywhere.
+	k, r := expReduce(x)
+	t := math.Float64frombits(exp2Table[k&31])
+	y := t + float64(t*expm1Poly(r)) // 2^(j/32)·e^r, rounded once at the end
+	m := k >> 5                      // floor(k/32): an arithmetic shift
+	if m > -1000 && m < 1000 {
+		return y * math.Float64frombits(uint64(m+1023)<<52) // exact: a power of 2, no overflow or subnormal
+	}
+	return math.Ldexp(y, m)
+}
+
+// expReduce writes x = k·ln2/32 + r with |r| ≤ ln2/64 (k = 32m + j), so
+// that e^x = 2^m · 2^(j/32) · e^r. Go's conversion to int truncates, so
+// ±0.5 rounds k to the nearest integer, the same way everywhere. It and
+// expm1Poly are small enough to inline, so that ExpGather's loop makes no
+// calls.
+func expReduce(x float64) (k int, r float64) {
 	kf := float64(x * (32 * log2e))
 	if kf < 0 {
 		kf -= 0.5
 	} else {
 		kf += 0.5
 	}
-	k := int(kf)
+	k = int(kf)
 	fk := float64(k)
-	r := (x - float64(fk*(ln2Hi/32))) - float64(fk*(ln2Lo/32))
-	// e^r − 1 = r + r²·(1/2 + r/6 + … + r⁴/720), by Horner, written out:
-	// a loop costs a WebAssembly guest a branch and a check per turn.
+	return k, (x - float64(fk*(ln2Hi/32))) - float64(fk*(ln2Lo/32))
+}
+
+// expm1Poly is e^r − 1 = r + r²·(1/2 + r/6 + … + r⁴/720) on the reduced
+// range, by Horner, written out: a loop costs a WebAssembly guest a branch
+// and a check per turn.
+func expm1Poly(r float64) float64 {
 	p := float64(expPoly[0]*r) + expPoly[1]
 	p = float64(p*r) + expPoly[2]
 	p = float64(p*r) + expPoly[3]
 	p = float64(p*r) + expPoly[4]
-	q := r + float64(float64(r*r)*p)
-	t := math.Float64frombits(exp2Table[k&31])
-	y := t + float64(t*q) // 2^(j/32)·e^r, rounded once at the end
-	m := k >> 5           // floor(k/32): an arithmetic shift
-	if m > -1000 && m < 1000 {
-		return y * math.Float64frombits(uint64(m+1023)<<52) // exact: a power of 2, no overflow or subnormal
+	return r + float64(float64(r*r)*p)
+}
+
+// expDirect bounds the arguments whose e^x is Exp's y times 2^m with no
+// special case: NaN fails the comparison, ±Inf, overflow and underflow
+// lie outside, and |m| < 1000 inside (e^0 comes out as exactly 1).
+const expDirect = 690
+
+// ExpGather sets dst[j] = Exp(float64(src[idx[j]]) − shift) for every j <
+// len(idx), bit for bit, four at a time and without calls where the
+// arguments are in the ordinary range: in a sandboxed WebAssembly guest
+// every call and every turn of a loop costs a check that leaves the
+// compiled code, and a policy's exponentials over its candidates were
+// most of its cost. dst must hold len(idx) values.
+func ExpGather(dst []float64, src []float32, idx []int32, shift float64) {
+	dst = dst[:len(idx)]
+	j := 0
+	for ; j+4 <= len(idx); j += 4 {
+		x0 := float64(src[idx[j]]) - shift
+		x1 := float64(src[idx[j+1]]) - shift
+		x2 := float64(src[idx[j+2]]) - shift
+		x3 := float64(src[idx[j+3]]) - shift
+		if !(x0 > -expDirect && x0 < expDirect && x1 > -expDirect && x1 < expDirect &&
+			x2 > -expDirect && x2 < expDirect && x3 > -expDirect && x3 < expDirect) {
+			break
+		}
+		k0, r0 := expReduce(x0)
+		k1, r1 := expReduce(x1)
+		k2, r2 := expReduce(x2)
+		k3, r3 := expReduce(x3)
+		t0 := math.Float64frombits(exp2Table[k0&31])
+		t1 := math.Float64frombits(exp2Table[k1&31])
+		t2 := math.Float64frombits(exp2Table[k2&31])
+		t3 := math.Float64frombits(exp2Table[k3&31])
+		dst[j] = (t0 + float64(t0*expm1Poly(r0))) * math.Float64frombits(uint64(k0>>5+1023)<<52)
+		dst[j+1] = (t1 + float64(t1*expm1Poly(r1))) * math.Float64frombits(uint64(k1>>5+1023)<<52)
+		dst[j+2] = (t2 + float64(t2*expm1Poly(r2))) * math.Float64frombits(uint64(k2>>5+1023)<<52)
+		dst[j+3] = (t3 + float64(t3*expm1Poly(r3))) * math.Float64frombits(uint64(k3>>5+1023)<<52)
 	}
-	return math.Ldexp(y, m)
+	for ; j < len(idx); j++ {
+		dst[j] = Exp(float64(src[idx[j]]) - shift)
+	}
 }
 
 // logSeries holds 1/(2n+1) for n = 10 down to 1: log m = 2·atanh(s) =

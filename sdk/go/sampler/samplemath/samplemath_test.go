@@ -265,3 +265,42 @@ func TestExpLogDigest(t *testing.T) {
 	}
 	require.Equal(t, uint64(0x22efbd8e48b70f6b), h.Sum64(), "digest %#x", h.Sum64())
 }
+
+// TestExpGather: the batched exponential gives Exp's bits for every
+// argument, in the ordinary range (the unrolled path), at and beyond its
+// edges, and for ±Inf, NaN and zero (the scalar path), whatever the order
+// of the indices and the length (tails of one to three).
+func TestExpGather(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	src := make([]float32, 0, 4096)
+	for range 3000 {
+		src = append(src, float32((r.Float64()*2-1)*40))
+	}
+	for range 500 {
+		src = append(src, float32((r.Float64()*2-1)*760))
+	}
+	src = append(src, 0, -0, 689.9, 690, -690, 690.1, -689.9, 709.7, 709.8, -745.1, -745.2, -800, 800,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -1e-30)
+	for _, shift := range []float64{0, 3.5, -12.25, 700, math.Inf(1)} {
+		for _, n := range []int{0, 1, 2, 3, 4, 5, 7, 40, len(src)} {
+			idx := make([]int32, n)
+			for j := range idx {
+				idx[j] = int32(r.IntN(len(src)))
+			}
+			if n == len(src) {
+				for j := range idx {
+					idx[j] = int32(j)
+				}
+			}
+			dst := make([]float64, n+1)
+			dst[n] = 42
+			samplemath.ExpGather(dst[:n], src, idx, shift)
+			for j, i := range idx {
+				want := samplemath.Exp(float64(src[i]) - shift)
+				require.Equal(t, math.Float64bits(want), math.Float64bits(dst[j]), "Exp(%v − %v)", src[i], shift)
+			}
+			require.Equal(t, 42.0, dst[n], "wrote past len(idx)")
+		}
+	}
+}

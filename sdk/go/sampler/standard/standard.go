@@ -56,6 +56,7 @@ type Policy struct {
 	ident   []int32   // 0, 1, 2, …: live's start
 	scratch []int32   // typical_p's order
 	shifted []float64 // typical_p's |surprise − entropy|, by candidate
+	exps    []float64 // the survivors' e^(l − shift), in live's order
 }
 
 // Parse reads the policy from smp_open's JSON (sdk/ABI.md §6.2; see
@@ -254,13 +255,9 @@ func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
 			if err != nil || !ok {
 				return !ok, err
 			}
-			var mass float64
-			for j, i := range live {
-				mass += samplemath.Exp(float64(out[i]) - lse)
-				if mass >= float64(p.topP) {
-					live, open = live[:j+1], false
-					break
-				}
+			exps := p.expsOf(out, live, lse)
+			if j := reach(exps, float64(p.topP)); j >= 0 {
+				live, open = live[:j+1], false
 			}
 			whole = false
 		case minP:
@@ -366,17 +363,68 @@ func (p *Policy) normaliser(r *sampler.Row, out []float32, live []int32, open, w
 		}
 		return float64(lse), true, nil
 	}
-	return logSumExp(out, live), true, nil
+	return p.logSumExp(out, live), true, nil
 }
 
 // logSumExp is log Σ e^out[i] over live, whose first is the largest.
-func logSumExp(out []float32, live []int32) float64 {
+func (p *Policy) logSumExp(out []float32, live []int32) float64 {
 	m := float64(out[live[0]])
-	var sum float64
-	for _, i := range live {
-		sum += samplemath.Exp(float64(out[i]) - m)
+	return m + samplemath.Log(sumInOrder(p.expsOf(out, live, m)))
+}
+
+// expsOf returns e^(out[i] − shift) for each i in live, in p.exps.
+func (p *Policy) expsOf(out []float32, live []int32, shift float64) []float64 {
+	p.exps = slices.Grow(p.exps[:0], len(live))[:len(live)]
+	samplemath.ExpGather(p.exps, out, live, shift)
+	return p.exps
+}
+
+// sumInOrder is x[0] + x[1] + … added left to right, as a plain loop adds
+// them, eight terms a turn (in a sandboxed WebAssembly guest every turn
+// costs a check).
+func sumInOrder(x []float64) float64 {
+	var s float64
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		s = s + x[i] + x[i+1] + x[i+2] + x[i+3] + x[i+4] + x[i+5] + x[i+6] + x[i+7]
 	}
-	return m + samplemath.Log(sum)
+	for ; i < len(x); i++ {
+		s += x[i]
+	}
+	return s
+}
+
+// reach returns the first j at which x[0] + … + x[j], added left to right,
+// is at least target, or −1 if the whole sum stays below it. The terms are
+// not negative, so the running sum never falls, and four of them are
+// added between checks.
+func reach(x []float64, target float64) int {
+	var s float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 := s + x[i]
+		s1 := s0 + x[i+1]
+		s2 := s1 + x[i+2]
+		s3 := s2 + x[i+3]
+		if s3 >= target {
+			switch {
+			case s0 >= target:
+				return i
+			case s1 >= target:
+				return i + 1
+			case s2 >= target:
+				return i + 2
+			}
+			return i + 3
+		}
+		s = s3
+	}
+	for ; i < len(x); i++ {
+		if s += x[i]; s >= target {
+			return i
+		}
+	}
+	return -1
 }
 
 // typical is llama_sampler_typical over a closed set: with p_i the
@@ -386,7 +434,7 @@ func logSumExp(out []float32, live []int32) float64 {
 // probability 0 adds nothing to H and sorts last. It returns the kept
 // indices, ascending.
 func (p *Policy) typical(out []float32, live []int32) []int32 {
-	lse := logSumExp(out, live)
+	lse := p.logSumExp(out, live)
 	p.shifted = slices.Grow(p.shifted[:0], len(out))[:len(out)]
 	var h float64
 	for _, i := range live {
