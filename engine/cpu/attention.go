@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"sync"
+	"unsafe"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
@@ -69,10 +70,11 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 	// run of its heads, and each row is read from memory twice per item
 	// (scores, then values) for all of its heads, not once or twice per
 	// head: at a long context the rows do not stay in cache between
-	// heads. kernel.DotF32x4 scores four heads per key with the bits
-	// DotF32 would give each, and each head's output still adds the
-	// values key by key in order, so the results do not depend on how
-	// heads are grouped. With fewer tokens than threads (decode) the heads
+	// heads; both passes walk the rows in blocks that stay in cache while
+	// every quad of heads passes. kernel.DotRowsF32x4 scores four heads per
+	// key with the bits DotF32 would give each, and each head's output
+	// still adds the values key by key in order, so the results do not
+	// depend on how heads are grouped. With fewer tokens than threads (decode) the heads
 	// of a token are split so that every thread has work.
 	per := H
 	if split := (c.b.threads + T - 1) / T; split > 1 {
@@ -80,7 +82,6 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 	}
 	chunks := (H + per - 1) / per
 	c.b.parallel(T*chunks, 1, func(lo, hi int) {
-		var out4 [4]float32
 		for item := lo; item < hi; item++ {
 			t, h0 := item/chunks, (item%chunks)*per
 			nh := min(per, H-h0)
@@ -96,17 +97,23 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 			}
 			scores := (*buf)[:nh*n] // scores[k*n+j]: head h0+k, key first+j
 			q := qt.f[(t*H+h0)*dk : (t*H+h0+nh)*dk]
+			rp := rowPtrs.Get().(*[]*float32)
+			rows := (*rp)[:0]
 			for j := range n {
-				row := b.Slot(s, first+j) * w
-				key := ct.f[row : row+dk]
-				k := 0
-				for ; k+4 <= nh; k += 4 {
-					kernel.DotF32x4(key, q[k*dk:], q[(k+1)*dk:], q[(k+2)*dk:], q[(k+3)*dk:], &out4)
-					for i := range 4 {
-						scores[(k+i)*n+j] = out4[i] * spec.Scale
-					}
+				rows = append(rows, &ct.f[b.Slot(s, first+j)*w])
+			}
+			quads := nh / 4 * 4 // heads scored (and, where dv allows, valued) four at a time
+			// Blocks of rows stay in cache while every quad of heads
+			// scores them.
+			for j0 := 0; j0 < n; j0 += accumBlock {
+				blk := rows[j0:min(j0+accumBlock, n)]
+				for k := 0; k < quads; k += 4 {
+					kernel.DotRowsF32x4(blk, q[k*dk:(k+4)*dk], spec.Scale, scores[k*n+j0:], n)
 				}
-				for ; k < nh; k++ {
+			}
+			for k := quads; k < nh; k++ {
+				for j, row := range rows {
+					key := unsafe.Slice(row, dk)
 					scores[k*n+j] = kernel.DotF32(key, q[k*dk:(k+1)*dk]) * spec.Scale
 				}
 			}
@@ -128,16 +135,10 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 				}
 			}
 			out := y.f[(t*H+h0)*dv : (t*H+h0+nh)*dv]
-			quads := 0 // heads whose values go four at a time
-			if dv%kernel.AccumRowsWidth == 0 {
-				quads = nh / 4 * 4
+			if dv%kernel.AccumRowsWidth != 0 {
+				quads = 0 // values one head at a time
 			}
 			if quads > 0 {
-				rp := rowPtrs.Get().(*[]*float32)
-				rows := (*rp)[:0]
-				for j := range n {
-					rows = append(rows, &ct.f[b.Slot(s, first+j)*w])
-				}
 				// Blocks of rows stay in cache while every head of the
 				// item passes over them.
 				for j0 := 0; j0 < n; j0 += accumBlock {
@@ -146,9 +147,9 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 						kernel.AccumRowsF32x4(scores[k*n+j0:], n, blk, out[k*dv:(k+4)*dv])
 					}
 				}
-				*rp = rows
-				rowPtrs.Put(rp)
 			}
+			*rp = rows
+			rowPtrs.Put(rp)
 			if quads < nh {
 				for j := range n {
 					row := b.Slot(s, first+j) * w

@@ -103,7 +103,7 @@ func BenchmarkAccumRows(b *testing.B) {
 func TestDotRowsF32x4(t *testing.T) {
 	t.Parallel()
 	r := newRand(33)
-	for _, d := range []int{1, 7, 8, 16, 24, 31, 40, 128, 133} {
+	for _, d := range []int{1, 7, 8, 16, 24, 31, 40, 128, 133, 512, 576} {
 		for _, n := range []int{1, 2, 7, 33} {
 			buf := make([]float32, (n+3)*(d+5))
 			for i := range buf {

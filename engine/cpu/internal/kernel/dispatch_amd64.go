@@ -63,8 +63,25 @@ var avx512vnni = func() impls {
 	s.packVNNI = true
 	s.mulQ8_0R16 = mulQ8_0R16VNNI
 	s.preferR16 = true
+	s.dotRowsF32x4 = dotRowsF32x4AVX512
 	return s
 }()
+
+// dotRowsF32x4AVX512 scores pairs of rows with dotRowsF32x4PairsAVX512 and
+// an odd last row, or rows whose length is not a multiple of 8 (a scalar
+// tail), with dotRowsF32x4AVX2: the same bits either way.
+func dotRowsF32x4AVX512(rows []*float32, q []float32, scale float32, out []float32, stride int) {
+	pairs := len(rows) &^ 1
+	if len(q)/4%8 != 0 {
+		pairs = 0
+	}
+	if pairs > 0 {
+		dotRowsF32x4PairsAVX512(rows[:pairs], q, scale, out, stride)
+	}
+	if pairs < len(rows) {
+		dotRowsF32x4AVX2(rows[pairs:], q, scale, out[pairs:], stride)
+	}
+}
 
 // r16Tiles are the R16 tiles by vector count.
 var r16Tiles = [R16MaxVectors + 1]func(w []byte, nBlocks int, xq []byte, xd []float32, xc []int32, out []float32, stride int){

@@ -108,6 +108,10 @@ func accumRowsF32x4AVX2(p []float32, stride int, rows []*float32, out []float32)
 // len(q) is a multiple of 4; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.
 func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32, stride int)
 
+// dotRowsF32x4PairsAVX512 is dotRowsF32x4AVX2 two rows at a time, with its bits; see _gen.
+// len(rows) is even; len(q)/4 is a multiple of 8; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.
+func dotRowsF32x4PairsAVX512(rows []*float32, q []float32, scale float32, out []float32, stride int)
+
 // expShift8AVX2 is the AVX2 form of expShift8Generic.
 // len(x) is a multiple of 8.
 //

@@ -2766,6 +2766,252 @@ dotRowsF32x4AVX2_end:
 	VZEROUPPER
 	RET
 
+// func dotRowsF32x4PairsAVX512(rows []*float32, q []float32, scale float32, out []float32, stride int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, FMA3, MMX+
+TEXT ·dotRowsF32x4PairsAVX512(SB), NOSPLIT, $0-88
+	MOVQ  rows_base+0(FP), AX
+	MOVQ  rows_len+8(FP), CX
+	MOVQ  q_len+32(FP), DX
+	SHRQ  $0x02, DX
+	MOVQ  q_base+24(FP), BX
+	MOVQ  DX, SI
+	SHLQ  $0x02, SI
+	LEAQ  (BX)(SI*1), DI
+	LEAQ  (DI)(SI*1), R8
+	LEAQ  (R8)(SI*1), R9
+	MOVQ  out_base+56(FP), R10
+	MOVQ  stride+80(FP), R11
+	SHLQ  $0x02, R11
+	MOVL  $0x000000ff, R12
+	KMOVW R12, K1
+
+dotRowsF32x4PairsAVX512_pair:
+	TESTQ CX, CX
+	JZ    dotRowsF32x4PairsAVX512_end
+	CMPQ  CX, $0x05
+	JBE   dotRowsF32x4PairsAVX512_start
+	MOVQ  32(AX), R12
+	XORQ  R14, R14
+
+dotRowsF32x4PairsAVX512_prefetch0:
+	PREFETCHT0 (R12)(R14*1)
+	ADDQ       $0x40, R14
+	CMPQ       R14, SI
+	JB         dotRowsF32x4PairsAVX512_prefetch0
+	PREFETCHT0 -4(R12)(SI*1)
+	MOVQ       40(AX), R13
+	XORQ       R14, R14
+
+dotRowsF32x4PairsAVX512_prefetch1:
+	PREFETCHT0 (R13)(R14*1)
+	ADDQ       $0x40, R14
+	CMPQ       R14, SI
+	JB         dotRowsF32x4PairsAVX512_prefetch1
+	PREFETCHT0 -4(R13)(SI*1)
+
+dotRowsF32x4PairsAVX512_start:
+	MOVQ   (AX), R12
+	MOVQ   8(AX), R13
+	MOVQ   DX, R14
+	VXORPS Z0, Z0, Z0
+	VXORPS Y1, Y1, Y1
+	VXORPS Z2, Z2, Z2
+	VXORPS Y3, Y3, Y3
+	VXORPS Z4, Z4, Z4
+	VXORPS Y5, Y5, Y5
+	VXORPS Z6, Z6, Z6
+	VXORPS Y7, Y7, Y7
+	VXORPS Z8, Z8, Z8
+	VXORPS Y9, Y9, Y9
+	VXORPS Z10, Z10, Z10
+	VXORPS Y11, Y11, Y11
+	VXORPS Z12, Z12, Z12
+	VXORPS Y13, Y13, Y13
+	VXORPS Z14, Z14, Z14
+	VXORPS Y15, Y15, Y15
+
+dotRowsF32x4PairsAVX512_loop:
+	CMPQ        R14, $0x18
+	JB          dotRowsF32x4PairsAVX512_rem16
+	VMOVUPS     (BX), Z16
+	VMOVUPS     64(BX), Y17
+	VMOVUPS     (DI), Z18
+	VMOVUPS     64(DI), Y19
+	VMOVUPS     (R8), Z20
+	VMOVUPS     64(R8), Y21
+	VMOVUPS     (R9), Z22
+	VMOVUPS     64(R9), Y23
+	VMOVUPS     (R12), Z24
+	VMOVUPS     64(R12), Y25
+	VFMADD231PS Z16, Z24, Z0
+	VFMADD231PS Y17, Y25, Y1
+	VFMADD231PS Z18, Z24, Z2
+	VFMADD231PS Y19, Y25, Y3
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Y21, Y25, Y5
+	VFMADD231PS Z22, Z24, Z6
+	VFMADD231PS Y23, Y25, Y7
+	VMOVUPS     (R13), Z24
+	VMOVUPS     64(R13), Y25
+	VFMADD231PS Z16, Z24, Z8
+	VFMADD231PS Y17, Y25, Y9
+	VFMADD231PS Z18, Z24, Z10
+	VFMADD231PS Y19, Y25, Y11
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Y21, Y25, Y13
+	VFMADD231PS Z22, Z24, Z14
+	VFMADD231PS Y23, Y25, Y15
+	ADDQ        $0x60, R12
+	ADDQ        $0x60, R13
+	ADDQ        $0x60, BX
+	ADDQ        $0x60, DI
+	ADDQ        $0x60, R8
+	ADDQ        $0x60, R9
+	SUBQ        $0x18, R14
+	JMP         dotRowsF32x4PairsAVX512_loop
+
+dotRowsF32x4PairsAVX512_rem16:
+	CMPQ        R14, $0x10
+	JB          dotRowsF32x4PairsAVX512_rem8
+	VMOVUPS     (BX), Z16
+	VMOVUPS     (DI), Z18
+	VMOVUPS     (R8), Z20
+	VMOVUPS     (R9), Z22
+	VMOVUPS     (R12), Z24
+	VFMADD231PS Z16, Z24, Z0
+	VFMADD231PS Z18, Z24, Z2
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z22, Z24, Z6
+	VMOVUPS     (R13), Z24
+	VFMADD231PS Z16, Z24, Z8
+	VFMADD231PS Z18, Z24, Z10
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z22, Z24, Z14
+	ADDQ        $0x40, R12
+	ADDQ        $0x40, R13
+	ADDQ        $0x40, BX
+	ADDQ        $0x40, DI
+	ADDQ        $0x40, R8
+	ADDQ        $0x40, R9
+	SUBQ        $0x10, R14
+	JMP         dotRowsF32x4PairsAVX512_reduce
+
+dotRowsF32x4PairsAVX512_rem8:
+	CMPQ        R14, $0x08
+	JB          dotRowsF32x4PairsAVX512_reduce
+	VMOVUPS     (BX), Y17
+	VMOVUPS     (DI), Y19
+	VMOVUPS     (R8), Y21
+	VMOVUPS     (R9), Y23
+	VMOVUPS     (R12), Y25
+	VFMADD231PS Z17, Z25, K1, Z0
+	VFMADD231PS Z19, Z25, K1, Z2
+	VFMADD231PS Z21, Z25, K1, Z4
+	VFMADD231PS Z23, Z25, K1, Z6
+	VMOVUPS     (R13), Y25
+	VFMADD231PS Z17, Z25, K1, Z8
+	VFMADD231PS Z19, Z25, K1, Z10
+	VFMADD231PS Z21, Z25, K1, Z12
+	VFMADD231PS Z23, Z25, K1, Z14
+	ADDQ        $0x20, R12
+	ADDQ        $0x20, R13
+	ADDQ        $0x20, BX
+	ADDQ        $0x20, DI
+	ADDQ        $0x20, R8
+	ADDQ        $0x20, R9
+	SUBQ        $0x08, R14
+
+dotRowsF32x4PairsAVX512_reduce:
+	SUBQ          SI, BX
+	SUBQ          SI, DI
+	SUBQ          SI, R8
+	SUBQ          SI, R9
+	VBROADCASTSS  scale+48(FP), X16
+	VEXTRACTF64X4 $0x01, Z0, Y17
+	VADDPS        Y17, Y0, Y17
+	VADDPS        Y1, Y17, Y17
+	VEXTRACTF64X4 $0x01, Z2, Y0
+	VADDPS        Y0, Y2, Y0
+	VADDPS        Y3, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z4, Y1
+	VADDPS        Y1, Y4, Y1
+	VADDPS        Y5, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z6, Y2
+	VADDPS        Y2, Y6, Y2
+	VADDPS        Y7, Y2, Y2
+	VEXTRACTF32X4 $0x01, Y17, X3
+	VADDPS        X3, X17, X17
+	VEXTRACTF32X4 $0x01, Y0, X3
+	VADDPS        X3, X0, X0
+	VEXTRACTF32X4 $0x01, Y1, X3
+	VADDPS        X3, X1, X1
+	VEXTRACTF32X4 $0x01, Y2, X3
+	VADDPS        X3, X2, X2
+	VSHUFPS       $0x88, X0, X17, X3
+	VSHUFPS       $0xdd, X0, X17, X0
+	VADDPS        X0, X3, X3
+	VSHUFPS       $0x88, X2, X1, X0
+	VSHUFPS       $0xdd, X2, X1, X1
+	VADDPS        X1, X0, X0
+	VSHUFPS       $0x88, X0, X3, X1
+	VSHUFPS       $0xdd, X0, X3, X0
+	VADDPS        X0, X1, X1
+	VMULPS        X16, X1, X1
+	LEAQ          (R10), R12
+	VMOVSS        X1, (R12)
+	ADDQ          R11, R12
+	VEXTRACTPS    $0x01, X1, (R12)
+	ADDQ          R11, R12
+	VEXTRACTPS    $0x02, X1, (R12)
+	ADDQ          R11, R12
+	VEXTRACTPS    $0x03, X1, (R12)
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y0
+	VADDPS        Y9, Y0, Y0
+	VEXTRACTF64X4 $0x01, Z10, Y1
+	VADDPS        Y1, Y10, Y1
+	VADDPS        Y11, Y1, Y1
+	VEXTRACTF64X4 $0x01, Z12, Y2
+	VADDPS        Y2, Y12, Y2
+	VADDPS        Y13, Y2, Y2
+	VEXTRACTF64X4 $0x01, Z14, Y3
+	VADDPS        Y3, Y14, Y3
+	VADDPS        Y15, Y3, Y3
+	VEXTRACTF32X4 $0x01, Y0, X4
+	VADDPS        X4, X0, X0
+	VEXTRACTF32X4 $0x01, Y1, X4
+	VADDPS        X4, X1, X1
+	VEXTRACTF32X4 $0x01, Y2, X4
+	VADDPS        X4, X2, X2
+	VEXTRACTF32X4 $0x01, Y3, X4
+	VADDPS        X4, X3, X3
+	VSHUFPS       $0x88, X1, X0, X4
+	VSHUFPS       $0xdd, X1, X0, X0
+	VADDPS        X0, X4, X4
+	VSHUFPS       $0x88, X3, X2, X0
+	VSHUFPS       $0xdd, X3, X2, X1
+	VADDPS        X1, X0, X0
+	VSHUFPS       $0x88, X0, X4, X1
+	VSHUFPS       $0xdd, X0, X4, X0
+	VADDPS        X0, X1, X1
+	VMULPS        X16, X1, X1
+	LEAQ          4(R10), R13
+	VMOVSS        X1, (R13)
+	ADDQ          R11, R13
+	VEXTRACTPS    $0x01, X1, (R13)
+	ADDQ          R11, R13
+	VEXTRACTPS    $0x02, X1, (R13)
+	ADDQ          R11, R13
+	VEXTRACTPS    $0x03, X1, (R13)
+	ADDQ          $0x10, AX
+	ADDQ          $0x08, R10
+	SUBQ          $0x02, CX
+	JMP           dotRowsF32x4PairsAVX512_pair
+
+dotRowsF32x4PairsAVX512_end:
+	VZEROUPPER
+	RET
+
 DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
 DATA expLog2e<>+4(SB)/4, $0x3fb8aa3b
 DATA expLog2e<>+8(SB)/4, $0x3fb8aa3b

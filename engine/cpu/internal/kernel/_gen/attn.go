@@ -243,3 +243,208 @@ func dotRowsF32x4() {
 // rowsPrefetchAhead is how many rows ahead dotRowsF32x4 prefetches: a
 // row of 128 values takes about 30 ns, a line from L3 or memory 30–100.
 const rowsPrefetchAhead = 4
+
+// dotRowsF32x4Pairs writes dotRowsF32x4PairsAVX512, dotRowsF32x4AVX2 for
+// two rows at a time with AVX-512 registers and the same bits. AVX2 keeps
+// three accumulators of eight lanes per dot product, chunk c of 24 values
+// going to lanes 0–7 of the first, 8–15 of the second and 16–23 of the
+// third; here one 16-lane register holds the first two (its halves) and an
+// 8-lane one the third, so each dot product takes two fused multiply-adds a
+// chunk instead of three, every lane adding the same products in the same
+// order. Two rows share the loads of the four heads' query chunks: per
+// chunk, 12 loads feed 16 multiply-adds (the AVX2 loop loads 15 for 12),
+// with 16 accumulators and 12 operands in the 32 registers. After the
+// whole chunks, a last 16 values go to the 16-lane register and a last 8
+// to its low half (a masked multiply-add, which leaves the high lanes
+// untouched), as AVX2's two remainder steps do; a scalar tail is the
+// caller's (it sends rows whose length is not a multiple of 8 to the AVX2
+// form). The reduction adds the halves, then the third register, then
+// sums each head's lanes in hsum4's order, with shuffles and adds that
+// have EVEX forms (VHADDPS has none, and the registers may be above 15).
+func dotRowsF32x4Pairs() {
+	name := "dotRowsF32x4PairsAVX512"
+	TEXT(name, NOSPLIT, "func(rows []*float32, q []float32, scale float32, out []float32, stride int)")
+	Doc(name+" is dotRowsF32x4AVX2 two rows at a time, with its bits; see _gen.",
+		"len(rows) is even; len(q)/4 is a multiple of 8; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.")
+	rows := Load(Param("rows").Base(), GP64())
+	left := Load(Param("rows").Len(), GP64())
+	d := Load(Param("q").Len(), GP64())
+	SHRQ(Imm(2), d)
+	var x [4]Register
+	x[0] = Load(Param("q").Base(), GP64())
+	db := GP64()
+	MOVQ(d, db)
+	SHLQ(Imm(2), db)
+	for k := 1; k < 4; k++ {
+		x[k] = GP64()
+		LEAQ(Mem{Base: x[k-1], Index: db, Scale: 1}, x[k])
+	}
+	out := Load(Param("out").Base(), GP64())
+	sb := Load(Param("stride"), GP64())
+	SHLQ(Imm(2), sb)
+	low := K()
+	mask := GP32()
+	MOVL(U32(0xff), mask)
+	KMOVW(mask, low)
+	w := [2]Register{GP64(), GP64()}
+	n := GP64()
+
+	Label(name + "_pair")
+	TESTQ(left, left)
+	JZ(LabelRef(name + "_end"))
+	// Prefetch the pair rowsPrefetchAhead rows on, every line of each.
+	CMPQ(left, Imm(rowsPrefetchAhead+1))
+	JBE(LabelRef(name + "_start"))
+	for i := range w {
+		MOVQ(Mem{Base: rows, Disp: 8 * (rowsPrefetchAhead + i)}, w[i])
+		XORQ(n, n)
+		Label(fmt.Sprintf("%s_prefetch%d", name, i))
+		PREFETCHT0(Mem{Base: w[i], Index: n, Scale: 1})
+		ADDQ(Imm(64), n)
+		CMPQ(n, db)
+		JB(LabelRef(fmt.Sprintf("%s_prefetch%d", name, i)))
+		PREFETCHT0(Mem{Base: w[i], Index: db, Scale: 1, Disp: -4})
+	}
+	Label(name + "_start")
+	MOVQ(Mem{Base: rows}, w[0])
+	MOVQ(Mem{Base: rows, Disp: 8}, w[1])
+	MOVQ(d, n)
+	var accZ, accY [2][4]VecVirtual // [row][head]: lanes 0–15 and 16–23 of each chunk
+	for i := range accZ {
+		for j := range accZ[i] {
+			accZ[i][j], accY[i][j] = ZMM(), YMM()
+			VXORPS(accZ[i][j], accZ[i][j], accZ[i][j])
+			VXORPS(accY[i][j], accY[i][j], accY[i][j])
+		}
+	}
+	advance := func(elems int) {
+		b := Imm(uint64(elems * 4))
+		for _, p := range w {
+			ADDQ(b, p)
+		}
+		for _, p := range x {
+			ADDQ(b, p)
+		}
+		SUBQ(Imm(uint64(elems)), n)
+	}
+
+	Label(name + "_loop")
+	CMPQ(n, Imm(24))
+	JB(LabelRef(name + "_rem16"))
+	{
+		var qz, qy [4]VecVirtual
+		for j := range x {
+			qz[j], qy[j] = ZMM(), YMM()
+			VMOVUPS(Mem{Base: x[j]}, qz[j])
+			VMOVUPS(Mem{Base: x[j], Disp: 64}, qy[j])
+		}
+		for i := range w {
+			kz, ky := ZMM(), YMM()
+			VMOVUPS(Mem{Base: w[i]}, kz)
+			VMOVUPS(Mem{Base: w[i], Disp: 64}, ky)
+			for j := range x {
+				VFMADD231PS(qz[j], kz, accZ[i][j])
+				VFMADD231PS(qy[j], ky, accY[i][j])
+			}
+		}
+	}
+	advance(24)
+	JMP(LabelRef(name + "_loop"))
+
+	// A last 16 values: lanes 0–15, AVX2's two remainder steps at once.
+	Label(name + "_rem16")
+	CMPQ(n, Imm(16))
+	JB(LabelRef(name + "_rem8"))
+	{
+		var qz [4]VecVirtual
+		for j := range x {
+			qz[j] = ZMM()
+			VMOVUPS(Mem{Base: x[j]}, qz[j])
+		}
+		for i := range w {
+			kz := ZMM()
+			VMOVUPS(Mem{Base: w[i]}, kz)
+			for j := range x {
+				VFMADD231PS(qz[j], kz, accZ[i][j])
+			}
+		}
+	}
+	advance(16)
+	JMP(LabelRef(name + "_reduce"))
+
+	// A last 8 values: lanes 0–7 only.
+	Label(name + "_rem8")
+	CMPQ(n, Imm(8))
+	JB(LabelRef(name + "_reduce"))
+	{
+		var qz [4]VecVirtual
+		for j := range x {
+			qz[j] = ZMM()
+			VMOVUPS(Mem{Base: x[j]}, qz[j].AsY())
+		}
+		for i := range w {
+			kz := ZMM()
+			VMOVUPS(Mem{Base: w[i]}, kz.AsY())
+			for j := range x {
+				VFMADD231PS(qz[j], kz, low, accZ[i][j])
+			}
+		}
+	}
+	advance(8)
+
+	Label(name + "_reduce")
+	for _, p := range x {
+		SUBQ(db, p)
+	}
+	sc := XMM()
+	VBROADCASTSS(NewParamAddr("scale", 48), sc)
+	for i := range w {
+		var a [4]VecVirtual
+		for j := range a {
+			a[j] = YMM()
+			VEXTRACTF64X4(Imm(1), accZ[i][j], a[j])
+			VADDPS(a[j], accZ[i][j].AsY(), a[j])
+			VADDPS(accY[i][j], a[j], a[j])
+		}
+		s := hsum4EVEX(a)
+		VMULPS(sc, s, s)
+		// w[i] is spent: it walks the row's four outputs.
+		LEAQ(Mem{Base: out, Disp: 4 * i}, w[i])
+		VMOVSS(s, Mem{Base: w[i]})
+		for k := 1; k < 4; k++ {
+			ADDQ(sb, w[i])
+			VEXTRACTPS(Imm(uint64(k)), s, Mem{Base: w[i]})
+		}
+	}
+	ADDQ(Imm(16), rows)
+	ADDQ(Imm(8), out)
+	SUBQ(Imm(2), left)
+	JMP(LabelRef(name + "_pair"))
+
+	Label(name + "_end")
+	VZEROUPPER()
+	RET()
+}
+
+// hsum4EVEX is hsum4 with instructions that have EVEX forms, so that its
+// registers may be any of the 32: each head's high half is added to its
+// low half (lanes l and l+4), then VHADDPS's adjacent pairs come from two
+// shuffles, of the even and of the odd lanes, and one add (the same sums,
+// each of the same two values).
+func hsum4EVEX(a [4]VecVirtual) VecVirtual {
+	for _, y := range a {
+		t := XMM()
+		VEXTRACTF32X4(Imm(1), y, t)
+		VADDPS(t, y.AsX(), y.AsX())
+	}
+	hadd := func(p, q Register) VecVirtual { // [p0+p1, p2+p3, q0+q1, q2+q3]
+		ev, od := XMM(), XMM()
+		VSHUFPS(Imm(0x88), q, p, ev)
+		VSHUFPS(Imm(0xDD), q, p, od)
+		VADDPS(od, ev, ev)
+		return ev
+	}
+	lo := hadd(a[0].AsX(), a[1].AsX())
+	hi := hadd(a[2].AsX(), a[3].AsX())
+	return hadd(lo, hi)
+}

@@ -43,6 +43,7 @@ func main() {
 	axpyF32()
 	accumRowsF32x4()
 	dotRowsF32x4()
+	dotRowsF32x4Pairs()
 	expShift()
 	maxF32()
 	norm()
