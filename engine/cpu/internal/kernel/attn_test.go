@@ -14,7 +14,7 @@ import (
 func TestAccumRowsF32x4(t *testing.T) {
 	t.Parallel()
 	r := newRand(31)
-	for _, dv := range []int{16, 32, 48, 512} {
+	for _, dv := range []int{16, 32, 48, 64, 80, 128, 144, 512, 576} {
 		for _, n := range []int{1, 2, 7, 33} {
 			buf := make([]float32, (n+3)*(dv+5))
 			for i := range buf {

@@ -64,6 +64,7 @@ var avx512vnni = func() impls {
 	s.mulQ8_0R16 = mulQ8_0R16VNNI
 	s.preferR16 = true
 	s.dotRowsF32x4 = dotRowsF32x4AVX512
+	s.accumRowsF32x4 = accumRowsF32x4AVX512
 	return s
 }()
 

@@ -112,6 +112,10 @@ func dotRowsF32x4AVX2(rows []*float32, q []float32, scale float32, out []float32
 // len(rows) is even; len(q)/4 is a multiple of 8; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.
 func dotRowsF32x4PairsAVX512(rows []*float32, q []float32, scale float32, out []float32, stride int)
 
+// accumRowsF32x4AVX512 is accumRowsF32x4AVX2 with AVX-512 registers, with its bits; see _gen.
+// len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.
+func accumRowsF32x4AVX512(p []float32, stride int, rows []*float32, out []float32)
+
 // expShift8AVX2 is the AVX2 form of expShift8Generic.
 // len(x) is a multiple of 8.
 //

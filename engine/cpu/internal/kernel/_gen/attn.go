@@ -448,3 +448,102 @@ func hsum4EVEX(a [4]VecVirtual) VecVirtual {
 	hi := hadd(a[2].AsX(), a[3].AsX())
 	return hadd(lo, hi)
 }
+
+// accumRowsF32x4Wide writes accumRowsF32x4AVX512, accumRowsF32x4AVX2 with
+// AVX-512 registers and the same bits: tiles of 64 values per head (sixteen
+// 16-lane accumulators for the four heads) while 64 remain, then tiles of
+// 16 (four accumulators). Per row of a wide tile: four loads of the row,
+// four broadcast weights and sixteen fused multiply-adds, for four times
+// the work of an AVX2 row step; every output value still takes the rows'
+// products one by one in row order (acc = row·p + acc), so the tiling does
+// not change a bit. Before a row's tile it prefetches the row's next tile.
+func accumRowsF32x4Wide() {
+	name := "accumRowsF32x4AVX512"
+	TEXT(name, NOSPLIT, "func(p []float32, stride int, rows []*float32, out []float32)")
+	Doc(name+" is accumRowsF32x4AVX2 with AVX-512 registers, with its bits; see _gen.",
+		"len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.")
+	p0 := Load(Param("p").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	rows := Load(Param("rows").Base(), GP64())
+	n := Load(Param("rows").Len(), GP64())
+	out := Load(Param("out").Base(), GP64())
+	dvb := Load(Param("out").Len(), GP64()) // 4·dv values = dv·4 bytes, one head's output
+	SHLQ(Imm(2), stride)
+	p1, p2, p3 := GP64(), GP64(), GP64()
+	LEAQ(Mem{Base: p0, Index: stride, Scale: 1}, p1)
+	LEAQ(Mem{Base: p1, Index: stride, Scale: 1}, p2)
+	LEAQ(Mem{Base: p2, Index: stride, Scale: 1}, p3)
+	ps := []Register{p0, p1, p2, p3}
+	d, o, j, ptr, end := GP64(), GP64(), GP64(), GP64(), GP64()
+	XORQ(d, d)
+
+	// tile writes the loop over tiles of width values per head, from d
+	// while at least width remain, then jumps to next.
+	tile := func(label string, width int, next string) {
+		vecs := width / 16
+		acc := make([][]VecVirtual, 4)
+		for k := range acc {
+			acc[k] = make([]VecVirtual, vecs)
+			for v := range acc[k] {
+				acc[k][v] = ZMM()
+			}
+		}
+		Label(name + "_" + label)
+		LEAQ(Mem{Base: d, Disp: 4 * width}, end)
+		CMPQ(end, dvb)
+		JA(LabelRef(name + "_" + next))
+		LEAQ(Mem{Base: out, Index: d, Scale: 1}, o)
+		for k := range 4 {
+			for v := range vecs {
+				VMOVUPS(Mem{Base: o, Disp: 64 * v}, acc[k][v])
+			}
+			if k < 3 {
+				ADDQ(dvb, o)
+			}
+		}
+		XORQ(j, j)
+		Label(name + "_" + label + "_row")
+		CMPQ(j, n)
+		JAE(LabelRef(name + "_" + label + "_store"))
+		MOVQ(Mem{Base: rows, Index: j, Scale: 8}, ptr)
+		r := make([]VecVirtual, vecs)
+		for v := range r {
+			r[v] = ZMM()
+			VMOVUPS(Mem{Base: ptr, Index: d, Scale: 1, Disp: 64 * v}, r[v])
+		}
+		for v := range vecs {
+			PREFETCHT0(Mem{Base: ptr, Index: d, Scale: 1, Disp: 4*width + 64*v})
+		}
+		w := make([]VecVirtual, 4)
+		for k := range w {
+			w[k] = ZMM()
+			VBROADCASTSS(Mem{Base: ps[k], Index: j, Scale: 4}, w[k])
+		}
+		for k := range 4 {
+			for v := range vecs {
+				VFMADD231PS(r[v], w[k], acc[k][v])
+			}
+		}
+		INCQ(j)
+		JMP(LabelRef(name + "_" + label + "_row"))
+
+		Label(name + "_" + label + "_store")
+		LEAQ(Mem{Base: out, Index: d, Scale: 1}, o)
+		for k := range 4 {
+			for v := range vecs {
+				VMOVUPS(acc[k][v], Mem{Base: o, Disp: 64 * v})
+			}
+			if k < 3 {
+				ADDQ(dvb, o)
+			}
+		}
+		MOVQ(end, d)
+		JMP(LabelRef(name + "_" + label))
+	}
+	tile("wide", 64, "narrow")
+	tile("narrow", 16, "done")
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}

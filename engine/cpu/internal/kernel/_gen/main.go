@@ -44,6 +44,7 @@ func main() {
 	accumRowsF32x4()
 	dotRowsF32x4()
 	dotRowsF32x4Pairs()
+	accumRowsF32x4Wide()
 	expShift()
 	maxF32()
 	norm()
