@@ -30,6 +30,7 @@ var avx2 = impls{
 	axpyF32:      axpyF32AVX2,
 
 	accumRowsF32x4: accumRowsF32x4AVX2,
+	packR16AVX2:    true,
 	dotRowsF32x4:   dotRowsF32x4AVX2,
 	expShift:       expShiftAVX2,
 	maxF32:         maxF32AVX2,
@@ -220,4 +221,14 @@ func mulQ8_0x2Tiles(w []byte, rows int, x *Q8_0x2, out []float32) {
 	if r < rows {
 		dotQ8_0x2R1AVX2(w[r*rb:], rb, x.q, x.d, x.nBlocks, out[2*r:])
 	}
+}
+
+// packR16 is Q8_0R16In.Pack's loop: packQ8_0R16AVX2 where the active set
+// has it, called directly so that the vectors' list does not escape.
+func packR16(xs [][]byte, nBlocks int, q []byte, d []float32, c []int32) {
+	if active.packR16AVX2 {
+		packQ8_0R16AVX2(xs, nBlocks, q, d, c)
+		return
+	}
+	packQ8_0R16Generic(xs, nBlocks, q, d, c)
 }

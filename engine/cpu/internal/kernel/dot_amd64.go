@@ -116,6 +116,12 @@ func dotRowsF32x4PairsAVX512(rows []*float32, q []float32, scale float32, out []
 // len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.
 func accumRowsF32x4AVX512(p []float32, stride int, rows []*float32, out []float32)
 
+// packQ8_0R16AVX2 is the AVX2 form of packQ8_0R16Generic.
+// Every xs[j] holds nBlocks Q8_0 blocks; q, d and c hold nBlocks·len(xs) blocks' worth.
+//
+//go:noescape
+func packQ8_0R16AVX2(xs [][]byte, nBlocks int, q []byte, d []float32, c []int32)
+
 // expShift8AVX2 is the AVX2 form of expShift8Generic.
 // len(x) is a multiple of 8.
 //

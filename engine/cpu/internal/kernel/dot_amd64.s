@@ -3159,6 +3159,65 @@ accumRowsF32x4AVX512_done:
 	VZEROUPPER
 	RET
 
+// func packQ8_0R16AVX2(xs [][]byte, nBlocks int, q []byte, d []float32, c []int32)
+// Requires: AVX, AVX2, F16C
+TEXT ·packQ8_0R16AVX2(SB), NOSPLIT, $0-104
+	MOVQ         xs_base+0(FP), AX
+	MOVQ         xs_len+8(FP), CX
+	MOVQ         nBlocks+24(FP), DX
+	MOVQ         q_base+32(FP), BX
+	MOVQ         d_base+56(FP), SI
+	MOVQ         c_base+80(FP), DI
+	MOVL         $0x80808080, R8
+	VMOVD        R8, X0
+	VPBROADCASTD X0, Y0
+	VPXOR        Y1, Y1, Y1
+	XORQ         R9, R9
+
+packQ8_0R16AVX2_block:
+	TESTQ DX, DX
+	JZ    packQ8_0R16AVX2_done
+	XORQ  R10, R10
+	MOVQ  AX, R11
+
+packQ8_0R16AVX2_vec:
+	CMPQ         R10, CX
+	JAE          packQ8_0R16AVX2_next
+	MOVQ         (R11), R12
+	ADDQ         R9, R12
+	MOVWLZX      (R12), R8
+	VMOVD        R8, X2
+	VCVTPH2PS    X2, X2
+	VMOVSS       X2, (SI)
+	VMOVDQU      2(R12), Y2
+	VMOVDQU      Y2, (BX)
+	VPXOR        Y0, Y2, Y2
+	VPSADBW      Y1, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X3
+	VPADDQ       X3, X2, X3
+	VPSHUFD      $0x4e, X3, X2
+	VPADDQ       X2, X3, X3
+	VMOVQ        X3, R12
+	MOVL         $0x00001000, R8
+	SUBL         R12, R8
+	SHLL         $0x07, R8
+	MOVL         R8, (DI)
+	ADDQ         $0x20, BX
+	ADDQ         $0x04, SI
+	ADDQ         $0x04, DI
+	ADDQ         $0x18, R11
+	INCQ         R10
+	JMP          packQ8_0R16AVX2_vec
+
+packQ8_0R16AVX2_next:
+	ADDQ $0x22, R9
+	DECQ DX
+	JMP  packQ8_0R16AVX2_block
+
+packQ8_0R16AVX2_done:
+	VZEROUPPER
+	RET
+
 DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
 DATA expLog2e<>+4(SB)/4, $0x3fb8aa3b
 DATA expLog2e<>+8(SB)/4, $0x3fb8aa3b

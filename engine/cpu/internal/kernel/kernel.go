@@ -63,6 +63,7 @@ type impls struct {
 	axpyF32      func(a float32, x, y []float32)
 
 	accumRowsF32x4 func(p []float32, stride int, rows []*float32, out []float32)
+	packR16AVX2    bool // Q8_0R16In.Pack runs packQ8_0R16AVX2 (packR16)
 	dotRowsF32x4   func(rows []*float32, q []float32, scale float32, out []float32, stride int)
 	expShift       func(x []float32, m float32) float64
 	maxF32         func(x []float32) float32

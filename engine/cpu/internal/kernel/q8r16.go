@@ -128,13 +128,20 @@ func (p *Q8_0R16In) Pack(xs [][]byte, nBlocks int) {
 	p.q = grow(p.q, nBlocks*n*Q8_0BlockLen)
 	p.d = grow(p.d, nBlocks*n)
 	p.c = grow(p.c, nBlocks*n)
+	packR16(xs, nBlocks, p.q, p.d, p.c)
+}
+
+// packQ8_0R16Generic is the loop of [Q8_0R16In.Pack], block by block and
+// within a block vector by vector: the scale, the quants and −128·Σquants.
+func packQ8_0R16Generic(xs [][]byte, nBlocks int, q []byte, d []float32, c []int32) {
+	n := len(xs)
 	for b := range nBlocks {
 		for j, x := range xs {
 			blk := (*[Q8_0BlockSize]byte)(x[b*Q8_0BlockSize:])
-			p.d[b*n+j] = F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-			q := (*[Q8_0BlockLen]byte)(p.q[(b*n+j)*Q8_0BlockLen:])
-			*q = [Q8_0BlockLen]byte(blk[2:])
-			p.c[b*n+j] = -128 * sumInt8x32(q)
+			d[b*n+j] = F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			qs := (*[Q8_0BlockLen]byte)(q[(b*n+j)*Q8_0BlockLen:])
+			*qs = [Q8_0BlockLen]byte(blk[2:])
+			c[b*n+j] = -128 * sumInt8x32(qs)
 		}
 	}
 }

@@ -261,3 +261,38 @@ func FuzzMulQ8_0R16(f *testing.F) {
 		}
 	})
 }
+
+// TestPackQ8_0R16MatchesGeneric: the active set's Pack gives the generic
+// loop's quants, scales (bit for bit: NaN, infinite and subnormal halves
+// included) and sums, for one to eight vectors of zero to five blocks.
+func TestPackQ8_0R16MatchesGeneric(t *testing.T) {
+	t.Parallel()
+	r := newRand(41)
+	specials := []uint16{0x7C00, 0xFC00, 0x7E01, 0x7C01, 0x0001, 0x83FF, 0x0000, 0x8000, 0x3C00}
+	for n := 1; n <= R16MaxVectors; n++ {
+		for nb := range 6 {
+			xs := make([][]byte, n)
+			for j := range xs {
+				xs[j] = make([]byte, nb*Q8_0BlockSize+r.IntN(3))
+				for i := range xs[j] {
+					xs[j][i] = byte(r.IntN(256))
+				}
+				for b := range nb {
+					if r.IntN(3) == 0 {
+						h := specials[r.IntN(len(specials))]
+						xs[j][b*Q8_0BlockSize], xs[j][b*Q8_0BlockSize+1] = byte(h), byte(h>>8)
+					}
+				}
+			}
+			var got Q8_0R16In
+			got.Pack(xs, nb)
+			q, d, c := make([]byte, nb*n*Q8_0BlockLen), make([]float32, nb*n), make([]int32, nb*n)
+			packQ8_0R16Generic(xs, nb, q, d, c)
+			require.Equal(t, q, append([]byte{}, got.q...), "quants, n=%d nb=%d", n, nb)
+			require.Equal(t, c, append([]int32{}, got.c...), "sums, n=%d nb=%d", n, nb)
+			for i := range d {
+				require.Equal(t, math.Float32bits(d[i]), math.Float32bits(got.d[i]), "scale %d, n=%d nb=%d", i, n, nb)
+			}
+		}
+	}
+}
