@@ -2,11 +2,13 @@ package cpu
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 func TestRopeInverseUndoesRope(t *testing.T) {
@@ -123,6 +125,44 @@ func TestMatMulTypesAgree(t *testing.T) {
 				want += float64(vals[r*in+k]) * float64(xs[tok*in+k])
 			}
 			require.InDelta(t, want, a[tok*out+r], 1e-4)
+		}
+	}
+}
+
+// normals returns n draws of a standard normal.
+func normals(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// TestMatMulF32Bits: an F32 product gives each output DotF32's bits
+// whatever the batch, whether its inputs go four at a time through the
+// rows kernel (contiguous tokens) or one by one, on one thread or two.
+func TestMatMulF32Bits(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, sh := range [][2]int{{24, 512}, {37, 64}, {5, 130}, {700, 384}} {
+		out, in := sh[0], sh[1]
+		vals := normals(r, out*in)
+		for _, threads := range []int{1, 2} {
+			b := New(WithThreads(threads))
+			w := f32Weight(t, b, "w", []int{out, in}, vals)
+			for _, T := range []int{1, 3, 4, 5, 8, 9} {
+				xs := normals(r, T*in)
+				c := b.NewContext()
+				got, err := c.Floats(c.MatMul(c.Input(xs, T, in), w))
+				require.NoError(t, err)
+				for tok := range T {
+					for row := range out {
+						want := kernel.DotF32(vals[row*in:(row+1)*in], xs[tok*in:(tok+1)*in])
+						require.Equal(t, math.Float32bits(want), math.Float32bits(got[tok*out+row]), "%v T=%d threads=%d token %d row %d", sh, T, threads, tok, row)
+					}
+				}
+				c.Close()
+			}
 		}
 	}
 }
