@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 )
 
 // Compress is V4's KV compressor (spec §2.5, §4.1). A sequence's state
@@ -109,7 +110,7 @@ func (c *context) Compress(kv, score, state, entries engine.Tensor, b *engine.Ba
 			}
 			var sum float64
 			for k := range e {
-				e[k] = float32(math.Exp(float64(e[k] - mx)))
+				e[k] = kernel.Exp32(e[k] - mx) // float32(math.Exp(float64(e[k] − mx))), bit for bit
 				sum += float64(e[k])
 			}
 			inv := float32(1 / sum)
