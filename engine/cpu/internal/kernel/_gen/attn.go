@@ -114,22 +114,7 @@ func dotRowsF32x4() {
 	TEXT(name, NOSPLIT, "func(rows []*float32, q []float32, scale float32, out []float32, stride int)")
 	Doc(name+" is the AVX2 form of dotRowsF32x4Generic.",
 		"len(q) is a multiple of 4; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.")
-	rows := Load(Param("rows").Base(), GP64())
-	left := Load(Param("rows").Len(), GP64())
-	d := Load(Param("q").Len(), GP64())
-	SHRQ(Imm(2), d)
-	var x [4]Register
-	x[0] = Load(Param("q").Base(), GP64())
-	db := GP64()
-	MOVQ(d, db)
-	SHLQ(Imm(2), db)
-	for k := 1; k < 4; k++ {
-		x[k] = GP64()
-		LEAQ(Mem{Base: x[k-1], Index: db, Scale: 1}, x[k])
-	}
-	out := Load(Param("out").Base(), GP64())
-	sb := Load(Param("stride"), GP64())
-	SHLQ(Imm(2), sb)
+	rows, left, d, db, x, out, sb := scoreArgs()
 	w, n := GP64(), GP64()
 
 	Label(name + "_row")
@@ -266,22 +251,7 @@ func dotRowsF32x4Pairs() {
 	TEXT(name, NOSPLIT, "func(rows []*float32, q []float32, scale float32, out []float32, stride int)")
 	Doc(name+" is dotRowsF32x4AVX2 two rows at a time, with its bits; see _gen.",
 		"len(rows) is even; len(q)/4 is a multiple of 8; every rows[j] points at len(q)/4 values; out holds 3·stride+len(rows) values.")
-	rows := Load(Param("rows").Base(), GP64())
-	left := Load(Param("rows").Len(), GP64())
-	d := Load(Param("q").Len(), GP64())
-	SHRQ(Imm(2), d)
-	var x [4]Register
-	x[0] = Load(Param("q").Base(), GP64())
-	db := GP64()
-	MOVQ(d, db)
-	SHLQ(Imm(2), db)
-	for k := 1; k < 4; k++ {
-		x[k] = GP64()
-		LEAQ(Mem{Base: x[k-1], Index: db, Scale: 1}, x[k])
-	}
-	out := Load(Param("out").Base(), GP64())
-	sb := Load(Param("stride"), GP64())
-	SHLQ(Imm(2), sb)
+	rows, left, d, db, x, out, sb := scoreArgs()
 	low := K()
 	mask := GP32()
 	MOVL(U32(0xff), mask)
@@ -424,6 +394,29 @@ func dotRowsF32x4Pairs() {
 	Label(name + "_end")
 	VZEROUPPER()
 	RET()
+}
+
+// scoreArgs loads the arguments of the score pass (rows []*float32, q
+// []float32, scale float32, out []float32, stride int): the rows' pointer
+// and count, the row length d = len(q)/4 in values and db in bytes, the
+// four heads' query pointers, out, and the stride in bytes.
+func scoreArgs() (rows, left, d, db Register, x [4]Register, out, sb Register) {
+	rows = Load(Param("rows").Base(), GP64())
+	left = Load(Param("rows").Len(), GP64())
+	d = Load(Param("q").Len(), GP64())
+	SHRQ(Imm(2), d)
+	x[0] = Load(Param("q").Base(), GP64())
+	db = GP64()
+	MOVQ(d, db)
+	SHLQ(Imm(2), db)
+	for k := 1; k < 4; k++ {
+		x[k] = GP64()
+		LEAQ(Mem{Base: x[k-1], Index: db, Scale: 1}, x[k])
+	}
+	out = Load(Param("out").Base(), GP64())
+	sb = Load(Param("stride"), GP64())
+	SHLQ(Imm(2), sb)
+	return rows, left, d, db, x, out, sb
 }
 
 // hsum4EVEX is hsum4 with instructions that have EVEX forms, so that its
