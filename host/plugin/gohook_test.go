@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -51,4 +52,36 @@ func TestGoSDKHook(t *testing.T) {
 
 	_, err = loadWithLog(wasm, Config{ID: "gohook", Kind: KindHook, PluginConfig: []byte(`{"greeting":7}`), MemoryPages: 256}, io.Discard)
 	require.ErrorContains(t, err, "config: at /greeting")
+}
+
+// TestHookSessionsBeyondPool: hook sessions pin an instance each for their
+// stream, so a pool of one serves three at once with two extra instances,
+// which are closed (not pooled) as their sessions end.
+func TestHookSessionsBeyondPool(t *testing.T) {
+	t.Parallel()
+	p, err := loadWithLog(buildGoHook(t), Config{ID: "gohook", Kind: KindHook, PoolSize: 1, MemoryPages: 256, CallTimeout: 200 * time.Millisecond}, io.Discard)
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	var sessions []*HookSession
+	for range 3 {
+		s, err := p.OpenHook(ctx, []byte(`{}`))
+		require.NoError(t, err, "a session beyond the pool gets an instance of its own")
+		sessions = append(sessions, s)
+	}
+	p.pool.mu.Lock()
+	require.Equal(t, 2, p.pool.extra)
+	p.pool.mu.Unlock()
+	for i, s := range sessions {
+		r, err := s.Delta(ctx, "hello ", []int32{1}, ChannelContent)
+		require.NoError(t, err, "session %d", i)
+		require.Equal(t, "HELLO ", r.Emit, "session %d keeps its own state", i)
+	}
+	for _, s := range sessions {
+		s.Close(ctx)
+	}
+	require.Equal(t, Stats{Idle: 1, Size: 1}, p.Stats(), "the pool keeps its one instance")
+	p.pool.mu.Lock()
+	require.Zero(t, p.pool.extra, "the extra instances are closed")
+	p.pool.mu.Unlock()
 }

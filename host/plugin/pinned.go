@@ -20,8 +20,8 @@ type pinned struct {
 
 var errSessionDead = errors.New("the session's instance failed")
 
-// pin checks out an instance of a plugin of the given kind, waiting at most
-// the call timeout.
+// pin checks out an instance of a plugin of the given kind (pool.pin: an
+// idle one, else an extra one), waiting at most the call timeout.
 func (p *Plugin) pin(ctx context.Context, kind Kind, export string) (*pinned, error) {
 	if p.cfg.Kind != kind {
 		return nil, fmt.Errorf("plugin %s: not a %s plugin", p.cfg.ID, kind)
@@ -31,7 +31,7 @@ func (p *Plugin) pin(ctx context.Context, kind Kind, export string) (*pinned, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
 	defer cancel()
-	inst, err := p.pool.checkout(ctx)
+	inst, err := p.pool.pin(ctx)
 	if err != nil {
 		return nil, &CallError{Plugin: p.cfg.ID, Export: export, Kind: KindTimeout, Err: fmt.Errorf("no instance free before the deadline: %w", err)}
 	}

@@ -15,6 +15,10 @@ import (
 type instance struct {
 	mod api.Module
 	fns map[string]api.Function
+	// extra marks an instance made beyond the pool's size for a caller that
+	// pins one (see pool.pin): it is closed, not pooled, when it is given
+	// back or fails.
+	extra bool
 }
 
 func (i *instance) function(name string) api.Function {
@@ -41,11 +45,17 @@ type pool struct {
 
 	mu           sync.Mutex
 	closed       bool
+	extra        int // extra instances live (pool.pin)
 	replacements int
 	lent         int // instances lent to a derived plugin and not yet replaced
 	backoff      time.Duration
 	wg           sync.WaitGroup
 }
+
+// maxInstances bounds a plugin's instances, pooled and extra: a server holds
+// at most this many hooked streams (or sampler batches) at once beyond its
+// pool, each with an instance of its own.
+const maxInstances = 64
 
 const (
 	minBackoff = 10 * time.Millisecond
@@ -117,11 +127,56 @@ func (pl *pool) checkout(ctx context.Context) (*instance, error) {
 	}
 }
 
+// pin checks out an instance for a caller that keeps it across calls (a
+// hook session holds one for its whole stream): an idle one if there is
+// one, else a new one beyond the pool's size while the plugin has fewer
+// than maxInstances, else the first to come back before ctx ends. A
+// pool's size then bounds its idle instances, not the streams it serves:
+// with the default of 2, a third concurrent hooked stream would otherwise
+// wait for one of the first two to end, and fail at the call timeout.
+func (pl *pool) pin(ctx context.Context) (*instance, error) {
+	select {
+	case m := <-pl.idle:
+		return m, nil
+	default:
+	}
+	pl.mu.Lock()
+	grow := !pl.closed && pl.size+pl.extra < maxInstances
+	if grow {
+		pl.extra++
+	}
+	pl.mu.Unlock()
+	if grow {
+		m, err := pl.p.instantiate(ctx)
+		if err == nil {
+			m.extra = true
+			return m, nil
+		}
+		pl.mu.Lock()
+		pl.extra--
+		pl.mu.Unlock()
+		pl.p.log.Warn("plugin instance beyond the pool could not be made; waiting for a pooled one", "err", err)
+	}
+	return pl.checkout(ctx)
+}
+
+// dropExtra closes an extra instance given back or failed.
+func (pl *pool) dropExtra(m *instance) {
+	pl.p.closeInstance(m)
+	pl.mu.Lock()
+	pl.extra--
+	pl.mu.Unlock()
+}
+
 // put returns a healthy instance. One whose module was closed after all (a
 // deadline that passed just as its last call returned closes the module
 // behind the call's back) is discarded and replaced instead, so that the
 // next caller does not meet a dead instance.
 func (pl *pool) put(m *instance) {
+	if m.extra {
+		pl.dropExtra(m)
+		return
+	}
 	if m.mod.IsClosed() {
 		pl.p.log.Warn("plugin instance closed by a deadline as its call returned; replaced")
 		pl.discard(m)
@@ -187,6 +242,10 @@ func (pl *pool) refill() {
 
 // discard closes a failed instance and starts its replacement.
 func (pl *pool) discard(m *instance) {
+	if m.extra {
+		pl.dropExtra(m)
+		return
+	}
 	pl.p.closeInstance(m)
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
