@@ -148,7 +148,10 @@ type Plugin struct {
 	// FailurePolicy is what a request sees when the plugin fails: fail_closed (the
 	// default), fail_open (hooks only) or fallback (tokenizers and samplers only).
 	FailurePolicy string `koanf:"failure_policy"`
-	// PoolSize is the number of warm instances; 0 means 2.
+	// PoolSize is the number of warm instances; 0 means 2. A hook session (or
+	// a sampler batch) holds an instance for its stream, and when none is
+	// idle it gets one of its own beyond the pool, closed as it ends (up to
+	// 64 instances a plugin).
 	PoolSize int `koanf:"pool_size"`
 }
 
