@@ -48,15 +48,26 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 		sc.Add(vals)
 		return primitive.TopK(vals, k, ids, out)
 	}
+	// No NaN from here on: the first k have none, and a later value enters
+	// only above w. The heap holds values beside their indices, ordered by
+	// candWorse, which needs no NaN cases.
+	var buf [topKMax]cand
+	c := buf[:k]
+	for j, i := range h {
+		c[j] = cand{vals[i], i}
+	}
+	offer := func(j int) {
+		c[0] = cand{vals[j], int32(j)}
+		siftDownCand(c, 0)
+		w = c[0].v
+	}
 	// The groups of eight that hold the first k are scanned whole; their
 	// values past the first k are offered like any other.
 	i := (k + 7) &^ 7
 	sc.Add(vals[:i])
 	for j := k; j < i; j++ {
 		if vals[j] > w {
-			h[0] = int32(j)
-			siftDown(vals, h, 0)
-			w = vals[h[0]]
+			offer(j)
 		}
 	}
 	for {
@@ -64,9 +75,7 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 		end := min(i+8, len(vals))
 		for j := i; j < end; j++ {
 			if vals[j] > w {
-				h[0] = int32(j)
-				siftDown(vals, h, 0)
-				w = vals[h[0]]
+				offer(j)
 			}
 		}
 		sc.Add(vals[i:end])
@@ -76,13 +85,44 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 	}
 	// Heap sort: move the worst to the back, one at a time.
 	for end := k - 1; end > 0; end-- {
-		h[0], h[end] = h[end], h[0]
-		siftDown(vals, h[:end], 0)
+		c[0], c[end] = c[end], c[0]
+		siftDownCand(c[:end], 0)
 	}
-	for j, i := range h {
-		out[j] = vals[i]
+	for j, e := range c {
+		ids[j], out[j] = e.i, e.v
 	}
 	return k, nil
+}
+
+// cand is a candidate of topK's heap: a value that is not NaN, and its index.
+type cand struct {
+	v float32
+	i int32
+}
+
+// candWorse is worse for candidates without NaN: the smaller value, ties to
+// the higher index.
+func candWorse(a, b cand) bool {
+	return a.v < b.v || a.v == b.v && a.i > b.i
+}
+
+// siftDownCand restores the heap of candidates (the worst at the root)
+// below i.
+func siftDownCand(h []cand, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && candWorse(h[c+1], h[c]) {
+			c++
+		}
+		if !candWorse(h[c], h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // worse orders indices into vals, the worst first: the smaller value, NaN
