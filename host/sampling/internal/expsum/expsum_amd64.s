@@ -205,7 +205,61 @@ TEXT ·scanAbove8AVX2(SB), NOSPLIT, $0-48
 	VMOVUPS absmask<>(SB), Y6
 	VMOVUPS maxfinite<>(SB), Y7
 	VMOVUPS neginf<>(SB), Y8
+	VMOVUPS Y8, Y4             // a second lane maximum, for the unrolled loop
 	XORQ AX, AX
+
+	// Four groups a turn while none of them holds a value above t: the
+	// lane maxima go to two registers (merged at the end: the same
+	// maxima) and the counts add up as in the loop below. A turn with a
+	// value above t goes to that loop, which finds its group.
+scanabove4loop:
+	LEAQ 32(AX), R8
+	CMPQ R8, CX
+	JG scanaboveloop
+	VMOVUPS (SI)(AX*4), Y2
+	VMOVUPS 32(SI)(AX*4), Y13
+	VMOVUPS 64(SI)(AX*4), Y14
+	VMOVUPS 96(SI)(AX*4), Y15
+	VCMPPS $0x1e, Y0, Y2, Y12
+	VCMPPS $0x1e, Y0, Y13, Y9
+	VORPS Y9, Y12, Y12
+	VCMPPS $0x1e, Y0, Y14, Y9
+	VORPS Y9, Y12, Y12
+	VCMPPS $0x1e, Y0, Y15, Y9
+	VORPS Y9, Y12, Y12
+	VMOVMSKPS Y12, DX
+	TESTL DX, DX
+	JNZ scanaboveloop
+	VANDPS Y6, Y2, Y9
+	VCMPPS $0x12, Y7, Y9, Y9
+	VCMPPS $0x00, Y8, Y2, Y10
+	VPSUBD Y9, Y3, Y3
+	VPSUBD Y10, Y5, Y5
+	VBLENDVPS Y9, Y2, Y8, Y11
+	VMAXPS Y11, Y1, Y1
+	VANDPS Y6, Y13, Y9
+	VCMPPS $0x12, Y7, Y9, Y9
+	VCMPPS $0x00, Y8, Y13, Y10
+	VPSUBD Y9, Y3, Y3
+	VPSUBD Y10, Y5, Y5
+	VBLENDVPS Y9, Y13, Y8, Y11
+	VMAXPS Y11, Y4, Y4
+	VANDPS Y6, Y14, Y9
+	VCMPPS $0x12, Y7, Y9, Y9
+	VCMPPS $0x00, Y8, Y14, Y10
+	VPSUBD Y9, Y3, Y3
+	VPSUBD Y10, Y5, Y5
+	VBLENDVPS Y9, Y14, Y8, Y11
+	VMAXPS Y11, Y1, Y1
+	VANDPS Y6, Y15, Y9
+	VCMPPS $0x12, Y7, Y9, Y9
+	VCMPPS $0x00, Y8, Y15, Y10
+	VPSUBD Y9, Y3, Y3
+	VPSUBD Y10, Y5, Y5
+	VBLENDVPS Y9, Y15, Y8, Y11
+	VMAXPS Y11, Y4, Y4
+	MOVQ R8, AX
+	JMP scanabove4loop
 
 scanaboveloop:
 	CMPQ AX, CX
@@ -226,6 +280,7 @@ scanaboveloop:
 	JMP scanaboveloop
 
 scanabovedone:
+	VMAXPS Y4, Y1, Y1
 	VMOVUPS Y1, (DI)
 	VMOVDQU Y3, 32(DI)
 	VMOVDQU Y5, 64(DI)
