@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/optime"
 )
 
 // benchResult is what `ulan bench --json` prints.
@@ -50,6 +51,49 @@ type benchResult struct {
 	// LongContext is decode speed after a cache filled to each --context
 	// length.
 	LongContext []contextResult `json:"long_context,omitempty"`
+	// OpTimes (--op-times) is where a decode step's time went, per
+	// operation, at batch 1 and at Batch.
+	OpTimes []opTime `json:"op_times,omitempty"`
+}
+
+// opTime is one operation's share of the decode steps (optime): wall time
+// and calls per step, at batch 1 and at the batch size.
+type opTime struct {
+	Op           string  `json:"op"`
+	DecodeMicros float64 `json:"decode_us_per_step"`
+	DecodeCalls  float64 `json:"decode_calls_per_step"`
+	BatchMicros  float64 `json:"batch_us_per_step"`
+	BatchCalls   float64 `json:"batch_calls_per_step"`
+}
+
+// opTimes merges the operations of the batch-1 and the batched decode runs,
+// per step, the longest at the batch size first.
+func opTimes(decode, batch []optime.Op, steps int) []opTime {
+	byName := map[string]*opTime{}
+	var out []*opTime
+	at := func(name string) *opTime {
+		if o := byName[name]; o != nil {
+			return o
+		}
+		o := &opTime{Op: name}
+		byName[name] = o
+		out = append(out, o)
+		return o
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(steps) }
+	for _, op := range batch {
+		o := at(op.Name)
+		o.BatchMicros, o.BatchCalls = per(op.Time), float64(op.Calls)/float64(steps)
+	}
+	for _, op := range decode {
+		o := at(op.Name)
+		o.DecodeMicros, o.DecodeCalls = per(op.Time), float64(op.Calls)/float64(steps)
+	}
+	res := make([]opTime, len(out))
+	for i, o := range out {
+		res[i] = *o
+	}
+	return res
 }
 
 // contextResult is decode speed at one context length: the cache is filled
@@ -70,6 +114,7 @@ func newBenchCmd() *cobra.Command {
 		gen, batch         int
 		asJSON             bool
 		cpuProfile         string
+		timeOps            bool
 		contexts           []int
 		contextGen         int
 	)
@@ -119,7 +164,7 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := runBench(lm, threads, prompt, gen, batch)
+			res, err := runBench(lm, threads, prompt, gen, batch, timeOps)
 			if err != nil {
 				return err
 			}
@@ -168,14 +213,21 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&against, "against-llamacpp", "", "native llama.cpp build directory to compare with")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measured runs to this file")
+	f.BoolVar(&timeOps, "op-times", false, "also print each operation's wall time per decode step, at batch 1 and at --batch (the timing costs a little of the speeds measured)")
 	return cmd
 }
 
-func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, error) {
+func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*benchResult, error) {
 	m := lm.model
 	info := m.Info()
 	tokens := max(prompt+gen, 16+gen) + engine.DefaultBlockSize
-	r, err := engine.NewRunner(m, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, max(batch, 1)+1, tokens, 0)})
+	var backend engine.Backend = lm.backend
+	var timer *optime.Backend
+	if timeOps {
+		timer = optime.New(lm.backend)
+		backend = timer
+	}
+	r, err := engine.NewRunner(m, backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, max(batch, 1)+1, tokens, 0)})
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +257,10 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, e
 		return nil, err
 	}
 	next := int32(argmaxRow(rows[0]))
+	var decodeOps []optime.Op
+	if timer != nil {
+		timer.Reset()
+	}
 	start = time.Now()
 	for range gen {
 		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{next}}})
@@ -214,6 +270,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, e
 		next = int32(argmaxRow(rows[0]))
 	}
 	res.Decode = float64(gen) / time.Since(start).Seconds()
+	if timer != nil {
+		decodeOps = timer.Ops()
+	}
 	r.Free(seq)
 
 	// Batched decode: batch sequences, one token each per step.
@@ -226,6 +285,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, e
 	if _, err := r.Step(work); err != nil {
 		return nil, err
 	}
+	if timer != nil {
+		timer.Reset()
+	}
 	start = time.Now()
 	for range gen {
 		for i := range work {
@@ -236,6 +298,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int) (*benchResult, e
 		}
 	}
 	res.BatchDecode = float64(gen*batch) / time.Since(start).Seconds()
+	if timer != nil {
+		res.OpTimes = opTimes(decodeOps, timer.Ops(), gen)
+	}
 	for _, s := range seqs {
 		r.Free(s)
 	}
@@ -448,6 +513,15 @@ func printBench(out io.Writer, r *benchResult) error {
 	if r.LlamaCppBatchDecode > 0 {
 		fmt.Fprintf(w, "llama.cpp batch %d decode\t%.1f tok/s aggregate (%.2f× its batch 1, %.1f tok/s; ulan %.2f×)\n",
 			r.Batch, r.LlamaCppBatchDecode, r.LlamaCppBatchDecode/r.LlamaCppBatch1Decode, r.LlamaCppBatch1Decode, r.BatchDecode/r.LlamaCppBatchDecode)
+	}
+	if len(r.OpTimes) > 0 {
+		fmt.Fprintf(w, "\noperation\tbatch 1, µs/step\tcalls\tbatch %d, µs/step\tcalls\n", r.Batch)
+		var one, all float64
+		for _, o := range r.OpTimes {
+			fmt.Fprintf(w, "%s\t%.1f\t%.0f\t%.1f\t%.0f\n", o.Op, o.DecodeMicros, o.DecodeCalls, o.BatchMicros, o.BatchCalls)
+			one, all = one+o.DecodeMicros, all+o.BatchMicros
+		}
+		fmt.Fprintf(w, "all operations\t%.1f\t\t%.1f\t\n", one, all)
 	}
 	return w.Flush()
 }

@@ -125,3 +125,33 @@ func TestBenchJSON(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "beyond the model's context of 4096")
 }
+
+// TestBenchOpTimes: --op-times adds each operation's time and calls per
+// decode step at batch 1 and at the batch size, products by weight.
+func TestBenchOpTimes(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := ulan(t, "", "bench", "--model", tinyModel(t), "--threads", "1", "--prompt", "8", "--gen", "4", "--batch", "2", "--op-times", "--json")
+	require.Equal(t, 0, code, errOut)
+	var res struct {
+		OpTimes []struct {
+			Op           string  `json:"op"`
+			DecodeMicros float64 `json:"decode_us_per_step"`
+			DecodeCalls  float64 `json:"decode_calls_per_step"`
+			BatchMicros  float64 `json:"batch_us_per_step"`
+			BatchCalls   float64 `json:"batch_calls_per_step"`
+		} `json:"op_times"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	ops := map[string]bool{}
+	for _, o := range res.OpTimes {
+		ops[o.Op] = true
+		require.Positive(t, o.BatchCalls, o.Op)
+		require.Positive(t, o.DecodeCalls, o.Op)
+		require.Positive(t, o.BatchMicros, o.Op)
+	}
+	require.True(t, ops["Attention"] && ops["ExpertFFN"], "%v", ops)
+	code, out, errOut = ulan(t, "", "bench", "--model", tinyModel(t), "--threads", "1", "--prompt", "8", "--gen", "2", "--batch", "2", "--op-times")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "batch 2, µs/step")
+	require.Contains(t, out, "all operations")
+}
