@@ -11,6 +11,20 @@
 	DATA name<>+24(SB)/4, bits; DATA name<>+28(SB)/4, bits; \
 	GLOBL name<>(SB), RODATA|NOPTR, $32
 
+// SCANGROUP scans one group of eight floats, X: it counts the finite ones
+// in Y3 and the −Inf ones in Y5 (as −1 per lane, so subtracted) and takes
+// the lane maxima of the finite ones into MAX (a non-finite value counts
+// as −Inf). Y6, Y7 and Y8 hold the absolute-value mask, MaxFloat32 and
+// −Inf; Y9–Y11 are scratch.
+#define SCANGROUP(X, MAX) \
+	VANDPS Y6, X, Y9; \
+	VCMPPS $0x12, Y7, Y9, Y9; \
+	VCMPPS $0x00, Y8, X, Y10; \
+	VPSUBD Y9, Y3, Y3; \
+	VPSUBD Y10, Y5, Y5; \
+	VBLENDVPS Y9, X, Y8, Y11; \
+	VMAXPS Y11, MAX, MAX
+
 CONST8(log2e, $0x3fb8aa3b)
 CONST8(ln2hi, $0x3f318000)
 CONST8(ln2lo, $0xb95e8083)
@@ -130,13 +144,7 @@ TEXT ·scan8AVX2(SB), NOSPLIT, $0-32
 
 scanloop:
 	VMOVUPS (SI), Y2
-	VANDPS Y6, Y2, Y9
-	VCMPPS $0x12, Y7, Y9, Y9   // |x| ≤ MaxFloat32, ordered: finite
-	VCMPPS $0x00, Y8, Y2, Y10  // x = −Inf
-	VPSUBD Y9, Y3, Y3
-	VPSUBD Y10, Y5, Y5
-	VBLENDVPS Y9, Y2, Y8, Y11  // finite ? x : −Inf
-	VMAXPS Y11, Y1, Y1         // Y1 > Y11 ? Y1 : Y11
+	SCANGROUP(Y2, Y1)
 	ADDQ $32, SI
 	DECQ CX
 	JNZ scanloop
@@ -230,34 +238,10 @@ scanabove4loop:
 	VMOVMSKPS Y12, DX
 	TESTL DX, DX
 	JNZ scanaboveloop
-	VANDPS Y6, Y2, Y9
-	VCMPPS $0x12, Y7, Y9, Y9
-	VCMPPS $0x00, Y8, Y2, Y10
-	VPSUBD Y9, Y3, Y3
-	VPSUBD Y10, Y5, Y5
-	VBLENDVPS Y9, Y2, Y8, Y11
-	VMAXPS Y11, Y1, Y1
-	VANDPS Y6, Y13, Y9
-	VCMPPS $0x12, Y7, Y9, Y9
-	VCMPPS $0x00, Y8, Y13, Y10
-	VPSUBD Y9, Y3, Y3
-	VPSUBD Y10, Y5, Y5
-	VBLENDVPS Y9, Y13, Y8, Y11
-	VMAXPS Y11, Y4, Y4
-	VANDPS Y6, Y14, Y9
-	VCMPPS $0x12, Y7, Y9, Y9
-	VCMPPS $0x00, Y8, Y14, Y10
-	VPSUBD Y9, Y3, Y3
-	VPSUBD Y10, Y5, Y5
-	VBLENDVPS Y9, Y14, Y8, Y11
-	VMAXPS Y11, Y1, Y1
-	VANDPS Y6, Y15, Y9
-	VCMPPS $0x12, Y7, Y9, Y9
-	VCMPPS $0x00, Y8, Y15, Y10
-	VPSUBD Y9, Y3, Y3
-	VPSUBD Y10, Y5, Y5
-	VBLENDVPS Y9, Y15, Y8, Y11
-	VMAXPS Y11, Y4, Y4
+	SCANGROUP(Y2, Y1)
+	SCANGROUP(Y13, Y4)
+	SCANGROUP(Y14, Y1)
+	SCANGROUP(Y15, Y4)
 	MOVQ R8, AX
 	JMP scanabove4loop
 
@@ -269,13 +253,7 @@ scanaboveloop:
 	VMOVMSKPS Y12, DX
 	TESTL DX, DX
 	JNZ scanabovedone
-	VANDPS Y6, Y2, Y9
-	VCMPPS $0x12, Y7, Y9, Y9   // |x| ≤ MaxFloat32, ordered: finite
-	VCMPPS $0x00, Y8, Y2, Y10  // x = −Inf
-	VPSUBD Y9, Y3, Y3
-	VPSUBD Y10, Y5, Y5
-	VBLENDVPS Y9, Y2, Y8, Y11  // finite ? x : −Inf
-	VMAXPS Y11, Y1, Y1         // Y1 > Y11 ? Y1 : Y11
+	SCANGROUP(Y2, Y1)
 	ADDQ $8, AX
 	JMP scanaboveloop
 

@@ -22,20 +22,7 @@ func accumRowsF32x4() {
 	TEXT(name, NOSPLIT, "func(p []float32, stride int, rows []*float32, out []float32)")
 	Doc(name+" is the AVX2 form of accumRowsF32x4Generic, fused.",
 		"len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.")
-	p0 := Load(Param("p").Base(), GP64())
-	stride := Load(Param("stride"), GP64())
-	rows := Load(Param("rows").Base(), GP64())
-	n := Load(Param("rows").Len(), GP64())
-	out := Load(Param("out").Base(), GP64())
-	// len(out) is 4·dv values, which is also dv·4, the bytes of one head's
-	// output: the stride between heads and the end of the tile loop.
-	dvb := Load(Param("out").Len(), GP64())
-	SHLQ(Imm(2), stride)
-	p1, p2, p3 := GP64(), GP64(), GP64()
-	LEAQ(Mem{Base: p0, Index: stride, Scale: 1}, p1)
-	LEAQ(Mem{Base: p1, Index: stride, Scale: 1}, p2)
-	LEAQ(Mem{Base: p2, Index: stride, Scale: 1}, p3)
-	ps := []Register{p0, p1, p2, p3}
+	ps, rows, n, out, dvb := accumArgs()
 	d := GP64()
 	XORQ(d, d)
 	acc := make([]VecVirtual, 8)
@@ -298,69 +285,65 @@ func dotRowsF32x4Pairs() {
 		SUBQ(Imm(uint64(elems)), n)
 	}
 
+	// chunk multiplies the next values (24, 16 or 8) of both rows by the
+	// four heads' queries: lanes 0–15 to accZ, 16–23 to accY; 8 values go
+	// to lanes 0–7 only, through the mask.
+	chunk := func(values int) {
+		load := func(m Mem, z VecVirtual) {
+			if values == 8 {
+				VMOVUPS(m, z.AsY())
+			} else {
+				VMOVUPS(m, z)
+			}
+		}
+		var qz, qy [4]VecVirtual
+		for j := range x {
+			qz[j] = ZMM()
+			load(Mem{Base: x[j]}, qz[j])
+			if values == 24 {
+				qy[j] = YMM()
+				VMOVUPS(Mem{Base: x[j], Disp: 64}, qy[j])
+			}
+		}
+		for i := range w {
+			kz, ky := ZMM(), VecVirtual(nil)
+			load(Mem{Base: w[i]}, kz)
+			if values == 24 {
+				ky = YMM()
+				VMOVUPS(Mem{Base: w[i], Disp: 64}, ky)
+			}
+			for j := range x {
+				if values == 8 {
+					VFMADD231PS(qz[j], kz, low, accZ[i][j])
+				} else {
+					VFMADD231PS(qz[j], kz, accZ[i][j])
+				}
+				if values == 24 {
+					VFMADD231PS(qy[j], ky, accY[i][j])
+				}
+			}
+		}
+		advance(values)
+	}
+
 	Label(name + "_loop")
 	CMPQ(n, Imm(24))
 	JB(LabelRef(name + "_rem16"))
-	{
-		var qz, qy [4]VecVirtual
-		for j := range x {
-			qz[j], qy[j] = ZMM(), YMM()
-			VMOVUPS(Mem{Base: x[j]}, qz[j])
-			VMOVUPS(Mem{Base: x[j], Disp: 64}, qy[j])
-		}
-		for i := range w {
-			kz, ky := ZMM(), YMM()
-			VMOVUPS(Mem{Base: w[i]}, kz)
-			VMOVUPS(Mem{Base: w[i], Disp: 64}, ky)
-			for j := range x {
-				VFMADD231PS(qz[j], kz, accZ[i][j])
-				VFMADD231PS(qy[j], ky, accY[i][j])
-			}
-		}
-	}
-	advance(24)
+	chunk(24)
 	JMP(LabelRef(name + "_loop"))
 
 	// A last 16 values: lanes 0–15, AVX2's two remainder steps at once.
 	Label(name + "_rem16")
 	CMPQ(n, Imm(16))
 	JB(LabelRef(name + "_rem8"))
-	{
-		var qz [4]VecVirtual
-		for j := range x {
-			qz[j] = ZMM()
-			VMOVUPS(Mem{Base: x[j]}, qz[j])
-		}
-		for i := range w {
-			kz := ZMM()
-			VMOVUPS(Mem{Base: w[i]}, kz)
-			for j := range x {
-				VFMADD231PS(qz[j], kz, accZ[i][j])
-			}
-		}
-	}
-	advance(16)
+	chunk(16)
 	JMP(LabelRef(name + "_reduce"))
 
 	// A last 8 values: lanes 0–7 only.
 	Label(name + "_rem8")
 	CMPQ(n, Imm(8))
 	JB(LabelRef(name + "_reduce"))
-	{
-		var qz [4]VecVirtual
-		for j := range x {
-			qz[j] = ZMM()
-			VMOVUPS(Mem{Base: x[j]}, qz[j].AsY())
-		}
-		for i := range w {
-			kz := ZMM()
-			VMOVUPS(Mem{Base: w[i]}, kz.AsY())
-			for j := range x {
-				VFMADD231PS(qz[j], kz, low, accZ[i][j])
-			}
-		}
-	}
-	advance(8)
+	chunk(8)
 
 	Label(name + "_reduce")
 	for _, p := range x {
@@ -394,6 +377,26 @@ func dotRowsF32x4Pairs() {
 	Label(name + "_end")
 	VZEROUPPER()
 	RET()
+}
+
+// accumArgs loads the arguments of the value pass (p []float32, stride
+// int, rows []*float32, out []float32): the four heads' weight pointers
+// (p, then stride values apart), the rows' pointer and count, out, and
+// len(out), 4·dv values, which is also dv·4, the bytes of one head's
+// output: the stride between heads and the end of the tile loop.
+func accumArgs() (ps []Register, rows, n, out, dvb Register) {
+	p0 := Load(Param("p").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	rows = Load(Param("rows").Base(), GP64())
+	n = Load(Param("rows").Len(), GP64())
+	out = Load(Param("out").Base(), GP64())
+	dvb = Load(Param("out").Len(), GP64())
+	SHLQ(Imm(2), stride)
+	p1, p2, p3 := GP64(), GP64(), GP64()
+	LEAQ(Mem{Base: p0, Index: stride, Scale: 1}, p1)
+	LEAQ(Mem{Base: p1, Index: stride, Scale: 1}, p2)
+	LEAQ(Mem{Base: p2, Index: stride, Scale: 1}, p3)
+	return []Register{p0, p1, p2, p3}, rows, n, out, dvb
 }
 
 // scoreArgs loads the arguments of the score pass (rows []*float32, q
@@ -455,18 +458,7 @@ func accumRowsF32x4Wide() {
 	TEXT(name, NOSPLIT, "func(p []float32, stride int, rows []*float32, out []float32)")
 	Doc(name+" is accumRowsF32x4AVX2 with AVX-512 registers, with its bits; see _gen.",
 		"len(out) is a multiple of 64; every rows[j] points at len(out)/4 values.")
-	p0 := Load(Param("p").Base(), GP64())
-	stride := Load(Param("stride"), GP64())
-	rows := Load(Param("rows").Base(), GP64())
-	n := Load(Param("rows").Len(), GP64())
-	out := Load(Param("out").Base(), GP64())
-	dvb := Load(Param("out").Len(), GP64()) // 4·dv values = dv·4 bytes, one head's output
-	SHLQ(Imm(2), stride)
-	p1, p2, p3 := GP64(), GP64(), GP64()
-	LEAQ(Mem{Base: p0, Index: stride, Scale: 1}, p1)
-	LEAQ(Mem{Base: p1, Index: stride, Scale: 1}, p2)
-	LEAQ(Mem{Base: p2, Index: stride, Scale: 1}, p3)
-	ps := []Register{p0, p1, p2, p3}
+	ps, rows, n, out, dvb := accumArgs()
 	d, o, j, ptr, end := GP64(), GP64(), GP64(), GP64(), GP64()
 	XORQ(d, d)
 
