@@ -36,26 +36,22 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 		sc.Add(vals)
 		return primitive.TopK(vals, k, ids, out)
 	}
-	h := ids[:k]
-	for i := range h {
-		h[i] = int32(i)
-	}
-	for i := k/2 - 1; i >= 0; i-- {
-		siftDown(vals, h, i)
-	}
-	w := vals[h[0]]
-	if w != w { // a NaN among the first k: no threshold to skip by
-		sc.Add(vals)
-		return primitive.TopK(vals, k, ids, out)
-	}
-	// No NaN from here on: the first k have none, and a later value enters
-	// only above w. The heap holds values beside their indices, ordered by
-	// candWorse, which needs no NaN cases.
+	// The heap holds values beside their indices, ordered by candWorse,
+	// which needs no NaN cases: the first k must have none (else there is
+	// no threshold to skip by), and a later value enters only above w.
 	var buf [topKMax]cand
 	c := buf[:k]
-	for j, i := range h {
-		c[j] = cand{vals[i], i}
+	for j, v := range vals[:k] {
+		if v != v {
+			sc.Add(vals)
+			return primitive.TopK(vals, k, ids, out)
+		}
+		c[j] = cand{v, int32(j)}
 	}
+	for j := k/2 - 1; j >= 0; j-- {
+		siftDownCand(c, j)
+	}
+	w := c[0].v
 	offer := func(j int) {
 		c[0] = cand{vals[j], int32(j)}
 		siftDownCand(c, 0)
@@ -118,42 +114,6 @@ func siftDownCand(h []cand, i int) {
 			c++
 		}
 		if !candWorse(h[c], h[i]) {
-			return
-		}
-		h[i], h[c] = h[c], h[i]
-		i = c
-	}
-}
-
-// worse orders indices into vals, the worst first: the smaller value, NaN
-// the smallest, ties to the higher index (primitive.TopK's order,
-// reversed).
-func worse(vals []float32, a, b int32) bool {
-	va, vb := vals[a], vals[b]
-	switch {
-	case va != va && vb != vb:
-		return a > b
-	case va != va:
-		return true
-	case vb != vb:
-		return false
-	case va != vb:
-		return va < vb
-	}
-	return a > b
-}
-
-// siftDown restores the heap (the worst at the root) below i.
-func siftDown(vals []float32, h []int32, i int) {
-	for {
-		c := 2*i + 1
-		if c >= len(h) {
-			return
-		}
-		if c+1 < len(h) && worse(vals, h[c+1], h[c]) {
-			c++
-		}
-		if !worse(vals, h[c], h[i]) {
 			return
 		}
 		h[i], h[c] = h[c], h[i]
