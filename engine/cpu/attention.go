@@ -148,17 +148,14 @@ func (c *context) Attention(q, cache engine.Tensor, b *engine.Batch, spec engine
 					}
 				}
 			}
-			*rp = rows
-			rowPtrs.Put(rp)
-			if quads < nh {
-				for j := range n {
-					row := b.Slot(s, first+j) * w
-					val := ct.f[row : row+dv]
-					for k := quads; k < nh; k++ {
-						kernel.AxpyF32(scores[k*n+j], val, out[k*dv:(k+1)*dv])
-					}
+			for j := 0; quads < nh && j < n; j++ {
+				val := unsafe.Slice(rows[j], dv)
+				for k := quads; k < nh; k++ {
+					kernel.AxpyF32(scores[k*n+j], val, out[k*dv:(k+1)*dv])
 				}
 			}
+			*rp = rows
+			rowPtrs.Put(rp)
 			attnScratch.Put(buf)
 		}
 	})
