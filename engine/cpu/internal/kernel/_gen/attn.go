@@ -111,14 +111,7 @@ func dotRowsF32x4() {
 	// as its pointer and offset until the row's own loop sets them).
 	CMPQ(left, Imm(rowsPrefetchAhead))
 	JBE(LabelRef(name + "_start"))
-	MOVQ(Mem{Base: rows, Disp: 8 * rowsPrefetchAhead}, w)
-	XORQ(n, n)
-	Label(name + "_prefetch")
-	PREFETCHT0(Mem{Base: w, Index: n, Scale: 1})
-	ADDQ(Imm(64), n)
-	CMPQ(n, db)
-	JB(LabelRef(name + "_prefetch"))
-	PREFETCHT0(Mem{Base: w, Index: db, Scale: 1, Disp: -4})
+	prefetchRow(name+"_prefetch", rows, rowsPrefetchAhead, w, n, db)
 	Label(name + "_start")
 	MOVQ(Mem{Base: rows}, w)
 	MOVQ(d, n)
@@ -212,6 +205,19 @@ func dotRowsF32x4() {
 	RET()
 }
 
+// prefetchRow prefetches every line of rows[ahead], db bytes long, with p
+// and off as scratch (its pointer and offset); label names its loop.
+func prefetchRow(label string, rows Register, ahead int, p, off, db Register) {
+	MOVQ(Mem{Base: rows, Disp: 8 * ahead}, p)
+	XORQ(off, off)
+	Label(label)
+	PREFETCHT0(Mem{Base: p, Index: off, Scale: 1})
+	ADDQ(Imm(64), off)
+	CMPQ(off, db)
+	JB(LabelRef(label))
+	PREFETCHT0(Mem{Base: p, Index: db, Scale: 1, Disp: -4})
+}
+
 // rowsPrefetchAhead is how many rows ahead dotRowsF32x4 prefetches: a
 // row of 128 values takes about 30 ns, a line from L3 or memory 30–100.
 const rowsPrefetchAhead = 4
@@ -253,14 +259,7 @@ func dotRowsF32x4Pairs() {
 	CMPQ(left, Imm(rowsPrefetchAhead+1))
 	JBE(LabelRef(name + "_start"))
 	for i := range w {
-		MOVQ(Mem{Base: rows, Disp: 8 * (rowsPrefetchAhead + i)}, w[i])
-		XORQ(n, n)
-		Label(fmt.Sprintf("%s_prefetch%d", name, i))
-		PREFETCHT0(Mem{Base: w[i], Index: n, Scale: 1})
-		ADDQ(Imm(64), n)
-		CMPQ(n, db)
-		JB(LabelRef(fmt.Sprintf("%s_prefetch%d", name, i)))
-		PREFETCHT0(Mem{Base: w[i], Index: db, Scale: 1, Disp: -4})
+		prefetchRow(fmt.Sprintf("%s_prefetch%d", name, i), rows, rowsPrefetchAhead+i, w[i], n, db)
 	}
 	Label(name + "_start")
 	MOVQ(Mem{Base: rows}, w[0])
