@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ func TestHostilePlugins(t *testing.T) {
 		text     string
 	}{
 		{"spin", true, KindTimeout, "did not return within its deadline"},       // an infinite loop
+		{"fan", true, KindTimeout, "did not return within its deadline"},        // 2^61 calls, no loop
 		{"sleep", true, KindTimeout, "did not return within its deadline"},      // poll_oneoff on an hour's clock, forever
 		{"wait_stdin", true, KindTimeout, "did not return within its deadline"}, // poll_oneoff and read on stdin, forever
 		{"bomb", false, KindTrap, "unreachable"},                                // memory.grow until refused
@@ -53,30 +55,42 @@ func TestHostilePlugins(t *testing.T) {
 		{"deep", false, KindTrap, "stack overflow"},                             // unbounded recursion
 		{"exit", false, KindExit, "exit_code(3)"},                               // proc_exit, as after an unrecovered Go panic
 	} {
-		t.Run(tc.export, func(t *testing.T) {
-			t.Parallel()
-			timeout := 10 * time.Second
-			if tc.blocking {
-				timeout = 300 * time.Millisecond
-			}
-			p, _ := load(t, "hostile", Config{PoolSize: 2, MemoryPages: 4, CallTimeout: timeout})
-			good := func() error {
-				res, err := p.Call(context.Background(), "add", 1, 2)
-				if err == nil && res[0] != 3 {
-					t.Errorf("add(1, 2) = %d", res[0])
+		for _, unmetered := range []bool{false, true} {
+			name := tc.export
+			if unmetered {
+				// The fallback for a module the meter cannot rewrite:
+				// wazero's own checks, at loop heads only, so not fan.
+				if tc.export == "fan" {
+					continue
 				}
-				return err
+				name += "/unmetered"
 			}
-			err := contain(t, p, tc.blocking, good, func() error {
-				_, err := p.Call(context.Background(), tc.export)
-				return err
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				timeout := 10 * time.Second
+				if tc.blocking {
+					timeout = 300 * time.Millisecond
+				}
+				p, logs := load(t, "hostile", Config{PoolSize: 2, MemoryPages: 4, CallTimeout: timeout, unmetered: unmetered})
+				require.Equal(t, unmetered, strings.Contains(logs.String(), "plugin not metered"))
+				good := func() error {
+					res, err := p.Call(context.Background(), "add", 1, 2)
+					if err == nil && res[0] != 3 {
+						t.Errorf("add(1, 2) = %d", res[0])
+					}
+					return err
+				}
+				err := contain(t, p, tc.blocking, good, func() error {
+					_, err := p.Call(context.Background(), tc.export)
+					return err
+				})
+				var ce *CallError
+				require.ErrorAs(t, err, &ce)
+				require.Equal(t, tc.kind, ce.Kind, "%v", err)
+				require.ErrorContains(t, err, "plugin hostile: "+tc.export)
+				require.ErrorContains(t, err, tc.text)
 			})
-			var ce *CallError
-			require.ErrorAs(t, err, &ce)
-			require.Equal(t, tc.kind, ce.Kind, "%v", err)
-			require.ErrorContains(t, err, "plugin hostile: "+tc.export)
-			require.ErrorContains(t, err, tc.text)
-		})
+		}
 	}
 }
 

@@ -29,6 +29,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/ulan-ai/ulan/host/plugin/internal/meter"
 )
 
 // ABI names (sdk/ABI.md).
@@ -52,9 +54,12 @@ const (
 type Tier uint8
 
 const (
-	// Sandboxed interrupts a call at its deadline (wazero's
-	// WithCloseOnContextDone), at the price of a check at every loop
-	// back-edge. The default.
+	// Sandboxed interrupts a call at its deadline: the module is metered
+	// (package meter: a counter at every loop turn and function entry, and
+	// a call into the host every 4,096 of them, which stops a call past
+	// its deadline), or, if the meter cannot rewrite it, run under
+	// wazero's WithCloseOnContextDone, which exits to Go at every loop
+	// turn. The default.
 	Sandboxed Tier = iota
 	// Trusted runs without interruption checks, for the operator's own
 	// plugins: calls are faster, but a call that never returns cannot be
@@ -110,6 +115,10 @@ type Config struct {
 	// ModuleSHA256 is the module's SHA-256 in hex when the caller has it (it saves
 	// hashing the module for the Shelf); it must be the module's.
 	ModuleSHA256 string
+
+	// unmetered makes Load run a sandboxed module under wazero's checks,
+	// as it does one the meter cannot rewrite (for tests).
+	unmetered bool
 }
 
 func (c *Config) defaults() {
@@ -161,6 +170,9 @@ type shared struct {
 	smpStates sync.Map
 	vocab     atomic.Pointer[[][]byte]
 	sum       [sha256.Size]byte // the module's SHA-256, the Shelf's key
+	// metered says the module was rewritten by package meter and imports
+	// meter.Module's tick (meterTick).
+	metered bool
 	// noReconfigure is set once the module has answered ulan_reconfigure
 	// with StatusUnsupported.
 	noReconfigure atomic.Bool
@@ -195,15 +207,34 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 			return base.build(ctx, cfg, nil)
 		}
 	}
+	// Fewer data segments make every instance start faster (mergeDataSegments).
+	code := mergeDataSegments(wasm)
+	// A sandboxed module is metered: it calls meterTick every meterQuantum
+	// loop turns and function entries, where a call past its deadline
+	// stops. A module the meter cannot rewrite runs under wazero's own
+	// check instead, a full exit to Go at every loop turn (RATIONALE.md,
+	// "How is a sandboxed call stopped?").
+	metered := false
+	if cfg.Tier == Sandboxed {
+		m, err := meter.Instrument(code, meterQuantum)
+		if cfg.unmetered {
+			err = errors.New("the test asked for no meter")
+		}
+		if err == nil {
+			code, metered = m, true
+		} else {
+			cfg.Logger.Info("plugin not metered: wazero's slower termination checks stop it instead", "plugin", cfg.ID, "reason", err)
+		}
+	}
 	rc := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(cfg.MemoryPages).
-		WithCloseOnContextDone(cfg.Tier == Sandboxed).
+		WithCloseOnContextDone(cfg.Tier == Sandboxed && !metered).
 		WithCustomSections(cfg.Kind != "")
 	if cfg.Cache != nil {
 		rc = rc.WithCompilationCache(cfg.Cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer, shared: &shared{sum: sum}}
+	p := &Plugin{cfg: cfg, rt: rt, log: cfg.Logger.With("plugin", cfg.ID), obs: cfg.Observer, shared: &shared{sum: sum, metered: metered}}
 	p.refs.Store(1)
 	fail := func(err error) (*Plugin, error) {
 		_ = rt.Close(ctx)
@@ -212,8 +243,7 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 		}
 		return nil, fmt.Errorf("plugin %s: %w", cfg.ID, err)
 	}
-	// Fewer data segments make every instance start faster (mergeDataSegments).
-	compiled, err := rt.CompileModule(ctx, mergeDataSegments(wasm))
+	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {
 		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
 	}
@@ -315,12 +345,24 @@ func (p *Plugin) instantiateHost(ctx context.Context, m wazero.CompiledModule) e
 			if !slices.Equal(f.ParamTypes(), hf.params) || !slices.Equal(f.ResultTypes(), hf.results) {
 				return fmt.Errorf("imports %s.%s with the wrong signature", mod, name)
 			}
+		case meter.Module:
+			if !p.metered || name != meter.Tick { // meter refuses a module that imports from it
+				return fmt.Errorf("imports %s.%s: only %s and %s imports are allowed", mod, name, HostModule, wasiModule)
+			}
 		default:
 			return fmt.Errorf("imports %s.%s: only %s and %s imports are allowed", mod, name, HostModule, wasiModule)
 		}
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
 		return fmt.Errorf("wasi: %w", err)
+	}
+	if p.metered {
+		_, err := p.rt.NewHostModuleBuilder(meter.Module).NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(meterTick), nil, []api.ValueType{api.ValueTypeI32}).Export(meter.Tick).
+			Instantiate(ctx)
+		if err != nil {
+			return fmt.Errorf("meter module: %w", err)
+		}
 	}
 	b := p.rt.NewHostModuleBuilder(HostModule)
 	for name, hf := range funcs {
@@ -333,6 +375,26 @@ func (p *Plugin) instantiateHost(ctx context.Context, m wazero.CompiledModule) e
 		return fmt.Errorf("host module: %w", err)
 	}
 	return nil
+}
+
+// meterQuantum is how many of a metered module's checks (loop turns and
+// function entries) pass between two calls of meterTick: a few µs of work in
+// a tight loop, a few hundred ns of ticks in a busy one.
+const meterQuantum = 1 << 12
+
+// meterTick is a metered module's meter.Tick: it stops a call whose context
+// is done, as wazero's WithCloseOnContextDone would (with the exit codes
+// classify reads), and answers the count to the next tick. Being a call
+// into Go, it is also where the Go scheduler can preempt a long call.
+func meterTick(ctx context.Context, _ api.Module, stack []uint64) {
+	if err := ctx.Err(); err != nil {
+		code := uint32(sys.ExitCodeDeadlineExceeded)
+		if errors.Is(err, context.Canceled) {
+			code = sys.ExitCodeContextCanceled
+		}
+		panic(sys.NewExitError(code))
+	}
+	stack[0] = meterQuantum
 }
 
 // maxLogLine bounds one ulan_v1.log message.

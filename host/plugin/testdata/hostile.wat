@@ -23,6 +23,14 @@
     unreachable)
   ;; boom: a trap
   (func (export "boom") unreachable)
+  ;; fan: calls itself twice, to depth 60: 2^61 calls and no loop, which
+  ;; wazero's own termination check (at loop heads only) never stops
+  (func $fan (param i32)
+    (if (local.get 0)
+      (then
+        (call $fan (i32.sub (local.get 0) (i32.const 1)))
+        (call $fan (i32.sub (local.get 0) (i32.const 1))))))
+  (func (export "fan") (call $fan (i32.const 60)))
   ;; deep: unbounded recursion until the stack overflows
   (func $deep (export "deep") (call $deep))
   ;; spam: write 60 bytes to stdout n times (iovec at 0: ptr 64, len 60)
