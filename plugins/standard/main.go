@@ -35,7 +35,7 @@ func (plugin) Open(raw []byte) (sampler.Sequence, error) {
 	if err != nil {
 		return nil, err
 	}
-	pol, err := standard.Parse(raw)
+	pol, err := standard.FromOpen(o)
 	if err != nil {
 		return nil, err
 	}

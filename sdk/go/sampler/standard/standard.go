@@ -79,6 +79,12 @@ func Parse(openJSON []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("standard: %w", err)
 	}
+	return FromOpen(o)
+}
+
+// FromOpen is Parse for a request already parsed (by sampler.ParseOpen),
+// which saves a plugin that reads the request itself a second pass.
+func FromOpen(o sampler.OpenRequest) (*Policy, error) {
 	var s struct {
 		Temperature *float32 `json:"temperature"`
 		TopK        *int32   `json:"top_k"`
@@ -251,12 +257,11 @@ func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
 				whole = false
 			}
 		case topP:
-			lse, ok, err := p.normaliser(r, out, live, open, whole)
+			exps, total, ok, err := p.weights(r, out, live, open, whole)
 			if err != nil || !ok {
 				return !ok, err
 			}
-			exps := p.expsOf(out, live, lse)
-			if j := reach(exps, float64(p.topP)); j >= 0 {
+			if j := reach(exps, float64(p.topP)*total); j >= 0 {
 				live, open = live[:j+1], false
 			}
 			whole = false
@@ -345,25 +350,29 @@ func fill(x []float32, v float32) {
 	}
 }
 
-// normaliser returns the log of the survivors' total weight, log Σ e^l:
-// the survivors' own once the set is closed, the row's LSE while they are
-// the whole row, and ok false (widen) when the set is open but no longer
-// the whole row.
-func (p *Policy) normaliser(r *sampler.Row, out []float32, live []int32, open, whole bool) (lse float64, ok bool, err error) {
+// weights returns the survivors' weights, e^(l − shift) in live's order,
+// and the total their probabilities are the weights over: with shift the
+// best survivor's logit and total their sum once the set is closed; with
+// shift the row's LSE and total 1 while they are the whole row; and ok
+// false (widen) when the set is open but no longer the whole row. (One
+// pass of exponentials, where the log-sum-exp and then the probabilities
+// took two.)
+func (p *Policy) weights(r *sampler.Row, out []float32, live []int32, open, whole bool) (exps []float64, total float64, ok bool, err error) {
 	if open {
 		if !whole {
-			return 0, false, nil
+			return nil, 0, false, nil
 		}
 		lse, err := r.FullLSE()
 		if err != nil {
-			return 0, false, fmt.Errorf("standard: %w", err)
+			return nil, 0, false, fmt.Errorf("standard: %w", err)
 		}
 		if !(lse >= r.Logits[0]) || math.IsInf(float64(lse), 1) {
-			return 0, false, fmt.Errorf("%w: log-sum-exp %v below the best logit %v", errRow, lse, r.Logits[0])
+			return nil, 0, false, fmt.Errorf("%w: log-sum-exp %v below the best logit %v", errRow, lse, r.Logits[0])
 		}
-		return float64(lse), true, nil
+		return p.expsOf(out, live, float64(lse)), 1, true, nil
 	}
-	return p.logSumExp(out, live), true, nil
+	exps = p.expsOf(out, live, float64(out[live[0]]))
+	return exps, sumInOrder(exps), true, nil
 }
 
 // logSumExp is log Σ e^out[i] over live, whose first is the largest.
