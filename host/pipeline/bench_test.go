@@ -3,8 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,13 +67,25 @@ func (c *callClock) reset() { c.ns.Store(0); c.stepNS.Store(0); c.steps.Store(0)
 // built-in sampler and with the standard sampler plugin, and reports the
 // aggregate tokens per second and its ratio to one stream of the same run,
 // and for the plugin pipeline the share of the time spent in plugin calls
-// and the mean time of one smp_step call (all of a step's rows).
+// (plugin-%: all of them, the sequences' smp_open and smp_close included;
+// step-plugin-%: smp_step's, the share of the decode steps) and the mean
+// time of one smp_step call (all of a step's rows).
+//
+// ULAN_BENCH_GGUF names another model to run instead (one with a
+// tokenizer, e.g. `ulan model testgen --preset bench`, whose weights, not
+// its per-token work, bound a step as a real model's do); ULAN_BENCH_GEN
+// sets the tokens each stream generates (default 48).
 func BenchmarkStreams(b *testing.B) {
-	const gen = 48
-	dir := b.TempDir()
-	path := filepath.Join(dir, "demo.gguf")
-	if err := testmodel.DemoV4().WriteFile(path, 1); err != nil {
-		b.Fatal(err)
+	gen := 48
+	if v, err := strconv.Atoi(os.Getenv("ULAN_BENCH_GEN")); err == nil && v > 0 {
+		gen = v
+	}
+	path := os.Getenv("ULAN_BENCH_GGUF")
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "demo.gguf")
+		if err := testmodel.DemoV4().WriteFile(path, 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -130,9 +144,10 @@ func BenchmarkStreams(b *testing.B) {
 				b.ReportMetric(rate, "tok/s")
 				if pipe == "plugged" {
 					// The steps run one after another and a step's sampler
-					// call is on its path, so this is the plugin's share of
-					// a decode step's wall time.
+					// call is on its path, so these are the plugin's shares
+					// of the wall time: all its calls, and its steps'.
 					b.ReportMetric(100*float64(clock.ns.Load())/float64(b.Elapsed()), "plugin-%")
+					b.ReportMetric(100*float64(clock.stepNS.Load())/float64(b.Elapsed()), "step-plugin-%")
 					if steps := clock.steps.Load(); steps > 0 {
 						// What one smp_step call costs, all of its rows.
 						b.ReportMetric(float64(clock.stepNS.Load())/float64(steps)/1e3, "µs/smp_step")

@@ -53,8 +53,8 @@ func smpStep(ptr, n uint32) int32 {
 	ids := unsafe.Slice((*int32)(unsafe.Pointer(&arena[base])), rows*k)
 	logits := unsafe.Slice((*float32)(unsafe.Pointer(&arena[base+4*rows*k])), rows*k)
 	out := unsafe.Slice((*float32)(unsafe.Pointer(&arena[base+8*rows*k])), rows*k)
-	// The rows' sequences, under one lock for the step: in a sandboxed
-	// guest each call and loop turn costs a check.
+	// The rows' sequences, under one lock for the step: in WebAssembly
+	// each call and loop turn of Go code costs more than natively.
 	stepSeqs = stepSeqs[:0]
 	mu.Lock()
 	for i := range rows {

@@ -104,9 +104,9 @@ const expDirect = 690
 
 // ExpGather sets dst[j] = Exp(float64(src[idx[j]]) − shift) for every j <
 // len(idx), bit for bit, four at a time and without calls where the
-// arguments are in the ordinary range: in a sandboxed WebAssembly guest
-// every call and every turn of a loop costs a check that leaves the
-// compiled code, and a policy's exponentials over its candidates were
+// arguments are in the ordinary range: a Go function compiled to
+// WebAssembly pays for every call and loop turn (a sandboxed guest also a
+// meter count), and a policy's exponentials over its candidates were
 // most of its cost. dst must hold len(idx) values.
 func ExpGather(dst []float64, src []float32, idx []int32, shift float64) {
 	dst = dst[:len(idx)]

@@ -222,9 +222,9 @@ func (p *Policy) Apply(r *sampler.Row, vocab int) (widen bool, err error) {
 		return false, nil
 	}
 	out := r.Out[:n]
-	// The loops below are few and copies are bulk moves: in a sandboxed
-	// WebAssembly guest every branch back to a loop's head costs a check
-	// that leaves the compiled code.
+	// The loops below are few and copies are bulk moves: Go compiled to
+	// WebAssembly pays for every branch back to a loop's head (and a
+	// sandboxed guest a meter count).
 	if i := unsorted(r.Logits); i >= 0 {
 		return false, fmt.Errorf("%w: candidate %d: logit %v: not sorted largest first, or NaN", errRow, i, r.Logits[i])
 	}
@@ -389,8 +389,8 @@ func (p *Policy) expsOf(out []float32, live []int32, shift float64) []float64 {
 }
 
 // sumInOrder is x[0] + x[1] + … added left to right, as a plain loop adds
-// them, eight terms a turn (in a sandboxed WebAssembly guest every turn
-// costs a check).
+// them, eight terms a turn (in WebAssembly every turn costs a branch to
+// the function's dispatch loop).
 func sumInOrder(x []float64) float64 {
 	var s float64
 	i := 0
