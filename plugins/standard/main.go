@@ -31,15 +31,11 @@ import (
 type plugin struct{}
 
 func (plugin) Open(raw []byte) (sampler.Sequence, error) {
-	o, err := sampler.ParseOpen(raw)
+	pol, err := standard.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	pol, err := standard.FromOpen(o)
-	if err != nil {
-		return nil, err
-	}
-	return &sequence{pol: pol, vocab: o.VocabSize}, nil
+	return &sequence{pol: pol, vocab: pol.VocabSize()}, nil
 }
 
 // sequence is one choice's policy; it keeps no state between steps.

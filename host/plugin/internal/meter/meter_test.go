@@ -211,24 +211,16 @@ func TestInstrumentRefuses(t *testing.T) {
 }
 
 // FuzzInstrument: any input is refused or gives a module Instrument can
-// read again (which it then refuses only because it is metered already),
-// and which wazero accepts if it accepted the input; never a panic.
+// read again (which it then refuses only because it is metered already);
+// never a panic. (Whether wazero still accepts the output is
+// TestInstrumentPlugins's question, on real modules: wazero 1.12 allocates
+// by a section's declared count, so compiling arbitrary input can take the
+// fuzzer's memory.)
 func FuzzInstrument(f *testing.F) {
 	f.Add(testModule(f))
 	f.Add([]byte(header))
 	if hook, err := os.ReadFile("../../testdata/hook.wasm"); err == nil {
 		f.Add(hook)
-	}
-	ctx := context.Background()
-	// The interpreter validates as the compiler does, and faster.
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	f.Cleanup(func() { rt.Close(ctx) })
-	valid := func(wasm []byte) error {
-		m, err := rt.CompileModule(ctx, wasm)
-		if err == nil {
-			m.Close(ctx)
-		}
-		return err
 	}
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		out, err := Instrument(wasm, 7)
@@ -237,9 +229,6 @@ func FuzzInstrument(f *testing.F) {
 		}
 		_, err = Instrument(out, 7)
 		require.ErrorContains(t, err, "imports from ulan_meter")
-		if valid(wasm) == nil {
-			require.NoError(t, valid(out))
-		}
 	})
 }
 

@@ -45,6 +45,7 @@ var defaultOrder = []stage{topK, typicalP, topP, minP, temperature}
 // Parse, and buffers that Apply reuses from step to step. It is not safe
 // for concurrent use.
 type Policy struct {
+	vocab       int     // smp_open's vocab_size (0: not given)
 	order       []stage // the stages that do something, in order
 	temperature float32
 	topK        int
@@ -75,37 +76,29 @@ type Policy struct {
 // top_k, typical_p, top_p, min_p, temperature. Anything else, or a value
 // out of range, is an error naming the field.
 func Parse(openJSON []byte) (*Policy, error) {
-	o, err := sampler.ParseOpen(openJSON)
-	if err != nil {
-		return nil, fmt.Errorf("standard: %w", err)
+	// One pass over the JSON (sampler.ParseOpen and then the parts would be
+	// three, each slow in a WebAssembly guest).
+	var o struct {
+		Sampling struct {
+			Temperature *float32 `json:"temperature"`
+			TopK        *int32   `json:"top_k"`
+			TopP        *float32 `json:"top_p"`
+			MinP        *float32 `json:"min_p"`
+			TypicalP    *float32 `json:"typical_p"`
+		} `json:"sampling"`
+		Params struct {
+			Order []string `json:"order"`
+		} `json:"params"`
+		VocabSize int `json:"vocab_size"`
 	}
-	return FromOpen(o)
-}
-
-// FromOpen is Parse for a request already parsed (by sampler.ParseOpen),
-// which saves a plugin that reads the request itself a second pass.
-func FromOpen(o sampler.OpenRequest) (*Policy, error) {
-	var s struct {
-		Temperature *float32 `json:"temperature"`
-		TopK        *int32   `json:"top_k"`
-		TopP        *float32 `json:"top_p"`
-		MinP        *float32 `json:"min_p"`
-		TypicalP    *float32 `json:"typical_p"`
+	if err := json.Unmarshal(openJSON, &o); err != nil {
+		return nil, fmt.Errorf("standard: smp_open: %w", err)
 	}
-	if len(o.Sampling) > 0 {
-		if err := json.Unmarshal(o.Sampling, &s); err != nil {
-			return nil, fmt.Errorf("standard: sampling: %w", err)
-		}
+	if o.VocabSize < 0 {
+		return nil, fmt.Errorf("standard: smp_open: vocab_size %d", o.VocabSize)
 	}
-	var params struct {
-		Order []string `json:"order"`
-	}
-	if len(o.Params) > 0 {
-		if err := json.Unmarshal(o.Params, &params); err != nil {
-			return nil, fmt.Errorf("standard: params: %w", err)
-		}
-	}
-	p := &Policy{temperature: 1, topP: 1, typicalP: 1}
+	s, params := o.Sampling, o.Params
+	p := &Policy{temperature: 1, topP: 1, typicalP: 1, vocab: o.VocabSize}
 	get := func(v *float32, def float32) float32 {
 		if v == nil {
 			return def
@@ -154,6 +147,9 @@ func FromOpen(o sampler.OpenRequest) (*Policy, error) {
 	}
 	return p, nil
 }
+
+// VocabSize is smp_open's vocab_size, 0 when it was not given.
+func (p *Policy) VocabSize() int { return p.vocab }
 
 // KeepsAll reports whether the policy keeps every token and only divides
 // the logits by t (1 when it has no temperature stage): no truncating
