@@ -14,6 +14,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/ulan-ai/ulan/host/plugin/internal/meter"
 )
 
 // ManifestSection is the custom section that carries a plugin's manifest
@@ -360,13 +362,14 @@ type Description struct {
 // Conform), so that a module they look at more than once is compiled once.
 var toolCache = wazero.NewCompilationCache()
 
-// Describe compiles a module (without instantiating it) and describes it.
-// It compiles as the sandboxed tier does (with interruption checks, which
-// change the code and so the cache entry), so that Conform's load, and
-// `ulan plugin test` after `ulan plugin build`, reuse the compilation.
+// Describe compiles a module (without instantiating it) and describes it,
+// as the module is: what the sandboxed tier compiles is its metered copy.
 func Describe(ctx context.Context, wasm []byte) (*Description, error) {
+	if err := meter.CheckCounts(wasm); err != nil {
+		return nil, fmt.Errorf("not a valid WebAssembly module: %w", err)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true).
-		WithCloseOnContextDone(true).WithCompilationCache(toolCache))
+		WithCompilationCache(toolCache))
 	defer rt.Close(ctx)
 	m, err := rt.CompileModule(ctx, wasm)
 	if err != nil {

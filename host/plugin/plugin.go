@@ -199,6 +199,10 @@ func (p *Plugin) takeError(m *instance) string {
 // wrong.
 func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 	cfg.defaults()
+	// Counts wazero would allocate by, before it reads what they count.
+	if err := meter.CheckCounts(wasm); err != nil {
+		return nil, fmt.Errorf("plugin %s: not a valid WebAssembly module: %w", cfg.ID, err)
+	}
 	var sum [sha256.Size]byte
 	if cfg.Shelf != nil {
 		sum = moduleSum(wasm, &cfg)

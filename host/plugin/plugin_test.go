@@ -101,6 +101,15 @@ func TestModuleShapeIsChecked(t *testing.T) {
 	}
 	_, err := Load(context.Background(), []byte("not wasm"), Config{ID: "junk"})
 	require.ErrorContains(t, err, "not a valid WebAssembly module")
+	// 15 bytes that declare 2³² tables: wazero would allocate ~46 GB for
+	// them before reading one; Load refuses them first, in either tier.
+	tables := []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 4, 5, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	for _, tier := range []Tier{Sandboxed, Trusted} {
+		_, err = Load(context.Background(), tables, Config{ID: "tables", Tier: tier})
+		require.ErrorContains(t, err, "not a valid WebAssembly module: section 4: 4294967295 entries declared")
+	}
+	_, err = Describe(context.Background(), tables)
+	require.ErrorContains(t, err, "not a valid WebAssembly module")
 }
 
 func TestGrantedClock(t *testing.T) {

@@ -21,6 +21,10 @@
 // reference types, SIMD, threads, tail calls). Anything else — an opcode it
 // does not know, a malformed section — is an error, and the caller keeps the
 // module as it was (with another way to stop it).
+//
+// CheckCounts, which reads declarations the same way, refuses a module
+// whose declared counts would make a decoder allocate far more than the
+// module's size, before wazero sees it.
 package meter
 
 import (

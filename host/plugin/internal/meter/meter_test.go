@@ -172,6 +172,7 @@ func TestInstrumentPlugins(t *testing.T) {
 		if _, err := rt.CompileModule(ctx, wasm); err != nil {
 			continue // a test module that is invalid on purpose
 		}
+		require.NoError(t, CheckCounts(wasm), f)
 		metered, err := Instrument(wasm, 4096)
 		require.NoError(t, err, f)
 		_, err = rt.CompileModule(ctx, metered)
@@ -211,16 +212,30 @@ func TestInstrumentRefuses(t *testing.T) {
 }
 
 // FuzzInstrument: any input is refused or gives a module Instrument can
-// read again (which it then refuses only because it is metered already);
-// never a panic. (Whether wazero still accepts the output is
-// TestInstrumentPlugins's question, on real modules: wazero 1.12 allocates
-// by a section's declared count, so compiling arbitrary input can take the
-// fuzzer's memory.)
+// read again (which it then refuses only because it is metered already)
+// and, if wazero accepted the input, that wazero accepts; never a panic.
+// Inputs go to wazero only once CheckCounts passes them, as in Load (the
+// first version of this target, without it, found wazero allocating 46 GB
+// for a 700-byte module).
 func FuzzInstrument(f *testing.F) {
 	f.Add(testModule(f))
 	f.Add([]byte(header))
 	if hook, err := os.ReadFile("../../testdata/hook.wasm"); err == nil {
 		f.Add(hook)
+	}
+	ctx := context.Background()
+	// The interpreter decodes and validates as the compiler does, faster.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	f.Cleanup(func() { rt.Close(ctx) })
+	valid := func(wasm []byte) error {
+		if err := CheckCounts(wasm); err != nil {
+			return err
+		}
+		m, err := rt.CompileModule(ctx, wasm)
+		if err == nil {
+			m.Close(ctx)
+		}
+		return err
 	}
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		out, err := Instrument(wasm, 7)
@@ -229,7 +244,45 @@ func FuzzInstrument(f *testing.F) {
 		}
 		_, err = Instrument(out, 7)
 		require.ErrorContains(t, err, "imports from ulan_meter")
+		if valid(wasm) == nil {
+			require.NoError(t, valid(out))
+		}
 	})
+}
+
+// TestCheckCounts: the declarations wazero would allocate by, each a few
+// bytes that ask for gigabytes, are refused; committed modules pass
+// (TestInstrumentPlugins).
+func TestCheckCounts(t *testing.T) {
+	t.Parallel()
+	mod := func(secs ...[]byte) []byte {
+		out := append([]byte(nil), header...)
+		for _, s := range secs {
+			out = append(out, s...)
+		}
+		return out
+	}
+	huge := []byte{0xff, 0xff, 0xff, 0xff, 0x0f} // 2³² − 1
+	sec := func(id byte, payload ...byte) []byte {
+		return append([]byte{id, byte(len(payload))}, payload...)
+	}
+	for name, c := range map[string]struct {
+		wasm []byte
+		want string
+	}{
+		"a table section of 2³² tables":    {mod(sec(secTable, huge...)), "entries declared"},
+		"a section longer than the module": {append(append([]byte(nil), header...), secType, 0xff, 0xff, 0x03, 0), "declares"},
+		"a type of 2³² parameters":         {mod(sec(secType, append([]byte{1, 0x60}, huge...)...)), "entries declared"},
+		"a data segment of 2 GB":           {mod(sec(secData, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x07)), "entries declared"},
+		"a function of 10⁹ locals": {mod(sec(secType, 1, 0x60, 0, 0), sec(secFunction, 1, 0),
+			sec(secCode, 1, 7, 1, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0x7f)), "locals"},
+		"element init expressions": {mod(sec(secElement, append([]byte{1, 5, 0x70}, huge...)...)), "entries declared"},
+		"a name map of 2³² names":  {mod(sec(secCustom, append([]byte{4, 'n', 'a', 'm', 'e', 1, 5}, huge...)...)), "entries declared"},
+	} {
+		require.ErrorContains(t, CheckCounts(c.wasm), c.want, name)
+	}
+	require.NoError(t, CheckCounts([]byte("not wasm")), "not a module: the decoder's to judge")
+	require.NoError(t, CheckCounts(testModule(t)))
 }
 
 func BenchmarkInstrument(b *testing.B) {
