@@ -15,8 +15,8 @@ import _ "embed"
 var Tokenizer []byte
 
 // Standard is the standard sampler plugin (plugins/standard): llama.cpp's
-// chain of top_k, typical_p, top_p, min_p and temperature, the same code as
-// the host's native fallback (sdk/go/sampler/standard).
+// chain of top_k, typical_p, top_p, min_p and temperature, in C, giving the
+// same bits as the host's native fallback (sdk/go/sampler/standard).
 //
 //go:embed standard/standard.wasm
 var Standard []byte

@@ -42,7 +42,8 @@ func initialMemory(t *testing.T, wasm []byte) []byte {
 }
 
 // TestMergeDataSegmentsKeepsMemory: every first-party plugin, merged, starts with
-// the same memory, byte for byte, from far fewer segments.
+// the same memory, byte for byte, from far fewer segments where Go's linker made
+// thousands (a C plugin's one or two stay).
 func TestMergeDataSegmentsKeepsMemory(t *testing.T) {
 	for name, wasm := range plugins.Builtins() {
 		t.Run(name, func(t *testing.T) {
@@ -50,7 +51,9 @@ func TestMergeDataSegmentsKeepsMemory(t *testing.T) {
 			before, _ := readDataSegments(dataPayload(t, wasm))
 			after, _ := readDataSegments(dataPayload(t, merged))
 			t.Logf("%d → %d segments, %d → %d bytes", len(before), len(after), len(wasm), len(merged))
-			require.Less(t, len(after), len(before)/10)
+			if len(before) > 100 {
+				require.Less(t, len(after), len(before)/10)
+			}
 			require.Equal(t, initialMemory(t, wasm), initialMemory(t, merged))
 			require.Equal(t, merged, mergeDataSegments(merged), "merging is idempotent")
 		})

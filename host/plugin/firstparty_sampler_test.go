@@ -26,7 +26,7 @@ import (
 func firstParty(t *testing.T, name string) *Plugin {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("builds a Go plugin")
+		t.Skip("builds a plugin")
 	}
 	dir := filepath.Join("..", "..", "plugins", name)
 	man, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
@@ -34,14 +34,23 @@ func firstParty(t *testing.T, name string) *Plugin {
 	key := dir + "\x00" + string(man)
 	wasm, ok := built.Load(key)
 	if !ok {
-		gocmd, err := exec.LookPath("go")
-		if err != nil {
-			gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
 		out := filepath.Join(t.TempDir(), name+".wasm")
-		cmd := exec.Command(gocmd, "build", "-buildmode=c-shared", "-trimpath", "-o", out, ".")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		var cmd *exec.Cmd
+		if cFiles, _ := filepath.Glob(filepath.Join(dir, "*.c")); len(cFiles) > 0 {
+			clang, err := exec.LookPath("clang")
+			if err != nil {
+				t.Skip("a C plugin needs clang, lld and wasi-libc (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)")
+			}
+			cmd = exec.Command(clang, append([]string{"--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o", out}, cFiles...)...)
+		} else {
+			gocmd, err := exec.LookPath("go")
+			if err != nil {
+				gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+			}
+			cmd = exec.Command(gocmd, "build", "-buildmode=c-shared", "-trimpath", "-o", out, ".")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		}
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Run())
 		raw, err := os.ReadFile(out)

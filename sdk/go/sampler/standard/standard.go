@@ -1,9 +1,10 @@
 // Package standard is the standard sampling policy — llama.cpp's sampler
-// chain of top_k, typical_p, top_p, min_p and temperature — written once
-// for both of its users: the sampler plugin plugins/standard, and the host,
-// which runs it natively as the fallback when a sampler plugin fails. Both
-// compute the same bits (the arithmetic is sdk/go/sampler/samplemath's),
-// so a seed gives the same tokens either way.
+// chain of top_k, typical_p, top_p, min_p and temperature — for Go sampler
+// plugins and for the host, which runs it natively as the fallback when a
+// sampler plugin fails. The first-party plugin plugins/standard is its C
+// port, which computes the same bits (the arithmetic is
+// sdk/go/sampler/samplemath's, operation for operation; host/plugin's tests
+// compare the two row by row), so a seed gives the same tokens either way.
 //
 // The policy is exact: where a stage needs probability mass beyond the
 // candidates the host pre-selected, Apply asks for a wider set instead of
