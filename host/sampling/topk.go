@@ -1,6 +1,8 @@
 package sampling
 
 import (
+	"math"
+
 	"github.com/ulan-ai/ulan/host/plugin/primitive"
 	"github.com/ulan-ai/ulan/host/sampling/internal/expsum"
 )
@@ -36,26 +38,27 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 		sc.Add(vals)
 		return primitive.TopK(vals, k, ids, out)
 	}
-	// The heap holds values beside their indices, ordered by candWorse,
-	// which needs no NaN cases: the first k must have none (else there is
-	// no threshold to skip by), and a later value enters only above w.
-	var buf [topKMax]cand
+	// The heap holds each candidate as one key (candKey), so that its
+	// order is one integer comparison: the first k must have no NaN
+	// (else there is no threshold to skip by), and a later value enters
+	// only above w.
+	var buf [topKMax]uint64
 	c := buf[:k]
 	for j, v := range vals[:k] {
 		if v != v {
 			sc.Add(vals)
 			return primitive.TopK(vals, k, ids, out)
 		}
-		c[j] = cand{v, int32(j)}
+		c[j] = candKey(v, j)
 	}
 	for j := k/2 - 1; j >= 0; j-- {
-		siftDownCand(c, j)
+		siftDownKey(c, j)
 	}
-	w := c[0].v
+	w := vals[candIndex(c[0])]
 	offer := func(j int) {
-		c[0] = cand{vals[j], int32(j)}
-		siftDownCand(c, 0)
-		w = c[0].v
+		c[0] = candKey(vals[j], j)
+		siftDownKey(c, 0)
+		w = vals[candIndex(c[0])]
 	}
 	// The groups of eight that hold the first k are scanned whole; their
 	// values past the first k are offered like any other.
@@ -82,38 +85,49 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 	// Heap sort: move the worst to the back, one at a time.
 	for end := k - 1; end > 0; end-- {
 		c[0], c[end] = c[end], c[0]
-		siftDownCand(c[:end], 0)
+		siftDownKey(c[:end], 0)
 	}
-	for j, e := range c {
-		ids[j], out[j] = e.i, e.v
+	for j, key := range c {
+		ids[j] = int32(candIndex(key))
+		out[j] = vals[ids[j]]
 	}
 	return k, nil
 }
 
-// cand is a candidate of topK's heap: a value that is not NaN, and its index.
-type cand struct {
-	v float32
-	i int32
+// candKey is a candidate (a value that is not NaN, and its index) as an
+// integer that orders candidates as primitive.TopK does: a larger key is
+// a better candidate — the larger value, ties (−0 equal to +0) to the lower
+// index. The high 32 bits are the value's bits made monotonic (sign bit
+// flipped for positives, all bits for negatives; −0 counted as +0), the
+// low 32 the index, inverted.
+func candKey(v float32, i int) uint64 {
+	b := math.Float32bits(v)
+	if b == 1<<31 {
+		b = 0 // −0 is +0
+	}
+	if b&(1<<31) != 0 {
+		b = ^b
+	} else {
+		b |= 1 << 31
+	}
+	return uint64(b)<<32 | uint64(^uint32(i))
 }
 
-// candWorse is worse for candidates without NaN: the smaller value, ties to
-// the higher index.
-func candWorse(a, b cand) bool {
-	return a.v < b.v || a.v == b.v && a.i > b.i
-}
+// candIndex is a key's index.
+func candIndex(key uint64) int { return int(^uint32(key)) }
 
-// siftDownCand restores the heap of candidates (the worst at the root)
-// below i.
-func siftDownCand(h []cand, i int) {
+// siftDownKey restores the min-heap of keys (the worst candidate at the
+// root) below i.
+func siftDownKey(h []uint64, i int) {
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
 			return
 		}
-		if c+1 < len(h) && candWorse(h[c+1], h[c]) {
+		if c+1 < len(h) && h[c+1] < h[c] {
 			c++
 		}
-		if !candWorse(h[c], h[i]) {
+		if h[c] >= h[i] {
 			return
 		}
 		h[i], h[c] = h[c], h[i]
