@@ -67,23 +67,7 @@ func checkSection(id byte, payload []byte) error {
 		entries(func() {
 			r.name()
 			r.name()
-			switch kind := r.byte(); kind {
-			case 0x00:
-				r.u32()
-			case 0x01:
-				r.refType()
-				r.limits()
-			case 0x02:
-				r.limits()
-			case 0x03:
-				r.valType()
-				r.byte()
-			case 0x04: // tag
-				r.byte()
-				r.u32()
-			default:
-				r.fail(fmt.Errorf("import kind %#x", kind))
-			}
+			r.importDesc()
 		})
 	case secFunction:
 		entries(func() { r.u32() })
@@ -98,27 +82,7 @@ func checkSection(id byte, payload []byte) error {
 	case secExport:
 		entries(func() { r.name(); r.byte(); r.u32() })
 	case secElement:
-		entries(func() {
-			flags := r.u32()
-			if flags > 7 {
-				r.fail(fmt.Errorf("element segment flags %d", flags))
-				return
-			}
-			if flags&2 != 0 && flags&1 == 0 {
-				r.u32()
-			}
-			if flags&1 == 0 {
-				r.skipExpr()
-			}
-			if flags&3 != 0 {
-				r.byte()
-			}
-			if flags&4 != 0 {
-				entries(r.skipExpr)
-			} else {
-				entries(func() { r.u32() })
-			}
-		})
+		entries(func() { r.element(nil, r.skipExpr, func() { r.u32() }) })
 	case secCode:
 		entries(func() {
 			body := reader{b: r.bytes(int(r.u32()))}

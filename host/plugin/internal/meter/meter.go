@@ -177,21 +177,11 @@ func (m *module) count() error {
 			if mod == Module {
 				return fmt.Errorf("the module imports from %s itself", Module)
 			}
-			switch kind := r.byte(); kind {
-			case 0x00: // function
-				r.u32()
+			switch r.importDesc() {
+			case 0x00:
 				m.funcImports++
-			case 0x01: // table
-				r.refType()
-				r.limits()
-			case 0x02: // memory
-				r.limits()
-			case 0x03: // global
-				r.valType()
-				r.byte()
+			case 0x03:
 				m.globals++
-			default:
-				r.fail(fmt.Errorf("import kind %#x", kind))
 			}
 		}
 		if err := r.done(); err != nil {
@@ -335,30 +325,9 @@ func (m *module) export(r *reader, out []byte) []byte {
 
 // element copies an element segment with its function indices renumbered.
 func (m *module) element(r *reader, out []byte) []byte {
-	flags := r.u32()
-	out = binary.AppendUvarint(out, uint64(flags))
-	if flags > 7 {
-		r.fail(fmt.Errorf("element segment flags %d", flags))
-		return out
-	}
-	if flags&2 != 0 && flags&1 == 0 { // an explicit table
-		out = binary.AppendUvarint(out, uint64(r.u32()))
-	}
-	if flags&1 == 0 { // active: the offset
-		out = m.expr(r, out, false)
-	}
-	if flags&3 != 0 { // elemkind (flags 1–3) or reftype (5–7)
-		out = append(out, r.byte())
-	}
-	n := r.u32()
-	out = binary.AppendUvarint(out, uint64(n))
-	for ; n > 0 && r.err == nil; n-- {
-		if flags&4 != 0 {
-			out = m.expr(r, out, false)
-		} else {
-			out = binary.AppendUvarint(out, uint64(m.funcIndex(r.u32())))
-		}
-	}
+	r.element(func(b []byte) { out = append(out, b...) },
+		func() { out = m.expr(r, out, false) },
+		func() { out = binary.AppendUvarint(out, uint64(m.funcIndex(r.u32()))) })
 	return out
 }
 

@@ -229,3 +229,70 @@ func (r *reader) prefixFE() {
 		r.fail(fmt.Errorf("opcode 0xfe %d", sub))
 	}
 }
+
+// importDesc reads an import's descriptor after its two names and returns
+// its kind (0 function, 1 table, 2 memory, 3 global, 4 tag).
+func (r *reader) importDesc() byte {
+	switch kind := r.byte(); kind {
+	case 0x00:
+		r.u32()
+		return kind
+	case 0x01:
+		r.refType()
+		r.limits()
+		return kind
+	case 0x02:
+		r.limits()
+		return kind
+	case 0x03:
+		r.valType()
+		r.byte()
+		return kind
+	case 0x04: // tag: an attribute and a type index
+		r.byte()
+		r.u32()
+		return kind
+	default:
+		r.fail(fmt.Errorf("import kind %#x", kind))
+		return kind
+	}
+}
+
+// element walks an element segment, any of its 8 forms: the bytes that
+// stay as they are (flags, table index, element kind or reference type,
+// the count) go to raw, nil to skip them; the offset expression and items
+// that are expressions to expr, items that are function indices to index,
+// each of which reads its part itself.
+func (r *reader) element(raw func([]byte), expr, index func()) {
+	mark := r.pos
+	take := func() {
+		if raw != nil {
+			raw(r.b[mark:r.pos])
+		}
+	}
+	flags := r.u32()
+	if flags > 7 {
+		r.fail(fmt.Errorf("element segment flags %d", flags))
+		return
+	}
+	if flags&2 != 0 && flags&1 == 0 { // an explicit table
+		r.u32()
+	}
+	take()
+	if flags&1 == 0 { // active: the offset
+		expr()
+	}
+	mark = r.pos
+	if flags&3 != 0 { // elemkind (flags 1–3) or reftype (5–7)
+		r.byte()
+	}
+	n := r.count()
+	take()
+	for ; n > 0 && r.err == nil; n-- {
+		if flags&4 != 0 {
+			expr()
+		} else {
+			index()
+		}
+	}
+}
