@@ -16,6 +16,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
+	"github.com/ulan-ai/ulan/internal/team"
 )
 
 // Option configures a Backend.
@@ -234,13 +235,13 @@ func (b *Backend) parallel(n, grain int, fn func(lo, hi int)) {
 	// the others take its share instead of waiting for it.
 	pieces := min((n+grain-1)/grain, workers*parallelChunks)
 	chunk := ((n+pieces-1)/pieces + grain - 1) / grain * grain
-	run(workers, (n+chunk-1)/chunk, func(i int) { fn(i*chunk, min((i+1)*chunk, n)) })
+	team.Run(workers, (n+chunk-1)/chunk, func(i int) { fn(i*chunk, min((i+1)*chunk, n)) })
 }
 
 // each runs fn(i) for every i in [0, n) across the backend's goroutines,
 // which take the indices in turn.
 func (b *Backend) each(n int, fn func(i int)) {
-	run(b.threads, n, fn)
+	team.Run(b.threads, n, fn)
 }
 
 // parallelChunks is how many pieces per worker parallel cuts work into.

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/internal/team"
 )
 
 // minWeightSum is the floor llama.cpp puts under the sum of the chosen
@@ -261,7 +262,7 @@ func (c *context) expertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	tasks := w.tasks
 	// Tasks are taken in order, every gate-and-up run before any down run,
 	// so a down task waits only on runs already being computed.
-	run(c.b.threads, len(tasks), func(i int) {
+	team.Run(c.b.threads, len(tasks), func(i int) {
 		t := tasks[i]
 		a := &acts[t.expert]
 		dm := partMatrix(dt, a.e, n, f)

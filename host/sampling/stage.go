@@ -8,12 +8,12 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/plugin/primitive"
 	"github.com/ulan-ai/ulan/host/sampling/internal/expsum"
+	"github.com/ulan-ai/ulan/internal/team"
 	"github.com/ulan-ai/ulan/sdk/go/sampler"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -132,29 +132,12 @@ func (st *Stage) Step(ctx context.Context, seqs []*Seq, logits [][]float32) []Re
 }
 
 // forEach runs fn on every row, on up to GOMAXPROCS goroutines, this one
-// among them.
+// among them: the team of the CPU backend, whose helpers are still
+// spinning from the engine step that made the rows. A goroutine started
+// here instead sat in this one's run queue while a spinning helper held
+// the other processor, and the rows ran one after another.
 func forEach(rows []*row, fn func(*row)) {
-	workers := min(runtime.GOMAXPROCS(0), len(rows))
-	if workers <= 1 {
-		for _, r := range rows {
-			fn(r)
-		}
-		return
-	}
-	var next atomic.Int64
-	work := func() {
-		for i := next.Add(1) - 1; i < int64(len(rows)); i = next.Add(1) - 1 {
-			fn(rows[i])
-		}
-	}
-	// The caller takes rows too: it starts at once, where a goroutine it
-	// started would first have to be woken.
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
+	team.Run(runtime.GOMAXPROCS(0), len(rows), func(i int) { fn(rows[i]) })
 }
 
 // prepare runs the native stage on the row and, for a plugin, computes the

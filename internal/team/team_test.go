@@ -1,4 +1,4 @@
-package cpu
+package team
 
 import (
 	"sync"
@@ -15,7 +15,7 @@ import (
 func TestRunEveryPieceOnce(t *testing.T) {
 	check := func(workers, n int) {
 		counts := make([]atomic.Int32, n)
-		run(workers, n, func(i int) { counts[i].Add(1) })
+		Run(workers, n, func(i int) { counts[i].Add(1) })
 		for i := range counts {
 			if c := counts[i].Load(); c != 1 {
 				t.Errorf("%d workers, %d pieces: piece %d ran %d times", workers, n, i, c)
@@ -33,28 +33,6 @@ func TestRunEveryPieceOnce(t *testing.T) {
 	wg.Wait()
 
 	var inner atomic.Int32
-	run(2, 8, func(int) { run(2, 5, func(int) { inner.Add(1) }) })
+	Run(2, 8, func(int) { Run(2, 5, func(int) { inner.Add(1) }) })
 	require.Equal(t, int32(40), inner.Load())
-}
-
-// TestParallelCoversTheRange checks that parallel's chunks cover [0, n)
-// exactly, in multiples of the grain but for the last.
-func TestParallelCoversTheRange(t *testing.T) {
-	b := New(WithThreads(3))
-	for _, grain := range []int{1, 16, 100} {
-		for _, n := range []int{0, 1, 15, 16, 17, 1000, 4099} {
-			seen := make([]atomic.Int32, n)
-			b.parallel(n, grain, func(lo, hi int) {
-				if lo%grain != 0 || (hi != n && hi%grain != 0) {
-					t.Errorf("n %d grain %d: chunk [%d, %d)", n, grain, lo, hi)
-				}
-				for i := lo; i < hi; i++ {
-					seen[i].Add(1)
-				}
-			})
-			for i := range seen {
-				require.Equal(t, int32(1), seen[i].Load(), "n %d grain %d: index %d", n, grain, i)
-			}
-		}
-	}
 }

@@ -1,4 +1,10 @@
-package cpu
+// Package team runs parallel sections on a team of long-lived goroutines
+// that spin for a short while after each section, ready for the next, and
+// park when none comes. The CPU backend's operations and the sampling
+// stage's per-row passes share it: the sampling of a decode step's rows
+// comes right after the step's last operation, and finds the helpers still
+// spinning.
+package team
 
 import (
 	"runtime"
@@ -84,7 +90,7 @@ type helper struct {
 	wake     chan struct{}           // buffered 1
 }
 
-// team is the package's helpers, shared by every Backend; mu is held by
+// team is the package's helpers, shared by every caller; mu is held by
 // the one section that uses them at a time (others spawn goroutines).
 var team struct {
 	mu      sync.Mutex
@@ -98,9 +104,11 @@ var team struct {
 // quiet machine) 100 µs gave 2.7 ms a step against 3.1 ms for none.
 const spinFor = 100 * time.Microsecond
 
-// run runs do(i) for every i in [0, n) on up to workers goroutines, this
-// one among them, and returns when all are done.
-func run(workers, n int, do func(i int)) {
+// Run runs do(i) for every i in [0, n) on up to workers goroutines, this
+// one among them, and returns when all are done. One section at a time
+// has the team; another (another caller's, or one nested in a piece)
+// starts goroutines of its own, so Run never waits on the team.
+func Run(workers, n int, do func(i int)) {
 	if n <= 0 {
 		return
 	}
