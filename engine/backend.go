@@ -77,6 +77,14 @@ func (d DType) String() string {
 	return fmt.Sprintf("dtype(%d)", uint8(d))
 }
 
+// LogitTile is the number of consecutive logits one of a row's tile
+// maxima covers (Context.TileMaxima). A sampler finds a row's k best
+// logits among the k tiles with the largest maxima: the k maxima are k
+// values at least the k-th best, so every one of the k best lies in a
+// tile whose maximum is among them (ties go to the lower tile, as they go
+// to the lower token).
+const LogitTile = 64
+
 // Tensor is a handle to memory a Backend owns. Its values are not readable
 // until the Context that produced it has been computed.
 type Tensor interface {
@@ -160,6 +168,11 @@ type Context interface {
 	// MatMul computes x · wᵀ for x [T, in] and w [out, in] (any weight
 	// type): [T, out]. A weight row is read once for all T rows.
 	MatMul(x, w Tensor) Tensor
+	// Logits is MatMul for a model's output projection, whose rows are
+	// the next-token logits (x [T, in], w [V, in]: [T, V]). A backend may
+	// also summarise each row while its values are at hand, for the
+	// sampler: TileMaxima returns the summary.
+	Logits(x, w Tensor) Tensor
 	// MatMulHeads computes, for every row t and head h, w[h] · x[t, h] for
 	// x [T, H, in] and w [H, out, in]: [T, H, out]. It serves MLA's absorbed
 	// projections (per head) and V4's grouped output projection (per group).
@@ -267,6 +280,12 @@ type Context interface {
 	// Compute runs what has been recorded up to the outputs and reports the
 	// first error any op recorded.
 	Compute(outputs ...Tensor) error
+	// TileMaxima returns the summary Logits made of its output t: for
+	// each row, the largest of every LogitTile consecutive values
+	// (⌈V/LogitTile⌉ of them, the last tile possibly short), or nil for a
+	// row that holds a value that is not finite. It returns nil when the
+	// backend made none. The slices, like Floats', alias backend memory.
+	TileMaxima(t Tensor) [][]float32
 	// Floats returns the values of a computed F32 tensor, row-major. The
 	// slice may alias backend memory: it is valid until Close and must not be
 	// modified.

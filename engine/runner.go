@@ -42,8 +42,9 @@ type Runner struct {
 	stateN int   // blocks charged for one sequence's state
 
 	mu    sync.Mutex
-	slots []int32 // free state slots
-	ctx   Context // the previous step's context, closed by the next
+	slots []int32     // free state slots
+	ctx   Context     // the previous step's context, closed by the next
+	tiles [][]float32 // the previous step's rows' tile maxima (TileMaxima)
 }
 
 // ErrContextLength means a sequence would grow past the model's context.
@@ -195,6 +196,13 @@ func (r *Runner) take(work []Work) (*Batch, error) {
 				return nil, fmt.Errorf("engine: work %d: sequence appears twice in one step", i)
 			}
 		}
+		if vocab := r.model.Info().Vocab; vocab > 0 {
+			for j, tok := range w.Tokens {
+				if tok < 0 || int(tok) >= vocab {
+					return nil, fmt.Errorf("engine: work %d: token %d: id %d outside the vocabulary of %d", i, j, tok, vocab)
+				}
+			}
+		}
 		need += r.pool.BlocksFor(w.Seq.n+len(w.Tokens)) - len(w.Seq.blocks)
 		if w.Seq.state == nil && len(r.layout.State) > 0 {
 			need += r.stateN
@@ -288,6 +296,7 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 		r.ctx.Close()
 		r.ctx = nil
 	}
+	r.tiles = r.tiles[:0]
 	b, err := r.take(work)
 	if err != nil {
 		return nil, err
@@ -308,6 +317,7 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 		w.Seq.n += len(w.Tokens)
 	}
 	vocab := len(vals) / len(b.Outputs)
+	tiles := ctx.TileMaxima(logits)
 	rows := make([][]float32, 0, len(work))
 	k := 0
 	for _, w := range work {
@@ -316,7 +326,24 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 			n = len(w.Tokens)
 		}
 		rows = append(rows, vals[k*vocab:(k+n)*vocab])
+		var t []float32
+		if n == 1 && len(tiles) == len(b.Outputs) {
+			t = tiles[k]
+		}
+		r.tiles = append(r.tiles, t)
 		k += n
 	}
 	return rows, nil
+}
+
+// TileMaxima returns the tile maxima of the rows the last Step returned,
+// in the same order (Context.TileMaxima): for each row, the largest of
+// every LogitTile consecutive logits, or nil where the backend made none,
+// the row holds a value that is not finite, or the row is AllLogits'. They
+// stay valid, like the rows, until the next Step; a sampler that changes
+// a row's values must mend its maxima.
+func (r *Runner) TileMaxima() [][]float32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tiles
 }

@@ -93,6 +93,9 @@ type tensor struct {
 	bh, bw int
 	// e8 are an F4E2M1 weight's E8M0 scales, one per 32 values (fp4.go).
 	e8 []byte
+	// tiles are Logits' tile maxima of each row (nil for a row with a
+	// value that is not finite).
+	tiles [][]float32
 }
 
 func (t *tensor) Shape() []int { return t.shape }

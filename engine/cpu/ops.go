@@ -3,6 +3,7 @@ package cpu
 import (
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
@@ -74,18 +75,73 @@ func (c *context) Embed(table engine.Tensor, b *engine.Batch) engine.Tensor {
 }
 
 func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
-	xt, ok := c.f32("MatMul", x)
-	wt, ok2 := c.weight("MatMul", w, 2)
+	return c.matMul("MatMul", x, w, false)
+}
+
+// Logits is MatMul that also takes each output row's tile maxima
+// (kernel.TileMax) in the goroutine that computed the row's piece, while
+// the piece is in its cache: the sampler's search for the row's best
+// logits then reads the maxima and a few tiles, not the whole row again.
+func (c *context) Logits(x, w engine.Tensor) engine.Tensor {
+	return c.matMul("Logits", x, w, true)
+}
+
+// The tile kernel's tiles are the engine's (a negative constant does not
+// convert to uint).
+const _ = uint(engine.LogitTile-kernel.Tile) + uint(kernel.Tile-engine.LogitTile)
+
+func (c *context) matMul(op string, x, w engine.Tensor, tiles bool) engine.Tensor {
+	xt, ok := c.f32(op, x)
+	wt, ok2 := c.weight(op, w, 2)
 	if !ok || !ok2 {
 		return &tensor{}
 	}
 	out, in := wt.shape[0], wt.shape[1]
 	if len(xt.shape) != 2 || xt.shape[1] != in {
-		return c.fail("MatMul: x %v against weight %v", xt, wt)
+		return c.fail("%s: x %v against weight %v", op, xt, wt)
 	}
 	y := &tensor{shape: []int{xt.shape[0], out}, dt: engine.F32, f: c.output(xt.shape[0] * out)}
-	c.b.mul(matrix{t: wt, in: in}, out, c.prepare(xt, wt, in), rowsOf(y))
+	m, p, ys := matrix{t: wt, in: in}, c.prepare(xt, wt, in), rowsOf(y)
+	if !tiles {
+		c.b.mul(m, out, p, ys)
+		return y
+	}
+	nt := (out + kernel.Tile - 1) / kernel.Tile
+	maxima := c.output(len(ys) * nt)
+	y.tiles = make([][]float32, len(ys))
+	for t := range ys {
+		y.tiles[t] = maxima[t*nt : (t+1)*nt : (t+1)*nt]
+	}
+	finite := make([]atomic.Bool, len(ys))
+	for t := range finite {
+		finite[t].Store(true)
+	}
+	// Pieces start on a tile's first row, so that each tile is one
+	// piece's.
+	grain := (mulGrain(in, len(ys)) + kernel.Tile - 1) / kernel.Tile * kernel.Tile
+	c.b.parallel(out, grain, func(lo, hi int) {
+		m.mulRange(p, lo, hi, ys)
+		for t, row := range ys {
+			if !kernel.TileMax(row[lo:hi], y.tiles[t][lo/kernel.Tile:(hi+kernel.Tile-1)/kernel.Tile]) {
+				finite[t].Store(false)
+			}
+		}
+	})
+	for t := range finite {
+		if !finite[t].Load() {
+			y.tiles[t] = nil
+		}
+	}
 	return y
+}
+
+// TileMaxima returns the tile maxima Logits took of t's rows, nil for
+// any other tensor.
+func (c *context) TileMaxima(t engine.Tensor) [][]float32 {
+	if ct, ok := t.(*tensor); ok && c.err == nil {
+		return ct.tiles
+	}
+	return nil
 }
 
 func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {

@@ -19,6 +19,11 @@ func (c *context) MatMul(x, w engine.Tensor) engine.Tensor {
 	return c.Context.MatMul(x, w)
 }
 
+func (c *context) Logits(x, w engine.Tensor) engine.Tensor {
+	defer c.b.since("Logits", time.Now())
+	return c.Context.Logits(x, w)
+}
+
 func (c *context) MatMulHeads(x, w engine.Tensor) engine.Tensor {
 	defer c.b.since("MatMulHeads", time.Now())
 	return c.Context.MatMulHeads(x, w)

@@ -105,7 +105,8 @@ func (c *context) matMulKey(w engine.Tensor) string {
 }
 
 // context is a timed engine.Context; the methods that do no work (Input,
-// Slice, Reshape, Floats, Close) are the wrapped context's own.
+// Slice, Reshape, Floats, TileMaxima, Close) are the wrapped context's
+// own.
 type context struct {
 	engine.Context
 	b *Backend

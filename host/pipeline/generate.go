@@ -368,10 +368,11 @@ func (c *choice) takeNotes() []sampling.Note {
 func (p *Pipeline) sample(rows []scheduler.Row) []scheduler.Decision {
 	seqs := make([]*sampling.Seq, len(rows))
 	logits := make([][]float32, len(rows))
+	maxima := make([][]float32, len(rows))
 	for i, r := range rows {
-		seqs[i], logits[i] = r.State.(*choice).smp, r.Logits
+		seqs[i], logits[i], maxima[i] = r.State.(*choice).smp, r.Logits, r.Maxima
 	}
-	res := p.stage.Step(context.Background(), seqs, logits)
+	res := p.stage.StepTiled(context.Background(), seqs, logits, maxima)
 	dec := make([]scheduler.Decision, len(rows))
 	for i, r := range res {
 		rows[i].State.(*choice).push(r, seqs[i].Notes())

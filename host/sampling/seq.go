@@ -81,9 +81,12 @@ type Seq struct {
 	logprobs    bool
 
 	history []int32 // prompt, then the chosen tokens
-	counts  map[int32]int32
-	prompt  int
-	rng     *mrand.PCG
+	// tileScratch is topKTiles' candidates, kept from step to step (a
+	// choice's rows are sampled one at a time).
+	tileScratch [2][]uint64
+	counts      map[int32]int32
+	prompt      int
+	rng         *mrand.PCG
 
 	// native is the built-in standard policy: the policy itself when there
 	// is no plugin, the fallback when there is one.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/plugin/primitive"
@@ -70,6 +71,8 @@ func NewStage() *Stage { return &Stage{batches: map[*generation.Plugin]*batch{}}
 type row struct {
 	s        *Seq
 	logits   []float32 // the full row after the native stage
+	maxima   []float32 // its tile maxima (engine.LogitTile), nil for none
+	seen     []uint64  // the tiles selectTiled scanned again, a bit each
 	finite   int       // tokens of non-zero probability
 	lse      float32
 	u0, u1   float32
@@ -95,11 +98,24 @@ type row struct {
 // its history. A choice that cannot go on gets a Result with Err; the
 // others are not affected.
 func (st *Stage) Step(ctx context.Context, seqs []*Seq, logits [][]float32) []Result {
+	return st.StepTiled(ctx, seqs, logits, nil)
+}
+
+// StepTiled is Step for rows whose tile maxima the engine took
+// (engine.Runner.TileMaxima; maxima[i] is logits[i]'s, nil where there are
+// none, and maxima itself may be nil): a row's first candidates then come
+// from the tiles that can hold them, not from a pass over the whole row.
+// The stage mends the maxima of the tiles its native stage changes. The
+// answers are Step's, bit for bit.
+func (st *Stage) StepTiled(ctx context.Context, seqs []*Seq, logits, maxima [][]float32) []Result {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rows := make([]*row, len(seqs))
 	for i, s := range seqs {
 		rows[i] = &row{s: s, logits: logits[i], token: -1, plugged: s.plugin != nil && !s.fallback}
+		if i < len(maxima) {
+			rows[i].maxima = maxima[i]
+		}
 		rows[i].u0, rows[i].u1 = s.uniforms()
 	}
 	// The loops over whole rows run in parallel; the plugin calls, one per
@@ -156,7 +172,9 @@ func (r *row) prepare() {
 	// top-k's pass (scanSelect); the others scan it on their own.
 	_, keepsAll := s.native.KeepsAll()
 	if fused := r.k <= topKMax && len(r.logits) >= topKMin && (r.plugged || !keepsAll); fused {
-		r.scanSelect()
+		if !r.selectTiled() {
+			r.scanSelect()
+		}
 	} else if r.max, r.finite, r.err = scan(r.logits); r.err == nil && r.plugged {
 		r.select_()
 	}
@@ -196,6 +214,66 @@ func (r *row) scanSelect() {
 	copy(r.out, r.cand)
 }
 
+// selectTiled is scanSelect from the row's tile maxima (topKTiles): the
+// tiles the native stage changed are scanned again, and the rest are as
+// the engine left them, every value finite. It reports false, leaving the
+// choice to scanSelect, when the maxima cannot answer: there are none,
+// allowed_token_ids masks the whole row, a changed tile holds a NaN or
+// +Inf (scanSelect names it), or fewer than r.k values are finite.
+func (r *row) selectTiled() bool {
+	const tile = engine.LogitTile
+	s, mx, n := r.s, r.maxima, len(r.logits)
+	if mx == nil || len(mx) != (n+tile-1)/tile || len(mx) < r.k || s.allowed != nil {
+		return false
+	}
+	negInf, ok := 0, true
+	s.eachShaped(func(id int32) {
+		j := int(id) / tile
+		if !ok || r.mended(j) {
+			return
+		}
+		m := float32(math.Inf(-1))
+		for _, v := range r.logits[j*tile : min((j+1)*tile, n)] {
+			switch {
+			case v != v || math.IsInf(float64(v), 1):
+				ok = false
+			case math.IsInf(float64(v), -1):
+				negInf++
+			}
+			m = max(m, v)
+		}
+		mx[j] = m
+	})
+	if !ok || n-negInf < r.k {
+		return false
+	}
+	best := float32(math.Inf(-1))
+	for _, m := range mx {
+		best = max(best, m)
+	}
+	r.max, r.finite = float64(best+0), n-negInf // +0: −0 becomes +0, as Scan's
+	r.ids = slices.Grow(r.ids[:0], r.k)[:r.k]
+	r.cand = slices.Grow(r.cand[:0], r.k)[:r.k]
+	topKTiles(r.logits, mx, tile, r.k, r.ids, r.cand, &s.tileScratch)
+	r.out = slices.Grow(r.out[:0], r.k)[:r.k]
+	copy(r.out, r.cand)
+	return true
+}
+
+// mended reports whether tile j was scanned again in this step, and
+// marks it so.
+func (r *row) mended(j int) bool {
+	w, bit := j/64, uint64(1)<<(j%64)
+	if w >= len(r.seen) {
+		r.seen = slices.Grow(r.seen, w+1-len(r.seen))[:w+1]
+	}
+	if r.seen[w]&bit != 0 {
+		return true
+	}
+	r.seen[w] |= bit
+	return false
+}
+
 // ensureLSE computes the row's log-sum-exp, once.
 func (r *row) ensureLSE() {
 	if !r.hasLSE {
@@ -232,8 +310,35 @@ func (r *row) keepAll(t float32) {
 	r.whole, r.done = true, true
 }
 
+// eachShaped calls fn with every token whose logit shape may change,
+// allowed_token_ids' aside (it may change any): logit_bias's, the banned
+// tokens, EOS and the stop tokens before min_tokens, and the tokens of the
+// penalty window. It must follow shape.
+func (s *Seq) eachShaped(fn func(id int32)) {
+	for id := range s.bias {
+		fn(id)
+	}
+	for _, id := range s.banned {
+		fn(id)
+	}
+	if s.Generated() < s.minTokens {
+		for id := range s.eos {
+			fn(id)
+		}
+		for id := range s.stops {
+			fn(id)
+		}
+	}
+	if s.repetition != 1 || s.presence != 0 || s.frequency != 0 {
+		for id := range s.counts {
+			fn(id)
+		}
+	}
+}
+
 // shape applies the native stage to a row in place: logit_bias, allowed
 // and banned tokens, min_tokens, then the penalties over the window.
+// eachShaped names the tokens it may change.
 func (s *Seq) shape(l []float32) error {
 	for id, b := range s.bias {
 		l[id] += b

@@ -82,11 +82,7 @@ func topK(vals []float32, k int, ids []int32, out []float32, sc *expsum.Scanner)
 			break
 		}
 	}
-	// Heap sort: move the worst to the back, one at a time.
-	for end := k - 1; end > 0; end-- {
-		c[0], c[end] = c[end], c[0]
-		siftDownKey(c[:end], 0)
-	}
+	sortKeysDescending(c)
 	for j, key := range c {
 		ids[j] = int32(candIndex(key))
 		out[j] = vals[ids[j]]
@@ -132,5 +128,106 @@ func siftDownKey(h []uint64, i int) {
 		}
 		h[i], h[c] = h[c], h[i]
 		i = c
+	}
+}
+
+// topKTiles is topK for a row whose tile maxima are known (maxima[j] the
+// largest of vals[j·tile : (j+1)·tile], the last tile possibly short; no
+// NaN among vals or maxima, at least k tiles): the same answer, from the
+// k tiles with the largest maxima alone. Those k maxima are k values at
+// least the k-th best of the tiles' maxima, θ, so every one of the row's
+// k best is at least θ too and lies in a tile among them; a tile left out
+// whose maximum ties θ comes after the tiles kept, ties going to the
+// lower tile as they go to the lower index, so its values lose to the k
+// maxima kept.
+//
+// Both selections (the k tiles, then the k values) first bound their
+// k-th best from below and keep only the candidates at or above the
+// bound, so that their cost does not depend on the order the values come
+// in: a heap fed a rising row (the demo model's maxima drift upwards
+// along the vocabulary) takes nearly every value in turn.
+func topKTiles(vals, maxima []float32, tile, k int, ids []int32, out []float32, scratch *[2][]uint64) {
+	touch(maxima)
+	// The k best tiles. The maxima of k or more groups of tiles are that
+	// many values, so the least of them is at most θ.
+	group := len(maxima) / k
+	lb := float32(math.Inf(1))
+	for lo := 0; lo < len(maxima); lo += group {
+		m := maxima[lo]
+		for _, v := range maxima[lo+1 : min(lo+group, len(maxima))] {
+			m = max(m, v)
+		}
+		lb = min(lb, m)
+	}
+	t := scratch[0][:0]
+	for j, m := range maxima {
+		if m >= lb {
+			t = append(t, candKey(m, j))
+		}
+	}
+	t = bestKeys(t, k)
+	// Their values: the k maxima are k of them at least θ, the least
+	// kept maximum, so the k best values are at least θ.
+	theta := maxima[candIndex(t[len(t)-1])]
+	for _, tk := range t {
+		lo := candIndex(tk) * tile
+		touch(vals[lo:min(lo+tile, len(vals))])
+	}
+	c := scratch[1][:0]
+	for _, tk := range t {
+		lo := candIndex(tk) * tile
+		for i, v := range vals[lo:min(lo+tile, len(vals))] {
+			if v >= theta {
+				c = append(c, candKey(v, lo+i))
+			}
+		}
+	}
+	c = bestKeys(c, k)
+	for j, key := range c {
+		ids[j] = int32(candIndex(key))
+		out[j] = vals[ids[j]]
+	}
+	scratch[0], scratch[1] = t[:0], c[:0] // keep what append grew
+}
+
+// bestKeys returns the k largest of keys (at least k of them), largest
+// first, in keys' storage: a heap of the first k, the others offered.
+func bestKeys(keys []uint64, k int) []uint64 {
+	h := keys[:k]
+	for j := k/2 - 1; j >= 0; j-- {
+		siftDownKey(h, j)
+	}
+	for _, key := range keys[k:] {
+		if key > h[0] {
+			h[0] = key
+			siftDownKey(h, 0)
+		}
+	}
+	sortKeysDescending(h)
+	return h
+}
+
+// touchSink keeps touch's loads from being optimised away.
+var touchSink float32
+
+// touch loads one value of every 64-byte line of x (16 float32s), with
+// loads that do not wait on one another, so that lines another core
+// wrote (the engine's goroutines computed the logits) come to this
+// core's cache together, not one miss at a time as a loop that works on
+// each value asks for them.
+func touch(x []float32) {
+	var s float32
+	for i := 0; i < len(x); i += 16 {
+		s += x[i]
+	}
+	touchSink = s
+}
+
+// sortKeysDescending sorts a min-heap of keys (siftDownKey's) best first:
+// heap sort, the worst moved to the back one at a time.
+func sortKeysDescending(h []uint64) {
+	for end := len(h) - 1; end > 0; end-- {
+		h[0], h[end] = h[end], h[0]
+		siftDownKey(h[:end], 0)
 	}
 }

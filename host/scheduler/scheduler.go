@@ -73,6 +73,10 @@ type Row struct {
 	Seq *Seq
 	// Logits has the vocabulary's size. It is valid only during the call.
 	Logits []float32
+	// Maxima are Logits' tile maxima (engine.Runner.TileMaxima), nil
+	// when the engine gave none. A SampleFunc that changes Logits must
+	// mend them, or drop them.
+	Maxima []float32
 	// State is the Request's State.
 	State any
 	// Generated is how many tokens the sequence has generated before this
@@ -378,6 +382,7 @@ func (s *Scheduler) step() {
 		return
 	}
 	s.promptTokens.Add(uint64(prompt))
+	tiles := s.r.TileMaxima()
 	var out []Row
 	for i, q := range seqs {
 		if q.fed < len(q.prompt) {
@@ -389,7 +394,11 @@ func (s *Scheduler) step() {
 		if q.asked() != "" {
 			continue // ends at the next step; no token is delivered any more
 		}
-		out = append(out, Row{Seq: q, Logits: rows[i], State: q.state, Generated: q.generated})
+		row := Row{Seq: q, Logits: rows[i], State: q.state, Generated: q.generated}
+		if len(tiles) == len(rows) {
+			row.Maxima = tiles[i]
+		}
+		out = append(out, row)
 	}
 	if len(out) > 0 {
 		s.decide(out)

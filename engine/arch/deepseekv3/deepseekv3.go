@@ -169,7 +169,7 @@ func (m *Model) Forward(ctx engine.Context, b *engine.Batch, caches []engine.Ten
 			h = ctx.Add(m.moe(ctx, l, x), h)
 		}
 	}
-	return ctx.MatMul(ctx.RMSNorm(h, m.norm, p.Eps), m.output)
+	return ctx.Logits(ctx.RMSNorm(h, m.norm, p.Eps), m.output)
 }
 
 // attention is MLA in the weight-absorbed form (spec §3.3). Per token:

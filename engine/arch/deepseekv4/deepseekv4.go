@@ -280,7 +280,7 @@ func (m *Model) Forward(ctx engine.Context, b *engine.Batch, caches []engine.Ten
 	// Only the wanted rows collapse and go through the head.
 	x = ctx.Reshape(ctx.Rows(ctx.Reshape(x, T, hc*D), b.Outputs), len(b.Outputs), hc, D)
 	h := ctx.HyperHead(x, m.mix(ctx, x, m.hcHeadFn), m.hcHeadScale, m.hcHeadBase, p.Hyper())
-	return ctx.MatMul(ctx.RMSNorm(h, m.norm, p.Eps), m.output)
+	return ctx.Logits(ctx.RMSNorm(h, m.norm, p.Eps), m.output)
 }
 
 // mix is the streams flattened to [T, hc·D], RMS-normalised without a

@@ -34,6 +34,7 @@ var avx2 = impls{
 	dotRowsF32x4:   dotRowsF32x4AVX2,
 	expShift:       expShiftAVX2,
 	maxF32:         maxF32AVX2,
+	tileMax64:      tileMax64AVX2,
 	swiglu:         swigluAVX2,
 
 	f16ToF32s: f16ToF32sAVX2,

@@ -134,6 +134,12 @@ func expShift8AVX2(x []float32, m float32, lanes *[8]float64)
 //go:noescape
 func maxF32x8AVX2(x []float32, lanes *[8]float32) bool
 
+// tileMax64AVX2 is the AVX2 form of tileMax64Generic.
+// len(x) is 64·len(out).
+//
+//go:noescape
+func tileMax64AVX2(x []float32, out []float32) bool
+
 // sumSquaresF64x16AVX2 is the AVX2 form of sumSquaresF64x16Generic.
 // len(x) is a multiple of 16.
 //

@@ -3436,6 +3436,68 @@ maxF32x8AVX2_done:
 	VZEROUPPER
 	RET
 
+// func tileMax64AVX2(x []float32, out []float32) bool
+// Requires: AVX, FMA3
+TEXT ·tileMax64AVX2(SB), NOSPLIT, $0-49
+	MOVQ   x_base+0(FP), AX
+	MOVQ   out_base+24(FP), CX
+	MOVQ   out_len+32(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	TESTQ  DX, DX
+	JZ     tileMax64AVX2_done
+
+tileMax64AVX2_loop:
+	VMOVUPS      (AX), Y5
+	VFMADD231PS  Y5, Y0, Y1
+	VMOVUPS      32(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y2
+	VMOVUPS      64(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y3
+	VMOVUPS      96(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y4
+	VMOVUPS      128(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y1
+	VMOVUPS      160(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y2
+	VMOVUPS      192(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y3
+	VMOVUPS      224(AX), Y6
+	VMAXPS       Y6, Y5, Y5
+	VFMADD231PS  Y6, Y0, Y4
+	VEXTRACTF128 $0x01, Y5, X6
+	VMAXPS       X6, X5, X6
+	VPERMILPS    $0x4e, X6, X5
+	VMAXPS       X5, X6, X6
+	VPERMILPS    $0xb1, X6, X5
+	VMAXPS       X5, X6, X6
+	VMOVSS       X6, (CX)
+	ADDQ         $0x00000100, AX
+	ADDQ         $0x04, CX
+	DECQ         DX
+	JNZ          tileMax64AVX2_loop
+
+tileMax64AVX2_done:
+	VADDPS    Y2, Y1, Y1
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y1, Y1
+	VCMPPS    $0x03, Y1, Y1, Y1
+	VMOVMSKPS Y1, AX
+	TESTL     AX, AX
+	SETEQ     AL
+	MOVB      AL, ret+48(FP)
+	VZEROUPPER
+	RET
+
 // func sumSquaresF64x16AVX2(x []float32, lanes *[16]float64)
 // Requires: AVX
 TEXT ·sumSquaresF64x16AVX2(SB), NOSPLIT, $0-32

@@ -150,3 +150,54 @@ func maxF32x8Generic(x []float32, lanes *[8]float32) bool {
 	}
 	return nan
 }
+
+// Tile is the number of values one of TileMax's maxima covers.
+const Tile = 64
+
+// TileMax sets out[j] to the largest of x[Tile·j : Tile·(j+1)] (the last
+// tile may be short; len(out) must be ⌈len(x)/Tile⌉) and reports whether
+// every value of x is finite. The maxima mean nothing when some value is
+// not: a sampler summarises a logits row by them only when it is. Of −0
+// and +0, either may stand for zero; otherwise the AVX2 kernel and the
+// generic code return the same bits.
+func TileMax(x, out []float32) bool {
+	full := len(x) / Tile
+	if len(out) != (len(x)+Tile-1)/Tile {
+		panic("kernel: TileMax: out does not match x")
+	}
+	finite := true
+	if full > 0 {
+		finite = active.tileMax64(x[:full*Tile], out[:full])
+	}
+	if rest := x[full*Tile:]; len(rest) > 0 {
+		m := float32(math.Inf(-1))
+		for _, v := range rest {
+			finite = finite && !math.IsInf(float64(v), 0) && v == v
+			m = greater(m, v)
+		}
+		out[full] = m
+	}
+	return finite
+}
+
+// tileMax64Generic is TileMax's kernel in Go, for len(x) = Tile·len(out):
+// per tile, lane l (of eight) keeps the largest of the values at l mod 8
+// by greater's rule, in order, and the lanes meet as tileMax64AVX2's do.
+func tileMax64Generic(x, out []float32) bool {
+	finite := true
+	for j := range out {
+		tile := x[j*Tile : (j+1)*Tile]
+		var a [8]float32
+		copy(a[:], tile[:8])
+		for i := 8; i < Tile; i++ {
+			a[i&7] = greater(a[i&7], tile[i])
+		}
+		for _, v := range tile {
+			finite = finite && !math.IsInf(float64(v), 0) && v == v
+		}
+		h0, h1 := greater(a[0], a[4]), greater(a[1], a[5])
+		h2, h3 := greater(a[2], a[6]), greater(a[3], a[7])
+		out[j] = greater(greater(h0, h2), greater(h1, h3))
+	}
+	return finite
+}

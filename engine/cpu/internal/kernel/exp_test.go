@@ -270,3 +270,60 @@ func TestExpShiftMaxF32Allocate(t *testing.T) {
 	x := make([]float32, 203)
 	require.Zero(t, testing.AllocsPerRun(100, func() { ExpShift(x, MaxF32(x)) }))
 }
+
+// TestTileMax checks TileMax at lengths with and without a short last
+// tile against each tile's largest value by Go's max, the kernel against
+// its generic twin bit for bit, and the finite answer with a NaN, +Inf or
+// −Inf at the first, a middle and the last position.
+func TestTileMax(t *testing.T) {
+	t.Parallel()
+	r := newRand(44)
+	for _, n := range []int{0, 1, 63, 64, 65, 128, 200, 64 * 37, 64*37 + 5} {
+		for _, off := range []int{0, 1} {
+			x := make([]float32, n+off)[off:]
+			for i := range x {
+				x[i] = (r.Float32() - 0.5) * 40
+			}
+			if n > 2 {
+				x[r.IntN(n)] = float32(math.Inf(-1)) // not finite: checked below
+				x[r.IntN(n)] = 35                    // a tile's largest
+			}
+			tiles := (n + Tile - 1) / Tile
+			got, gen := make([]float32, tiles), make([]float32, tiles)
+			TileMax(x, got)
+			full := n / Tile
+			generic.tileMax64(x[:full*Tile], gen[:full])
+			for j := range tiles {
+				want := float32(math.Inf(-1))
+				for _, v := range x[j*Tile : min((j+1)*Tile, n)] {
+					want = max(want, v)
+				}
+				require.Equal(t, want, got[j], "n=%d off=%d tile %d", n, off, j)
+				if j < full {
+					require.Equal(t, math.Float32bits(gen[j]), math.Float32bits(got[j]), "n=%d off=%d tile %d: twins", n, off, j)
+				}
+			}
+			for i := range x {
+				if math.IsInf(float64(x[i]), -1) {
+					x[i] = 0
+				}
+			}
+			require.True(t, TileMax(x, got), "n=%d: all finite", n)
+			if n == 0 {
+				continue
+			}
+			for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+				for _, at := range []int{0, n / 2, n - 1} {
+					v := x[at]
+					x[at] = bad
+					require.False(t, TileMax(x, got), "n=%d: %v at %d", n, bad, at)
+					if full > 0 && at < full*Tile {
+						require.False(t, generic.tileMax64(x[:full*Tile], gen[:full]), "n=%d: generic, %v at %d", n, bad, at)
+					}
+					x[at] = v
+				}
+			}
+		}
+	}
+	require.Panics(t, func() { TileMax(make([]float32, 65), make([]float32, 1)) })
+}

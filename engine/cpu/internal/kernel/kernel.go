@@ -67,6 +67,7 @@ type impls struct {
 	dotRowsF32x4   func(rows []*float32, q []float32, scale float32, out []float32, stride int)
 	expShift       func(x []float32, m float32) float64
 	maxF32         func(x []float32) float32
+	tileMax64      func(x, out []float32) bool
 	swiglu         func(g, u []float32, clamp float32)
 	packVNNI       bool // Q8_0x4.Pack also fills the VNNI form
 
@@ -105,6 +106,7 @@ var generic = impls{
 	dotRowsF32x4:   dotRowsF32x4Generic,
 	expShift:       expShiftGeneric,
 	maxF32:         maxF32Generic,
+	tileMax64:      tileMax64Generic,
 	swiglu:         swigluGeneric,
 
 	f16ToF32s: f16ToF32sGeneric,

@@ -5,6 +5,7 @@ import (
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
 )
 
 // expConst is a 32-byte read-only vector of eight copies of a float32's
@@ -140,6 +141,67 @@ func maxF32() {
 	VMOVMSKPS(nan, mask)
 	TESTL(mask, mask)
 	SETNE(r)
+	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// tileMax writes tileMax64AVX2, the AVX2 form of tileMax64Generic
+// (exp.go): per tile of 64 values, acc = VMAXPS(acc, x) over its eight
+// vectors in order, then the lanes meet as tileMax64Generic's; and per
+// vector fin = x·0 + fin, which stays ±0 while every value is finite and
+// turns NaN at the first that is not (Inf·0 and NaN·0 are NaN).
+func tileMax() {
+	name := "tileMax64AVX2"
+	TEXT(name, NOSPLIT, "func(x []float32, out []float32) bool")
+	Doc(name+" is the AVX2 form of tileMax64Generic.", "len(x) is 64·len(out).")
+	Pragma("noescape")
+	x := Load(Param("x").Base(), GP64())
+	out := Load(Param("out").Base(), GP64())
+	n := Load(Param("out").Len(), GP64())
+	// Four accumulators of fin, taken in turn, so that its additions do
+	// not make one chain through the whole row.
+	zero := YMM()
+	VXORPS(zero, zero, zero)
+	fin := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	for _, f := range fin {
+		VXORPS(f, f, f)
+	}
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+
+	Label(name + "_loop")
+	acc := YMM()
+	VMOVUPS(Mem{Base: x}, acc)
+	VFMADD231PS(acc, zero, fin[0])
+	for i := 1; i < 8; i++ {
+		v := YMM()
+		VMOVUPS(Mem{Base: x, Disp: 32 * i}, v)
+		VMAXPS(v, acc, acc) // acc > v ? acc : v
+		VFMADD231PS(v, zero, fin[i%4])
+	}
+	h, t := XMM(), XMM()
+	VEXTRACTF128(Imm(1), acc, h)
+	VMAXPS(h, acc.AsX(), h) // lane l: greater(acc[l], acc[l+4])
+	VPERMILPS(Imm(0x4E), h, t)
+	VMAXPS(t, h, h) // lanes 0, 1: greater(h[l], h[l+2])
+	VPERMILPS(Imm(0xB1), h, t)
+	VMAXPS(t, h, h) // lane 0: greater(h[0], h[1])
+	VMOVSS(h, Mem{Base: out})
+	ADDQ(U32(256), x)
+	ADDQ(Imm(4), out)
+	DECQ(n)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	mask, r := GP32(), GP8()
+	VADDPS(fin[1], fin[0], fin[0])
+	VADDPS(fin[3], fin[2], fin[2])
+	VADDPS(fin[2], fin[0], fin[0])
+	VCMPPS(Imm(3), fin[0], fin[0], fin[0]) // unordered: NaN
+	VMOVMSKPS(fin[0], mask)
+	TESTL(mask, mask)
+	SETEQ(r)
 	Store(r, ReturnIndex(0))
 	VZEROUPPER()
 	RET()

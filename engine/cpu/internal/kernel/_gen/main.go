@@ -48,6 +48,7 @@ func main() {
 	packQ8_0R16()
 	expShift()
 	maxF32()
+	tileMax()
 	norm()
 	swiglu()
 	f16ToF32s()
