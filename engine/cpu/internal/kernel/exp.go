@@ -181,23 +181,29 @@ func TileMax(x, out []float32) bool {
 }
 
 // tileMax64Generic is TileMax's kernel in Go, for len(x) = Tile·len(out):
-// per tile, lane l (of eight) keeps the largest of the values at l mod 8
-// by greater's rule, in order, and the lanes meet as tileMax64AVX2's do.
+// per tile, lane l (of eight) keeps the largest of the values at l mod 8,
+// and the lanes meet as tileMax64AVX2's do (by greater's rule, which
+// Go's max follows for numbers, ±0 aside).
 func tileMax64Generic(x, out []float32) bool {
-	finite := true
+	// fin is the kernel's test, in eight lanes: v·0 is ±0 for a finite v
+	// and NaN for ±Inf and NaN, and NaN stays in a sum.
+	var fin [8]float32
 	for j := range out {
-		tile := x[j*Tile : (j+1)*Tile]
-		var a [8]float32
-		copy(a[:], tile[:8])
-		for i := 8; i < Tile; i++ {
-			a[i&7] = greater(a[i&7], tile[i])
+		tile := x[j*Tile : (j+1)*Tile : (j+1)*Tile]
+		a := [8]float32(tile[:8])
+		for l, v := range a {
+			fin[l] += v * 0
 		}
-		for _, v := range tile {
-			finite = finite && !math.IsInf(float64(v), 0) && v == v
+		for i := 8; i < Tile; i += 8 {
+			v := [8]float32(tile[i : i+8])
+			for l := range a {
+				a[l] = max(a[l], v[l]) // greater's answer for numbers, without its branch
+				fin[l] += v[l] * 0
+			}
 		}
 		h0, h1 := greater(a[0], a[4]), greater(a[1], a[5])
 		h2, h3 := greater(a[2], a[6]), greater(a[3], a[7])
 		out[j] = greater(greater(h0, h2), greater(h1, h3))
 	}
-	return finite
+	return fin[0]+fin[1]+fin[2]+fin[3]+fin[4]+fin[5]+fin[6]+fin[7] == 0
 }

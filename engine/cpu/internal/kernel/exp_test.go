@@ -327,3 +327,22 @@ func TestTileMax(t *testing.T) {
 	}
 	require.Panics(t, func() { TileMax(make([]float32, 65), make([]float32, 1)) })
 }
+
+// BenchmarkTileMax takes the tile maxima of a row of DeepSeek's
+// vocabulary, hot in cache (as Logits takes them, right after a piece),
+// with the active kernel and the generic code.
+func BenchmarkTileMax(b *testing.B) {
+	x := benchFloats(129280, 1)
+	out := make([]float32, len(x)/Tile)
+	for _, impl := range []struct {
+		name string
+		fn   func(x, out []float32) bool
+	}{{"active", active.tileMax64}, {"generic", generic.tileMax64}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(int64(4 * len(x)))
+			for b.Loop() {
+				impl.fn(x, out)
+			}
+		})
+	}
+}
