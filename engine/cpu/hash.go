@@ -23,22 +23,29 @@ func (c *context) RouteHash(logits, table engine.Tensor, b *engine.Batch, spec e
 	}
 	ids := &tensor{shape: []int{T, k}, dt: engine.I32, i: make([]int32, T*k)}
 	weights := c.newF32(T, k)
-	probs := c.output(X)
 	for t, tok := range b.Tokens {
 		if tok < 0 || int(tok) >= vocab {
 			return c.fail("RouteHash: token %d: id %d outside the table of %d", t, tok, vocab), &tensor{}
 		}
-		score(spec.Scoring, lt.f[t*X:(t+1)*X], probs)
-		var sum float32
-		for j, e := range tt.i[int(tok)*k : (int(tok)+1)*k] {
+		for _, e := range tt.i[int(tok)*k : (int(tok)+1)*k] {
 			if e < 0 || int(e) >= X {
 				return c.fail("RouteHash: table row %d names expert %d of %d", tok, e, X), &tensor{}
 			}
-			ids.i[t*k+j] = e
-			weights.f[t*k+j] = probs[e]
-			sum += probs[e]
 		}
-		normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
 	}
+	probsAll := c.output(T * X)
+	c.b.parallel(T, routeGrain(X), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			tok, probs := int(b.Tokens[t]), probsAll[t*X:(t+1)*X]
+			score(spec.Scoring, lt.f[t*X:(t+1)*X], probs)
+			var sum float32
+			for j, e := range tt.i[tok*k : (tok+1)*k] {
+				ids.i[t*k+j] = e
+				weights.f[t*k+j] = probs[e]
+				sum += probs[e]
+			}
+			normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
+		}
+	})
 	return ids, weights
 }

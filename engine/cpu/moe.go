@@ -37,32 +37,39 @@ func (c *context) Route(logits, bias engine.Tensor, spec engine.RouteSpec) (engi
 	}
 	ids := &tensor{shape: []int{T, k}, dt: engine.I32, i: make([]int32, T*k)}
 	weights := c.newF32(T, k)
-	probs, sel := c.output(X), c.output(X)
-	var groups *groupScratch
-	if spec.Groups > 1 {
-		groups = newGroupScratch(c, spec)
-	}
-	for t := range T {
-		row := lt.f[t*X : (t+1)*X]
-		score(spec.Scoring, row, probs)
-		copy(sel, probs)
-		for i := range bv {
-			sel[i] += bv[i]
+	probsAll, selAll := c.output(T*X), c.output(T*X)
+	c.b.parallel(T, routeGrain(X), func(lo, hi int) {
+		var groups *groupScratch
+		if spec.Groups > 1 {
+			groups = newGroupScratch(spec)
 		}
-		if groups != nil {
-			groups.mask(sel)
+		for t := lo; t < hi; t++ {
+			probs, sel := probsAll[t*X:(t+1)*X], selAll[t*X:(t+1)*X]
+			score(spec.Scoring, lt.f[t*X:(t+1)*X], probs)
+			copy(sel, probs)
+			for i := range bv {
+				sel[i] += bv[i]
+			}
+			if groups != nil {
+				groups.mask(sel)
+			}
+			chosen := ids.i[t*k : (t+1)*k]
+			bestK(sel, chosen)
+			var sum float32
+			for j, e := range chosen {
+				weights.f[t*k+j] = probs[e]
+				sum += probs[e]
+			}
+			normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
 		}
-		chosen := ids.i[t*k : (t+1)*k]
-		bestK(sel, chosen)
-		var sum float32
-		for j, e := range chosen {
-			weights.f[t*k+j] = probs[e]
-			sum += probs[e]
-		}
-		normalizeWeights(weights.f[t*k:(t+1)*k], sum, spec)
-	}
+	})
 	return ids, weights
 }
+
+// routeGrain is the fewest tokens a goroutine routes among X experts: a
+// score is a float64 exponential and logarithm or a sigmoid, tens of
+// nanoseconds, so about 64 of a norm's values.
+func routeGrain(X int) int { return rowGrain(64 * X) }
 
 // bestK sets out to the indices of the len(out) largest values of v (at
 // most len(v)), largest first and ties lower index first: the first
@@ -144,8 +151,8 @@ type groupScratch struct {
 	kept   []int32   // the TopKGroups best groups
 }
 
-func newGroupScratch(c *context, spec engine.RouteSpec) *groupScratch {
-	return &groupScratch{spec: spec, scores: c.output(spec.Groups), kept: make([]int32, spec.TopKGroups)}
+func newGroupScratch(spec engine.RouteSpec) *groupScratch {
+	return &groupScratch{spec: spec, scores: make([]float32, spec.Groups), kept: make([]int32, spec.TopKGroups)}
 }
 
 // mask keeps the TopKGroups best groups of consecutive experts (ties:

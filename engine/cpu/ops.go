@@ -212,16 +212,34 @@ func (c *context) RMSNorm(x, weight engine.Tensor, eps float32) engine.Tensor {
 	}
 	// Every element is written: the output need not be cleared.
 	y := &tensor{shape: slices.Clone(xt.shape), dt: engine.F32, f: c.output(len(xt.f))}
-	for r := 0; n > 0 && r+n <= len(xt.f); r += n {
-		// ggml sums the f32 squares in double precision (ggml_float), in
-		// order; SumSquaresF64 in sixteen lanes (see its doc).
-		row := xt.f[r : r+n]
-		sum := kernel.SumSquaresF64(row)
-		scale := float32(1 / math.Sqrt(float64(float32(sum/float64(n))+eps)))
-		kernel.ScaleF32(y.f[r:r+n], row, scale, w)
+	if n == 0 {
+		return y
 	}
+	c.b.parallel(len(xt.f)/n, rowGrain(n), func(lo, hi int) {
+		for r := lo * n; r < hi*n; r += n {
+			// ggml sums the f32 squares in double precision
+			// (ggml_float), in order; SumSquaresF64 in sixteen lanes
+			// (see its doc).
+			row := xt.f[r : r+n]
+			sum := kernel.SumSquaresF64(row)
+			scale := float32(1 / math.Sqrt(float64(float32(sum/float64(n))+eps)))
+			kernel.ScaleF32(y.f[r:r+n], row, scale, w)
+		}
+	})
 	return y
 }
+
+// rowGrain is the fewest rows of n values a goroutine takes of an
+// operation that works row by row (a norm, a rotation, a router's
+// choice): at least minRowValues values, so that a decode step's few
+// short rows run on the calling goroutine and a batch's share the
+// team.
+func rowGrain(n int) int { return max(1, minRowValues/max(n, 1)) }
+
+// minRowValues is rowGrain's least share, in values: about a
+// microsecond of a norm's or a rotation's work, a few times what handing
+// a piece to a spinning helper costs.
+const minRowValues = 2048
 
 func (c *context) Slice(x engine.Tensor, lo, hi int) engine.Tensor {
 	xt, ok := c.f32("Slice", x)

@@ -74,12 +74,14 @@ func (c *context) Rope(x engine.Tensor, b *engine.Batch, spec engine.RopeSpec) e
 	y := &tensor{shape: append([]int(nil), xt.shape...), dt: engine.F32, f: c.output(len(xt.f))}
 	cc, ss := c.ropeAngles(spec, b)
 	off := n - dims
-	for t := range T {
-		tc, ts := cc[t*dims:(t+1)*dims], ss[t*dims:(t+1)*dims]
-		for v := t * perTok; v < (t+1)*perTok; v += n {
-			copy(y.f[v:v+off], xt.f[v:v+off])
-			kernel.RotatePairsF32(y.f[v+off:v+n], xt.f[v+off:v+n], tc, ts)
+	c.b.parallel(T, rowGrain(perTok), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			tc, ts := cc[t*dims:(t+1)*dims], ss[t*dims:(t+1)*dims]
+			for v := t * perTok; v < (t+1)*perTok; v += n {
+				copy(y.f[v:v+off], xt.f[v:v+off])
+				kernel.RotatePairsF32(y.f[v+off:v+n], xt.f[v+off:v+n], tc, ts)
+			}
 		}
-	}
+	})
 	return y
 }
