@@ -155,7 +155,9 @@ func topKTiles(vals, maxima []float32, tile, k int, ids []int32, out []float32, 
 	for lo := 0; lo < len(maxima); lo += group {
 		m := maxima[lo]
 		for _, v := range maxima[lo+1 : min(lo+group, len(maxima))] {
-			m = max(m, v)
+			if v > m { // no NaN: Go's max would check for one
+				m = v
+			}
 		}
 		lb = min(lb, m)
 	}
@@ -165,10 +167,14 @@ func topKTiles(vals, maxima []float32, tile, k int, ids []int32, out []float32, 
 			t = append(t, candKey(m, j))
 		}
 	}
-	t = bestKeys(t, k)
+	t = largestKeys(t, k)
 	// Their values: the k maxima are k of them at least θ, the least
 	// kept maximum, so the k best values are at least θ.
-	theta := maxima[candIndex(t[len(t)-1])]
+	least := t[0]
+	for _, key := range t[1:] {
+		least = min(least, key)
+	}
+	theta := maxima[candIndex(least)]
 	for _, tk := range t {
 		lo := candIndex(tk) * tile
 		touch(vals[lo:min(lo+tile, len(vals))])
@@ -188,6 +194,40 @@ func topKTiles(vals, maxima []float32, tile, k int, ids []int32, out []float32, 
 		out[j] = vals[ids[j]]
 	}
 	scratch[0], scratch[1] = t[:0], c[:0] // keep what append grew
+}
+
+// largestKeys moves the k largest of keys (at least k of them) to its
+// front, in no order, and returns them: a quickselect (Hoare's partition
+// about the middle key), linear on average, where a heap would take
+// log k per key that enters and sort what it keeps.
+func largestKeys(keys []uint64, k int) []uint64 {
+	lo, hi := 0, len(keys)-1 // the k-th largest is in keys[lo:hi+1]
+	for lo < hi {
+		p := keys[lo+(hi-lo)/2]
+		i, j := lo, hi
+		for i <= j {
+			for keys[i] > p {
+				i++
+			}
+			for keys[j] < p {
+				j--
+			}
+			if i <= j {
+				keys[i], keys[j] = keys[j], keys[i]
+				i, j = i+1, j-1
+			}
+		}
+		// keys[lo:j+1] ≥ p ≥ keys[i:hi+1], and keys between are p.
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			return keys[:k]
+		}
+	}
+	return keys[:k]
 }
 
 // bestKeys returns the k largest of keys (at least k of them), largest

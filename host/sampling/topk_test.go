@@ -1,9 +1,11 @@
 package sampling
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -179,5 +181,38 @@ func BenchmarkTopKTiles(b *testing.B) {
 				topKTiles(row, maxima, 64, k, ids, out, scratch)
 			}
 		})
+	}
+}
+
+// TestLargestKeys: largestKeys moves the k largest keys to the front, for
+// every k, on random keys, sorted ones (both ways) and few distinct ones.
+func TestLargestKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, n := range []int{1, 2, 3, 10, 179, 1000} {
+		for c := range 4 {
+			keys := make([]uint64, n)
+			for i := range keys {
+				switch c {
+				case 0:
+					keys[i] = r.Uint64()
+				case 1:
+					keys[i] = uint64(i)
+				case 2:
+					keys[i] = uint64(n - i)
+				case 3:
+					keys[i] = uint64(r.IntN(3))
+				}
+			}
+			want := slices.Clone(keys)
+			slices.SortFunc(want, func(a, b uint64) int { return cmp.Compare(b, a) })
+			for _, k := range []int{1, 2, n / 2, n - 1, n} {
+				if k < 1 || k > n {
+					continue
+				}
+				got := slices.Clone(largestKeys(slices.Clone(keys), k))
+				slices.SortFunc(got, func(a, b uint64) int { return cmp.Compare(b, a) })
+				require.Equal(t, want[:k], got, "n %d case %d k %d", n, c, k)
+			}
+		}
 	}
 }
