@@ -17,11 +17,11 @@ import (
 // microseconds each. Starting a goroutine per operation and waiting for it
 // costs a wake-up of an idle thread each time (several microseconds, more
 // on a virtual machine), paid on the step's critical path even when the
-// new goroutine finds nothing left to do. So the backend's parallel
-// sections run on a team of long-lived helper goroutines that spin for a
+// new goroutine finds nothing left to do. So the parallel sections run
+// on a team of long-lived helper goroutines that spin for a
 // short while after each section, ready for the next, and park when none
 // comes (see RATIONALE.md, "Why does the CPU backend keep a team of
-// spinning helpers?").
+// helper goroutines?").
 
 // section is one parallel section: pieces [0, n) of do, taken in turn by
 // whoever runs work, and a count of the pieces done.
