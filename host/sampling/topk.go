@@ -147,7 +147,6 @@ func siftDownKey(h []uint64, i int) {
 // in: a heap fed a rising row (the demo model's maxima drift upwards
 // along the vocabulary) takes nearly every value in turn.
 func topKTiles(vals, maxima []float32, tile, k int, ids []int32, out []float32, scratch *[2][]uint64) {
-	touch(maxima)
 	// The k best tiles. The maxima of k or more groups of tiles are that
 	// many values, so the least of them is at most θ.
 	group := len(maxima) / k
@@ -175,10 +174,6 @@ func topKTiles(vals, maxima []float32, tile, k int, ids []int32, out []float32, 
 		least = min(least, key)
 	}
 	theta := maxima[candIndex(least)]
-	for _, tk := range t {
-		lo := candIndex(tk) * tile
-		touch(vals[lo:min(lo+tile, len(vals))])
-	}
 	c := scratch[1][:0]
 	for _, tk := range t {
 		lo := candIndex(tk) * tile
@@ -245,22 +240,6 @@ func bestKeys(keys []uint64, k int) []uint64 {
 	}
 	sortKeysDescending(h)
 	return h
-}
-
-// touchSink keeps touch's loads from being optimised away.
-var touchSink float32
-
-// touch loads one value of every 64-byte line of x (16 float32s), with
-// loads that do not wait on one another, so that lines another core
-// wrote (the engine's goroutines computed the logits) come to this
-// core's cache together, not one miss at a time as a loop that works on
-// each value asks for them.
-func touch(x []float32) {
-	var s float32
-	for i := 0; i < len(x); i += 16 {
-		s += x[i]
-	}
-	touchSink = s
 }
 
 // sortKeysDescending sorts a min-heap of keys (siftDownKey's) best first:
