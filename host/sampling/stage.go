@@ -247,14 +247,11 @@ func (r *row) selectTiled() bool {
 	if !ok || n-negInf < r.k {
 		return false
 	}
-	best := float32(math.Inf(-1))
-	for _, m := range mx {
-		best = max(best, m)
-	}
-	r.max, r.finite = float64(best+0), n-negInf // +0: −0 becomes +0, as Scan's
 	r.ids = slices.Grow(r.ids[:0], r.k)[:r.k]
 	r.cand = slices.Grow(r.cand[:0], r.k)[:r.k]
 	topKTiles(r.logits, mx, tile, r.k, r.ids, r.cand, &s.tileScratch)
+	// The best candidate is the row's largest value, and finite.
+	r.max, r.finite = float64(r.cand[0]+0), n-negInf // +0: −0 becomes +0, as Scan's
 	r.out = slices.Grow(r.out[:0], r.k)[:r.k]
 	copy(r.out, r.cand)
 	return true
