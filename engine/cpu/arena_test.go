@@ -7,7 +7,8 @@ import (
 )
 
 // TestArena: buffers come zeroed with their own capacity, a reset hands the
-// same memory out again, and chunks a step no longer needs are let go.
+// same memory out again, a chunk that only some steps need stays, and
+// chunks no step has needed for arenaIdleResets resets are let go.
 func TestArena(t *testing.T) {
 	var a arena
 	x := a.floats(10)
@@ -23,8 +24,24 @@ func TestArena(t *testing.T) {
 	x2 := a.floats(10)
 	require.Equal(t, &x[0], &x2[0], "the same memory, reused")
 	require.Equal(t, make([]float32, 10), x2, "and zeroed again")
-	a.reset() // the second chunk went unused since the last reset
-	require.Len(t, a.chunks, 1)
+	// Steps that need the second chunk now and then keep it.
+	for i := range 3 * arenaIdleResets {
+		a.reset()
+		a.floats(10)
+		if i%(arenaIdleResets/2) == 0 {
+			require.Equal(t, &y[0], &a.floats(arenaChunk)[0], "reset %d: the second chunk, kept", i)
+		}
+	}
+	require.Equal(t, &y[0], &a.floats(arenaChunk)[0])
+	a.reset() // the second chunk was used
+	// Steps that never need it let it go after arenaIdleResets of them.
+	for i := range arenaIdleResets {
+		require.Equal(t, 2, len(a.chunks), "%d resets without it", i)
+		a.floats(10)
+		a.reset()
+	}
+	require.Equal(t, 1, len(a.chunks))
+	a.reset()
 	big := a.floats(3 * arenaChunk)
 	require.Len(t, big, 3*arenaChunk)
 	require.Zero(t, big[0])
