@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
 	"github.com/ulan-ai/ulan/internal/team"
 )
 
@@ -294,11 +295,7 @@ func (c *context) expertFFN(x, ids, weights, gate, up, down engine.Tensor, clamp
 	for t := range T {
 		dst := y.f[t*n : (t+1)*n]
 		for j := range k {
-			wj := wt.f[t*k+j]
-			src := outs[(t*k+j)*n : (t*k+j+1)*n]
-			for i := range dst {
-				dst[i] += src[i] * wj
-			}
+			kernel.MulAddF32(dst, outs[(t*k+j)*n:(t*k+j+1)*n], wt.f[t*k+j])
 		}
 	}
 	return y
