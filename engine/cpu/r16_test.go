@@ -88,11 +88,12 @@ func TestRepackedQ8_0(t *testing.T) {
 	}
 }
 
-// BenchmarkHeadMatMul multiplies eight inputs by a DeepSeek output
+// BenchmarkHeadMatMul multiplies one and eight inputs by a DeepSeek output
 // projection of a small model (129,280 × 128 Q8_0, repacked to R16 where
 // the CPU prefers it): the step of the demo model where every output row
 // is a short run and the scatter into the outputs costs as much as the
-// products.
+// products. logits=true runs it as Logits, which also takes the rows'
+// tile maxima.
 func BenchmarkHeadMatMul(b *testing.B) {
 	const out, in = 129280, 128
 	r := rand.New(rand.NewPCG(5, 6))
@@ -104,24 +105,30 @@ func BenchmarkHeadMatMul(b *testing.B) {
 	kernel.QuantizeQ8_0(vals, q)
 	for _, T := range []int{1, 8} {
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("inputs=%d/threads=%d", T, threads), func(b *testing.B) {
-				xs := make([]float32, T*in)
-				for i := range xs {
-					xs[i] = float32(r.NormFloat64())
-				}
-				bk := New(WithThreads(threads))
-				w, err := bk.Weight("head", engine.Q8_0, []int{out, in}, q)
-				require.NoError(b, err)
-				for b.Loop() {
-					c := bk.NewContext()
-					y := c.MatMul(c.Input(xs, T, in), w)
-					if err := c.Compute(y); err != nil {
-						b.Fatal(err)
+			for _, logits := range []bool{false, true} {
+				b.Run(fmt.Sprintf("inputs=%d/threads=%d/logits=%v", T, threads, logits), func(b *testing.B) {
+					xs := make([]float32, T*in)
+					for i := range xs {
+						xs[i] = float32(r.NormFloat64())
 					}
-					c.Close()
-				}
-				b.ReportMetric(float64(out*in*T)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
-			})
+					bk := New(WithThreads(threads))
+					w, err := bk.Weight("head", engine.Q8_0, []int{out, in}, q)
+					require.NoError(b, err)
+					for b.Loop() {
+						c := bk.NewContext()
+						op := c.MatMul
+						if logits {
+							op = c.Logits
+						}
+						y := op(c.Input(xs, T, in), w)
+						if err := c.Compute(y); err != nil {
+							b.Fatal(err)
+						}
+						c.Close()
+					}
+					b.ReportMetric(float64(out*in*T)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+				})
+			}
 		}
 	}
 }
