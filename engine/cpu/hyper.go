@@ -56,10 +56,15 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 	in := &tensor{shape: []int{T, n}, dt: engine.F32, f: c.output(T * n)}
 	post := &tensor{shape: []int{T, hc}, dt: engine.F32, f: c.output(T * hc)}
 	comb := &tensor{shape: []int{T, hc, hc}, dt: engine.F32, f: c.output(T * hc * hc)}
-	// A token per piece: its Sinkhorn iterations (Iters·2·hc² scalar
-	// divisions, about 5 µs at hc 4 and 20 iterations) outweigh a
-	// hand-off, unlike HyperPost's weighted sums.
-	c.b.parallel(T, 1, func(lo, hi int) {
+	// Sinkhorn's iterations (Iters·2·hc² scalar divisions a token, about
+	// 1.3 µs at hc 4 and 20 iterations) outweigh a hand-off: a token per
+	// piece, or at hc 4, where kernel.Sinkhorn4 normalises eight tokens'
+	// combs at once (0.5 µs), a group of eight.
+	grain := 1
+	if hc == 4 {
+		grain = kernel.SinkhornLanes
+	}
+	c.b.parallel(T, grain, func(lo, hi int) {
 		pre := make([]float32, hc)
 		for t := lo; t < hi; t++ {
 			m := mt.f[t*nmix : (t+1)*nmix]
@@ -71,13 +76,19 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 			for i := range cm {
 				cm[i] = m[2*hc+i]*sc[2] + bs[2*hc+i]
 			}
-			sinkhorn(cm, hc, spec.Iters, spec.Eps)
+			sinkhornSoftmax(cm, hc, spec.Eps)
+			if hc != 4 {
+				sinkhornNormalise(cm, hc, spec.Iters, spec.Eps)
+			}
 			dst := in.f[t*n : (t+1)*n]
 			xs := xt.f[t*hc*n : (t+1)*hc*n]
 			kernel.ScaleF32(dst, xs[:n], pre[0], nil)
 			for k := 1; k < hc; k++ {
 				kernel.MulAddF32(dst, xs[k*n:(k+1)*n], pre[k])
 			}
+		}
+		if hc == 4 {
+			sinkhornNormalise4(comb.f[lo*16:hi*16], spec.Iters, spec.Eps)
 		}
 	})
 	return in, post, comb
@@ -88,6 +99,13 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 // normalisation, then iters−1 times a row and a column normalisation, each
 // dividing by the sum + eps.
 func sinkhorn(m []float32, hc, iters int, eps float32) {
+	sinkhornSoftmax(m, hc, eps)
+	sinkhornNormalise(m, hc, iters, eps)
+}
+
+// sinkhornSoftmax is sinkhorn's first step: softmax within each row of m,
+// + eps.
+func sinkhornSoftmax(m []float32, hc int, eps float32) {
 	for j := range hc {
 		row := m[j*hc : (j+1)*hc]
 		mx := float32(math.Inf(-1))
@@ -104,6 +122,11 @@ func sinkhorn(m []float32, hc, iters int, eps float32) {
 			row[k] = row[k]*inv + eps
 		}
 	}
+}
+
+// sinkhornNormalise is the rest of sinkhorn: one column normalisation,
+// then iters−1 times a row and a column normalisation.
+func sinkhornNormalise(m []float32, hc, iters int, eps float32) {
 	cols := func() {
 		for k := range hc {
 			var s float32
@@ -132,6 +155,34 @@ func sinkhorn(m []float32, hc, iters int, eps float32) {
 	for i := 1; i < iters; i++ {
 		rows()
 		cols()
+	}
+}
+
+// sinkhornNormalise4 is sinkhornNormalise for consecutive 4×4 matrices,
+// eight at a time through kernel.Sinkhorn4, with its bits: each group's
+// matrices are laid out lane by lane, normalised and copied back (a short
+// last group's empty lanes hold ones).
+func sinkhornNormalise4(combs []float32, iters int, eps float32) {
+	const lanes = kernel.SinkhornLanes
+	var m [16 * lanes]float32
+	for g := 0; g < len(combs); g += 16 * lanes {
+		group := combs[g:min(g+16*lanes, len(combs))]
+		count := len(group) / 16
+		for i := range 16 {
+			for t := range lanes {
+				v := float32(1)
+				if t < count {
+					v = group[16*t+i]
+				}
+				m[lanes*i+t] = v
+			}
+		}
+		kernel.Sinkhorn4(&m, iters-1, eps)
+		for i := range 16 {
+			for t := range count {
+				group[16*t+i] = m[lanes*i+t]
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -282,4 +283,42 @@ func TestIndexTopK(t *testing.T) {
 		}
 	}
 	require.Contains(t, want, best)
+}
+
+// TestHyperPreSinkhornLanes: at four streams HyperPre normalises its
+// tokens' combs eight at a time (kernel.Sinkhorn4); each comb must have
+// the bits of the per-token sinkhorn, for batches that fill the lanes,
+// leave some empty, and span several groups and pieces.
+func TestHyperPreSinkhornLanes(t *testing.T) {
+	t.Parallel()
+	const hc, n, nmix = 4, 8, (2 + 4) * 4
+	r := rand.New(rand.NewPCG(61, 62))
+	scale, base := []float32{0.9, 1.1, 1.3}, make([]float32, nmix)
+	for i := range base {
+		base[i] = float32(r.NormFloat64())
+	}
+	for _, iters := range []int{0, 1, 20} {
+		spec := engine.HyperSpec{Streams: hc, Iters: iters, Eps: 1e-6}
+		for _, T := range []int{1, 3, 8, 9, 17, 40} {
+			mix := make([]float32, T*nmix)
+			for i := range mix {
+				mix[i] = float32(r.NormFloat64() * 3)
+			}
+			x := make([]float32, T*hc*n)
+			c := New(WithThreads(2)).NewContext()
+			_, _, comb := c.HyperPre(c.Input(x, T, hc, n), c.Input(mix, T, nmix), c.Input(scale, 3), c.Input(base, nmix), spec)
+			got := floatsOf(t, c, comb)
+			for tk := range T {
+				want := make([]float32, hc*hc)
+				for i := range want {
+					want[i] = mix[tk*nmix+2*hc+i]*scale[2] + base[2*hc+i]
+				}
+				sinkhorn(want, hc, iters, spec.Eps)
+				for i, v := range want {
+					require.Equal(t, math.Float32bits(v), math.Float32bits(got[tk*hc*hc+i]), "iters %d, %d tokens: token %d element %d", iters, T, tk, i)
+				}
+			}
+			c.Close()
+		}
+	}
 }

@@ -170,6 +170,12 @@ func mulAddF32x8AVX2(y []float32, x []float32, a float32)
 //go:noescape
 func rotatePairsF32x8AVX2(dst []float32, x []float32, cc []float32, ss []float32)
 
+// sinkhorn4x8AVX2 is the AVX2 form of sinkhorn4x8Generic.
+// rounds ≥ 0.
+//
+//go:noescape
+func sinkhorn4x8AVX2(m *[128]float32, rounds int, eps float32)
+
 // swiglu8AVX2 is the AVX2 form of swigluGeneric over whole groups of eight; it returns how many values it did.
 // len(g) is a multiple of 8, len(u) = len(g), clamp > 0 (+Inf for none).
 //

@@ -134,3 +134,43 @@ func rotatePairsF32Generic(dst, x, cc, ss []float32) {
 		dst[i+1] = float32(x1*cc[i+1]) + float32(x0*ss[i+1])
 	}
 }
+
+// SinkhornLanes is how many 4×4 matrices [Sinkhorn4] normalises at once.
+const SinkhornLanes = 8
+
+// Sinkhorn4 normalises eight 4×4 matrices stored lane by lane, m[8·(4j+k)
+// + t] holding row j, column k of matrix t: one column normalisation,
+// then rounds times a row and a column normalisation. A normalisation
+// divides each of the four elements of a row (column) by their sum plus
+// eps, the sum added in float32 from zero in index order and eps last:
+// the bits of the scalar loops of DeepSeek-V4's mHC Sinkhorn step, eight
+// tokens at a time.
+func Sinkhorn4(m *[4 * 4 * SinkhornLanes]float32, rounds int, eps float32) {
+	sinkhorn4x8(m, max(rounds, 0), eps)
+}
+
+// sinkhorn4x8Generic is the reference loop of [Sinkhorn4].
+func sinkhorn4x8Generic(m *[128]float32, rounds int, eps float32) {
+	const lanes = SinkhornLanes
+	normalise := func(at func(i, l int) int) {
+		for t := range lanes {
+			for i := range 4 {
+				var s float32
+				for l := range 4 {
+					s += m[lanes*at(i, l)+t]
+				}
+				s += eps
+				for l := range 4 {
+					m[lanes*at(i, l)+t] /= s
+				}
+			}
+		}
+	}
+	rows := func(j, k int) int { return 4*j + k }
+	cols := func(k, j int) int { return 4*j + k }
+	normalise(cols)
+	for range rounds {
+		normalise(rows)
+		normalise(cols)
+	}
+}

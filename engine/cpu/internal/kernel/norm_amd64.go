@@ -45,3 +45,11 @@ func rotatePairsF32x8(dst, x, cc, ss []float32) {
 	}
 	rotatePairsF32x8AVX2(dst, x, cc, ss)
 }
+
+func sinkhorn4x8(m *[128]float32, rounds int, eps float32) {
+	if active.name == generic.name {
+		sinkhorn4x8Generic(m, rounds, eps)
+		return
+	}
+	sinkhorn4x8AVX2(m, rounds, eps)
+}

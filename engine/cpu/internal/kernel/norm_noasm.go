@@ -13,3 +13,5 @@ func scaleMulF32x8(dst, x []float32, s float32, w []float32) { scaleMulF32Generi
 func mulAddF32x8(y, x []float32, a float32) { mulAddF32Generic(y, x, a) }
 
 func rotatePairsF32x8(dst, x, cc, ss []float32) { rotatePairsF32Generic(dst, x, cc, ss) }
+
+func sinkhorn4x8(m *[128]float32, rounds int, eps float32) { sinkhorn4x8Generic(m, rounds, eps) }

@@ -152,3 +152,86 @@ func TestRotatePairsF32(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkhorn4 checks both sets against a plain per-matrix loop, bit for
+// bit: matrices of softmax-like values, of values spanning many binades,
+// with zeros, and with eps zero (sums of zero divide to NaN and infinity).
+func TestSinkhorn4(t *testing.T) {
+	t.Parallel()
+	r := newRand(56)
+	plain := func(a *[16]float32, rounds int, eps float32) {
+		norm := func(at func(i, l int) int) {
+			for i := range 4 {
+				var s float32
+				for l := range 4 {
+					s += a[at(i, l)]
+				}
+				s += eps
+				for l := range 4 {
+					a[at(i, l)] /= s
+				}
+			}
+		}
+		cols := func(k, j int) int { return 4*j + k }
+		rows := func(j, k int) int { return 4*j + k }
+		norm(cols)
+		for range rounds {
+			norm(rows)
+			norm(cols)
+		}
+	}
+	kinds := []func() float32{
+		func() float32 { return r.Float32() + 1e-6 },
+		func() float32 { return float32(math.Exp(float64((r.Float32() - 0.5) * 60))) },
+		func() float32 {
+			if r.IntN(3) == 0 {
+				return 0
+			}
+			return r.Float32()
+		},
+	}
+	for ki, kind := range kinds {
+		for _, eps := range []float32{1e-6, 0.3, 0} {
+			for _, rounds := range []int{0, 1, 19} {
+				var mats [SinkhornLanes][16]float32
+				var m [128]float32
+				for tk := range mats {
+					for i := range mats[tk] {
+						mats[tk][i] = kind()
+						m[SinkhornLanes*i+tk] = mats[tk][i]
+					}
+				}
+				want := mats
+				for tk := range want {
+					plain(&want[tk], rounds, eps)
+				}
+				twins(func(generic bool) {
+					got := m
+					if generic {
+						sinkhorn4x8Generic(&got, rounds, eps)
+					} else {
+						Sinkhorn4(&got, rounds, eps)
+					}
+					for tk := range want {
+						for i, v := range want[tk] {
+							require.Equal(t, math.Float32bits(v), math.Float32bits(got[SinkhornLanes*i+tk]),
+								"kind %d, eps %v, rounds %d, generic %v: matrix %d element %d", ki, eps, rounds, generic, tk, i)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func BenchmarkSinkhorn4(b *testing.B) {
+	var m0 [128]float32
+	r := newRand(57)
+	for i := range m0 {
+		m0[i] = r.Float32() + 0.01
+	}
+	for b.Loop() {
+		m := m0
+		Sinkhorn4(&m, 19, 1e-6)
+	}
+}

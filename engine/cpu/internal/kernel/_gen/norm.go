@@ -16,6 +16,58 @@ func norm() {
 	scaleMulF32()
 	mulAddF32()
 	rotatePairsF32()
+	sinkhorn4x8()
+}
+
+// sinkhorn4x8 writes sinkhorn4x8AVX2, the AVX2 form of
+// sinkhorn4x8Generic: the eight matrices are the eight lanes of a
+// vector, each element of the 4×4 a vector of m (m[32·(4j+k):]), so every
+// lane does the scalar loop's adds and divisions in its order, with its
+// bits. The state stays in memory (sixteen vectors, 512 bytes, in L1);
+// the divisions, not the loads, bound it.
+func sinkhorn4x8() {
+	name := "sinkhorn4x8AVX2"
+	TEXT(name, NOSPLIT, "func(m *[128]float32, rounds int, eps float32)")
+	Doc(name+" is the AVX2 form of sinkhorn4x8Generic.", "rounds ≥ 0.")
+	Pragma("noescape")
+	m := Load(Param("m"), GP64())
+	rounds := Load(Param("rounds"), GP64())
+	eps := YMM()
+	VBROADCASTSS(Load(Param("eps"), XMM()), eps)
+	zero := YMM()
+	VXORPS(zero, zero, zero)
+	at := func(j, k int) Mem { return Mem{Base: m, Disp: 32 * (4*j + k)} }
+	// normalise divides the four elements at(pos(i, 0…3)) by their sum
+	// (from zero, in order) plus eps, for i = 0…3.
+	normalise := func(pos func(i, l int) (int, int)) {
+		for i := range 4 {
+			s := YMM()
+			VMOVAPS(zero, s)
+			for l := range 4 {
+				VADDPS(at(pos(i, l)), s, s)
+			}
+			VADDPS(eps, s, s)
+			for l := range 4 {
+				x := YMM()
+				VMOVUPS(at(pos(i, l)), x)
+				VDIVPS(s, x, x)
+				VMOVUPS(x, at(pos(i, l)))
+			}
+		}
+	}
+	rows := func(j, k int) (int, int) { return j, k }
+	cols := func(k, j int) (int, int) { return j, k }
+	normalise(cols)
+	TESTQ(rounds, rounds)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	normalise(rows)
+	normalise(cols)
+	DECQ(rounds)
+	JNZ(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
 }
 
 func sumSquaresF64() {
