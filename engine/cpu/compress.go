@@ -78,48 +78,28 @@ func (c *context) Compress(kv, score, state, entries engine.Tensor, b *engine.Ba
 		t := done[i]
 		s, p := int(b.Seq[t]), int(b.Positions[t])
 		start := p + 1 - r
-		// The pooled slots: (value, score) per channel of d.
-		type slot struct{ v, g []float32 }
-		slots := make([]slot, 0, 2*r)
+		slots := make([]poolSlot, 0, 2*r)
 		if spec.Overlap {
 			// The previous window's first halves (none before window 0),
 			// then this window's second halves.
 			if start > 0 {
 				for j := start - r; j < start; j++ {
 					v, g := row(s, j)
-					slots = append(slots, slot{v[:d], g[:d]})
+					slots = append(slots, poolSlot{v[:d], g[:d]})
 				}
 			}
 			for j := start; j <= p; j++ {
 				v, g := row(s, j)
-				slots = append(slots, slot{v[d:], g[d:]})
+				slots = append(slots, poolSlot{v[d:], g[d:]})
 			}
 		} else {
 			for j := start; j <= p; j++ {
 				v, g := row(s, j)
-				slots = append(slots, slot{v, g})
+				slots = append(slots, poolSlot{v, g})
 			}
 		}
 		dst := et.f[b.PagedRow(s, start, r)*d:][:d]
-		e := make([]float32, len(slots))
-		for ch := range d {
-			mx := float32(math.Inf(-1))
-			for k, sl := range slots {
-				e[k] = sl.g[ch]
-				mx = max(mx, e[k])
-			}
-			var sum float64
-			for k := range e {
-				e[k] = kernel.Exp32(e[k] - mx) // float32(math.Exp(float64(e[k] − mx))), bit for bit
-				sum += float64(e[k])
-			}
-			inv := float32(1 / sum)
-			var acc float64
-			for k, sl := range slots {
-				acc += float64(sl.v[ch] * (e[k] * inv))
-			}
-			dst[ch] = float32(acc)
-		}
+		poolSlots(dst, slots)
 		var ss float64
 		for _, v := range dst {
 			ss += float64(v * v)
@@ -145,4 +125,53 @@ func (c *context) Compress(kv, score, state, entries engine.Tensor, b *engine.Ba
 		copy(st.f[o+cd:o+2*cd], sc.f[t*cd:(t+1)*cd])
 	}
 	return et
+}
+
+// poolSlot is one position's part of a compressed entry: its values and
+// its scores, one per channel.
+type poolSlot struct{ v, g []float32 }
+
+// poolSlots sets dst[ch] to the slots' values of channel ch weighed by a
+// softmax of their scores of that channel. The loops run slot by slot
+// over all channels, each channel's operations in the order of
+// poolChannel (its reference, in the tests): the maximum, the
+// exponentials (kernel.Exp32s: float32(math.Exp(float64(x))), bit for
+// bit, eight channels at a time), their float64 sum, and the float64 sum
+// of the weighted values.
+func poolSlots(dst []float32, slots []poolSlot) {
+	d := len(dst)
+	mx := make([]float32, d)
+	for ch := range mx {
+		mx[ch] = float32(math.Inf(-1))
+	}
+	for _, sl := range slots {
+		for ch, g := range sl.g[:d] {
+			mx[ch] = max(mx[ch], g)
+		}
+	}
+	e := make([]float32, len(slots)*d)
+	sum, acc := make([]float64, d), make([]float64, d)
+	for k, sl := range slots {
+		ek := e[k*d : (k+1)*d]
+		for ch, g := range sl.g[:d] {
+			ek[ch] = g - mx[ch]
+		}
+		kernel.Exp32s(ek, ek)
+		for ch, v := range ek {
+			sum[ch] += float64(v)
+		}
+	}
+	inv := mx // the maxima are done with
+	for ch := range inv {
+		inv[ch] = float32(1 / sum[ch])
+	}
+	for k, sl := range slots {
+		ek := e[k*d : (k+1)*d]
+		for ch, v := range sl.v[:d] {
+			acc[ch] += float64(v * (ek[ch] * inv[ch]))
+		}
+	}
+	for ch := range dst {
+		dst[ch] = float32(acc[ch])
+	}
 }

@@ -182,6 +182,12 @@ func sinkhorn4x8AVX2(m *[128]float32, rounds int, eps float32)
 //go:noescape
 func swiglu8AVX2(g []float32, u []float32, clamp float32) int
 
+// exp32x8AVX2 is the AVX2 form of exp32sGeneric over whole groups of eight; it returns how many values it did.
+// len(x) is a multiple of 8, len(dst) ≥ len(x).
+//
+//go:noescape
+func exp32x8AVX2(dst []float32, x []float32) int
+
 // f16ToF32sAVX2 is the AVX2 form of f16ToF32sGeneric.
 // len(dst) ≥ len(src).
 func f16ToF32sAVX2(dst []float32, src []uint16)

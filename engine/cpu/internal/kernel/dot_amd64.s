@@ -3901,6 +3901,38 @@ DATA siluLn2Lo<>+16(SB)/8, $0x3c7abc9e3b39803f
 DATA siluLn2Lo<>+24(SB)/8, $0x3c7abc9e3b39803f
 GLOBL siluLn2Lo<>(SB), RODATA|NOPTR, $32
 
+DATA siluLow29<>+0(SB)/8, $0x000000001fffffff
+DATA siluLow29<>+8(SB)/8, $0x000000001fffffff
+DATA siluLow29<>+16(SB)/8, $0x000000001fffffff
+DATA siluLow29<>+24(SB)/8, $0x000000001fffffff
+GLOBL siluLow29<>(SB), RODATA|NOPTR, $32
+
+DATA siluNearLo<>+0(SB)/8, $0x000000000ffff001
+DATA siluNearLo<>+8(SB)/8, $0x000000000ffff001
+DATA siluNearLo<>+16(SB)/8, $0x000000000ffff001
+DATA siluNearLo<>+24(SB)/8, $0x000000000ffff001
+GLOBL siluNearLo<>(SB), RODATA|NOPTR, $32
+
+DATA siluFloor<>+0(SB)/4, $0xc2ae0000
+DATA siluFloor<>+4(SB)/4, $0xc2ae0000
+DATA siluFloor<>+8(SB)/4, $0xc2ae0000
+DATA siluFloor<>+12(SB)/4, $0xc2ae0000
+DATA siluFloor<>+16(SB)/4, $0xc2ae0000
+DATA siluFloor<>+20(SB)/4, $0xc2ae0000
+DATA siluFloor<>+24(SB)/4, $0xc2ae0000
+DATA siluFloor<>+28(SB)/4, $0xc2ae0000
+GLOBL siluFloor<>(SB), RODATA|NOPTR, $32
+
+DATA siluCeil<>+0(SB)/4, $0x42b00000
+DATA siluCeil<>+4(SB)/4, $0x42b00000
+DATA siluCeil<>+8(SB)/4, $0x42b00000
+DATA siluCeil<>+12(SB)/4, $0x42b00000
+DATA siluCeil<>+16(SB)/4, $0x42b00000
+DATA siluCeil<>+20(SB)/4, $0x42b00000
+DATA siluCeil<>+24(SB)/4, $0x42b00000
+DATA siluCeil<>+28(SB)/4, $0x42b00000
+GLOBL siluCeil<>(SB), RODATA|NOPTR, $32
+
 DATA siluCA<>+0(SB)/8, $0x3ff0000000000000
 DATA siluCA<>+8(SB)/8, $0x3ff0000000000000
 DATA siluCA<>+16(SB)/8, $0x3ff0000000000000
@@ -3978,38 +4010,6 @@ DATA siluCM<>+8(SB)/8, $0x3e21eed8eff8d898
 DATA siluCM<>+16(SB)/8, $0x3e21eed8eff8d898
 DATA siluCM<>+24(SB)/8, $0x3e21eed8eff8d898
 GLOBL siluCM<>(SB), RODATA|NOPTR, $32
-
-DATA siluLow29<>+0(SB)/8, $0x000000001fffffff
-DATA siluLow29<>+8(SB)/8, $0x000000001fffffff
-DATA siluLow29<>+16(SB)/8, $0x000000001fffffff
-DATA siluLow29<>+24(SB)/8, $0x000000001fffffff
-GLOBL siluLow29<>(SB), RODATA|NOPTR, $32
-
-DATA siluNearLo<>+0(SB)/8, $0x000000000ffff001
-DATA siluNearLo<>+8(SB)/8, $0x000000000ffff001
-DATA siluNearLo<>+16(SB)/8, $0x000000000ffff001
-DATA siluNearLo<>+24(SB)/8, $0x000000000ffff001
-GLOBL siluNearLo<>(SB), RODATA|NOPTR, $32
-
-DATA siluFloor<>+0(SB)/4, $0xc2ae0000
-DATA siluFloor<>+4(SB)/4, $0xc2ae0000
-DATA siluFloor<>+8(SB)/4, $0xc2ae0000
-DATA siluFloor<>+12(SB)/4, $0xc2ae0000
-DATA siluFloor<>+16(SB)/4, $0xc2ae0000
-DATA siluFloor<>+20(SB)/4, $0xc2ae0000
-DATA siluFloor<>+24(SB)/4, $0xc2ae0000
-DATA siluFloor<>+28(SB)/4, $0xc2ae0000
-GLOBL siluFloor<>(SB), RODATA|NOPTR, $32
-
-DATA siluCeil<>+0(SB)/4, $0x42b00000
-DATA siluCeil<>+4(SB)/4, $0x42b00000
-DATA siluCeil<>+8(SB)/4, $0x42b00000
-DATA siluCeil<>+12(SB)/4, $0x42b00000
-DATA siluCeil<>+16(SB)/4, $0x42b00000
-DATA siluCeil<>+20(SB)/4, $0x42b00000
-DATA siluCeil<>+24(SB)/4, $0x42b00000
-DATA siluCeil<>+28(SB)/4, $0x42b00000
-GLOBL siluCeil<>(SB), RODATA|NOPTR, $32
 
 DATA siluOne<>+0(SB)/4, $0x3f800000
 DATA siluOne<>+4(SB)/4, $0x3f800000
@@ -4114,11 +4114,11 @@ swiglu8AVX2_loop:
 	VPSRLQ       $0x0d, Y9, Y9
 	VPCMPEQQ     Y2, Y9, Y9
 	VPOR         Y9, Y6, Y6
-	VPTEST       Y6, Y6
-	JNZ          swiglu8AVX2_end
 	VCVTPD2PSY   Y7, X8
 	VCVTPD2PSY   Y5, X5
 	VINSERTF128  $0x01, X5, Y8, Y8
+	VPTEST       Y6, Y6
+	JNZ          swiglu8AVX2_end
 	VADDPS       siluOne<>+0(SB), Y8, Y8
 	VDIVPS       Y8, Y3, Y3
 	VMULPS       Y4, Y3, Y3
@@ -4129,6 +4129,97 @@ swiglu8AVX2_loop:
 
 swiglu8AVX2_end:
 	MOVQ BX, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func exp32x8AVX2(dst []float32, x []float32) int
+// Requires: AVX, AVX2, FMA3
+TEXT ·exp32x8AVX2(SB), NOSPLIT, $0-56
+	MOVQ  dst_base+0(FP), AX
+	MOVQ  x_base+24(FP), CX
+	MOVQ  x_len+32(FP), DX
+	SHRQ  $0x03, DX
+	XORQ  BX, BX
+	VPXOR Y0, Y0, Y0
+	TESTQ DX, DX
+	JZ    exp32x8AVX2_end
+
+exp32x8AVX2_loop:
+	VMOVUPS      (CX)(BX*4), Y1
+	VCMPPS       $0x1a, siluFloor<>+0(SB), Y1, Y2
+	VCMPPS       $0x15, siluCeil<>+0(SB), Y1, Y3
+	VORPS        Y3, Y2, Y2
+	VCVTPS2PD    X1, Y3
+	VMOVUPD      siluInvLn2<>+0(SB), Y5
+	VFMADD213PD  siluRound<>+0(SB), Y3, Y5
+	VSUBPD       siluRound<>+0(SB), Y5, Y6
+	VMOVAPD      Y3, Y3
+	VFNMADD231PD siluLn2Hi<>+0(SB), Y6, Y3
+	VFNMADD231PD siluLn2Lo<>+0(SB), Y6, Y3
+	VMOVAPD      Y3, Y6
+	VMOVUPD      siluCM<>+0(SB), Y3
+	VFMADD213PD  siluCL<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCK<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCJ<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCI<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCH<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCG<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCF<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCE<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCD<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCC<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCB<>+0(SB), Y6, Y3
+	VFMADD213PD  siluCA<>+0(SB), Y6, Y3
+	VPSUBQ       siluRound<>+0(SB), Y5, Y5
+	VPSLLQ       $0x34, Y5, Y5
+	VPADDQ       Y5, Y3, Y3
+	VPAND        siluLow29<>+0(SB), Y3, Y5
+	VPSUBQ       siluNearLo<>+0(SB), Y5, Y5
+	VPSRLQ       $0x0d, Y5, Y5
+	VPCMPEQQ     Y0, Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VEXTRACTF128 $0x01, Y1, X1
+	VCVTPS2PD    X1, Y1
+	VMOVUPD      siluInvLn2<>+0(SB), Y5
+	VFMADD213PD  siluRound<>+0(SB), Y1, Y5
+	VSUBPD       siluRound<>+0(SB), Y5, Y6
+	VMOVAPD      Y1, Y1
+	VFNMADD231PD siluLn2Hi<>+0(SB), Y6, Y1
+	VFNMADD231PD siluLn2Lo<>+0(SB), Y6, Y1
+	VMOVAPD      Y1, Y6
+	VMOVUPD      siluCM<>+0(SB), Y1
+	VFMADD213PD  siluCL<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCK<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCJ<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCI<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCH<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCG<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCF<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCE<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCD<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCC<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCB<>+0(SB), Y6, Y1
+	VFMADD213PD  siluCA<>+0(SB), Y6, Y1
+	VPSUBQ       siluRound<>+0(SB), Y5, Y5
+	VPSLLQ       $0x34, Y5, Y5
+	VPADDQ       Y5, Y1, Y1
+	VPAND        siluLow29<>+0(SB), Y1, Y5
+	VPSUBQ       siluNearLo<>+0(SB), Y5, Y5
+	VPSRLQ       $0x0d, Y5, Y5
+	VPCMPEQQ     Y0, Y5, Y5
+	VPOR         Y5, Y2, Y2
+	VCVTPD2PSY   Y3, X4
+	VCVTPD2PSY   Y1, X1
+	VINSERTF128  $0x01, X1, Y4, Y4
+	VPTEST       Y2, Y2
+	JNZ          exp32x8AVX2_end
+	VMOVUPS      Y4, (AX)(BX*4)
+	ADDQ         $0x08, BX
+	DECQ         DX
+	JNZ          exp32x8AVX2_loop
+
+exp32x8AVX2_end:
+	MOVQ BX, ret+48(FP)
 	VZEROUPPER
 	RET
 

@@ -130,3 +130,27 @@ var siluTable = func() (t [siluTableLen]float64) {
 	}
 	return t
 }()
+
+// Exp32s sets dst[i] = [Exp32](x[i]) for every i < len(x), eight values
+// at a time where the CPU allows (the exponential of [SwiGLUF32]'s
+// kernel), with Exp32's bits. It panics if dst is shorter than x.
+func Exp32s(dst, x []float32) {
+	dst = dst[:len(x)]
+	n := len(x) &^ 7
+	for i := 0; i < n; {
+		i += exp32s8(dst[i:n], x[i:n])
+		if i < n {
+			exp32sGeneric(dst[i:i+8], x[i:i+8])
+			i += 8
+		}
+	}
+	exp32sGeneric(dst[n:], x[n:])
+}
+
+// exp32sGeneric is the reference loop of [Exp32s].
+func exp32sGeneric(dst, x []float32) {
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] = Exp32(v)
+	}
+}

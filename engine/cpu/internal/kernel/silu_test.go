@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // swigluRef is one value of [SwiGLUF32] as its doc states it, with
@@ -120,5 +122,53 @@ func BenchmarkSwiGLUF32(b *testing.B) {
 				set.f(g, u, inf)
 			}
 		})
+	}
+}
+
+// TestExp32s checks Exp32s against Exp32 bit for bit, in both sets, over
+// random values of the softmax range, the edges of (−87, 88), the
+// non-finite values and lengths that leave a tail.
+func TestExp32s(t *testing.T) {
+	t.Parallel()
+	r := newRand(58)
+	special := []float32{0, float32(math.Copysign(0, -1)), -87, -86.99999, 88, 87.99999, -87.00001, 88.00001,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, -1e-30, -200, 200}
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 1000, 100003} {
+		x := make([]float32, n)
+		for i := range x {
+			switch {
+			case i < len(special) && n < 100:
+				x[i] = special[i]
+			case i%3 == 0:
+				x[i] = (r.Float32() - 0.9) * 100
+			default:
+				x[i] = (r.Float32() - 0.5) * 4
+			}
+		}
+		twins(func(generic bool) {
+			dst := make([]float32, n+1)
+			dst[n] = 42
+			if generic {
+				exp32sGeneric(dst[:n], x)
+			} else {
+				Exp32s(dst, x)
+			}
+			for i, v := range x {
+				require.Equal(t, math.Float32bits(Exp32(v)), math.Float32bits(dst[i]), "n %d, x[%d] = %v, generic %v", n, i, v, generic)
+			}
+			require.Equal(t, float32(42), dst[n], "written past len(x)")
+		})
+	}
+}
+
+func BenchmarkExp32s(b *testing.B) {
+	r := newRand(59)
+	x, dst := make([]float32, 1024), make([]float32, 1024)
+	for i := range x {
+		x[i] = -r.Float32() * 10
+	}
+	b.SetBytes(4 * 1024)
+	for b.Loop() {
+		Exp32s(dst, x)
 	}
 }

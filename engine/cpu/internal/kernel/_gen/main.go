@@ -51,6 +51,7 @@ func main() {
 	tileMax()
 	norm()
 	swiglu()
+	exp32()
 	f16ToF32s()
 	f32ToF16s()
 	quantizeQ8_0()
