@@ -235,3 +235,28 @@ func BenchmarkSinkhorn4(b *testing.B) {
 		Sinkhorn4(&m, 19, 1e-6)
 	}
 }
+
+// FuzzSinkhorn4: the active set gives the generic twin's bits for any
+// eight matrices, rounds and eps.
+func FuzzSinkhorn4(f *testing.F) {
+	f.Add(bytesOf(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16), uint8(19), float32(1e-6))
+	f.Add(bytesOf(0, 0, 0, 0, nan32, 1e30, 1e-30, -1), uint8(3), float32(0))
+	f.Fuzz(func(t *testing.T, data []byte, rounds uint8, eps float32) {
+		var m [128]float32
+		vals := floatsFrom(data[:min(len(data), 4*128)/4*4])
+		for i := range m {
+			m[i] = 1
+			if len(vals) > 0 {
+				m[i] = vals[i%len(vals)]
+			}
+		}
+		want := m
+		sinkhorn4x8Generic(&want, int(rounds%32), eps)
+		Sinkhorn4(&m, int(rounds%32), eps)
+		for i := range m {
+			if math.Float32bits(m[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("element %d: %v, generic %v", i, m[i], want[i])
+			}
+		}
+	})
+}

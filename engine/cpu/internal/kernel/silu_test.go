@@ -172,3 +172,19 @@ func BenchmarkExp32s(b *testing.B) {
 		Exp32s(dst, x)
 	}
 }
+
+// FuzzExp32s: Exp32s gives Exp32's bits for any values.
+func FuzzExp32s(f *testing.F) {
+	f.Add(bytesOf(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18))
+	f.Add(bytesOf(nan32, -87, 88, 0.5, -3, 40, -40, 1e-30, -86.99999, 87.99999, 2, 2, 2, 2, 2, 2))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		x := floatsFrom(data[:len(data)/4*4])
+		dst := make([]float32, len(x))
+		Exp32s(dst, x)
+		for i, v := range x {
+			if math.Float32bits(dst[i]) != math.Float32bits(Exp32(v)) {
+				t.Fatalf("x[%d] = %v (%#x): Exp32s %v, Exp32 %v", i, v, math.Float32bits(v), dst[i], Exp32(v))
+			}
+		}
+	})
+}
