@@ -129,15 +129,18 @@ func (p *prepared) fill(kind any, in int, xs [][]float32, b *Backend) *prepared 
 		p.pack(nil)
 		return p
 	}
-	rows := func(lo, hi int) {
-		for t := lo; t < hi; t++ {
+	const grain = 16 // rows a goroutine quantizes
+	if b == nil || len(xs) <= grain {
+		// One piece: no closure for the team to allocate.
+		for t := range xs {
 			quantize(xs[t], p.q[t*rb:(t+1)*rb])
 		}
-	}
-	if b != nil {
-		b.parallel(len(xs), 16, rows)
 	} else {
-		rows(0, len(xs))
+		b.parallel(len(xs), grain, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				quantize(xs[t], p.q[t*rb:(t+1)*rb])
+			}
+		})
 	}
 	p.pack(b)
 	return p
@@ -194,16 +197,21 @@ func (p *prepared) pack(b *Backend) {
 		p.groups = append(p.groups[:cap(p.groups)], make([]kernel.Q8_0x4, ng-cap(p.groups))...)
 	}
 	p.groups = p.groups[:ng]
-	groups := func(lo, hi int) {
-		for g := lo; g < hi; g++ {
-			x := func(j int) []byte { return p.xq(min(4*g+j, nt-1)) }
-			p.groups[g].Pack(x(0), x(1), x(2), x(3), p.nb)
-		}
-	}
-	if b != nil {
-		b.parallel(ng, 4, groups)
+	const grain = 4 // groups a goroutine packs
+	if b == nil || ng <= grain {
+		// One piece: no closure for the team to allocate.
+		p.packGroups(0, ng)
 	} else {
-		groups(0, ng)
+		b.parallel(ng, grain, func(lo, hi int) { p.packGroups(lo, hi) })
+	}
+}
+
+// packGroups packs groups [lo, hi) of four inputs for pack.
+func (p *prepared) packGroups(lo, hi int) {
+	nt := len(p.xs)
+	for g := lo; g < hi; g++ {
+		x := func(j int) []byte { return p.xq(min(4*g+j, nt-1)) }
+		p.groups[g].Pack(x(0), x(1), x(2), x(3), p.nb)
 	}
 }
 
@@ -215,20 +223,25 @@ func (p *prepared) packChunks(b *Backend) {
 		p.chunks = append(p.chunks[:cap(p.chunks)], make([]kernel.Q8_0R16In, nc-cap(p.chunks))...)
 	}
 	p.chunks = p.chunks[:nc]
-	chunks := func(lo, hi int) {
-		var xs [kernel.R16MaxVectors][]byte
-		for c := lo; c < hi; c++ {
-			n := min(kernel.R16MaxVectors, nt-c*kernel.R16MaxVectors)
-			for j := range n {
-				xs[j] = p.xq(c*kernel.R16MaxVectors + j)
-			}
-			p.chunks[c].Pack(xs[:n], p.nb)
-		}
-	}
-	if b != nil {
-		b.parallel(nc, 2, chunks)
+	const grain = 2 // chunks a goroutine packs
+	if b == nil || nc <= grain {
+		// One piece: no closure for the team to allocate.
+		p.packRange(0, nc)
 	} else {
-		chunks(0, nc)
+		b.parallel(nc, grain, func(lo, hi int) { p.packRange(lo, hi) })
+	}
+}
+
+// packRange packs chunks [lo, hi) of packChunks.
+func (p *prepared) packRange(lo, hi int) {
+	nt := len(p.xs)
+	var xs [kernel.R16MaxVectors][]byte
+	for c := lo; c < hi; c++ {
+		n := min(kernel.R16MaxVectors, nt-c*kernel.R16MaxVectors)
+		for j := range n {
+			xs[j] = p.xq(c*kernel.R16MaxVectors + j)
+		}
+		p.chunks[c].Pack(xs[:n], p.nb)
 	}
 }
 
