@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sync"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/cpu/internal/kernel"
@@ -140,7 +141,13 @@ type poolSlot struct{ v, g []float32 }
 // of the weighted values.
 func poolSlots(dst []float32, slots []poolSlot) {
 	d := len(dst)
-	mx := make([]float32, d)
+	ps := poolScratches.Get().(*poolScratch)
+	defer poolScratches.Put(ps)
+	ps.f = grow(ps.f, (len(slots)+1)*d)
+	ps.f64 = grow(ps.f64, 2*d)
+	mx, e := ps.f[:d], ps.f[d:]
+	sum, acc := ps.f64[:d], ps.f64[d:]
+	clear(ps.f64)
 	for ch := range mx {
 		mx[ch] = float32(math.Inf(-1))
 	}
@@ -149,8 +156,6 @@ func poolSlots(dst []float32, slots []poolSlot) {
 			mx[ch] = max(mx[ch], g)
 		}
 	}
-	e := make([]float32, len(slots)*d)
-	sum, acc := make([]float64, d), make([]float64, d)
 	for k, sl := range slots {
 		ek := e[k*d : (k+1)*d]
 		for ch, g := range sl.g[:d] {
@@ -175,3 +180,13 @@ func poolSlots(dst []float32, slots []poolSlot) {
 		dst[ch] = float32(acc[ch])
 	}
 }
+
+// poolScratch is poolSlots' working storage: the channels' maxima (then
+// their reciprocal sums) and the slots' exponentials, then the float64
+// sums.
+type poolScratch struct {
+	f   []float32
+	f64 []float64
+}
+
+var poolScratches = sync.Pool{New: func() any { return new(poolScratch) }}
