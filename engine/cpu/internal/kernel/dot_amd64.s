@@ -4037,11 +4037,11 @@ TEXT ·swiglu8AVX2(SB), NOSPLIT, $0-64
 	MOVQ         g_base+0(FP), AX
 	MOVQ         u_base+24(FP), CX
 	MOVQ         g_len+8(FP), DX
-	SHRQ         $0x03, DX
-	XORQ         BX, BX
 	VBROADCASTSS clamp+48(FP), Y0
 	VXORPS       siluSign<>+0(SB), Y0, Y1
 	VPXOR        Y2, Y2, Y2
+	SHRQ         $0x03, DX
+	XORQ         BX, BX
 	TESTQ        DX, DX
 	JZ           swiglu8AVX2_end
 
@@ -4138,9 +4138,9 @@ TEXT ·exp32x8AVX2(SB), NOSPLIT, $0-56
 	MOVQ  dst_base+0(FP), AX
 	MOVQ  x_base+24(FP), CX
 	MOVQ  x_len+32(FP), DX
+	VPXOR Y0, Y0, Y0
 	SHRQ  $0x03, DX
 	XORQ  BX, BX
-	VPXOR Y0, Y0, Y0
 	TESTQ DX, DX
 	JZ    exp32x8AVX2_end
 

@@ -151,41 +151,28 @@ func swiglu() {
 	gp := Load(Param("g").Base(), GP64())
 	up := Load(Param("u").Base(), GP64())
 	n := Load(Param("g").Len(), GP64())
-	SHRQ(Imm(3), n)
-	done := GP64()
-	XORQ(done, done)
 	hi, lo := YMM(), YMM()
 	VBROADCASTSS(NewParamAddr("clamp", 48), hi)
 	VXORPS(sign, hi, lo)
 	zero := YMM()
 	VPXOR(zero, zero, zero)
-	TESTQ(n, n)
-	JZ(LabelRef(name + "_end"))
-
-	Label(name + "_loop")
-	G, U, X := YMM(), YMM(), YMM()
-	VMOVUPS(Mem{Base: gp, Index: done, Scale: 4}, G)
-	VMOVUPS(Mem{Base: up, Index: done, Scale: 4}, U)
-	VMINPS(G, hi, G) // hi < g ? hi : g
-	VMINPS(U, hi, U) // hi < u ? hi : u
-	VMAXPS(U, lo, U) // lo > u ? lo : u
-	VXORPS(sign, G, X)
-	bad := YMM()
-	E := e.exp8(X, bad, zero)
-	VPTEST(bad, bad)
-	JNZ(LabelRef(name + "_end"))
-	VADDPS(one, E, E) // 1 + e
-	VDIVPS(E, G, G)   // g / (1 + e)
-	VMULPS(U, G, G)   // · u
-	VMOVUPS(G, Mem{Base: gp, Index: done, Scale: 4})
-	ADDQ(Imm(8), done)
-	DECQ(n)
-	JNZ(LabelRef(name + "_loop"))
-
-	Label(name + "_end")
-	Store(done, ReturnIndex(0))
-	VZEROUPPER()
-	RET()
+	groupsOfEight(name, n, func(done GPVirtual) {
+		G, U, X := YMM(), YMM(), YMM()
+		VMOVUPS(Mem{Base: gp, Index: done, Scale: 4}, G)
+		VMOVUPS(Mem{Base: up, Index: done, Scale: 4}, U)
+		VMINPS(G, hi, G) // hi < g ? hi : g
+		VMINPS(U, hi, U) // hi < u ? hi : u
+		VMAXPS(U, lo, U) // lo > u ? lo : u
+		VXORPS(sign, G, X)
+		bad := YMM()
+		E := e.exp8(X, bad, zero)
+		VPTEST(bad, bad)
+		JNZ(LabelRef(name + "_end"))
+		VADDPS(one, E, E) // 1 + e
+		VDIVPS(E, G, G)   // g / (1 + e)
+		VMULPS(U, G, G)   // · u
+		VMOVUPS(G, Mem{Base: gp, Index: done, Scale: 4})
+	})
 }
 
 // exp32 writes exp32x8AVX2, the AVX2 form of exp32sGeneric (silu.go) over
@@ -203,25 +190,33 @@ func exp32() {
 	dp := Load(Param("dst").Base(), GP64())
 	xp := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
+	zero := YMM()
+	VPXOR(zero, zero, zero)
+	groupsOfEight(name, n, func(done GPVirtual) {
+		X, bad := YMM(), YMM()
+		VMOVUPS(Mem{Base: xp, Index: done, Scale: 4}, X)
+		E := e.exp8(X, bad, zero)
+		VPTEST(bad, bad)
+		JNZ(LabelRef(name + "_end"))
+		VMOVUPS(E, Mem{Base: dp, Index: done, Scale: 4})
+	})
+}
+
+// groupsOfEight writes the loop of a kernel that returns how many values
+// it did: body runs for each group of eight of the n values, done being
+// the index of the group's first, and may jump to name+"_end" to stop
+// before it; the kernel then returns done.
+func groupsOfEight(name string, n Register, body func(done GPVirtual)) {
 	SHRQ(Imm(3), n)
 	done := GP64()
 	XORQ(done, done)
-	zero := YMM()
-	VPXOR(zero, zero, zero)
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_end"))
-
 	Label(name + "_loop")
-	X, bad := YMM(), YMM()
-	VMOVUPS(Mem{Base: xp, Index: done, Scale: 4}, X)
-	E := e.exp8(X, bad, zero)
-	VPTEST(bad, bad)
-	JNZ(LabelRef(name + "_end"))
-	VMOVUPS(E, Mem{Base: dp, Index: done, Scale: 4})
+	body(done)
 	ADDQ(Imm(8), done)
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
-
 	Label(name + "_end")
 	Store(done, ReturnIndex(0))
 	VZEROUPPER()
