@@ -94,17 +94,14 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 	return in, post, comb
 }
 
-// sinkhorn makes the hc×hc matrix m (row j, column k) doubly stochastic as
-// spec §2.2 orders it (trap 6): softmax within each row, + eps, one column
-// normalisation, then iters−1 times a row and a column normalisation, each
-// dividing by the sum + eps.
-func sinkhorn(m []float32, hc, iters int, eps float32) {
-	sinkhornSoftmax(m, hc, eps)
-	sinkhornNormalise(m, hc, iters, eps)
-}
+// HyperPre makes each token's hc×hc comb doubly stochastic as spec §2.2
+// orders it (trap 6): softmax within each row, + eps (sinkhornSoftmax),
+// one column normalisation, then iters−1 times a row and a column
+// normalisation, each dividing by the sum + eps (sinkhornNormalise, or
+// sinkhornNormalise4 eight tokens at a time).
 
-// sinkhornSoftmax is sinkhorn's first step: softmax within each row of m,
-// + eps.
+// sinkhornSoftmax is the Sinkhorn step's first part: softmax within each
+// row of m, + eps.
 func sinkhornSoftmax(m []float32, hc int, eps float32) {
 	for j := range hc {
 		row := m[j*hc : (j+1)*hc]
@@ -124,7 +121,7 @@ func sinkhornSoftmax(m []float32, hc int, eps float32) {
 	}
 }
 
-// sinkhornNormalise is the rest of sinkhorn: one column normalisation,
+// sinkhornNormalise is the rest of the Sinkhorn step: one column normalisation,
 // then iters−1 times a row and a column normalisation.
 func sinkhornNormalise(m []float32, hc, iters int, eps float32) {
 	cols := func() {

@@ -322,3 +322,10 @@ func TestHyperPreSinkhornLanes(t *testing.T) {
 		}
 	}
 }
+
+// sinkhorn is the per-token Sinkhorn step HyperPre runs: the reference
+// for its eight-token kernel.
+func sinkhorn(m []float32, hc, iters int, eps float32) {
+	sinkhornSoftmax(m, hc, eps)
+	sinkhornNormalise(m, hc, iters, eps)
+}
