@@ -94,14 +94,12 @@ func (c *context) HyperPre(x, mix, scale, base engine.Tensor, spec engine.HyperS
 	return in, post, comb
 }
 
-// HyperPre makes each token's hc×hc comb doubly stochastic as spec §2.2
-// orders it (trap 6): softmax within each row, + eps (sinkhornSoftmax),
-// one column normalisation, then iters−1 times a row and a column
-// normalisation, each dividing by the sum + eps (sinkhornNormalise, or
-// sinkhornNormalise4 eight tokens at a time).
-
-// sinkhornSoftmax is the Sinkhorn step's first part: softmax within each
-// row of m, + eps.
+// sinkhornSoftmax is the first part of the Sinkhorn step that makes a
+// token's hc×hc comb doubly stochastic as spec §2.2 orders it (trap 6):
+// softmax within each row of m, + eps. The rest, one column
+// normalisation, then iters−1 times a row and a column normalisation,
+// each dividing by the sum + eps, is sinkhornNormalise (or
+// sinkhornNormalise4, eight tokens at a time).
 func sinkhornSoftmax(m []float32, hc int, eps float32) {
 	for j := range hc {
 		row := m[j*hc : (j+1)*hc]
