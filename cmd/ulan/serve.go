@@ -60,7 +60,7 @@ file given with --config, then ULAN_* environment variables (ULAN_SERVER_LISTEN
 for server.listen), then flags; later sources win.
 
 Without --model (model.path), serve runs a built-in demo model: a small
-random-weight DeepSeek-V3-architecture model with DeepSeek's real tokenizer,
+random-weight DeepSeek-V4-architecture model with DeepSeek's real tokenizer,
 written from a fixed seed into the user's cache directory (ulan/models) on
 first use. It exercises every path of the server; its words are random.
 
