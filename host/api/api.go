@@ -128,6 +128,11 @@ func New(cfg Config) *API {
 	opts := connect.WithHandlerOptions(
 		connect.WithInterceptors(append([]connect.Interceptor{&logInterceptor{log: cfg.Logger}}, cfg.Interceptors...)...),
 		connect.WithReadMaxBytes(int(cfg.Limits.MaxRequestBytes)),
+		// These replace connect's codecs of the same names, to name a string
+		// that is not UTF-8 rather than leave the client to find it.
+		connect.WithCodec(protoCodec{}),
+		connect.WithCodec(jsonCodec{name: "json"}),
+		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
 	)
 	for path, h := range cfg.Routes {
 		a.mux.Handle(path, h)

@@ -136,6 +136,7 @@ func (c *checker) sampling(s *ulanv1.SamplingParams, lim Limits) {
 	if len(s.BannedTokenIds) > maxTokenList {
 		c.add("sampling.banned_token_ids", "has %d ids; at most %d", len(s.BannedTokenIds), maxTokenList)
 	}
+	c.samplable(s)
 	if s.MaxTokens != nil {
 		if m := *s.MaxTokens; m < 1 || m > int32(min(lim.MaxTokens, math.MaxInt32)) {
 			c.add("sampling.max_tokens", "%d is out of range; must be 1 to %d (limits.max_tokens), or unset for up to the context length", m, lim.MaxTokens)
@@ -171,6 +172,36 @@ func (c *checker) sampling(s *ulanv1.SamplingParams, lim Limits) {
 	if s.N < 0 || s.N > maxChoices {
 		c.add("sampling.n", "%d is out of range; must be 0 to %d", s.N, maxChoices)
 	}
+}
+
+// samplable refuses allowed_token_ids that leave nothing to sample: every
+// allowed id banned, or (before min_tokens) banned or a stop token, which
+// min_tokens bans until then. Otherwise the stream would start and its first
+// step fail. Whether the model's end-of-sequence token is the only one left
+// depends on the model, and is the sampler's to report.
+func (c *checker) samplable(s *ulanv1.SamplingParams) {
+	if len(s.AllowedTokenIds) == 0 || len(s.AllowedTokenIds) > maxTokenList || len(s.BannedTokenIds) > maxTokenList {
+		return
+	}
+	excluded := make(map[uint32]bool, len(s.BannedTokenIds)+len(s.StopTokenIds))
+	for _, id := range s.BannedTokenIds {
+		excluded[id] = true
+	}
+	if s.MinTokens > 0 {
+		for _, id := range s.StopTokenIds {
+			excluded[id] = true
+		}
+	}
+	for _, id := range s.AllowedTokenIds {
+		if !excluded[id] {
+			return
+		}
+	}
+	if s.MinTokens > 0 && len(s.StopTokenIds) > 0 {
+		c.add("sampling.allowed_token_ids", "every allowed token is in banned_token_ids or stop_token_ids (banned until min_tokens), so none can be sampled")
+		return
+	}
+	c.add("sampling.allowed_token_ids", "every allowed token is in banned_token_ids, so none can be sampled")
 }
 
 func (c *checker) plugins(p *ulanv1.PluginSelection) {
