@@ -9,8 +9,10 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -105,6 +107,17 @@ type API struct {
 	gens   *registry
 }
 
+// recoverer answers a handler that panics with Internal and logs the panic
+// with its stack: a bug in one call costs that call, not the server's other
+// streams (net/http would only drop the connection, and an HTTP/2 one
+// carries other clients' calls too).
+func recoverer(log *slog.Logger) func(context.Context, connect.Spec, http.Header, any) error {
+	return func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
+		log.ErrorContext(ctx, "handler panicked", "procedure", spec.Procedure, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error in %s; the server log has its details", spec.Procedure))
+	}
+}
+
 // services lists every service the API serves, for health and reflection.
 var services = []string{
 	ulanv1connect.InferenceServiceName,
@@ -133,6 +146,7 @@ func New(cfg Config) *API {
 		connect.WithCodec(protoCodec{}),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
+		connect.WithRecover(recoverer(cfg.Logger)),
 	)
 	for path, h := range cfg.Routes {
 		a.mux.Handle(path, h)
