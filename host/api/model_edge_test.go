@@ -105,10 +105,10 @@ func TestModelDependentEdges(t *testing.T) {
 	})
 	t.Run("tokenize with an unknown pipeline", func(t *testing.T) {
 		t.Parallel()
-		// The pipeline names a resource here, as a path would: NotFound.
+		// As Generate and Chat answer an unknown plugins.pipeline.
 		_, err := client.Tokenize(ctx, connect.NewRequest(&ulanv1.TokenizeRequest{Text: "a", Pipeline: "nope"}))
-		require.Equal(t, connect.CodeNotFound, connect.CodeOf(err), "%v", err)
-		require.Contains(t, err.Error(), `pipeline "nope"`)
+		checkOutcome(t, invalid("pipeline"), err)
+		require.Contains(t, err.Error(), `no pipeline named "nope"`)
 	})
 	t.Run("only the end-of-sequence token allowed before min_tokens", func(t *testing.T) {
 		t.Parallel()

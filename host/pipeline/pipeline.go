@@ -123,12 +123,14 @@ func pipelineTokenizer(g *generation.Generation, name string) (*generation.Plugi
 		}
 		return g.Default().Tokenizer, nil
 	}
-	if g == nil {
-		return nil, fmt.Errorf("pipeline %q: %w", name, api.ErrNotFound)
+	var pl *generation.Pipeline
+	ok := false
+	if g != nil {
+		pl, ok = g.Pipeline(name)
 	}
-	pl, ok := g.Pipeline(name)
 	if !ok {
-		return nil, fmt.Errorf("pipeline %q: %w", name, api.ErrNotFound)
+		// As Generate and Chat answer an unknown plugins.pipeline.
+		return nil, &api.FieldError{Field: "pipeline", Reason: fmt.Sprintf("no pipeline named %q%s", name, known(g, pipelineNames))}
 	}
 	return pl.Tokenizer, nil
 }

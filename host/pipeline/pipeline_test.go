@@ -113,7 +113,9 @@ func TestTokenizeAndDetokenize(t *testing.T) {
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "token_ids[1]", fe.Field)
 	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "x", Pipeline: "custom"})
-	require.ErrorIs(t, err, api.ErrNotFound, "no generation, no pipelines")
+	require.ErrorAs(t, err, &fe, "no generation, no pipelines")
+	require.Equal(t, "pipeline", fe.Field)
+	require.Contains(t, fe.Reason, `no pipeline named "custom"; none is configured`)
 }
 
 // TestTokenizeThroughPipelines: a pipeline's tokenizer plugin serves
@@ -185,5 +187,11 @@ func TestTokenizeThroughPipelines(t *testing.T) {
 	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "nx", Pipeline: "closed"})
 	require.ErrorContains(t, err, "tokenizer plugin bad-closed failed (fail_closed)")
 	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "x", Pipeline: "nope"})
-	require.ErrorIs(t, err, api.ErrNotFound)
+	var fe *api.FieldError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "pipeline", fe.Field)
+	require.Contains(t, fe.Reason, `no pipeline named "nope"; configured: `)
+	_, err = p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: []uint32{5}, Pipeline: "nope"})
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "pipeline", fe.Field)
 }
