@@ -68,7 +68,7 @@ func TestModelDependentEdges(t *testing.T) {
 		{"one token", gen(&ulanv1.SamplingParams{MaxTokens: i32(1), Seed: ptr(uint64(1))}), ok},
 		{"prompt id at the vocabulary size", &ulanv1.GenerateRequest{PromptTokenIds: []uint32{1, vocab}}, invalid("prompt_token_ids[1]")},
 		{"prompt id max uint32", &ulanv1.GenerateRequest{PromptTokenIds: []uint32{4294967295}}, invalid("prompt_token_ids[0]")},
-		{"prompt longer than the context", &ulanv1.GenerateRequest{PromptTokenIds: long}, invalid("prompt")},
+		{"prompt longer than the context", &ulanv1.GenerateRequest{PromptTokenIds: long}, invalid("prompt_token_ids")},
 		{"text prompt longer than the context", &ulanv1.GenerateRequest{Prompt: strings.Repeat("a b ", 16<<10)}, invalid("prompt")},
 		{"logit_bias id outside the vocabulary", gen(&ulanv1.SamplingParams{LogitBias: map[uint32]float32{vocab: 1}}), invalid("sampling.logit_bias[129280]")},
 		{"allowed id outside the vocabulary", gen(&ulanv1.SamplingParams{AllowedTokenIds: []uint32{5, vocab + 7}}), invalid("sampling.allowed_token_ids[1]")},
@@ -91,6 +91,14 @@ func TestModelDependentEdges(t *testing.T) {
 		})
 	}
 
+	t.Run("chat/conversation longer than the context", func(t *testing.T) {
+		t.Parallel()
+		long := &ulanv1.Message{Role: ulanv1.Role_ROLE_USER, Content: strings.Repeat("a b ", 8<<10)}
+		st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{long, long}}))
+		require.NoError(t, err)
+		err, got, fins := drain(st, (*ulanv1.ChatResponse).GetFinished)
+		checkStream(t, invalid("messages"), err, got, fins)
+	})
 	t.Run("chat/unknown pipeline", func(t *testing.T) {
 		t.Parallel()
 		st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{user}, Plugins: &ulanv1.PluginSelection{Pipeline: "nope"}}))

@@ -186,7 +186,9 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 		return err
 	}
 	var prompt []int32
+	from := "prompt"
 	if len(req.GetPromptTokenIds()) > 0 {
+		from = "prompt_token_ids"
 		vocab := p.m.Runner.Model().Info().Vocab
 		for i, id := range req.GetPromptTokenIds() {
 			if int64(id) >= int64(vocab) {
@@ -209,7 +211,7 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 			return &api.FieldError{Field: "prompt", Reason: "encodes to no tokens; set add_special_tokens to start from the beginning-of-sequence token"}
 		}
 	}
-	return p.run(ctx, job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel}, out)
+	return p.run(ctx, job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, from: from}, out)
 }
 
 // Chat renders a conversation with the model's chat format, generates the
@@ -255,7 +257,7 @@ func (p *Pipeline) Chat(ctx context.Context, req *ulanv1.ChatRequest, out api.St
 	if err != nil {
 		return err
 	}
-	j := job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, chat: true, parse: parse,
+	j := job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, chat: true, from: "messages", parse: parse,
 		reasoning: strings.HasSuffix(text, chatfmt.ThinkOpen)}
 	return p.run(ctx, j, out)
 }
@@ -317,11 +319,14 @@ func chatOf(req *ulanv1.ChatRequest) (tokenizer.Chat, error) {
 
 // job is one request ready to run.
 type job struct {
-	arrived   time.Time
-	prompt    []int32
-	params    *ulanv1.SamplingParams
-	sel       *selection
-	chat      bool
+	arrived time.Time
+	prompt  []int32
+	params  *ulanv1.SamplingParams
+	sel     *selection
+	chat    bool
+	// from is the request field the prompt came from (prompt,
+	// prompt_token_ids or messages), for an error about its length.
+	from      string
 	parse     chatparse.Format
 	reasoning bool // the prompt opened the reasoning channel
 }
@@ -518,7 +523,7 @@ func (p *Pipeline) start(ctx context.Context, j job, i int, hooks bool) (*runnin
 	case errors.Is(err, scheduler.ErrQueueFull):
 		err = fmt.Errorf("%w: %w", api.ErrOverloaded, err)
 	case errors.Is(err, scheduler.ErrTooLarge), errors.Is(err, scheduler.ErrInvalid):
-		err = &api.FieldError{Field: "prompt", Reason: err.Error()}
+		err = &api.FieldError{Field: j.from, Reason: err.Error()}
 	}
 	r.close()
 	return nil, err
