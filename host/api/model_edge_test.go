@@ -99,6 +99,21 @@ func TestModelDependentEdges(t *testing.T) {
 		err, got, fins := drain(st, (*ulanv1.ChatResponse).GetFinished)
 		checkStream(t, invalid("messages"), err, got, fins)
 	})
+	for name, choice := range map[string]*ulanv1.ToolChoice{
+		"required":   {Choice: &ulanv1.ToolChoice_Mode{Mode: ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED}},
+		"named tool": {Choice: &ulanv1.ToolChoice_Tool{Tool: "get_weather"}},
+	} {
+		t.Run("chat/tool choice "+name, func(t *testing.T) {
+			t.Parallel()
+			// Forcing a call needs constrained decoding: not refused as a bad
+			// request, but as what the server does not do yet.
+			tools := []*ulanv1.Tool{{Name: "get_weather"}}
+			st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{user}, Tools: tools, ToolChoice: choice}))
+			require.NoError(t, err)
+			err, got, fins := drain(st, (*ulanv1.ChatResponse).GetFinished)
+			checkStream(t, expect{connect.CodeUnimplemented, "tool_choice"}, err, got, fins)
+		})
+	}
 	t.Run("chat/unknown pipeline", func(t *testing.T) {
 		t.Parallel()
 		st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{user}, Plugins: &ulanv1.PluginSelection{Pipeline: "nope"}}))

@@ -301,7 +301,7 @@ func chatOf(req *ulanv1.ChatRequest) (tokenizer.Chat, error) {
 	case tc.GetMode() == ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_NONE:
 		return c, nil // the model is not told of the tools
 	case tc.GetMode() == ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED || tc.GetTool() != "":
-		return c, &api.FieldError{Field: "tool_choice", Reason: "forcing a tool call needs constrained decoding, which is not available yet; use auto or none"}
+		return c, fmt.Errorf("tool_choice: forcing a tool call needs constrained decoding, which ulan does not do yet; use auto or none: %w", api.ErrNotImplemented)
 	}
 	for i, t := range req.GetTools() {
 		var params json.RawMessage

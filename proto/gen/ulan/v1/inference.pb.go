@@ -160,7 +160,9 @@ const (
 	ToolChoiceMode_TOOL_CHOICE_MODE_AUTO ToolChoiceMode = 1
 	// TOOL_CHOICE_MODE_NONE forbids tool calls.
 	ToolChoiceMode_TOOL_CHOICE_MODE_NONE ToolChoiceMode = 2
-	// TOOL_CHOICE_MODE_REQUIRED requires at least one tool call.
+	// TOOL_CHOICE_MODE_REQUIRED requires at least one tool call. Forcing a
+	// call needs constrained decoding, which ulan does not do yet: a Chat
+	// with it fails with Unimplemented.
 	ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ToolChoiceMode = 3
 )
 
@@ -1174,7 +1176,8 @@ type ToolChoice_Mode struct {
 }
 
 type ToolChoice_Tool struct {
-	// tool forces a call of this tool, which must be in the request's tools.
+	// tool forces a call of this tool, which must be in the request's
+	// tools. Not done yet, as TOOL_CHOICE_MODE_REQUIRED: Unimplemented.
 	Tool string `protobuf:"bytes,2,opt,name=tool,proto3,oneof"`
 }
 
