@@ -418,8 +418,9 @@ func (t *Tokenizer) symbols(piece string) (syms []int32, done bool, err error) {
 }
 
 // Decode turns ids into text. Special tokens are left out with
-// SkipSpecial. Bytes that do not form UTF-8 become U+FFFD, one for each
-// maximal ill-formed subsequence (as a WHATWG TextDecoder does).
+// SkipSpecial, as if they were not in ids. Bytes that do not form UTF-8
+// become U+FFFD, one for each maximal ill-formed subsequence (as a WHATWG
+// TextDecoder does). An id outside the vocabulary is an error.
 func (t *Tokenizer) Decode(ids []int32, flags Flags) (string, error) {
 	var out strings.Builder
 	var run []string // ordinary tokens not yet decoded
@@ -434,10 +435,16 @@ func (t *Tokenizer) Decode(ids []int32, flags Flags) (string, error) {
 			return "", fmt.Errorf("hf: token id %d is outside the vocabulary of %d", id, len(t.tokens))
 		}
 		if a, ok := t.added[id]; ok {
-			flush()
-			if !(a.Special && flags&SkipSpecial != 0) {
-				out.WriteString(a.Content)
+			if a.Special && flags&SkipSpecial != 0 {
+				// Left out as if absent: the ordinary tokens on either
+				// side decode together (a character split around it is
+				// one character), as transformers.js filters skipped
+				// tokens before its decoder and as Stream over the
+				// non-special tokens' bytes writes them.
+				continue
 			}
+			flush()
+			out.WriteString(a.Content)
 			continue
 		}
 		run = append(run, t.tokens[id])
