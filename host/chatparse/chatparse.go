@@ -5,6 +5,16 @@
 // held back until the next delta shows what it is, so no partial marker
 // ever reaches a client; at the end, held text is flushed as ordinary text.
 // The non-streaming parse is the same machine fed one chunk.
+//
+// Whatever the text, the result is defined: it does not depend on how the
+// output is cut into deltas; an end-of-sentence token ends the output as
+// Finish does; text outside a tool block is never dropped or repeated, only
+// markers are removed; and output that breaks the tool grammar goes out as
+// content with a Note saying so. Besides a DSML non-string value (held for
+// its repair) and a copy of a V3/V3.1 call's arguments (checked when it
+// closes), the parser holds back at most a partial marker or a tag or call
+// head of up to maxHead bytes, and it reads each byte a bounded number of
+// times, so its work is linear in the output.
 package chatparse
 
 import (
@@ -12,6 +22,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Format is a family of DeepSeek output formats.
@@ -93,6 +104,13 @@ const (
 	thinkEnd  = "</think>"
 )
 
+// maxHead is the most text a DSML invoke or parameter tag may hold before
+// its '>', or a V3/V3.1 call head before its arguments (a function name and
+// the markup around it take a few dozen bytes): longer, the tool block is
+// malformed. Without a limit a tag that never closes would be held, unseen,
+// to the end of the output, and rescanned on every delta.
+const maxHead = 1024
+
 // Parser is the streaming parser of one choice's output. It is not safe for
 // concurrent use.
 type Parser struct {
@@ -102,22 +120,43 @@ type Parser struct {
 	begun  bool // the first delta has been seen (for a leading <think>)
 	events []Event
 
-	calls   int    // calls started
-	inCallN int    // the open call's index, or −1
-	args    int    // arguments emitted in the open DSML call
-	tag     string // inTag: "invoke" or "parameter"
-	pending string // inTag, inCallHead: the text before the closing marker
-	opened  string // inTag, inCallHead: the marker that opened it
-	sepSeen bool   // inCallHead (V3): the head began at function<｜tool▁sep｜>
-	strArg  bool   // the open DSML parameter is a string
-	rawArg  strings.Builder
+	calls   int             // calls started
+	inCallN int             // the open call's index, or −1
+	args    int             // arguments emitted in the open DSML call
+	keys    map[string]bool // their names
+	tag     string          // inTag: "invoke" or "parameter"
+	pending string          // inTag, inCallHead: the text before the closing marker
+	opened  string          // inTag, inCallHead: the marker that opened it
+	sepSeen bool            // inCallHead (V3): the head began at function<｜tool▁sep｜>
+	strArg  bool            // the open DSML parameter is a string
+	rawArg  strings.Builder // the open call's DSML non-string value, or its V3/V3.1 arguments
 	newID   func(i int) string
-	block   string // DSML block name: function_calls or tool_calls
+	block   string            // DSML block name: function_calls or tool_calls
+	marks   [done]markerTable // the markers valid in each state
+}
+
+// markerTable is the markers valid in one state.
+type markerTable struct {
+	list   []string
+	firsts string // their first bytes (all ASCII)
+	max    int    // the longest's length
+}
+
+func newMarkerTable(list []string) markerTable {
+	t := markerTable{list: list}
+	for _, m := range list {
+		if !strings.Contains(t.firsts, m[:1]) {
+			t.firsts += m[:1]
+		}
+		t.max = max(t.max, len(m))
+	}
+	return t
 }
 
 // New returns a parser of format f. startInReasoning says the prompt
 // ended with <think>, so the output begins in the reasoning channel.
-// newID names tool calls (nil: call_0, call_1, …).
+// newID names tool calls (nil: call_0, call_1, …). A Format that is none
+// of the constants parses as V3.
 func New(f Format, startInReasoning bool, newID func(i int) string) *Parser {
 	p := &Parser{f: f, st: inContent, inCallN: -1, newID: newID}
 	if startInReasoning {
@@ -130,6 +169,9 @@ func New(f Format, startInReasoning bool, newID func(i int) string) *Parser {
 	if f == V32 {
 		p.block = "function_calls"
 	}
+	for st := range p.marks {
+		p.marks[st] = newMarkerTable(p.markers(state(st)))
+	}
 	return p
 }
 
@@ -137,10 +179,11 @@ func New(f Format, startInReasoning bool, newID func(i int) string) *Parser {
 // misspellings included (llama.cpp accepts them too).
 var v3Openers = []string{"<｜tool▁calls▁begin｜>", "<｜tool_calls_begin｜>", "<｜tool calls begin｜>", `<｜tool\_calls\_begin｜>`, "<｜tool▁calls｜>"}
 
-// markers returns the markers valid in the current state.
-func (p *Parser) markers() []string {
+// markers returns the markers valid in state st (New tabulates them in
+// p.marks).
+func (p *Parser) markers(st state) []string {
 	dsmlOpen := []string{"\n\n<｜DSML｜" + p.block + ">", "<｜DSML｜" + p.block + ">"}
-	switch p.st {
+	switch st {
 	case inReasoning:
 		m := []string{thinkEnd, eos}
 		switch p.f {
@@ -186,8 +229,10 @@ func (p *Parser) markers() []string {
 	return nil
 }
 
-// Feed parses a delta (decoded text, special tokens included, never split
-// inside a UTF-8 character) and returns the events it completes.
+// Feed parses a delta (decoded text, special tokens included) and returns
+// the events it completes. A delta may end inside a UTF-8 character: its
+// first bytes wait for the rest, so for valid UTF-8 output every emitted
+// text is valid UTF-8, however the output is cut.
 func (p *Parser) Feed(delta string) []Event {
 	p.events = p.events[:0]
 	if p.st == done {
@@ -209,8 +254,11 @@ func (p *Parser) Feed(delta string) []Event {
 	return append([]Event(nil), p.events...)
 }
 
-// Finish ends the output: held text is flushed as what it is, and a call
-// left open is closed with a note that it is incomplete.
+// Finish ends the output: held text is flushed as what it is, an unfinished
+// tool tag or marker goes out as content with a note (the tool block is
+// malformed), and a call left open is closed with a note that it is
+// incomplete. An end-of-sentence token in the output does the same. After
+// Finish the parser emits nothing more.
 func (p *Parser) Finish() []Event {
 	p.events = p.events[:0]
 	if p.st != done {
@@ -228,47 +276,61 @@ func (p *Parser) Finish() []Event {
 // run consumes the buffer as far as it can; at the end (final) nothing is
 // held back.
 func (p *Parser) run(final bool) {
-	for p.st != done && p.buf != "" {
+	// At the end an open tag or head is unfinished even with nothing
+	// after its opener.
+	for p.st != done && (p.buf != "" || final && (p.st == inTag || p.st == inCallHead)) {
 		if p.skipSpace() {
 			continue
 		}
-		ms := p.markers()
+		ms := &p.marks[p.st]
+		switch p.st {
+		case inTools, inCall:
+			// Between tool tags only a marker may follow.
+			if m := longestPrefix(p.buf, ms.list); m != "" {
+				p.buf = p.buf[len(m):]
+				p.marker(m)
+				continue
+			}
+			if !final && isPrefixOfAny(p.buf, ms.list) {
+				return // wait for the rest of the marker
+			}
+			p.malformed() // text between tool tags, or a marker cut off
+			continue
+		case inTag, inCallHead:
+			// The tag or head runs to its closing marker, which must begin
+			// within maxHead bytes and come before the output ends.
+			window := p.buf[:min(len(p.buf), maxHead+ms.max)]
+			at, m := earliest(window, ms)
+			switch {
+			case at < 0 && !final && len(p.buf) == len(window) && len(p.buf)-heldSuffix(p.buf, ms.list) <= maxHead:
+				return // wait for the rest of the tag or head
+			case at < 0 || at > maxHead || m == eos:
+				p.malformed()
+			default:
+				p.pending = p.buf[:at]
+				p.buf = p.buf[at+len(m):]
+				p.marker(m)
+			}
+			continue
+		}
+		// Reasoning, content or argument text, up to the next marker.
 		at, m := earliest(p.buf, ms)
 		if at < 0 {
-			if p.st == inTag || p.st == inCallHead {
-				if !final {
-					return // wait for the rest of the tag or head
-				}
-				p.malformed("")
-				continue
-			}
-			if (p.st == inTools || p.st == inCall) && !isPrefixOfAny(p.buf, ms) {
-				p.malformed("")
-				continue
-			}
 			keep := 0
 			if !final {
-				keep = heldSuffix(p.buf, ms)
+				keep = heldSuffix(p.buf, ms.list)
+				if keep == 0 {
+					keep = partialRune(p.buf)
+				}
 			}
 			text := p.buf[:len(p.buf)-keep]
 			p.buf = p.buf[len(p.buf)-keep:]
 			p.text(text)
-			if final && p.buf != "" {
-				continue
-			}
 			return
 		}
-		before := p.buf[:at]
-		if (p.st == inTools || p.st == inCall) && before != "" {
-			p.malformed("") // text between tool tags: content again
-			continue
-		}
+		text := p.buf[:at]
 		p.buf = p.buf[at+len(m):]
-		if p.st == inTag || p.st == inCallHead {
-			p.pending = before
-		} else {
-			p.text(before)
-		}
+		p.text(text)
 		p.marker(m)
 	}
 }
@@ -281,6 +343,17 @@ func isPrefixOfAny(s string, markers []string) bool {
 		}
 	}
 	return false
+}
+
+// longestPrefix returns the longest marker that s begins with, or "".
+func longestPrefix(s string, markers []string) string {
+	best := ""
+	for _, m := range markers {
+		if len(m) > len(best) && strings.HasPrefix(s, m) {
+			best = m
+		}
+	}
+	return best
 }
 
 // skipSpace drops whitespace between tool tags; true if it dropped any.
@@ -296,19 +369,36 @@ func (p *Parser) skipSpace() bool {
 	return true
 }
 
-// earliest finds the first marker in s, the longest at equal positions.
-func earliest(s string, markers []string) (int, string) {
-	at, best := -1, ""
-	for _, m := range markers {
-		i := strings.Index(s, m)
-		if i < 0 {
-			continue
+// earliest finds the first marker in s, the longest at equal positions. It
+// reads s only up to that marker, so consuming a buffer marker by marker
+// takes linear time.
+func earliest(s string, ms *markerTable) (int, string) {
+	for i := 0; i < len(s); i++ {
+		j := strings.IndexAny(s[i:], ms.firsts)
+		if j < 0 {
+			break
 		}
-		if at < 0 || i < at || i == at && len(m) > len(best) {
-			at, best = i, m
+		i += j
+		if m := longestPrefix(s[i:], ms.list); m != "" {
+			return i, m
 		}
 	}
-	return at, best
+	return -1, ""
+}
+
+// partialRune is the length of the first bytes of a UTF-8 character that
+// end s, held so that no delta ends inside a character (0 if s ends at a
+// character boundary, or in bytes that can never become one).
+func partialRune(s string) int {
+	for n := 1; n < utf8.UTFMax && n <= len(s); n++ {
+		if utf8.RuneStart(s[len(s)-n]) {
+			if utf8.FullRuneInString(s[len(s)-n:]) {
+				return 0
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 // heldSuffix is the length of the longest suffix of s that is a proper
@@ -396,10 +486,24 @@ func (p *Parser) marker(m string) {
 			p.closeParam()
 			p.st = inCall
 		default:
-			p.endCall()
+			p.closeArgs()
 			p.st = inTools
 		}
 	}
+}
+
+// closeArgs ends a V3/V3.1 call: empty arguments become {}, and arguments
+// that are not JSON (already streamed, so not repaired) get a note.
+func (p *Parser) closeArgs() {
+	args := p.rawArg.String()
+	p.rawArg.Reset()
+	switch {
+	case strings.TrimSpace(args) == "":
+		p.emitArgs("{}")
+	case !json.Valid([]byte(args)):
+		p.note(fmt.Sprintf("tool call %d: its arguments are not valid JSON", p.inCallN))
+	}
+	p.endCall()
 }
 
 var (
@@ -416,6 +520,7 @@ func (p *Parser) closeTag(attrs string) {
 	if p.tag == "invoke" {
 		p.startCall(name)
 		p.args = 0
+		clear(p.keys)
 		p.st = inCall
 		return
 	}
@@ -423,13 +528,20 @@ func (p *Parser) closeTag(attrs string) {
 	if m := stringAttr.FindStringSubmatch(attrs); m != nil {
 		p.strArg = m[1] == "true"
 	}
-	key, _ := json.Marshal(name)
+	key := jsonString(name)
 	sep := ", "
 	if p.args == 0 {
 		sep = "{"
 	}
 	p.args++
-	head := sep + string(key) + ": "
+	if p.keys[name] {
+		p.note(fmt.Sprintf("tool call %d: parameter %s is given more than once", p.inCallN, key))
+	}
+	if p.keys == nil {
+		p.keys = map[string]bool{}
+	}
+	p.keys[name] = true
+	head := sep + key + ": "
 	if p.strArg {
 		head += `"`
 	}
@@ -444,11 +556,12 @@ func (p *Parser) closeTag(attrs string) {
 func (p *Parser) argText(s string) {
 	switch {
 	case (p.f == V32 || p.f == V4) && p.strArg:
-		q, _ := json.Marshal(s)
-		p.emitArgs(string(q[1 : len(q)-1]))
+		q := jsonString(s)
+		p.emitArgs(q[1 : len(q)-1])
 	case p.f == V32 || p.f == V4:
 		p.rawArg.WriteString(s)
 	default:
+		p.rawArg.WriteString(s)
 		p.emitArgs(s)
 	}
 }
@@ -464,12 +577,24 @@ func (p *Parser) closeParam() {
 		p.emitArgs(v)
 		return
 	}
-	q, _ := json.Marshal(v)
-	p.emitArgs(string(q))
+	p.emitArgs(jsonString(v))
 	p.note(fmt.Sprintf("tool call %d: a non-string parameter that is not JSON was sent as a string", p.inCallN))
 }
 
+// jsonString quotes s as JSON the way DeepSeek's encoder writes it: <, >
+// and & as themselves, not as json.Marshal's \u003c escapes. Invalid UTF-8
+// becomes U+FFFD, byte by byte, so quoting a string in pieces cut between
+// characters gives the same as quoting it whole.
+func jsonString(s string) string {
+	var b strings.Builder
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	_ = e.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 func (p *Parser) startCall(name string) {
+	p.rawArg.Reset()
 	p.inCallN = p.calls
 	p.calls++
 	p.events = append(p.events, Event{Kind: CallStart, Index: p.inCallN, Name: name, ID: p.newID(p.inCallN)})
@@ -500,19 +625,23 @@ func (p *Parser) emit(k Kind, s string) {
 func (p *Parser) note(s string) { p.events = append(p.events, Event{Kind: Note, Text: s}) }
 
 // malformed leaves a tool block that does not follow the grammar: what is
-// buffered (and extra) goes out as content, with a note, and parsing goes
-// on in the content state. A call left open is reported incomplete.
-func (p *Parser) malformed(extra string) {
+// buffered goes out as content (an unfinished tag or head with the marker
+// that opened it), with a note, and parsing goes on in the content state.
+// A call left open is reported incomplete.
+func (p *Parser) malformed() {
 	if p.inCallN >= 0 {
 		p.note(fmt.Sprintf("tool call %d is malformed; its arguments are incomplete", p.inCallN))
 		p.inCallN = -1
 	}
 	p.note("the output's tool-call block is malformed; the rest is content")
-	if p.st == inTag || p.st == inCallHead {
-		extra = p.opened + extra
-	}
+	opened := p.st == inTag || p.st == inCallHead
 	p.st = inContent
-	p.buf = extra + p.buf
+	if opened {
+		// No content marker can begin inside a tool marker, so the
+		// opener goes out at once rather than back into the buffer
+		// (which would copy the whole buffer).
+		p.text(p.opened)
+	}
 }
 
 // ToolCall is a parsed tool call.
@@ -531,23 +660,38 @@ type Result struct {
 	Notes              []string
 }
 
-// Add folds events into r.
+// Add folds events into r: the events of one parser, in order. Each field
+// grows by one concatenation per call, so folding a whole output (as
+// Parse does) takes linear time; a stream folded delta by delta copies its
+// text once per Add.
 func (r *Result) Add(events []Event) {
+	var reasoning, content strings.Builder
+	args := map[int]*strings.Builder{}
 	for _, e := range events {
 		switch e.Kind {
 		case Reasoning:
-			r.Reasoning += e.Text
+			reasoning.WriteString(e.Text)
 		case Content:
-			r.Content += e.Text
+			content.WriteString(e.Text)
 		case CallStart:
 			r.ToolCalls = append(r.ToolCalls, ToolCall{ID: e.ID, Name: e.Name})
 		case CallArgs:
-			r.ToolCalls[e.Index].Arguments += e.Text
+			b := args[e.Index]
+			if b == nil {
+				b = &strings.Builder{}
+				args[e.Index] = b
+			}
+			b.WriteString(e.Text)
 		case CallEnd:
 			r.ToolCalls[e.Index].Complete = true
 		case Note:
 			r.Notes = append(r.Notes, e.Text)
 		}
+	}
+	r.Reasoning += reasoning.String()
+	r.Content += content.String()
+	for i, b := range args {
+		r.ToolCalls[i].Arguments += b.String()
 	}
 }
 
