@@ -76,8 +76,9 @@ func startReloadingWith(t testing.TB, drain time.Duration, configText func(modul
 	return startReloadingShelf(t, drain, configText, tp, plugin.NewShelf(4, time.Minute))
 }
 
-// startReloadingShelf is startReloadingWith with the plugin shelf given (nil: none).
-func startReloadingShelf(t testing.TB, drain time.Duration, configText func(module string) string, tp trace.TracerProvider, shelf *plugin.Shelf) *reloading {
+// startReloadingShelf is startReloadingWith with the plugin shelf given (nil: none) and
+// extra options.
+func startReloadingShelf(t testing.TB, drain time.Duration, configText func(module string) string, tp trace.TracerProvider, shelf *plugin.Shelf, extra ...host.Option) *reloading {
 	t.Helper()
 	dir := t.TempDir()
 	module := filepath.Join(dir, "redact.wasm")
@@ -108,6 +109,7 @@ func startReloadingShelf(t testing.TB, drain time.Duration, configText func(modu
 	if tp != nil {
 		opts = append(opts, host.WithTracing(tp))
 	}
+	opts = append(opts, extra...)
 	return &reloading{
 		running: start(t, cfg, opts...),
 		file:    file, module: module, live: live, metrics: mx,

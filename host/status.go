@@ -166,7 +166,10 @@ func (c *configRuntime) reload(ctx context.Context, trigger string) *ulanv1.Relo
 		// Nothing is half-applied: the plugins and pipelines of this file wait too.
 		outcome = metrics.ReloadRestartNeeded
 		res.RestartRequired = keys
-		res.Problems = []*ulanv1.ConfigProblem{{Message: "the configuration changes keys that take effect only after a restart; nothing was applied"}}
+		for _, k := range keys {
+			res.Problems = append(res.Problems, &ulanv1.ConfigProblem{Key: k,
+				Message: "changed, and takes effect only after a restart; nothing in this configuration was applied"})
+		}
 		return finish()
 	}
 	// The keys first: a reload that cannot apply them applies nothing.
@@ -221,7 +224,16 @@ func problemText(ps []*ulanv1.ConfigProblem) string {
 // and pipelines as start-up would (a dry run, released at once). It returns every
 // problem and the changed keys that need a restart.
 func (c *configRuntime) Validate(ctx context.Context, yaml []byte) (*ulanv1.ValidateConfigResponse, error) {
-	next, err := config.Parse(yaml)
+	// Judged as a reload would judge the file: with the environment and flags the server
+	// was started with on top, so that a key they set does not read as a change that needs
+	// a restart.
+	var next config.Config
+	var err error
+	if c.src != nil {
+		next, err = config.LoadText(*c.src, yaml)
+	} else {
+		next, err = config.Parse(yaml)
+	}
 	var problems config.Problems
 	switch {
 	case errors.As(err, &problems):

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,11 +117,35 @@ signal stops the server at once.`,
 // src) when its file or a plugin file changes and on SIGHUP.
 func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog.Logger, stderr io.Writer) error {
 	var w *watch.Watcher
+	var (
+		mu      sync.Mutex
+		running = cfg // the configuration serving now
+	)
 	onSwap := func(next config.Config, _ *generation.Generation) {
+		mu.Lock()
+		running = next
+		mu.Unlock()
 		if w != nil {
 			if err := w.SetFiles(watchedFiles(src.File, next)); err != nil {
 				log.Warn("following the new configuration's files", "err", err)
 			}
+		}
+	}
+	// After a reload that failed, the files of the configuration it tried are followed
+	// too: when it failed for want of a module file, writing that file reloads again.
+	afterFailure := func() {
+		if w == nil {
+			return
+		}
+		mu.Lock()
+		cur := running
+		mu.Unlock()
+		var tried *config.Config
+		if next, err := config.Load(src); err == nil {
+			tried = &next
+		}
+		if err := w.SetFiles(followedFiles(src.File, cur, tried)); err != nil {
+			log.Warn("following the configuration's files", "err", err)
 		}
 	}
 	srv, release, err := newServer(ctx, cfg, log, stderr, src, onSwap)
@@ -154,7 +179,7 @@ func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog
 			changes = w.Changes()
 		}
 	}
-	go reloadOn(ctx, srv, hup, changes, log)
+	go reloadOn(ctx, srv, hup, changes, log, afterFailure)
 	return srv.Serve(ctx, ln)
 }
 
@@ -164,14 +189,19 @@ func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog
 const reloadDebounce = 20 * time.Millisecond
 
 // reloadOn reloads the server's configuration on SIGHUP and on each change the
-// watcher reports, until ctx is done.
-func reloadOn(ctx context.Context, srv *host.Server, hup <-chan os.Signal, changes <-chan watch.Change, log *slog.Logger) {
+// watcher reports, until ctx is done; failed is called after each reload that failed.
+func reloadOn(ctx context.Context, srv *host.Server, hup <-chan os.Signal, changes <-chan watch.Change, log *slog.Logger, failed func()) {
+	reload := func(trigger string) {
+		if res := srv.Reload(ctx, trigger); res != nil && !res.Ok {
+			failed()
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			srv.Reload(ctx, "signal")
+			reload("signal")
 		case ch, ok := <-changes:
 			if !ok {
 				changes = nil
@@ -182,7 +212,7 @@ func reloadOn(ctx context.Context, srv *host.Server, hup <-chan os.Signal, chang
 			}
 			if len(ch.Files) > 0 {
 				log.Info("configuration files changed", "files", ch.Files)
-				srv.Reload(ctx, "watch")
+				reload("watch")
 			}
 		}
 	}
@@ -196,6 +226,28 @@ func watchedFiles(file string, cfg config.Config) []string {
 		if !strings.HasPrefix(p.Module, generation.BuiltinPrefix) && !slices.Contains(files, p.Module) {
 			files = append(files, p.Module)
 		}
+	}
+	return files
+}
+
+// followedFiles lists the files to follow: those of the running configuration and,
+// when a reload failed, those of the configuration it tried (tried, nil when the file
+// did not load), whose module files may not exist yet. A file whose directory does not
+// exist cannot be followed (watch.Watcher.SetFiles would refuse them all) and is left
+// out; the configuration file's own change reloads once the operator fixes the path.
+func followedFiles(file string, running config.Config, tried *config.Config) []string {
+	files := watchedFiles(file, running)
+	if tried == nil {
+		return files
+	}
+	for _, f := range watchedFiles(file, *tried) {
+		if slices.Contains(files, f) {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Dir(f)); err != nil || !fi.IsDir() {
+			continue
+		}
+		files = append(files, f)
 	}
 	return files
 }

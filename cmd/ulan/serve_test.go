@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/host/config"
 )
 
 // TestServeRefusesFailingPlugins: a plugin that does not load stops start-up, with
@@ -36,4 +38,22 @@ func TestServeRefusesFailingPlugins(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(cache, "ulan", "wasm"))
 	require.NoError(t, err, "the compilation cache is opened when plugins are configured")
 	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}
+
+// TestFollowedFilesAfterAFailedReload: after a reload that failed, the watcher follows
+// the module files of the configuration it tried as well as the running one's, so that
+// writing a module the new configuration waits for reloads it; a module in a directory
+// that does not exist is left out rather than making the watcher refuse every file.
+func TestFollowedFilesAfterAFailedReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ulan.yaml")
+	a, b := filepath.Join(dir, "a.wasm"), filepath.Join(dir, "b.wasm")
+	gone := filepath.Join(dir, "nodir", "c.wasm")
+	running := config.Default()
+	running.Plugins = []config.Plugin{{ID: "a", Module: a}, {ID: "t", Module: "builtin:tokenizer"}}
+	require.Equal(t, []string{file, a}, followedFiles(file, running, nil))
+	tried := running
+	tried.Plugins = []config.Plugin{{ID: "a", Module: a}, {ID: "b", Module: b}, {ID: "c", Module: gone}}
+	require.Equal(t, []string{file, a, b}, followedFiles(file, running, &tried))
 }

@@ -43,18 +43,18 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 	}
 	switch {
 	case unit == 0:
-		return fmt.Errorf("%q is not a size (use bytes or a unit such as 64KiB, 32MiB)", s)
+		return fmt.Errorf("%q is not a size (use bytes or a unit such as 64KiB, 32MiB)", clip(s))
 	case strings.HasPrefix(t, "-"):
-		return fmt.Errorf("%q is not a size (it is negative)", s)
+		return fmt.Errorf("%q is not a size (it is negative)", clip(s))
 	}
 	// big.Rat keeps "0.001KB" exact; a float64 would make it 0.9999… bytes.
 	r, _ := new(big.Rat).SetString(m[1])
 	r.Mul(r, new(big.Rat).SetInt64(unit))
 	switch {
 	case !r.IsInt():
-		return fmt.Errorf("%q is not a size (it is not a whole number of bytes)", s)
+		return fmt.Errorf("%q is not a size (it is not a whole number of bytes)", clip(s))
 	case !r.Num().IsInt64():
-		return fmt.Errorf("%q is not a size (it is too large)", s)
+		return fmt.Errorf("%q is not a size (it is too large)", clip(s))
 	}
 	*b = ByteSize(r.Num().Int64())
 	return nil

@@ -299,7 +299,7 @@ func (c Config) Validate() error {
 	}
 	for _, o := range s.CORS.AllowedOrigins {
 		if !isOrigin(o) {
-			add("server.cors.allowed_origins", `%q is not "*" or an origin such as https://app.example.com (scheme and host, no path)`, o)
+			add("server.cors.allowed_origins", `%q is not "*" or an origin such as https://app.example.com (scheme and host, no path)`, clip(o))
 		}
 	}
 	switch {
@@ -361,10 +361,10 @@ func (c Config) Validate() error {
 	}
 
 	if !slices.Contains(logLevels, c.Log.Level) {
-		add("log.level", "%q is not one of %s", c.Log.Level, strings.Join(logLevels, ", "))
+		add("log.level", "%q is not one of %s", clip(c.Log.Level), strings.Join(logLevels, ", "))
 	}
 	if !slices.Contains(logFormats, c.Log.Format) {
-		add("log.format", "%q is not one of %s", c.Log.Format, strings.Join(logFormats, ", "))
+		add("log.format", "%q is not one of %s", clip(c.Log.Format), strings.Join(logFormats, ", "))
 	}
 	ps = append(ps, c.pluginProblems()...)
 	return ps.err()
@@ -498,10 +498,10 @@ func clip(s string) string {
 func checkListen(addr string) string {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Sprintf("%q is not host:port, such as 127.0.0.1:8080 or :8080", addr)
+		return fmt.Sprintf("%q is not host:port, such as 127.0.0.1:8080 or :8080", clip(addr))
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Sprintf("%q has port %q, which is not a number from 0 to 65535", addr, port)
+		return fmt.Sprintf("%q has port %q, which is not a number from 0 to 65535", clip(addr), clip(port))
 	}
 	return ""
 }

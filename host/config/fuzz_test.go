@@ -30,6 +30,12 @@ func FuzzParse(f *testing.F) {
 			"pipelines:\n  - {name: p, hooks: [a, a], default: true}\n",
 		"plugins: [x, {id: [a]}, {grants: 1}, ~]\npipelines: {a: 1}\n",
 		"server:\n  auth: {api_keys: [0123456789abcdef, env:ULAN_FUZZ_UNSET], admin_keys: [0123456789abcdef, x]}\n",
+		// Shapes the loader checks before koanf sees them: more than one document, deep
+		// nesting through aliases, merge keys.
+		"log: {level: debug}\n---\nlog: {level: warn}\n...\n---\n",
+		"a: &a [[[[[[[[1]]]]]]]]\nplugins:\n  - {id: a, module: a.wasm, config: {x: [*a, [*a, {y: *a}]]}}\n",
+		"base: &b {level: debug}\nlog:\n  <<: *b\n  format: json\n",
+		"? [a, b]\n: c\n? {d: e}\n: f\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -62,7 +62,7 @@ func (l *loader) decodeStruct(key string, dst reflect.Value, v any) {
 		if s := suggestField(name, known); s != "" {
 			msg += " (did you mean " + key + "." + s + "?)"
 		}
-		l.add(key+"."+name, "", msg)
+		l.add(key+"."+clip(name), "", msg)
 	}
 }
 
@@ -225,6 +225,9 @@ func stringMap(v any) (map[string]any, bool) {
 // suggestField returns the known field name an unknown one was most likely meant to
 // be, or "".
 func suggestField(name string, known map[string]bool) string {
+	if len(name) > 64 {
+		return "" // no field is this long, and measuring the distance would take long
+	}
 	best, bestDist := "", 3 // a typo is at most two edits
 	for _, k := range slices.Sorted(maps.Keys(known)) {
 		if d := editDistance(name, k); d < bestDist {

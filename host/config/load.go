@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"math"
@@ -21,6 +23,7 @@ import (
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 // Sources says where Load reads the configuration from. Every field may be left zero.
@@ -45,21 +48,71 @@ type Sources struct {
 func Load(src Sources) (Config, error) {
 	l := newLoader()
 	if src.File != "" {
-		b, err := os.ReadFile(src.File)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			l.add("", "", fmt.Sprintf("config file %s does not exist", src.File))
-		case err != nil:
-			l.add("", "", fmt.Sprintf("cannot read config file %s: %s", src.File, pathErr(err)))
-		default:
+		b, err := readFile(src.File)
+		if err != nil {
+			l.add("", "", err.Error())
+		} else {
 			l.loadYAML(b, src.File+": ")
 		}
 	}
+	return l.rest(src)
+}
+
+// LoadText is Load with b as the content of src.File, which is not read (it may be
+// empty): it answers what a reload would make of a file holding b, environment and
+// flags included, so that PluginService.ValidateConfig judges a file as Reload would.
+func LoadText(src Sources, b []byte) (Config, error) {
+	l := newLoader()
+	l.loadYAML(b, "")
+	return l.rest(src)
+}
+
+// rest merges the environment and the flags of src, then decodes and validates.
+func (l *loader) rest(src Sources) (Config, error) {
 	l.loadEnv(src.Env)
 	if src.Flags != nil {
 		l.loadFlags(src.Flags, src.FlagKeys)
 	}
 	return l.finish()
+}
+
+// MaxFileBytes bounds a configuration file: far above any real one (a plugin's config
+// may embed a tokenizer of a few MiB), far below what would hurt to read by mistake.
+const MaxFileBytes = 64 * MiB
+
+// readFile reads a configuration file. Only a regular file (a symlink to one, as
+// Kubernetes mounts a ConfigMap, included) is read, up to MaxFileBytes: a FIFO would
+// block every later reload until a writer came, and a device such as /dev/zero, or a
+// model file renamed by mistake, would be read into memory whole.
+func readFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("config file %s does not exist", path)
+	case err != nil:
+		return nil, fmt.Errorf("cannot read config file %s: %s", path, pathErr(err))
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("config file %s is not a regular file", path)
+	case fi.Size() > int64(MaxFileBytes):
+		return nil, fmt.Errorf("config file %s is %d bytes; a configuration file may be at most %v", path, fi.Size(), ByteSize(MaxFileBytes))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config file %s: %s", path, pathErr(err))
+	}
+	defer f.Close()
+	// Checked again on the open file: the name may have been swapped meanwhile.
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("config file %s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, int64(MaxFileBytes)+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config file %s: %s", path, pathErr(err))
+	}
+	if len(b) > int(MaxFileBytes) {
+		return nil, fmt.Errorf("config file %s grew past %v while it was read", path, ByteSize(MaxFileBytes))
+	}
+	return b, nil
 }
 
 // Parse builds a Config from the built-in defaults and the YAML text b alone, reporting
@@ -124,12 +177,161 @@ func (l *loader) add(key, origin, msg string) {
 
 // loadYAML merges YAML text; where prefixes the parser's message (the file's path).
 func (l *loader) loadYAML(b []byte, where string) {
+	if msg := checkDocuments(b); msg != "" {
+		l.add("", "", where+msg)
+		return
+	}
 	stage := koanf.New(".")
 	if err := stage.Load(rawbytes.Provider(b), yaml.Parser()); err != nil {
 		l.add("", "", where+err.Error())
 		return
 	}
 	l.merge(stage, nil)
+}
+
+// MaxDepth bounds how deeply a configuration file's mappings and lists may nest. A
+// plugin's config starts four levels down (plugins, the list, its entry, config), which
+// leaves it sixty: far more than any real one needs. Without a bound a file of a few
+// KiB nested thousands of levels deep (YAML allows 10000) takes seconds to load, as
+// koanf copies every level of it at every level.
+const MaxDepth = 64
+
+// checkDocuments returns what is wrong with the shape of YAML text b, or "": a first
+// document nested deeper than MaxDepth, holding more than MaxNodes values or mappings
+// too large to read (see mappingWork), or a second document with content, which
+// yaml.Unmarshal would silently drop (two files pasted together, a manifest's separator
+// left in). Text that does not parse gets "": the YAML parser then says why.
+func checkDocuments(b []byte) string {
+	dec := yamlv3.NewDecoder(bytes.NewReader(b))
+	var doc yamlv3.Node
+	if err := dec.Decode(&doc); err != nil {
+		return ""
+	}
+	if msg := checkShape(&doc); msg != "" {
+		return msg
+	}
+	for {
+		var n yamlv3.Node
+		err := dec.Decode(&n)
+		switch {
+		case errors.Is(err, io.EOF):
+			return ""
+		case err != nil:
+			// A broken later document is still a later document.
+			return "the file holds more than one YAML document; ulan reads one: merge them, or remove the --- between them"
+		case len(n.Content) > 0 && (n.Content[0].Kind != yamlv3.ScalarNode || n.Content[0].ShortTag() != "!!null"):
+			// An empty document, such as after a trailing ---, holds nothing to lose.
+			return fmt.Sprintf("the file holds more than one YAML document (another begins at line %d); ulan reads one: merge them, or remove the --- between them", n.Content[0].Line)
+		}
+	}
+}
+
+// MaxNodes bounds the values (scalars, mappings and lists) in a configuration file:
+// reading one takes about 2 µs, so a file at the bound takes 2 s, and real ones hold a
+// few thousand.
+const MaxNodes = 1_000_000
+
+// mappingWork bounds the work yaml.v3 spends checking a file's mappings for duplicate
+// keys: it compares every key of a mapping with every other, so a mapping of n keys
+// costs n², and one of 100000 keys (a file of 1 MiB) took 15 s. The bound, the sum of n²
+// over the file's mappings (aliases counted each time they are used), lets one mapping
+// hold about 12000 keys, a quarter of a second's work.
+const mappingWork = 150_000_000
+
+// shape measures a document's nodes: the height of each (how deeply mappings and lists
+// nest in it) and the duplicate-key work of the mappings within it. Both are memoized
+// per node, so that aliases cost nothing to measure however they are stacked.
+type shape struct {
+	height map[*yamlv3.Node]int
+	work   map[*yamlv3.Node]int64
+	nodes  map[*yamlv3.Node]int64
+}
+
+func (s *shape) measure(n *yamlv3.Node) (int, int64, int64) {
+	if h, ok := s.height[n]; ok {
+		return h, s.work[n], s.nodes[n]
+	}
+	// A cycle, which YAML's parser does not build, would end here.
+	s.height[n], s.work[n], s.nodes[n] = 0, 0, 1
+	h, w, c := 0, int64(0), int64(1)
+	switch n.Kind {
+	case yamlv3.AliasNode:
+		if n.Alias != nil {
+			h, w, c = s.measure(n.Alias)
+		}
+	case yamlv3.DocumentNode, yamlv3.MappingNode, yamlv3.SequenceNode:
+		for _, e := range n.Content {
+			eh, ew, ec := s.measure(e)
+			h, w, c = max(h, eh), min(w+ew, math.MaxInt64/2), min(c+ec, math.MaxInt64/2)
+		}
+		if n.Kind != yamlv3.DocumentNode {
+			h++
+		}
+		if n.Kind == yamlv3.MappingNode {
+			k := int64(len(n.Content) / 2)
+			w = min(w+k*k, math.MaxInt64/2)
+		}
+	}
+	s.height[n], s.work[n], s.nodes[n] = h, w, c
+	return h, w, c
+}
+
+// checkShape returns what makes doc too deep or its mappings too large to load, or "".
+func checkShape(doc *yamlv3.Node) string {
+	s := &shape{height: map[*yamlv3.Node]int{}, work: map[*yamlv3.Node]int64{}, nodes: map[*yamlv3.Node]int64{}}
+	h, w, c := s.measure(doc)
+	if c > MaxNodes {
+		return fmt.Sprintf("the file holds %d values (aliases counted each time they are used); a configuration may hold at most %d", c, MaxNodes)
+	}
+	if w > mappingWork {
+		// Name the largest mapping: it is usually the one to blame.
+		var big *yamlv3.Node
+		for n := range s.height {
+			if n.Kind == yamlv3.MappingNode && (big == nil || len(n.Content) > len(big.Content)) {
+				big = n
+			}
+		}
+		return fmt.Sprintf("line %d: a mapping of %d keys: the file's mappings are too large to read quickly "+
+			"(YAML checks every key of a mapping against every other; keep a mapping to about 10000 keys, "+
+			"and give bulk data as a list or a string)", big.Line, len(big.Content)/2)
+	}
+	if h <= MaxDepth {
+		return ""
+	}
+	// Follow the deepest branch down to the level past the bound, naming it.
+	key, line := "", 0
+	n := doc
+	for level := 0; level <= MaxDepth; {
+		switch n.Kind {
+		case yamlv3.DocumentNode:
+			n = n.Content[0]
+			continue
+		case yamlv3.AliasNode:
+			n = n.Alias
+			continue
+		}
+		line = n.Line
+		want := s.height[n] - 1
+		for i, c := range n.Content {
+			if s.height[c] != want {
+				continue
+			}
+			switch {
+			case n.Kind == yamlv3.SequenceNode:
+				key += fmt.Sprintf("[%d]", i)
+			case i%2 == 1 && key == "":
+				key = n.Content[i-1].Value
+			case i%2 == 1:
+				key += "." + n.Content[i-1].Value
+			default:
+				key += ".?" // a key that is itself a mapping or a list
+			}
+			n = c
+			break
+		}
+		level++
+	}
+	return fmt.Sprintf("line %d: %s nests mappings and lists more than %d levels deep", line, clip(key), MaxDepth)
 }
 
 // loadEnv merges the ULAN_* entries of environ.
@@ -255,7 +457,7 @@ func (l *loader) misplaced(key string, v any, origin string) {
 	if s := suggest(key); s != "" {
 		msg += " (did you mean " + s + "?)"
 	}
-	l.add(key, origin, msg)
+	l.add(clip(key), origin, msg) // clipped: a pasted blob as a key would flood the list
 }
 
 // finish decodes ko into a Config and validates it.
@@ -336,7 +538,7 @@ func (l *loader) decode() Config {
 // drops the offending text from time.ParseDuration's error, so that message is rebuilt.
 func decodeMessage(k kind, v any, err error) string {
 	if k == kindDuration {
-		return fmt.Sprintf("%q is not a duration (use a value such as 30s, 2m or 1h30m)", fmt.Sprint(v))
+		return fmt.Sprintf("%q is not a duration (use a value such as 30s, 2m or 1h30m)", clip(fmt.Sprint(v)))
 	}
 	var de *mapstructure.DecodeError
 	if errors.As(err, &de) && de.Unwrap() != nil {
@@ -440,7 +642,7 @@ func toInt(v any) (any, error) {
 		if n, err := strconv.Atoi(strings.TrimSpace(rv.String())); err == nil {
 			return n, nil
 		}
-		return nil, fmt.Errorf("%q is not an integer", v)
+		return nil, fmt.Errorf("%q is not an integer", clip(rv.String()))
 	default:
 		return nil, fmt.Errorf("expected an integer, got %s", describe(v))
 	}
@@ -468,6 +670,10 @@ func scalarText(v any) (string, bool) {
 
 // describe names the shape of a value from a source, for problems.
 func describe(v any) string {
+	if _, ok := v.(time.Time); ok {
+		// YAML reads an unquoted 2025-01-02 as a timestamp.
+		return "a timestamp (quote it to make it a string)"
+	}
 	switch reflect.ValueOf(v).Kind() {
 	case reflect.Invalid:
 		return "nothing"
@@ -489,6 +695,9 @@ func describe(v any) string {
 
 // suggest returns the known key that an unknown one was most likely meant to be, or "".
 func suggest(key string) string {
+	if len(key) > 128 {
+		return "" // no key is this long, and measuring the distance would take long
+	}
 	best, bestDist := "", 3 // a typo is at most two edits
 	var sameName []string
 	for _, lf := range leaves {

@@ -85,6 +85,11 @@ func readModuleCached(path string) ([]byte, string, error) {
 // readModule reads a module file. Only a regular file is read (a FIFO would block, a
 // device could be endless), and only up to maxModuleBytes.
 func readModule(path string) ([]byte, error) {
+	// Checked before opening too: opening a FIFO blocks until a writer comes, and
+	// with it the reload (and every reload after it).
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, pathErr(err))

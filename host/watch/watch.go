@@ -580,8 +580,20 @@ type fingerprint struct {
 // process, so no file can be crafted to collide.
 var fingerprintSeed = maphash.MakeSeed()
 
-// fingerprintOf reads path, following symlinks.
+// fingerprintOf reads path, following symlinks. Only a regular file is read: opening a
+// FIFO would block the Watcher until a writer came, and a device such as /dev/zero
+// would never end; such a path's fingerprint is an error, which counts as a change when
+// it appears and when it goes.
 func fingerprintOf(path string) fingerprint {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fingerprint{missing: true}
+	case err != nil:
+		return fingerprint{err: err.Error()}
+	case !fi.Mode().IsRegular():
+		return fingerprint{err: fmt.Sprintf("%s is not a regular file (%v)", path, fi.Mode().Type())}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
