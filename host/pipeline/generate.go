@@ -144,8 +144,9 @@ func (p *Pipeline) checkModel(name string) error {
 }
 
 // encode tokenizes text with the selection's tokenizer plugin, or the
-// model's tokenizer (also when the plugin fails under fallback).
-func (p *Pipeline) encode(ctx context.Context, tp *generation.Plugin, text string, flags hf.Flags) ([]int32, error) {
+// model's tokenizer (also when the plugin fails under fallback, which adds
+// the fallback's annotation to notes).
+func (p *Pipeline) encode(ctx context.Context, tp *generation.Plugin, text string, flags hf.Flags, notes *[]*ulanv1.Annotation) ([]int32, error) {
 	tok := p.m.Tokenizer
 	if tp != nil {
 		vocab := maxVocab
@@ -156,9 +157,11 @@ func (p *Pipeline) encode(ctx context.Context, tp *generation.Plugin, text strin
 		if err == nil {
 			return ids, nil
 		}
-		if err := p.pluginFailed(tp, err); err != nil {
+		note, err := p.tokenizerFailed(tp, "tokenized the prompt", err)
+		if err != nil {
 			return nil, err
 		}
+		*notes = append(*notes, note)
 	}
 	if tok == nil {
 		return nil, errNoTokenizer
@@ -186,6 +189,7 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 		return err
 	}
 	var prompt []int32
+	var notes []*ulanv1.Annotation
 	from := "prompt"
 	if len(req.GetPromptTokenIds()) > 0 {
 		from = "prompt_token_ids"
@@ -202,7 +206,7 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 			flags |= hf.AddSpecial
 		}
 		tctx, span := p.tokenizeSpan(ctx, pluginID(sel.tokenizer), len(req.GetPrompt()))
-		prompt, err = p.encode(tctx, sel.tokenizer, req.GetPrompt(), flags)
+		prompt, err = p.encode(tctx, sel.tokenizer, req.GetPrompt(), flags, &notes)
 		endSpan(span, err)
 		if err != nil {
 			return err
@@ -211,7 +215,7 @@ func (p *Pipeline) Generate(ctx context.Context, req *ulanv1.GenerateRequest, ou
 			return &api.FieldError{Field: "prompt", Reason: "encodes to no tokens; set add_special_tokens to start from the beginning-of-sequence token"}
 		}
 	}
-	return p.run(ctx, job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, from: from}, out)
+	return p.run(ctx, job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, from: from, notes: notes}, out)
 }
 
 // Chat renders a conversation with the model's chat format, generates the
@@ -237,13 +241,18 @@ func (p *Pipeline) Chat(ctx context.Context, req *ulanv1.ChatRequest, out api.St
 		return err
 	}
 	var text string
+	var notes []*ulanv1.Annotation
 	served := false
 	if tp := sel.tokenizer; tp != nil {
 		text, err = tp.Runtime.Chat(ctx, chat)
 		if err == nil {
 			served = true
-		} else if err := p.pluginFailed(tp, err); err != nil {
-			return err
+		} else {
+			note, err := p.tokenizerFailed(tp, "rendered the chat prompt", err)
+			if err != nil {
+				return err
+			}
+			notes = append(notes, note)
 		}
 	}
 	if !served {
@@ -252,13 +261,13 @@ func (p *Pipeline) Chat(ctx context.Context, req *ulanv1.ChatRequest, out api.St
 		}
 	}
 	tctx, span := p.tokenizeSpan(ctx, pluginID(sel.tokenizer), len(text))
-	prompt, err := p.encode(tctx, sel.tokenizer, text, hf.ParseSpecial)
+	prompt, err := p.encode(tctx, sel.tokenizer, text, hf.ParseSpecial, &notes)
 	endSpan(span, err)
 	if err != nil {
 		return err
 	}
 	j := job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, chat: true, from: "messages", parse: parse,
-		reasoning: strings.HasSuffix(text, chatfmt.ThinkOpen)}
+		reasoning: strings.HasSuffix(text, chatfmt.ThinkOpen), notes: notes}
 	return p.run(ctx, j, out)
 }
 
@@ -329,6 +338,10 @@ type job struct {
 	from      string
 	parse     chatparse.Format
 	reasoning bool // the prompt opened the reasoning channel
+	// notes are the request's annotations from before generation (a
+	// tokenizer plugin's fallback), which every choice's final message
+	// carries.
+	notes []*ulanv1.Annotation
 }
 
 // choice is one choice's state shared between the scheduler's loop (which
@@ -805,7 +818,8 @@ func (w *writer) finish(ctx context.Context, ev scheduler.Event) error {
 	fin.Timings = w.timings()
 	fin.Annotations = w.annotations()
 	w.p.m.Metrics.Tokens(len(w.j.prompt), w.tokens)
-	w.p.countFallbacks(w.j.sel, fin.Annotations)
+	// The request's own notes come first, and were counted as they happened.
+	w.p.countFallbacks(w.j.sel, fin.Annotations[len(w.j.notes):])
 	w.finishReason = fin.FinishReason.String()
 	fin.Index = w.index
 	return w.out.Finish(fin)
@@ -861,6 +875,9 @@ func (sel *selection) loadedBy(id string) uint64 {
 // hooks.
 func (w *writer) annotations() []*ulanv1.Annotation {
 	var out []*ulanv1.Annotation
+	for _, n := range w.j.notes {
+		out = append(out, &ulanv1.Annotation{Kind: n.Kind, Source: n.Source, Message: n.Message})
+	}
 	for _, n := range w.c.takeNotes() {
 		out = append(out, &ulanv1.Annotation{Kind: n.Kind, Source: n.Source, Message: n.Message})
 	}

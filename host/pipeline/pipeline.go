@@ -139,11 +139,20 @@ func pipelineTokenizer(g *generation.Generation, name string) (*generation.Plugi
 // under fallback the model's own tokenizer serves it (nil), under
 // fail_closed the request fails.
 func (p *Pipeline) pluginFailed(tp *generation.Plugin, err error) error {
+	_, err = p.tokenizerFailed(tp, "", err)
+	return err
+}
+
+// tokenizerFailed is pluginFailed with the annotation a streamed response
+// carries for a fallback, which says what the model's tokenizer did
+// instead (what: "tokenized the prompt", …).
+func (p *Pipeline) tokenizerFailed(tp *generation.Plugin, what string, err error) (*ulanv1.Annotation, error) {
 	if tp.Policy == generation.Fallback && p.m.Tokenizer != nil {
 		p.m.Metrics.FallbackTaken(tp.ID, tp.LoadedBy)
-		return nil
+		return &ulanv1.Annotation{Kind: ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, Source: tp.ID,
+			Message: fmt.Sprintf("tokenizer plugin %s failed (%v); the model's tokenizer %s", tp.ID, err, what)}, nil
 	}
-	return fmt.Errorf("tokenizer plugin %s failed (%s): %w", tp.ID, tp.Policy, err)
+	return nil, fmt.Errorf("tokenizer plugin %s failed (%s): %w", tp.ID, tp.Policy, err)
 }
 
 // Tokenize encodes text with the model's tokenizer, with each token's

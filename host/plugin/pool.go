@@ -50,6 +50,11 @@ type pool struct {
 	lent         int // instances lent to a derived plugin and not yet replaced
 	backoff      time.Duration
 	wg           sync.WaitGroup
+	// stop ends replacements under way (an instantiation, or a backoff's
+	// wait) when the pool closes: close waits for them, and must not wait
+	// out a ulan_init that hangs until its deadline, again and again.
+	stop   context.Context
+	cancel context.CancelFunc
 }
 
 // maxInstances bounds a plugin's instances, pooled and extra: a server holds
@@ -66,6 +71,7 @@ const (
 // ones as it lacks.
 func newPool(ctx context.Context, p *Plugin, ready ...*instance) (*pool, error) {
 	pl := &pool{p: p, idle: make(chan *instance, p.cfg.PoolSize), size: p.cfg.PoolSize, backoff: minBackoff}
+	pl.stop, pl.cancel = context.WithCancel(context.Background())
 	for _, m := range ready {
 		pl.idle <- m
 	}
@@ -259,12 +265,12 @@ func (pl *pool) discard(m *instance) {
 func (pl *pool) replace() {
 	defer pl.wg.Done()
 	for {
-		m, err := pl.p.instantiate(context.Background())
+		m, err := pl.p.instantiate(pl.stop)
 		pl.mu.Lock()
 		if pl.closed {
 			pl.mu.Unlock()
 			if m != nil {
-				_ = m.Close(context.Background())
+				pl.p.closeInstance(m)
 			}
 			return
 		}
@@ -279,7 +285,11 @@ func (pl *pool) replace() {
 		pl.backoff = min(2*pl.backoff, maxBackoff)
 		pl.mu.Unlock()
 		pl.p.log.Warn("plugin instance could not be replaced; retrying", "err", err, "in", wait)
-		time.Sleep(wait)
+		select {
+		case <-time.After(wait):
+		case <-pl.stop.Done():
+			return
+		}
 	}
 }
 
@@ -295,6 +305,7 @@ func (pl *pool) close() {
 	pl.mu.Lock()
 	pl.closed = true
 	pl.mu.Unlock()
+	pl.cancel()
 	pl.wg.Wait()
 	for {
 		select {

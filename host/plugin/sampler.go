@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -106,6 +107,10 @@ const (
 // all of them with one call.
 type SamplerBatch struct {
 	*pinned
+	// live holds the handles of the sequences open in the instance: a
+	// handle smp_open gives twice would mix two sequences' histories
+	// (history) and close both at once.
+	live map[int64]bool
 }
 
 // Arena layout (sdk/ABI.md §6.2).
@@ -125,7 +130,7 @@ func (p *Plugin) OpenSamplerBatch(ctx context.Context) (*SamplerBatch, error) {
 		p.observe("smp_open", start, &err)
 		return nil, err
 	}
-	return &SamplerBatch{pinned: x}, nil
+	return &SamplerBatch{pinned: x, live: map[int64]bool{}}, nil
 }
 
 // Open starts a sequence with the request's sampling parameters (JSON).
@@ -141,13 +146,24 @@ func (b *SamplerBatch) Open(ctx context.Context, params []byte) (_ int64, err er
 	if err != nil {
 		return 0, err
 	}
-	b.ok()
-	if h := int64(res[0]); h < 0 {
-		return 0, b.statusError("smp_open", -h)
-	} else {
-		return h, nil
+	h := int64(res[0])
+	if b.live[h] {
+		return 0, b.reject(fmt.Errorf("plugin %s: smp_open returned handle %d, which an open sequence already has", b.p.cfg.ID, h))
 	}
+	b.ok()
+	if h < 0 {
+		return 0, b.statusError("smp_open", -h)
+	}
+	b.live[h] = true
+	return h, nil
 }
+
+// Refuse gives up the batch's instance after an answer the caller found
+// breaks the ABI's contract where the plugin cannot see it (a row that holds
+// the whole vocabulary asking to widen): it counts as the plugin's failure,
+// as the answers Step refuses do, and later calls on the batch fail. It
+// returns err, marked as a refused output.
+func (b *SamplerBatch) Refuse(err error) error { return b.reject(err) }
 
 // Step runs the plugin over every row at once and returns its outputs. The
 // output logits are copies; a selector's token is checked to be one of the
@@ -219,34 +235,76 @@ func (b *SamplerBatch) Step(ctx context.Context, rows []SamplerRow) (_ []Sampler
 	out := make([]SamplerOutput, len(rows))
 	for i, r := range rows {
 		rec := arena[smpHeader+i*smpRow:]
-		tok := int32(le.Uint32(rec[28:]))
-		switch tok {
-		case widenToken:
-			out[i] = SamplerOutput{Token: -1, Widen: true}
-			continue
-		case keepAllToken:
-			t := math.Float32frombits(le.Uint32(rec[24:]))
-			if !(t > 0) || math.IsInf(float64(t), 1) {
-				return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: keep-all temperature %v (want positive and finite)", b.p.cfg.ID, i, t))
-			}
-			out[i] = SamplerOutput{Token: -1, KeepAll: true, Temperature: t}
-			continue
-		}
-		o := SamplerOutput{Token: tok, Logits: make([]float32, len(r.IDs))}
-		for j := range o.Logits {
-			v := math.Float32frombits(le.Uint32(arena[outs+4*(i*k+j):]))
-			if v != v {
-				return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: NaN logit for candidate %d", b.p.cfg.ID, i, r.IDs[j]))
-			}
-			o.Logits[j] = v
-		}
-		if o.Token != -1 && !slices.Contains(r.IDs, o.Token) {
-			return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: token %d is not one of the row's candidates", b.p.cfg.ID, i, o.Token))
+		o, err := samplerOutput(r, le.Uint32(rec[28:]), le.Uint32(rec[24:]), arena[outs+4*i*k:])
+		if err != nil {
+			return nil, b.reject(fmt.Errorf("plugin %s: smp_step: row %d: %w", b.p.cfg.ID, i, err))
 		}
 		out[i] = o
 	}
 	b.ok()
 	return out, nil
+}
+
+// samplerOutput checks and decodes a row's answer: its out_token, the
+// word in its lse field (a keep-all temperature) and its output logits
+// (outs, little-endian f32, at least len(r.IDs) of them). The host's own
+// stage (banned and disallowed tokens, min_tokens, at −Inf) holds whatever
+// the plugin does (sdk/ABI.md §6.2): a candidate at −Inf stays at −Inf in
+// a processor's answer, and a selector may not choose one. An answer that
+// would leave the host nothing to draw from — a +Inf logit, every candidate
+// dropped, a keep-all temperature so small that the row's best logit
+// divided by it overflows — is refused like a NaN, so that it counts as the
+// plugin's failure instead of failing the choice in the draw.
+func samplerOutput(r SamplerRow, token, temp uint32, outs []byte) (SamplerOutput, error) {
+	le := binary.LittleEndian
+	best := float32(math.Inf(-1)) // the row's best candidate logit
+	for _, v := range r.Logits {
+		best = max(best, v)
+	}
+	live := best > float32(math.Inf(-1)) // the row has a candidate to draw
+	switch tok := int32(token); tok {
+	case widenToken:
+		return SamplerOutput{Token: -1, Widen: true}, nil
+	case keepAllToken:
+		t := math.Float32frombits(temp)
+		if !(t > 0) || math.IsInf(float64(t), 1) {
+			return SamplerOutput{}, fmt.Errorf("keep-all temperature %v (want positive and finite)", t)
+		}
+		if s := best / t; live && math.IsInf(float64(s), 0) {
+			return SamplerOutput{}, fmt.Errorf("keep-all temperature %v takes the best logit %v to %v", t, best, s)
+		}
+		return SamplerOutput{Token: -1, KeepAll: true, Temperature: t}, nil
+	}
+	o := SamplerOutput{Token: int32(token), Logits: make([]float32, len(r.IDs))}
+	finite := false
+	for j := range o.Logits {
+		v := math.Float32frombits(le.Uint32(outs[4*j:]))
+		switch {
+		case v != v:
+			return SamplerOutput{}, fmt.Errorf("NaN logit for candidate %d", r.IDs[j])
+		case math.IsInf(float64(v), 1):
+			return SamplerOutput{}, fmt.Errorf("+Inf logit for candidate %d", r.IDs[j])
+		case math.IsInf(float64(r.Logits[j]), -1):
+			v = float32(math.Inf(-1)) // banned by the host's stage, whatever the plugin says
+		}
+		o.Logits[j] = v
+		finite = finite || !math.IsInf(float64(v), -1)
+	}
+	if o.Token != -1 {
+		j := slices.Index(r.IDs, o.Token)
+		switch {
+		case j < 0:
+			return SamplerOutput{}, fmt.Errorf("token %d is not one of the row's candidates", o.Token)
+		case math.IsInf(float64(r.Logits[j]), -1):
+			return SamplerOutput{}, fmt.Errorf("token %d is a candidate the host's stage dropped (its logit is -Inf)", o.Token)
+		case math.IsInf(float64(o.Logits[j]), -1):
+			return SamplerOutput{}, fmt.Errorf("token %d was selected with an output logit of -Inf", o.Token)
+		}
+	}
+	if live && !finite {
+		return SamplerOutput{}, errors.New("every candidate's output logit is -Inf: nothing is left to draw")
+	}
+	return o, nil
 }
 
 // CloseSequence ends a sequence (smp_close).
@@ -256,6 +314,7 @@ func (b *SamplerBatch) CloseSequence(ctx context.Context, h int64) (err error) {
 	defer cancel()
 	_, err = b.call(ctx, "smp_close", uint64(h))
 	b.forgetSequence(h)
+	delete(b.live, h)
 	if err == nil {
 		b.ok()
 	}

@@ -92,8 +92,8 @@ func (p *Plugin) callPacked(ctx context.Context, inst *instance, export string, 
 		if err != nil {
 			return nil, err
 		}
-		defer free()
 		params = append(params, uint64(ptr), uint64(len(input)))
+		return freeAfter(free, func() ([]byte, error) { return p.callPacked(ctx, inst, export, nil, append(params, extra...)...) })
 	}
 	res, err := p.callOn(ctx, inst, export, append(params, extra...))
 	if err != nil {
@@ -271,13 +271,30 @@ func (p *Plugin) callPackedCount(ctx context.Context, inst *instance, export str
 	if err != nil {
 		return nil, err
 	}
-	defer free()
-	return p.callPacked(ctx, inst, export, nil, append([]uint64{uint64(ptr), count}, extra...)...)
+	return freeAfter(free, func() ([]byte, error) {
+		return p.callPacked(ctx, inst, export, nil, append([]uint64{uint64(ptr), count}, extra...)...)
+	})
+}
+
+// freeAfter runs call, then frees its input with free (ulan_free) unless
+// the call failed at the wasm level — the instance is then discarded, and a
+// second call into it would count its failure twice. A ulan_free that fails
+// fails the call, so that withInstance discards the instance instead of
+// pooling one that trapped.
+func freeAfter(free func() error, call func() ([]byte, error)) ([]byte, error) {
+	out, err := call()
+	if ce := (*CallError)(nil); errors.As(err, &ce) {
+		return nil, err
+	}
+	if ferr := free(); ferr != nil {
+		return nil, ferr
+	}
+	return out, err
 }
 
 // input copies bytes into a fresh ulan_alloc buffer of the instance and
-// returns its address and the func that frees it.
-func (p *Plugin) input(ctx context.Context, inst *instance, b []byte) (uint32, func(), error) {
+// returns its address and the func that frees it (see freeAfter).
+func (p *Plugin) input(ctx context.Context, inst *instance, b []byte) (uint32, func() error, error) {
 	res, err := p.callOn(ctx, inst, "ulan_alloc", []uint64{uint64(max(len(b), 1))})
 	if err != nil {
 		return 0, nil, err
@@ -286,5 +303,5 @@ func (p *Plugin) input(ctx context.Context, inst *instance, b []byte) (uint32, f
 	if ptr == 0 || !inst.mod.Memory().Write(ptr, b) {
 		return 0, nil, fmt.Errorf("plugin %s: %w: ulan_alloc gave no usable buffer", p.cfg.ID, errBadOutput)
 	}
-	return ptr, func() { _, _ = p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}) }, nil
+	return ptr, func() error { _, err := p.callOn(ctx, inst, "ulan_free", []uint64{uint64(ptr)}); return err }, nil
 }

@@ -93,9 +93,14 @@ type Seq struct {
 	native   *standard.Policy
 	openJSON []byte
 	plugin   *generation.Plugin
-	handle   int64 // the plugin's sequence handle; 0 until opened
+	handle   int64 // the plugin's sequence handle, when opened
+	opened   bool  // the plugin has the sequence open (any handle, 0 included)
 	fallback bool  // the plugin failed; native serves from now on
-	readsLSE bool  // the plugin has asked for a row's log-sum-exp
+	// lost is why the plugin lost the sequence between its steps (its
+	// instance failed serving another choice's row or call): the choice
+	// follows the plugin's failure policy at its next step.
+	lost     error
+	readsLSE bool // the plugin has asked for a row's log-sum-exp
 	notes    []Note
 	trace    trace.Span // the request's recording span; nil when untraced
 }

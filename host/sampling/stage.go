@@ -540,6 +540,18 @@ func (r *row) runNative() {
 // plugin's failure policy: the standard policy serves it from then on
 // (annotated), or the choice ends.
 func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*row) {
+	// A choice whose sequence went with an instance that failed since its
+	// last step follows the policy now, as the rows of the failed call did.
+	rows = slices.DeleteFunc(rows, func(r *row) bool {
+		if r.s.lost == nil {
+			return false
+		}
+		r.pluginFailed(p, r.s.lost)
+		return true
+	})
+	if len(rows) == 0 {
+		return
+	}
 	b, err := st.batch(ctx, p)
 	if err == nil {
 		err = b.openAll(ctx, rows)
@@ -554,14 +566,24 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 		if outs, err = b.b.Step(ctx, in); err != nil {
 			break
 		}
+		// A row that holds the whole vocabulary cannot widen: asking is the
+		// plugin's failure (sdk/ABI.md §6.2), which its policy answers for
+		// the step's rows, as for an answer Step refuses.
+		for i, r := range rows {
+			if outs[i].Widen && r.k >= r.s.vocab {
+				err = b.b.Refuse(fmt.Errorf("plugin %s: smp_step: row %d: asked to widen a row that holds the whole vocabulary of %d tokens", p.ID, i, r.s.vocab))
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
 		var again []*row
 		for i, r := range rows {
 			o := outs[i]
 			if o.Widen {
 				if r.widen() {
 					again = append(again, r)
-				} else if r.err == nil {
-					r.err = fmt.Errorf("sampler plugin %s asked for more candidates than the vocabulary has", p.ID)
 				}
 				continue
 			}
@@ -577,15 +599,15 @@ func (st *Stage) runPlugin(ctx context.Context, p *generation.Plugin, rows []*ro
 	if err == nil {
 		return
 	}
-	st.drop(ctx, p)
 	for _, r := range rows {
 		r.pluginFailed(p, err)
 	}
+	st.drop(ctx, p, err)
 }
 
 // pluginFailed applies the plugin's failure policy to one row.
 func (r *row) pluginFailed(p *generation.Plugin, err error) {
-	r.s.handle = 0
+	r.s.handle, r.s.opened, r.s.lost = 0, false, nil
 	if p.Policy != generation.Fallback {
 		r.err = fmt.Errorf("sampler plugin %s failed (fail_closed): %w", p.ID, err)
 		return
@@ -615,7 +637,7 @@ func (st *Stage) batch(ctx context.Context, p *generation.Plugin) (*batch, error
 // each its history.
 func (b *batch) openAll(ctx context.Context, rows []*row) error {
 	for _, r := range rows {
-		if r.s.handle != 0 {
+		if r.s.opened {
 			continue
 		}
 		octx := ctx
@@ -626,7 +648,7 @@ func (b *batch) openAll(ctx context.Context, rows []*row) error {
 		if err != nil {
 			return err
 		}
-		r.s.handle = h
+		r.s.handle, r.s.opened = h, true
 		b.seqs[r.s] = true
 		if err := b.b.Record(h, r.s.history...); err != nil {
 			return err
@@ -635,23 +657,29 @@ func (b *batch) openAll(ctx context.Context, rows []*row) error {
 	return nil
 }
 
-// drop gives up a failed plugin's instance; its choices lose their
-// handles.
-func (st *Stage) drop(ctx context.Context, p *generation.Plugin) {
+// drop gives up a plugin's instance; its choices lose their sequences. When
+// the instance failed (err is not nil), each choice still open in it
+// follows the plugin's failure policy at its next step (Seq.lost): its
+// state in the plugin went with the instance, and a sequence opened afresh
+// would carry on without it, unannounced.
+func (st *Stage) drop(ctx context.Context, p *generation.Plugin, err error) {
 	b := st.batches[p]
 	if b == nil {
 		return
 	}
 	delete(st.batches, p)
 	for s := range b.seqs {
-		s.handle = 0
+		if s.opened && err != nil && !s.fallback {
+			s.lost = err
+		}
+		s.handle, s.opened = 0, false
 	}
 	b.b.Close(ctx)
 }
 
 // record tells a choice's plugin the token the host chose.
 func (st *Stage) record(ctx context.Context, s *Seq, tok int32) {
-	if s.handle == 0 || s.plugin == nil {
+	if !s.opened || s.plugin == nil {
 		return
 	}
 	b := st.batches[s.plugin]
@@ -659,8 +687,17 @@ func (st *Stage) record(ctx context.Context, s *Seq, tok int32) {
 		return
 	}
 	if err := b.b.Record(s.handle, tok); err != nil {
-		st.drop(ctx, s.plugin)
-		s.fallback = s.plugin.Policy == generation.Fallback
+		// The plugin can no longer see this choice's history: the choice
+		// follows the policy at its next step; the batch's others go on.
+		h := s.handle
+		delete(b.seqs, s)
+		s.handle, s.opened, s.lost = 0, false, err
+		if b.b.CloseSequence(ctx, h) != nil {
+			st.drop(ctx, s.plugin, err)
+		} else if len(b.seqs) == 0 {
+			delete(st.batches, s.plugin)
+			b.b.Close(ctx)
+		}
 	}
 }
 
@@ -677,9 +714,10 @@ func (st *Stage) Release(ctx context.Context, s *Seq) {
 		return
 	}
 	delete(b.seqs, s)
-	if s.handle != 0 {
+	if s.opened {
+		s.opened = false
 		if err := b.b.CloseSequence(ctx, s.handle); err != nil {
-			st.drop(ctx, s.plugin)
+			st.drop(ctx, s.plugin, err)
 			return
 		}
 		s.handle = 0
@@ -695,7 +733,7 @@ func (st *Stage) Close(ctx context.Context) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for p := range st.batches {
-		st.drop(ctx, p)
+		st.drop(ctx, p, nil)
 	}
 }
 

@@ -5,6 +5,7 @@
 ;;   h  an output of 256 MiB, beyond the host's bound
 ;;   o  an output outside its memory
 ;;   d  3 bytes, not a whole number of ids
+;;   F  byte by byte, but the ulan_free that follows traps
 ;; and encodes anything else byte by byte. tok_decode writes the low byte of
 ;; each id, so [0xff] decodes to invalid UTF-8. ulan_alloc hands out the one
 ;; buffer at 16384 (the host allocates one input per call); outputs are
@@ -18,7 +19,9 @@
     (if (result i32) (i32.le_u (local.get $n) (i32.const 32768))
       (then (i32.const 16384))
       (else (i32.const 0))))
-  (func (export "ulan_free") (param i32))
+  (global $trapfree (mut i32) (i32.const 0))
+  (func (export "ulan_free") (param i32)
+    (if (global.get $trapfree) (then unreachable)))
   (func (export "ulan_init") (param i32 i32) (result i32) (i32.const 0))
   (func $pack (param $ptr i32) (param $len i32) (result i64)
     (i64.or
@@ -53,7 +56,9 @@
         (if (i32.eq (local.get $c) (i32.const 111)) ;; o
           (then (return (call $pack (i32.const 0x7fff0000) (i32.const 4)))))
         (if (i32.eq (local.get $c) (i32.const 100)) ;; d
-          (then (return (call $pack (i32.const 65536) (i32.const 3)))))))
+          (then (return (call $pack (i32.const 65536) (i32.const 3)))))
+        (if (i32.eq (local.get $c) (i32.const 70)) ;; F
+          (then (global.set $trapfree (i32.const 1))))))
     (block $done
       (loop $l
         (br_if $done (i32.ge_u (local.get $i) (local.get $len)))

@@ -1,0 +1,99 @@
+package pipeline_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu"
+	"github.com/ulan-ai/ulan/engine/gguf"
+	"github.com/ulan-ai/ulan/engine/testmodel"
+	"github.com/ulan-ai/ulan/host/config"
+	"github.com/ulan-ai/ulan/host/generation"
+	"github.com/ulan-ai/ulan/host/pipeline"
+	"github.com/ulan-ai/ulan/host/plugin"
+	"github.com/ulan-ai/ulan/host/tokenizer"
+
+	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
+)
+
+// finishes is an api.Stream that keeps each choice's final message.
+type finishes struct {
+	mu  sync.Mutex
+	fin []*ulanv1.Finished
+}
+
+func (s *finishes) Start(*ulanv1.Started) error { return nil }
+func (s *finishes) Delta(*ulanv1.Delta) error   { return nil }
+func (s *finishes) Finish(f *ulanv1.Finished) error {
+	s.mu.Lock()
+	s.fin = append(s.fin, f)
+	s.mu.Unlock()
+	return nil
+}
+
+// TestTokenizerFallbackIsAnnotated: a tokenizer plugin that fails under
+// fallback leaves the prompt to the model's tokenizer, and every choice's
+// final message says so; under fail_closed the request fails naming it.
+func TestTokenizerFallbackIsAnnotated(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-pipeline-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.TinyV3().WriteFile(path, 1))
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	b := cpu.New(cpu.WithThreads(1))
+	m, err := engine.LoadGGUF(f, b)
+	require.NoError(t, err)
+	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: 16 << 20})
+	require.NoError(t, err)
+	tok, err := tokenizer.FromGGUF(f)
+	require.NoError(t, err)
+
+	bad, err := os.ReadFile("../plugin/testdata/badtok.wasm")
+	require.NoError(t, err)
+	bad, err = plugin.EmbedManifest(bad, []byte(`{"abi":1,"name":"badtok","version":"0.1.0","kind":"tokenizer"}`))
+	require.NoError(t, err)
+	ctx := context.Background()
+	gen, err := generation.Build(ctx, config.Config{
+		Plugins: []config.Plugin{
+			{ID: "bad-fallback", Module: "builtin:badtok", FailurePolicy: "fallback", PoolSize: 1, Config: map[string]any{"tokenizer_json": map[string]any{}}},
+			{ID: "bad-closed", Module: "builtin:badtok", PoolSize: 1, Config: map[string]any{"tokenizer_json": map[string]any{}}},
+		},
+		Pipelines: []config.Pipeline{{Name: "fb", Tokenizer: "bad-fallback"}, {Name: "closed", Tokenizer: "bad-closed"}},
+	}, generation.Deps{Builtins: map[string][]byte{"badtok": bad}, InitTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	defer gen.Close(ctx)
+	p := pipeline.New(pipeline.Model{Name: "m", Runner: r, Tokenizer: tok, Generation: gen})
+	defer p.Close()
+
+	// badtok answers "n…" with id −1, which the host refuses.
+	out := &finishes{}
+	sp := &ulanv1.SamplingParams{Seed: u64(1), MaxTokens: i32(2), N: 2}
+	require.NoError(t, p.Generate(ctx, &ulanv1.GenerateRequest{Prompt: "nx", Sampling: sp, Plugins: &ulanv1.PluginSelection{Pipeline: "fb"}}, out))
+	require.Len(t, out.fin, 2)
+	for _, fin := range out.fin {
+		require.Len(t, fin.Annotations, 1)
+		a := fin.Annotations[0]
+		require.Equal(t, ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, a.Kind)
+		require.Equal(t, "bad-fallback", a.Source)
+		require.Contains(t, a.Message, "the model's tokenizer tokenized the prompt")
+	}
+	err = p.Generate(ctx, &ulanv1.GenerateRequest{Prompt: "nx", Sampling: sp, Plugins: &ulanv1.PluginSelection{Pipeline: "closed"}}, &finishes{})
+	require.ErrorContains(t, err, "tokenizer plugin bad-closed failed (fail_closed)")
+}
+
+func u64(v uint64) *uint64 { return &v }
+func i32(v int32) *int32   { return &v }
