@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ulan-ai/ulan/engine/kvcache"
@@ -176,52 +177,58 @@ func (r *Runner) Free(s *Sequence) {
 }
 
 // take checks work, gives its sequences the cache blocks (and state slots)
-// they need, and builds the step's batch. When the blocks do not fit it
-// fails with kvcache.ErrNoSpace and changes nothing. The caller holds r.mu.
-func (r *Runner) take(work []Work) (*Batch, error) {
-	b := &Batch{BlockSize: r.pool.BlockSize()}
+// they need, and builds the step's batch; undo gives them back, for a step
+// that fails after. When the blocks do not fit it fails with
+// kvcache.ErrNoSpace and changes nothing. The caller holds r.mu.
+func (r *Runner) take(work []Work) (b *Batch, undo func(), err error) {
+	b = &Batch{BlockSize: r.pool.BlockSize()}
 	ctxLen := r.model.Info().Context
 	need, slots := 0, 0
 	for i, w := range work {
 		switch {
 		case w.Seq == nil || w.Seq.freed:
-			return nil, fmt.Errorf("engine: work %d: sequence is freed", i)
+			return nil, nil, fmt.Errorf("engine: work %d: sequence is freed", i)
 		case len(w.Tokens) == 0:
-			return nil, fmt.Errorf("engine: work %d: no tokens", i)
+			return nil, nil, fmt.Errorf("engine: work %d: no tokens", i)
 		case ctxLen > 0 && w.Seq.n+len(w.Tokens) > ctxLen:
-			return nil, fmt.Errorf("%w: %d + %d tokens, context %d", ErrContextLength, w.Seq.n, len(w.Tokens), ctxLen)
+			return nil, nil, fmt.Errorf("%w: %d + %d tokens, context %d", ErrContextLength, w.Seq.n, len(w.Tokens), ctxLen)
 		}
 		for j := range i {
 			if work[j].Seq == w.Seq {
-				return nil, fmt.Errorf("engine: work %d: sequence appears twice in one step", i)
+				return nil, nil, fmt.Errorf("engine: work %d: sequence appears twice in one step", i)
 			}
 		}
 		if vocab := r.model.Info().Vocab; vocab > 0 {
 			for j, tok := range w.Tokens {
 				if tok < 0 || int(tok) >= vocab {
-					return nil, fmt.Errorf("engine: work %d: token %d: id %d outside the vocabulary of %d", i, j, tok, vocab)
+					return nil, nil, fmt.Errorf("engine: work %d: token %d: id %d outside the vocabulary of %d", i, j, tok, vocab)
 				}
 			}
 		}
-		need += r.pool.BlocksFor(w.Seq.n+len(w.Tokens)) - len(w.Seq.blocks)
+		need += max(0, r.pool.BlocksFor(w.Seq.n+len(w.Tokens))-len(w.Seq.blocks))
 		if w.Seq.state == nil && len(r.layout.State) > 0 {
 			need += r.stateN
 			slots++
 		}
 	}
 	if slots > len(r.slots) {
-		return nil, fmt.Errorf("%w: %d sequences need state, %d state slots free", kvcache.ErrNoSpace, slots, len(r.slots))
+		return nil, nil, fmt.Errorf("%w: %d sequences need state, %d state slots free", kvcache.ErrNoSpace, slots, len(r.slots))
 	}
 	fresh, err := r.pool.Alloc(need)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	taken := slices.Clone(fresh)
+	had := make([]int, len(work))       // blocks each sequence held before
+	newState := make([]bool, len(work)) // the sequence got its state slot here
 	for s, w := range work {
+		had[s] = len(w.Seq.blocks)
 		if w.Seq.state == nil && len(r.layout.State) > 0 {
 			w.Seq.state, fresh = fresh[:r.stateN:r.stateN], fresh[r.stateN:]
 			w.Seq.slot, r.slots = r.slots[len(r.slots)-1], r.slots[:len(r.slots)-1]
+			newState[s] = true
 		}
-		grow := r.pool.BlocksFor(w.Seq.n+len(w.Tokens)) - len(w.Seq.blocks)
+		grow := max(0, r.pool.BlocksFor(w.Seq.n+len(w.Tokens))-len(w.Seq.blocks))
 		w.Seq.blocks = append(w.Seq.blocks, fresh[:grow]...)
 		fresh = fresh[grow:]
 		b.Seqs = append(b.Seqs, BatchSeq{Blocks: w.Seq.blocks, State: w.Seq.slot})
@@ -236,7 +243,17 @@ func (r *Runner) take(work []Work) (*Batch, error) {
 			}
 		}
 	}
-	return b, nil
+	undo = func() {
+		for s, w := range work {
+			w.Seq.blocks = w.Seq.blocks[:had[s]]
+			if newState[s] {
+				r.slots = append(r.slots, w.Seq.slot)
+				w.Seq.state = nil
+			}
+		}
+		r.pool.Release(taken)
+	}
+	return b, undo, nil
 }
 
 // fillChunk is the most tokens Fill hands a model at once.
@@ -255,7 +272,7 @@ func (r *Runner) Fill(s *Sequence, n int, seed uint64) error {
 	defer r.mu.Unlock()
 	for done := 0; done < n; {
 		k := min(fillChunk, n-done)
-		b, err := r.take([]Work{{Seq: s, Tokens: make([]int32, k)}})
+		b, undo, err := r.take([]Work{{Seq: s, Tokens: make([]int32, k)}})
 		if err != nil {
 			return err
 		}
@@ -265,6 +282,7 @@ func (r *Runner) Fill(s *Sequence, n int, seed uint64) error {
 		err = ctx.Compute()
 		ctx.Close()
 		if err != nil {
+			undo()
 			return fmt.Errorf("engine: filling the cache: %w", err)
 		}
 		s.n += k
@@ -285,11 +303,19 @@ type Work struct {
 // Step appends each Work's tokens to its sequence and runs them through the
 // model in one forward pass. It returns, per Work, the logits of its last
 // token (or of all its tokens with AllLogits), as rows of vocabulary size.
-// The rows alias backend memory and stay valid until the next Step.
+// The rows alias backend memory and stay valid until the next Step. A Step
+// of no work does nothing and returns no rows.
 //
 // Cache blocks are taken before anything runs: if they do not fit, Step
-// fails with kvcache.ErrNoSpace and changes nothing.
-func (r *Runner) Step(work []Work) ([][]float32, error) {
+// fails with kvcache.ErrNoSpace and changes nothing. When the model or the
+// backend fails (an error, or a panic, which Step returns as an error), the
+// blocks and state slots the step took go back and no sequence grows, but
+// what the failed pass wrote in the sequences' cache rows and state is
+// undefined: free them rather than step them again.
+func (r *Runner) Step(work []Work) (rows [][]float32, err error) {
+	if len(work) == 0 {
+		return nil, nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctx != nil {
@@ -297,28 +323,37 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 		r.ctx = nil
 	}
 	r.tiles = r.tiles[:0]
-	b, err := r.take(work)
+	b, undo, err := r.take(work)
 	if err != nil {
 		return nil, err
 	}
 	ctx := r.b.NewContext()
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		if v := recover(); v != nil {
+			rows, err = nil, fmt.Errorf("engine: a step of %d sequences panicked: %v", len(work), v)
+		}
+		ctx.Close()
+		undo()
+		r.tiles = r.tiles[:0]
+	}()
 	logits := r.model.Forward(ctx, b, r.caches)
 	if err := ctx.Compute(logits); err != nil {
-		ctx.Close()
 		return nil, err
 	}
 	vals, err := ctx.Floats(logits)
 	if err != nil {
-		ctx.Close()
 		return nil, err
 	}
-	r.ctx = ctx
-	for _, w := range work {
-		w.Seq.n += len(w.Tokens)
-	}
 	vocab := len(vals) / len(b.Outputs)
+	if vocab == 0 || vocab*len(b.Outputs) != len(vals) {
+		return nil, fmt.Errorf("engine: the model gave %d logits for %d outputs", len(vals), len(b.Outputs))
+	}
 	tiles := ctx.TileMaxima(logits)
-	rows := make([][]float32, 0, len(work))
+	rows = make([][]float32, 0, len(work))
 	k := 0
 	for _, w := range work {
 		n := 1
@@ -333,6 +368,11 @@ func (r *Runner) Step(work []Work) ([][]float32, error) {
 		r.tiles = append(r.tiles, t)
 		k += n
 	}
+	for _, w := range work {
+		w.Seq.n += len(w.Tokens)
+	}
+	r.ctx = ctx
+	done = true
 	return rows, nil
 }
 

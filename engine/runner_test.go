@@ -101,3 +101,92 @@ func TestFillNeedsAFiller(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, r.Fill(r.NewSequence(), 4, 1), errors.ErrUnsupported)
 }
+
+// faultBackend fails the contexts' Compute with fail while it is set.
+type faultBackend struct {
+	engine.Backend
+	fail error
+}
+
+func (b *faultBackend) NewContext() engine.Context {
+	return &faultContext{Context: b.Backend.NewContext(), b: b}
+}
+
+type faultContext struct {
+	engine.Context
+	b *faultBackend
+}
+
+func (c *faultContext) Compute(outputs ...engine.Tensor) error {
+	if c.b.fail != nil {
+		return c.b.fail
+	}
+	return c.Context.Compute(outputs...)
+}
+
+// panicModel is stateModel whose Forward panics while panics is set.
+type panicModel struct {
+	stateModel
+	panics bool
+}
+
+func (m *panicModel) Forward(ctx engine.Context, b *engine.Batch, caches []engine.Tensor) engine.Tensor {
+	if m.panics {
+		panic("a bug in the model")
+	}
+	return m.stateModel.Forward(ctx, b, caches)
+}
+
+// TestRunnerFailedStepGivesBack: a step the backend fails, or the model
+// panics in, gives back the blocks and state slots it took and grows no
+// sequence, so the sequences can be stepped again with other tokens (which
+// used to allocate a negative count of blocks and panic) and freeing them
+// returns the whole cache.
+func TestRunnerFailedStepGivesBack(t *testing.T) {
+	m := &panicModel{}
+	b := &faultBackend{Backend: cpu.New(cpu.WithThreads(1))}
+	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, 2, 20, 0)})
+	require.NoError(t, err)
+	all := r.FreeTokens()
+	a, c := r.NewSequence(), r.NewSequence()
+	_, err = r.Step([]engine.Work{{Seq: a, Tokens: make([]int32, 5)}})
+	require.NoError(t, err)
+	used := all - r.FreeTokens()
+
+	errFail := errors.New("device lost")
+	b.fail = errFail
+	_, err = r.Step([]engine.Work{{Seq: a, Tokens: make([]int32, 15)}, {Seq: c, Tokens: make([]int32, 20)}})
+	require.ErrorIs(t, err, errFail)
+	require.Equal(t, all-used, r.FreeTokens(), "the failed step's blocks and c's state went back")
+	require.Equal(t, 5, a.Len())
+	require.Zero(t, c.Len())
+	require.Empty(t, r.TileMaxima())
+	b.fail = nil
+
+	m.panics = true
+	_, err = r.Step([]engine.Work{{Seq: c, Tokens: make([]int32, 20)}})
+	require.EqualError(t, err, "engine: a step of 1 sequences panicked: a bug in the model")
+	require.Equal(t, all-used, r.FreeTokens())
+	m.panics = false
+
+	rows, err := r.Step([]engine.Work{{Seq: a, Tokens: []int32{1}}, {Seq: c, Tokens: make([]int32, 3)}})
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	require.Equal(t, 6, a.Len())
+	require.Equal(t, 3, c.Len())
+	r.Free(a)
+	r.Free(c)
+	require.Equal(t, all, r.FreeTokens())
+}
+
+// TestRunnerEmptyStep: a step of no work runs nothing (it used to divide
+// by zero outputs).
+func TestRunnerEmptyStep(t *testing.T) {
+	m := &stateModel{}
+	r, err := engine.NewRunner(m, cpu.New(cpu.WithThreads(1)), engine.RunnerConfig{CacheBytes: engine.CacheBytes(m, 1, 16, 0)})
+	require.NoError(t, err)
+	rows, err := r.Step(nil)
+	require.NoError(t, err)
+	require.Empty(t, rows)
+	require.Empty(t, m.batches)
+}

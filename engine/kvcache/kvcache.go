@@ -22,6 +22,7 @@ type Pool struct {
 
 	mu   sync.Mutex
 	free []int32
+	held []bool // held[b]: block b is handed out
 }
 
 // NewPool returns a pool of blocks blocks of blockSize rows.
@@ -29,7 +30,7 @@ func NewPool(blocks, blockSize int) (*Pool, error) {
 	if blocks <= 0 || blockSize <= 0 {
 		return nil, fmt.Errorf("kv cache: %d blocks of %d rows", blocks, blockSize)
 	}
-	p := &Pool{blockSize: blockSize, total: blocks, free: make([]int32, blocks)}
+	p := &Pool{blockSize: blockSize, total: blocks, free: make([]int32, blocks), held: make([]bool, blocks)}
 	// Hand out low block numbers first, so a small workload touches little
 	// memory.
 	for i := range p.free {
@@ -64,18 +65,27 @@ func (p *Pool) Alloc(n int) ([]int32, error) {
 	got := make([]int32, n)
 	for i := range got {
 		got[i] = p.free[len(p.free)-1-i]
+		p.held[got[i]] = true
 	}
 	p.free = p.free[:len(p.free)-n]
 	return got, nil
 }
 
-// Release returns blocks to the pool. Releasing a block twice is a
-// programming error and panics, since it would let two sequences share rows.
+// Release returns blocks to the pool. Releasing a block that is not held
+// (twice, or one Alloc never gave) is a programming error and panics, since
+// the pool would then hand it to two sequences that would share rows; the
+// pool is left as it was.
 func (p *Pool) Release(blocks []int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.free)+len(blocks) > p.total {
-		panic("kvcache: more blocks released than the pool holds")
+	for i, b := range blocks {
+		if b < 0 || int(b) >= p.total || !p.held[b] {
+			for _, u := range blocks[:i] { // undo: the pool stays as it was
+				p.held[u] = true
+			}
+			panic(fmt.Sprintf("kvcache: block %d released but not held (%d blocks in the pool)", b, p.total))
+		}
+		p.held[b] = false
 	}
 	p.free = append(p.free, blocks...)
 }

@@ -5,8 +5,16 @@
 // all of them (DESIGN.md, "Engine → Scheduler").
 //
 // A request is admitted only when the KV cache can hold it to its end, so a
-// running sequence never fails a step for lack of cache space; the others
-// wait, first in first out, in a bounded queue.
+// running sequence never fails a step for lack of cache space and nothing
+// is ever preempted; the others wait, first in first out, in a bounded
+// queue (so a long request is not passed over by later short ones).
+//
+// A step the engine fails ends every sequence in that step with
+// FinishError and the step's error, its cache blocks freed: a model or
+// backend error or panic (engine.Runner.Step returns a panic as an error),
+// or kvcache.ErrNoSpace should the cache run out all the same, which only
+// another user of the runner can cause. Sequences the step left out (a
+// prefill the budget did not reach) and later requests go on.
 package scheduler
 
 import (
@@ -268,10 +276,15 @@ func (s *Scheduler) Close() {
 func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()
 	st := s.gauges
+	// The cache is read with the gauges, under s.mu: the loop raises the
+	// reservation (under s.mu) before a step takes blocks for it, and frees
+	// blocks before it lowers the reservation, so a snapshot taken whole
+	// never shows more cache used than reserved, nor blocks of sequences it
+	// does not count.
+	st.CacheFree = s.r.FreeTokens()
 	s.mu.Unlock()
 	st.Steps, st.PromptTokens, st.GeneratedTokens = s.steps.Load(), s.promptTokens.Load(), s.generatedTokens.Load()
 	st.CacheTokens = s.r.CacheTokens()
-	st.CacheFree = s.r.FreeTokens()
 	st.CacheUsed = st.CacheTokens - st.CacheFree
 	return st
 }

@@ -117,8 +117,9 @@ func (q *Seq) Queued() (d time.Duration, ok bool) {
 
 // Cancel ends the sequence with FinishCancelled at the next step (or takes
 // it out of the queue) and frees its cache blocks. Tokens not yet received
-// are dropped: Recv's next event is the final one. Cancel after the end
-// does nothing.
+// are dropped: Recv's next event is the final one, FinishCancelled even
+// when the sequence reached its end in the meantime. Cancel once the final
+// event is queued does nothing.
 func (q *Seq) Cancel() { q.stop(FinishCancelled) }
 
 // Stop is Cancel with FinishStop, for a caller that found the end itself (a
@@ -157,10 +158,16 @@ func (q *Seq) push(ev Event) {
 	q.notify()
 }
 
-// finish queues the final event.
+// finish queues the final event. A sequence asked to end by Cancel or Stop
+// ends as asked, whatever ended it in the meantime: the tokens since were
+// dropped, so "length" (fewer tokens than MaxTokens reached the client) or
+// a sampling error would misstate its end.
 func (q *Seq) finish(reason FinishReason, err error) {
 	q.stopWatch()
 	q.mu.Lock()
+	if q.ask != "" {
+		reason, err = q.ask, nil
+	}
 	q.events = append(q.events, Event{Finish: reason, Err: err})
 	q.over = true
 	q.mu.Unlock()
