@@ -7,7 +7,9 @@
 package team
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,9 @@ type section struct {
 	do   func(i int)
 	next atomic.Int64
 	done atomic.Int64
+	// panicked is the first piece's panic, which Run raises again on its
+	// caller once every piece is done.
+	panicked atomic.Pointer[PanicError]
 
 	// The caller parks on finished when others still run pieces after a
 	// short spin; the last piece closes it.
@@ -45,7 +50,7 @@ func (s *section) work() {
 		if i >= s.n {
 			return
 		}
-		s.do(int(i))
+		s.run(int(i))
 		if s.done.Add(1) == s.n {
 			s.mu.Lock()
 			if s.parked {
@@ -53,6 +58,44 @@ func (s *section) work() {
 			}
 			s.mu.Unlock()
 		}
+	}
+}
+
+// run runs piece i, keeping its panic (the first of the section's) for Run
+// to raise on its caller: on a helper goroutine nothing could recover it,
+// and the piece must still count as done, or the caller would wait for it
+// for ever.
+func (s *section) run(i int) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.panicked.CompareAndSwap(nil, &PanicError{Value: p, Stack: debug.Stack()})
+		}
+	}()
+	s.do(i)
+}
+
+// PanicError is what Run panics with when a piece panicked: the piece's
+// panic value and the stack of the goroutine it ran on (a helper's, maybe).
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error gives the panic value and the piece's stack.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("team: a piece panicked: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// raise panics with the section's first panic, if a piece panicked.
+func (s *section) raise() {
+	if p := s.panicked.Load(); p != nil {
+		panic(p)
 	}
 }
 
@@ -107,7 +150,11 @@ const spinFor = 100 * time.Microsecond
 // Run runs do(i) for every i in [0, n) on up to workers goroutines, this
 // one among them, and returns when all are done. One section at a time
 // has the team; another (another caller's, or one nested in a piece)
-// starts goroutines of its own, so Run never waits on the team.
+// starts goroutines of its own, so Run never waits on the team. When a
+// piece panics, the others still run, and Run then panics on its caller:
+// with a *PanicError (the first piece's value and stack, whichever
+// goroutine ran it) when the section was shared, as the piece itself
+// would when one worker runs them all.
 func Run(workers, n int, do func(i int)) {
 	if n <= 0 {
 		return
@@ -129,6 +176,7 @@ func Run(workers, n int, do func(i int)) {
 		}
 		s.work()
 		wg.Wait()
+		s.raise()
 		return
 	}
 	for len(team.helpers) < workers-1 {
@@ -142,6 +190,7 @@ func Run(workers, n int, do func(i int)) {
 	s.work()
 	s.wait() // the pieces others took may still be running
 	team.mu.Unlock()
+	s.raise()
 }
 
 // give hands h the section s.

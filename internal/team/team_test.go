@@ -1,6 +1,8 @@
 package team
 
 import (
+	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,4 +37,55 @@ func TestRunEveryPieceOnce(t *testing.T) {
 	var inner atomic.Int32
 	Run(2, 8, func(int) { Run(2, 5, func(int) { inner.Add(1) }) })
 	require.Equal(t, int32(40), inner.Load())
+}
+
+// TestRunPanic: a piece that panics on a helper or on the caller, in a
+// section that holds the team or one that spawns goroutines, lets the other
+// pieces run, makes Run panic on its caller with a *PanicError carrying the
+// value and the piece's stack, and leaves the team usable.
+func TestRunPanic(t *testing.T) {
+	for _, nested := range []bool{false, true} {
+		for bad := range 8 {
+			var ran atomic.Int32
+			section := func() {
+				Run(2, 8, func(i int) {
+					ran.Add(1)
+					if i == bad {
+						panic(io.ErrUnexpectedEOF)
+					}
+				})
+			}
+			var got any
+			func() {
+				defer func() { got = recover() }()
+				if nested {
+					// The outer section holds the team, so the inner one
+					// spawns goroutines; the outer Run raises the inner's panic
+					// again, wrapped.
+					Run(2, 2, func(i int) {
+						if i == 0 {
+							section()
+						}
+					})
+				} else {
+					section()
+				}
+			}()
+			require.Equal(t, int32(8), ran.Load(), "every piece ran")
+			var pe *PanicError
+			require.True(t, errors.As(asError(got), &pe), "nested %v, piece %d: got %v", nested, bad, got)
+			require.ErrorIs(t, pe, io.ErrUnexpectedEOF)
+			require.Contains(t, pe.Error(), "team_test.go", "the piece's stack")
+		}
+	}
+	var after atomic.Int32
+	Run(2, 16, func(int) { after.Add(1) })
+	require.Equal(t, int32(16), after.Load(), "the team still runs sections")
+}
+
+// asError is v as an error (a nested Run's *PanicError may wrap the inner
+// one's), or nil.
+func asError(v any) error {
+	err, _ := v.(error)
+	return err
 }
