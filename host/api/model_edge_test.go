@@ -13,6 +13,7 @@ import (
 
 	"github.com/ulan-ai/ulan/engine"
 	_ "github.com/ulan-ai/ulan/engine/arch/deepseekv3"
+	_ "github.com/ulan-ai/ulan/engine/arch/deepseekv4"
 	"github.com/ulan-ai/ulan/engine/cpu"
 	"github.com/ulan-ai/ulan/engine/gguf"
 	"github.com/ulan-ai/ulan/engine/testmodel"
@@ -28,11 +29,17 @@ import (
 // names against the configuration.
 func tinyPipeline(t *testing.T) *pipeline.Pipeline {
 	t.Helper()
+	return pipelineOf(t, func(path string) error { return testmodel.TinyV3().WriteFile(path, 3) })
+}
+
+// pipelineOf serves the model that write writes, as tinyPipeline does.
+func pipelineOf(t *testing.T, write func(path string) error) *pipeline.Pipeline {
+	t.Helper()
 	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-api-")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, "tiny.gguf")
-	require.NoError(t, testmodel.TinyV3().WriteFile(path, 3))
+	require.NoError(t, write(path))
 	f, err := gguf.Open(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
@@ -99,21 +106,46 @@ func TestModelDependentEdges(t *testing.T) {
 		err, got, fins := drain(st, (*ulanv1.ChatResponse).GetFinished)
 		checkStream(t, invalid("messages"), err, got, fins)
 	})
-	for name, choice := range map[string]*ulanv1.ToolChoice{
-		"required":   {Choice: &ulanv1.ToolChoice_Mode{Mode: ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED}},
-		"named tool": {Choice: &ulanv1.ToolChoice_Tool{Tool: "get_weather"}},
-	} {
-		t.Run("chat/tool choice "+name, func(t *testing.T) {
-			t.Parallel()
-			// Forcing a call needs constrained decoding: not refused as a bad
-			// request, but as what the server does not do yet.
-			tools := []*ulanv1.Tool{{Name: "get_weather"}}
-			st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{user}, Tools: tools, ToolChoice: choice}))
+	t.Run("chat/tool choice forces a call", func(t *testing.T) {
+		t.Parallel()
+		// TinyV3 writes V3 tool calls: a named tool's call header and the
+		// opening of its arguments are forced, so the parser starts the call
+		// however random the model; required forces the header up to the
+		// function's name, which the model then writes.
+		tools := []*ulanv1.Tool{{Name: "get_weather"}, {Name: "get_time"}}
+		for name, tc := range map[string]*ulanv1.ToolChoice{
+			"named":    {Choice: &ulanv1.ToolChoice_Tool{Tool: "get_weather"}},
+			"required": {Choice: &ulanv1.ToolChoice_Mode{Mode: ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED}},
+		} {
+			st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{user}, Tools: tools, ToolChoice: tc,
+				Sampling: &ulanv1.SamplingParams{Seed: ptr(uint64(5)), MaxTokens: i32(24)}}))
+			require.NoError(t, err, name)
+			var calls []*ulanv1.ToolCallDelta
+			var ids []uint32
+			var fin *ulanv1.Finished
+			for st.Receive() {
+				if d := st.Msg().GetDelta(); d != nil {
+					calls = append(calls, d.ToolCalls...)
+					ids = append(ids, d.TokenIds...)
+				}
+				if f := st.Msg().GetFinished(); f != nil {
+					fin = f
+				}
+			}
+			require.NoError(t, st.Err(), name)
+			require.NotNil(t, fin, name)
+			require.NotEqual(t, ulanv1.FinishReason_FINISH_REASON_ERROR, fin.FinishReason, "%s: %s", name, fin.Message)
+			head, err := client.Tokenize(ctx, connect.NewRequest(&ulanv1.TokenizeRequest{
+				Text: "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>", ParseSpecialTokens: true}))
 			require.NoError(t, err)
-			err, got, fins := drain(st, (*ulanv1.ChatResponse).GetFinished)
-			checkStream(t, expect{connect.CodeUnimplemented, "tool_choice"}, err, got, fins)
-		})
-	}
+			require.Greater(t, len(ids), len(head.Msg.TokenIds), name)
+			require.Equal(t, head.Msg.TokenIds, ids[:len(head.Msg.TokenIds)], "%s: the answer opens with the call's header", name)
+			if name == "named" {
+				require.NotEmpty(t, calls, "the forced header starts a call")
+				require.Equal(t, "get_weather", calls[0].Name)
+			}
+		}
+	})
 	t.Run("chat/unknown pipeline", func(t *testing.T) {
 		t.Parallel()
 		st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{Messages: []*ulanv1.Message{user}, Plugins: &ulanv1.PluginSelection{Pipeline: "nope"}}))
@@ -147,4 +179,36 @@ func TestModelDependentEdges(t *testing.T) {
 		require.Contains(t, fins[0].Message, "allowed_token_ids")
 		require.Contains(t, fins[0].Message, "min_tokens")
 	})
+}
+
+// TestForcedToolCallV4: on a V4 model, a named tool's DSML call head is
+// forced, so the answer's first call is that tool's however random the
+// model. (A reasoning turn's forcing after </think> is TestForcedTokens's,
+// in host/sampling: TinyV4's tokenizer, DeepSeek-V3's, spells </think> in
+// three tokens the random model does not write in order.)
+func TestForcedToolCallV4(t *testing.T) {
+	t.Parallel()
+	s := serveAll(t, pipelineOf(t, func(path string) error { return testmodel.TinyV4().WriteFile(path, 3) }), testLimits)
+	client := s.inference(false)
+	ctx := context.Background()
+	st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{
+		Messages:   []*ulanv1.Message{{Role: ulanv1.Role_ROLE_USER, Content: "weather?"}},
+		Tools:      []*ulanv1.Tool{{Name: "get_weather"}},
+		ToolChoice: &ulanv1.ToolChoice{Choice: &ulanv1.ToolChoice_Tool{Tool: "get_weather"}},
+		Thinking:   ulanv1.ThinkingMode_THINKING_MODE_OFF,
+		Sampling:   &ulanv1.SamplingParams{Seed: ptr(uint64(9)), MaxTokens: i32(32)},
+	}))
+	require.NoError(t, err)
+	var calls []*ulanv1.ToolCallDelta
+	var content string
+	for st.Receive() {
+		if d := st.Msg().GetDelta(); d != nil {
+			calls = append(calls, d.ToolCalls...)
+			content += d.Content
+		}
+	}
+	require.NoError(t, st.Err())
+	require.NotEmpty(t, calls, "the forced head starts a call")
+	require.Equal(t, "get_weather", calls[0].Name)
+	require.NotContains(t, content, "DSML", "the forced markup is parsed, not shown")
 }

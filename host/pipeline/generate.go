@@ -268,6 +268,9 @@ func (p *Pipeline) Chat(ctx context.Context, req *ulanv1.ChatRequest, out api.St
 	}
 	j := job{arrived: arrived, prompt: prompt, params: req.GetSampling(), sel: sel, chat: true, from: "messages", parse: parse,
 		reasoning: strings.HasSuffix(text, chatfmt.ThinkOpen), notes: notes}
+	if j.force, err = p.forcedCall(ctx, sel.tokenizer, req.GetToolChoice(), parse, j.reasoning, &j.notes); err != nil {
+		return err
+	}
 	return p.run(ctx, j, out)
 }
 
@@ -295,6 +298,66 @@ var thinkingModes = map[ulanv1.ThinkingMode]string{
 	ulanv1.ThinkingMode_THINKING_MODE_OFF: "off", ulanv1.ThinkingMode_THINKING_MODE_ON: "on", ulanv1.ThinkingMode_THINKING_MODE_MAX: "max",
 }
 
+// forcedCall returns the tokens that make the assistant's turn open with a
+// tool call, as tool_choice required (any tool) or a named tool asks, for
+// the model's chat format: V4's DSML block up to the invoke's name (and the
+// name, for a named tool), or V3's call header up to the function's name
+// (and the name and the opening of its JSON arguments). A turn that begins
+// in the reasoning channel is forced once it closes it (</think>). The call
+// is forced, the arguments are the model's: nothing checks them against
+// the tool's schema. nil when nothing is forced.
+func (p *Pipeline) forcedCall(ctx context.Context, tp *generation.Plugin, tc *ulanv1.ToolChoice, parse chatparse.Format, reasoning bool, notes *[]*ulanv1.Annotation) (*sampling.Forcing, error) {
+	name := tc.GetTool()
+	if name == "" && tc.GetMode() != ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED {
+		return nil, nil
+	}
+	var text string
+	switch {
+	case parse == chatparse.V4:
+		text = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\""
+		if name != "" {
+			text += name + "\">\n"
+		}
+	case writesV3Calls(p.m.Tokenizer.ChatTemplate()):
+		text = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>" + v3CallHead
+		if name != "" {
+			text += name + "\n```json\n"
+		}
+	default:
+		return nil, fmt.Errorf("tool_choice: this model's chat template writes tool calls in a form ulan cannot force; use auto or none: %w", api.ErrNotImplemented)
+	}
+	ids, err := p.encode(ctx, tp, text, hf.ParseSpecial, notes)
+	if err != nil {
+		return nil, err
+	}
+	f := &sampling.Forcing{Tokens: ids}
+	if reasoning {
+		// After the tokens of </think> as this tokenizer writes it (one
+		// special token in V4's).
+		if f.After, err = p.encode(ctx, tp, chatfmt.ThinkEnd, hf.ParseSpecial, notes); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// v3CallHead opens a V3 tool call's header (DeepSeek-V3's template writes
+// function<｜tool▁sep｜>NAME, a newline, then the arguments in a json fence;
+// V3.1's writes NAME<｜tool▁sep｜>).
+const v3CallHead = "function<｜tool▁sep｜>"
+
+// writesV3Calls reports whether a Jinja chat template writes an assistant's
+// tool call as DeepSeek-V3's does (the form forcedCall forces): it renders
+// a call in a short conversation and looks for its header.
+func writesV3Calls(template string) bool {
+	probe := tokenizer.Chat{Messages: []tokenizer.Message{
+		{Role: "user", Content: "?"},
+		{Role: "assistant", ToolCalls: []tokenizer.ToolCall{{ID: "call_0", Name: "probe_fn", Arguments: "{}"}}},
+	}}
+	text, err := chatfmt.RenderChat(chatfmt.FormatJinja, template, probe)
+	return err == nil && strings.Contains(text, "<｜tool▁call▁begin｜>"+v3CallHead+"probe_fn\n```json\n")
+}
+
 // chatOf converts a request to tok_chat's input.
 func chatOf(req *ulanv1.ChatRequest) (tokenizer.Chat, error) {
 	c := tokenizer.Chat{Thinking: thinkingModes[req.GetThinking()], AddGenerationPrompt: true}
@@ -306,11 +369,8 @@ func chatOf(req *ulanv1.ChatRequest) (tokenizer.Chat, error) {
 		}
 		c.Messages = append(c.Messages, msg)
 	}
-	switch tc := req.GetToolChoice(); {
-	case tc.GetMode() == ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_NONE:
+	if req.GetToolChoice().GetMode() == ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_NONE {
 		return c, nil // the model is not told of the tools
-	case tc.GetMode() == ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED || tc.GetTool() != "":
-		return c, fmt.Errorf("tool_choice: forcing a tool call needs constrained decoding, which ulan does not do yet; use auto or none: %w", api.ErrNotImplemented)
 	}
 	for i, t := range req.GetTools() {
 		var params json.RawMessage
@@ -338,6 +398,9 @@ type job struct {
 	from      string
 	parse     chatparse.Format
 	reasoning bool // the prompt opened the reasoning channel
+	// force makes every choice open its answer with a tool call
+	// (tool_choice required or a named tool); nil for none.
+	force *sampling.Forcing
 	// notes are the request's annotations from before generation (a
 	// tokenizer plugin's fallback), which every choice's final message
 	// carries.
@@ -513,7 +576,7 @@ func (p *Pipeline) start(ctx context.Context, j job, i int, hooks bool) (*runnin
 		pluginParams = j.sel.params[j.sel.sampler.ID]
 	}
 	smp, err := sampling.NewSeq(sampling.Config{Params: j.params, Vocab: info.Vocab, EOS: []int32{p.m.Tokenizer.EOS()},
-		Prompt: j.prompt, Choice: i, Plugin: j.sel.sampler, PluginParams: pluginParams, Trace: trace.SpanFromContext(ctx)})
+		Prompt: j.prompt, Choice: i, Plugin: j.sel.sampler, PluginParams: pluginParams, Trace: trace.SpanFromContext(ctx), Force: j.force})
 	if err != nil {
 		var fe *sampling.FieldError
 		if errors.As(err, &fe) {

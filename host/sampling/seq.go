@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -55,6 +56,19 @@ type Config struct {
 	// this choice get spans under it — its smp_open, and one step in
 	// TraceEvery (see plugin.SamplerRow.Span).
 	Trace trace.Span
+	// Force, when set, makes the choice take fixed tokens (a forced tool
+	// call's opener).
+	Force *Forcing
+}
+
+// Forcing is a run of tokens a choice must take in order, one a step, once
+// its chosen tokens end with After (at its first step when After is
+// empty). A forced step keeps only its token's logit — whatever
+// logit_bias, the allowed and banned tokens or min_tokens would do to it —
+// so the native policy and any plugin draw it, and its logprob is 0.
+type Forcing struct {
+	After  []int32
+	Tokens []int32
 }
 
 // TraceEvery samples the sampler plugin's steps that a traced choice gives a
@@ -79,6 +93,10 @@ type Seq struct {
 	window      int // 0: the whole sequence
 	topLogprobs int
 	logprobs    bool
+	// force are the tokens still to force, once the chosen tokens end with
+	// forceAfter; from then on forceAfter is nil.
+	force      []int32
+	forceAfter []int32
 
 	history []int32 // prompt, then the chosen tokens
 	// tileScratch is topKTiles' candidates, kept from step to step (a
@@ -218,7 +236,23 @@ func NewSeq(cfg Config) (*Seq, error) {
 	}
 	s.Append(cfg.Prompt...)
 	s.prompt = len(cfg.Prompt)
+	if f := cfg.Force; f != nil && len(f.Tokens) > 0 {
+		for i, id := range append(slices.Clip(f.Tokens), f.After...) {
+			if id < 0 || int(id) >= cfg.Vocab {
+				return nil, fmt.Errorf("sampling: forced token %d (%d) is outside the vocabulary of %d tokens", i, id, cfg.Vocab)
+			}
+		}
+		s.force, s.forceAfter = slices.Clone(f.Tokens), slices.Clone(f.After)
+	}
 	return s, nil
+}
+
+// forced returns the token this step must take, if one must.
+func (s *Seq) forced() (int32, bool) {
+	if len(s.force) == 0 || len(s.forceAfter) > 0 {
+		return 0, false
+	}
+	return s.force[0], true
 }
 
 // FieldError is a request field the vocabulary makes invalid.
@@ -232,7 +266,13 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 // and the plugin's history once its sequence opens).
 func (s *Seq) Append(ids ...int32) {
 	for _, id := range ids {
+		if _, ok := s.forced(); ok {
+			s.force = s.force[1:] // id is the forced token: no other could be drawn
+		}
 		s.history = append(s.history, id)
+		if n := len(s.forceAfter); n > 0 && len(s.force) > 0 && len(s.history)-s.prompt >= n && slices.Equal(s.history[len(s.history)-n:], s.forceAfter) {
+			s.forceAfter = nil
+		}
 		s.counts[id]++
 		if s.window > 0 && len(s.history) > s.window {
 			old := s.history[len(s.history)-s.window-1]

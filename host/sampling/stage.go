@@ -223,7 +223,7 @@ func (r *row) scanSelect() {
 func (r *row) selectTiled() bool {
 	const tile = engine.LogitTile
 	s, mx, n := r.s, r.maxima, len(r.logits)
-	if mx == nil || len(mx) != (n+tile-1)/tile || len(mx) < r.k || s.allowed != nil {
+	if _, forced := s.forced(); mx == nil || len(mx) != (n+tile-1)/tile || len(mx) < r.k || s.allowed != nil || forced {
 		return false
 	}
 	negInf, ok := 0, true
@@ -334,7 +334,8 @@ func (s *Seq) eachShaped(fn func(id int32)) {
 }
 
 // shape applies the native stage to a row in place: logit_bias, allowed
-// and banned tokens, min_tokens, then the penalties over the window.
+// and banned tokens, min_tokens, then the penalties over the window; on a
+// forced step (Forcing) only the forced token's logit is left.
 // eachShaped names the tokens it may change.
 func (s *Seq) shape(l []float32) error {
 	for id, b := range s.bias {
@@ -370,6 +371,16 @@ func (s *Seq) shape(l []float32) error {
 			}
 			l[id] = v - float32(c)*s.frequency - s.presence
 		}
+	}
+	if id, ok := s.forced(); ok {
+		v := l[id]
+		if math.IsInf(float64(v), -1) {
+			v = 0 // forcing outranks a ban: the token is the only one left
+		}
+		for i := range l {
+			l[i] = float32(math.Inf(-1))
+		}
+		l[id] = v
 	}
 	return nil
 }

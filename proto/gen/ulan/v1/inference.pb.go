@@ -160,9 +160,12 @@ const (
 	ToolChoiceMode_TOOL_CHOICE_MODE_AUTO ToolChoiceMode = 1
 	// TOOL_CHOICE_MODE_NONE forbids tool calls.
 	ToolChoiceMode_TOOL_CHOICE_MODE_NONE ToolChoiceMode = 2
-	// TOOL_CHOICE_MODE_REQUIRED requires at least one tool call. Forcing a
-	// call needs constrained decoding, which ulan does not do yet: a Chat
-	// with it fails with Unimplemented.
+	// TOOL_CHOICE_MODE_REQUIRED requires a tool call: the answer (after its
+	// reasoning, when thinking) opens with a call's markup up to the tool's
+	// name, which the model chooses, as do its arguments; nothing checks
+	// them against the tool's schema. A model whose chat format ulan cannot
+	// force (neither V4's DSML nor DeepSeek-V3's call header) fails with
+	// Unimplemented.
 	ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ToolChoiceMode = 3
 )
 
@@ -1177,7 +1180,7 @@ type ToolChoice_Mode struct {
 
 type ToolChoice_Tool struct {
 	// tool forces a call of this tool, which must be in the request's
-	// tools. Not done yet, as TOOL_CHOICE_MODE_REQUIRED: Unimplemented.
+	// tools: as TOOL_CHOICE_MODE_REQUIRED, with the tool's name forced too.
 	Tool string `protobuf:"bytes,2,opt,name=tool,proto3,oneof"`
 }
 
