@@ -167,17 +167,13 @@ func TestModelDependentEdges(t *testing.T) {
 	})
 	t.Run("only the end-of-sequence token allowed before min_tokens", func(t *testing.T) {
 		t.Parallel()
-		// Which token ends a sequence is the model's, so the API cannot
-		// refuse this up front; the sampler's first step fails and the
-		// choice finishes with an error naming the fields to change.
+		// Which token ends a sequence is the model's: the pipeline refuses
+		// this before the stream starts.
 		st, err := client.Generate(ctx, connect.NewRequest(gen(&ulanv1.SamplingParams{AllowedTokenIds: []uint32{1}, MinTokens: 1, MaxTokens: i32(2)})))
 		require.NoError(t, err)
-		err, _, fins := drain(st, (*ulanv1.GenerateResponse).GetFinished)
-		require.NoError(t, err)
-		require.Len(t, fins, 1)
-		require.Equal(t, ulanv1.FinishReason_FINISH_REASON_ERROR, fins[0].FinishReason)
-		require.Contains(t, fins[0].Message, "allowed_token_ids")
-		require.Contains(t, fins[0].Message, "min_tokens")
+		err, got, fins := drain(st, (*ulanv1.GenerateResponse).GetFinished)
+		checkStream(t, invalid("sampling.allowed_token_ids"), err, got, fins)
+		require.Contains(t, err.Error(), "end-of-sequence")
 	})
 }
 

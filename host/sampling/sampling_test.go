@@ -107,9 +107,25 @@ func TestAllowedTokensOnly(t *testing.T) {
 }
 
 func TestNothingToSampleIsAnError(t *testing.T) {
+	// Known from the request: refused before any step.
+	for _, p := range []*ulanv1.SamplingParams{
+		{AllowedTokenIds: []uint32{2}, BannedTokenIds: []uint32{2}},
+		{AllowedTokenIds: []uint32{0, 2}, BannedTokenIds: []uint32{2}, MinTokens: 1}, // 0 is EOS
+		{AllowedTokenIds: []uint32{3}, StopTokenIds: []uint32{3}, MinTokens: 2},
+	} {
+		_, err := NewSeq(Config{Params: p, Vocab: 10, EOS: []int32{0}})
+		var fe *FieldError
+		require.ErrorAs(t, err, &fe, "%v", p)
+		require.Equal(t, "sampling.allowed_token_ids", fe.Field)
+	}
+	s := newSeq(t, &ulanv1.SamplingParams{AllowedTokenIds: []uint32{0, 2}, BannedTokenIds: []uint32{2}}, 10)
+	require.NotNil(t, s, "EOS may be sampled once min_tokens is reached")
+	// Known from the logits only: the step fails.
 	st := NewStage()
-	s := newSeq(t, &ulanv1.SamplingParams{AllowedTokenIds: []uint32{2}, BannedTokenIds: []uint32{2}}, 10)
-	res := st.Step(context.Background(), []*Seq{s}, [][]float32{make([]float32, 10)})
+	s = newSeq(t, &ulanv1.SamplingParams{AllowedTokenIds: []uint32{2}}, 10)
+	row := make([]float32, 10)
+	row[2] = float32(math.Inf(-1))
+	res := st.Step(context.Background(), []*Seq{s}, [][]float32{row})
 	require.ErrorContains(t, res[0].Err, "no token can be sampled")
 }
 

@@ -208,6 +208,9 @@ func NewSeq(cfg Config) (*Seq, error) {
 		}
 		s.banned = append(s.banned, int32(id))
 	}
+	if err := s.checkSamplable(); err != nil {
+		return nil, err
+	}
 	seed := p.GetSeed()
 	if p.Seed == nil {
 		var b [8]byte
@@ -245,6 +248,38 @@ func NewSeq(cfg Config) (*Seq, error) {
 		s.force, s.forceAfter = slices.Clone(f.Tokens), slices.Clone(f.After)
 	}
 	return s, nil
+}
+
+// checkSamplable refuses allowed_token_ids that leave no token to sample at
+// the first step: each allowed token banned, or, before min_tokens, an
+// end-of-sequence or stop token (banned until then). The request then fails
+// before its stream starts rather than at its first step.
+func (s *Seq) checkSamplable() error {
+	if s.allowed == nil {
+		return nil
+	}
+	excluded := map[int32]bool{}
+	for _, id := range s.banned {
+		excluded[id] = true
+	}
+	if s.minTokens > 0 {
+		for id := range s.eos {
+			excluded[id] = true
+		}
+		for id := range s.stops {
+			excluded[id] = true
+		}
+	}
+	for _, id := range s.p.AllowedTokenIds {
+		if !excluded[int32(id)] {
+			return nil
+		}
+	}
+	reason := "every allowed token is banned (banned_token_ids)"
+	if s.minTokens > 0 {
+		reason = "every allowed token is banned (banned_token_ids) or, until min_tokens, an end-of-sequence or stop token"
+	}
+	return &FieldError{Field: "sampling.allowed_token_ids", Reason: reason + ", so none can be sampled"}
 }
 
 // forced returns the token this step must take, if one must.
