@@ -2,6 +2,7 @@ package gguf_test
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,15 +20,16 @@ import (
 
 var genCorpus = flag.Bool("gen-corpus", false, "rewrite the seed_* files in testdata/fuzz/FuzzParse")
 
-// maxRewrite bounds the file FuzzParse writes back. Tensors may share data
-// in a parsed file, so a small input can describe many tensors whose
-// separate, padded copies would take gigabytes; that is a valid file, but
-// not one to build in memory per fuzz input.
+// maxRewrite bounds the file FuzzParse writes back. Tensors never share
+// data in a parsed file, but each is padded to the alignment (up to 2^31)
+// when written, so a small input with a huge general.alignment can still
+// describe a rewrite of gigabytes: a valid file, but not one to build in
+// memory per fuzz input.
 const maxRewrite = 16 << 20
 
 // FuzzParse checks that Parse never panics and reports every failure as a
 // *FormatError; and that whatever it accepts has all tensor data inside the
-// input and survives a Writer round trip unchanged: same metadata (bit for
+// input, no two tensors' data overlapping, and survives a Writer round trip unchanged: same metadata (bit for
 // bit, NaNs included), same tensors and data, and the rewritten file is a
 // fixed point of parse-then-write.
 func FuzzParse(f *testing.F) {
@@ -59,6 +62,15 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("tensor %q: offset %d not aligned to %d", ti.Name, ti.Offset, file.Alignment())
 			}
 			rewritten += ti.Size + file.Alignment()
+		}
+		ts := file.Tensors()
+		slices.SortFunc(ts, func(a, b gguf.TensorInfo) int { return cmp.Compare(a.Offset, b.Offset) })
+		var end uint64
+		for _, ti := range ts {
+			if ti.Size > 0 && ti.Offset < end {
+				t.Fatalf("tensor %q at [%d, +%d) overlaps an earlier tensor's data, which ends at %d", ti.Name, ti.Offset, ti.Size, end)
+			}
+			end = max(end, ti.Offset+ti.Size)
 		}
 		if rewritten > maxRewrite {
 			return

@@ -385,6 +385,8 @@ func malformedCases() []malformedCase {
 		{"data section past the end", header(1, 0).info("w", f32, 0, 1), []string{`tensor "w"`, "lie outside"}, true},
 		{"offset overflow", header(1, 0).info("w", f32, math.MaxUint64-31, 1).padTo(32).zeros(32), []string{`tensor "w"`, "lie outside"}, true},
 		{"duplicate tensor", header(2, 0).info("w", f32, 0, 1).info("w", f32, 32, 1).padTo(32).zeros(64), []string{`tensor "w" (offset 57)`, "duplicate name (first at offset 24)"}, false},
+		{"same data twice", header(2, 0).info("a", f32, 0, 8).info("b", f32, 0, 8).padTo(32).zeros(32), []string{`tensor "b" (offset 57)`, `data [96, 128) overlap tensor "a" at [96, 128)`}, false},
+		{"data inside another's", header(3, 0).info("a", f32, 0, 32).info("b", f32, 32, 4).info("c", f32, 64, 8).padTo(32).zeros(128), []string{`tensor "b" (offset 57)`, `data [160, 176) overlap tensor "a" at [128, 256)`}, false},
 		{"truncated tensor info", header(1, 0).str("w").u32(4).u64(4).u64(1).u64(1), []string{`tensor "w"`, "file ends"}, true},
 	}
 }

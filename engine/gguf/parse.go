@@ -1,10 +1,12 @@
 package gguf
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 )
 
 // The smallest a KV pair and a tensor info can be in the file. The header's
@@ -130,7 +132,38 @@ func Parse(data []byte) (*File, error) {
 		}
 		t.Offset = abs
 	}
+	if err := checkOverlaps(f.tensors, infoStarts); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// checkOverlaps refuses tensors whose data share bytes. llama.cpp's
+// gguf_init_from_file goes further and wants each tensor right after the
+// previous one; we only need every view to be its own, so that a file
+// whose offsets point two tensors at one block of data, or one tensor into
+// another's, fails at parse rather than loading weights that alias.
+// Tensors of no bytes overlap nothing.
+func checkOverlaps(ts []TensorInfo, infoStarts []uint64) error {
+	order := make([]int, 0, len(ts))
+	for i := range ts {
+		if ts[i].Size > 0 {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ts[a].Offset, ts[b].Offset) })
+	// Sorted by start, any overlap is between neighbours.
+	for k := 1; k < len(order); k++ {
+		a, b := &ts[order[k-1]], &ts[order[k]]
+		if b.Offset < a.Offset+a.Size {
+			return &FormatError{
+				Item:   fmt.Sprintf("tensor %q", b.Name),
+				Offset: int64(infoStarts[order[k]]),
+				Msg:    fmt.Sprintf("data [%d, %d) overlap tensor %q at [%d, %d)", b.Offset, b.Offset+b.Size, a.Name, a.Offset, a.Offset+a.Size),
+			}
+		}
+	}
+	return nil
 }
 
 // decoder reads little-endian fields from an in-memory image. Each read

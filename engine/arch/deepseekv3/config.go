@@ -146,12 +146,7 @@ func paramsFromGGUF(f *gguf.File) (Params, error) {
 		// TAG_DEEPSEEK2_YARN_LOG_MUL_FIX keeps that for compatibility).
 		p.MscaleAllDim = r.F32("rope.scaling.yarn_log_multiplier", 0) / 0.1
 	}
-	if tokens, err := f.Strings("tokenizer.ggml.tokens"); err == nil {
-		p.Vocab = len(tokens)
-	}
-	if v := r.U32("vocab_size", false); v != 0 {
-		p.Vocab = v
-	}
+	p.Vocab = ggufkeys.Vocab(r, f)
 	if r.Err() != nil {
 		return Params{}, r.Err()
 	}
@@ -181,9 +176,18 @@ func (p Params) validate() error {
 			check(p.ExpertsUsed <= p.GroupsUsed*(p.Experts/max(p.Groups, 1)), "expert_used_count %d exceeds the experts of %d groups", p.ExpertsUsed, p.GroupsUsed)
 		}
 	}
-	check(p.Eps > 0, "attention.layer_norm_rms_epsilon must be positive")
+	if p.DenseLayers < p.Layers {
+		check(p.ExpertFFN > 0, "expert_feed_forward_length must be positive for %d MoE layers", p.Layers-p.DenseLayers)
+	}
+	check(p.Context > 0, "context_length must be positive")
+	check(finitePositive(p.Eps), "attention.layer_norm_rms_epsilon %v must be positive", p.Eps)
+	check(finitePositive(p.RopeBase), "rope.freq_base %v must be positive", p.RopeBase)
+	check(finitePositive(p.RoutedScale), "expert_weights_scale %v must be positive", p.RoutedScale)
 	if p.YarnFactor != 0 {
-		check(p.YarnFactor >= 1 && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
+		check(p.YarnFactor >= 1 && !math.IsInf(float64(p.YarnFactor), 0) && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
 	}
 	return errors.Join(errs...)
 }
+
+// finitePositive reports whether v is a positive number (not NaN or +Inf).
+func finitePositive(v float32) bool { return v > 0 && !math.IsInf(float64(v), 1) }

@@ -23,6 +23,9 @@ func ConvertDir(m *safetensors.Model, cfg *safetensors.Config) ([]gguf.KV, []con
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", m.Dir(), err)
 	}
+	if err := checkLayers(m, p.Layers+max(cfg.NumNextNPredictLayers, 0)); err != nil {
+		return nil, nil, err
+	}
 	src := &hfSource{m: m, p: p}
 	var list convert.Lister
 	w := weights{src: src, b: &list}

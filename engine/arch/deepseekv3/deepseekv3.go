@@ -66,10 +66,14 @@ func Load(f *gguf.File, b engine.Backend) (engine.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := weights{src: ggufSource{f}, b: b}
+	src := ggufSource{f: f, used: map[string]bool{}}
+	w := weights{src: src, b: b}
 	m := build(p, &w)
 	if w.err != nil {
 		return nil, w.err
+	}
+	if err := checkUnused(f, p, src.used); err != nil {
+		return nil, err
 	}
 	name, _ := f.String("general.name")
 	m.info = info("deepseek2", name, p, &w)
@@ -78,13 +82,16 @@ func Load(f *gguf.File, b engine.Backend) (engine.Model, error) {
 
 // build loads every weight the forward pass uses from w's source.
 func build(p Params, w *weights) *Model {
-	m := &Model{p: p, layers: make([]layer, p.Layers)}
+	// The layers grow as they load, not from block_count up front: a
+	// file claiming 2^31 blocks fails at its first missing one instead of
+	// allocating for all of them.
+	m := &Model{p: p}
 	E, V := p.Hidden, p.Vocab
 	m.embed = w.get("token_embd.weight", V, E)
 	m.norm = w.get("output_norm.weight", E)
 	m.output = w.get("output.weight", V, E)
-	for i := range m.layers {
-		m.layers[i] = loadLayer(p, w, i)
+	for i := 0; i < p.Layers && w.err == nil; i++ {
+		m.layers = append(m.layers, loadLayer(p, w, i))
 	}
 	return m
 }

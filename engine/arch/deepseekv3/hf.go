@@ -6,6 +6,8 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/safetensors"
@@ -22,6 +24,9 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	p, err := paramsFromConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(m.Dir(), safetensors.ConfigFile), err)
+	}
+	if err := checkLayers(m, p.Layers+max(cfg.NumNextNPredictLayers, 0)); err != nil {
+		return nil, err
 	}
 	w := weights{src: &hfSource{m: m, p: p}, b: b}
 	model := build(p, &w)
@@ -41,6 +46,29 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 		return nil, w.err
 	}
 	return model, nil
+}
+
+// checkLayers fails for a tensor of a layer at or past limit (the decoder
+// layers plus the MTP layers config.json declares): such a checkpoint
+// holds another model than its config describes, and loading the layers
+// the config names would run a shallower one without a word. Other names
+// the loader does not read are let through, as transformers does.
+func checkLayers(m *safetensors.Model, limit int) error {
+	for _, name := range m.Names() {
+		rest, ok := strings.CutPrefix(name, "model.layers.")
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		if n, err := strconv.Atoi(num); err == nil && n >= limit {
+			where := m.Dir()
+			if shard, ok := m.ShardOf(name); ok {
+				where = shard
+			}
+			return fmt.Errorf("deepseekv3: %s: tensor %q: layer %d is past the %d layers config.json describes (num_hidden_layers plus num_nextn_predict_layers)", where, name, n, limit)
+		}
+	}
+	return nil
 }
 
 // mtpLayer is a multi-token-prediction module (spec §2.8 of V3's paper):
@@ -96,6 +124,11 @@ func paramsFromConfig(c *safetensors.Config) (Params, error) {
 	}
 	if p.RopeBase == 0 {
 		p.RopeBase = 10000
+	}
+	// part reads every FP8 scale as a 128×128 block's, as V3 and R1 ship;
+	// a config declaring other blocks describes scales it would misread.
+	if q := c.QuantizationConfig; q != nil && !slices.Equal(q.WeightBlockSize, []int{128, 128}) {
+		return Params{}, fmt.Errorf("deepseekv3: quantization_config.weight_block_size %v is not supported (128×128 blocks only)", q.WeightBlockSize)
 	}
 	if f := c.MoELayerFreq; f > 1 {
 		return Params{}, fmt.Errorf("deepseekv3: moe_layer_freq %d is not supported (every DeepSeek model has 1)", f)

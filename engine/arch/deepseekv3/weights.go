@@ -57,8 +57,11 @@ func (w *weights) get(name string, shape ...int) engine.Tensor {
 	return t
 }
 
-// ggufSource reads weights from a GGUF file.
-type ggufSource struct{ f *gguf.File }
+// ggufSource reads weights from a GGUF file, noting which it loaded.
+type ggufSource struct {
+	f    *gguf.File
+	used map[string]bool
+}
 
 func (s ggufSource) has(name string) bool {
 	_, ok := s.f.Tensor(name)
@@ -76,6 +79,7 @@ func (s ggufSource) load(b engine.Backend, name string, shape []int) (engine.Ten
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	s.used[name] = true
 	dt, ok := ggufkeys.DTypes[ti.Type]
 	if !ok {
 		return nil, 0, 0, fmt.Errorf("tensor %q: type %v is not supported yet (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)", name, ti.Type)
@@ -92,6 +96,35 @@ func (s ggufSource) load(b engine.Backend, name string, shape []int) (engine.Ten
 		s.f.Release(ti)
 	}
 	return t, ti.NumElements(), ti.Size, nil
+}
+
+// checkUnused fails for a tensor of f that the model did not load, as
+// llama.cpp's loader does ("wrong number of tensors"): a tensor left over
+// means the metadata describes another model than the file holds, and
+// loading what the metadata names would run that other model without a
+// word (a block_count of 2 over 3 stored blocks loads a shallower model).
+// Two kinds are let through: the unsplit attn_kv_b that files of older
+// converters (and ik_llama.cpp's) carry beside attn_k_b and attn_v_b, and
+// the blocks of the nextn_predict_layers MTP layers after the decoder
+// blocks, which Forward does not use.
+func checkUnused(f *gguf.File, p Params, used map[string]bool) error {
+	nextn := 0
+	if arch, err := f.Arch(); err == nil {
+		if v, err := f.Uint32(arch + ".nextn_predict_layers"); err == nil {
+			nextn = int(min(v, 1<<16))
+		}
+	}
+	for _, t := range f.Tensors() {
+		if used[t.Name] {
+			continue
+		}
+		i, rest, ok := splitBlk(t.Name)
+		if ok && (rest == "attn_kv_b.weight" || i >= p.Layers && i < p.Layers+nextn) {
+			continue
+		}
+		return fmt.Errorf("deepseekv3: tensor %q is not part of a deepseek2 model of %d blocks (block_count) as the metadata describes it", t.Name, p.Layers)
+	}
+	return nil
 }
 
 // info describes the model; active parameters count what one token reads:

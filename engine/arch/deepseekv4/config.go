@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/arch/internal/ggufkeys"
@@ -150,12 +151,7 @@ func paramsFromGGUF(f *gguf.File) (Params, error) {
 		p.YarnBetaFast = r.F32("rope.scaling.yarn_beta_fast", 32)
 		p.YarnBetaSlow = r.F32("rope.scaling.yarn_beta_slow", 1)
 	}
-	if tokens, err := f.Strings("tokenizer.ggml.tokens"); err == nil {
-		p.Vocab = len(tokens)
-	}
-	if v := r.U32("vocab_size", false); v != 0 {
-		p.Vocab = v
-	}
+	p.Vocab = ggufkeys.Vocab(r, f)
 	if r.Err() != nil {
 		return Params{}, r.Err()
 	}
@@ -180,12 +176,23 @@ func (p Params) validate() error {
 	check(p.Shared <= 1, "expert_shared_count %d: V4 has one shared expert", p.Shared)
 	check(p.HashLayers <= p.Layers, "hash_layer_count %d > block_count %d", p.HashLayers, p.Layers)
 	check(p.HCMult > 0 && p.HCIters > 0, "hyper_connection.count %d and sinkhorn_iterations %d must be positive", p.HCMult, p.HCIters)
-	check(p.Eps > 0, "attention.layer_norm_rms_epsilon must be positive")
+	check(p.ExpertFFN > 0, "expert_feed_forward_length must be positive")
+	check(p.Context > 0, "context_length must be positive")
+	check(finitePositive(p.Eps), "attention.layer_norm_rms_epsilon %v must be positive", p.Eps)
+	check(finitePositive(p.HCEps), "hyper_connection.epsilon %v must be positive", p.HCEps)
+	check(finitePositive(p.RopeBase), "rope.freq_base %v must be positive", p.RopeBase)
+	if slices.ContainsFunc(p.Ratios, func(r int) bool { return r > 0 }) {
+		check(finitePositive(p.CompressBase), "attention.compress_rope_freq_base %v must be positive", p.CompressBase)
+	}
+	check(finitePositive(p.RoutedScale), "expert_weights_scale %v must be positive", p.RoutedScale)
 	for i, r := range p.Ratios {
 		check(r == 0 || r == 4 || r == 128, "attention.compress_ratios[%d] = %d, want 0, 4 or 128", i, r)
 	}
 	if p.YarnFactor != 0 {
-		check(p.YarnFactor >= 1 && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
+		check(p.YarnFactor >= 1 && !math.IsInf(float64(p.YarnFactor), 0) && p.YarnOrigContext > 0, "rope.scaling.factor %v with original context %d", p.YarnFactor, p.YarnOrigContext)
 	}
 	return errors.Join(errs...)
 }
+
+// finitePositive reports whether v is a positive number (not NaN or +Inf).
+func finitePositive(v float32) bool { return v > 0 && !math.IsInf(float64(v), 1) }

@@ -26,6 +26,9 @@ func ConvertDir(m *safetensors.Model, cfg *safetensors.Config) ([]gguf.KV, []con
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", m.Dir(), err)
 	}
+	if err := checkLayers(m, p.Layers, p.NextN); err != nil {
+		return nil, nil, err
+	}
 	p.NextN = 0 // no MTP blocks
 	src := &hfSource{m: m, p: p, block: cfg.V4BlockSize()}
 	var list convert.Lister

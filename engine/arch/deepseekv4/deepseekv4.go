@@ -99,10 +99,13 @@ func Load(f *gguf.File, b engine.Backend) (engine.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := weights{f: f, b: b}
+	w := weights{f: f, b: b, used: map[string]bool{}}
 	m := build(p, &w)
 	if w.err != nil {
 		return nil, w.err
+	}
+	if err := w.checkUnused(p); err != nil {
+		return nil, err
 	}
 	name, _ := f.String("general.name")
 	m.info = info(name, p, &w, len(m.mtp))
@@ -111,7 +114,10 @@ func Load(f *gguf.File, b engine.Backend) (engine.Model, error) {
 
 // build loads every weight and lays out the cache.
 func build(p Params, w *weights) *Model {
-	m := &Model{p: p, layers: make([]layer, p.Layers)}
+	// The layers grow as they load, not from block_count up front: a
+	// file claiming millions of blocks fails at its first missing one
+	// instead of allocating for all of them.
+	m := &Model{p: p}
 	D, V, hc := p.Hidden, p.Vocab, p.HCMult
 	m.embed = w.get("token_embd.weight", V, D)
 	m.norm = w.get("output_norm.weight", D)
@@ -119,8 +125,8 @@ func build(p Params, w *weights) *Model {
 	m.hcHeadFn = w.get("output_hc_fn.weight", hc, hc*D)
 	m.hcHeadScale = w.get("output_hc_scale.weight", 1)
 	m.hcHeadBase = w.get("output_hc_base.weight", hc)
-	for i := range m.layers {
-		m.layers[i] = loadLayer(p, w, i, p.Ratios[i], i < p.HashLayers)
+	for i := 0; i < p.Layers && w.err == nil; i++ {
+		m.layers = append(m.layers, loadLayer(p, w, i, p.Ratios[i], i < p.HashLayers))
 	}
 	// MTP blocks follow the decoder blocks (blk.Layers…), when present.
 	for n := p.Layers; n < p.Layers+p.NextN && w.err == nil && w.has(blk(n, "nextn.eh_proj.weight")); n++ {

@@ -37,6 +37,9 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(m.Dir(), safetensors.ConfigFile), err)
 	}
+	if err := checkLayers(m, p.Layers, p.NextN); err != nil {
+		return nil, err
+	}
 	src := &hfSource{m: m, p: p, block: cfg.V4BlockSize()}
 	w := weights{src: src, b: b}
 	model := build(p, &w)
@@ -60,6 +63,36 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 	w.routedBytes -= src.mtp.routed
 	model.info = info(filepath.Base(m.Dir()), p, &w, len(model.mtp))
 	return model, nil
+}
+
+// checkLayers fails for a tensor of a block past those config.json
+// declares: by its release name, layers.N. with N ≥ layers (MTP blocks are
+// mtp.K.); by transformers', model.layers.N. with N ≥ layers + nextn.
+// Such a checkpoint holds another model than its config describes, and
+// loading the blocks the config names would run a shallower one without a
+// word. Other names the loader does not read are let through, as
+// transformers does.
+func checkLayers(m *safetensors.Model, layers, nextn int) error {
+	for _, name := range m.Names() {
+		limit := layers
+		rest, ok := strings.CutPrefix(name, "layers.")
+		if !ok {
+			rest, ok = strings.CutPrefix(name, "model.layers.")
+			limit += max(nextn, 0)
+		}
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		if n, err := strconv.Atoi(num); err == nil && n >= limit {
+			where := m.Dir()
+			if shard, ok := m.ShardOf(name); ok {
+				where = shard
+			}
+			return fmt.Errorf("deepseekv4: %s: tensor %q: block %d is past the %d blocks config.json describes (num_hidden_layers %d, num_nextn_predict_layers %d)", where, name, n, limit, layers, nextn)
+		}
+	}
+	return nil
 }
 
 // MTPLayers is the number of multi-token-prediction blocks loaded (the

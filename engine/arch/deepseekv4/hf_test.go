@@ -1,6 +1,7 @@
 package deepseekv4
 
 import (
+	"encoding/json"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -331,6 +332,30 @@ func TestHFDirErrors(t *testing.T) {
 			}
 		})
 	}
+
+	// A checkpoint with more blocks than config.json says would load (and
+	// convert) as a shallower model without a word.
+	t.Run("fewer-layers", func(t *testing.T) {
+		var c map[string]any
+		require.NoError(t, json.Unmarshal(sm.ConfigJSON(), &c))
+		c["num_hidden_layers"] = 3
+		cfg, err := json.Marshal(c)
+		require.NoError(t, err)
+		m, err := safetensors.OpenDir(rewrite(t, "fewer-layers", nil, cfg))
+		require.NoError(t, err)
+		defer m.Close()
+		want := []string{`tensor "layers.3.`, "block 3 is past the 3 blocks config.json describes", "model-0000"}
+		_, err = engine.LoadDir(m, cpu.New(cpu.WithThreads(1)))
+		for _, w := range want {
+			require.ErrorContains(t, err, w)
+		}
+		parsed, err := m.Config()
+		require.NoError(t, err)
+		_, _, err = ConvertDir(m, parsed)
+		for _, w := range want {
+			require.ErrorContains(t, err, w)
+		}
+	})
 }
 
 // TestHFKnownAnswers decodes spec §8's format values through the

@@ -27,6 +27,8 @@ type weights struct {
 	// routedBytes and embedBytes are the stored bytes of the routed experts
 	// and of the embedding table.
 	routedBytes, embedBytes uint64
+	// used names the GGUF tensors loaded (see checkUnused).
+	used map[string]bool
 }
 
 func (w *weights) has(name string) bool {
@@ -69,6 +71,9 @@ func (w *weights) load(name string, file, as []int) (engine.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	if w.used != nil {
+		w.used[name] = true
+	}
 	dt, ok := ggufkeys.DTypes[ti.Type]
 	if ti.Type == gguf.TypeI32 {
 		dt, ok = engine.I32, true
@@ -102,4 +107,20 @@ func (w *weights) load(name string, file, as []int) (engine.Tensor, error) {
 		w.embedBytes += ti.Size
 	}
 	return t, nil
+}
+
+// checkUnused fails for a tensor of the GGUF file that the model did not
+// load, as llama.cpp's loader does ("wrong number of tensors"): a tensor
+// left over means the metadata describes another model than the file
+// holds, and loading what the metadata names would run that other model
+// without a word (a block_count of 3 over 4 stored blocks loads a
+// shallower model). MTP blocks are loaded when present, so nothing is let
+// through.
+func (w *weights) checkUnused(p Params) error {
+	for _, t := range w.f.Tensors() {
+		if !w.used[t.Name] {
+			return fmt.Errorf("deepseekv4: tensor %q is not part of a deepseek4 model of %d blocks (block_count) and %d MTP blocks (nextn_predict_layers) as the metadata describes it", t.Name, p.Layers, p.NextN)
+		}
+	}
+	return nil
 }

@@ -117,8 +117,13 @@ func (r *Reader) Ints(key string, n int) []int {
 
 // PerLayer reads a float per block: an f32 for every block or an f32
 // array of at least n entries. A missing key is def, or zeros when def is
-// nil.
+// nil. After an earlier error it reads nothing and returns nil: n may be
+// the block count that error was about, and a file claiming 2^31 blocks
+// must not make it allocate for them.
 func (r *Reader) PerLayer(key string, n int, def []float32) []float32 {
+	if r.err != nil {
+		return nil
+	}
 	v, ok := r.f.Lookup(r.prefix + key)
 	if !ok {
 		if def != nil {
@@ -142,6 +147,26 @@ func (r *Reader) PerLayer(key string, n int, def []float32) []float32 {
 	}
 	r.Fail(key, fmt.Sprintf("%T, want f32 or an f32 array", v))
 	return make([]float32, n)
+}
+
+// Vocab is the vocabulary size: the key vocab_size, or without it the
+// number of tokenizer.ggml.tokens (0 if neither). A tokenizer with more
+// tokens than vocab_size is an error naming both: the ids past the
+// embedding table would fail at the first request that used them, not at
+// load. Fewer tokens than rows is fine (tables padded for alignment).
+func Vocab(r *Reader, f *gguf.File) int {
+	tokens := -1
+	if t, err := f.Strings("tokenizer.ggml.tokens"); err == nil {
+		tokens = len(t)
+	}
+	v := r.U32("vocab_size", false)
+	if v == 0 {
+		return max(tokens, 0)
+	}
+	if tokens > v {
+		r.Fail("vocab_size", fmt.Sprintf("%d is less than the %d tokens of tokenizer.ggml.tokens", v, tokens))
+	}
+	return v
 }
 
 // DTypes maps the GGUF tensor types the engine computes with (I32 is not
