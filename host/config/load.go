@@ -231,6 +231,10 @@ func checkDocuments(b []byte) string {
 // few thousand.
 const MaxNodes = 1_000_000
 
+// maxNodes is MaxNodes, lowered by tests so that a file past the bound is
+// small.
+var maxNodes int64 = MaxNodes
+
 // mappingWork bounds the work yaml.v3 spends checking a file's mappings for duplicate
 // keys: it compares every key of a mapping with every other, so a mapping of n keys
 // costs n², and one of 100000 keys (a file of 1 MiB) took 15 s. The bound, the sum of n²
@@ -280,8 +284,8 @@ func (s *shape) measure(n *yamlv3.Node) (int, int64, int64) {
 func checkShape(doc *yamlv3.Node) string {
 	s := &shape{height: map[*yamlv3.Node]int{}, work: map[*yamlv3.Node]int64{}, nodes: map[*yamlv3.Node]int64{}}
 	h, w, c := s.measure(doc)
-	if c > MaxNodes {
-		return fmt.Sprintf("the file holds %d values (aliases counted each time they are used); a configuration may hold at most %d", c, MaxNodes)
+	if c > maxNodes {
+		return fmt.Sprintf("the file holds %d values (aliases counted each time they are used); a configuration may hold at most %d", c, maxNodes)
 	}
 	if w > mappingWork {
 		// Name the largest mapping: it is usually the one to blame.
