@@ -74,10 +74,12 @@ func (h *inferenceHandler) run(ctx context.Context, setHeader func(k, v string),
 		msg = ce.Message()
 	default:
 		msg = "pipeline ended without a finish reason"
-		h.log.ErrorContext(ctx, "generation ended without finishing", "generation_id", id)
 	}
 	// The client may be gone; a send error only means nobody listens.
-	_ = out.finishRest(reason, msg)
+	n, _ := out.finishRest(reason, msg)
+	if n > 0 && err == nil && gctx.Err() == nil {
+		h.log.ErrorContext(ctx, "generation ended without finishing", "generation_id", id, "choices", n)
+	}
 	return nil
 }
 
@@ -172,7 +174,7 @@ var chatEvents = events[ulanv1.ChatResponse]{
 type finisher interface {
 	setID(string)
 	isStarted() bool
-	finishRest(ulanv1.FinishReason, string) error
+	finishRest(ulanv1.FinishReason, string) (int, error)
 }
 
 // stream implements Stream over one server stream and enforces its order:
@@ -248,17 +250,20 @@ func (s *stream[T]) open(index uint32) error {
 	return nil
 }
 
-// finishRest ends every choice the pipeline left open.
-func (s *stream[T]) finishRest(reason ulanv1.FinishReason, msg string) error {
+// finishRest ends every choice the pipeline left open and says how many
+// it ended.
+func (s *stream[T]) finishRest(reason ulanv1.FinishReason, msg string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	n := 0
 	for i := range s.choices {
 		if s.finished[uint32(i)] {
 			continue
 		}
 		s.finished[uint32(i)] = true
+		n++
 		errs = append(errs, s.send(s.wrap.finished(&ulanv1.Finished{Index: uint32(i), FinishReason: reason, Message: msg})))
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
