@@ -102,6 +102,24 @@ func TestPluginNew(t *testing.T) {
 		if raceEnabled && kind != "hook" {
 			continue // host/plugin's TestConform covers the other kinds
 		}
+		if kind == "sampler" {
+			// A policy that keeps every token answers KeepAll, not a widened
+			// row of the whole vocabulary (sdk/ABI.md §6.2).
+			wasm, err := os.ReadFile(filepath.Join(target, "my-sampler.wasm"))
+			require.NoError(t, err)
+			p, err := plugin.Load(t.Context(), wasm, plugin.Config{ID: "my-sampler", Kind: plugin.KindSampler, PoolSize: 1})
+			require.NoError(t, err)
+			b, err := p.OpenSamplerBatch(t.Context())
+			require.NoError(t, err)
+			h, err := b.Open(t.Context(), []byte(`{"sampling": {"temperature": 0.5}, "vocab_size": 1000}`))
+			require.NoError(t, err)
+			outs, err := b.Step(t.Context(), []plugin.SamplerRow{{Handle: h, IDs: []int32{3, 1}, Logits: []float32{2, 1}, LSE: 3}})
+			require.NoError(t, err)
+			require.True(t, outs[0].KeepAll, "%+v", outs[0])
+			require.Equal(t, float32(0.5), outs[0].Temperature)
+			b.Close(t.Context())
+			require.NoError(t, p.Close(t.Context()))
+		}
 		code, out, errOut = ulan(t, "", "plugin", "test", filepath.Join(target, "my-"+kind+".wasm"))
 		require.Equal(t, 0, code, "%s%s", out, errOut)
 		require.Contains(t, out, "PASS")
@@ -117,6 +135,18 @@ func TestPluginNew(t *testing.T) {
 		require.Equal(t, 0, code, errOut)
 		code, out, errOut = ulan(t, "", "plugin", "test", filepath.Join(target, "my-c.wasm"))
 		require.Equal(t, 0, code, "%s%s", out, errOut)
+		// Each hook_open gives a new handle (sdk/ABI.md §5), though the host
+		// pins a hook session to an instance of its own.
+		wasm, err := os.ReadFile(filepath.Join(target, "my-c.wasm"))
+		require.NoError(t, err)
+		p, err := plugin.Load(t.Context(), wasm, plugin.Config{ID: "my-c", PoolSize: 1, MemoryPages: 64})
+		require.NoError(t, err)
+		defer p.Close(t.Context())
+		a, err := p.Call(t.Context(), "hook_open", 0, 0)
+		require.NoError(t, err)
+		b, err := p.Call(t.Context(), "hook_open", 0, 0)
+		require.NoError(t, err)
+		require.NotEqual(t, a[0], b[0], "hook_open's handles")
 	}
 	code, _, errOut := ulan(t, "", "plugin", "new", "--kind", "sampler", "--lang", "c", filepath.Join(dir, "x"))
 	require.Equal(t, 1, code)
@@ -124,4 +154,106 @@ func TestPluginNew(t *testing.T) {
 	code, _, errOut = ulan(t, "", "plugin", "new", "Bad_Name")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "plugin name")
+}
+
+// mistakes are plugins with the mistakes plugin authors make most, in C
+// (quick to build), each with what `ulan plugin test` must say about it:
+// the failing check and words that tell the author what to fix.
+var mistakes = []struct {
+	name, kind, src string
+	check, says     string
+}{
+	{"constant-handle", "sampler", `
+ULAN_EXPORT(smp_open) int64_t smp_open(const char *json, uint32_t len) { return 7; }
+ULAN_EXPORT(smp_close) void smp_close(int64_t h) {}
+ULAN_EXPORT(smp_step) int32_t smp_step(void *arena, uint32_t len) { return ULAN_OK; }`,
+		"FAIL  smp_open 1", "returned handle 7, which an open sequence already has"},
+	{"nan-logit", "sampler", `
+static int64_t next;
+ULAN_EXPORT(smp_open) int64_t smp_open(const char *json, uint32_t len) { return next++; }
+ULAN_EXPORT(smp_close) void smp_close(int64_t h) {}
+ULAN_EXPORT(smp_step) int32_t smp_step(void *arena, uint32_t len) {
+  ulan_step s;
+  if (ulan_step_view(arena, len, &s) != ULAN_OK) return ULAN_INVALID_ARGUMENT;
+  for (int32_t i = 0; i < s.rows; i++) ulan_step_out(&s, i)[0] = __builtin_nanf("");
+  return ULAN_OK;
+}`,
+		"FAIL  smp_step at position 0", "NaN logit"},
+	{"holds-back", "hook", `
+static uint8_t record[64];
+static int64_t next;
+ULAN_EXPORT(hook_open) int64_t hook_open(const char *meta, uint32_t len) { return next++; }
+ULAN_EXPORT(hook_delta) int64_t hook_delta(int64_t h, const char *text, uint32_t len, const int32_t *ids, uint32_t n, int32_t flags) {
+  return ulan_hook_result(record, (flags & 3) == ULAN_CHANNEL_CONTENT ? ULAN_HOOK_REPLACE : ULAN_HOOK_PASS, 0, 0, 0);
+}
+ULAN_EXPORT(hook_end) int64_t hook_end(int64_t h, int32_t finish) { return ulan_hook_result(record, ULAN_HOOK_PASS, 0, 0, 0); }
+ULAN_EXPORT(hook_close) void hook_close(int64_t h) {}`,
+		"FAIL  hook_end releases held-back content", "must be released by a later delta or by hook_end's result"},
+	{"leaks", "hook", `
+static uint8_t record[64];
+static int64_t next;
+static char *volatile kept;
+ULAN_EXPORT(hook_open) int64_t hook_open(const char *meta, uint32_t len) { return next++; }
+ULAN_EXPORT(hook_delta) int64_t hook_delta(int64_t h, const char *text, uint32_t len, const int32_t *ids, uint32_t n, int32_t flags) {
+  char *copy = malloc(len + 1); /* never freed */
+  if (!copy) return -(int64_t)ulan_error(ULAN_INTERNAL, "out of memory");
+  memcpy(copy, text, len);
+  kept = copy;
+  return ulan_hook_result(record, ULAN_HOOK_PASS, 0, 0, 0);
+}
+ULAN_EXPORT(hook_end) int64_t hook_end(int64_t h, int32_t finish) { return ulan_hook_result(record, ULAN_HOOK_PASS, 0, 0, 0); }
+ULAN_EXPORT(hook_close) void hook_close(int64_t h) {}`,
+		"FAIL  frees its memory", "free what each call allocates"},
+}
+
+// TestPluginTestCatchesMistakes builds each of mistakes and requires
+// `ulan plugin test` to fail it with a message that says what to fix.
+func TestPluginTestCatchesMistakes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	if !haveClang() {
+		t.Skip("clang or wasm-ld is not installed (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)")
+	}
+	t.Parallel()
+	header, err := filepath.Abs("../../sdk/c/ulan_plugin.h")
+	require.NoError(t, err)
+	for _, m := range mistakes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), m.name)
+			require.NoError(t, os.Mkdir(dir, 0o700))
+			src := "#define ULAN_PLUGIN_MAIN\n#include \"" + header + "\"\n" +
+				"int32_t ulan_plugin_init(const char *config, uint32_t len) { return ULAN_OK; }\n" + m.src
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "plugin.c"), []byte(src), 0o600))
+			man := `{"abi": 1, "name": "` + m.name + `", "version": "0.1.0", "kind": "` + m.kind + `", "needs": {"memory_pages": 32}}`
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(man), 0o600))
+			code, _, errOut := ulan(t, "", "plugin", "build", dir)
+			require.Equal(t, 0, code, errOut)
+			code, out, errOut := ulan(t, "", "plugin", "test", filepath.Join(dir, m.name+".wasm"))
+			require.Equal(t, 1, code, "%s%s", out, errOut)
+			var line string
+			for l := range strings.Lines(out) {
+				if strings.HasPrefix(l, m.check) {
+					line = l
+					break
+				}
+			}
+			require.NotEmpty(t, line, "no %q in\n%s", m.check, out)
+			require.Contains(t, line, m.says)
+		})
+	}
+}
+
+// TestPluginBuildCWithoutClang: on a machine without the C toolchain,
+// `ulan plugin build` says what to install.
+func TestPluginBuildCWithoutClang(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "p.c"), []byte("int x;\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(`{"abi":1,"name":"p","version":"0.1.0","kind":"hook"}`), 0o600))
+	t.Setenv("PATH", t.TempDir())
+	code, _, errOut := ulan(t, "", "plugin", "build", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "clang is not installed")
+	require.Contains(t, errOut, "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32")
 }
