@@ -241,6 +241,11 @@ func TestPluginTestCatchesMistakes(t *testing.T) {
 			}
 			require.NotEmpty(t, line, "no %q in\n%s", m.check, out)
 			require.Contains(t, line, m.says)
+			for l := range strings.Lines(out) {
+				if strings.Contains(l, m.says) && !strings.Contains(m.says, "free") {
+					require.NotContains(t, l, "raise needs", "a refused answer is not the limits' doing")
+				}
+			}
 		})
 	}
 }

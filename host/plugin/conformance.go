@@ -118,7 +118,10 @@ func conformLimits(ctx context.Context, wasm, config []byte, man Manifest, add f
 			break
 		}
 	}
-	if err != nil {
+	if err != nil && Classify(err) != KindInvalid {
+		// A deadline, a trap or an error status may be the limits' doing
+		// (running out of memory traps or answers one); an answer the host
+		// refused is the plugin's to fix.
 		err = fmt.Errorf("%w (raise needs.memory_pages or needs.call_timeout_ms in the manifest if the plugin needs more)", err)
 	}
 	add(name+": "+kindWorkload[man.Kind], err)
