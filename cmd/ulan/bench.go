@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,7 +129,7 @@ measured in the same run). With --against-llamacpp DIR it also runs a native
 llama.cpp build's llama-bench (DIR/build/bin/llama-bench, or DIR/llama-bench)
 on the same file with the same threads and prints the ratios, and, where the
 build has it, llama-batched-bench for llama.cpp's own batch figure.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" {
 				return fmt.Errorf("--model is required")
@@ -164,26 +165,30 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			res, err := runBench(lm, threads, prompt, gen, batch, timeOps)
+			ctx := cmd.Context()
+			res, err := runBench(ctx, lm, threads, prompt, gen, batch, timeOps)
 			if err != nil {
 				return err
 			}
 			res.Model = modelPath
 			for _, n := range contexts {
-				c, err := runContext(lm, n, contextGen)
+				c, err := runContext(ctx, lm, n, contextGen)
 				if err != nil {
 					return fmt.Errorf("--context %d: %w", n, err)
 				}
 				res.LongContext = append(res.LongContext, c)
 			}
 			if against != "" {
-				pp, tg, err := llamaBench(against, modelPath, threads, prompt, gen)
+				pp, tg, err := llamaBench(ctx, against, modelPath, threads, prompt, gen)
+				if err := ctx.Err(); err != nil {
+					return err // the tool was stopped with us
+				}
 				if err != nil {
 					return fmt.Errorf("--against-llamacpp: %w", err)
 				}
 				res.LlamaCppPrefill, res.LlamaCppDecode = pp, tg
 				res.PrefillRatioToLlamaCpp, res.DecodeRatioToLlamaCpp = res.Prefill/pp, res.Decode/tg
-				one, all, err := llamaBatchedBench(against, modelPath, threads, gen, batch)
+				one, all, err := llamaBatchedBench(ctx, against, modelPath, threads, gen, batch)
 				switch {
 				case errors.Is(err, fs.ErrNotExist):
 					// A build without llama-batched-bench: no batch figure.
@@ -217,7 +222,9 @@ build has it, llama-batched-bench for llama.cpp's own batch figure.`,
 	return cmd
 }
 
-func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*benchResult, error) {
+// runBench measures lm; it stops with ctx's error at the next step once ctx
+// is done.
+func runBench(ctx context.Context, lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*benchResult, error) {
 	m := lm.model
 	info := m.Info()
 	tokens := max(prompt+gen, 16+gen) + engine.DefaultBlockSize
@@ -251,6 +258,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*
 	r.Free(seq)
 
 	// Decode from a short prompt, one token per step, greedy.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	seq = r.NewSequence()
 	rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: ids(16)}})
 	if err != nil {
@@ -263,6 +273,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*
 	}
 	start = time.Now()
 	for range gen {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{next}}})
 		if err != nil {
 			return nil, err
@@ -282,6 +295,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*
 		seqs[i] = r.NewSequence()
 		work[i] = engine.Work{Seq: seqs[i], Tokens: ids(16)}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if _, err := r.Step(work); err != nil {
 		return nil, err
 	}
@@ -290,6 +306,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*
 	}
 	start = time.Now()
 	for range gen {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		for i := range work {
 			work[i].Tokens = ids(1)
 		}
@@ -305,6 +324,9 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*
 		r.Free(s)
 	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	res.PeakRSS = peakRSS() // before the bandwidth test's buffer
 	res.BandwidthBytesPerSec = readBandwidth(threads)
 	if info.ActiveBytes > 0 {
@@ -314,8 +336,8 @@ func runBench(lm *loadedModel, threads, prompt, gen, batch int, timeOps bool) (*
 }
 
 // runContext fills one sequence's cache to n tokens with random entries
-// and decodes gen tokens after them, greedy.
-func runContext(lm *loadedModel, n, gen int) (contextResult, error) {
+// and decodes gen tokens after them, greedy, until ctx is done.
+func runContext(ctx context.Context, lm *loadedModel, n, gen int) (contextResult, error) {
 	res := contextResult{Context: n, Gen: gen}
 	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(lm.model, 1, n+gen, 0)})
 	if err != nil {
@@ -331,6 +353,9 @@ func runContext(lm *loadedModel, n, gen int) (contextResult, error) {
 	next := int32(1)
 	start = time.Now()
 	for range gen {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
 		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: []int32{next}}})
 		if err != nil {
 			return res, err
@@ -408,12 +433,12 @@ func peakRSS() uint64 {
 
 // llamaBench runs llama.cpp's llama-bench on the same model and threads and
 // returns its prefill and decode tokens/s.
-func llamaBench(dir, model string, threads, prompt, gen int) (pp, tg float64, err error) {
+func llamaBench(ctx context.Context, dir, model string, threads, prompt, gen int) (pp, tg float64, err error) {
 	bin := filepath.Join(dir, "build", "bin", "llama-bench")
 	if _, err := os.Stat(bin); err != nil {
 		bin = filepath.Join(dir, "llama-bench")
 	}
-	cmd := exec.Command(bin, "-m", model, "-t", strconv.Itoa(threads), "-p", strconv.Itoa(prompt), "-n", strconv.Itoa(gen), "-r", "2", "-o", "json")
+	cmd := exec.CommandContext(ctx, bin, "-m", model, "-t", strconv.Itoa(threads), "-p", strconv.Itoa(prompt), "-n", strconv.Itoa(gen), "-r", "2", "-o", "json")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -447,7 +472,7 @@ func llamaBench(dir, model string, threads, prompt, gen int) (pp, tg float64, er
 // and for batch sequences at once. It returns the decode tokens/s of one
 // sequence and the aggregate of batch. A build without the tool gives an
 // error that wraps fs.ErrNotExist.
-func llamaBatchedBench(dir, model string, threads, gen, batch int) (one, all float64, err error) {
+func llamaBatchedBench(ctx context.Context, dir, model string, threads, gen, batch int) (one, all float64, err error) {
 	bin := filepath.Join(dir, "build", "bin", "llama-batched-bench")
 	if _, err := os.Stat(bin); err != nil {
 		bin = filepath.Join(dir, "llama-batched-bench")
@@ -456,7 +481,7 @@ func llamaBatchedBench(dir, model string, threads, gen, batch int) (one, all flo
 		}
 	}
 	const prompt = 16
-	cmd := exec.Command(bin, "-m", model, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(batch*(prompt+gen)+64),
+	cmd := exec.CommandContext(ctx, bin, "-m", model, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(batch*(prompt+gen)+64),
 		"-b", "512", "-ub", "512", "-npp", strconv.Itoa(prompt), "-ntg", strconv.Itoa(gen),
 		"-npl", "1,"+strconv.Itoa(batch), "--output-format", "jsonl")
 	out, err := cmd.CombinedOutput()

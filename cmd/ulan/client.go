@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -32,18 +34,62 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&c.addr, "addr", config.Default().Server.Listen, "server address, HOST:PORT or a URL (http://, https://)")
+	f.StringVar(&c.addr, "addr", config.Default().Server.Listen, "server address: HOST:PORT, or an http:// or https:// URL")
 	f.StringVar(&c.protocol, "protocol", "connect", "wire protocol: connect, grpc or grpcweb")
 	f.BoolVar(&c.json, "json", false, "print each response message as one line of JSON (token ids included)")
-	f.DurationVar(&c.timeout, "timeout", 0, "give up after this long (0: no limit)")
+	f.DurationVar(&c.timeout, "timeout", 0, "give up after this long; 0 waits as long as the server takes (Ctrl-C stops)")
 }
 
-// baseURL turns --addr into a URL; a bare HOST:PORT means plain HTTP.
-func (c *clientFlags) baseURL() string {
-	if strings.HasPrefix(c.addr, "http://") || strings.HasPrefix(c.addr, "https://") {
-		return strings.TrimSuffix(c.addr, "/")
+// baseURL turns --addr into the server's base URL: a bare HOST:PORT means
+// plain HTTP. The host may be empty (":8080", this machine); the port may
+// not, except in a URL, where the scheme's port applies.
+func (c *clientFlags) baseURL() (string, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("--addr %q: %s; give HOST:PORT, such as 127.0.0.1:8080, or an http:// or https:// URL", c.addr, why)
 	}
-	return "http://" + c.addr
+	if scheme, _, ok := strings.Cut(c.addr, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return "", bad(fmt.Sprintf("the scheme %q is not supported", scheme))
+		}
+		u, err := url.Parse(c.addr)
+		switch {
+		case err != nil:
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return "", bad(err.Error())
+		case u.Hostname() == "":
+			return "", bad("the URL has no host")
+		case u.Port() != "" && !validPort(u.Port()):
+			return "", bad(fmt.Sprintf("port %q is not a number from 1 to 65535", u.Port()))
+		case u.RawQuery != "" || u.Fragment != "":
+			return "", bad("the URL has a query or fragment")
+		}
+		return strings.TrimSuffix(c.addr, "/"), nil
+	}
+	if strings.HasPrefix(c.addr, "/") || strings.HasPrefix(c.addr, "unix:") {
+		return "", bad("unix sockets are not supported")
+	}
+	_, port, err := net.SplitHostPort(c.addr)
+	switch {
+	case err != nil:
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return "", bad(ae.Err)
+		}
+		return "", bad(err.Error())
+	case port == "":
+		return "", bad("no port")
+	case !validPort(port):
+		return "", bad(fmt.Sprintf("port %q is not a number from 1 to 65535", port))
+	}
+	return "http://" + c.addr, nil
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
 }
 
 // options returns the HTTP client and connect options for --protocol. gRPC
@@ -69,19 +115,46 @@ func (c *clientFlags) options() (*http.Client, []connect.ClientOption, error) {
 	return &http.Client{Transport: &http.Transport{Protocols: protocols}}, opts, nil
 }
 
+// inference checks the flags and returns a client of the server's
+// InferenceService.
 func (c *clientFlags) inference() (ulanv1connect.InferenceServiceClient, error) {
+	if c.timeout < 0 {
+		return nil, fmt.Errorf("--timeout %s: must not be negative (0 waits as long as the server takes)", c.timeout)
+	}
+	base, err := c.baseURL()
+	if err != nil {
+		return nil, err
+	}
 	hc, opts, err := c.options()
 	if err != nil {
 		return nil, err
 	}
-	return ulanv1connect.NewInferenceServiceClient(hc, c.baseURL(), opts...), nil
+	return ulanv1connect.NewInferenceServiceClient(hc, base, opts...), nil
 }
 
+// context bounds one call by --timeout.
 func (c *clientFlags) context(ctx context.Context) (context.Context, context.CancelFunc) {
 	if c.timeout > 0 {
 		return context.WithTimeout(ctx, c.timeout)
 	}
 	return context.WithCancel(ctx)
+}
+
+// explain names --timeout in the error of a call that ran past it (ctx is
+// the call's context), rather than connect's "context deadline exceeded",
+// and says what the transport errors of a server that is not ulan's mean.
+func (c *clientFlags) explain(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case c.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%s: no complete answer within --timeout %s", connect.CodeDeadlineExceeded, c.timeout)
+	case connect.CodeOf(err) == connect.CodeUnimplemented && strings.Contains(err.Error(), "404 Not Found"):
+		return fmt.Errorf("%w (is --addr %s a ulan server?)", err, c.addr)
+	case c.protocol == "grpc" && strings.Contains(err.Error(), "looked like an HTTP/1.1 header"):
+		return fmt.Errorf("%w (the server at --addr %s speaks HTTP/1.1 only; --protocol grpc needs HTTP/2)", err, c.addr)
+	}
+	return err
 }
 
 // samplingFlags fills SamplingParams from the flags the user set, leaving
@@ -98,7 +171,7 @@ func (s *samplingFlags) register(f *pflag.FlagSet) {
 	f.Int32("top-k", 0, "keep the k most likely tokens; 0 disables")
 	f.Float32("min-p", 0, "drop tokens below min-p times the top probability")
 	f.Uint64("seed", 0, "seed for reproducible sampling")
-	f.Int32("max-tokens", 0, "cap on generated tokens")
+	f.Int32("max-tokens", 0, "cap on generated tokens (unset: up to the context length)")
 	f.StringArray("stop", nil, "stop string (repeatable)")
 	f.Bool("logprobs", false, "return log probabilities (shown with --json)")
 	f.Int32("top-logprobs", 0, "alternatives per token with --logprobs")
@@ -155,7 +228,8 @@ func newGenerateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "generate [flags] PROMPT",
 		Short: "Continue a prompt on a running server, streaming the text (or, with --model, run a model in this process)",
-		Long: `Continue a prompt on a running server, streaming the text as it arrives.
+		Long: `Continue a prompt on a running server, streaming the text to stdout as it
+arrives (--json: each response message as one line of JSON).
 
 With --model FILE the engine runs in this process instead, on token ids:
   ulan generate --model m.gguf --prompt-ids 1,2,3 --max-tokens 16 [--greedy] [--json]
@@ -163,10 +237,27 @@ prints the generated ids (greedy decoding; sampling arrives with a later
 release); --json adds the top alternatives of every step.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
 			if local.model != "" {
+				for _, name := range []string{"addr", "protocol", "timeout", "add-special-tokens"} {
+					if f.Changed(name) {
+						return fmt.Errorf("--%s is for calling a server; --model runs the model in this process", name)
+					}
+				}
 				return local.run(cmd, args, ids, &sf)
 			}
+			for _, name := range []string{"threads", "top"} {
+				if f.Changed(name) {
+					return fmt.Errorf("--%s needs --model (it sets how this process runs a model; a server has its own)", name)
+				}
+			}
 			req := &ulanv1.GenerateRequest{Sampling: sf.params(), Plugins: sf.plugins(), AddSpecialTokens: addSpecial}
+			if local.greedy {
+				if t := req.Sampling.Temperature; t != nil && *t != 0 {
+					return fmt.Errorf("--greedy and --temperature %g disagree: greedy decoding is temperature 0", *t)
+				}
+				req.Sampling.Temperature = new(float32)
+			}
 			switch {
 			case len(args) == 1 && ids != "":
 				return errors.New("give a PROMPT or --prompt-ids, not both")
@@ -189,7 +280,7 @@ release); --json adds the top alternatives of every step.`,
 			defer cancel()
 			stream, err := client.Generate(ctx, connect.NewRequest(req))
 			if err != nil {
-				return err
+				return cf.explain(ctx, err)
 			}
 			p := newPrinter(cmd, cf.json)
 			for stream.Receive() {
@@ -198,7 +289,7 @@ release); --json adds the top alternatives of every step.`,
 					return err
 				}
 			}
-			return p.end(stream.Err())
+			return cf.explain(ctx, p.end(stream.Err()))
 		},
 	}
 	cf.register(cmd.Flags())
@@ -206,8 +297,12 @@ release); --json adds the top alternatives of every step.`,
 	cmd.Flags().StringVar(&ids, "prompt-ids", "", "prompt as comma-separated token ids instead of text")
 	cmd.Flags().BoolVar(&addSpecial, "add-special-tokens", false, "add the beginning-of-sequence token to a text prompt")
 	local.register(cmd.Flags())
+	cmd.Flags().Lookup("max-tokens").Usage = "cap on generated tokens (unset: up to the context length; with --model: 16)"
 	return cmd
 }
+
+// maxLine is the longest line chat reads from standard input as one turn.
+const maxLine = 16 << 20
 
 func newChatCmd() *cobra.Command {
 	var cf clientFlags
@@ -216,7 +311,11 @@ func newChatCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chat [flags] [MESSAGE]",
 		Short: "Chat with a running server; without MESSAGE, each line of input is a turn",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Chat with a running server. With MESSAGE, send one user turn; without it,
+each line of standard input is a user turn (blank lines are skipped) and the
+conversation keeps its history until the input ends. Replies stream to
+stdout; the model's reasoning, if any, goes to stderr.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mode, ok := thinkingModes[thinking]
 			if !ok {
@@ -237,7 +336,7 @@ func newChatCmd() *cobra.Command {
 				defer cancel()
 				stream, err := client.Chat(ctx, connect.NewRequest(req))
 				if err != nil {
-					return err
+					return cf.explain(ctx, err)
 				}
 				p := newPrinter(cmd, cf.json)
 				for stream.Receive() {
@@ -247,7 +346,7 @@ func newChatCmd() *cobra.Command {
 					}
 				}
 				if err := p.end(stream.Err()); err != nil {
-					return err
+					return cf.explain(ctx, err)
 				}
 				history = append(history, p.reply())
 				return nil
@@ -255,16 +354,26 @@ func newChatCmd() *cobra.Command {
 			if len(args) == 1 {
 				return turn(args[0])
 			}
-			in := bufio.NewScanner(cmd.InOrStdin())
-			in.Buffer(make([]byte, 64<<10), 16<<20)
-			for in.Scan() {
-				if line := strings.TrimSpace(in.Text()); line != "" {
-					if err := turn(line); err != nil {
-						return err
+			done := make(chan struct{})
+			defer close(done)
+			lines, readErr := readLines(cmd.InOrStdin(), done)
+			for {
+				// A read from a terminal does not end with the context, so
+				// the loop waits on both: Ctrl-C at the prompt stops chat.
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case line, ok := <-lines:
+					if !ok {
+						return <-readErr
+					}
+					if line = strings.TrimSpace(line); line != "" {
+						if err := turn(line); err != nil {
+							return err
+						}
 					}
 				}
 			}
-			return in.Err()
 		},
 	}
 	cf.register(cmd.Flags())
@@ -272,6 +381,35 @@ func newChatCmd() *cobra.Command {
 	cmd.Flags().StringVar(&system, "system", "", "system message")
 	cmd.Flags().StringVar(&thinking, "thinking", "default", "thinking mode: default, off, on or max")
 	return cmd
+}
+
+// readLines sends r's lines, one at a time, and then closes lines and sends
+// the error that ended the input (nil at its end) on errc. Once done is
+// closed it sends nothing more; a read that blocks (a terminal) still runs
+// until it returns.
+func readLines(r io.Reader, done <-chan struct{}) (lines <-chan string, errc <-chan error) {
+	lc, ec := make(chan string), make(chan error, 1)
+	go func() {
+		defer close(lc)
+		in := bufio.NewScanner(r)
+		in.Buffer(make([]byte, 64<<10), maxLine)
+		for in.Scan() {
+			select {
+			case lc <- in.Text():
+			case <-done:
+				return
+			}
+		}
+		switch err := in.Err(); {
+		case errors.Is(err, bufio.ErrTooLong):
+			ec <- fmt.Errorf("standard input: a line is longer than %d MiB", maxLine>>20)
+		case err != nil:
+			ec <- fmt.Errorf("standard input: %w", err)
+		default:
+			ec <- nil
+		}
+	}()
+	return lc, ec
 }
 
 var thinkingModes = map[string]ulanv1.ThinkingMode{
@@ -288,7 +426,12 @@ func newTokenizeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tokenize [flags] TEXT",
 		Short: "Print the token ids of TEXT on a running server",
-		Args:  cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give one TEXT to tokenize (got %d arguments; quote text with spaces)", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := cf.inference()
 			if err != nil {
@@ -300,7 +443,7 @@ func newTokenizeCmd() *cobra.Command {
 				Text: args[0], AddSpecialTokens: addSpecial, ParseSpecialTokens: parseSpecial, Pipeline: pipeline,
 			}))
 			if err != nil {
-				return err
+				return cf.explain(ctx, err)
 			}
 			out := cmd.OutOrStdout()
 			if cf.json {
@@ -342,6 +485,9 @@ type printer struct {
 	reasoning   strings.Builder
 	calls       []*ulanv1.ToolCall
 	finished    *ulanv1.Finished
+	// outOpen and errOpen are set while the content on stdout or the
+	// reasoning on stderr lacks its closing newline.
+	outOpen, errOpen bool
 }
 
 func newPrinter(cmd *cobra.Command, json bool) *printer {
@@ -371,18 +517,39 @@ func (p *printer) event(m proto.Message, _ *ulanv1.Started, d *ulanv1.Delta, f *
 	if d != nil {
 		if d.Reasoning != "" {
 			fmt.Fprint(p.errOut, d.Reasoning)
+			p.errOpen = !strings.HasSuffix(d.Reasoning, "\n")
 		}
-		if _, err := fmt.Fprint(p.out, d.Content); err != nil {
-			return err
+		if d.Content != "" {
+			p.closeReasoning()
+			if _, err := fmt.Fprint(p.out, d.Content); err != nil {
+				return err
+			}
+			p.outOpen = !strings.HasSuffix(d.Content, "\n")
 		}
 	}
 	return nil
 }
 
+// closeReasoning ends the reasoning's line on stderr, so that what follows
+// on a terminal starts a line of its own.
+func (p *printer) closeReasoning() {
+	if p.errOpen {
+		fmt.Fprintln(p.errOut)
+		p.errOpen = false
+	}
+}
+
 // end reports how the stream ended: a transport or server error as the
-// command's error, an error finish as exit status 1.
+// command's error (after ending the text's line, so that the error starts
+// one of its own), an error or cancelled finish as exit status 1.
 func (p *printer) end(err error) error {
+	if !p.json {
+		p.closeReasoning()
+	}
 	if err != nil {
+		if !p.json && p.outOpen {
+			fmt.Fprintln(p.out)
+		}
 		return err
 	}
 	if !p.json {
@@ -398,7 +565,11 @@ func (p *printer) end(err error) error {
 	switch f.FinishReason {
 	case ulanv1.FinishReason_FINISH_REASON_ERROR:
 		return fmt.Errorf("generation failed: %s", f.Message)
-	case ulanv1.FinishReason_FINISH_REASON_CANCELLED, ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER:
+	case ulanv1.FinishReason_FINISH_REASON_CANCELLED:
+		// The server cut the text short (a Cancel call, or a drain that ran
+		// out of time): what was printed is not the whole answer.
+		return fmt.Errorf("generation cancelled by the server: %s", f.Message)
+	case ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER:
 		if !p.json {
 			fmt.Fprintf(p.errOut, "ulan: %s: %s\n", finishName(f.FinishReason), f.Message)
 		}

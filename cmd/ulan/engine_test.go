@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 	if tinyPath != "" {
 		os.RemoveAll(filepath.Dir(tinyPath))
 	}
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
 	os.Exit(code)
 }
 

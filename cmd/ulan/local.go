@@ -26,7 +26,7 @@ type localFlags struct {
 func (l *localFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&l.model, "model", "", "run this GGUF model (or Hugging Face model directory) in this process instead of calling a server")
 	f.IntVar(&l.threads, "threads", runtime.NumCPU(), "with --model: goroutines per engine operation")
-	f.BoolVar(&l.greedy, "greedy", false, "with --model: greedy decoding (the only mode until sampling lands)")
+	f.BoolVar(&l.greedy, "greedy", false, "greedy decoding, the same as --temperature 0 (with --model, the only mode until sampling lands)")
 	f.IntVar(&l.top, "top", 10, "with --model --json: alternatives listed per step")
 }
 
@@ -48,10 +48,11 @@ type localResult struct {
 	Steps        []localStep `json:"steps"`
 }
 
-// run generates greedily from --prompt-ids with the model in this process.
+// run generates greedily from --prompt-ids with the model in this process,
+// until cmd's context ends.
 func (l *localFlags) run(cmd *cobra.Command, args []string, ids string, sf *samplingFlags) error {
 	if len(args) > 0 {
-		return errors.New("with --model, give the prompt as --prompt-ids (text needs the tokenizer, which arrives with a later release)")
+		return errors.New("with --model, the prompt is token ids: give --prompt-ids instead of text (or call a server, which tokenizes)")
 	}
 	if ids == "" {
 		return errors.New("--prompt-ids is required with --model")
@@ -77,11 +78,14 @@ func (l *localFlags) run(cmd *cobra.Command, args []string, ids string, sf *samp
 	if l.top < 0 || l.top > 100 {
 		return errors.New("--top must be 0 to 100")
 	}
+	if l.threads < 1 {
+		return fmt.Errorf("--threads %d: must be at least 1", l.threads)
+	}
 	prompt, err := parseIDs(ids)
 	if err != nil {
 		return err
 	}
-	lm, err := loadModel(l.model, max(1, l.threads), cmd.ErrOrStderr())
+	lm, err := loadModel(l.model, l.threads, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -95,6 +99,9 @@ func (l *localFlags) run(cmd *cobra.Command, args []string, ids string, sf *samp
 		tokens[i] = int32(id)
 	}
 	need := len(tokens) + maxTokens
+	if info.Context > 0 && need > info.Context {
+		return fmt.Errorf("--max-tokens %d: %d + %d tokens are beyond the model's context of %d", maxTokens, len(tokens), maxTokens, info.Context)
+	}
 	r, err := engine.NewRunner(lm.model, lm.backend, engine.RunnerConfig{CacheBytes: engine.CacheBytes(lm.model, 1, need, 0)})
 	if err != nil {
 		return err
@@ -104,7 +111,14 @@ func (l *localFlags) run(cmd *cobra.Command, args []string, ids string, sf *samp
 	out := cmd.OutOrStdout()
 	seq := r.NewSequence()
 	next := tokens
+	ctx := cmd.Context()
 	for range maxTokens {
+		if err := ctx.Err(); err != nil {
+			if !sfJSON(cmd) && len(res.GeneratedIDs) > 0 {
+				fmt.Fprintln(out)
+			}
+			return err
+		}
 		rows, err := r.Step([]engine.Work{{Seq: seq, Tokens: next}})
 		if err != nil {
 			return err

@@ -175,10 +175,7 @@ func TestServeBinary(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "ulan")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := ulanBinary(t)
 
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
