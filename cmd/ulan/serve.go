@@ -82,8 +82,8 @@ that fails, or that changes a key only a restart can apply, changes nothing;
 GetStatus and the log say why.
 
 SIGINT or SIGTERM starts a graceful drain (server.drain_timeout); a second
-signal stops the server at once.`,
-		Args: cobra.NoArgs,
+signal stops the server at once. One during start-up stops it before it serves.`,
+		Args: noArgs,
 	}
 	f := cmd.Flags()
 	configFile := f.String("config", "", "YAML configuration file")
@@ -164,6 +164,12 @@ func serve(ctx context.Context, src config.Sources, cfg config.Config, log *slog
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// A signal that came while the model and plugins loaded ended ctx
+	// before sigs listened: stop, as a drain of no requests would.
+	if ctx.Err() != nil {
+		log.Info("signal received during start-up; stopping without serving")
+		return ln.Close()
+	}
 	ctx, drain := context.WithCancel(context.WithoutCancel(ctx))
 	defer drain()
 	go onSignals(sigs, log, drain, func() { _ = srv.Close() })
@@ -329,6 +335,9 @@ func newServer(ctx context.Context, cfg config.Config, log *slog.Logger, stderr 
 		log.Warn("the model's tokenizer cannot be rebuilt; Tokenize and Detokenize are unavailable", "err", err)
 	} else if deps.ModelTokenizer, err = tok.Bundle(); err != nil {
 		return nil, nil, fmt.Errorf("the model's tokenizer: %w", err)
+	}
+	if tok != nil {
+		deps.ModelVocab = tok.VocabSize()
 	}
 	model := &pipeline.Model{
 		Name:      name,

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,4 +58,30 @@ func TestFollowedFilesAfterAFailedReload(t *testing.T) {
 	tried := running
 	tried.Plugins = []config.Plugin{{ID: "a", Module: a}, {ID: "b", Module: b}, {ID: "c", Module: gone}}
 	require.Equal(t, []string{file, a, b}, followedFiles(file, running, &tried))
+}
+
+// TestServeInterruptedDuringStartUp: a signal that arrives while the model
+// loads (ctx ended before serve listens for signals itself) stops serve
+// before it serves, rather than being lost.
+func TestServeInterruptedDuringStartUp(t *testing.T) {
+	// Not parallel: the plugin compilation cache goes under XDG_CACHE_HOME.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	model := tinyModel(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	var code int
+	var errOut string
+	go func() {
+		defer close(done)
+		code, _, errOut = ulanCtx(ctx, "", "serve", "--listen", "127.0.0.1:0", "--model", model)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("serve did not stop")
+	}
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "signal received during start-up; stopping without serving")
+	require.NotContains(t, errOut, "msg=serving")
 }

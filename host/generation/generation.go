@@ -57,6 +57,11 @@ type Deps struct {
 	// (hf.Tokenizer.Bundle), handed to every tokenizer plugin whose config
 	// names no tokenizer of its own (neither "bundle" nor "tokenizer_json").
 	ModelTokenizer []byte
+	// ModelVocab, when positive, is the size of the loaded model's own
+	// tokenizer's vocabulary, which every tokenizer plugin's (tok_info) must
+	// equal: ids from another vocabulary would run the model on the wrong
+	// tokens, and its output would be detokenized with the wrong pieces.
+	ModelVocab int
 	// InitTimeout bounds each instance's instantiation and ulan_init; 0
 	// means plugin.Config's default.
 	InitTimeout time.Duration
@@ -406,6 +411,20 @@ func load(ctx context.Context, i int, pc config.Plugin, deps Deps) (*Plugin, plu
 	if err != nil {
 		ps = append(ps, config.Problem{Key: k[:len(k)-1], Message: fmt.Sprintf("%s did not load: %v", pc.Module, err)})
 		return nil, man.Kind, ps
+	}
+	if man.Kind == plugin.KindTokenizer && deps.ModelVocab > 0 {
+		info, err := rt.TokenizerInfo(ctx)
+		switch {
+		case err != nil:
+			ps = append(ps, config.Problem{Key: k[:len(k)-1], Message: fmt.Sprintf("%s: tok_info: %v", pc.Module, err)})
+		case info.VocabSize != deps.ModelVocab:
+			ps = append(ps, config.Problem{Key: k[:len(k)-1], Message: fmt.Sprintf(
+				"%s has a vocabulary of %d tokens, the model's tokenizer one of %d: its ids would not be the model's", pc.Module, info.VocabSize, deps.ModelVocab)})
+		}
+		if len(ps) > 0 {
+			_ = rt.Close(ctx)
+			return nil, man.Kind, ps
+		}
 	}
 	p := &Plugin{
 		ID:       pc.ID,

@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
 
 	"github.com/ulan-ai/ulan/engine"
 	_ "github.com/ulan-ai/ulan/engine/arch/deepseekv3"
@@ -194,4 +196,36 @@ func TestTokenizeThroughPipelines(t *testing.T) {
 	_, err = p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: []uint32{5}, Pipeline: "nope"})
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "pipeline", fe.Field)
+}
+
+// TestTokenizerPluginMustShareTheModelsVocabulary: a tokenizer plugin whose
+// vocabulary is not the model's tokenizer's is a problem naming it, since
+// its ids would not be the model's.
+func TestTokenizerPluginMustShareTheModelsVocabulary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads the tokenizer plugin")
+	}
+	t.Parallel()
+	tj, err := testmodel.TokenizerJSON()
+	require.NoError(t, err)
+	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
+	require.NoError(t, err)
+	bundle, err := tok.Bundle()
+	require.NoError(t, err)
+	ctx := context.Background()
+	cfg := config.Config{Plugins: []config.Plugin{{ID: "tok", Module: "builtin:tokenizer", PoolSize: 1,
+		Grants: config.Grants{MemoryPages: 8192, CallTimeout: 10 * time.Second}}}}
+	deps := generation.Deps{Builtins: map[string][]byte{"tokenizer": plugins.Tokenizer}, ModelTokenizer: bundle,
+		InitTimeout: time.Minute, Cache: wazero.NewCompilationCache(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	deps.ModelVocab = tok.VocabSize()
+	gen, err := generation.Build(ctx, cfg, deps)
+	require.NoError(t, err, "the model's own tokenizer, as a plugin")
+	gen.Close(ctx)
+	deps.ModelVocab = tok.VocabSize() + 1
+	_, err = generation.Build(ctx, cfg, deps)
+	var ps config.Problems
+	require.ErrorAs(t, err, &ps)
+	require.Len(t, ps, 1)
+	require.Equal(t, "plugins[0]", ps[0].Key)
+	require.Contains(t, ps[0].Message, fmt.Sprintf("has a vocabulary of %d tokens, the model's tokenizer one of %d", tok.VocabSize(), tok.VocabSize()+1))
 }
