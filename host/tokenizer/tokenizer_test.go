@@ -254,3 +254,26 @@ func TestPluginConforms(t *testing.T) {
 		require.NoError(t, c.Err, c.Name)
 	}
 }
+
+// TestLongPrompt: a prompt of several MiB (a million-token context's worth)
+// encodes with the native tokenizer, a chunk of the pre-tokenizer's pattern
+// at a time, to the ids of its paragraphs encoded one by one, and decodes
+// back; it used to fail past 1 MiB ("input out of bounds").
+func TestLongPrompt(t *testing.T) {
+	t.Parallel()
+	tok := native(t)
+	para := "The quick brown fox — 1234567 jumps!\n 你好世界 don't stop...  \n\n"
+	text := strings.Repeat(para, (3<<20)/len(para))
+	ids, err := tok.Encode(text, 0)
+	require.NoError(t, err)
+	one, err := tok.Encode(para, 0)
+	require.NoError(t, err)
+	// Each paragraph ends in "\n\n" before a letter, where the pattern always
+	// cuts, so the whole is the paragraphs' ids in turn.
+	require.Equal(t, len(one)*(len(text)/len(para)), len(ids))
+	require.Equal(t, one, ids[:len(one)])
+	require.Equal(t, one, ids[len(ids)-len(one):])
+	back, err := tok.Decode(ids, 0)
+	require.NoError(t, err)
+	require.Equal(t, text, back)
+}

@@ -8,12 +8,69 @@ import (
 	"github.com/dlclark/regexp2"
 )
 
-// MaxSplitText bounds the text one Split call takes (bytes); longer input is
-// split by the caller in pieces (at whitespace, for tokenizers).
-const MaxSplitText = 1 << 20
+// MaxSplitText bounds the text one Split call takes (bytes): the most a
+// tokenizer's output may hold (sdk/ABI.md), far above a server's largest
+// prompt.
+const MaxSplitText = 64 << 20
 
 // MaxPieces bounds the spans one Split returns.
-const MaxPieces = 1 << 20
+const MaxPieces = MaxSplitText
+
+// splitChunk is how much text one pass of the pattern takes at a time: a
+// longer text is split a chunk at a time, so that the pattern's match
+// timeout bounds each pass, not the whole text, and the regex engine's rune
+// copy stays small.
+var splitChunk = 1 << 20
+
+// splitCarry is how many of a chunk's last pieces are split again with the
+// next chunk: the chunk's end may have cut them short, or changed what a
+// lookahead saw ((?!\S) at the chunk's end sees the end of the text). A
+// piece before them ended, and had its lookahead answered, inside the chunk.
+const splitCarry = 2
+
+// splitLong is split over text, a chunk at a time: each chunk's pieces but
+// its last splitCarry are kept, and the next chunk starts where those
+// begin. A chunk that holds no more than splitCarry pieces (one piece of
+// about a chunk) is split with all the rest of the text at once.
+func splitLong(text string, split func(string) ([][2]int, error)) ([][2]int, error) {
+	if len(text) > MaxSplitText {
+		return nil, fmt.Errorf("%w: %d bytes to split, at most %d", ErrBounds, len(text), MaxSplitText)
+	}
+	if len(text) <= splitChunk {
+		return split(text)
+	}
+	var out [][2]int
+	for start := 0; ; {
+		end := start + splitChunk
+		if end >= len(text) {
+			end = len(text)
+		} else {
+			for end > start+1 && !utf8.RuneStart(text[end]) {
+				end-- // a chunk ends between characters
+			}
+		}
+		spans, err := split(text[start:end])
+		if err != nil {
+			return nil, err
+		}
+		keep := len(spans) - splitCarry
+		if end == len(text) || keep <= 0 {
+			if end < len(text) {
+				if spans, err = split(text[start:]); err != nil {
+					return nil, err
+				}
+			}
+			for _, sp := range spans {
+				out = append(out, [2]int{start + sp[0], start + sp[1]})
+			}
+			return out, nil
+		}
+		for _, sp := range spans[:keep] {
+			out = append(out, [2]int{start + sp[0], start + sp[1]})
+		}
+		start += spans[keep][0]
+	}
+}
 
 // splitTimeout bounds one Split's matching, so that a pathological pattern
 // or input cannot stall the host.
@@ -44,9 +101,11 @@ func Compile(expr string) (*Pattern, error) {
 // offsets that cover the text in order. Invalid UTF-8 bytes are kept as
 // pieces of their own between matches.
 func (p *Pattern) Split(text string) ([][2]int, error) {
-	if len(text) > MaxSplitText {
-		return nil, fmt.Errorf("%w: %d bytes to split, at most %d", ErrBounds, len(text), MaxSplitText)
-	}
+	return splitLong(text, p.splitOnce)
+}
+
+// splitOnce is Split of a text of at most a chunk (splitLong).
+func (p *Pattern) splitOnce(text string) ([][2]int, error) {
 	if p.fast != nil {
 		spans := fastSplit(p.fast, text)
 		if len(spans) > MaxPieces {
@@ -122,9 +181,11 @@ func NewSequence(parts ...Splitter) (*Sequence, error) {
 // Split cuts text with each splitter in turn and returns the final pieces
 // as [start, end) offsets into text.
 func (s *Sequence) Split(text string) ([][2]int, error) {
-	if len(text) > MaxSplitText {
-		return nil, fmt.Errorf("%w: %d bytes to split, at most %d", ErrBounds, len(text), MaxSplitText)
-	}
+	return splitLong(text, s.splitOnce)
+}
+
+// splitOnce is Split of a text of at most a chunk (splitLong).
+func (s *Sequence) splitOnce(text string) ([][2]int, error) {
 	if fast := s.fastParts(); fast != nil {
 		return fastSequence(fast, text)
 	}
