@@ -201,7 +201,7 @@ format: projections F8_E4M3 with F8_E8M0 .scale blocks of --block (128 by
 default), routed experts FP4 E2M1 packed as I8 with an F8_E8M0 scale per 32
 values (hidden and moe_intermediate_size must be multiples of 32: use
 tiny-v4-hf), norms and tables BF16; --mtp adds an MTP block (mtp.0.*).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var t gguf.Type
 			switch typ {

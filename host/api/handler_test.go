@@ -319,3 +319,19 @@ func TestModelKVSizesValidated(t *testing.T) {
 	require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err))
 	require.Contains(t, err.Error(), "kv_cache_context_lengths[0]")
 }
+
+// TestBadMaxTokensIsItsOwnProblem: a max_tokens out of range is reported
+// alone, not also as a min_tokens above it.
+func TestBadMaxTokensIsItsOwnProblem(t *testing.T) {
+	t.Parallel()
+	client := serve(t, &apitest.Echo{})
+	for _, m := range []int32{-1, 0} {
+		s, err := client.Generate(context.Background(), connect.NewRequest(generate("a", &ulanv1.SamplingParams{MaxTokens: i32(m)})))
+		require.NoError(t, err)
+		for s.Receive() {
+		}
+		require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(s.Err()))
+		require.Contains(t, s.Err().Error(), "sampling.max_tokens")
+		require.NotContains(t, s.Err().Error(), "min_tokens")
+	}
+}

@@ -147,7 +147,7 @@ func (c *checker) sampling(s *ulanv1.SamplingParams, lim Limits) {
 		c.add("sampling.min_tokens", "%d is negative", m)
 	case int64(m) > int64(lim.MaxTokens):
 		c.add("sampling.min_tokens", "%d is over the limit of %d (limits.max_tokens)", m, lim.MaxTokens)
-	case s.MaxTokens != nil && m > *s.MaxTokens:
+	case s.MaxTokens != nil && *s.MaxTokens >= 1 && m > *s.MaxTokens: // a bad max_tokens is its own problem
 		c.add("sampling.min_tokens", "%d is more than max_tokens (%d)", m, *s.MaxTokens)
 	}
 	if len(s.LogitBias) > maxLogitBias {
