@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -260,6 +261,29 @@ func (m *Model) ShardOf(name string) (string, bool) {
 		return "", false
 	}
 	return f.Path(), true
+}
+
+// LayerPast finds a tensor of a numbered layer at or past limit: the first
+// name, in Names' order, of the form prefix N "." with N ≥ limit. It
+// returns the name, N, and where the tensor is (its shard, else the
+// directory), for a loader to refuse a checkpoint whose config describes
+// fewer layers than it holds.
+func (m *Model) LayerPast(prefix string, limit int) (name string, layer int, where string, found bool) {
+	for _, name := range m.names {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		if n, err := strconv.Atoi(num); err == nil && n >= limit {
+			where := m.dir
+			if shard, ok := m.ShardOf(name); ok {
+				where = shard
+			}
+			return name, n, where, true
+		}
+	}
+	return "", 0, "", false
 }
 
 // ConfigJSON returns config.json as read, or nil if the directory has

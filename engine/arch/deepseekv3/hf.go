@@ -6,8 +6,6 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/ulan-ai/ulan/engine"
 	"github.com/ulan-ai/ulan/engine/safetensors"
@@ -54,19 +52,8 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 // the config names would run a shallower one without a word. Other names
 // the loader does not read are let through, as transformers does.
 func checkLayers(m *safetensors.Model, limit int) error {
-	for _, name := range m.Names() {
-		rest, ok := strings.CutPrefix(name, "model.layers.")
-		if !ok {
-			continue
-		}
-		num, _, _ := strings.Cut(rest, ".")
-		if n, err := strconv.Atoi(num); err == nil && n >= limit {
-			where := m.Dir()
-			if shard, ok := m.ShardOf(name); ok {
-				where = shard
-			}
-			return fmt.Errorf("deepseekv3: %s: tensor %q: layer %d is past the %d layers config.json describes (num_hidden_layers plus num_nextn_predict_layers)", where, name, n, limit)
-		}
+	if name, n, where, found := m.LayerPast("model.layers.", limit); found {
+		return fmt.Errorf("deepseekv3: %s: tensor %q: layer %d is past the %d layers config.json describes (num_hidden_layers plus num_nextn_predict_layers)", where, name, n, limit)
 	}
 	return nil
 }

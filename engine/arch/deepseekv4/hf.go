@@ -73,23 +73,12 @@ func LoadDir(m *safetensors.Model, cfg *safetensors.Config, b engine.Backend) (e
 // word. Other names the loader does not read are let through, as
 // transformers does.
 func checkLayers(m *safetensors.Model, layers, nextn int) error {
-	for _, name := range m.Names() {
-		limit := layers
-		rest, ok := strings.CutPrefix(name, "layers.")
-		if !ok {
-			rest, ok = strings.CutPrefix(name, "model.layers.")
-			limit += max(nextn, 0)
-		}
-		if !ok {
-			continue
-		}
-		num, _, _ := strings.Cut(rest, ".")
-		if n, err := strconv.Atoi(num); err == nil && n >= limit {
-			where := m.Dir()
-			if shard, ok := m.ShardOf(name); ok {
-				where = shard
-			}
-			return fmt.Errorf("deepseekv4: %s: tensor %q: block %d is past the %d blocks config.json describes (num_hidden_layers %d, num_nextn_predict_layers %d)", where, name, n, limit, layers, nextn)
+	for _, c := range []struct {
+		prefix string
+		limit  int
+	}{{"layers.", layers}, {"model.layers.", layers + max(nextn, 0)}} {
+		if name, n, where, found := m.LayerPast(c.prefix, c.limit); found {
+			return fmt.Errorf("deepseekv4: %s: tensor %q: block %d is past the %d blocks config.json describes (num_hidden_layers %d, num_nextn_predict_layers %d)", where, name, n, c.limit, layers, nextn)
 		}
 	}
 	return nil
