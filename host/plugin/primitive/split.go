@@ -2,6 +2,7 @@ package primitive
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -30,8 +31,9 @@ const splitCarry = 2
 
 // splitLong is split over text, a chunk at a time: each chunk's pieces but
 // its last splitCarry are kept, and the next chunk starts where those
-// begin. A chunk that holds no more than splitCarry pieces (one piece of
-// about a chunk) is split with all the rest of the text at once.
+// begin. A chunk that holds no more than splitCarry pieces (a piece about
+// as long as the chunk) is taken again twice as long, until it holds more
+// or reaches the end of the text.
 func splitLong(text string, split func(string) ([][2]int, error)) ([][2]int, error) {
 	if len(text) > MaxSplitText {
 		return nil, fmt.Errorf("%w: %d bytes to split, at most %d", ErrBounds, len(text), MaxSplitText)
@@ -40,8 +42,8 @@ func splitLong(text string, split func(string) ([][2]int, error)) ([][2]int, err
 		return split(text)
 	}
 	var out [][2]int
-	for start := 0; ; {
-		end := start + splitChunk
+	for start, size := 0, splitChunk; ; {
+		end := start + size
 		if end >= len(text) {
 			end = len(text)
 		} else {
@@ -54,21 +56,20 @@ func splitLong(text string, split func(string) ([][2]int, error)) ([][2]int, err
 			return nil, err
 		}
 		keep := len(spans) - splitCarry
-		if end == len(text) || keep <= 0 {
-			if end < len(text) {
-				if spans, err = split(text[start:]); err != nil {
-					return nil, err
-				}
-			}
-			for _, sp := range spans {
-				out = append(out, [2]int{start + sp[0], start + sp[1]})
-			}
-			return out, nil
+		if end < len(text) && keep <= 0 {
+			size *= 2
+			continue
+		}
+		if end == len(text) {
+			keep = len(spans)
 		}
 		for _, sp := range spans[:keep] {
 			out = append(out, [2]int{start + sp[0], start + sp[1]})
 		}
-		start += spans[keep][0]
+		if end == len(text) {
+			return out, nil
+		}
+		start, size = start+spans[keep][0], splitChunk
 	}
 }
 
@@ -147,7 +148,9 @@ func (p *Pattern) regexSplit(text string) ([][2]int, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("primitive: split: %w", err)
+		// regexp2's errors quote the whole input: say what happened, not that.
+		msg, _, _ := strings.Cut(err.Error(), " on input ")
+		return nil, fmt.Errorf("primitive: split of %d bytes: %s", len(text), msg)
 	}
 	if last < len(runes) {
 		spans = append(spans, [2]int{offs[last], len(text)})
