@@ -138,15 +138,22 @@ func New(cfg Config) *API {
 		health: grpchealth.NewStaticChecker(services...),
 		gens:   newRegistry(),
 	}
-	opts := connect.WithHandlerOptions(
-		connect.WithInterceptors(append([]connect.Interceptor{&logInterceptor{log: cfg.Logger}}, cfg.Interceptors...)...),
+	// Every handler, health and reflection included, bounds what it reads: a
+	// handler without a read limit buffers a whole message, and a gzip one
+	// expands without end (a MiB of gzip is a GiB of zeros).
+	limits := connect.WithHandlerOptions(
 		connect.WithReadMaxBytes(int(cfg.Limits.MaxRequestBytes)),
+		withGzip(cfg.Limits.MaxRequestBytes),
+		connect.WithRecover(recoverer(cfg.Logger)),
+	)
+	opts := connect.WithHandlerOptions(
+		limits,
+		connect.WithInterceptors(append([]connect.Interceptor{&logInterceptor{log: cfg.Logger}}, cfg.Interceptors...)...),
 		// These replace connect's codecs of the same names, to name a string
 		// that is not UTF-8 rather than leave the client to find it.
 		connect.WithCodec(protoCodec{}),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
-		connect.WithRecover(recoverer(cfg.Logger)),
 	)
 	for path, h := range cfg.Routes {
 		a.mux.Handle(path, h)
@@ -155,10 +162,10 @@ func New(cfg Config) *API {
 	a.mux.Handle(ulanv1connect.NewInferenceServiceHandler(inf, opts))
 	a.mux.Handle(ulanv1connect.NewModelServiceHandler(&modelHandler{inf: cfg.Inference, log: cfg.Logger}, opts))
 	a.mux.Handle(ulanv1connect.NewPluginServiceHandler(&pluginHandler{plugins: cfg.Plugins, limits: cfg.Limits, log: cfg.Logger}, opts))
-	a.mux.Handle(grpchealth.NewHandler(a.health))
+	a.mux.Handle(newHealthHandler(a.health, limits))
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
-	a.mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	a.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	a.mux.Handle(grpcreflect.NewHandlerV1(reflector, limits))
+	a.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limits))
 	return a
 }
 

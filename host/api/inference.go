@@ -60,10 +60,15 @@ func (h *inferenceHandler) run(ctx context.Context, setHeader func(k, v string),
 		if cause := context.Cause(gctx); gctx.Err() != nil && cause != nil {
 			err = fmt.Errorf("%w: %w", cause, context.Canceled)
 		}
+		if deadlinePassed(ctx) {
+			err = errDeadlinePassed
+		}
 		return h.fail(ctx, err)
 	}
 	reason, msg := ulanv1.FinishReason_FINISH_REASON_ERROR, ""
 	switch {
+	case deadlinePassed(ctx):
+		reason, msg = ulanv1.FinishReason_FINISH_REASON_CANCELLED, errDeadlinePassed.Error()
 	case gctx.Err() != nil:
 		reason, msg = ulanv1.FinishReason_FINISH_REASON_CANCELLED, context.Cause(gctx).Error()
 	case err != nil:
@@ -80,7 +85,23 @@ func (h *inferenceHandler) run(ctx context.Context, setHeader func(k, v string),
 	if n > 0 && err == nil && gctx.Err() == nil {
 		h.log.ErrorContext(ctx, "generation ended without finishing", "generation_id", id, "choices", n)
 	}
+	// A stream its deadline cut short ends with DeadlineExceeded after its
+	// Finished messages, as gRPC clients expect: a client that set the
+	// deadline with a header alone (a browser's grpc-timeout) learns from the
+	// status that the answer is incomplete. One that finished in time is OK.
+	if n > 0 && deadlinePassed(ctx) {
+		return connect.NewError(connect.CodeDeadlineExceeded, errDeadlinePassed)
+	}
 	return nil
+}
+
+// errDeadlinePassed is what a call its deadline ended is told.
+var errDeadlinePassed = fmt.Errorf("the call's deadline (grpc-timeout or Connect-Timeout-Ms) passed: %w", context.DeadlineExceeded)
+
+// deadlinePassed reports whether the call's own deadline ended it (not a
+// Cancel request, a drain or a client that went away).
+func deadlinePassed(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.DeadlineExceeded)
 }
 
 func (h *inferenceHandler) Tokenize(ctx context.Context, req *connect.Request[ulanv1.TokenizeRequest]) (*connect.Response[ulanv1.TokenizeResponse], error) {
