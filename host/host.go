@@ -22,6 +22,7 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/otelconnect"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ulan-ai/ulan/host/api"
@@ -48,6 +49,14 @@ const cancelGrace = 2 * time.Second
 
 // forceGrace is the same for Close, which must be quick.
 const forceGrace = 200 * time.Millisecond
+
+// maxHeaderBytes bounds a request's header block (HTTP/1.1 request line and headers;
+// HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding). net/http's default
+// is 1 MiB; a stream holds its headers for as long as it runs, so 250 streams on one
+// HTTP/2 connection could pin 250 MiB. 64 KiB is what Envoy allows, and a Connect, gRPC
+// or gRPC-web call needs a few hundred bytes. A larger header gets 431 (HTTP/1.1) or a
+// refused stream (HTTP/2).
+const maxHeaderBytes = 64 << 10
 
 // Option configures a Server.
 type Option func(*options)
@@ -98,8 +107,11 @@ func WithMetrics(m *metrics.Metrics) Option {
 
 // WithTracing makes a span of every call with tp (connectrpc.com/otelconnect): the
 // pipeline's own spans (tokenize, prefill, decode, plugin calls) become its children. A
-// caller's trace context starts a new trace linked to the caller's, not a child of it
-// (otelconnect's default for servers that do not trust their callers).
+// caller's W3C trace context (traceparent, tracestate) starts a new trace linked to the
+// caller's, not a child of it (otelconnect's default for servers that do not trust their
+// callers); a malformed traceparent is ignored. The server reads it with its own
+// propagator, not the process-wide one (which is a no-op unless someone sets it), and
+// takes no baggage from callers.
 func WithTracing(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracing = tp }
 }
@@ -118,8 +130,8 @@ type Server struct {
 	http   *http.Server
 	tls    *tls.Config   // nil for plain HTTP
 	certs  *certs.Source // the certificate, reloaded when its files change; nil without TLS
-	keys   *auth.Store   // the API keys, swapped by reloads
-	cors   *auth.CORS    // the allowed origins, swapped by reloads
+	keys   *auth.Keys    // the API keys the server starts with; reloads swap them in gate
+	gate   *auth.Gate    // the API keys and allowed origins, swapped together by reloads
 	cancel context.CancelCauseFunc
 
 	mu     sync.Mutex
@@ -157,9 +169,8 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := auth.NewStore(keys)
 	rt := newConfigRuntime(cfg, o.live, o.deps, o.logger)
-	rt.src, rt.onSwap, rt.keys, rt.metrics = o.src, o.onSwap, store, o.metrics
+	rt.src, rt.onSwap, rt.metrics = o.src, o.onSwap, o.metrics
 	var interceptors []connect.Interceptor
 	routes := map[string]http.Handler{}
 	if o.metrics != nil {
@@ -171,7 +182,8 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		o.metrics.SetPluginSource(func() []metrics.PluginStats { return pluginStats(o.live) })
 	}
 	if o.tracing != nil {
-		otel, err := otelconnect.NewInterceptor(otelconnect.WithTracerProvider(o.tracing), otelconnect.WithoutMetrics())
+		otel, err := otelconnect.NewInterceptor(otelconnect.WithTracerProvider(o.tracing), otelconnect.WithoutMetrics(),
+			otelconnect.WithPropagator(propagation.TraceContext{}))
 		if err != nil {
 			return nil, fmt.Errorf("host: tracing: %w", err)
 		}
@@ -195,7 +207,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	protocols.SetHTTP2(true) // used only over TLS
-	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel, rt: rt, keys: store}
+	s := &Server{cfg: cfg, log: o.logger, api: a, cancel: cancel, rt: rt, keys: keys}
 	if t := cfg.Server.TLS; t.CertFile != "" {
 		src, err := certs.New(t.CertFile, t.KeyFile, certs.WithLogger(o.logger), certs.WithOnReload(o.metrics.CertReload))
 		if err != nil {
@@ -209,6 +221,7 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 		Protocols:         protocols,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn),
 	}
@@ -217,23 +230,23 @@ func New(cfg config.Config, opts ...Option) (*Server, error) {
 
 // handler stacks the middleware around the API: request ids outermost, so
 // that even a CORS preflight or an oversized body is logged with one; then
-// CORS, so that preflights are answered and refused calls still carry CORS
-// headers; then the API keys, which refuse a call before its body is read.
+// the gate: CORS, so that preflights are answered and refused calls still carry
+// CORS headers, around the API keys, which refuse a call before its body is
+// read. A reload swaps the gate's keys and origins together.
 func (s *Server) handler() http.Handler {
 	var h http.Handler = s.api
 	// The transport cap sits a little above the message cap, so that an
 	// oversized message is refused by connect with a clear ResourceExhausted
 	// naming the limit, not by a cut-off body.
 	h = http.MaxBytesHandler(h, int64(s.cfg.Limits.MaxRequestBytes)+64<<10)
-	h = s.keys.Middleware(nil, h)
-	s.cors = auth.NewCORS(h, auth.CORSOptions{
+	s.gate = auth.NewGate(h, nil, s.keys, auth.CORSOptions{
 		AllowedOrigins: s.cfg.Server.CORS.AllowedOrigins,
 		MaxAge:         s.cfg.Server.CORS.MaxAge,
 		AllowedHeaders: []string{reqid.Header},
 		ExposedHeaders: []string{api.GenerationIDHeader, reqid.Header},
 	})
-	s.rt.cors = s.cors
-	return reqid.Middleware(s.cors)
+	s.rt.gate = s.gate
+	return reqid.Middleware(s.gate)
 }
 
 // pluginStats reports the pools of the plugins that live generations hold, each once,

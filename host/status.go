@@ -33,8 +33,7 @@ type configRuntime struct {
 	src     *config.Sources // where a reload reads the configuration; nil: no reload
 	log     *slog.Logger
 	onSwap  func(config.Config, *generation.Generation)
-	keys    *auth.Store // swapped to the new configuration's keys by a reload
-	cors    *auth.CORS  // likewise for the allowed origins
+	gate    *auth.Gate // its keys and origins swapped to the new configuration's by a reload
 	metrics *metrics.Metrics
 
 	// reloading admits one reload at a time.
@@ -191,13 +190,13 @@ func (c *configRuntime) reload(ctx context.Context, trigger string) *ulanv1.Relo
 		res.Problems = []*ulanv1.ConfigProblem{{Message: err.Error()}}
 		return finish()
 	}
+	// Keys and origins go in together (one pointer), and before the generation: a key
+	// the new configuration removes is refused from the moment it is built, and a call
+	// a new key lets in a moment early runs on the old generation, which still serves.
+	if c.gate != nil {
+		c.gate.Swap(keys, next.Server.CORS.AllowedOrigins, next.Server.CORS.MaxAge)
+	}
 	c.live.Swap(g)
-	if c.keys != nil {
-		c.keys.Swap(keys)
-	}
-	if c.cors != nil {
-		c.cors.Swap(next.Server.CORS.AllowedOrigins, next.Server.CORS.MaxAge)
-	}
 	c.mu.Lock()
 	c.cfg, c.since = next, time.Now()
 	c.mu.Unlock()

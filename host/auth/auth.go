@@ -7,6 +7,8 @@
 // HTTP middleware that rejects a call before its body is read, in the protocol the
 // client speaks (Middleware), and a plain HTTP guard for routes such as /metrics
 // (Require, RequireAdmin). Each puts the caller's Principal in the request context.
+// A Gate, what the server puts in front of its API, is CORS around the middleware,
+// holding keys and origins as one value so that a reload swaps them together.
 //
 // A Store without keys lets every call through and puts no Principal in the context:
 // a server with no keys configured is open, as it was before keys existed.

@@ -10,7 +10,6 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
-	"connectrpc.com/grpcreflect"
 
 	"github.com/ulan-ai/ulan/proto/gen/ulan/v1/ulanv1connect"
 )
@@ -48,21 +47,20 @@ const MetricsPath = "/metrics"
 // DefaultPolicy is the level each of the server's procedures and routes needs, by its
 // procedure name or URL path (the same thing for Connect, gRPC and gRPC-web):
 //
-//   - Open: gRPC health checks, which load balancers and orchestrators probe without
-//     credentials and which reveal only whether the server is serving; and gRPC
-//     reflection, which serves the API's public schema (proto/ulan/v1) and nothing
-//     about the server's state.
+//   - Open: gRPC health checks (Check and Watch), which load balancers and
+//     orchestrators probe without credentials and which reveal only whether the server
+//     is serving.
 //   - AdminKey: PluginService Reload and ValidateConfig, which change or probe the
 //     server's configuration, and /metrics. While no admin key is configured these
 //     need any key, as AnyKey does.
 //   - AnyKey: everything else, including procedures and routes added later, so a new
 //     route is closed until someone decides otherwise. ListPlugins and GetStatus are
-//     read-only and need any key.
+//     read-only and need any key. gRPC reflection needs one too: no probe needs it,
+//     and it is a stream a caller may hold open and ask of at will (RATIONALE.md, "Why
+//     does gRPC reflection need a key when health does not?").
 func DefaultPolicy(procedure string) Level {
 	switch {
-	case strings.HasPrefix(procedure, "/"+grpchealth.HealthV1ServiceName+"/"),
-		strings.HasPrefix(procedure, "/"+grpcreflect.ReflectV1ServiceName+"/"),
-		strings.HasPrefix(procedure, "/"+grpcreflect.ReflectV1AlphaServiceName+"/"):
+	case strings.HasPrefix(procedure, "/"+grpchealth.HealthV1ServiceName+"/"):
 		return Open
 	case procedure == ulanv1connect.PluginServiceReloadProcedure,
 		procedure == ulanv1connect.PluginServiceValidateConfigProcedure,
@@ -231,11 +229,14 @@ func (i *interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 }
 
 // Middleware returns next guarded by the level policy gives each request's URL path
-// (nil means DefaultPolicy; the path is cleaned first, so /grpc.health.v1.Health/../x
-// is judged as /x). A refused Connect, gRPC or gRPC-web call gets its error in its own
-// protocol (connect.ErrorWriter) before its body is read; any other request gets 401
-// or 403 with a WWW-Authenticate challenge. An accepted request reaches next with the
-// caller's Principal in its context.
+// (nil means DefaultPolicy). A path that is not canonical (/grpc.health.v1.Health/../x,
+// //x, x/.) is judged by the stricter of what policy gives it as sent and cleaned, and
+// is never Open: routers read such paths differently (net/http's ServeMux redirects
+// them but leaves a CONNECT request's path alone; connect routes on the exact path),
+// so no spelling of a closed route passes as an open one. A refused Connect, gRPC or
+// gRPC-web call gets its error in its own protocol (connect.ErrorWriter) before its
+// body is read; any other request gets 401 or 403 with a WWW-Authenticate challenge.
+// An accepted request reaches next with the caller's Principal in its context.
 func (s *Store) Middleware(policy func(path string) Level, next http.Handler) http.Handler {
 	if policy == nil {
 		policy = DefaultPolicy
@@ -243,7 +244,11 @@ func (s *Store) Middleware(policy func(path string) Level, next http.Handler) ht
 	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := path.Clean("/" + r.URL.Path)
-		ctx, d := s.authorize(r.Context(), policy(p), p, r.Header.Values("Authorization"))
+		level := policy(p)
+		if p != r.URL.Path {
+			level = max(level, policy(r.URL.Path), AnyKey)
+		}
+		ctx, d := s.authorize(r.Context(), level, p, r.Header.Values("Authorization"))
 		switch {
 		case d == nil && ctx == r.Context():
 			next.ServeHTTP(w, r)

@@ -36,8 +36,8 @@ func TestDefaultPolicy(t *testing.T) {
 		auth.MetricsPath:                                                 auth.AdminKey,
 		"/grpc.health.v1.Health/Check":                                   auth.Open,
 		"/grpc.health.v1.Health/Watch":                                   auth.Open,
-		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      auth.Open,
-		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": auth.Open,
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      auth.AnyKey,
+		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": auth.AnyKey,
 		"/grpc.health.v1.HealthX/Check":                                  auth.AnyKey,
 		"/":                                                              auth.AnyKey,
 		"/ulan.v1.InferenceService/NotYetWritten":                        auth.AnyKey,
@@ -354,6 +354,73 @@ func TestMiddlewareCleansPaths(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	require.False(t, reached, "a health prefix must not open another route")
 	require.Equal(t, http.StatusForbidden, rec.Code)
+}
+
+// TestMiddlewareNonCanonicalPaths: a path that is not canonical is judged by the
+// stricter of its readings and is never open, whatever the router behind makes of it.
+// A CONNECT request's path, which net/http's ServeMux does not clean, once passed as
+// the health check its cleaned form names.
+func TestMiddlewareNonCanonicalPaths(t *testing.T) {
+	t.Parallel()
+	s := auth.NewStore(mustKeys(t, []string{apiKey}, []string{adminKey}))
+	var reached []string
+	h := s.Middleware(nil, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		reached = append(reached, r.URL.Path)
+	}))
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/grpc.health.v1.Health/Check", http.StatusOK},
+		{http.MethodConnect, "/ulan.v1.InferenceService/Tokenize/../../grpc.health.v1.Health/Check", http.StatusUnauthorized},
+		{http.MethodPost, "/ulan.v1.InferenceService/Tokenize/../../grpc.health.v1.Health/Check", http.StatusUnauthorized},
+		{http.MethodPost, "//grpc.health.v1.Health/Check", http.StatusUnauthorized},
+		{http.MethodPost, "/grpc.health.v1.Health/./Check", http.StatusUnauthorized},
+		{http.MethodPost, "/grpc.health.v1.Health/Check/", http.StatusUnauthorized},
+		{http.MethodPost, "/ulan.v1.PluginService/Reload/", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		reached = nil
+		req := httptest.NewRequest(tt.method, "/", nil)
+		req.URL.Path = tt.path
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, tt.want, rec.Code, "%s %s", tt.method, tt.path)
+		if tt.want == http.StatusOK {
+			require.Equal(t, []string{tt.path}, reached)
+		} else {
+			require.Empty(t, reached, "%s %s reached the handler without a key", tt.method, tt.path)
+		}
+	}
+}
+
+// TestReflectionNeedsAKey: with keys configured, gRPC reflection is closed to callers
+// without one (health alone stays open for probes); without keys it is open.
+func TestReflectionNeedsAKey(t *testing.T) {
+	t.Parallel()
+	const path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+	s := auth.NewStore(mustKeys(t, []string{apiKey}, nil))
+	h := s.Middleware(nil, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, key := range []string{"", apiKey} {
+		req := httptest.NewRequest(http.MethodPost, path, nil)
+		req.Header.Set("Content-Type", "application/grpc")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if key == "" {
+			require.Equal(t, "16", rec.Header().Get("Grpc-Status"), "Unauthenticated, in gRPC")
+		} else {
+			require.Empty(t, rec.Header().Get("Grpc-Status"))
+		}
+	}
+	s.Swap(nil)
+	req := httptest.NewRequest(http.MethodPost, path, nil)
+	req.Header.Set("Content-Type", "application/grpc")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Empty(t, rec.Header().Get("Grpc-Status"), "open without keys")
 }
 
 func TestSwap(t *testing.T) {
