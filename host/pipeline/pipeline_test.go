@@ -26,25 +26,15 @@ import (
 	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/tokenizer"
 	"github.com/ulan-ai/ulan/plugins"
+	"github.com/ulan-ai/ulan/sdk/go/tokenizer/hf"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
 )
 
 func TestModelReportsTheLoadedModel(t *testing.T) {
 	t.Parallel()
-	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-pipeline-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "m.gguf")
-	require.NoError(t, testmodel.TinyV3().WriteFile(path, 1))
-	f, err := gguf.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	b := cpu.New(cpu.WithThreads(1))
-	m, err := engine.LoadGGUF(f, b)
-	require.NoError(t, err)
-	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: 1 << 20})
-	require.NoError(t, err)
+	r, _ := tinyV3(t, 1<<20)
+	m := r.Model()
 	p := pipeline.New(pipeline.Model{Name: "tiny", Format: "gguf", DTypes: []string{"f32"}, Backend: "cpu", Runner: r})
 
 	res, err := p.Model(context.Background(), []uint64{1024, 65536, 1 << 20})
@@ -130,16 +120,8 @@ func TestTokenizeThroughPipelines(t *testing.T) {
 		t.Skip("loads the tokenizer plugin")
 	}
 	t.Parallel()
-	tj, err := testmodel.TokenizerJSON()
-	require.NoError(t, err)
-	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
-	require.NoError(t, err)
-	bundle, err := tok.Bundle()
-	require.NoError(t, err)
-	bad, err := os.ReadFile("../plugin/testdata/badtok.wasm")
-	require.NoError(t, err)
-	bad, err = plugin.EmbedManifest(bad, []byte(`{"abi":1,"name":"badtok","version":"0.1.0","kind":"tokenizer"}`))
-	require.NoError(t, err)
+	tok, bundle := deepseekTokenizer(t)
+	bad := badTokenizer(t)
 	ctx := context.Background()
 	gen, err := generation.Build(ctx, config.Config{
 		Plugins: []config.Plugin{
@@ -206,12 +188,7 @@ func TestTokenizerPluginMustShareTheModelsVocabulary(t *testing.T) {
 		t.Skip("loads the tokenizer plugin")
 	}
 	t.Parallel()
-	tj, err := testmodel.TokenizerJSON()
-	require.NoError(t, err)
-	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
-	require.NoError(t, err)
-	bundle, err := tok.Bundle()
-	require.NoError(t, err)
+	tok, bundle := deepseekTokenizer(t)
 	ctx := context.Background()
 	cfg := config.Config{Plugins: []config.Plugin{{ID: "tok", Module: "builtin:tokenizer", PoolSize: 1,
 		Grants: config.Grants{MemoryPages: 8192, CallTimeout: 10 * time.Second}}}}
@@ -228,4 +205,48 @@ func TestTokenizerPluginMustShareTheModelsVocabulary(t *testing.T) {
 	require.Len(t, ps, 1)
 	require.Equal(t, "plugins[0]", ps[0].Key)
 	require.Contains(t, ps[0].Message, fmt.Sprintf("has a vocabulary of %d tokens, the model's tokenizer one of %d", tok.VocabSize(), tok.VocabSize()+1))
+}
+
+// tinyV3 writes TinyV3 (seed 1) and loads it on one thread with a KV cache
+// of cacheBytes; its GGUF file stays open until the test ends.
+func tinyV3(t *testing.T, cacheBytes int64) (*engine.Runner, *gguf.File) {
+	t.Helper()
+	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-pipeline-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.TinyV3().WriteFile(path, 1))
+	f, err := gguf.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	b := cpu.New(cpu.WithThreads(1))
+	m, err := engine.LoadGGUF(f, b)
+	require.NoError(t, err)
+	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: cacheBytes})
+	require.NoError(t, err)
+	return r, f
+}
+
+// deepseekTokenizer is DeepSeek-V3's tokenizer, native, with its bundle
+// (what the tokenizer plugin is handed).
+func deepseekTokenizer(t *testing.T) (*hf.Tokenizer, []byte) {
+	t.Helper()
+	tj, err := testmodel.TokenizerJSON()
+	require.NoError(t, err)
+	tok, err := tokenizer.Native(tj, testmodel.TokenizerConfigJSON())
+	require.NoError(t, err)
+	bundle, err := tok.Bundle()
+	require.NoError(t, err)
+	return tok, bundle
+}
+
+// badTokenizer is host/plugin's badtok test module with a manifest: it
+// answers text starting with "n" with id −1, which the host refuses.
+func badTokenizer(t *testing.T) []byte {
+	t.Helper()
+	bad, err := os.ReadFile("../plugin/testdata/badtok.wasm")
+	require.NoError(t, err)
+	bad, err = plugin.EmbedManifest(bad, []byte(`{"abi":1,"name":"badtok","version":"0.1.0","kind":"tokenizer"}`))
+	require.NoError(t, err)
+	return bad
 }

@@ -4,22 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/ulan-ai/ulan/engine"
-	"github.com/ulan-ai/ulan/engine/cpu"
-	"github.com/ulan-ai/ulan/engine/gguf"
-	"github.com/ulan-ai/ulan/engine/testmodel"
 	"github.com/ulan-ai/ulan/host/config"
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/pipeline"
-	"github.com/ulan-ai/ulan/host/plugin"
 	"github.com/ulan-ai/ulan/host/tokenizer"
 
 	ulanv1 "github.com/ulan-ai/ulan/proto/gen/ulan/v1"
@@ -45,26 +38,11 @@ func (s *finishes) Finish(f *ulanv1.Finished) error {
 // final message says so; under fail_closed the request fails naming it.
 func TestTokenizerFallbackIsAnnotated(t *testing.T) {
 	t.Parallel()
-	dir, err := os.MkdirTemp(testmodel.TempRoot(), "ulan-pipeline-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "m.gguf")
-	require.NoError(t, testmodel.TinyV3().WriteFile(path, 1))
-	f, err := gguf.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	b := cpu.New(cpu.WithThreads(1))
-	m, err := engine.LoadGGUF(f, b)
-	require.NoError(t, err)
-	r, err := engine.NewRunner(m, b, engine.RunnerConfig{CacheBytes: 16 << 20})
-	require.NoError(t, err)
+	r, f := tinyV3(t, 16<<20)
 	tok, err := tokenizer.FromGGUF(f)
 	require.NoError(t, err)
 
-	bad, err := os.ReadFile("../plugin/testdata/badtok.wasm")
-	require.NoError(t, err)
-	bad, err = plugin.EmbedManifest(bad, []byte(`{"abi":1,"name":"badtok","version":"0.1.0","kind":"tokenizer"}`))
-	require.NoError(t, err)
+	bad := badTokenizer(t)
 	ctx := context.Background()
 	gen, err := generation.Build(ctx, config.Config{
 		Plugins: []config.Plugin{
