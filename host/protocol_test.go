@@ -147,23 +147,30 @@ func TestStreamsArriveIncrementallyOnEveryProtocol(t *testing.T) {
 			t.Parallel()
 			st, err := p.inference(r.url).Generate(context.Background(), connect.NewRequest(&ulanv1.GenerateRequest{Prompt: strings.Repeat("w ", words)}))
 			require.NoError(t, err)
-			defer st.Close()
-			var firstDelta, finished time.Time
-			for st.Receive() {
-				if st.Msg().GetDelta() != nil && firstDelta.IsZero() {
-					firstDelta = time.Now()
-				}
-				if st.Msg().GetFinished() != nil {
-					finished = time.Now()
-				}
-			}
-			require.NoError(t, st.Err())
-			require.False(t, firstDelta.IsZero() || finished.IsZero())
 			// Buffered, both would arrive together; streamed, they are the other
 			// deltas' delays apart.
-			require.Greater(t, finished.Sub(firstDelta), time.Duration(words-3)*delay, "the first delta arrived with the last message")
+			require.Greater(t, firstToFinish(t, st), time.Duration(words-3)*delay, "the first delta arrived with the last message")
 		})
 	}
+}
+
+// firstToFinish reads a Generate stream to its end and returns how long
+// after its first delta its Finished message arrived.
+func firstToFinish(t *testing.T, st *connect.ServerStreamForClient[ulanv1.GenerateResponse]) time.Duration {
+	t.Helper()
+	defer st.Close()
+	var firstDelta, finished time.Time
+	for st.Receive() {
+		if st.Msg().GetDelta() != nil && firstDelta.IsZero() {
+			firstDelta = time.Now()
+		}
+		if st.Msg().GetFinished() != nil {
+			finished = time.Now()
+		}
+	}
+	require.NoError(t, st.Err())
+	require.False(t, firstDelta.IsZero() || finished.IsZero(), "a delta and a Finished message")
+	return finished.Sub(firstDelta)
 }
 
 // TestStreamsArriveIncrementallyOverTLS: the same over TLS, with HTTP/1.1
@@ -191,18 +198,7 @@ func TestStreamsArriveIncrementallyOverTLS(t *testing.T) {
 			t.Parallel()
 			st, err := p.inference("https://"+r.addr).Generate(context.Background(), connect.NewRequest(&ulanv1.GenerateRequest{Prompt: strings.Repeat("w ", words)}))
 			require.NoError(t, err)
-			defer st.Close()
-			var firstDelta, finished time.Time
-			for st.Receive() {
-				if st.Msg().GetDelta() != nil && firstDelta.IsZero() {
-					firstDelta = time.Now()
-				}
-				if st.Msg().GetFinished() != nil {
-					finished = time.Now()
-				}
-			}
-			require.NoError(t, st.Err())
-			require.Greater(t, finished.Sub(firstDelta), time.Duration(words-3)*delay)
+			require.Greater(t, firstToFinish(t, st), time.Duration(words-3)*delay)
 		})
 	}
 }
