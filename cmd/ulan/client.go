@@ -151,10 +151,86 @@ func (c *clientFlags) explain(ctx context.Context, err error) error {
 		return fmt.Errorf("%s: no complete answer within --timeout %s", connect.CodeDeadlineExceeded, c.timeout)
 	case connect.CodeOf(err) == connect.CodeUnimplemented && strings.Contains(err.Error(), "404 Not Found"):
 		return fmt.Errorf("%w (is --addr %s a ulan server?)", err, c.addr)
-	case c.protocol == "grpc" && strings.Contains(err.Error(), "looked like an HTTP/1.1 header"):
-		return fmt.Errorf("%w (the server at --addr %s speaks HTTP/1.1 only; --protocol grpc needs HTTP/2)", err, c.addr)
+	case ctx.Err() == nil && transportFailure(err):
+		msg := err.Error()
+		if ce := new(connect.Error); errors.As(err, &ce) {
+			msg = ce.Message()
+		}
+		if why := c.diagnose(); why != "" {
+			msg += " (" + why + ")"
+		}
+		// connect calls a reset or broken connection canceled, which
+		// reads as if the user had stopped the call.
+		return connect.NewError(connect.CodeUnavailable, errors.New(msg))
 	}
 	return err
+}
+
+// transportFailure reports whether err may come from the connection or
+// from talking to the wrong kind of server rather than from a ulan
+// server's answer: connect reports a refused or reset connection as
+// unavailable or canceled, and an HTTP error page it cannot read as
+// internal.
+func transportFailure(err error) bool {
+	if connect.IsWireError(err) {
+		return false
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable, connect.CodeCanceled:
+		return true
+	case connect.CodeInternal:
+		return strings.Contains(err.Error(), "400 Bad Request")
+	}
+	return false
+}
+
+// diagnose probes the plain-HTTP server at --addr after a call failed in
+// its transport, and says why the call could not work, or "" when it
+// cannot tell. A TLS server answers plain HTTP with its own 400. An
+// HTTP/1.1-only server answers h2c's preface with an HTTP/1.1 error, a
+// reset or a plain close, depending on timing, so the failed call's error
+// cannot tell it; an HTTP/1.1 request that works next to an h2c one that
+// does not can.
+func (c *clientFlags) diagnose() string {
+	base, err := c.baseURL()
+	if err != nil || !strings.HasPrefix(base, "http://") {
+		return ""
+	}
+	status, body, err := probe(base, false)
+	switch {
+	case err != nil:
+		return ""
+	case status == http.StatusBadRequest && strings.Contains(body, "HTTPS server"):
+		return fmt.Sprintf("the server at --addr %s expects TLS; give --addr https://%s", c.addr, strings.TrimPrefix(base, "http://"))
+	case c.protocol == "grpc":
+		if _, _, err := probe(base, true); err != nil {
+			return fmt.Sprintf("the server at --addr %s speaks HTTP/1.1 only; --protocol grpc needs HTTP/2", c.addr)
+		}
+	}
+	return ""
+}
+
+// probe sends GET base/ over HTTP/1.1, or over h2c when h2c is set, and
+// returns the answer's status and the start of its body.
+func probe(base string, h2c bool) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(!h2c)
+	protocols.SetUnencryptedHTTP2(h2c)
+	transport := &http.Transport{Protocols: protocols}
+	defer transport.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return resp.StatusCode, string(body), nil
 }
 
 // samplingFlags fills SamplingParams from the flags the user set, leaving

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -466,4 +469,21 @@ func TestNotAUlanServer(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.True(t, strings.HasPrefix(errOut, "ulan: unavailable: "), errOut)
 	require.True(t, strings.HasSuffix(errOut, "(the server at --addr "+addr+" speaks HTTP/1.1 only; --protocol grpc needs HTTP/2)\n"), errOut)
+}
+
+// TestPlainHTTPToTLSServer checks that a plain-HTTP call to a TLS server
+// says to give an https:// address, whatever the protocol.
+func TestPlainHTTPToTLSServer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	for _, protocol := range []string{"connect", "grpc", "grpcweb"} {
+		code, out, errOut := ulan(t, "", "tokenize", "--addr", addr, "--protocol", protocol, "x")
+		require.Equal(t, 1, code, protocol)
+		require.Empty(t, out, protocol)
+		require.True(t, strings.HasSuffix(errOut, "(the server at --addr "+addr+" expects TLS; give --addr https://"+addr+")\n"), errOut)
+	}
 }
