@@ -196,6 +196,16 @@ type writeOptions struct {
 	// v4Reference, when set, makes a V4 model's file the decoded values of
 	// its Hugging Face directory (WithV4HFReference).
 	v4Reference *hfOptions
+	// chatTemplate, when set, replaces DeepSeek-V3's chat template
+	// (WithChatTemplate).
+	chatTemplate *string
+}
+
+// WithChatTemplate makes the model's tokenizer.chat_template template
+// rather than DeepSeek-V3's (the tokenizer is the same), for tests of
+// another checkpoint's chat format, such as DeepSeek-V3.1's.
+func WithChatTemplate(template string) WriteOption {
+	return func(o *writeOptions) { o.chatTemplate = &template }
 }
 
 // WithProgress has f called while the weights are drawn, with the bytes of
@@ -281,7 +291,7 @@ func (c V3) writer(seed uint64, opts []WriteOption) (*gguf.Writer, error) {
 		a("rope.scaling.original_context_length", u(c.YarnOrigContext))
 		a("rope.scaling.yarn_log_multiplier", 0.1*c.MscaleAllDim)
 	}
-	tok.add(w, "deepseek-v3")
+	tok.add(w, "deepseek-v3", o.chatTemplate)
 
 	t := c.declare(seed, c.Type, len(tok.tokens), false)
 	if o.fp8Reference {
@@ -610,7 +620,9 @@ func parseTokenizer() (*tokenizer, error) {
 	return t, nil
 }
 
-func (t *tokenizer) add(w *gguf.Writer, pre string) {
+// add writes the tokenizer's keys, with tokenizer.ggml.pre pre, and the
+// chat template template, or DeepSeek-V3's when template is nil.
+func (t *tokenizer) add(w *gguf.Writer, pre string, template *string) {
 	w.Add("tokenizer.ggml.model", "gpt2")
 	w.Add("tokenizer.ggml.pre", pre)
 	w.Add("tokenizer.ggml.tokens", t.tokens)
@@ -621,7 +633,10 @@ func (t *tokenizer) add(w *gguf.Writer, pre string) {
 	w.Add("tokenizer.ggml.padding_token_id", uint32(1))
 	w.Add("tokenizer.ggml.add_bos_token", true)
 	w.Add("tokenizer.ggml.add_eos_token", false)
-	w.Add("tokenizer.chat_template", t.template)
+	if template == nil {
+		template = &t.template
+	}
+	w.Add("tokenizer.chat_template", *template)
 }
 
 // TempRoot is where tests should put generated models: /dev/shm when it is
@@ -667,6 +682,6 @@ func WriteTokenizerFile(path, pre string) error {
 	}
 	w := &gguf.Writer{}
 	w.Add("general.architecture", "deepseek2")
-	tok.add(w, pre)
+	tok.add(w, pre, nil)
 	return w.WriteFile(path)
 }

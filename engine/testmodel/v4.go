@@ -337,7 +337,7 @@ func (c V4) writer(seed uint64, opts []WriteOption) (*gguf.Writer, error) {
 	a("hyper_connection.count", u(c.HCMult))
 	a("hyper_connection.sinkhorn_iterations", u(c.HCIters))
 	a("hyper_connection.epsilon", c.HCEps)
-	tok.add(w, "deepseek-v3")
+	tok.add(w, "deepseek-v3", o.chatTemplate)
 
 	t := c.declare(seed)
 	if o.v4Reference != nil {

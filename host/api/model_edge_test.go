@@ -208,3 +208,50 @@ func TestForcedToolCallV4(t *testing.T) {
 	require.Equal(t, "get_weather", calls[0].Name)
 	require.NotContains(t, content, "DSML", "the forced markup is parsed, not shown")
 }
+
+// TestToolCallsV31: a model whose chat template writes DeepSeek-V3.1's
+// calls (NAME<｜tool▁sep｜>ARGS, no type and no fence) has its answers
+// parsed and its tool calls forced in that form, not V3's.
+func TestToolCallsV31(t *testing.T) {
+	t.Parallel()
+	template, err := os.ReadFile("../../sdk/go/tokenizer/chatfmt/testdata/deepseek-v3.1.jinja")
+	require.NoError(t, err)
+	s := serveAll(t, pipelineOf(t, func(path string) error {
+		return testmodel.TinyV3().WriteFile(path, 3, testmodel.WithChatTemplate(string(template)))
+	}), testLimits)
+	client := s.inference(false)
+	ctx := context.Background()
+	tools := []*ulanv1.Tool{{Name: "get_weather"}, {Name: "get_time"}}
+	for name, tc := range map[string]*ulanv1.ToolChoice{
+		"named":    {Choice: &ulanv1.ToolChoice_Tool{Tool: "get_weather"}},
+		"required": {Choice: &ulanv1.ToolChoice_Mode{Mode: ulanv1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED}},
+	} {
+		st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{
+			Messages: []*ulanv1.Message{{Role: ulanv1.Role_ROLE_USER, Content: "weather?"}}, Tools: tools, ToolChoice: tc,
+			Sampling: &ulanv1.SamplingParams{Seed: ptr(uint64(5)), MaxTokens: i32(24)}}))
+		require.NoError(t, err, name)
+		var calls []*ulanv1.ToolCallDelta
+		var ids []uint32
+		var content string
+		for st.Receive() {
+			if d := st.Msg().GetDelta(); d != nil {
+				calls = append(calls, d.ToolCalls...)
+				ids = append(ids, d.TokenIds...)
+				content += d.Content
+			}
+		}
+		require.NoError(t, st.Err(), name)
+		head, err := client.Tokenize(ctx, connect.NewRequest(&ulanv1.TokenizeRequest{
+			Text: "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>", ParseSpecialTokens: true}))
+		require.NoError(t, err)
+		require.Greater(t, len(ids), len(head.Msg.TokenIds), name)
+		require.Equal(t, head.Msg.TokenIds, ids[:len(head.Msg.TokenIds)], "%s: the answer opens with V3.1's call", name)
+		if name == "named" {
+			// (Under required, the random model writes no name and
+			// separator, so its unfinished head is shown at the end.)
+			require.NotContains(t, content, "tool▁", "the call's markup is parsed, not shown")
+			require.NotEmpty(t, calls, "the forced head starts a call")
+			require.Equal(t, "get_weather", calls[0].Name, "V3.1's head has the name right after the call's opening")
+		}
+	}
+}

@@ -283,10 +283,11 @@ func (p *Pipeline) chatFormat() (string, chatparse.Format, error) {
 	if p.m.Runner.Model().Info().Architecture == "deepseek4" {
 		return chatfmt.FormatV4, chatparse.V4, nil
 	}
-	if p.m.Tokenizer.ChatTemplate() == "" {
+	template := p.m.Tokenizer.ChatTemplate()
+	if template == "" {
 		return "", 0, fmt.Errorf("chat: %w: the model's tokenizer has no chat template; use Generate", api.ErrNotImplemented)
 	}
-	return chatfmt.FormatJinja, chatparse.V3, nil
+	return chatfmt.FormatJinja, jinjaCallOf(template).parse, nil
 }
 
 var roles = map[ulanv1.Role]string{
@@ -301,7 +302,8 @@ var thinkingModes = map[ulanv1.ThinkingMode]string{
 // forcedCall returns the tokens that make the assistant's turn open with a
 // tool call, as tool_choice required (any tool) or a named tool asks, for
 // the model's chat format: V4's DSML block up to the invoke's name (and the
-// name, for a named tool), or V3's call header up to the function's name
+// name, for a named tool), V3.1's call up to the function's name (and the
+// name and its separator), or V3's call header up to the function's name
 // (and the name and the opening of its JSON arguments). A turn that begins
 // in the reasoning channel is forced once it closes it (</think>). The call
 // is forced, the arguments are the model's: nothing checks them against
@@ -318,7 +320,12 @@ func (p *Pipeline) forcedCall(ctx context.Context, tp *generation.Plugin, tc *ul
 		if name != "" {
 			text += name + "\">\n"
 		}
-	case writesV3Calls(p.m.Tokenizer.ChatTemplate()):
+	case parse == chatparse.V31:
+		text = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"
+		if name != "" {
+			text += name + "<｜tool▁sep｜>"
+		}
+	case jinjaCallOf(p.m.Tokenizer.ChatTemplate()).v3Head:
 		text = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>" + v3CallHead
 		if name != "" {
 			text += name + "\n```json\n"
@@ -341,21 +348,47 @@ func (p *Pipeline) forcedCall(ctx context.Context, tp *generation.Plugin, tc *ul
 	return f, nil
 }
 
-// v3CallHead opens a V3 tool call's header (DeepSeek-V3's template writes
-// function<｜tool▁sep｜>NAME, a newline, then the arguments in a json fence;
-// V3.1's writes NAME<｜tool▁sep｜>).
+// v3CallHead opens a V3 tool call's header: DeepSeek-V3's template writes
+// function<｜tool▁sep｜>NAME, a newline, then the arguments in a json fence.
+// V3.1's writes NAME<｜tool▁sep｜> and the arguments bare.
 const v3CallHead = "function<｜tool▁sep｜>"
 
-// writesV3Calls reports whether a Jinja chat template writes an assistant's
-// tool call as DeepSeek-V3's does (the form forcedCall forces): it renders
-// a call in a short conversation and looks for its header.
-func writesV3Calls(template string) bool {
+// jinjaCall is how a Jinja chat template writes an assistant's tool call.
+type jinjaCall struct {
+	parse chatparse.Format
+	// v3Head: the template writes V3's header exactly as forcedCall forces
+	// it (v3CallHead, the name, a newline and a json fence).
+	v3Head bool
+}
+
+// jinjaCalls remembers jinjaCallOf's answer for each template it was asked
+// of (a server has one per model).
+var jinjaCalls sync.Map // template string → jinjaCall
+
+// jinjaCallOf tells how a Jinja chat template writes tool calls by
+// rendering one call in a short conversation: V3.1's NAME<｜tool▁sep｜>ARGS
+// (DeepSeek-V3.1 and V3.1-Terminus), else V3's form (DeepSeek-V3, V3-0324,
+// R1). Reading the template's output rather than trusting the model's name
+// follows llama.cpp, which tells V3.1 by its template's text.
+func jinjaCallOf(template string) jinjaCall {
+	if c, ok := jinjaCalls.Load(template); ok {
+		return c.(jinjaCall)
+	}
 	probe := tokenizer.Chat{Messages: []tokenizer.Message{
 		{Role: "user", Content: "?"},
 		{Role: "assistant", ToolCalls: []tokenizer.ToolCall{{ID: "call_0", Name: "probe_fn", Arguments: "{}"}}},
 	}}
-	text, err := chatfmt.RenderChat(chatfmt.FormatJinja, template, probe)
-	return err == nil && strings.Contains(text, "<｜tool▁call▁begin｜>"+v3CallHead+"probe_fn\n```json\n")
+	c := jinjaCall{parse: chatparse.V3}
+	if text, err := chatfmt.RenderChat(chatfmt.FormatJinja, template, probe); err == nil {
+		switch {
+		case strings.Contains(text, "<｜tool▁call▁begin｜>probe_fn<｜tool▁sep｜>{}<｜tool▁call▁end｜>"):
+			c.parse = chatparse.V31
+		case strings.Contains(text, "<｜tool▁call▁begin｜>"+v3CallHead+"probe_fn\n```json\n"):
+			c.v3Head = true
+		}
+	}
+	jinjaCalls.Store(template, c)
+	return c
 }
 
 // chatOf converts a request to tok_chat's input.

@@ -164,8 +164,8 @@ const (
 	// reasoning, when thinking) opens with a call's markup up to the tool's
 	// name, which the model chooses, as do its arguments; nothing checks
 	// them against the tool's schema. A model whose chat format ulan cannot
-	// force (neither V4's DSML nor DeepSeek-V3's call header) fails with
-	// Unimplemented.
+	// force (none of V4's DSML, DeepSeek-V3's call header and V3.1's call)
+	// fails with Unimplemented.
 	ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ToolChoiceMode = 3
 )
 
