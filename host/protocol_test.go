@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -513,6 +514,16 @@ func TestConnectGetForIdempotentRPCs(t *testing.T) {
 	res, body := post(t, http1, http.MethodGet, r.url+ulanv1connect.InferenceServiceTokenizeProcedure+"?connect=v1&encoding=json&base64=1&message="+msg, "", nil, nil)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", body)
 	require.JSONEq(t, `{"tokenIds":[104,105],"pieces":["h","i"]}`, string(body))
+
+	// A browser sends a GET cross-origin without a preflight, so one from a page
+	// whose origin is not allowed is refused before it runs (a dry run of plugin
+	// builds, for ValidateConfig); the same GET from the server's own pages runs.
+	validate := r.url + ulanv1connect.PluginServiceValidateConfigProcedure + "?encoding=json&message=" + url.QueryEscape(`{"yaml":"{}"}`)
+	res, body = post(t, http1, http.MethodGet, validate, "", nil, map[string]string{"Sec-Fetch-Site": "cross-site"})
+	require.Equal(t, http.StatusForbidden, res.StatusCode, "%s", body)
+	require.Contains(t, string(body), "server.cors.allowed_origins")
+	res, body = post(t, http1, http.MethodGet, validate, "", nil, map[string]string{"Sec-Fetch-Site": "same-origin"})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", body)
 
 	for _, proc := range []string{ulanv1connect.InferenceServiceGenerateProcedure, ulanv1connect.InferenceServiceCancelProcedure,
 		ulanv1connect.PluginServiceReloadProcedure} {

@@ -101,3 +101,57 @@ func TestCORSBeforeAuth(t *testing.T) {
 	require.Equal(t, app, rec.Header().Get("Access-Control-Allow-Origin"))
 	require.Contains(t, rec.Body.String(), `"code":"unauthenticated"`)
 }
+
+// TestCrossOriginGET: a browser's cross-origin GET, which runs without a preflight,
+// is refused unless its origin is allowed; same-origin pages, typed addresses and
+// clients that are not browsers are served, and so is every POST (CORS's preflight
+// judges those).
+func TestCrossOriginGET(t *testing.T) {
+	t.Parallel()
+	const app = "https://app.example.com"
+	var reached int
+	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reached++ })
+	c := auth.NewCORS(next, auth.CORSOptions{})
+	send := func(method string, header map[string]string) int {
+		req := httptest.NewRequest(method, "http://127.0.0.1:8080/ulan.v1.PluginService/ValidateConfig?encoding=json&message=%7B%7D", nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		before := reached
+		c.ServeHTTP(rec, req)
+		if rec.Code == http.StatusForbidden {
+			require.Equal(t, before, reached, "a refused request does not reach the API")
+			require.Contains(t, rec.Body.String(), "server.cors.allowed_origins")
+		}
+		return rec.Code
+	}
+	crossSite := map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
+	fromApp := map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors", "Origin": app}
+	for name, tc := range map[string]struct {
+		method string
+		header map[string]string
+		want   int
+	}{
+		"cross-site GET (an img or a no-cors fetch)":  {http.MethodGet, crossSite, http.StatusForbidden},
+		"cross-site HEAD":                             {http.MethodHead, crossSite, http.StatusForbidden},
+		"same-site GET (another port of the host)":    {http.MethodGet, map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		"cross-site CORS GET from an unlisted origin": {http.MethodGet, fromApp, http.StatusForbidden},
+		"old browser: Origin only, not the host's":    {http.MethodGet, map[string]string{"Origin": app}, http.StatusForbidden},
+		"same-origin GET":                             {http.MethodGet, map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		"typed address":                               {http.MethodGet, map[string]string{"Sec-Fetch-Site": "none"}, http.StatusOK},
+		"old browser, same origin":                    {http.MethodGet, map[string]string{"Origin": "http://127.0.0.1:8080"}, http.StatusOK},
+		"not a browser (curl, connect clients)":       {http.MethodGet, nil, http.StatusOK},
+		"cross-site POST (preflighted by CORS)":       {http.MethodPost, crossSite, http.StatusOK},
+	} {
+		require.Equal(t, tc.want, send(tc.method, tc.header), name)
+	}
+
+	c.Swap([]string{app}, 0)
+	require.Equal(t, http.StatusOK, send(http.MethodGet, fromApp), "an allowed origin may GET")
+	require.Equal(t, http.StatusForbidden, send(http.MethodGet, crossSite), "a no-cors GET names no origin")
+	c.Swap([]string{"*"}, 0)
+	require.Equal(t, http.StatusOK, send(http.MethodGet, crossSite), "every origin is allowed")
+	c.Swap(nil, 0)
+	require.Equal(t, http.StatusForbidden, send(http.MethodGet, crossSite), "a reload takes the origins back")
+}
