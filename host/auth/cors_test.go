@@ -133,7 +133,7 @@ func TestCrossOriginGET(t *testing.T) {
 		header map[string]string
 		want   int
 	}{
-		"cross-site GET (an img or a no-cors fetch)":  {http.MethodGet, crossSite, http.StatusForbidden},
+		"cross-site GET (an img or a no-cors fetch)": {http.MethodGet, crossSite, http.StatusForbidden},
 		"cross-site HEAD":                             {http.MethodHead, crossSite, http.StatusForbidden},
 		"same-site GET (another port of the host)":    {http.MethodGet, map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
 		"cross-site CORS GET from an unlisted origin": {http.MethodGet, fromApp, http.StatusForbidden},
