@@ -334,9 +334,9 @@ func checkHoldback(ctx context.Context, p *plugin.Plugin, h *plugin.HookSpec) er
 		return fmt.Errorf("%d bytes of content went in and nothing came out, not even from hook_end: "+
 			"text held back (REPLACE with an empty text) must be released by a later delta or by hook_end's result", len(holdbackText))
 	}
-	if h != nil && h.MaxHoldbackBytes > 0 && worst > h.MaxHoldbackBytes {
-		return fmt.Errorf("held back %d bytes in a row (answered deltas with no text), more than the manifest's hook.max_holdback_bytes %d: "+
-			"release text sooner or declare a larger bound", worst, h.MaxHoldbackBytes)
+	if worst > h.HoldbackBound() {
+		return fmt.Errorf("held back %d bytes in a row (answered deltas with no text), more than the bound of %d (hook.max_holdback_bytes), "+
+			"past which the host fails the hook: release text sooner or declare a larger bound", worst, h.HoldbackBound())
 	}
 	return nil
 }

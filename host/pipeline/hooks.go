@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/ulan-ai/ulan/host/generation"
 	"github.com/ulan-ai/ulan/host/plugin"
@@ -18,7 +20,9 @@ import (
 // failure policy decides what the request sees (§8): fail_open skips the
 // hook for the rest of the choice, fail_closed ends the choice
 // (content_filter for a safety hook, error for any other). Either way the
-// choice carries an annotation saying so. A HookChain is not safe for
+// choice carries an annotation saying so. Answering more bytes in a row
+// with no text than the manifest's max_holdback_bytes is a failure too, and
+// a hook that fails open passes on the text it held. A HookChain is not safe for
 // concurrent use: a choice's deltas come in order.
 type HookChain struct {
 	links []*hookLink
@@ -31,6 +35,11 @@ type hookLink struct {
 	s    *plugin.HookSession
 	spec *plugin.HookSpec
 	off  bool // failed open: skipped from then on
+	// held is the text the hook was handed since it last answered with
+	// text: what it holds back, at least. It is bounded by the manifest
+	// (HookSpec.HoldbackBound), and goes on as it was when the hook fails
+	// open, so that a failing hook loses no text.
+	held strings.Builder
 	// redactions counts the hook's redactions, which redacted reports.
 	redactions int
 	redacted   *ulanv1.Annotation
@@ -109,16 +118,75 @@ func (c *HookChain) Delta(ctx context.Context, text string, ids []int32, ch plug
 }
 
 // through runs one hook on text and returns what it lets through, or the
-// output that ends the choice.
+// output that ends the choice. Text longer than one call may carry (a
+// release of several hooks' held text, at the end) is handed over in
+// pieces, with ids on the first.
 func (c *HookChain) through(ctx context.Context, l *hookLink, text string, ids []int32, ch plugin.HookChannel) (string, *HookOutput) {
-	r, err := l.s.Delta(ctx, text, ids, ch)
-	if err != nil {
-		if end := c.failed(ctx, l, err); end != nil {
+	var out strings.Builder
+	for text != "" {
+		piece := head(text, plugin.MaxHookText)
+		text = text[len(piece):]
+		got, end := c.once(ctx, l, piece, ids, ch)
+		ids = nil
+		out.WriteString(got)
+		if end != nil {
+			end.Text = out.String() + end.Text
 			return "", end
 		}
-		return text, nil // failed open: the text goes on as it was
+		if l.off { // failed open: the rest goes on as it was
+			out.WriteString(text)
+			break
+		}
+	}
+	return out.String(), nil
+}
+
+// head returns text's longest prefix of at most n bytes that ends on a
+// character boundary (or n bytes, where no boundary is near).
+func head(text string, n int) string {
+	if len(text) <= n {
+		return text
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(text[i]) {
+			return text[:i]
+		}
+	}
+	return text[:n]
+}
+
+// once runs one hook on one piece of text and keeps count of what it holds
+// back: a hook that answers more than its bound in a row with no text
+// fails.
+func (c *HookChain) once(ctx context.Context, l *hookLink, text string, ids []int32, ch plugin.HookChannel) (string, *HookOutput) {
+	r, err := l.s.Delta(ctx, text, ids, ch)
+	if err == nil && r.Action != plugin.HookStop {
+		if r.Action != plugin.HookPass && r.Emit == "" {
+			l.held.WriteString(text)
+			if bound := l.spec.HoldbackBound(); l.held.Len() > bound {
+				err = fmt.Errorf("it held back %d bytes in a row, more than its bound of %d (hook.max_holdback_bytes)", l.held.Len(), bound)
+				return c.failedHolding(ctx, l, err, "")
+			}
+		} else {
+			l.held.Reset()
+		}
+	}
+	if err != nil {
+		return c.failedHolding(ctx, l, err, text)
 	}
 	return c.apply(l, r, text)
+}
+
+// failedHolding applies l's failure policy to err, text being the piece
+// the hook failed on: under fail_open, what the hook held and text go on
+// as they were.
+func (c *HookChain) failedHolding(ctx context.Context, l *hookLink, err error, text string) (string, *HookOutput) {
+	if end := c.failed(ctx, l, err); end != nil {
+		return "", end
+	}
+	held := l.held.String()
+	l.held.Reset()
+	return held + text, nil
 }
 
 // apply turns a hook's answer to text into what it lets through, or the
@@ -197,11 +265,14 @@ func (c *HookChain) End(ctx context.Context, finish ulanv1.FinishReason) (HookOu
 		}
 		r, err := l.s.End(ctx, int32(finish))
 		if err != nil {
-			if end := c.failed(ctx, l, err); end != nil {
+			released, end := c.failedHolding(ctx, l, err, "")
+			if end != nil {
 				return *end, nil
 			}
+			pending += released
 			continue
 		}
+		l.held.Reset()
 		if r.Action == plugin.HookPass {
 			pending += r.Emit
 			continue

@@ -2,9 +2,11 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,7 +28,7 @@ func actHook(t *testing.T, id string, policy generation.Policy, spec string) *ge
 	manifest := `{"abi":1,"name":"acthook","version":"0.1.0","kind":"hook"` + spec + `}`
 	wasm, err := plugin.EmbedManifest(raw, []byte(manifest))
 	require.NoError(t, err)
-	rt, err := plugin.Load(context.Background(), wasm, plugin.Config{ID: id, Kind: plugin.KindHook, PoolSize: 1, MemoryPages: 4,
+	rt, err := plugin.Load(context.Background(), wasm, plugin.Config{ID: id, Kind: plugin.KindHook, PoolSize: 1, MemoryPages: 96,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rt.Close(context.Background()) })
@@ -139,4 +141,80 @@ func TestHookChainFailurePolicies(t *testing.T) {
 		require.Eventually(t, func() bool { s := h.Runtime.Stats(); return s.Idle == 1 && s.Replacements == 1 }, 5e9, 1e7,
 			"the trapped instance was replaced")
 	}
+}
+
+// TestHookChainHoldbackBound: a hook that answers more bytes in a row with no
+// text than its manifest's max_holdback_bytes (1 MiB when it declares none)
+// fails; under fail_open what it held goes on as it was, so no text is lost.
+func TestHookChainHoldbackBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	open := func(h *generation.Plugin) *pipeline.HookChain {
+		c, err := pipeline.OpenHookChain(ctx, []*generation.Plugin{h}, []byte(`{}`))
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close(ctx) })
+		return c
+	}
+	send := func(c *pipeline.HookChain, text string) pipeline.HookOutput {
+		out, err := c.Delta(ctx, text, nil, plugin.ChannelContent)
+		require.NoError(t, err)
+		return out
+	}
+	const bound = `,"hook":{"max_holdback_bytes":8}`
+
+	c := open(actHook(t, "closed", generation.FailClosed, bound))
+	require.Empty(t, send(c, "Habc").Text)
+	require.Equal(t, "x", send(c, "x").Text, "passed: the count starts again")
+	require.Empty(t, send(c, "Habcd").Text)
+	out := send(c, "Hefg")
+	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_ERROR, out.Finish)
+	require.Empty(t, out.Text, "nothing unchecked goes out")
+	require.Contains(t, out.Message, "hook closed failed (fail_closed): it held back 9 bytes in a row, more than its bound of 8")
+
+	c = open(actHook(t, "open", generation.FailOpen, bound))
+	require.Empty(t, send(c, "Habcd").Text)
+	require.Equal(t, "HabcdHefg", send(c, "Hefg").Text, "what the hook held goes on")
+	require.Equal(t, "Hx", send(c, "Hx").Text, "the hook is skipped from then on")
+	require.Len(t, c.AnnotationTexts(), 1)
+	require.Contains(t, c.AnnotationTexts()[0], "hook open failed and was skipped for the rest of the output (fail_open): it held back 9 bytes")
+
+	// A trap under fail_open loses nothing either.
+	c = open(actHook(t, "trap", generation.FailOpen, ""))
+	require.Empty(t, send(c, "Hkept ").Text)
+	require.Equal(t, "Hkept Trap", send(c, "Trap").Text)
+
+	// Without a declared bound, 1 MiB.
+	c = open(actHook(t, "default", generation.FailClosed, ""))
+	require.Empty(t, send(c, "H"+strings.Repeat("x", plugin.MaxHookText-1)).Text)
+	out = send(c, "Hy")
+	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_ERROR, out.Finish)
+	require.Contains(t, out.Message, fmt.Sprintf("it held back %d bytes in a row, more than its bound of %d", plugin.MaxHookText+2, plugin.MaxHookText))
+}
+
+// TestHookChainLongRelease: at the end, hooks' releases that add up to more
+// than one call may carry reach the hooks after them in pieces, rather than
+// failing the next hook for text it was never asked about.
+func TestHookChainLongRelease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// content holds a content delta, reasoning a reasoning one, each just
+	// under 1 MiB, and each releases it after "<e>": 2 MiB reach last, which
+	// passes them.
+	content := actHook(t, "content", generation.FailClosed, `,"hook":{"channels":["content"]}`)
+	reasoning := actHook(t, "reasoning", generation.FailClosed, `,"hook":{"channels":["reasoning"]}`)
+	last := actHook(t, "last", generation.FailClosed, "")
+	c, err := pipeline.OpenHookChain(ctx, []*generation.Plugin{content, reasoning, last}, []byte(`{}`))
+	require.NoError(t, err)
+	defer c.Close(ctx)
+	held := "H" + strings.Repeat("x", plugin.MaxHookText-4)
+	for _, ch := range []plugin.HookChannel{plugin.ChannelContent, plugin.ChannelReasoning} {
+		out, err := c.Delta(ctx, held, nil, ch)
+		require.NoError(t, err)
+		require.Empty(t, out.Text)
+	}
+	out, err := c.End(ctx, ulanv1.FinishReason_FINISH_REASON_STOP)
+	require.NoError(t, err)
+	require.Empty(t, c.AnnotationTexts())
+	require.Equal(t, ulanv1.FinishReason_FINISH_REASON_STOP, out.Finish, out.Message)
+	require.Equal(t, "<e>"+held+"<e>"+held, out.Text)
 }

@@ -36,9 +36,10 @@ type HookResult struct {
 	Emit string
 }
 
-// maxHookText bounds the text and token ids of one delta, and a hook's
-// answer, so that neither side can make the other copy without limit.
-const maxHookText = 1 << 20
+// MaxHookText bounds the text and token ids of one delta, and a hook's
+// answer, so that neither side can make the other copy without limit; a
+// caller with more text hands it over in pieces.
+const MaxHookText = 1 << 20
 
 // HookSession is one streamed choice's session with a hook plugin. It holds
 // one instance for its whole life, since the plugin's handle lives in that
@@ -83,8 +84,8 @@ func (p *Plugin) OpenHook(ctx context.Context, meta []byte) (_ *HookSession, err
 
 // Delta hands the hook new text of a channel with its token ids.
 func (s *HookSession) Delta(ctx context.Context, text string, ids []int32, ch HookChannel) (_ HookResult, err error) {
-	if len(text) > maxHookText || len(ids) > maxHookText/4 {
-		return HookResult{}, fmt.Errorf("plugin %s: hook_delta: %d bytes and %d ids exceed the %d-byte bound", s.p.cfg.ID, len(text), len(ids), maxHookText)
+	if len(text) > MaxHookText || len(ids) > MaxHookText/4 {
+		return HookResult{}, fmt.Errorf("plugin %s: hook_delta: %d bytes and %d ids exceed the %d-byte bound", s.p.cfg.ID, len(text), len(ids), MaxHookText)
 	}
 	defer s.p.observe("hook_delta", s.p.started(), &err)
 	ctx, cancel := context.WithTimeout(ctx, s.p.cfg.CallTimeout)
@@ -137,7 +138,7 @@ func (s *HookSession) result(ctx context.Context, export string, params []uint64
 		return HookResult{}, s.statusError(export, -packed)
 	}
 	ptr, n := uint32(uint64(packed)>>32), uint32(packed)
-	if n < 12 || n > maxHookText+12 {
+	if n < 12 || n > MaxHookText+12 {
 		return HookResult{}, s.reject(fmt.Errorf("plugin %s: %s returned a record of %d bytes", s.p.cfg.ID, export, n))
 	}
 	rec, ok := s.inst.mod.Memory().Read(ptr, n)

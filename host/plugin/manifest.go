@@ -67,7 +67,8 @@ type HookSpec struct {
 	// Channels are the channels whose deltas the hook sees: content,
 	// reasoning, tool_arguments; empty means all.
 	Channels []string `json:"channels,omitempty"`
-	// MaxHoldbackBytes bounds the text the hook may hold back at once.
+	// MaxHoldbackBytes bounds the text the hook may hold back at once:
+	// the bytes it may answer in a row with no text (HoldbackBound).
 	MaxHoldbackBytes int `json:"max_holdback_bytes,omitempty"`
 	// Class is "safety" for a hook whose failure or stop is a content
 	// filter, or "" for any other.
@@ -84,6 +85,16 @@ func (h *HookSpec) Sees(ch HookChannel) bool {
 		return true
 	}
 	return int(ch) >= 0 && int(ch) < len(HookChannelNames) && slices.Contains(h.Channels, HookChannelNames[ch])
+}
+
+// HoldbackBound is how many bytes in a row the hook may answer with no text
+// before the host counts it a failure: the manifest's max_holdback_bytes, or
+// MaxHookText when it declares none.
+func (h *HookSpec) HoldbackBound() int {
+	if h == nil || h.MaxHoldbackBytes == 0 {
+		return MaxHookText
+	}
+	return h.MaxHoldbackBytes
 }
 
 // Safety reports whether the hook is a safety hook.
@@ -192,8 +203,8 @@ func (m Manifest) validate() error {
 				errs = append(errs, fmt.Errorf("manifest: hook.channels[%d] %q is not content, reasoning or tool_arguments", i, c))
 			}
 		}
-		if h.MaxHoldbackBytes < 0 || h.MaxHoldbackBytes > maxHookText {
-			errs = append(errs, fmt.Errorf("manifest: hook.max_holdback_bytes %d is not in [0, %d]", h.MaxHoldbackBytes, maxHookText))
+		if h.MaxHoldbackBytes < 0 || h.MaxHoldbackBytes > MaxHookText {
+			errs = append(errs, fmt.Errorf("manifest: hook.max_holdback_bytes %d is not in [0, %d]", h.MaxHoldbackBytes, MaxHookText))
 		}
 		if h.Class != "" && h.Class != "safety" {
 			errs = append(errs, fmt.Errorf("manifest: hook.class %q is not safety (or absent)", h.Class))
