@@ -160,16 +160,18 @@ func head(text string, n int) string {
 // fails.
 func (c *HookChain) once(ctx context.Context, l *hookLink, text string, ids []int32, ch plugin.HookChannel) (string, *HookOutput) {
 	r, err := l.s.Delta(ctx, text, ids, ch)
-	if err == nil && r.Action != plugin.HookStop {
-		if r.Action != plugin.HookPass && r.Emit == "" {
-			l.held.WriteString(text)
-			if bound := l.spec.HoldbackBound(); l.held.Len() > bound {
-				err = fmt.Errorf("it held back %d bytes in a row, more than its bound of %d (hook.max_holdback_bytes)", l.held.Len(), bound)
-				return c.failedHolding(ctx, l, err, "")
-			}
-		} else {
-			l.held.Reset()
+	switch {
+	case err != nil || r.Action == plugin.HookStop:
+	case r.Action == plugin.HookReplace && r.Emit == "": // held back (ABI §6.3)
+		l.held.WriteString(text)
+		if bound := l.spec.HoldbackBound(); l.held.Len() > bound {
+			err = fmt.Errorf("it held back %d bytes in a row, more than its bound of %d (hook.max_holdback_bytes)", l.held.Len(), bound)
+			return c.failedHolding(ctx, l, err, "")
 		}
+	case r.Action == plugin.HookRedact && r.Emit == "":
+		// Redacted to nothing: removed, not held, and never passed on.
+	default:
+		l.held.Reset()
 	}
 	if err != nil {
 		return c.failedHolding(ctx, l, err, text)
