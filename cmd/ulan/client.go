@@ -530,6 +530,7 @@ func newTokenizeCmd() *cobra.Command {
 				ids[i] = strconv.FormatUint(uint64(id), 10)
 			}
 			_, err = fmt.Fprintln(out, strings.Join(ids, " "))
+			printNotes(cmd.ErrOrStderr(), res.Msg.Annotations, "")
 			return err
 		},
 	}
@@ -650,7 +651,21 @@ func (p *printer) end(err error) error {
 			fmt.Fprintf(p.errOut, "ulan: %s: %s\n", finishName(f.FinishReason), f.Message)
 		}
 	}
+	if !p.json {
+		printNotes(p.errOut, f.Annotations, f.Message)
+	}
 	return nil
+}
+
+// printNotes writes, one a line, the annotations of a response (what the
+// server's pipeline did instead of what was asked: a plugin's fallback, a
+// redaction), but for one whose message was already said.
+func printNotes(w io.Writer, notes []*ulanv1.Annotation, said string) {
+	for _, n := range notes {
+		if n.Message != said {
+			fmt.Fprintf(w, "ulan: note from %s: %s\n", n.Source, n.Message)
+		}
+	}
 }
 
 // reply is the assistant turn the stream produced, for the chat history.

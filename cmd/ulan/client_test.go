@@ -315,6 +315,45 @@ func TestFinishReasons(t *testing.T) {
 	}
 }
 
+// TestAnnotationsOnStderr: what the server's pipeline did instead of what
+// was asked (a plugin's fallback, a redaction) is noted on stderr, a line
+// each, but for a hook stop whose message the finish line already gave.
+func TestAnnotationsOnStderr(t *testing.T) {
+	t.Parallel()
+	fallback := &ulanv1.Annotation{Kind: ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, Source: "tok",
+		Message: "tokenizer plugin tok failed (trap); the model's tokenizer tokenized the prompt"}
+	stop := &ulanv1.Annotation{Kind: ulanv1.AnnotationKind_ANNOTATION_KIND_HOOK_STOP, Source: "pii", Message: "hook pii stopped the output"}
+	addr := startServer(t, &scripted{
+		deltas: []*ulanv1.Delta{{Content: "some"}},
+		finish: &ulanv1.Finished{FinishReason: ulanv1.FinishReason_FINISH_REASON_CONTENT_FILTER, Message: stop.Message,
+			Annotations: []*ulanv1.Annotation{fallback, stop}},
+	})
+	code, out, errOut := ulan(t, "", "generate", "--addr", addr, "x")
+	require.Equal(t, 0, code)
+	require.Equal(t, "some\n", out)
+	require.Equal(t, "ulan: content_filter: hook pii stopped the output\nulan: note from tok: "+fallback.Message+"\n", errOut)
+
+	addr = startServer(t, &noted{fallback: fallback})
+	code, out, errOut = ulan(t, "", "tokenize", "--addr", addr, "ab")
+	require.Equal(t, 0, code)
+	require.Equal(t, "97 98\n", out)
+	require.Equal(t, "ulan: note from tok: "+fallback.Message+"\n", errOut)
+}
+
+// noted is Echo whose Tokenize answers carry one annotation.
+type noted struct {
+	apitest.Echo
+	fallback *ulanv1.Annotation
+}
+
+func (n *noted) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*ulanv1.TokenizeResponse, error) {
+	res, err := n.Echo.Tokenize(ctx, req)
+	if res != nil {
+		res.Annotations = []*ulanv1.Annotation{n.fallback}
+	}
+	return res, err
+}
+
 // TestGenerateFlagsForTheOtherMode: flags of in-process generation are
 // refused when calling a server and the other way round, rather than
 // ignored; --greedy asks a server for temperature 0.

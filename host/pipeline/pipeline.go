@@ -135,17 +135,10 @@ func pipelineTokenizer(g *generation.Generation, name string) (*generation.Plugi
 	return pl.Tokenizer, nil
 }
 
-// pluginFailed decides what a request sees when its tokenizer plugin fails:
-// under fallback the model's own tokenizer serves it (nil), under
+// tokenizerFailed decides what a request sees when its tokenizer plugin
+// fails: under fallback the model's own tokenizer serves it, and the
+// returned annotation says so (what: "tokenized the prompt", …); under
 // fail_closed the request fails.
-func (p *Pipeline) pluginFailed(tp *generation.Plugin, err error) error {
-	_, err = p.tokenizerFailed(tp, "", err)
-	return err
-}
-
-// tokenizerFailed is pluginFailed with the annotation a streamed response
-// carries for a fallback, which says what the model's tokenizer did
-// instead (what: "tokenized the prompt", …).
 func (p *Pipeline) tokenizerFailed(tp *generation.Plugin, what string, err error) (*ulanv1.Annotation, error) {
 	if tp.Policy == generation.Fallback && p.m.Tokenizer != nil {
 		p.m.Metrics.FallbackTaken(tp.ID, tp.LoadedBy)
@@ -176,6 +169,7 @@ func (p *Pipeline) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*
 	}
 	var ids []int32
 	var spans [][2]int
+	var notes []*ulanv1.Annotation
 	served := false
 	if tp != nil {
 		vocab := maxVocab
@@ -184,9 +178,11 @@ func (p *Pipeline) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*
 		}
 		ids, err = tp.Runtime.Encode(ctx, req.GetText(), int32(flags), vocab)
 		if err != nil {
-			if err := p.pluginFailed(tp, err); err != nil {
+			note, err := p.tokenizerFailed(tp, "tokenized the text", err)
+			if err != nil {
 				return nil, err
 			}
+			notes = append(notes, note)
 		} else {
 			spans, served = spansOf(tok, req.GetText(), ids), true
 		}
@@ -197,7 +193,7 @@ func (p *Pipeline) Tokenize(ctx context.Context, req *ulanv1.TokenizeRequest) (*
 		}
 	}
 	res := &ulanv1.TokenizeResponse{TokenIds: make([]uint32, len(ids)), Pieces: make([]string, len(ids)),
-		Offsets: make([]*ulanv1.ByteSpan, len(ids))}
+		Offsets: make([]*ulanv1.ByteSpan, len(ids)), Annotations: notes}
 	for i, id := range ids {
 		res.TokenIds[i] = uint32(id)
 		if tok != nil {
@@ -252,20 +248,23 @@ func (p *Pipeline) Detokenize(ctx context.Context, req *ulanv1.DetokenizeRequest
 	if req.GetSkipSpecialTokens() {
 		flags |= hf.SkipSpecial
 	}
+	var notes []*ulanv1.Annotation
 	if tp != nil {
 		text, err := tp.Runtime.Decode(ctx, ids, int32(flags))
 		if err == nil {
 			return &ulanv1.DetokenizeResponse{Text: text}, nil
 		}
-		if err := p.pluginFailed(tp, err); err != nil {
+		note, err := p.tokenizerFailed(tp, "detokenized the ids", err)
+		if err != nil {
 			return nil, err
 		}
+		notes = append(notes, note)
 	}
 	text, err := tok.Decode(ids, flags)
 	if err != nil {
 		return nil, &api.FieldError{Field: "token_ids", Reason: err.Error()}
 	}
-	return &ulanv1.DetokenizeResponse{Text: text}, nil
+	return &ulanv1.DetokenizeResponse{Text: text, Annotations: notes}, nil
 }
 
 // DefaultKVLengths are the context lengths Model reports KV-cache sizes at

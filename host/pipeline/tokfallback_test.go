@@ -35,7 +35,8 @@ func (s *finishes) Finish(f *ulanv1.Finished) error {
 
 // TestTokenizerFallbackIsAnnotated: a tokenizer plugin that fails under
 // fallback leaves the prompt to the model's tokenizer, and every choice's
-// final message says so; under fail_closed the request fails naming it.
+// final message says so, as Tokenize's and Detokenize's responses do; under
+// fail_closed the request fails naming it.
 func TestTokenizerFallbackIsAnnotated(t *testing.T) {
 	t.Parallel()
 	r, f := tinyV3(t, 16<<20)
@@ -70,6 +71,32 @@ func TestTokenizerFallbackIsAnnotated(t *testing.T) {
 		require.Contains(t, a.Message, "the model's tokenizer tokenized the prompt")
 	}
 	err = p.Generate(ctx, &ulanv1.GenerateRequest{Prompt: "nx", Sampling: sp, Plugins: &ulanv1.PluginSelection{Pipeline: "closed"}}, &finishes{})
+	require.ErrorContains(t, err, "tokenizer plugin bad-closed failed (fail_closed)")
+
+	// Tokenize and Detokenize say so in their responses. (badtok decodes
+	// id 255 to the byte 0xff, which is not UTF-8.)
+	fallback := func(notes []*ulanv1.Annotation, what string) {
+		t.Helper()
+		require.Len(t, notes, 1)
+		require.Equal(t, ulanv1.AnnotationKind_ANNOTATION_KIND_PLUGIN_FALLBACK, notes[0].Kind)
+		require.Equal(t, "bad-fallback", notes[0].Source)
+		require.Contains(t, notes[0].Message, "the model's tokenizer "+what)
+	}
+	tr, err := p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "nx", Pipeline: "fb"})
+	require.NoError(t, err)
+	want, err := tok.Encode("nx", 0)
+	require.NoError(t, err)
+	require.Len(t, tr.TokenIds, len(want))
+	fallback(tr.Annotations, "tokenized the text")
+	dr, err := p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: []uint32{255}, Pipeline: "fb"})
+	require.NoError(t, err)
+	fallback(dr.Annotations, "detokenized the ids")
+	tr, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "ab", Pipeline: "fb"})
+	require.NoError(t, err)
+	require.Empty(t, tr.Annotations, "the plugin served it")
+	_, err = p.Tokenize(ctx, &ulanv1.TokenizeRequest{Text: "nx", Pipeline: "closed"})
+	require.ErrorContains(t, err, "tokenizer plugin bad-closed failed (fail_closed)")
+	_, err = p.Detokenize(ctx, &ulanv1.DetokenizeRequest{TokenIds: []uint32{255}, Pipeline: "closed"})
 	require.ErrorContains(t, err, "tokenizer plugin bad-closed failed (fail_closed)")
 }
 

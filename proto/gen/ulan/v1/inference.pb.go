@@ -2206,7 +2206,11 @@ type TokenizeResponse struct {
 	Pieces []string `protobuf:"bytes,2,rep,name=pieces,proto3" json:"pieces,omitempty"`
 	// offsets are each token's bytes in the request's text, [start, end); a
 	// BOS added by add_special_tokens has the empty span at 0.
-	Offsets       []*ByteSpan `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	Offsets []*ByteSpan `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	// annotations say what the pipeline did instead of what was asked: a
+	// tokenizer plugin that failed under fallback_builtin, replaced by the
+	// model's tokenizer.
+	Annotations   []*Annotation `protobuf:"bytes,4,rep,name=annotations,proto3" json:"annotations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2258,6 +2262,13 @@ func (x *TokenizeResponse) GetPieces() []string {
 func (x *TokenizeResponse) GetOffsets() []*ByteSpan {
 	if x != nil {
 		return x.Offsets
+	}
+	return nil
+}
+
+func (x *TokenizeResponse) GetAnnotations() []*Annotation {
+	if x != nil {
+		return x.Annotations
 	}
 	return nil
 }
@@ -2393,7 +2404,11 @@ func (x *DetokenizeRequest) GetModel() string {
 type DetokenizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// text is the decoded text.
-	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// annotations say what the pipeline did instead of what was asked: a
+	// tokenizer plugin that failed under fallback_builtin, replaced by the
+	// model's tokenizer.
+	Annotations   []*Annotation `protobuf:"bytes,2,rep,name=annotations,proto3" json:"annotations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2433,6 +2448,13 @@ func (x *DetokenizeResponse) GetText() string {
 		return x.Text
 	}
 	return ""
+}
+
+func (x *DetokenizeResponse) GetAnnotations() []*Annotation {
+	if x != nil {
+		return x.Annotations
+	}
+	return nil
 }
 
 // CancelRequest names a generation to end.
@@ -2685,11 +2707,12 @@ const file_ulan_v1_inference_proto_rawDesc = "" +
 	"\x12add_special_tokens\x18\x02 \x01(\bR\x10addSpecialTokens\x120\n" +
 	"\x14parse_special_tokens\x18\x03 \x01(\bR\x12parseSpecialTokens\x12\x1a\n" +
 	"\bpipeline\x18\x04 \x01(\tR\bpipeline\x12\x14\n" +
-	"\x05model\x18\x05 \x01(\tR\x05model\"t\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\"\xab\x01\n" +
 	"\x10TokenizeResponse\x12\x1b\n" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12\x16\n" +
 	"\x06pieces\x18\x02 \x03(\tR\x06pieces\x12+\n" +
-	"\aoffsets\x18\x03 \x03(\v2\x11.ulan.v1.ByteSpanR\aoffsets\"2\n" +
+	"\aoffsets\x18\x03 \x03(\v2\x11.ulan.v1.ByteSpanR\aoffsets\x125\n" +
+	"\vannotations\x18\x04 \x03(\v2\x13.ulan.v1.AnnotationR\vannotations\"2\n" +
 	"\bByteSpan\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\rR\x03end\"\x92\x01\n" +
@@ -2697,9 +2720,10 @@ const file_ulan_v1_inference_proto_rawDesc = "" +
 	"\ttoken_ids\x18\x01 \x03(\rR\btokenIds\x12.\n" +
 	"\x13skip_special_tokens\x18\x02 \x01(\bR\x11skipSpecialTokens\x12\x1a\n" +
 	"\bpipeline\x18\x03 \x01(\tR\bpipeline\x12\x14\n" +
-	"\x05model\x18\x04 \x01(\tR\x05model\"(\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\"_\n" +
 	"\x12DetokenizeResponse\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\"4\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x125\n" +
+	"\vannotations\x18\x02 \x03(\v2\x13.ulan.v1.AnnotationR\vannotations\"4\n" +
 	"\rCancelRequest\x12#\n" +
 	"\rgeneration_id\x18\x01 \x01(\tR\fgenerationId\"\x10\n" +
 	"\x0eCancelResponse*s\n" +
@@ -2828,22 +2852,24 @@ var file_ulan_v1_inference_proto_depIdxs = []int32{
 	21, // 29: ulan.v1.Finished.timings:type_name -> ulan.v1.Timings
 	22, // 30: ulan.v1.Finished.annotations:type_name -> ulan.v1.Annotation
 	26, // 31: ulan.v1.TokenizeResponse.offsets:type_name -> ulan.v1.ByteSpan
-	33, // 32: ulan.v1.PluginSelection.ParamsEntry.value:type_name -> google.protobuf.Struct
-	7,  // 33: ulan.v1.InferenceService.Generate:input_type -> ulan.v1.GenerateRequest
-	13, // 34: ulan.v1.InferenceService.Chat:input_type -> ulan.v1.ChatRequest
-	24, // 35: ulan.v1.InferenceService.Tokenize:input_type -> ulan.v1.TokenizeRequest
-	27, // 36: ulan.v1.InferenceService.Detokenize:input_type -> ulan.v1.DetokenizeRequest
-	29, // 37: ulan.v1.InferenceService.Cancel:input_type -> ulan.v1.CancelRequest
-	8,  // 38: ulan.v1.InferenceService.Generate:output_type -> ulan.v1.GenerateResponse
-	14, // 39: ulan.v1.InferenceService.Chat:output_type -> ulan.v1.ChatResponse
-	25, // 40: ulan.v1.InferenceService.Tokenize:output_type -> ulan.v1.TokenizeResponse
-	28, // 41: ulan.v1.InferenceService.Detokenize:output_type -> ulan.v1.DetokenizeResponse
-	30, // 42: ulan.v1.InferenceService.Cancel:output_type -> ulan.v1.CancelResponse
-	38, // [38:43] is the sub-list for method output_type
-	33, // [33:38] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	22, // 32: ulan.v1.TokenizeResponse.annotations:type_name -> ulan.v1.Annotation
+	22, // 33: ulan.v1.DetokenizeResponse.annotations:type_name -> ulan.v1.Annotation
+	33, // 34: ulan.v1.PluginSelection.ParamsEntry.value:type_name -> google.protobuf.Struct
+	7,  // 35: ulan.v1.InferenceService.Generate:input_type -> ulan.v1.GenerateRequest
+	13, // 36: ulan.v1.InferenceService.Chat:input_type -> ulan.v1.ChatRequest
+	24, // 37: ulan.v1.InferenceService.Tokenize:input_type -> ulan.v1.TokenizeRequest
+	27, // 38: ulan.v1.InferenceService.Detokenize:input_type -> ulan.v1.DetokenizeRequest
+	29, // 39: ulan.v1.InferenceService.Cancel:input_type -> ulan.v1.CancelRequest
+	8,  // 40: ulan.v1.InferenceService.Generate:output_type -> ulan.v1.GenerateResponse
+	14, // 41: ulan.v1.InferenceService.Chat:output_type -> ulan.v1.ChatResponse
+	25, // 42: ulan.v1.InferenceService.Tokenize:output_type -> ulan.v1.TokenizeResponse
+	28, // 43: ulan.v1.InferenceService.Detokenize:output_type -> ulan.v1.DetokenizeResponse
+	30, // 44: ulan.v1.InferenceService.Cancel:output_type -> ulan.v1.CancelResponse
+	40, // [40:45] is the sub-list for method output_type
+	35, // [35:40] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_ulan_v1_inference_proto_init() }
