@@ -255,3 +255,49 @@ func TestToolCallsV31(t *testing.T) {
 		}
 	}
 }
+
+// TestChatHidesControlTokens: a chat's answer shows text, not control
+// tokens (a placeholder the model drew is in token_ids, not in content), as
+// Generate's does, while the special tokens of the chat's markup are still
+// parsed.
+func TestChatHidesControlTokens(t *testing.T) {
+	t.Parallel()
+	s := serveAll(t, tinyPipeline(t), testLimits)
+	client := s.inference(false)
+	ctx := context.Background()
+	id := func(text string) uint32 {
+		res, err := client.Tokenize(ctx, connect.NewRequest(&ulanv1.TokenizeRequest{Text: text, ParseSpecialTokens: true}))
+		require.NoError(t, err)
+		require.Len(t, res.Msg.TokenIds, 1, text)
+		return res.Msg.TokenIds[0]
+	}
+	placeholder, word := id("<｜place▁holder▁no▁417｜>"), id("hello")
+	st, err := client.Chat(ctx, connect.NewRequest(&ulanv1.ChatRequest{
+		Messages: []*ulanv1.Message{{Role: ulanv1.Role_ROLE_USER, Content: "hi"}},
+		Sampling: &ulanv1.SamplingParams{Seed: ptr(uint64(1)), MaxTokens: i32(12), AllowedTokenIds: []uint32{placeholder, word}},
+	}))
+	require.NoError(t, err)
+	var ids []uint32
+	var content string
+	for st.Receive() {
+		if d := st.Msg().GetDelta(); d != nil {
+			ids = append(ids, d.TokenIds...)
+			content += d.Content
+		}
+	}
+	require.NoError(t, st.Err())
+	require.Contains(t, ids, placeholder, "the seed draws the placeholder")
+	require.Contains(t, ids, word, "the seed draws the word")
+	require.NotContains(t, content, "place▁holder")
+	require.Equal(t, countOf(ids, word), strings.Count(content, "hello"))
+}
+
+func countOf(ids []uint32, id uint32) int {
+	n := 0
+	for _, v := range ids {
+		if v == id {
+			n++
+		}
+	}
+	return n
+}

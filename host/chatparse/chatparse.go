@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -178,6 +179,35 @@ func New(f Format, startInReasoning bool, newID func(i int) string) *Parser {
 // v3Openers are the V3/R1 tool block openers, the distilled models'
 // misspellings included (llama.cpp accepts them too).
 var v3Openers = []string{"<｜tool▁calls▁begin｜>", "<｜tool_calls_begin｜>", "<｜tool calls begin｜>", `<｜tool\_calls\_begin｜>`, "<｜tool▁calls｜>"}
+
+// Markup reports whether a special token whose text is piece can be part
+// of the markup some format's parser reads (the reasoning tags, V3's and
+// V3.1's tool-call tokens, DSML's), so that a chat's detokenizer must keep
+// it; any other special token (a placeholder, a role or FIM token) is not
+// text the answer holds.
+func Markup(piece string) bool {
+	if piece == "" {
+		return false
+	}
+	for _, m := range allMarkers() {
+		if strings.Contains(m, piece) {
+			return true
+		}
+	}
+	return false
+}
+
+// allMarkers are the markers of every format in every state, and <think>.
+var allMarkers = sync.OnceValue(func() []string {
+	all := []string{thinkOpen}
+	for _, f := range []Format{V3, V31, V32, V4} {
+		p := New(f, false, nil)
+		for st := range done {
+			all = append(all, p.markers(st)...)
+		}
+	}
+	return all
+})
 
 // markers returns the markers valid in state st (New tabulates them in
 // p.marks).

@@ -157,3 +157,14 @@ func TestTolerances(t *testing.T) {
 		})
 	}
 }
+
+// TestMarkup: the special tokens a parser reads are told from the others.
+func TestMarkup(t *testing.T) {
+	for _, piece := range []string{"<think>", "</think>", "<｜end▁of▁sentence｜>", "<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>",
+		"<｜tool▁sep｜>", "<｜tool▁call▁end｜>", "<｜tool▁calls▁end｜>", "｜DSML｜"} {
+		require.True(t, Markup(piece), piece)
+	}
+	for _, piece := range []string{"", "<｜place▁holder▁no▁417｜>", "<｜User｜>", "<｜Assistant｜>", "<｜begin▁of▁sentence｜>", "<｜fim▁hole｜>"} {
+		require.False(t, Markup(piece), piece)
+	}
+}

@@ -675,16 +675,14 @@ type writer struct {
 
 func (p *Pipeline) newWriter(j job, c *choice, chain *HookChain, out api.Stream) *writer {
 	tok := p.m.Tokenizer
-	bytesOf := tok.TokenBytes
-	if !j.chat {
-		// A raw continuation shows text, not control tokens; a chat's
-		// parser needs its markers.
-		bytesOf = func(id int32) []byte {
-			if tok.IsSpecial(id) {
-				return nil
-			}
-			return tok.TokenBytes(id)
+	// The answer shows text, not control tokens (as transformers' and
+	// vLLM's skip_special_tokens), but a chat's parser needs the special
+	// tokens of its markup.
+	bytesOf := func(id int32) []byte {
+		if tok.IsSpecial(id) && !(j.chat && chatparse.Markup(tok.Piece(id))) {
+			return nil
 		}
+		return tok.TokenBytes(id)
 	}
 	w := &writer{p: p, j: j, c: c, chain: chain, out: out, detok: hf.NewStream(bytesOf),
 		stops: stop.New(j.params.GetStop(), j.params.GetIncludeStop())}

@@ -1472,7 +1472,9 @@ type Delta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// index is the choice (0 unless n > 1).
 	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// content is visible text.
+	// content is visible text. Special tokens (a placeholder, a role token)
+	// are not text: their ids are in token_ids, and in a chat the ones of the
+	// format's markup (reasoning tags, tool-call tokens) are parsed.
 	Content string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
 	// reasoning is thinking text.
 	Reasoning string `protobuf:"bytes,3,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
