@@ -127,6 +127,46 @@ func BenchmarkDotKQuant(b *testing.B) {
 	}
 }
 
+// BenchmarkDotKQuantx4: the four-row dots, a weight row against four rows
+// of Q8_K activations; ns/vec is per activation row, to set against
+// BenchmarkDotKQuant's ns/op.
+func BenchmarkDotKQuantx4(b *testing.B) {
+	for _, f := range []struct {
+		name     string
+		size     int
+		quantize func([]float32, []byte)
+		x4       func(w, x []byte, xStride, nBlocks int, out *[4]float32)
+	}{
+		{"Q4_K", Q4_KBlockSize, QuantizeQ4_K, DotQ4_Kx4},
+		{"Q5_K", Q5_KBlockSize, QuantizeQ5_K, DotQ5_Kx4},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			for _, n := range benchLens {
+				nb := n / 256
+				w := make([]byte, nb*f.size)
+				f.quantize(benchFloats(n, 1), w)
+				xRow := nb * Q8_KBlockSize
+				x := make([]byte, 4*xRow)
+				for t := range 4 {
+					QuantizeQ8_K(benchFloats(n, uint64(2+t)), x[t*xRow:(t+1)*xRow])
+				}
+				var out [4]float32
+				b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+					benchImpls(b, func(b *testing.B) {
+						b.SetBytes(int64(len(w)))
+						for b.Loop() {
+							f.x4(w, x, xRow, nb, &out)
+						}
+						sinkF32 += out[0]
+						reportGMACs(b, 4*n)
+						b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(4*b.N), "ns/vec")
+					})
+				})
+			}
+		})
+	}
+}
+
 func benchDotFloat[W comparable](b *testing.B, k floatKernel[W], size int) {
 	for _, n := range benchLens {
 		w, x := benchWeights(k, n), benchFloats(n, 2)

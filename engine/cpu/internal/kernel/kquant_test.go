@@ -1101,3 +1101,58 @@ func TestKQuantGolden(t *testing.T) {
 		require.Equal(t, want, hex.EncodeToString(hashes[name].Sum(nil)), name)
 	}
 }
+
+// TestKQuantDotx4: the four-row dots give each row exactly the one-row
+// dot's bits, whatever the stride between the rows, on every
+// implementation set.
+func TestKQuantDotx4(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		x4   func(w, x []byte, xStride, nBlocks int, out *[4]float32)
+	}{{"Q4_K", DotQ4_Kx4}, {"Q5_K", DotQ5_Kx4}} {
+		var f *kqFormat
+		for _, k := range kqFormats {
+			if k.name == c.name {
+				f = k
+			}
+		}
+		r := newRand(11)
+		for trial := range 60 {
+			nb := []int{0, 1, 2, 3, 7, 28}[trial%6]
+			stride := nb*f.xSize + []int{0, 4, 292}[trial%3]
+			w := kqRandBlocks(r, nb, f.wSize, f.halves)
+			if trial%2 == 0 {
+				w = make([]byte, nb*f.wSize)
+				f.quantize(kqGaussRow(r, nb*f.blockLen, 1), w)
+			}
+			x := make([]byte, 3*stride+nb*f.xSize)
+			for row := range 4 {
+				copy(x[row*stride:], kqActRow(r, f, nb))
+			}
+			var want [4]float32
+			for row := range want {
+				want[row] = f.generic(w, x[row*stride:], nb)
+			}
+			check := func(impl string) {
+				var got [4]float32
+				c.x4(w, x, stride, nb, &got)
+				for row := range got {
+					require.Equal(t, math.Float32bits(want[row]), math.Float32bits(got[row]), "%s %s nb %d stride %d row %d", c.name, impl, nb, stride, row)
+				}
+			}
+			check(Impl())
+			for _, s := range asmFallbacks() {
+				saved := active
+				active = s
+				check(s.name)
+				active = saved
+			}
+			restore := ForceGeneric()
+			check("generic")
+			restore()
+		}
+		require.Panics(t, func() { c.x4(make([]byte, f.wSize), make([]byte, 3*f.xSize), f.xSize-1, 1, new([4]float32)) }, "rows overlap")
+		require.Panics(t, func() { c.x4(make([]byte, f.wSize), make([]byte, 4*f.xSize-1), f.xSize, 1, new([4]float32)) }, "x too short")
+	}
+}

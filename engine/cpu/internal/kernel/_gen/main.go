@@ -57,6 +57,8 @@ func main() {
 	quantizeQ8_0()
 	dotQ4_K(4)
 	dotQ4_K(5)
+	dotQ4_Kx4(4)
+	dotQ4_Kx4(5)
 	dotQ6_K()
 	for _, f := range q32Formats {
 		dotQ32(f)
@@ -1269,40 +1271,8 @@ func dotQ4_K(bits int) {
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
 
-	// Scales and mins: u0, u1, u2 are the twelve bytes at w+4.
-	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
-	MOVL(Mem{Base: w, Disp: 4}, u0)
-	MOVL(Mem{Base: w, Disp: 8}, u1)
-	MOVL(Mem{Base: w, Disp: 12}, u2)
-	// mins 4–7: ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4)
-	MOVL(u2, s)
-	SHRL(Imm(4), s)
-	ANDL(U32(0x0f0f0f0f), s)
-	MOVL(u1, t)
-	SHRL(Imm(6), t)
-	ANDL(U32(0x03030303), t)
-	SHLL(Imm(4), t)
-	ORL(t, s)
-	MOVL(s, unpacked.Offset(12))
-	// mins 0–3: u1 & 0x3f3f3f3f
-	MOVL(u1, s)
-	ANDL(U32(0x3f3f3f3f), s)
-	MOVL(s, unpacked.Offset(8))
-	// scales 4–7: (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4)
-	ANDL(U32(0x0f0f0f0f), u2)
-	MOVL(u0, t)
-	SHRL(Imm(6), t)
-	ANDL(U32(0x03030303), t)
-	SHLL(Imm(4), t)
-	ORL(t, u2)
-	MOVL(u2, unpacked.Offset(4))
-	// scales 0–3: u0 & 0x3f3f3f3f
-	ANDL(U32(0x3f3f3f3f), u0)
-	MOVL(u0, unpacked)
-
-	sc, mins := YMM(), XMM()
-	VPMOVZXBD(unpacked, sc)
-	VMOVDQU(sc, scales)
+	unpackKScales(w, unpacked, scales)
+	mins := XMM()
 	VPMOVZXBW(unpacked.Offset(8), mins)
 
 	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
@@ -1381,6 +1351,198 @@ func dotQ4_K(bits int) {
 	RET()
 }
 
+// unpackKScales writes the eight 6-bit scales and mins of the Q4_K or Q5_K
+// super-block at w to unpacked (8 scales, then 8 mins, as bytes) with four
+// 32-bit masks and shifts (ggml's utmp trick), and the scales widened to
+// int32 to scales.
+func unpackKScales(w Register, unpacked, scales Mem) {
+	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
+	MOVL(Mem{Base: w, Disp: 4}, u0)
+	MOVL(Mem{Base: w, Disp: 8}, u1)
+	MOVL(Mem{Base: w, Disp: 12}, u2)
+	// mins 4–7: ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4)
+	MOVL(u2, s)
+	SHRL(Imm(4), s)
+	ANDL(U32(0x0f0f0f0f), s)
+	MOVL(u1, t)
+	SHRL(Imm(6), t)
+	ANDL(U32(0x03030303), t)
+	SHLL(Imm(4), t)
+	ORL(t, s)
+	MOVL(s, unpacked.Offset(12))
+	// mins 0–3: u1 & 0x3f3f3f3f
+	MOVL(u1, s)
+	ANDL(U32(0x3f3f3f3f), s)
+	MOVL(s, unpacked.Offset(8))
+	// scales 4–7: (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4)
+	ANDL(U32(0x0f0f0f0f), u2)
+	MOVL(u0, t)
+	SHRL(Imm(6), t)
+	ANDL(U32(0x03030303), t)
+	SHLL(Imm(4), t)
+	ORL(t, u2)
+	MOVL(u2, unpacked.Offset(4))
+	// scales 0–3: u0 & 0x3f3f3f3f
+	ANDL(U32(0x3f3f3f3f), u0)
+	MOVL(u0, unpacked)
+	sc := YMM()
+	VPMOVZXBD(unpacked, sc)
+	VMOVDQU(sc, scales)
+}
+
+// dotQ4_Kx4 writes dotQ4_Kx4AVX2 (dotQ5_Kx4AVX2 with five bits): one
+// weight row against four rows of Q8_K activations, each result exactly
+// dotQ4_KAVX2's (so dotQ4_KGeneric's) for that row. A super-block's scales
+// are unpacked, and each 32-value run's quants put together and permuted,
+// once for the four rows; each row then does what dotQ4_KAVX2 does with
+// them, in the same order: its min term into its scalar sum, its even and
+// odd lane accumulators, its float32 lane sums. The lane and scalar sums
+// live in locals, so that the eight accumulators, the run's quants and
+// scales and a row's quants fit in sixteen registers.
+func dotQ4_Kx4(bits int) {
+	name, block, nibbles := "dotQ4_Kx4AVX2", q4kBlock, 16
+	if bits == 5 {
+		name, block, nibbles = "dotQ5_Kx4AVX2", q5kBlock, 48
+	}
+	TEXT(name, NOSPLIT, "func(w, x []byte, xStride, nBlocks int, out *[4]float32)")
+	Doc(name+" is the four-row form of dot"+name[3:7]+"AVX2: out[t] is the dot of w with the Q8_K row at x[t·xStride:].",
+		fmt.Sprintf("w holds nBlocks·%d bytes, x 3·xStride + nBlocks·292.", block))
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	stride := Load(Param("xStride"), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	x2 := GP64()
+	LEAQ(Mem{Base: x, Index: stride, Scale: 2}, x2)
+	// row t's activations: x, x+stride, x2, x2+stride.
+	row := func(t int, disp int) Mem {
+		base := x
+		if t >= 2 {
+			base = x2
+		}
+		if t%2 == 1 {
+			return Mem{Base: base, Index: stride, Scale: 1, Disp: disp}
+		}
+		return Mem{Base: base, Disp: disp}
+	}
+	unpacked := AllocLocal(16) // 8 scales, then 8 mins, as bytes
+	scales := AllocLocal(32)   // the 8 scales as int32
+	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
+	sumf := AllocLocal(4 * 4)  // each row's scalar sum
+	ds := AllocLocal(4 * 4)    // each row's float32(d_w·x.d) in this super-block
+
+	zero := YMM()
+	VXORPS(zero, zero, zero)
+	for t := 0; t < 4; t++ {
+		VMOVUPS(zero, sums.Offset(32*t))
+	}
+	VMOVUPS(zero.AsX(), sumf)
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	unpackKScales(w, unpacked, scales)
+
+	r := GP32()
+	for t := 0; t < 4; t++ {
+		// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in
+		// lane 1; then the min term, exact, into the row's scalar sum.
+		dd, xd := XMM(), XMM()
+		MOVL(Mem{Base: w}, r)
+		VMOVD(r, dd)
+		VCVTPH2PS(dd, dd)
+		VBROADCASTSS(row(t, 0), xd)
+		VMULPS(xd, dd, dd)
+		VMOVSS(dd, ds.Offset(4*t))
+		mins, bs, bsHi := XMM(), YMM(), XMM()
+		VPMOVZXBW(unpacked.Offset(8), mins)
+		VMOVDQU(row(t, 260), bs)
+		VEXTRACTI128(Imm(1), bs, bsHi)
+		VPHADDW(bsHi, bs.AsX(), bsHi)
+		VPMADDWD(bsHi, mins, mins)
+		VPHADDD(mins, mins, mins)
+		VPHADDD(mins, mins, mins)
+		VCVTDQ2PS(mins, mins)
+		dmin, f := XMM(), XMM()
+		VMOVSHDUP(dd, dmin)
+		VMULSS(dmin, mins, mins)
+		VMOVSS(sumf.Offset(4*t), f)
+		VSUBSS(mins, f, f)
+		VMOVSS(f, sumf.Offset(4*t))
+	}
+
+	var even, odd [4]VecVirtual
+	for t := range even {
+		even[t], odd[t] = YMM(), YMM()
+		VPXOR(even[t], even[t], even[t])
+		VPXOR(odd[t], odd[t], odd[t])
+	}
+	for j := 0; j < 4; j++ {
+		lo, hi := YMM(), YMM()
+		VMOVDQU(Mem{Base: w, Disp: nibbles + 32*j}, lo)
+		VPSRLW(Imm(4), lo, hi)
+		VPAND(bytesConst(0x0f), lo, lo)
+		VPAND(bytesConst(0x0f), hi, hi)
+		if bits == 5 {
+			for h, q := range []VecVirtual{lo, hi} {
+				fifth := YMM()
+				VMOVDQU(Mem{Base: w, Disp: 16}, fifth)
+				if sh := 2*j + h; sh > 0 {
+					VPSRLW(Imm(uint64(sh)), fifth, fifth)
+				}
+				VPAND(bytesConst(1), fifth, fifth)
+				VPSLLW(Imm(4), fifth, fifth)
+				VPOR(fifth, q, q)
+			}
+		}
+		for h, q4 := range []VecVirtual{lo, hi} {
+			se, so := YMM(), YMM()
+			VPSHUFB(q4kPerm(), q4, q4)
+			VPBROADCASTD(scales.Offset(4*(2*j+h)), se)
+			VPSLLD(Imm(16), se, so)
+			for t := 0; t < 4; t++ {
+				q8, p := YMM(), YMM()
+				VMOVDQU(row(t, 4+64*j+32*h), q8)
+				VPSHUFB(q4kPerm(), q8, q8)
+				VPMADDUBSW(q8, q4, q8) // u8 nibbles · s8 quants, pairs k and k+8
+				VPMADDWD(se, q8, p)    // even lanes · scale
+				VPADDD(p, even[t], even[t])
+				VPMADDWD(so, q8, p) // odd lanes · scale
+				VPADDD(p, odd[t], odd[t])
+			}
+		}
+	}
+	for t := 0; t < 4; t++ {
+		lanes := kLanes(even[t], odd[t])
+		d, acc := YMM(), YMM()
+		VBROADCASTSS(ds.Offset(4*t), d)
+		VMULPS(d, lanes, lanes)
+		VMOVUPS(sums.Offset(32*t), acc)
+		VADDPS(lanes, acc, acc)
+		VMOVUPS(acc, sums.Offset(32*t))
+	}
+
+	ADDQ(I32(block), w)
+	ADDQ(I32(q8kBlock), x)
+	ADDQ(I32(q8kBlock), x2)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	out := Load(Param("out"), GP64())
+	for t := 0; t < 4; t++ {
+		acc, f := YMM(), XMM()
+		VMOVUPS(sums.Offset(32*t), acc)
+		VMOVSS(sumf.Offset(4*t), f)
+		addLanesInOrder(acc, f)
+		VMOVSS(f, Mem{Base: out, Disp: 4 * t})
+	}
+	VZEROUPPER()
+	RET()
+}
+
 // q6kBlock is Q6_K's super-block size: 128 bytes of low nibbles at 0, 64 of
 // high bit pairs at 128, 16 int8 scales at 192, d (f16) at 208.
 const q6kBlock = 210
@@ -1404,17 +1566,18 @@ func bytesConst(b byte) Mem {
 
 // kLanes turns the even and odd int32 accumulators of dotQ4_K and dotQ6_K
 // into the generic's eight lane sums, as float32 (exact: each is below 2²⁴):
-// lane k is the two 128-bit halves' lane k/2 of even (k even) or odd.
+// lane k is the two 128-bit halves' lane k/2 of even (k even) or odd. Every
+// instruction writes its whole register, so that no result reads as live
+// before the loop that makes it (which would cost a register per call in
+// dotQ4_Kx4).
 func kLanes(even, odd VecVirtual) VecVirtual {
-	eh, oh := XMM(), XMM()
-	VEXTRACTI128(Imm(1), even, eh)
-	VPADDD(eh, even.AsX(), eh)
-	VEXTRACTI128(Imm(1), odd, oh)
-	VPADDD(oh, odd.AsX(), oh)
-	lanes, hiLanes := YMM(), XMM()
-	VPUNPCKLDQ(oh, eh, lanes.AsX())
-	VPUNPCKHDQ(oh, eh, hiLanes)
-	VINSERTI128(Imm(1), hiLanes, lanes, lanes)
+	lo, hi := YMM(), YMM()
+	VPUNPCKLDQ(odd, even, lo) // e0 o0 e1 o1 | e4 o4 e5 o5
+	VPUNPCKHDQ(odd, even, hi) // e2 o2 e3 o3 | e6 o6 e7 o7
+	lanes, upper := YMM(), YMM()
+	VPERM2I128(Imm(0x20), hi, lo, lanes) // e0 o0 e1 o1 e2 o2 e3 o3
+	VPERM2I128(Imm(0x31), hi, lo, upper) // e4 o4 e5 o5 e6 o6 e7 o7
+	VPADDD(upper, lanes, lanes)
 	VCVTDQ2PS(lanes, lanes)
 	return lanes
 }
