@@ -20,9 +20,9 @@ type quantFormat struct {
 	dot          func(w, x []byte, nBlocks int) float32
 	// dotx4, when set, is dot for four rows of activations xStride bytes
 	// apart, with each row's bits, in less time than four dots.
-	dotx4   func(w, x []byte, xStride, nBlocks int, out *[4]float32)
-	dequant func(blocks []byte, dst []float32)
-	quantize     func(x []float32, dst []byte) // weights, as ggml's quantize_row_*_ref
+	dotx4    func(w, x []byte, xStride, nBlocks int, out *[4]float32)
+	dequant  func(blocks []byte, dst []float32)
+	quantize func(x []float32, dst []byte) // weights, as ggml's quantize_row_*_ref
 }
 
 // actFormat is how activations are quantized for a format's dot product.
