@@ -45,7 +45,7 @@ var quantFormats = map[engine.DType]*quantFormat{
 	engine.Q5_1: {kernel.Q5_1BlockLen, kernel.Q5_1BlockSize, actQ8_1, kernel.DotQ5_1, nil, kernel.DequantQ5_1, kernel.QuantizeQ5_1},
 	engine.Q4_K: {kernel.Q4_KBlockLen, kernel.Q4_KBlockSize, actQ8_K, kernel.DotQ4_K, kernel.DotQ4_Kx4, kernel.DequantQ4_K, kernel.QuantizeQ4_K},
 	engine.Q5_K: {kernel.Q5_KBlockLen, kernel.Q5_KBlockSize, actQ8_K, kernel.DotQ5_K, kernel.DotQ5_Kx4, kernel.DequantQ5_K, kernel.QuantizeQ5_K},
-	engine.Q6_K: {kernel.Q6_KBlockLen, kernel.Q6_KBlockSize, actQ8_K, kernel.DotQ6_K, nil, kernel.DequantQ6_K, kernel.QuantizeQ6_K},
+	engine.Q6_K: {kernel.Q6_KBlockLen, kernel.Q6_KBlockSize, actQ8_K, kernel.DotQ6_K, kernel.DotQ6_Kx4, kernel.DequantQ6_K, kernel.QuantizeQ6_K},
 }
 
 // mulRangeQuant is mulRange for the formats of quantFormats: each weight row,

@@ -46,6 +46,7 @@ var avx2 = impls{
 		k.dotQ5_K = dotQ5_KAVX2
 		k.dotQ4_Kx4 = dotQ4_Kx4AVX2
 		k.dotQ5_Kx4 = dotQ5_Kx4AVX2
+		k.dotQ6_Kx4 = dotQ6_Kx4AVX2
 		k.dotQ6_K = dotQ6_KAVX2
 		k.dotQ4_0, k.dotQ4_1 = dotQ4_0AVX2, dotQ4_1AVX2
 		k.dotQ5_0, k.dotQ5_1 = dotQ5_0AVX2, dotQ5_1AVX2

@@ -139,6 +139,7 @@ func BenchmarkDotKQuantx4(b *testing.B) {
 	}{
 		{"Q4_K", Q4_KBlockSize, QuantizeQ4_K, DotQ4_Kx4},
 		{"Q5_K", Q5_KBlockSize, QuantizeQ5_K, DotQ5_Kx4},
+		{"Q6_K", Q6_KBlockSize, QuantizeQ6_K, DotQ6_Kx4},
 	} {
 		b.Run(f.name, func(b *testing.B) {
 			for _, n := range benchLens {

@@ -110,9 +110,10 @@ type kquantImpls struct {
 	dotQ4_0, dotQ4_1, dotQ5_0, dotQ5_1 func(w, x []byte, nBlocks int) float32
 	dotQ4_K, dotQ5_K, dotQ6_K          func(w, x []byte, nBlocks int) float32
 
-	// dotQ4_Kx4 and dotQ5_Kx4 are the dots of one row with four rows of
-	// activations, xStride bytes apart, each exactly dotQ4_K's (dotQ5_K's).
-	dotQ4_Kx4, dotQ5_Kx4 func(w, x []byte, xStride, nBlocks int, out *[4]float32)
+	// dotQ4_Kx4, dotQ5_Kx4 and dotQ6_Kx4 are the dots of one row with four
+	// rows of activations, xStride bytes apart, each exactly dotQ4_K's
+	// (dotQ5_K's, dotQ6_K's).
+	dotQ4_Kx4, dotQ5_Kx4, dotQ6_Kx4 func(w, x []byte, xStride, nBlocks int, out *[4]float32)
 }
 
 // kquantGeneric is the reference set.
@@ -142,6 +143,9 @@ var kquantGeneric = kquantImpls{
 	},
 	dotQ5_Kx4: func(w, x []byte, xStride, nBlocks int, out *[4]float32) {
 		dotRowsx4(dotQ5_KGeneric, w, x, xStride, nBlocks, out)
+	},
+	dotQ6_Kx4: func(w, x []byte, xStride, nBlocks int, out *[4]float32) {
+		dotRowsx4(dotQ6_KGeneric, w, x, xStride, nBlocks, out)
 	},
 }
 
@@ -791,6 +795,12 @@ func DotQ4_Kx4(w, x []byte, xStride, nBlocks int, out *[4]float32) {
 func DotQ5_Kx4(w, x []byte, xStride, nBlocks int, out *[4]float32) {
 	kqDotx4Bytes("DotQ5_Kx4", w, x, xStride, nBlocks, Q5_KBlockSize)
 	active.kq.dotQ5_Kx4(w[:nBlocks*Q5_KBlockSize], x[:3*xStride+nBlocks*Q8_KBlockSize], xStride, nBlocks, out)
+}
+
+// DotQ6_Kx4 is [DotQ4_Kx4] for Q6_K weights: four [DotQ6_K]s.
+func DotQ6_Kx4(w, x []byte, xStride, nBlocks int, out *[4]float32) {
+	kqDotx4Bytes("DotQ6_Kx4", w, x, xStride, nBlocks, Q6_KBlockSize)
+	active.kq.dotQ6_Kx4(w[:nBlocks*Q6_KBlockSize], x[:3*xStride+nBlocks*Q8_KBlockSize], xStride, nBlocks, out)
 }
 
 // kqDotx4Bytes checks the arguments of a four-row dot against Q8_K rows.

@@ -1110,7 +1110,7 @@ func TestKQuantDotx4(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		x4   func(w, x []byte, xStride, nBlocks int, out *[4]float32)
-	}{{"Q4_K", DotQ4_Kx4}, {"Q5_K", DotQ5_Kx4}} {
+	}{{"Q4_K", DotQ4_Kx4}, {"Q5_K", DotQ5_Kx4}, {"Q6_K", DotQ6_Kx4}} {
 		var f *kqFormat
 		for _, k := range kqFormats {
 			if k.name == c.name {

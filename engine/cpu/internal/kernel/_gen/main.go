@@ -60,6 +60,7 @@ func main() {
 	dotQ4_Kx4(4)
 	dotQ4_Kx4(5)
 	dotQ6_K()
+	dotQ6_Kx4()
 	for _, f := range q32Formats {
 		dotQ32(f)
 	}
@@ -1390,6 +1391,24 @@ func unpackKScales(w Register, unpacked, scales Mem) {
 	VMOVDQU(sc, scales)
 }
 
+// fourRows addresses four rows of activations stride bytes apart from x:
+// row(t, disp) is byte disp of row t, at x, x+stride, x2 or x2+stride,
+// where x2 = x + 2·stride (a loop advances x2 with x).
+func fourRows(x, stride Register) (GPVirtual, func(t, disp int) Mem) {
+	x2 := GP64()
+	LEAQ(Mem{Base: x, Index: stride, Scale: 2}, x2)
+	return x2, func(t, disp int) Mem {
+		base := Register(x)
+		if t >= 2 {
+			base = x2
+		}
+		if t%2 == 1 {
+			return Mem{Base: base, Index: stride, Scale: 1, Disp: disp}
+		}
+		return Mem{Base: base, Disp: disp}
+	}
+}
+
 // dotQ4_Kx4 writes dotQ4_Kx4AVX2 (dotQ5_Kx4AVX2 with five bits): one
 // weight row against four rows of Q8_K activations, each result exactly
 // dotQ4_KAVX2's (so dotQ4_KGeneric's) for that row. A super-block's scales
@@ -1411,19 +1430,7 @@ func dotQ4_Kx4(bits int) {
 	x := Load(Param("x").Base(), GP64())
 	stride := Load(Param("xStride"), GP64())
 	nb := Load(Param("nBlocks"), GP64())
-	x2 := GP64()
-	LEAQ(Mem{Base: x, Index: stride, Scale: 2}, x2)
-	// row t's activations: x, x+stride, x2, x2+stride.
-	row := func(t int, disp int) Mem {
-		base := x
-		if t >= 2 {
-			base = x2
-		}
-		if t%2 == 1 {
-			return Mem{Base: base, Index: stride, Scale: 1, Disp: disp}
-		}
-		return Mem{Base: base, Disp: disp}
-	}
+	x2, row := fourRows(x, stride)
 	unpacked := AllocLocal(16) // 8 scales, then 8 mins, as bytes
 	scales := AllocLocal(32)   // the 8 scales as int32
 	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
@@ -1702,6 +1709,126 @@ func dotQ6_K() {
 	addLanesInOrder(sums, sumf)
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
+	RET()
+}
+
+// dotQ6_Kx4 writes dotQ6_Kx4AVX2, dotQ6_KAVX2 for four rows of
+// activations as dotQ4_Kx4 is for Q4_K: each 32-value group's quants and
+// scale vectors are put together once, and each row does with them what
+// dotQ6_KAVX2 does, so that its result has that kernel's bits.
+func dotQ6_Kx4() {
+	name := "dotQ6_Kx4AVX2"
+	TEXT(name, NOSPLIT, "func(w, x []byte, xStride, nBlocks int, out *[4]float32)")
+	Doc(name+" is the four-row form of dotQ6_KAVX2: out[t] is the dot of w with the Q8_K row at x[t·xStride:].",
+		"w holds nBlocks·210 bytes, x 3·xStride + nBlocks·292.")
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	stride := Load(Param("xStride"), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	x2, row := fourRows(x, stride)
+	scales := AllocLocal(64)   // the 16 scales as int16, each zero-extended to a dword
+	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
+	low4 := bytesConst(0x0f)
+	low2 := bytesConst(0x03)
+
+	zero := YMM()
+	VXORPS(zero, zero, zero)
+	for t := 0; t < 4; t++ {
+		VMOVUPS(zero, sums.Offset(32*t))
+	}
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	prefetchW(Mem{Base: w, Disp: 192})
+
+	for k := 0; k < 2; k++ {
+		sw, sd := XMM(), YMM()
+		VPMOVSXBW(Mem{Base: w, Disp: 192 + 8*k}, sw)
+		VPMOVZXWD(sw, sd)
+		VMOVDQU(sd, scales.Offset(32*k))
+	}
+
+	var even, odd [4]VecVirtual
+	for t := range even {
+		even[t], odd[t] = YMM(), YMM()
+		VPXOR(even[t], even[t], even[t])
+		VPXOR(odd[t], odd[t], odd[t])
+	}
+	m32 := YMM()
+	VMOVDQU(bytesConst(32), m32)
+	for n := 0; n < 2; n++ {
+		for g := 0; g < 4; g++ {
+			a, h := YMM(), YMM()
+			VMOVDQU(Mem{Base: w, Disp: 64*n + 32*(g&1)}, a)
+			if g >= 2 {
+				VPSRLW(Imm(4), a, a)
+			}
+			VPAND(low4, a, a)
+			VMOVDQU(Mem{Base: w, Disp: 128 + 32*n}, h)
+			if g > 0 {
+				VPSRLW(Imm(uint64(2*g)), h, h)
+			}
+			VPAND(low2, h, h)
+			VPSLLW(Imm(4), h, h)
+			VPOR(h, a, a)
+			VPSHUFB(q4kPerm(), a, a)
+
+			se, hiScale, so := YMM(), XMM(), YMM()
+			is := 8*n + 2*g
+			VPBROADCASTD(scales.Offset(4*is), se)
+			VPBROADCASTD(scales.Offset(4*(is+1)), hiScale)
+			VINSERTI128(Imm(1), hiScale, se, se)
+			VPSLLD(Imm(16), se, so)
+			for t := 0; t < 4; t++ {
+				q8, p, m := YMM(), YMM(), YMM()
+				VMOVDQU(row(t, 4+128*n+32*g), q8)
+				VPSHUFB(q4kPerm(), q8, q8)
+				VPMADDUBSW(q8, a, p)   // q·q8, pairs k and k+8
+				VPMADDUBSW(q8, m32, m) // 32·q8, the same pairs
+				VPSUBW(m, p, p)        // (q−32)·q8, exact
+				VPMADDWD(se, p, m)
+				VPADDD(m, even[t], even[t])
+				VPMADDWD(so, p, m)
+				VPADDD(m, odd[t], odd[t])
+			}
+		}
+	}
+	r := GP32()
+	for t := 0; t < 4; t++ {
+		lanes := kLanes(even[t], odd[t])
+		// d = float32(d_w·x.d)
+		dd, d, acc := XMM(), YMM(), YMM()
+		MOVWLZX(Mem{Base: w, Disp: 208}, r)
+		VMOVD(r, dd)
+		VCVTPH2PS(dd, dd)
+		VMULSS(row(t, 0), dd, dd)
+		VBROADCASTSS(dd, d)
+		VMULPS(d, lanes, lanes)
+		VMOVUPS(sums.Offset(32*t), acc)
+		VADDPS(lanes, acc, acc)
+		VMOVUPS(acc, sums.Offset(32*t))
+	}
+
+	ADDQ(I32(q6kBlock), w)
+	ADDQ(I32(q8kBlock), x)
+	ADDQ(I32(q8kBlock), x2)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	out := Load(Param("out"), GP64())
+	for t := 0; t < 4; t++ {
+		acc, f := YMM(), XMM()
+		VMOVUPS(sums.Offset(32*t), acc)
+		VXORPS(f, f, f)
+		addLanesInOrder(acc, f)
+		VMOVSS(f, Mem{Base: out, Disp: 4 * t})
+	}
+	VZEROUPPER()
 	RET()
 }
 
