@@ -58,8 +58,11 @@ var avx2 = impls{
 
 // avx512vnni is the avx2 set with the two-row tiles of MulQ8_0x4 and
 // MulQ8_0x8 in AVX-512 VNNI (dotQ8_0x4R2VNNI, dotQ8_0x8R2VNNI): the same
-// bits, more multiplies per cycle in prefill and batched decode. Every other kernel is memory-bound in
-// decode or cheap, and stays AVX2.
+// bits, more multiplies per cycle in prefill and batched decode; and the
+// Q4_K and Q5_K dots (dotQ4_KVNNI, dotQ5_KVNNI), the same bits in about
+// half the time, which decode needs: they are bound by their arithmetic,
+// not by memory. Every other kernel is memory-bound in decode or cheap,
+// and stays AVX2.
 var avx512vnni = func() impls {
 	s := avx2
 	s.name = "avx512vnni"
@@ -70,6 +73,8 @@ var avx512vnni = func() impls {
 	s.preferR16 = true
 	s.dotRowsF32x4 = dotRowsF32x4AVX512
 	s.accumRowsF32x4 = accumRowsF32x4AVX512
+	s.kq.dotQ4_K = dotQ4_KVNNI
+	s.kq.dotQ5_K = dotQ5_KVNNI
 	return s
 }()
 

@@ -217,6 +217,14 @@ func dotQ4_Kx4AVX2(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32
 // w holds nBlocks·176 bytes, x 3·xStride + nBlocks·292.
 func dotQ5_Kx4AVX2(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32)
 
+// dotQ4_KVNNI is the AVX-512 VNNI form of dotQ4_KGeneric.
+// w and x hold nBlocks·144 and nBlocks·292 bytes.
+func dotQ4_KVNNI(w []byte, x []byte, nBlocks int) float32
+
+// dotQ5_KVNNI is the AVX-512 VNNI form of dotQ5_KGeneric.
+// w and x hold nBlocks·176 and nBlocks·292 bytes.
+func dotQ5_KVNNI(w []byte, x []byte, nBlocks int) float32
+
 // dotQ6_KAVX2 is the AVX2 form of dotQ6_KGeneric.
 // w and x hold nBlocks·210 and nBlocks·292 bytes.
 func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32

@@ -4439,7 +4439,7 @@ GLOBL quantizeQ8_0Consts<>(SB), RODATA|NOPTR, $52
 
 // func dotQ4_KAVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
-TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $48-60
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $32-60
 	MOVQ         w_base+0(FP), AX
 	MOVQ         x_base+24(FP), CX
 	MOVQ         nBlocks+48(FP), DX
@@ -4459,30 +4459,29 @@ dotQ4_KAVX2_loop:
 	MOVL         4(AX), BX
 	MOVL         8(AX), SI
 	MOVL         12(AX), DI
-	MOVL         DI, R9
-	SHRL         $0x04, R9
-	ANDL         $0x0f0f0f0f, R9
 	MOVL         SI, R8
-	SHRL         $0x06, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, R9
-	MOVL         R9, 12(SP)
-	MOVL         SI, R9
-	ANDL         $0x3f3f3f3f, R9
-	MOVL         R9, 8(SP)
+	ANDL         $0x3f3f3f3f, R8
+	VMOVD        R8, X4
+	MOVL         DI, R8
+	SHRL         $0x04, R8
+	ANDL         $0x0f0f0f0f, R8
+	SHRL         $0x06, SI
+	ANDL         $0x03030303, SI
+	SHLL         $0x04, SI
+	ORL          SI, R8
+	VPINSRD      $0x01, R8, X4, X4
 	ANDL         $0x0f0f0f0f, DI
-	MOVL         BX, R8
-	SHRL         $0x06, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, DI
-	MOVL         DI, 4(SP)
+	MOVL         BX, SI
+	SHRL         $0x06, SI
+	ANDL         $0x03030303, SI
+	SHLL         $0x04, SI
+	ORL          SI, DI
 	ANDL         $0x3f3f3f3f, BX
-	MOVL         BX, (SP)
-	VPMOVZXBD    (SP), Y4
-	VMOVDQU      Y4, 16(SP)
-	VPMOVZXBW    8(SP), X4
+	VMOVD        BX, X5
+	VPINSRD      $0x01, DI, X5, X5
+	VPMOVZXBD    X5, Y5
+	VMOVDQU      Y5, (SP)
+	VPMOVZXBW    X4, X4
 	MOVL         (AX), BX
 	VMOVD        BX, X5
 	VCVTPH2PS    X5, X5
@@ -4508,7 +4507,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      4(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 16(SP), Y9
+	VPBROADCASTD (SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4518,7 +4517,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      36(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 20(SP), Y7
+	VPBROADCASTD 4(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4532,7 +4531,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      68(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 24(SP), Y9
+	VPBROADCASTD 8(SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4542,7 +4541,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      100(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 28(SP), Y7
+	VPBROADCASTD 12(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4556,7 +4555,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      132(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 32(SP), Y9
+	VPBROADCASTD 16(SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4566,7 +4565,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      164(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 36(SP), Y7
+	VPBROADCASTD 20(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4580,7 +4579,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      196(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 40(SP), Y9
+	VPBROADCASTD 24(SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4590,7 +4589,7 @@ dotQ4_KAVX2_loop:
 	VMOVDQU      228(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 44(SP), Y7
+	VPBROADCASTD 28(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4668,7 +4667,7 @@ GLOBL q4kPerm<>(SB), RODATA|NOPTR, $32
 
 // func dotQ5_KAVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
-TEXT ·dotQ5_KAVX2(SB), NOSPLIT, $48-60
+TEXT ·dotQ5_KAVX2(SB), NOSPLIT, $32-60
 	MOVQ         w_base+0(FP), AX
 	MOVQ         x_base+24(FP), CX
 	MOVQ         nBlocks+48(FP), DX
@@ -4688,30 +4687,29 @@ dotQ5_KAVX2_loop:
 	MOVL         4(AX), BX
 	MOVL         8(AX), SI
 	MOVL         12(AX), DI
-	MOVL         DI, R9
-	SHRL         $0x04, R9
-	ANDL         $0x0f0f0f0f, R9
 	MOVL         SI, R8
-	SHRL         $0x06, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, R9
-	MOVL         R9, 12(SP)
-	MOVL         SI, R9
-	ANDL         $0x3f3f3f3f, R9
-	MOVL         R9, 8(SP)
+	ANDL         $0x3f3f3f3f, R8
+	VMOVD        R8, X4
+	MOVL         DI, R8
+	SHRL         $0x04, R8
+	ANDL         $0x0f0f0f0f, R8
+	SHRL         $0x06, SI
+	ANDL         $0x03030303, SI
+	SHLL         $0x04, SI
+	ORL          SI, R8
+	VPINSRD      $0x01, R8, X4, X4
 	ANDL         $0x0f0f0f0f, DI
-	MOVL         BX, R8
-	SHRL         $0x06, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, DI
-	MOVL         DI, 4(SP)
+	MOVL         BX, SI
+	SHRL         $0x06, SI
+	ANDL         $0x03030303, SI
+	SHLL         $0x04, SI
+	ORL          SI, DI
 	ANDL         $0x3f3f3f3f, BX
-	MOVL         BX, (SP)
-	VPMOVZXBD    (SP), Y4
-	VMOVDQU      Y4, 16(SP)
-	VPMOVZXBW    8(SP), X4
+	VMOVD        BX, X5
+	VPINSRD      $0x01, DI, X5, X5
+	VPMOVZXBD    X5, Y5
+	VMOVDQU      Y5, (SP)
+	VPMOVZXBW    X4, X4
 	MOVL         (AX), BX
 	VMOVD        BX, X5
 	VCVTPH2PS    X5, X5
@@ -4746,7 +4744,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      4(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 16(SP), Y9
+	VPBROADCASTD (SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4756,7 +4754,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      36(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 20(SP), Y7
+	VPBROADCASTD 4(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4780,7 +4778,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      68(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 24(SP), Y9
+	VPBROADCASTD 8(SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4790,7 +4788,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      100(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 28(SP), Y7
+	VPBROADCASTD 12(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4814,7 +4812,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      132(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 32(SP), Y9
+	VPBROADCASTD 16(SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4824,7 +4822,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      164(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 36(SP), Y7
+	VPBROADCASTD 20(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4848,7 +4846,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      196(CX), Y9
 	VPSHUFB      Y3, Y9, Y9
 	VPMADDUBSW   Y9, Y7, Y7
-	VPBROADCASTD 40(SP), Y9
+	VPBROADCASTD 24(SP), Y9
 	VPSLLD       $0x10, Y9, Y10
 	VPMADDWD     Y9, Y7, Y9
 	VPMADDWD     Y10, Y7, Y10
@@ -4858,7 +4856,7 @@ dotQ5_KAVX2_loop:
 	VMOVDQU      228(CX), Y7
 	VPSHUFB      Y3, Y7, Y7
 	VPMADDUBSW   Y7, Y8, Y8
-	VPBROADCASTD 44(SP), Y7
+	VPBROADCASTD 28(SP), Y7
 	VPSLLD       $0x10, Y7, Y9
 	VPMADDWD     Y7, Y8, Y7
 	VPMADDWD     Y9, Y8, Y9
@@ -4936,18 +4934,18 @@ GLOBL bytes01<>(SB), RODATA|NOPTR, $32
 
 // func dotQ4_Kx4AVX2(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32)
 // Requires: AVX, AVX2, F16C, MMX+
-TEXT ·dotQ4_Kx4AVX2(SB), NOSPLIT, $208-72
+TEXT ·dotQ4_Kx4AVX2(SB), NOSPLIT, $192-72
 	MOVQ    w_base+0(FP), AX
 	MOVQ    x_base+24(FP), CX
 	MOVQ    xStride+48(FP), DX
 	MOVQ    nBlocks+56(FP), BX
 	LEAQ    (CX)(DX*2), SI
 	VXORPS  Y0, Y0, Y0
-	VMOVUPS Y0, 48(SP)
-	VMOVUPS Y0, 80(SP)
-	VMOVUPS Y0, 112(SP)
-	VMOVUPS Y0, 144(SP)
-	VMOVUPS X0, 176(SP)
+	VMOVUPS Y0, 32(SP)
+	VMOVUPS Y0, 64(SP)
+	VMOVUPS Y0, 96(SP)
+	VMOVUPS Y0, 128(SP)
+	VMOVUPS X0, 160(SP)
 	TESTQ   BX, BX
 	JZ      dotQ4_Kx4AVX2_done
 
@@ -4958,105 +4956,101 @@ dotQ4_Kx4AVX2_loop:
 	MOVL         4(AX), DI
 	MOVL         8(AX), R8
 	MOVL         12(AX), R9
-	MOVL         R9, R11
-	SHRL         $0x04, R11
-	ANDL         $0x0f0f0f0f, R11
 	MOVL         R8, R10
-	SHRL         $0x06, R10
-	ANDL         $0x03030303, R10
-	SHLL         $0x04, R10
-	ORL          R10, R11
-	MOVL         R11, 12(SP)
-	MOVL         R8, R11
-	ANDL         $0x3f3f3f3f, R11
-	MOVL         R11, 8(SP)
+	ANDL         $0x3f3f3f3f, R10
+	VMOVD        R10, X0
+	MOVL         R9, R10
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R10
+	VPINSRD      $0x01, R10, X0, X0
 	ANDL         $0x0f0f0f0f, R9
-	MOVL         DI, R10
-	SHRL         $0x06, R10
-	ANDL         $0x03030303, R10
-	SHLL         $0x04, R10
-	ORL          R10, R9
-	MOVL         R9, 4(SP)
+	MOVL         DI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
 	ANDL         $0x3f3f3f3f, DI
-	MOVL         DI, (SP)
-	VPMOVZXBD    (SP), Y0
-	VMOVDQU      Y0, 16(SP)
+	VMOVD        DI, X1
+	VPINSRD      $0x01, R9, X1, X1
+	VPMOVZXBD    X1, Y1
+	VMOVDQU      Y1, (SP)
+	VPMOVZXBW    X0, X0
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (CX), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 192(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (CX), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 176(SP)
 	VMOVDQU      260(CX), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       176(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 176(SP)
+	VPMADDWD     X3, X0, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X2, X2
+	VMOVSS       160(SP), X1
+	VSUBSS       X2, X1, X1
+	VMOVSS       X1, 160(SP)
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (CX)(DX*1), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 196(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (CX)(DX*1), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 180(SP)
 	VMOVDQU      260(CX)(DX*1), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       180(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 180(SP)
+	VPMADDWD     X3, X0, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X2, X2
+	VMOVSS       164(SP), X1
+	VSUBSS       X2, X1, X1
+	VMOVSS       X1, 164(SP)
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (SI), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 200(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (SI), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 184(SP)
 	VMOVDQU      260(SI), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       184(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 184(SP)
+	VPMADDWD     X3, X0, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X2, X2
+	VMOVSS       168(SP), X1
+	VSUBSS       X2, X1, X1
+	VMOVSS       X1, 168(SP)
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (SI)(DX*1), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 204(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (SI)(DX*1), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 188(SP)
 	VMOVDQU      260(SI)(DX*1), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       188(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 188(SP)
+	VPMADDWD     X3, X0, X0
+	VPHADDD      X0, X0, X0
+	VPHADDD      X0, X0, X0
+	VCVTDQ2PS    X0, X0
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X0, X0
+	VMOVSS       172(SP), X1
+	VSUBSS       X0, X1, X1
+	VMOVSS       X1, 172(SP)
 	VPXOR        Y0, Y0, Y0
 	VPXOR        Y1, Y1, Y1
 	VPXOR        Y2, Y2, Y2
@@ -5070,7 +5064,7 @@ dotQ4_Kx4AVX2_loop:
 	VPAND        bytes0f<>+0(SB), Y8, Y8
 	VPAND        bytes0f<>+0(SB), Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 16(SP), Y10
+	VPBROADCASTD (SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      4(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5101,7 +5095,7 @@ dotQ4_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 20(SP), Y8
+	VPBROADCASTD 4(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      36(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5136,7 +5130,7 @@ dotQ4_Kx4AVX2_loop:
 	VPAND        bytes0f<>+0(SB), Y8, Y8
 	VPAND        bytes0f<>+0(SB), Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 24(SP), Y10
+	VPBROADCASTD 8(SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      68(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5167,7 +5161,7 @@ dotQ4_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 28(SP), Y8
+	VPBROADCASTD 12(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      100(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5202,7 +5196,7 @@ dotQ4_Kx4AVX2_loop:
 	VPAND        bytes0f<>+0(SB), Y8, Y8
 	VPAND        bytes0f<>+0(SB), Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 32(SP), Y10
+	VPBROADCASTD 16(SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      132(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5233,7 +5227,7 @@ dotQ4_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 36(SP), Y8
+	VPBROADCASTD 20(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      164(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5268,7 +5262,7 @@ dotQ4_Kx4AVX2_loop:
 	VPAND        bytes0f<>+0(SB), Y8, Y8
 	VPAND        bytes0f<>+0(SB), Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 40(SP), Y10
+	VPBROADCASTD 24(SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      196(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5299,7 +5293,7 @@ dotQ4_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 44(SP), Y8
+	VPBROADCASTD 28(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      228(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5335,44 +5329,44 @@ dotQ4_Kx4AVX2_loop:
 	VPERM2I128   $0x31, Y0, Y8, Y0
 	VPADDD       Y0, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VBROADCASTSS 192(SP), Y0
+	VBROADCASTSS 176(SP), Y0
 	VMULPS       Y0, Y1, Y1
-	VMOVUPS      48(SP), Y0
+	VMOVUPS      32(SP), Y0
 	VADDPS       Y1, Y0, Y0
-	VMOVUPS      Y0, 48(SP)
+	VMOVUPS      Y0, 32(SP)
 	VPUNPCKLDQ   Y3, Y2, Y0
 	VPUNPCKHDQ   Y3, Y2, Y1
 	VPERM2I128   $0x20, Y1, Y0, Y2
 	VPERM2I128   $0x31, Y1, Y0, Y0
 	VPADDD       Y0, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 196(SP), Y0
+	VBROADCASTSS 180(SP), Y0
 	VMULPS       Y0, Y2, Y2
-	VMOVUPS      80(SP), Y0
+	VMOVUPS      64(SP), Y0
 	VADDPS       Y2, Y0, Y0
-	VMOVUPS      Y0, 80(SP)
+	VMOVUPS      Y0, 64(SP)
 	VPUNPCKLDQ   Y5, Y4, Y0
 	VPUNPCKHDQ   Y5, Y4, Y1
 	VPERM2I128   $0x20, Y1, Y0, Y2
 	VPERM2I128   $0x31, Y1, Y0, Y0
 	VPADDD       Y0, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 200(SP), Y0
+	VBROADCASTSS 184(SP), Y0
 	VMULPS       Y0, Y2, Y2
-	VMOVUPS      112(SP), Y0
+	VMOVUPS      96(SP), Y0
 	VADDPS       Y2, Y0, Y0
-	VMOVUPS      Y0, 112(SP)
+	VMOVUPS      Y0, 96(SP)
 	VPUNPCKLDQ   Y7, Y6, Y0
 	VPUNPCKHDQ   Y7, Y6, Y1
 	VPERM2I128   $0x20, Y1, Y0, Y2
 	VPERM2I128   $0x31, Y1, Y0, Y0
 	VPADDD       Y0, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 204(SP), Y0
+	VBROADCASTSS 188(SP), Y0
 	VMULPS       Y0, Y2, Y2
-	VMOVUPS      144(SP), Y0
+	VMOVUPS      128(SP), Y0
 	VADDPS       Y2, Y0, Y0
-	VMOVUPS      Y0, 144(SP)
+	VMOVUPS      Y0, 128(SP)
 	ADDQ         $+144, AX
 	ADDQ         $+292, CX
 	ADDQ         $+292, SI
@@ -5381,8 +5375,8 @@ dotQ4_Kx4AVX2_loop:
 
 dotQ4_Kx4AVX2_done:
 	MOVQ         out+64(FP), AX
-	VMOVUPS      48(SP), Y0
-	VMOVSS       176(SP), X1
+	VMOVUPS      32(SP), Y0
+	VMOVSS       160(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -5401,8 +5395,8 @@ dotQ4_Kx4AVX2_done:
 	VPERMILPS    $0x03, X2, X0
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, (AX)
-	VMOVUPS      80(SP), Y0
-	VMOVSS       180(SP), X1
+	VMOVUPS      64(SP), Y0
+	VMOVSS       164(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -5421,8 +5415,8 @@ dotQ4_Kx4AVX2_done:
 	VPERMILPS    $0x03, X2, X0
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, 4(AX)
-	VMOVUPS      112(SP), Y0
-	VMOVSS       184(SP), X1
+	VMOVUPS      96(SP), Y0
+	VMOVSS       168(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -5441,8 +5435,8 @@ dotQ4_Kx4AVX2_done:
 	VPERMILPS    $0x03, X2, X0
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, 8(AX)
-	VMOVUPS      144(SP), Y0
-	VMOVSS       188(SP), X1
+	VMOVUPS      128(SP), Y0
+	VMOVSS       172(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -5500,18 +5494,18 @@ GLOBL bytes0f<>(SB), RODATA|NOPTR, $32
 
 // func dotQ5_Kx4AVX2(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32)
 // Requires: AVX, AVX2, F16C, MMX+
-TEXT ·dotQ5_Kx4AVX2(SB), NOSPLIT, $208-72
+TEXT ·dotQ5_Kx4AVX2(SB), NOSPLIT, $192-72
 	MOVQ    w_base+0(FP), AX
 	MOVQ    x_base+24(FP), CX
 	MOVQ    xStride+48(FP), DX
 	MOVQ    nBlocks+56(FP), BX
 	LEAQ    (CX)(DX*2), SI
 	VXORPS  Y0, Y0, Y0
-	VMOVUPS Y0, 48(SP)
-	VMOVUPS Y0, 80(SP)
-	VMOVUPS Y0, 112(SP)
-	VMOVUPS Y0, 144(SP)
-	VMOVUPS X0, 176(SP)
+	VMOVUPS Y0, 32(SP)
+	VMOVUPS Y0, 64(SP)
+	VMOVUPS Y0, 96(SP)
+	VMOVUPS Y0, 128(SP)
+	VMOVUPS X0, 160(SP)
 	TESTQ   BX, BX
 	JZ      dotQ5_Kx4AVX2_done
 
@@ -5522,105 +5516,101 @@ dotQ5_Kx4AVX2_loop:
 	MOVL         4(AX), DI
 	MOVL         8(AX), R8
 	MOVL         12(AX), R9
-	MOVL         R9, R11
-	SHRL         $0x04, R11
-	ANDL         $0x0f0f0f0f, R11
 	MOVL         R8, R10
-	SHRL         $0x06, R10
-	ANDL         $0x03030303, R10
-	SHLL         $0x04, R10
-	ORL          R10, R11
-	MOVL         R11, 12(SP)
-	MOVL         R8, R11
-	ANDL         $0x3f3f3f3f, R11
-	MOVL         R11, 8(SP)
+	ANDL         $0x3f3f3f3f, R10
+	VMOVD        R10, X0
+	MOVL         R9, R10
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R10
+	VPINSRD      $0x01, R10, X0, X0
 	ANDL         $0x0f0f0f0f, R9
-	MOVL         DI, R10
-	SHRL         $0x06, R10
-	ANDL         $0x03030303, R10
-	SHLL         $0x04, R10
-	ORL          R10, R9
-	MOVL         R9, 4(SP)
+	MOVL         DI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
 	ANDL         $0x3f3f3f3f, DI
-	MOVL         DI, (SP)
-	VPMOVZXBD    (SP), Y0
-	VMOVDQU      Y0, 16(SP)
+	VMOVD        DI, X1
+	VPINSRD      $0x01, R9, X1, X1
+	VPMOVZXBD    X1, Y1
+	VMOVDQU      Y1, (SP)
+	VPMOVZXBW    X0, X0
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (CX), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 192(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (CX), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 176(SP)
 	VMOVDQU      260(CX), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       176(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 176(SP)
+	VPMADDWD     X3, X0, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X2, X2
+	VMOVSS       160(SP), X1
+	VSUBSS       X2, X1, X1
+	VMOVSS       X1, 160(SP)
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (CX)(DX*1), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 196(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (CX)(DX*1), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 180(SP)
 	VMOVDQU      260(CX)(DX*1), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       180(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 180(SP)
+	VPMADDWD     X3, X0, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X2, X2
+	VMOVSS       164(SP), X1
+	VSUBSS       X2, X1, X1
+	VMOVSS       X1, 164(SP)
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (SI), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 200(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (SI), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 184(SP)
 	VMOVDQU      260(SI), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       184(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 184(SP)
+	VPMADDWD     X3, X0, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X2, X2
+	VMOVSS       168(SP), X1
+	VSUBSS       X2, X1, X1
+	VMOVSS       X1, 168(SP)
 	MOVL         (AX), DI
-	VMOVD        DI, X0
-	VCVTPH2PS    X0, X0
-	VBROADCASTSS (SI)(DX*1), X1
-	VMULPS       X1, X0, X0
-	VMOVSS       X0, 204(SP)
-	VPMOVZXBW    8(SP), X1
+	VMOVD        DI, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (SI)(DX*1), X2
+	VMULPS       X2, X1, X1
+	VMOVSS       X1, 188(SP)
 	VMOVDQU      260(SI)(DX*1), Y2
 	VEXTRACTI128 $0x01, Y2, X3
 	VPHADDW      X3, X2, X3
-	VPMADDWD     X3, X1, X1
-	VPHADDD      X1, X1, X1
-	VPHADDD      X1, X1, X1
-	VCVTDQ2PS    X1, X1
-	VMOVSHDUP    X0, X0
-	VMULSS       X0, X1, X1
-	VMOVSS       188(SP), X0
-	VSUBSS       X1, X0, X0
-	VMOVSS       X0, 188(SP)
+	VPMADDWD     X3, X0, X0
+	VPHADDD      X0, X0, X0
+	VPHADDD      X0, X0, X0
+	VCVTDQ2PS    X0, X0
+	VMOVSHDUP    X1, X1
+	VMULSS       X1, X0, X0
+	VMOVSS       172(SP), X1
+	VSUBSS       X0, X1, X1
+	VMOVSS       X1, 172(SP)
 	VPXOR        Y0, Y0, Y0
 	VPXOR        Y1, Y1, Y1
 	VPXOR        Y2, Y2, Y2
@@ -5643,7 +5633,7 @@ dotQ5_Kx4AVX2_loop:
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 16(SP), Y10
+	VPBROADCASTD (SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      4(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5674,7 +5664,7 @@ dotQ5_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 20(SP), Y8
+	VPBROADCASTD 4(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      36(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5719,7 +5709,7 @@ dotQ5_Kx4AVX2_loop:
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 24(SP), Y10
+	VPBROADCASTD 8(SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      68(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5750,7 +5740,7 @@ dotQ5_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 28(SP), Y8
+	VPBROADCASTD 12(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      100(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5795,7 +5785,7 @@ dotQ5_Kx4AVX2_loop:
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 32(SP), Y10
+	VPBROADCASTD 16(SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      132(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5826,7 +5816,7 @@ dotQ5_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 36(SP), Y8
+	VPBROADCASTD 20(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      164(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5871,7 +5861,7 @@ dotQ5_Kx4AVX2_loop:
 	VPSLLW       $0x04, Y10, Y10
 	VPOR         Y10, Y9, Y9
 	VPSHUFB      q4kPerm<>+0(SB), Y8, Y8
-	VPBROADCASTD 40(SP), Y10
+	VPBROADCASTD 24(SP), Y10
 	VPSLLD       $0x10, Y10, Y11
 	VMOVDQU      196(CX), Y12
 	VPSHUFB      q4kPerm<>+0(SB), Y12, Y12
@@ -5902,7 +5892,7 @@ dotQ5_Kx4AVX2_loop:
 	VPMADDWD     Y11, Y12, Y8
 	VPADDD       Y8, Y7, Y7
 	VPSHUFB      q4kPerm<>+0(SB), Y9, Y9
-	VPBROADCASTD 44(SP), Y8
+	VPBROADCASTD 28(SP), Y8
 	VPSLLD       $0x10, Y8, Y10
 	VMOVDQU      228(CX), Y11
 	VPSHUFB      q4kPerm<>+0(SB), Y11, Y11
@@ -5938,44 +5928,44 @@ dotQ5_Kx4AVX2_loop:
 	VPERM2I128   $0x31, Y0, Y8, Y0
 	VPADDD       Y0, Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	VBROADCASTSS 192(SP), Y0
+	VBROADCASTSS 176(SP), Y0
 	VMULPS       Y0, Y1, Y1
-	VMOVUPS      48(SP), Y0
+	VMOVUPS      32(SP), Y0
 	VADDPS       Y1, Y0, Y0
-	VMOVUPS      Y0, 48(SP)
+	VMOVUPS      Y0, 32(SP)
 	VPUNPCKLDQ   Y3, Y2, Y0
 	VPUNPCKHDQ   Y3, Y2, Y1
 	VPERM2I128   $0x20, Y1, Y0, Y2
 	VPERM2I128   $0x31, Y1, Y0, Y0
 	VPADDD       Y0, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 196(SP), Y0
+	VBROADCASTSS 180(SP), Y0
 	VMULPS       Y0, Y2, Y2
-	VMOVUPS      80(SP), Y0
+	VMOVUPS      64(SP), Y0
 	VADDPS       Y2, Y0, Y0
-	VMOVUPS      Y0, 80(SP)
+	VMOVUPS      Y0, 64(SP)
 	VPUNPCKLDQ   Y5, Y4, Y0
 	VPUNPCKHDQ   Y5, Y4, Y1
 	VPERM2I128   $0x20, Y1, Y0, Y2
 	VPERM2I128   $0x31, Y1, Y0, Y0
 	VPADDD       Y0, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 200(SP), Y0
+	VBROADCASTSS 184(SP), Y0
 	VMULPS       Y0, Y2, Y2
-	VMOVUPS      112(SP), Y0
+	VMOVUPS      96(SP), Y0
 	VADDPS       Y2, Y0, Y0
-	VMOVUPS      Y0, 112(SP)
+	VMOVUPS      Y0, 96(SP)
 	VPUNPCKLDQ   Y7, Y6, Y0
 	VPUNPCKHDQ   Y7, Y6, Y1
 	VPERM2I128   $0x20, Y1, Y0, Y2
 	VPERM2I128   $0x31, Y1, Y0, Y0
 	VPADDD       Y0, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	VBROADCASTSS 204(SP), Y0
+	VBROADCASTSS 188(SP), Y0
 	VMULPS       Y0, Y2, Y2
-	VMOVUPS      144(SP), Y0
+	VMOVUPS      128(SP), Y0
 	VADDPS       Y2, Y0, Y0
-	VMOVUPS      Y0, 144(SP)
+	VMOVUPS      Y0, 128(SP)
 	ADDQ         $+176, AX
 	ADDQ         $+292, CX
 	ADDQ         $+292, SI
@@ -5984,8 +5974,8 @@ dotQ5_Kx4AVX2_loop:
 
 dotQ5_Kx4AVX2_done:
 	MOVQ         out+64(FP), AX
-	VMOVUPS      48(SP), Y0
-	VMOVSS       176(SP), X1
+	VMOVUPS      32(SP), Y0
+	VMOVSS       160(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -6004,8 +5994,8 @@ dotQ5_Kx4AVX2_done:
 	VPERMILPS    $0x03, X2, X0
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, (AX)
-	VMOVUPS      80(SP), Y0
-	VMOVSS       180(SP), X1
+	VMOVUPS      64(SP), Y0
+	VMOVSS       164(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -6024,8 +6014,8 @@ dotQ5_Kx4AVX2_done:
 	VPERMILPS    $0x03, X2, X0
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, 4(AX)
-	VMOVUPS      112(SP), Y0
-	VMOVSS       184(SP), X1
+	VMOVUPS      96(SP), Y0
+	VMOVSS       168(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -6044,8 +6034,8 @@ dotQ5_Kx4AVX2_done:
 	VPERMILPS    $0x03, X2, X0
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, 8(AX)
-	VMOVUPS      144(SP), Y0
-	VMOVSS       188(SP), X1
+	VMOVUPS      128(SP), Y0
+	VMOVSS       172(SP), X1
 	VEXTRACTF128 $0x01, Y0, X2
 	VPERMILPS    $0x00, X0, X3
 	VADDSS       X3, X1, X1
@@ -6065,6 +6055,391 @@ dotQ5_Kx4AVX2_done:
 	VADDSS       X0, X1, X1
 	VMOVSS       X1, 12(AX)
 	VZEROUPPER
+	RET
+
+// func dotQ4_KVNNI(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, AVX512F, AVX512VBMI, AVX512VNNI, F16C, MMX+, SSE
+TEXT ·dotQ4_KVNNI(SB), NOSPLIT, $32-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       X1, X1, X1
+	MOVL         $0x0f0f0f0f, BX
+	VPBROADCASTD BX, Z2
+	VMOVDQU64    q4kPermVNNI<>+0(SB), Z3
+	TESTQ        DX, DX
+	JZ           dotQ4_KVNNI_done
+
+dotQ4_KVNNI_loop:
+	PREFETCHT0    1024(AX)
+	PREFETCHT0    1088(AX)
+	PREFETCHT0    1152(AX)
+	MOVL          4(AX), BX
+	MOVL          8(AX), SI
+	MOVL          12(AX), DI
+	MOVL          SI, R8
+	ANDL          $0x3f3f3f3f, R8
+	VMOVD         R8, X4
+	MOVL          DI, R8
+	SHRL          $0x04, R8
+	ANDL          $0x0f0f0f0f, R8
+	SHRL          $0x06, SI
+	ANDL          $0x03030303, SI
+	SHLL          $0x04, SI
+	ORL           SI, R8
+	VPINSRD       $0x01, R8, X4, X4
+	ANDL          $0x0f0f0f0f, DI
+	MOVL          BX, SI
+	SHRL          $0x06, SI
+	ANDL          $0x03030303, SI
+	SHLL          $0x04, SI
+	ORL           SI, DI
+	ANDL          $0x3f3f3f3f, BX
+	VMOVD         BX, X5
+	VPINSRD       $0x01, DI, X5, X5
+	VPMOVZXBD     X5, Y5
+	VMOVDQU       Y5, (SP)
+	VPMOVZXBW     X4, X4
+	MOVL          (AX), BX
+	VMOVD         BX, X5
+	VCVTPH2PS     X5, X5
+	VBROADCASTSS  (CX), X11
+	VMULPS        X11, X5, X5
+	VMOVDQU       260(CX), Y11
+	VEXTRACTI128  $0x01, Y11, X12
+	VPHADDW       X12, X11, X12
+	VPMADDWD      X12, X4, X4
+	VPHADDD       X4, X4, X4
+	VPHADDD       X4, X4, X4
+	VCVTDQ2PS     X4, X4
+	VMOVSHDUP     X5, X11
+	VMULSS        X11, X4, X4
+	VSUBSS        X4, X1, X1
+	VPXORD        Z6, Z6, Z6
+	VMOVDQU       16(AX), Y4
+	VPSRLW        $0x04, Y4, Y11
+	VINSERTI64X4  $0x01, Y11, Z4, Z11
+	VPANDD        Z2, Z11, Z11
+	VPERMB        Z11, Z3, Z11
+	VPERMB        4(CX), Z3, Z12
+	VPXORD        Z7, Z7, Z7
+	VPDPBUSD      Z12, Z11, Z7
+	VPBROADCASTD  (SP), Z11
+	VPBROADCASTD  4(SP), Y4
+	VINSERTI64X4  $0x01, Y4, Z11, Z11
+	VPMULLD       Z11, Z7, Z7
+	VPADDD        Z7, Z6, Z6
+	VMOVDQU       48(AX), Y4
+	VPSRLW        $0x04, Y4, Y11
+	VINSERTI64X4  $0x01, Y11, Z4, Z11
+	VPANDD        Z2, Z11, Z11
+	VPERMB        Z11, Z3, Z11
+	VPERMB        68(CX), Z3, Z12
+	VPXORD        Z8, Z8, Z8
+	VPDPBUSD      Z12, Z11, Z8
+	VPBROADCASTD  8(SP), Z11
+	VPBROADCASTD  12(SP), Y4
+	VINSERTI64X4  $0x01, Y4, Z11, Z11
+	VPMULLD       Z11, Z8, Z8
+	VPADDD        Z8, Z6, Z6
+	VMOVDQU       80(AX), Y4
+	VPSRLW        $0x04, Y4, Y11
+	VINSERTI64X4  $0x01, Y11, Z4, Z11
+	VPANDD        Z2, Z11, Z11
+	VPERMB        Z11, Z3, Z11
+	VPERMB        132(CX), Z3, Z12
+	VPXORD        Z9, Z9, Z9
+	VPDPBUSD      Z12, Z11, Z9
+	VPBROADCASTD  16(SP), Z11
+	VPBROADCASTD  20(SP), Y4
+	VINSERTI64X4  $0x01, Y4, Z11, Z11
+	VPMULLD       Z11, Z9, Z9
+	VPADDD        Z9, Z6, Z6
+	VMOVDQU       112(AX), Y4
+	VPSRLW        $0x04, Y4, Y11
+	VINSERTI64X4  $0x01, Y11, Z4, Z11
+	VPANDD        Z2, Z11, Z11
+	VPERMB        Z11, Z3, Z11
+	VPERMB        196(CX), Z3, Z12
+	VPXORD        Z10, Z10, Z10
+	VPDPBUSD      Z12, Z11, Z10
+	VPBROADCASTD  24(SP), Z11
+	VPBROADCASTD  28(SP), Y4
+	VINSERTI64X4  $0x01, Y4, Z11, Z11
+	VPMULLD       Z11, Z10, Z10
+	VPADDD        Z10, Z6, Z6
+	VEXTRACTI64X4 $0x01, Z6, Y4
+	VPADDD        Y6, Y4, Y4
+	VCVTDQ2PS     Y4, Y4
+	VBROADCASTSS  X5, Y5
+	VMULPS        Y5, Y4, Y4
+	VADDPS        Y4, Y0, Y0
+	ADDQ          $+144, AX
+	ADDQ          $+292, CX
+	DECQ          DX
+	JNZ           dotQ4_KVNNI_loop
+
+dotQ4_KVNNI_done:
+	VEXTRACTF128 $0x01, Y0, X2
+	VPERMILPS    $0x00, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x01, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x02, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x03, X0, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x00, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x01, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x02, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x03, X2, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+56(FP)
+	RET
+
+DATA q4kPermVNNI<>+0(SB)/1, $0x00
+DATA q4kPermVNNI<>+1(SB)/1, $0x08
+DATA q4kPermVNNI<>+2(SB)/1, $0x10
+DATA q4kPermVNNI<>+3(SB)/1, $0x18
+DATA q4kPermVNNI<>+4(SB)/1, $0x01
+DATA q4kPermVNNI<>+5(SB)/1, $0x09
+DATA q4kPermVNNI<>+6(SB)/1, $0x11
+DATA q4kPermVNNI<>+7(SB)/1, $0x19
+DATA q4kPermVNNI<>+8(SB)/1, $0x02
+DATA q4kPermVNNI<>+9(SB)/1, $0x0a
+DATA q4kPermVNNI<>+10(SB)/1, $0x12
+DATA q4kPermVNNI<>+11(SB)/1, $0x1a
+DATA q4kPermVNNI<>+12(SB)/1, $0x03
+DATA q4kPermVNNI<>+13(SB)/1, $0x0b
+DATA q4kPermVNNI<>+14(SB)/1, $0x13
+DATA q4kPermVNNI<>+15(SB)/1, $0x1b
+DATA q4kPermVNNI<>+16(SB)/1, $0x04
+DATA q4kPermVNNI<>+17(SB)/1, $0x0c
+DATA q4kPermVNNI<>+18(SB)/1, $0x14
+DATA q4kPermVNNI<>+19(SB)/1, $0x1c
+DATA q4kPermVNNI<>+20(SB)/1, $0x05
+DATA q4kPermVNNI<>+21(SB)/1, $0x0d
+DATA q4kPermVNNI<>+22(SB)/1, $0x15
+DATA q4kPermVNNI<>+23(SB)/1, $0x1d
+DATA q4kPermVNNI<>+24(SB)/1, $0x06
+DATA q4kPermVNNI<>+25(SB)/1, $0x0e
+DATA q4kPermVNNI<>+26(SB)/1, $0x16
+DATA q4kPermVNNI<>+27(SB)/1, $0x1e
+DATA q4kPermVNNI<>+28(SB)/1, $0x07
+DATA q4kPermVNNI<>+29(SB)/1, $0x0f
+DATA q4kPermVNNI<>+30(SB)/1, $0x17
+DATA q4kPermVNNI<>+31(SB)/1, $0x1f
+DATA q4kPermVNNI<>+32(SB)/1, $0x20
+DATA q4kPermVNNI<>+33(SB)/1, $0x28
+DATA q4kPermVNNI<>+34(SB)/1, $0x30
+DATA q4kPermVNNI<>+35(SB)/1, $0x38
+DATA q4kPermVNNI<>+36(SB)/1, $0x21
+DATA q4kPermVNNI<>+37(SB)/1, $0x29
+DATA q4kPermVNNI<>+38(SB)/1, $0x31
+DATA q4kPermVNNI<>+39(SB)/1, $0x39
+DATA q4kPermVNNI<>+40(SB)/1, $0x22
+DATA q4kPermVNNI<>+41(SB)/1, $0x2a
+DATA q4kPermVNNI<>+42(SB)/1, $0x32
+DATA q4kPermVNNI<>+43(SB)/1, $0x3a
+DATA q4kPermVNNI<>+44(SB)/1, $0x23
+DATA q4kPermVNNI<>+45(SB)/1, $0x2b
+DATA q4kPermVNNI<>+46(SB)/1, $0x33
+DATA q4kPermVNNI<>+47(SB)/1, $0x3b
+DATA q4kPermVNNI<>+48(SB)/1, $0x24
+DATA q4kPermVNNI<>+49(SB)/1, $0x2c
+DATA q4kPermVNNI<>+50(SB)/1, $0x34
+DATA q4kPermVNNI<>+51(SB)/1, $0x3c
+DATA q4kPermVNNI<>+52(SB)/1, $0x25
+DATA q4kPermVNNI<>+53(SB)/1, $0x2d
+DATA q4kPermVNNI<>+54(SB)/1, $0x35
+DATA q4kPermVNNI<>+55(SB)/1, $0x3d
+DATA q4kPermVNNI<>+56(SB)/1, $0x26
+DATA q4kPermVNNI<>+57(SB)/1, $0x2e
+DATA q4kPermVNNI<>+58(SB)/1, $0x36
+DATA q4kPermVNNI<>+59(SB)/1, $0x3e
+DATA q4kPermVNNI<>+60(SB)/1, $0x27
+DATA q4kPermVNNI<>+61(SB)/1, $0x2f
+DATA q4kPermVNNI<>+62(SB)/1, $0x37
+DATA q4kPermVNNI<>+63(SB)/1, $0x3f
+GLOBL q4kPermVNNI<>(SB), RODATA|NOPTR, $64
+
+// func dotQ5_KVNNI(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, F16C, MMX+, SSE
+TEXT ·dotQ5_KVNNI(SB), NOSPLIT, $32-60
+	MOVQ         w_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         nBlocks+48(FP), DX
+	VXORPS       Y0, Y0, Y0
+	VXORPS       X1, X1, X1
+	MOVL         $0x0f0f0f0f, BX
+	VPBROADCASTD BX, Z2
+	VMOVDQU64    q4kPermVNNI<>+0(SB), Z3
+	MOVL         $0x01010101, BX
+	VPBROADCASTD BX, Z4
+	TESTQ        DX, DX
+	JZ           dotQ5_KVNNI_done
+
+dotQ5_KVNNI_loop:
+	PREFETCHT0    1024(AX)
+	PREFETCHT0    1088(AX)
+	PREFETCHT0    1152(AX)
+	MOVL          4(AX), BX
+	MOVL          8(AX), SI
+	MOVL          12(AX), DI
+	MOVL          SI, R8
+	ANDL          $0x3f3f3f3f, R8
+	VMOVD         R8, X5
+	MOVL          DI, R8
+	SHRL          $0x04, R8
+	ANDL          $0x0f0f0f0f, R8
+	SHRL          $0x06, SI
+	ANDL          $0x03030303, SI
+	SHLL          $0x04, SI
+	ORL           SI, R8
+	VPINSRD       $0x01, R8, X5, X5
+	ANDL          $0x0f0f0f0f, DI
+	MOVL          BX, SI
+	SHRL          $0x06, SI
+	ANDL          $0x03030303, SI
+	SHLL          $0x04, SI
+	ORL           SI, DI
+	ANDL          $0x3f3f3f3f, BX
+	VMOVD         BX, X6
+	VPINSRD       $0x01, DI, X6, X6
+	VPMOVZXBD     X6, Y6
+	VMOVDQU       Y6, (SP)
+	VPMOVZXBW     X5, X5
+	MOVL          (AX), BX
+	VMOVD         BX, X6
+	VCVTPH2PS     X6, X6
+	VBROADCASTSS  (CX), X12
+	VMULPS        X12, X6, X6
+	VMOVDQU       260(CX), Y12
+	VEXTRACTI128  $0x01, Y12, X13
+	VPHADDW       X13, X12, X13
+	VPMADDWD      X13, X5, X5
+	VPHADDD       X5, X5, X5
+	VPHADDD       X5, X5, X5
+	VCVTDQ2PS     X5, X5
+	VMOVSHDUP     X6, X12
+	VMULSS        X12, X5, X5
+	VSUBSS        X5, X1, X1
+	VPXORD        Z7, Z7, Z7
+	VMOVDQU       48(AX), Y5
+	VPSRLW        $0x04, Y5, Y12
+	VINSERTI64X4  $0x01, Y12, Z5, Z12
+	VPANDD        Z2, Z12, Z12
+	VMOVDQU       16(AX), Y5
+	VPSRLW        $0x01, Y5, Y13
+	VINSERTI64X4  $0x01, Y13, Z5, Z13
+	VPANDD        Z4, Z13, Z13
+	VPSLLW        $0x04, Z13, Z13
+	VPORD         Z13, Z12, Z12
+	VPERMB        Z12, Z3, Z12
+	VPERMB        4(CX), Z3, Z13
+	VPXORD        Z8, Z8, Z8
+	VPDPBUSD      Z13, Z12, Z8
+	VPBROADCASTD  (SP), Z12
+	VPBROADCASTD  4(SP), Y5
+	VINSERTI64X4  $0x01, Y5, Z12, Z12
+	VPMULLD       Z12, Z8, Z8
+	VPADDD        Z8, Z7, Z7
+	VMOVDQU       80(AX), Y5
+	VPSRLW        $0x04, Y5, Y12
+	VINSERTI64X4  $0x01, Y12, Z5, Z12
+	VPANDD        Z2, Z12, Z12
+	VMOVDQU       16(AX), Y5
+	VPSRLW        $0x02, Y5, Y5
+	VPSRLW        $0x01, Y5, Y13
+	VINSERTI64X4  $0x01, Y13, Z5, Z13
+	VPANDD        Z4, Z13, Z13
+	VPSLLW        $0x04, Z13, Z13
+	VPORD         Z13, Z12, Z12
+	VPERMB        Z12, Z3, Z12
+	VPERMB        68(CX), Z3, Z13
+	VPXORD        Z9, Z9, Z9
+	VPDPBUSD      Z13, Z12, Z9
+	VPBROADCASTD  8(SP), Z12
+	VPBROADCASTD  12(SP), Y5
+	VINSERTI64X4  $0x01, Y5, Z12, Z12
+	VPMULLD       Z12, Z9, Z9
+	VPADDD        Z9, Z7, Z7
+	VMOVDQU       112(AX), Y5
+	VPSRLW        $0x04, Y5, Y12
+	VINSERTI64X4  $0x01, Y12, Z5, Z12
+	VPANDD        Z2, Z12, Z12
+	VMOVDQU       16(AX), Y5
+	VPSRLW        $0x04, Y5, Y5
+	VPSRLW        $0x01, Y5, Y13
+	VINSERTI64X4  $0x01, Y13, Z5, Z13
+	VPANDD        Z4, Z13, Z13
+	VPSLLW        $0x04, Z13, Z13
+	VPORD         Z13, Z12, Z12
+	VPERMB        Z12, Z3, Z12
+	VPERMB        132(CX), Z3, Z13
+	VPXORD        Z10, Z10, Z10
+	VPDPBUSD      Z13, Z12, Z10
+	VPBROADCASTD  16(SP), Z12
+	VPBROADCASTD  20(SP), Y5
+	VINSERTI64X4  $0x01, Y5, Z12, Z12
+	VPMULLD       Z12, Z10, Z10
+	VPADDD        Z10, Z7, Z7
+	VMOVDQU       144(AX), Y5
+	VPSRLW        $0x04, Y5, Y12
+	VINSERTI64X4  $0x01, Y12, Z5, Z12
+	VPANDD        Z2, Z12, Z12
+	VMOVDQU       16(AX), Y5
+	VPSRLW        $0x06, Y5, Y5
+	VPSRLW        $0x01, Y5, Y13
+	VINSERTI64X4  $0x01, Y13, Z5, Z13
+	VPANDD        Z4, Z13, Z13
+	VPSLLW        $0x04, Z13, Z13
+	VPORD         Z13, Z12, Z12
+	VPERMB        Z12, Z3, Z12
+	VPERMB        196(CX), Z3, Z13
+	VPXORD        Z11, Z11, Z11
+	VPDPBUSD      Z13, Z12, Z11
+	VPBROADCASTD  24(SP), Z12
+	VPBROADCASTD  28(SP), Y5
+	VINSERTI64X4  $0x01, Y5, Z12, Z12
+	VPMULLD       Z12, Z11, Z11
+	VPADDD        Z11, Z7, Z7
+	VEXTRACTI64X4 $0x01, Z7, Y5
+	VPADDD        Y7, Y5, Y5
+	VCVTDQ2PS     Y5, Y5
+	VBROADCASTSS  X6, Y6
+	VMULPS        Y6, Y5, Y5
+	VADDPS        Y5, Y0, Y0
+	ADDQ          $+176, AX
+	ADDQ          $+292, CX
+	DECQ          DX
+	JNZ           dotQ5_KVNNI_loop
+
+dotQ5_KVNNI_done:
+	VEXTRACTF128 $0x01, Y0, X2
+	VPERMILPS    $0x00, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x01, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x02, X0, X3
+	VADDSS       X3, X1, X1
+	VPERMILPS    $0x03, X0, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x00, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x01, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x02, X2, X0
+	VADDSS       X0, X1, X1
+	VPERMILPS    $0x03, X2, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+56(FP)
 	RET
 
 // func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32

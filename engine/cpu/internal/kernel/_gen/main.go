@@ -59,6 +59,8 @@ func main() {
 	dotQ4_K(5)
 	dotQ4_Kx4(4)
 	dotQ4_Kx4(5)
+	dotQ4_KVNNI(4)
+	dotQ4_KVNNI(5)
 	dotQ6_K()
 	dotQ6_Kx4()
 	for _, f := range q32Formats {
@@ -1252,8 +1254,7 @@ func dotQ4_K(bits int) {
 	w := Load(Param("w").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
-	unpacked := AllocLocal(16) // 8 scales, then 8 mins, as bytes
-	scales := AllocLocal(32)   // the 8 scales as int32
+	scales := AllocLocal(32) // the 8 scales as int32
 
 	sums, sumf := YMM(), XMM()
 	VXORPS(sums, sums, sums)
@@ -1272,9 +1273,7 @@ func dotQ4_K(bits int) {
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
 
-	unpackKScales(w, unpacked, scales)
-	mins := XMM()
-	VPMOVZXBW(unpacked.Offset(8), mins)
+	mins := unpackKScales(w, scales)
 
 	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
 	dd, xd := XMM(), XMM()
@@ -1352,15 +1351,22 @@ func dotQ4_K(bits int) {
 	RET()
 }
 
-// unpackKScales writes the eight 6-bit scales and mins of the Q4_K or Q5_K
-// super-block at w to unpacked (8 scales, then 8 mins, as bytes) with four
-// 32-bit masks and shifts (ggml's utmp trick), and the scales widened to
-// int32 to scales.
-func unpackKScales(w Register, unpacked, scales Mem) {
+// unpackKScales unpacks the eight 6-bit scales and mins of the Q4_K or
+// Q5_K super-block at w from their twelve bytes with four 32-bit masks and
+// shifts (ggml's utmp trick): it writes the scales, widened to int32, to
+// scales, and returns the mins widened to int16. The bytes go to vector
+// registers whole (VMOVD, VPINSRD): storing them in pieces and reloading
+// them together would stall store forwarding every super-block.
+func unpackKScales(w Register, scales Mem) (mins VecVirtual) {
 	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
 	MOVL(Mem{Base: w, Disp: 4}, u0)
 	MOVL(Mem{Base: w, Disp: 8}, u1)
 	MOVL(Mem{Base: w, Disp: 12}, u2)
+	mb := XMM()
+	// mins 0–3: u1 & 0x3f3f3f3f
+	MOVL(u1, s)
+	ANDL(U32(0x3f3f3f3f), s)
+	VMOVD(s, mb)
 	// mins 4–7: ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4)
 	MOVL(u2, s)
 	SHRL(Imm(4), s)
@@ -1370,11 +1376,7 @@ func unpackKScales(w Register, unpacked, scales Mem) {
 	ANDL(U32(0x03030303), t)
 	SHLL(Imm(4), t)
 	ORL(t, s)
-	MOVL(s, unpacked.Offset(12))
-	// mins 0–3: u1 & 0x3f3f3f3f
-	MOVL(u1, s)
-	ANDL(U32(0x3f3f3f3f), s)
-	MOVL(s, unpacked.Offset(8))
+	VPINSRD(Imm(1), s, mb, mb)
 	// scales 4–7: (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4)
 	ANDL(U32(0x0f0f0f0f), u2)
 	MOVL(u0, t)
@@ -1382,13 +1384,153 @@ func unpackKScales(w Register, unpacked, scales Mem) {
 	ANDL(U32(0x03030303), t)
 	SHLL(Imm(4), t)
 	ORL(t, u2)
-	MOVL(u2, unpacked.Offset(4))
 	// scales 0–3: u0 & 0x3f3f3f3f
 	ANDL(U32(0x3f3f3f3f), u0)
-	MOVL(u0, unpacked)
-	sc := YMM()
-	VPMOVZXBD(unpacked, sc)
+	sb, sc := XMM(), YMM()
+	VMOVD(u0, sb)
+	VPINSRD(Imm(1), u2, sb, sb)
+	VPMOVZXBD(sb, sc)
 	VMOVDQU(sc, scales)
+	mins = XMM()
+	VPMOVZXBW(mb, mins)
+	return mins
+}
+
+// q4kPermVNNI reorders each 32-byte half of a 64-byte vector so that dword
+// l of the half holds positions l, l+8, l+16 and l+24: VPDPBUSD then sums
+// in dword l exactly the positions dotQ4_KGeneric's lane l takes from a
+// 32-value run.
+var q4kPermVNNI = sync.OnceValue(func() Mem {
+	m := GLOBL("q4kPermVNNI", RODATA|NOPTR)
+	for half := 0; half < 2; half++ {
+		for l := 0; l < 8; l++ {
+			for k := 0; k < 4; k++ {
+				DATA(32*half+4*l+k, U8(32*half+l+8*k))
+			}
+		}
+	}
+	return m
+})
+
+// dotQ4_KVNNI writes dotQ4_KVNNI (dotQ5_KVNNI with five bits), the AVX-512
+// VNNI form of dotQ4_KGeneric with its results bit for bit, one super-block
+// per iteration: the scales, mins and min term as dotQ4_K; then per 32-byte
+// chunk of nibbles (sub-blocks 2c and 2c+1) one 64-byte vector of quants,
+// low nibbles then high, next to the 64 activations of the same sub-blocks,
+// both permuted (q4kPermVNNI) so that one VPDPBUSD gives each sub-block's
+// eight lane sums; VPMULLD by the pair's two scales and a sum
+// over the chunks and the two halves give the generic's eight int32 lanes,
+// exact, and the float32 tail is dotQ4_K's.
+func dotQ4_KVNNI(bits int) {
+	name, block, nibbles := "dotQ4_KVNNI", q4kBlock, 16
+	if bits == 5 {
+		name, block, nibbles = "dotQ5_KVNNI", q5kBlock, 48
+	}
+	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
+	Doc(name+" is the AVX-512 VNNI form of dot"+name[3:7]+"Generic.", fmt.Sprintf("w and x hold nBlocks·%d and nBlocks·292 bytes.", block))
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	scales := AllocLocal(32) // the 8 scales as int32
+
+	sums, sumf := YMM(), XMM()
+	VXORPS(sums, sums, sums)
+	VXORPS(sumf, sumf, sumf)
+	mask, perm := ZMM(), ZMM()
+	r := GP32()
+	MOVL(U32(0x0f0f0f0f), r)
+	VPBROADCASTD(r, mask)
+	VMOVDQU64(q4kPermVNNI(), perm)
+	var one VecVirtual
+	if bits == 5 {
+		one = ZMM()
+		MOVL(U32(0x01010101), r)
+		VPBROADCASTD(r, one)
+	}
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	mins := unpackKScales(w, scales)
+
+	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
+	dd, xd := XMM(), XMM()
+	MOVL(Mem{Base: w}, r)
+	VMOVD(r, dd)
+	VCVTPH2PS(dd, dd)
+	VBROADCASTSS(Mem{Base: x}, xd)
+	VMULPS(xd, dd, dd)
+
+	// The min term, exact, as dotQ4_K.
+	bs, bsHi := YMM(), XMM()
+	VMOVDQU(Mem{Base: x, Disp: 260}, bs)
+	VEXTRACTI128(Imm(1), bs, bsHi)
+	VPHADDW(bsHi, bs.AsX(), bsHi)
+	VPMADDWD(bsHi, mins, mins)
+	VPHADDD(mins, mins, mins)
+	VPHADDD(mins, mins, mins)
+	VCVTDQ2PS(mins, mins)
+	dmin := XMM()
+	VMOVSHDUP(dd, dmin)
+	VMULSS(dmin, mins, mins)
+	VSUBSS(mins, sumf, sumf)
+
+	total := ZMM()
+	VPXORD(total, total, total)
+	for c := 0; c < 4; c++ {
+		lo, hi, q := YMM(), YMM(), ZMM()
+		VMOVDQU(Mem{Base: w, Disp: nibbles + 32*c}, lo)
+		VPSRLW(Imm(4), lo, hi)
+		VINSERTI64X4(Imm(1), hi, lo.AsZ(), q)
+		VPANDD(mask, q, q)
+		if bits == 5 {
+			// Fifth bits: bit 2c of qh for the low nibbles, 2c+1 for the high.
+			f, fh, fz := YMM(), YMM(), ZMM()
+			VMOVDQU(Mem{Base: w, Disp: 16}, f)
+			if c > 0 {
+				VPSRLW(Imm(uint64(2*c)), f, f)
+			}
+			VPSRLW(Imm(1), f, fh)
+			VINSERTI64X4(Imm(1), fh, f.AsZ(), fz)
+			VPANDD(one, fz, fz)
+			VPSLLW(Imm(4), fz, fz)
+			VPORD(fz, q, q)
+		}
+		xq, acc, s := ZMM(), ZMM(), ZMM()
+		VPERMB(q, perm, q)
+		VPERMB(Mem{Base: x, Disp: 4 + 64*c}, perm, xq)
+		VPXORD(acc, acc, acc)
+		VPDPBUSD(xq, q, acc) // u8 quants · s8 activations, lanes by sub-block
+		// Scale 2c in the low eight lanes, 2c+1 in the high eight.
+		s1 := YMM()
+		VPBROADCASTD(scales.Offset(4*2*c), s)
+		VPBROADCASTD(scales.Offset(4*(2*c+1)), s1)
+		VINSERTI64X4(Imm(1), s1, s, s)
+		VPMULLD(s, acc, acc)
+		VPADDD(acc, total, total)
+	}
+	lanes := YMM()
+	VEXTRACTI64X4(Imm(1), total, lanes)
+	VPADDD(total.AsY(), lanes, lanes)
+	VCVTDQ2PS(lanes, lanes)
+	d := YMM()
+	VBROADCASTSS(dd, d)
+	VMULPS(d, lanes, lanes)
+	VADDPS(lanes, sums, sums)
+
+	ADDQ(I32(block), w)
+	ADDQ(I32(q8kBlock), x)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	addLanesInOrder(sums, sumf)
+	VZEROUPPER()
+	Store(sumf, ReturnIndex(0))
+	RET()
 }
 
 // fourRows addresses four rows of activations stride bytes apart from x:
@@ -1431,8 +1573,7 @@ func dotQ4_Kx4(bits int) {
 	stride := Load(Param("xStride"), GP64())
 	nb := Load(Param("nBlocks"), GP64())
 	x2, row := fourRows(x, stride)
-	unpacked := AllocLocal(16) // 8 scales, then 8 mins, as bytes
-	scales := AllocLocal(32)   // the 8 scales as int32
+	scales := AllocLocal(32) // the 8 scales as int32
 	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
 	sumf := AllocLocal(4 * 4)  // each row's scalar sum
 	ds := AllocLocal(4 * 4)    // each row's float32(d_w·x.d) in this super-block
@@ -1450,7 +1591,7 @@ func dotQ4_Kx4(bits int) {
 	prefetchW(Mem{Base: w})
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
-	unpackKScales(w, unpacked, scales)
+	minsW := unpackKScales(w, scales)
 
 	r := GP32()
 	for t := 0; t < 4; t++ {
@@ -1464,11 +1605,10 @@ func dotQ4_Kx4(bits int) {
 		VMULPS(xd, dd, dd)
 		VMOVSS(dd, ds.Offset(4*t))
 		mins, bs, bsHi := XMM(), YMM(), XMM()
-		VPMOVZXBW(unpacked.Offset(8), mins)
 		VMOVDQU(row(t, 260), bs)
 		VEXTRACTI128(Imm(1), bs, bsHi)
 		VPHADDW(bsHi, bs.AsX(), bsHi)
-		VPMADDWD(bsHi, mins, mins)
+		VPMADDWD(bsHi, minsW, mins)
 		VPHADDD(mins, mins, mins)
 		VPHADDD(mins, mins, mins)
 		VCVTDQ2PS(mins, mins)
