@@ -1573,7 +1573,7 @@ func dotQ4_Kx4(bits int) {
 	stride := Load(Param("xStride"), GP64())
 	nb := Load(Param("nBlocks"), GP64())
 	x2, row := fourRows(x, stride)
-	scales := AllocLocal(32) // the 8 scales as int32
+	scales := AllocLocal(32)   // the 8 scales as int32
 	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
 	sumf := AllocLocal(4 * 4)  // each row's scalar sum
 	ds := AllocLocal(4 * 4)    // each row's float32(d_w·x.d) in this super-block
