@@ -225,6 +225,14 @@ func dotQ4_KVNNI(w []byte, x []byte, nBlocks int) float32
 // w and x hold nBlocks·176 and nBlocks·292 bytes.
 func dotQ5_KVNNI(w []byte, x []byte, nBlocks int) float32
 
+// dotQ4_Kx4VNNI is the four-row form of dotQ4_KVNNI: out[t] is the dot of w with the Q8_K row at x[t·xStride:].
+// w holds nBlocks·144 bytes, x 3·xStride + nBlocks·292.
+func dotQ4_Kx4VNNI(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32)
+
+// dotQ5_Kx4VNNI is the four-row form of dotQ5_KVNNI: out[t] is the dot of w with the Q8_K row at x[t·xStride:].
+// w holds nBlocks·176 bytes, x 3·xStride + nBlocks·292.
+func dotQ5_Kx4VNNI(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32)
+
 // dotQ6_KAVX2 is the AVX2 form of dotQ6_KGeneric.
 // w and x hold nBlocks·210 and nBlocks·292 bytes.
 func dotQ6_KAVX2(w []byte, x []byte, nBlocks int) float32

@@ -61,6 +61,8 @@ func main() {
 	dotQ4_Kx4(5)
 	dotQ4_KVNNI(4)
 	dotQ4_KVNNI(5)
+	dotQ4_Kx4VNNI(4)
+	dotQ4_Kx4VNNI(5)
 	dotQ6_K()
 	dotQ6_Kx4()
 	for _, f := range q32Formats {
@@ -1358,6 +1360,16 @@ func dotQ4_K(bits int) {
 // registers whole (VMOVD, VPINSRD): storing them in pieces and reloading
 // them together would stall store forwarding every super-block.
 func unpackKScales(w Register, scales Mem) (mins VecVirtual) {
+	return unpackKScalesTo(w, scales, VMOVDQU)
+}
+
+// unpackKScalesEVEX is unpackKScales with only instructions that have an
+// EVEX form, for kernels that may be given Y16–Y31.
+func unpackKScalesEVEX(w Register, scales Mem) (mins VecVirtual) {
+	return unpackKScalesTo(w, scales, func(a, b Op) { VMOVDQU32(a, b) })
+}
+
+func unpackKScalesTo(w Register, scales Mem, store func(Op, Op)) (mins VecVirtual) {
 	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
 	MOVL(Mem{Base: w, Disp: 4}, u0)
 	MOVL(Mem{Base: w, Disp: 8}, u1)
@@ -1390,7 +1402,7 @@ func unpackKScales(w Register, scales Mem) (mins VecVirtual) {
 	VMOVD(u0, sb)
 	VPINSRD(Imm(1), u2, sb, sb)
 	VPMOVZXBD(sb, sc)
-	VMOVDQU(sc, scales)
+	store(sc, scales)
 	mins = XMM()
 	VPMOVZXBW(mb, mins)
 	return mins
@@ -1530,6 +1542,162 @@ func dotQ4_KVNNI(bits int) {
 	addLanesInOrder(sums, sumf)
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
+	RET()
+}
+
+// dotQ4_Kx4VNNI writes dotQ4_Kx4VNNI (dotQ5_Kx4VNNI with five bits): the
+// four-row form of dotQ4_KVNNI, as dotQ4_Kx4 is of dotQ4_KAVX2: the
+// scales, each chunk's permuted quants and its pair of scales are made once
+// for the four rows, which each do the rest as dotQ4_KVNNI does. The min
+// term pairs the bsums with the mins doubled (VPMADDWD) instead of VPHADDW,
+// which has no EVEX form: the same exact integer. Every instruction has an
+// EVEX form, so that any of the 32 vector registers may be given.
+func dotQ4_Kx4VNNI(bits int) {
+	name, block, nibbles := "dotQ4_Kx4VNNI", q4kBlock, 16
+	if bits == 5 {
+		name, block, nibbles = "dotQ5_Kx4VNNI", q5kBlock, 48
+	}
+	TEXT(name, NOSPLIT, "func(w, x []byte, xStride, nBlocks int, out *[4]float32)")
+	Doc(name+" is the four-row form of dot"+name[3:7]+"VNNI: out[t] is the dot of w with the Q8_K row at x[t·xStride:].",
+		fmt.Sprintf("w holds nBlocks·%d bytes, x 3·xStride + nBlocks·292.", block))
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	stride := Load(Param("xStride"), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	x2, row := fourRows(x, stride)
+	scales := AllocLocal(32)   // the 8 scales as int32
+	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
+	sumf := AllocLocal(4 * 4)  // each row's scalar sum
+
+	zero := YMM()
+	VPXORD(zero, zero, zero)
+	for t := 0; t < 4; t++ {
+		VMOVDQU64(zero, sums.Offset(32*t))
+	}
+	VMOVDQU64(zero.AsX(), sumf)
+	mask, perm := ZMM(), ZMM()
+	r := GP32()
+	MOVL(U32(0x0f0f0f0f), r)
+	VPBROADCASTD(r, mask)
+	VMOVDQU64(q4kPermVNNI(), perm)
+	var one VecVirtual
+	if bits == 5 {
+		one = ZMM()
+		MOVL(U32(0x01010101), r)
+		VPBROADCASTD(r, one)
+	}
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	minsW := unpackKScalesEVEX(w, scales)
+	// Each min twice, once per 16-value bsum of its sub-block.
+	mlo, mhi, minsDup := XMM(), XMM(), YMM()
+	VPUNPCKLWD(minsW, minsW, mlo)
+	VPUNPCKHWD(minsW, minsW, mhi)
+	VINSERTI32X4(Imm(1), mhi, mlo.AsY(), minsDup)
+	dw := XMM()
+	MOVL(Mem{Base: w}, r)
+	VMOVD(r, dw)
+	VCVTPH2PS(dw, dw)
+
+	var dd, total [4]VecVirtual
+	for t := 0; t < 4; t++ {
+		// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in
+		// lane 1; then the min term, exact, into the row's scalar sum.
+		xd := XMM()
+		dd[t] = XMM()
+		VBROADCASTSS(row(t, 0), xd)
+		VMULPS(xd, dw, dd[t])
+		bs, p, hi, t1 := YMM(), YMM(), XMM(), XMM()
+		VMOVDQU64(row(t, 260), bs)
+		VPMADDWD(minsDup, bs, p)
+		VEXTRACTI32X4(Imm(1), p, hi)
+		VPADDD(hi, p.AsX(), hi)
+		VPSHUFD(Imm(0x4e), hi, t1)
+		VPADDD(t1, hi, hi)
+		VPSHUFD(Imm(0xb1), hi, t1)
+		VPADDD(t1, hi, hi)
+		VCVTDQ2PS(hi, hi)
+		dmin, f := XMM(), XMM()
+		VMOVSHDUP(dd[t], dmin)
+		VMULSS(dmin, hi, hi)
+		VMOVSS(sumf.Offset(4*t), f)
+		VSUBSS(hi, f, f)
+		VMOVSS(f, sumf.Offset(4*t))
+		total[t] = ZMM()
+		VPXORD(total[t], total[t], total[t])
+	}
+
+	for c := 0; c < 4; c++ {
+		lo, hi, q := YMM(), YMM(), ZMM()
+		VMOVDQU64(Mem{Base: w, Disp: nibbles + 32*c}, lo)
+		VPSRLW(Imm(4), lo, hi)
+		VINSERTI64X4(Imm(1), hi, lo.AsZ(), q)
+		VPANDD(mask, q, q)
+		if bits == 5 {
+			f, fh, fz := YMM(), YMM(), ZMM()
+			VMOVDQU64(Mem{Base: w, Disp: 16}, f)
+			if c > 0 {
+				VPSRLW(Imm(uint64(2*c)), f, f)
+			}
+			VPSRLW(Imm(1), f, fh)
+			VINSERTI64X4(Imm(1), fh, f.AsZ(), fz)
+			VPANDD(one, fz, fz)
+			VPSLLW(Imm(4), fz, fz)
+			VPORD(fz, q, q)
+		}
+		VPERMB(q, perm, q)
+		s, s1 := ZMM(), YMM()
+		VPBROADCASTD(scales.Offset(4*2*c), s)
+		VPBROADCASTD(scales.Offset(4*(2*c+1)), s1)
+		VINSERTI64X4(Imm(1), s1, s, s)
+		for t := 0; t < 4; t++ {
+			xq, acc := ZMM(), ZMM()
+			VPERMB(row(t, 4+64*c), perm, xq)
+			VPXORD(acc, acc, acc)
+			VPDPBUSD(xq, q, acc)
+			VPMULLD(s, acc, acc)
+			VPADDD(acc, total[t], total[t])
+		}
+	}
+	for t := 0; t < 4; t++ {
+		lanes, d := YMM(), YMM()
+		VEXTRACTI64X4(Imm(1), total[t], lanes)
+		VPADDD(total[t].AsY(), lanes, lanes)
+		VCVTDQ2PS(lanes, lanes)
+		VBROADCASTSS(dd[t], d)
+		VMULPS(d, lanes, lanes)
+		VADDPS(sums.Offset(32*t), lanes, lanes)
+		VMOVUPS(lanes, sums.Offset(32*t))
+	}
+
+	ADDQ(I32(block), w)
+	ADDQ(I32(q8kBlock), x)
+	ADDQ(I32(q8kBlock), x2)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	out := Load(Param("out"), GP64())
+	for t := 0; t < 4; t++ {
+		acc, hiSums, f := YMM(), XMM(), XMM()
+		VMOVUPS(sums.Offset(32*t), acc)
+		VMOVSS(sumf.Offset(4*t), f)
+		VEXTRACTF32X4(Imm(1), acc, hiSums)
+		for _, half := range []Op{acc.AsX(), hiSums} {
+			for k := 0; k < 4; k++ {
+				v := XMM()
+				VPERMILPS(Imm(uint64(k)), half, v)
+				VADDSS(v, f, f)
+			}
+		}
+		VMOVSS(f, Mem{Base: out, Disp: 4 * t})
+	}
+	VZEROUPPER()
 	RET()
 }
 
