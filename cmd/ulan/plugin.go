@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -199,7 +200,11 @@ func newPluginTestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "test FILE",
 		Short: "Run the conformance suite on a built plugin and print a pass/fail report",
-		Args:  cobra.ExactArgs(1),
+		Long: `Run the conformance suite on a built plugin and print a pass/fail report.
+What the plugin logs (its log import) and writes to stdout and stderr goes to
+stderr; the runtime's own notes about failed calls are left out, since the
+report's FAIL lines say what failed.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			wasm, err := os.ReadFile(args[0])
 			if err != nil {
@@ -213,7 +218,7 @@ func newPluginTestCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			failed := 0
-			checks := plugin.Conform(cmd.Context(), wasm, config, pages)
+			checks := plugin.Conform(cmd.Context(), wasm, config, pages, pluginSays(cmd.ErrOrStderr()))
 			checks = append(checks, authorChecks(cmd.Context(), wasm, config)...)
 			for _, c := range checks {
 				if c.Err != nil {
@@ -234,6 +239,44 @@ func newPluginTestCmd() *cobra.Command {
 	cmd.Flags().StringVar(&configFile, "config", "", "the plugin's configuration (JSON)")
 	cmd.Flags().Uint32Var(&pages, "memory-pages", 0, "memory cap in 64 KiB pages (default: the manifest's need, at least 256)")
 	return cmd
+}
+
+// pluginSays returns a logger to w, without timestamps, that passes on
+// only what a plugin says itself (its log import's messages, its stdout and
+// stderr lines: plugin.Said) and drops the runtime's notes about it (an
+// instance replaced after a trap, an answer refused), which `ulan plugin
+// test` reports as FAIL lines already.
+func pluginSays(w io.Writer) *slog.Logger {
+	noTime := func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	return slog.New(saidHandler{slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: noTime})})
+}
+
+// saidHandler passes on the records that carry plugin.Said.
+type saidHandler struct{ slog.Handler }
+
+func (h saidHandler) Handle(ctx context.Context, r slog.Record) error {
+	said := false
+	r.Attrs(func(a slog.Attr) bool {
+		said = a.Equal(plugin.Said)
+		return !said
+	})
+	if !said {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h saidHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return saidHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h saidHandler) WithGroup(name string) slog.Handler {
+	return saidHandler{h.Handler.WithGroup(name)}
 }
 
 // authorChecks are the checks `ulan plugin test` runs after host/plugin's

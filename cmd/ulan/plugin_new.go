@@ -30,8 +30,13 @@ native test of its logic (Go), and manifest.json; then
   ulan plugin build NAME
 builds it. Go plugins outside the ulan source tree get a go.mod that points at
 the ulan sources (--ulan-src, default: the ulan checkout above the current
-directory). C plugins get a copy of ulan_plugin.h (hooks only, for now; see
-sdk/examples/c for a C sampler and tokenizer).`,
+directory). C plugins get NAME.c and a copy of ulan_plugin.h, and build with
+clang for wasm32-wasi.
+
+The scaffolds, alike in Go and C: a hook that masks the word "secret" in
+content, a sampler that divides every logit by the request's temperature (0:
+greedy) and keeps every token, and a tokenizer whose tokens are the 256 bytes
+and an end of sequence, with a "role: text" chat format.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := filepath.Base(args[0])
@@ -43,9 +48,6 @@ sdk/examples/c for a C sampler and tokenizer).`,
 			}
 			if lang != "go" && lang != "c" {
 				return fmt.Errorf("--lang %q: use go or c", lang)
-			}
-			if lang == "c" && kind != "hook" {
-				return fmt.Errorf("--lang c: only hooks are scaffolded for now; sdk/examples/c/%s is a C %s to start from", kind, kind)
 			}
 			dir := args[0]
 			if _, err := os.Stat(dir); err == nil {
@@ -75,15 +77,25 @@ sdk/examples/c for a C sampler and tokenizer).`,
 					files["go.mod"] = gomod
 				}
 			} else {
-				if err := render("hook.c.tmpl", name+".c"); err != nil {
+				if err := render(kind+".c.tmpl", name+".c"); err != nil {
 					return err
 				}
 				files["ulan_plugin.h"] = sdk.CHeader
 			}
-			man, _ := json.MarshalIndent(map[string]any{
+			pages := 256 // Go's runtime and heap
+			if lang == "c" {
+				pages = 64
+			}
+			manifest := map[string]any{
 				"abi": 1, "name": name, "version": "0.1.0", "kind": kind,
-				"needs": map[string]any{"memory_pages": 256, "imports": []string{"log"}},
-			}, "", "  ")
+				"needs": map[string]any{"memory_pages": pages, "imports": []string{"log"}},
+			}
+			if kind == "sampler" {
+				// The scaffold's policy never reads a row's log-sum-exp,
+				// so the host need not compute it (sdk/ABI.md §6.2).
+				manifest["sampler"] = map[string]any{"lse": "on_demand"}
+			}
+			man, _ := json.MarshalIndent(manifest, "", "  ")
 			files["manifest.json"] = append(man, '\n')
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err

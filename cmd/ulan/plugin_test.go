@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -103,22 +105,7 @@ func TestPluginNew(t *testing.T) {
 			continue // host/plugin's TestConform covers the other kinds
 		}
 		if kind == "sampler" {
-			// A policy that keeps every token answers KeepAll, not a widened
-			// row of the whole vocabulary (sdk/ABI.md §6.2).
-			wasm, err := os.ReadFile(filepath.Join(target, "my-sampler.wasm"))
-			require.NoError(t, err)
-			p, err := plugin.Load(t.Context(), wasm, plugin.Config{ID: "my-sampler", Kind: plugin.KindSampler, PoolSize: 1})
-			require.NoError(t, err)
-			b, err := p.OpenSamplerBatch(t.Context())
-			require.NoError(t, err)
-			h, err := b.Open(t.Context(), []byte(`{"sampling": {"temperature": 0.5}, "vocab_size": 1000}`))
-			require.NoError(t, err)
-			outs, err := b.Step(t.Context(), []plugin.SamplerRow{{Handle: h, IDs: []int32{3, 1}, Logits: []float32{2, 1}, LSE: 3}})
-			require.NoError(t, err)
-			require.True(t, outs[0].KeepAll, "%+v", outs[0])
-			require.Equal(t, float32(0.5), outs[0].Temperature)
-			b.Close(t.Context())
-			require.NoError(t, p.Close(t.Context()))
+			checkScaffoldSampler(t, filepath.Join(target, "my-sampler.wasm"))
 		}
 		code, out, errOut = ulan(t, "", "plugin", "test", filepath.Join(target, "my-"+kind+".wasm"))
 		require.Equal(t, 0, code, "%s%s", out, errOut)
@@ -127,33 +114,110 @@ func TestPluginNew(t *testing.T) {
 	code, out, _ := ulan(t, "", "plugin", "test", "../../host/plugin/testdata/hostile.wasm")
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "FAIL  carries a valid manifest")
-	if _, err := exec.LookPath("clang"); err == nil {
-		target := filepath.Join(dir, "my-c")
-		code, _, errOut := ulan(t, "", "plugin", "new", "--lang", "c", target)
-		require.Equal(t, 0, code, errOut)
-		code, _, errOut = ulan(t, "", "plugin", "build", target)
-		require.Equal(t, 0, code, errOut)
-		code, out, errOut = ulan(t, "", "plugin", "test", filepath.Join(target, "my-c.wasm"))
-		require.Equal(t, 0, code, "%s%s", out, errOut)
-		// Each hook_open gives a new handle (sdk/ABI.md §5), though the host
-		// pins a hook session to an instance of its own.
-		wasm, err := os.ReadFile(filepath.Join(target, "my-c.wasm"))
-		require.NoError(t, err)
-		p, err := plugin.Load(t.Context(), wasm, plugin.Config{ID: "my-c", PoolSize: 1, MemoryPages: 64})
-		require.NoError(t, err)
-		defer p.Close(t.Context())
-		a, err := p.Call(t.Context(), "hook_open", 0, 0)
-		require.NoError(t, err)
-		b, err := p.Call(t.Context(), "hook_open", 0, 0)
-		require.NoError(t, err)
-		require.NotEqual(t, a[0], b[0], "hook_open's handles")
+	if haveClang() {
+		// The C scaffolds, each built and tested as an author would; quick
+		// to build and to load, so under -race too.
+		for _, kind := range []string{"hook", "sampler", "tokenizer"} {
+			target := filepath.Join(dir, "c-"+kind)
+			code, out, errOut := ulan(t, "", "plugin", "new", "--lang", "c", "--kind", kind, target)
+			require.Equal(t, 0, code, errOut)
+			require.Contains(t, out, "created "+target+" (c "+kind+" plugin)")
+			require.FileExists(t, filepath.Join(target, "ulan_plugin.h"))
+			code, _, errOut = ulan(t, "", "plugin", "build", target)
+			require.Equal(t, 0, code, errOut)
+			file := filepath.Join(target, "c-"+kind+".wasm")
+			code, out, errOut = ulan(t, "", "plugin", "test", file)
+			require.Equal(t, 0, code, "%s%s", out, errOut)
+			require.Contains(t, out, "PASS")
+			switch kind {
+			case "hook":
+				checkScaffoldHook(t, file)
+			case "sampler":
+				checkScaffoldSampler(t, file)
+			case "tokenizer":
+				checkScaffoldTokenizer(t, file)
+			}
+		}
 	}
-	code, _, errOut := ulan(t, "", "plugin", "new", "--kind", "sampler", "--lang", "c", filepath.Join(dir, "x"))
+	code, _, errOut := ulan(t, "", "plugin", "new", "--lang", "rust", filepath.Join(dir, "x"))
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "only hooks")
+	require.Contains(t, errOut, "use go or c")
+	require.NoDirExists(t, filepath.Join(dir, "x"))
 	code, _, errOut = ulan(t, "", "plugin", "new", "Bad_Name")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "plugin name")
+}
+
+// checkScaffoldHook: each hook_open of the C hook scaffold gives a new
+// handle (sdk/ABI.md §5), though the host pins a hook session to an
+// instance of its own.
+func checkScaffoldHook(t *testing.T, file string) {
+	wasm, err := os.ReadFile(file)
+	require.NoError(t, err)
+	p, err := plugin.Load(t.Context(), wasm, plugin.Config{ID: "c-hook", PoolSize: 1, MemoryPages: 64})
+	require.NoError(t, err)
+	defer p.Close(t.Context())
+	a, err := p.Call(t.Context(), "hook_open", 0, 0)
+	require.NoError(t, err)
+	b, err := p.Call(t.Context(), "hook_open", 0, 0)
+	require.NoError(t, err)
+	require.NotEqual(t, a[0], b[0], "hook_open's handles")
+}
+
+// checkScaffoldSampler: the sampler scaffold (Go or C), a policy that keeps
+// every token, answers KeepAll, not a widened row of the whole vocabulary
+// (sdk/ABI.md §6.2); temperature 0 keeps the first candidate only; and
+// parameters it cannot read are an error, not a lost instance.
+func checkScaffoldSampler(t *testing.T, file string) {
+	ctx := t.Context()
+	wasm, err := os.ReadFile(file)
+	require.NoError(t, err)
+	p, err := plugin.Load(ctx, wasm, plugin.Config{ID: "my-sampler", Kind: plugin.KindSampler, PoolSize: 1})
+	require.NoError(t, err)
+	defer p.Close(ctx)
+	b, err := p.OpenSamplerBatch(ctx)
+	require.NoError(t, err)
+	defer b.Close(ctx)
+	_, err = b.Open(ctx, []byte(`{"sampling": {"temperature": "hot"}}`))
+	require.ErrorContains(t, err, "temperature")
+	h, err := b.Open(ctx, []byte(`{"sampling": {"temperature": 0.5}, "vocab_size": 1000}`))
+	require.NoError(t, err)
+	greedy, err := b.Open(ctx, []byte(`{"sampling": {"temperature": 0}, "vocab_size": 1000}`))
+	require.NoError(t, err)
+	require.NotEqual(t, h, greedy, "smp_open's handles")
+	outs, err := b.Step(ctx, []plugin.SamplerRow{
+		{Handle: h, IDs: []int32{3, 1}, Logits: []float32{2, 1}, LSE: 3},
+		{Handle: greedy, IDs: []int32{3, 1}, Logits: []float32{2, 1}, LSE: 3},
+	})
+	require.NoError(t, err)
+	require.True(t, outs[0].KeepAll, "%+v", outs[0])
+	require.Equal(t, float32(0.5), outs[0].Temperature)
+	require.Equal(t, []float32{2, float32(math.Inf(-1))}, outs[1].Logits)
+	require.Zero(t, p.Stats().Replacements)
+}
+
+// checkScaffoldTokenizer: the C tokenizer scaffold refuses ids outside its
+// vocabulary with an error, not a lost instance, and decodes a character
+// cut between tokens as U+FFFD, since its text must be UTF-8.
+func checkScaffoldTokenizer(t *testing.T, file string) {
+	ctx := t.Context()
+	wasm, err := os.ReadFile(file)
+	require.NoError(t, err)
+	p, err := plugin.Load(ctx, wasm, plugin.Config{ID: "c-tokenizer", Kind: plugin.KindTokenizer, PoolSize: 1})
+	require.NoError(t, err)
+	defer p.Close(ctx)
+	_, err = p.Decode(ctx, []int32{'a', 257}, 0)
+	require.ErrorContains(t, err, "outside the vocabulary")
+	text, err := p.Decode(ctx, []int32{256, 'a', 0xE2, 0x82, 'b', 0xF0, 0x9F, 0x8C, 0x8D}, 0)
+	require.NoError(t, err)
+	require.Equal(t, "</s>a\uFFFDb🌍", text)
+	text, err = p.Decode(ctx, []int32{256, 'a', 256}, 4) // skip special tokens
+	require.NoError(t, err)
+	require.Equal(t, "a", text)
+	ids, err := p.Encode(ctx, "hé", 1, 257) // with the beginning of sequence
+	require.NoError(t, err)
+	require.Equal(t, []int32{256, 'h', 0xC3, 0xA9}, ids)
+	require.Zero(t, p.Stats().Replacements)
 }
 
 // mistakes are plugins with the mistakes plugin authors make most, in C
@@ -262,3 +326,54 @@ func TestPluginBuildCWithoutClang(t *testing.T) {
 	require.Contains(t, errOut, "clang is not installed")
 	require.Contains(t, errOut, "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32")
 }
+
+// TestPluginTestLog: the log `ulan plugin test` shows has what a plugin
+// says — its log import's messages, its stdout and stderr — but not the
+// runtime's notes about a call that failed (an instance replaced after a
+// trap), which its FAIL lines report already.
+func TestPluginTestLog(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	var buf lockedBuffer
+	logger := pluginSays(&buf)
+	for _, name := range []string{"ok", "hostile"} {
+		wasm, err := os.ReadFile("../../host/plugin/testdata/" + name + ".wasm")
+		require.NoError(t, err)
+		p, err := plugin.Load(ctx, wasm, plugin.Config{ID: name, PoolSize: 1, MemoryPages: 16, Logger: logger})
+		require.NoError(t, err)
+		if name == "ok" {
+			_, err = p.Call(ctx, "hello") // logs "hello from ok"
+			require.NoError(t, err)
+		} else {
+			_, err = p.Call(ctx, "spam", 2) // two lines on stdout
+			require.NoError(t, err)
+			_, err = p.Call(ctx, "boom") // traps: the runtime replaces the instance
+			require.Error(t, err)
+		}
+		require.NoError(t, p.Close(ctx))
+	}
+	out := buf.String()
+	require.Contains(t, out, `level=INFO msg="hello from ok" plugin=ok source=plugin`)
+	require.NotContains(t, out, "time=")
+	require.Equal(t, 2, strings.Count(out, `msg="plugin output" plugin=hostile source=plugin line="spam spam`), out)
+	require.NotContains(t, out, "replaced", "the runtime's note of the trap")
+}
+
+// lockedBuffer is a strings.Builder for writers on several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+

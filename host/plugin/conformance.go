@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -27,8 +28,9 @@ type Check struct {
 // log-sum-exp, widened when the plugin answers −2 (sampler) — or info,
 // vocabulary and encode/decode round trips (tokenizer); then, loaded with
 // exactly the limits its manifest declares, a larger workload of its kind
-// (conformLimits). `ulan plugin test` prints the result.
-func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32) []Check {
+// (conformLimits). `ulan plugin test` prints the result. The plugin's
+// loads log to log (nil: slog.Default()).
+func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32, log *slog.Logger) []Check {
 	var checks []Check
 	add := func(name string, err error) bool {
 		checks = append(checks, Check{Name: name, Err: err})
@@ -56,7 +58,7 @@ func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32
 	// fast (a big tokenizer's ulan_init has passed 10 s on a loaded 2-core machine
 	// under -race); the limits phase below holds it to the declared limits.
 	p, err := Load(ctx, wasm, Config{ID: man.Name, Kind: man.Kind, PluginConfig: config, MemoryPages: memoryPages,
-		CallTimeout: timeout, InitTimeout: time.Minute, PoolSize: 1, Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache})
+		CallTimeout: timeout, InitTimeout: time.Minute, PoolSize: 1, Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache, Logger: log})
 	if !add(fmt.Sprintf("loads as a %s: exports, signatures, config, init", man.Kind), err) {
 		return checks
 	}
@@ -75,7 +77,7 @@ func Conform(ctx context.Context, wasm []byte, config []byte, memoryPages uint32
 		}
 		return nil
 	}())
-	conformLimits(ctx, wasm, config, *man, add)
+	conformLimits(ctx, wasm, config, *man, log, add)
 	return checks
 }
 
@@ -90,10 +92,10 @@ const limitAttempts = 3
 // its kind: a 16 KiB text through encode and decode, 64 hook deltas of 256
 // bytes, a sampler step of 32 rows × 64 candidates. Every call must finish
 // within the declared deadline and memory.
-func conformLimits(ctx context.Context, wasm, config []byte, man Manifest, add func(string, error) bool) {
+func conformLimits(ctx context.Context, wasm, config []byte, man Manifest, log *slog.Logger, add func(string, error) bool) {
 	cfg := Config{ID: man.Name, Kind: man.Kind, PluginConfig: config, MemoryPages: man.Needs.MemoryPages,
 		CallTimeout: time.Duration(man.Needs.CallTimeoutMS) * time.Millisecond, InitTimeout: time.Minute, PoolSize: 1,
-		Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache}
+		Grants: Grants{Clock: true}, Tier: Sandboxed, Cache: toolCache, Logger: log}
 	cfg.defaults()
 	name := fmt.Sprintf("within its declared limits (%d pages, %v a call)", cfg.MemoryPages, cfg.CallTimeout)
 	p, err := Load(ctx, wasm, cfg)

@@ -23,18 +23,18 @@ func TestConform(t *testing.T) {
 		{"gosampler", buildGo(t, "gosampler", `{"abi":1,"name":"gosampler","version":"0.1.0","kind":"sampler","needs":{"memory_pages":256}}`), ""},
 		{"gotok", buildGo(t, "gotok", `{"abi":1,"name":"gotok","version":"0.1.0","kind":"tokenizer","needs":{"memory_pages":256}}`), ""},
 	} {
-		for _, c := range Conform(context.Background(), tc.wasm, []byte(tc.config), 0) {
+		for _, c := range Conform(context.Background(), tc.wasm, []byte(tc.config), 0, nil) {
 			require.NoError(t, c.Err, "%s: %s", tc.name, c.Name)
 		}
 	}
-	checks := Conform(context.Background(), wasm(t, "hostile"), nil, 0)
+	checks := Conform(context.Background(), wasm(t, "hostile"), nil, 0, nil)
 	require.ErrorContains(t, checks[len(checks)-1].Err, "no ulan.manifest")
 
 	// A Go plugin cannot start in the 16 pages (1 MiB) this manifest
 	// declares: the contract passes (the suite grants at least 256 pages),
 	// the limits check does not.
 	small := buildGo(t, "gotok", `{"abi":1,"name":"gotok","version":"0.1.0","kind":"tokenizer","needs":{"memory_pages":16}}`)
-	checks = Conform(context.Background(), small, nil, 0)
+	checks = Conform(context.Background(), small, nil, 0, nil)
 	last := checks[len(checks)-1]
 	require.Contains(t, last.Name, "within its declared limits (16 pages")
 	require.ErrorContains(t, last.Err, "memory")
@@ -87,7 +87,7 @@ func TestConformSamplerWidens(t *testing.T) {
 	w, err := EmbedManifest(wasm(t, "widen"), []byte(`{"abi":1,"name":"widen","version":"0.1.0","kind":"sampler","needs":{"memory_pages":64}}`))
 	require.NoError(t, err)
 	widened := 0
-	for _, c := range Conform(context.Background(), w, nil, 0) {
+	for _, c := range Conform(context.Background(), w, nil, 0, nil) {
 		require.NoError(t, c.Err, c.Name)
 		if strings.HasPrefix(c.Name, "smp_step") {
 			require.Contains(t, c.Name, "(1 widened on request)")
@@ -108,7 +108,7 @@ func TestConformFirstPartySamplers(t *testing.T) {
 	for _, name := range []string{"standard", "mirostat"} {
 		w, err := os.ReadFile(filepath.Join("..", "..", "plugins", name, name+".wasm"))
 		require.NoError(t, err)
-		for _, c := range Conform(context.Background(), w, []byte(`{}`), 0) {
+		for _, c := range Conform(context.Background(), w, []byte(`{}`), 0, nil) {
 			require.NoError(t, c.Err, "%s: %s", name, c.Name)
 		}
 	}

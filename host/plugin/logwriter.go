@@ -45,7 +45,7 @@ func (w *logWriter) Write(b []byte) (int, error) {
 			break
 		}
 		w.line.Write(b[:i])
-		w.log.Info("plugin output", "line", strings.ToValidUTF8(w.line.String(), "\uFFFD"))
+		w.log.Info("plugin output", Said, slog.String("line", strings.ToValidUTF8(w.line.String(), "\uFFFD")))
 		w.line.Reset()
 		b = b[i+1:]
 	}

@@ -94,7 +94,8 @@ type Config struct {
 	// (forwarded to the log); 0 means 64 KiB.
 	LogBytes int
 	// Logger receives the plugin's output and the runtime's notes; nil
-	// means slog.Default().
+	// means slog.Default(). What the plugin says (its log import, its
+	// stdout and stderr lines) carries the attribute Said.
 	Logger *slog.Logger
 	// Cache, if not nil, is the compilation cache (see OpenCache).
 	Cache wazero.CompilationCache
@@ -141,6 +142,12 @@ func (c *Config) defaults() {
 		c.Logger = slog.Default()
 	}
 }
+
+// Said marks the log records that carry what a plugin says itself (its
+// log import's messages, its stdout and stderr lines), apart from the
+// runtime's notes about it (an instance replaced after a trap, an answer
+// refused).
+var Said = slog.String("source", "plugin")
 
 // Plugin is a compiled module with its pool of instances.
 type Plugin struct {
@@ -423,7 +430,7 @@ func (p *Plugin) hostFuncs() map[string]hostFunc {
 				if !ok {
 					msg = []byte("(log message outside the plugin's memory)")
 				}
-				p.log.Log(ctx, slog.Level(4*(min(max(level, 0), 3)-1)), strings.ToValidUTF8(string(msg), "\uFFFD"))
+				p.log.Log(ctx, slog.Level(4*(min(max(level, 0), 3)-1)), strings.ToValidUTF8(string(msg), "\uFFFD"), Said)
 			}),
 		},
 		// set_error(ptr, len): the text of the error the export returns next.

@@ -248,7 +248,7 @@ func TestPluginConforms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the conformance suite")
 	}
-	checks := plugin.Conform(context.Background(), plugins.Tokenizer, pluginConfig(t), 0)
+	checks := plugin.Conform(context.Background(), plugins.Tokenizer, pluginConfig(t), 0, nil)
 	require.NotEmpty(t, checks)
 	for _, c := range checks {
 		require.NoError(t, c.Err, c.Name)
