@@ -18,9 +18,9 @@ import (
 func newModelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Inspect, convert and generate model files",
+		Short: "Inspect, convert, quantize and generate model files",
 	}
-	cmd.AddCommand(newModelInspectCmd(), newModelTestgenCmd(), newModelConvertCmd())
+	cmd.AddCommand(newModelInspectCmd(), newModelTestgenCmd(), newModelConvertCmd(), newModelQuantizeCmd())
 	return cmd
 }
 

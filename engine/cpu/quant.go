@@ -72,6 +72,47 @@ func (m matrix) mulRangeQuant(f *quantFormat, p *prepared, lo, hi int, ys [][]fl
 	}
 }
 
+// Dequantize writes the values of src, whole rows of a weight stored in type
+// dt (F32, F16, BF16, Q8_0 or a format of quantFormats), into dst, which
+// must hold exactly as many values: the inverse of [Quantize] up to its
+// rounding, as ggml's dequantize_row_* compute it.
+func Dequantize(dt engine.DType, src []byte, dst []float32) error {
+	if want := rowBytes(dt, len(dst)); want == 0 && len(dst) > 0 || len(src) != want {
+		return fmt.Errorf("cpu: dequantize %d bytes of %v to %d values: want %d bytes", len(src), dt, len(dst), want)
+	}
+	switch dt {
+	case engine.F32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+	case engine.F16:
+		kernel.F16ToF32s(dst, u16(src, 0, len(dst)))
+	case engine.BF16:
+		kernel.BF16ToF32s(dst, u16(src, 0, len(dst)))
+	case engine.Q8_0:
+		if len(dst)%kernel.Q8_0BlockLen != 0 {
+			return fmt.Errorf("cpu: dequantize %d values of q8_0: not whole blocks", len(dst))
+		}
+		for bi := range len(dst) / 32 {
+			blk := src[bi*34:]
+			d := kernel.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			for j := range 32 {
+				dst[bi*32+j] = d * float32(int8(blk[2+j]))
+			}
+		}
+	default:
+		f := quantFormats[dt]
+		if f == nil {
+			return fmt.Errorf("cpu: dequantize %v: not a weight type", dt)
+		}
+		if len(dst)%f.block != 0 {
+			return fmt.Errorf("cpu: dequantize %d values of %v: not whole %d-value blocks", len(dst), dt, f.block)
+		}
+		f.dequant(src, dst)
+	}
+	return nil
+}
+
 // Quantize writes the values x, whole rows of a weight of type dt, into dst in
 // that type: the block formats as llama.cpp's quantizer writes them when it
 // has no importance matrix (ggml's quantize_row_*_ref, bit for bit), F16 and
