@@ -1287,18 +1287,7 @@ func dotQ4_K(bits int) {
 
 	// The min term, exact: Σ_j m_j·(bsums[2j] + bsums[2j+1]); then
 	// sumf -= float32(dmin·float32(summ)).
-	bs, bsHi := YMM(), XMM()
-	VMOVDQU(Mem{Base: x, Disp: 260}, bs)
-	VEXTRACTI128(Imm(1), bs, bsHi)
-	VPHADDW(bsHi, bs.AsX(), bsHi)
-	VPMADDWD(bsHi, mins, mins)
-	VPHADDD(mins, mins, mins)
-	VPHADDD(mins, mins, mins)
-	VCVTDQ2PS(mins, mins)
-	dmin := XMM()
-	VMOVSHDUP(dd, dmin)
-	VMULSS(dmin, mins, mins)
-	VSUBSS(mins, sumf, sumf)
+	VSUBSS(minTerm(Mem{Base: x, Disp: 260}, mins, dd), sumf, sumf)
 
 	even, odd := YMM(), YMM()
 	VPXOR(even, even, even)
@@ -1351,6 +1340,27 @@ func dotQ4_K(bits int) {
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
 	RET()
+}
+
+// minTerm returns, in lane 0, a Q4_K or Q5_K super-block's min term
+// float32(dmin·float32(Σ_j m_j·(bsums[2j] + bsums[2j+1]))), the sum exact
+// (VPHADDW pairs the 16-value sums into 32-value sub-blocks, VPMADDWD and
+// two VPHADDD add them up): bsums are the activations' sixteen int16 sums,
+// mins the eight mins as int16, dd has dmin in lane 1. mins is not
+// changed.
+func minTerm(bsums Mem, mins, dd VecVirtual) VecVirtual {
+	bs, bsHi, m := YMM(), XMM(), XMM()
+	VMOVDQU(bsums, bs)
+	VEXTRACTI128(Imm(1), bs, bsHi)
+	VPHADDW(bsHi, bs.AsX(), bsHi)
+	VPMADDWD(bsHi, mins, m)
+	VPHADDD(m, m, m)
+	VPHADDD(m, m, m)
+	VCVTDQ2PS(m, m)
+	dmin := XMM()
+	VMOVSHDUP(dd, dmin)
+	VMULSS(dmin, m, m)
+	return m
 }
 
 // unpackKScales unpacks the eight 6-bit scales and mins of the Q4_K or
@@ -1424,6 +1434,43 @@ var q4kPermVNNI = sync.OnceValue(func() Mem {
 	return m
 })
 
+// quantsVNNI returns chunk c of a Q4_K (one nil) or Q5_K super-block's
+// quants as one permuted (perm) vector: the 32 low nibbles of the nibble
+// bytes at w+nibbles+32c (sub-block 2c), then the 32 high ones (2c+1),
+// each with its fifth bit from the qh bytes at w+16 (bits 2c and 2c+1)
+// when one (bytes of 1) is given. Only EVEX instructions.
+func quantsVNNI(w Register, nibbles, c int, mask, one, perm VecVirtual) VecVirtual {
+	lo, hi, q := YMM(), YMM(), ZMM()
+	VMOVDQU64(Mem{Base: w, Disp: nibbles + 32*c}, lo)
+	VPSRLW(Imm(4), lo, hi)
+	VINSERTI64X4(Imm(1), hi, lo.AsZ(), q)
+	VPANDD(mask, q, q)
+	if one != nil {
+		f, fh, fz := YMM(), YMM(), ZMM()
+		VMOVDQU64(Mem{Base: w, Disp: 16}, f)
+		if c > 0 {
+			VPSRLW(Imm(uint64(2*c)), f, f)
+		}
+		VPSRLW(Imm(1), f, fh)
+		VINSERTI64X4(Imm(1), fh, f.AsZ(), fz)
+		VPANDD(one, fz, fz)
+		VPSLLW(Imm(4), fz, fz)
+		VPORD(fz, q, q)
+	}
+	VPERMB(q, perm, q)
+	return q
+}
+
+// scalePairVNNI returns the int32 scale of sub-block 2c (scales holds the
+// eight) in a vector's low eight lanes and that of 2c+1 in its high eight.
+func scalePairVNNI(scales Mem, c int) VecVirtual {
+	s, s1 := ZMM(), YMM()
+	VPBROADCASTD(scales.Offset(4*2*c), s)
+	VPBROADCASTD(scales.Offset(4*(2*c+1)), s1)
+	VINSERTI64X4(Imm(1), s1, s, s)
+	return s
+}
+
 // dotQ4_KVNNI writes dotQ4_KVNNI (dotQ5_KVNNI with five bits), the AVX-512
 // VNNI form of dotQ4_KGeneric with its results bit for bit, one super-block
 // per iteration: the scales, mins and min term as dotQ4_K; then per 32-byte
@@ -1477,51 +1524,17 @@ func dotQ4_KVNNI(bits int) {
 	VMULPS(xd, dd, dd)
 
 	// The min term, exact, as dotQ4_K.
-	bs, bsHi := YMM(), XMM()
-	VMOVDQU(Mem{Base: x, Disp: 260}, bs)
-	VEXTRACTI128(Imm(1), bs, bsHi)
-	VPHADDW(bsHi, bs.AsX(), bsHi)
-	VPMADDWD(bsHi, mins, mins)
-	VPHADDD(mins, mins, mins)
-	VPHADDD(mins, mins, mins)
-	VCVTDQ2PS(mins, mins)
-	dmin := XMM()
-	VMOVSHDUP(dd, dmin)
-	VMULSS(dmin, mins, mins)
-	VSUBSS(mins, sumf, sumf)
+	VSUBSS(minTerm(Mem{Base: x, Disp: 260}, mins, dd), sumf, sumf)
 
 	total := ZMM()
 	VPXORD(total, total, total)
 	for c := 0; c < 4; c++ {
-		lo, hi, q := YMM(), YMM(), ZMM()
-		VMOVDQU(Mem{Base: w, Disp: nibbles + 32*c}, lo)
-		VPSRLW(Imm(4), lo, hi)
-		VINSERTI64X4(Imm(1), hi, lo.AsZ(), q)
-		VPANDD(mask, q, q)
-		if bits == 5 {
-			// Fifth bits: bit 2c of qh for the low nibbles, 2c+1 for the high.
-			f, fh, fz := YMM(), YMM(), ZMM()
-			VMOVDQU(Mem{Base: w, Disp: 16}, f)
-			if c > 0 {
-				VPSRLW(Imm(uint64(2*c)), f, f)
-			}
-			VPSRLW(Imm(1), f, fh)
-			VINSERTI64X4(Imm(1), fh, f.AsZ(), fz)
-			VPANDD(one, fz, fz)
-			VPSLLW(Imm(4), fz, fz)
-			VPORD(fz, q, q)
-		}
-		xq, acc, s := ZMM(), ZMM(), ZMM()
-		VPERMB(q, perm, q)
+		q := quantsVNNI(w, nibbles, c, mask, one, perm)
+		xq, acc := ZMM(), ZMM()
 		VPERMB(Mem{Base: x, Disp: 4 + 64*c}, perm, xq)
 		VPXORD(acc, acc, acc)
 		VPDPBUSD(xq, q, acc) // u8 quants · s8 activations, lanes by sub-block
-		// Scale 2c in the low eight lanes, 2c+1 in the high eight.
-		s1 := YMM()
-		VPBROADCASTD(scales.Offset(4*2*c), s)
-		VPBROADCASTD(scales.Offset(4*(2*c+1)), s1)
-		VINSERTI64X4(Imm(1), s1, s, s)
-		VPMULLD(s, acc, acc)
+		VPMULLD(scalePairVNNI(scales, c), acc, acc)
 		VPADDD(acc, total, total)
 	}
 	lanes := YMM()
@@ -1633,28 +1646,8 @@ func dotQ4_Kx4VNNI(bits int) {
 	}
 
 	for c := 0; c < 4; c++ {
-		lo, hi, q := YMM(), YMM(), ZMM()
-		VMOVDQU64(Mem{Base: w, Disp: nibbles + 32*c}, lo)
-		VPSRLW(Imm(4), lo, hi)
-		VINSERTI64X4(Imm(1), hi, lo.AsZ(), q)
-		VPANDD(mask, q, q)
-		if bits == 5 {
-			f, fh, fz := YMM(), YMM(), ZMM()
-			VMOVDQU64(Mem{Base: w, Disp: 16}, f)
-			if c > 0 {
-				VPSRLW(Imm(uint64(2*c)), f, f)
-			}
-			VPSRLW(Imm(1), f, fh)
-			VINSERTI64X4(Imm(1), fh, f.AsZ(), fz)
-			VPANDD(one, fz, fz)
-			VPSLLW(Imm(4), fz, fz)
-			VPORD(fz, q, q)
-		}
-		VPERMB(q, perm, q)
-		s, s1 := ZMM(), YMM()
-		VPBROADCASTD(scales.Offset(4*2*c), s)
-		VPBROADCASTD(scales.Offset(4*(2*c+1)), s1)
-		VINSERTI64X4(Imm(1), s1, s, s)
+		q := quantsVNNI(w, nibbles, c, mask, one, perm)
+		s := scalePairVNNI(scales, c)
 		for t := 0; t < 4; t++ {
 			xq, acc := ZMM(), ZMM()
 			VPERMB(row(t, 4+64*c), perm, xq)
@@ -1772,19 +1765,9 @@ func dotQ4_Kx4(bits int) {
 		VBROADCASTSS(row(t, 0), xd)
 		VMULPS(xd, dd, dd)
 		VMOVSS(dd, ds.Offset(4*t))
-		mins, bs, bsHi := XMM(), YMM(), XMM()
-		VMOVDQU(row(t, 260), bs)
-		VEXTRACTI128(Imm(1), bs, bsHi)
-		VPHADDW(bsHi, bs.AsX(), bsHi)
-		VPMADDWD(bsHi, minsW, mins)
-		VPHADDD(mins, mins, mins)
-		VPHADDD(mins, mins, mins)
-		VCVTDQ2PS(mins, mins)
-		dmin, f := XMM(), XMM()
-		VMOVSHDUP(dd, dmin)
-		VMULSS(dmin, mins, mins)
+		f := XMM()
 		VMOVSS(sumf.Offset(4*t), f)
-		VSUBSS(mins, f, f)
+		VSUBSS(minTerm(row(t, 260), minsW, dd), f, f)
 		VMOVSS(f, sumf.Offset(4*t))
 	}
 
