@@ -60,8 +60,9 @@ var avx2 = impls{
 // MulQ8_0x8 in AVX-512 VNNI (dotQ8_0x4R2VNNI, dotQ8_0x8R2VNNI): the same
 // bits, more multiplies per cycle in prefill and batched decode; and the
 // Q4_K and Q5_K dots, one row and four (dotQ4_KVNNI, dotQ4_Kx4VNNI …),
-// the same bits in less time, which decode needs: they are bound by their
-// arithmetic, not by memory. Every other kernel is memory-bound in decode or cheap,
+// and the one-row Q6_K dot on 512-bit vectors (dotQ6_KVNNI), the same bits
+// in less time, which decode needs: they are bound by their arithmetic,
+// not by memory. Every other kernel is memory-bound in decode or cheap,
 // and stays AVX2.
 var avx512vnni = func() impls {
 	s := avx2
@@ -75,6 +76,7 @@ var avx512vnni = func() impls {
 	s.accumRowsF32x4 = accumRowsF32x4AVX512
 	s.kq.dotQ4_K = dotQ4_KVNNI
 	s.kq.dotQ5_K = dotQ5_KVNNI
+	s.kq.dotQ6_K = dotQ6_KVNNI
 	s.kq.dotQ4_Kx4 = dotQ4_Kx4VNNI
 	s.kq.dotQ5_Kx4 = dotQ5_Kx4VNNI
 	return s

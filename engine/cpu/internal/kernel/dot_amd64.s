@@ -6715,85 +6715,85 @@ dotQ4_Kx4VNNI_loop:
 dotQ4_Kx4VNNI_done:
 	MOVQ          out+64(FP), AX
 	VMOVUPS       32(SP), Y0
-	VMOVSS        160(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        160(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, (AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
 	VMOVUPS       64(SP), Y0
-	VMOVSS        164(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        164(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, 4(AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
 	VMOVUPS       96(SP), Y0
-	VMOVSS        168(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        168(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, 8(AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 8(AX)
 	VMOVUPS       128(SP), Y0
-	VMOVSS        172(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        172(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, 12(AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 12(AX)
 	VZEROUPPER
 	RET
 
@@ -7099,85 +7099,85 @@ dotQ5_Kx4VNNI_loop:
 dotQ5_Kx4VNNI_done:
 	MOVQ          out+64(FP), AX
 	VMOVUPS       32(SP), Y0
-	VMOVSS        160(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        160(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, (AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, (AX)
 	VMOVUPS       64(SP), Y0
-	VMOVSS        164(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        164(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, 4(AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
 	VMOVUPS       96(SP), Y0
-	VMOVSS        168(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        168(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, 8(AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 8(AX)
 	VMOVUPS       128(SP), Y0
-	VMOVSS        172(SP), X2
-	VEXTRACTF32X4 $0x01, Y0, X1
+	VMOVSS        172(SP), X1
+	VEXTRACTF32X4 $0x01, Y0, X2
 	VPERMILPS     $0x00, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x01, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x02, X0, X3
-	VADDSS        X3, X2, X2
+	VADDSS        X3, X1, X1
 	VPERMILPS     $0x03, X0, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x00, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x01, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x02, X1, X0
-	VADDSS        X0, X2, X2
-	VPERMILPS     $0x03, X1, X0
-	VADDSS        X0, X2, X2
-	VMOVSS        X2, 12(AX)
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 12(AX)
 	VZEROUPPER
 	RET
 
@@ -8064,6 +8064,231 @@ dotQ6_Kx4AVX2_done:
 	VMOVSS       X1, 12(AX)
 	VZEROUPPER
 	RET
+
+// func dotQ6_KVNNI(w []byte, x []byte, nBlocks int) float32
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, F16C, MMX+, SSE
+TEXT ·dotQ6_KVNNI(SB), NOSPLIT, $0-60
+	MOVQ            w_base+0(FP), AX
+	MOVQ            x_base+24(FP), CX
+	MOVQ            nBlocks+48(FP), DX
+	VPXORD          Y0, Y0, Y0
+	VPXORD          X1, X1, X1
+	MOVL            $0x0f0f0f0f, BX
+	VPBROADCASTD    BX, Z2
+	MOVL            $0x03030303, BX
+	VPBROADCASTD    BX, Z3
+	MOVL            $0x20202020, BX
+	VPBROADCASTD    BX, Z4
+	VBROADCASTI32X4 q4kPerm<>+0(SB), Z5
+	VMOVDQU32       q6kScaleIdx<>+0(SB), Z6
+	VMOVDQU32       q6kScaleIdx<>+64(SB), Z7
+	VMOVDQU32       q6kScaleIdx<>+128(SB), Z8
+	VMOVDQU32       q6kScaleIdx<>+192(SB), Z9
+	TESTQ           DX, DX
+	JZ              dotQ6_KVNNI_done
+
+dotQ6_KVNNI_loop:
+	PREFETCHT0    1024(AX)
+	PREFETCHT0    1088(AX)
+	PREFETCHT0    1152(AX)
+	PREFETCHT0    1216(AX)
+	VPMOVSXBW     192(AX), Y10
+	VPMOVZXWD     Y10, Z10
+	VPXORD        Z11, Z11, Z11
+	VPXORD        Z12, Z12, Z12
+	VMOVDQU64     (AX), Z13
+	VPANDD        Z2, Z13, Z13
+	VMOVDQU64     128(AX), Y14
+	VPSRLW        $0x02, Y14, Y15
+	VINSERTI64X4  $0x01, Y15, Z14, Z15
+	VPANDD        Z3, Z15, Z15
+	VPSLLW        $0x04, Z15, Z15
+	VPORD         Z15, Z13, Z13
+	VPSHUFB       Z5, Z13, Z13
+	VMOVDQU64     4(CX), Z15
+	VPSHUFB       Z5, Z15, Z15
+	VPMADDUBSW    Z15, Z13, Z13
+	VPMADDUBSW    Z15, Z4, Z15
+	VPSUBW        Z15, Z13, Z13
+	VPERMD        Z10, Z6, Z15
+	VPSLLD        $0x10, Z15, Z16
+	VPMADDWD      Z15, Z13, Z15
+	VPMADDWD      Z16, Z13, Z16
+	VPADDD        Z15, Z11, Z11
+	VPADDD        Z16, Z12, Z12
+	VMOVDQU64     (AX), Z13
+	VPSRLW        $0x04, Z13, Z13
+	VPANDD        Z2, Z13, Z13
+	VMOVDQU64     128(AX), Y14
+	VPSRLW        $0x06, Y14, Y15
+	VPSRLW        $0x04, Y14, Y14
+	VINSERTI64X4  $0x01, Y15, Z14, Z15
+	VPANDD        Z3, Z15, Z15
+	VPSLLW        $0x04, Z15, Z15
+	VPORD         Z15, Z13, Z13
+	VPSHUFB       Z5, Z13, Z13
+	VMOVDQU64     68(CX), Z15
+	VPSHUFB       Z5, Z15, Z15
+	VPMADDUBSW    Z15, Z13, Z13
+	VPMADDUBSW    Z15, Z4, Z15
+	VPSUBW        Z15, Z13, Z13
+	VPERMD        Z10, Z7, Z15
+	VPSLLD        $0x10, Z15, Z16
+	VPMADDWD      Z15, Z13, Z15
+	VPMADDWD      Z16, Z13, Z16
+	VPADDD        Z15, Z11, Z11
+	VPADDD        Z16, Z12, Z12
+	VMOVDQU64     64(AX), Z13
+	VPANDD        Z2, Z13, Z13
+	VMOVDQU64     160(AX), Y14
+	VPSRLW        $0x02, Y14, Y15
+	VINSERTI64X4  $0x01, Y15, Z14, Z15
+	VPANDD        Z3, Z15, Z15
+	VPSLLW        $0x04, Z15, Z15
+	VPORD         Z15, Z13, Z13
+	VPSHUFB       Z5, Z13, Z13
+	VMOVDQU64     132(CX), Z15
+	VPSHUFB       Z5, Z15, Z15
+	VPMADDUBSW    Z15, Z13, Z13
+	VPMADDUBSW    Z15, Z4, Z15
+	VPSUBW        Z15, Z13, Z13
+	VPERMD        Z10, Z8, Z15
+	VPSLLD        $0x10, Z15, Z16
+	VPMADDWD      Z15, Z13, Z15
+	VPMADDWD      Z16, Z13, Z16
+	VPADDD        Z15, Z11, Z11
+	VPADDD        Z16, Z12, Z12
+	VMOVDQU64     64(AX), Z13
+	VPSRLW        $0x04, Z13, Z13
+	VPANDD        Z2, Z13, Z13
+	VMOVDQU64     160(AX), Y14
+	VPSRLW        $0x06, Y14, Y15
+	VPSRLW        $0x04, Y14, Y14
+	VINSERTI64X4  $0x01, Y15, Z14, Z15
+	VPANDD        Z3, Z15, Z15
+	VPSLLW        $0x04, Z15, Z15
+	VPORD         Z15, Z13, Z13
+	VPSHUFB       Z5, Z13, Z13
+	VMOVDQU64     196(CX), Z15
+	VPSHUFB       Z5, Z15, Z15
+	VPMADDUBSW    Z15, Z13, Z13
+	VPMADDUBSW    Z15, Z4, Z15
+	VPSUBW        Z15, Z13, Z13
+	VPERMD        Z10, Z9, Z10
+	VPSLLD        $0x10, Z10, Z15
+	VPMADDWD      Z10, Z13, Z10
+	VPMADDWD      Z15, Z13, Z15
+	VPADDD        Z10, Z11, Z11
+	VPADDD        Z15, Z12, Z12
+	VEXTRACTI64X4 $0x01, Z11, Y10
+	VPADDD        Y11, Y10, Y10
+	VEXTRACTI64X4 $0x01, Z12, Y13
+	VPADDD        Y12, Y13, Y13
+	VPUNPCKLDQ    Y13, Y10, Y14
+	VPUNPCKHDQ    Y13, Y10, Y10
+	VSHUFI32X4    $0x00, Y10, Y14, Y13
+	VSHUFI32X4    $0x03, Y10, Y14, Y10
+	VPADDD        Y10, Y13, Y13
+	VCVTDQ2PS     Y13, Y13
+	MOVWLZX       208(AX), BX
+	VMOVD         BX, X10
+	VCVTPH2PS     X10, X10
+	VMULSS        (CX), X10, X10
+	VBROADCASTSS  X10, Y10
+	VMULPS        Y10, Y13, Y13
+	VADDPS        Y13, Y0, Y0
+	ADDQ          $+210, AX
+	ADDQ          $+292, CX
+	DECQ          DX
+	JNZ           dotQ6_KVNNI_loop
+
+dotQ6_KVNNI_done:
+	VEXTRACTF32X4 $0x01, Y0, X2
+	VPERMILPS     $0x00, X0, X3
+	VADDSS        X3, X1, X1
+	VPERMILPS     $0x01, X0, X3
+	VADDSS        X3, X1, X1
+	VPERMILPS     $0x02, X0, X3
+	VADDSS        X3, X1, X1
+	VPERMILPS     $0x03, X0, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x00, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x01, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x02, X2, X0
+	VADDSS        X0, X1, X1
+	VPERMILPS     $0x03, X2, X0
+	VADDSS        X0, X1, X1
+	VZEROUPPER
+	MOVSS         X1, ret+56(FP)
+	RET
+
+DATA q6kScaleIdx<>+0(SB)/4, $0x00000000
+DATA q6kScaleIdx<>+4(SB)/4, $0x00000000
+DATA q6kScaleIdx<>+8(SB)/4, $0x00000000
+DATA q6kScaleIdx<>+12(SB)/4, $0x00000000
+DATA q6kScaleIdx<>+16(SB)/4, $0x00000001
+DATA q6kScaleIdx<>+20(SB)/4, $0x00000001
+DATA q6kScaleIdx<>+24(SB)/4, $0x00000001
+DATA q6kScaleIdx<>+28(SB)/4, $0x00000001
+DATA q6kScaleIdx<>+32(SB)/4, $0x00000002
+DATA q6kScaleIdx<>+36(SB)/4, $0x00000002
+DATA q6kScaleIdx<>+40(SB)/4, $0x00000002
+DATA q6kScaleIdx<>+44(SB)/4, $0x00000002
+DATA q6kScaleIdx<>+48(SB)/4, $0x00000003
+DATA q6kScaleIdx<>+52(SB)/4, $0x00000003
+DATA q6kScaleIdx<>+56(SB)/4, $0x00000003
+DATA q6kScaleIdx<>+60(SB)/4, $0x00000003
+DATA q6kScaleIdx<>+64(SB)/4, $0x00000004
+DATA q6kScaleIdx<>+68(SB)/4, $0x00000004
+DATA q6kScaleIdx<>+72(SB)/4, $0x00000004
+DATA q6kScaleIdx<>+76(SB)/4, $0x00000004
+DATA q6kScaleIdx<>+80(SB)/4, $0x00000005
+DATA q6kScaleIdx<>+84(SB)/4, $0x00000005
+DATA q6kScaleIdx<>+88(SB)/4, $0x00000005
+DATA q6kScaleIdx<>+92(SB)/4, $0x00000005
+DATA q6kScaleIdx<>+96(SB)/4, $0x00000006
+DATA q6kScaleIdx<>+100(SB)/4, $0x00000006
+DATA q6kScaleIdx<>+104(SB)/4, $0x00000006
+DATA q6kScaleIdx<>+108(SB)/4, $0x00000006
+DATA q6kScaleIdx<>+112(SB)/4, $0x00000007
+DATA q6kScaleIdx<>+116(SB)/4, $0x00000007
+DATA q6kScaleIdx<>+120(SB)/4, $0x00000007
+DATA q6kScaleIdx<>+124(SB)/4, $0x00000007
+DATA q6kScaleIdx<>+128(SB)/4, $0x00000008
+DATA q6kScaleIdx<>+132(SB)/4, $0x00000008
+DATA q6kScaleIdx<>+136(SB)/4, $0x00000008
+DATA q6kScaleIdx<>+140(SB)/4, $0x00000008
+DATA q6kScaleIdx<>+144(SB)/4, $0x00000009
+DATA q6kScaleIdx<>+148(SB)/4, $0x00000009
+DATA q6kScaleIdx<>+152(SB)/4, $0x00000009
+DATA q6kScaleIdx<>+156(SB)/4, $0x00000009
+DATA q6kScaleIdx<>+160(SB)/4, $0x0000000a
+DATA q6kScaleIdx<>+164(SB)/4, $0x0000000a
+DATA q6kScaleIdx<>+168(SB)/4, $0x0000000a
+DATA q6kScaleIdx<>+172(SB)/4, $0x0000000a
+DATA q6kScaleIdx<>+176(SB)/4, $0x0000000b
+DATA q6kScaleIdx<>+180(SB)/4, $0x0000000b
+DATA q6kScaleIdx<>+184(SB)/4, $0x0000000b
+DATA q6kScaleIdx<>+188(SB)/4, $0x0000000b
+DATA q6kScaleIdx<>+192(SB)/4, $0x0000000c
+DATA q6kScaleIdx<>+196(SB)/4, $0x0000000c
+DATA q6kScaleIdx<>+200(SB)/4, $0x0000000c
+DATA q6kScaleIdx<>+204(SB)/4, $0x0000000c
+DATA q6kScaleIdx<>+208(SB)/4, $0x0000000d
+DATA q6kScaleIdx<>+212(SB)/4, $0x0000000d
+DATA q6kScaleIdx<>+216(SB)/4, $0x0000000d
+DATA q6kScaleIdx<>+220(SB)/4, $0x0000000d
+DATA q6kScaleIdx<>+224(SB)/4, $0x0000000e
+DATA q6kScaleIdx<>+228(SB)/4, $0x0000000e
+DATA q6kScaleIdx<>+232(SB)/4, $0x0000000e
+DATA q6kScaleIdx<>+236(SB)/4, $0x0000000e
+DATA q6kScaleIdx<>+240(SB)/4, $0x0000000f
+DATA q6kScaleIdx<>+244(SB)/4, $0x0000000f
+DATA q6kScaleIdx<>+248(SB)/4, $0x0000000f
+DATA q6kScaleIdx<>+252(SB)/4, $0x0000000f
+GLOBL q6kScaleIdx<>(SB), RODATA|NOPTR, $256
 
 // func dotQ4_0AVX2(w []byte, x []byte, nBlocks int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE

@@ -65,6 +65,7 @@ func main() {
 	dotQ4_Kx4VNNI(5)
 	dotQ6_K()
 	dotQ6_Kx4()
+	dotQ6_KVNNI()
 	for _, f := range q32Formats {
 		dotQ32(f)
 	}
@@ -1677,17 +1678,10 @@ func dotQ4_Kx4VNNI(bits int) {
 	Label(name + "_done")
 	out := Load(Param("out"), GP64())
 	for t := 0; t < 4; t++ {
-		acc, hiSums, f := YMM(), XMM(), XMM()
+		acc, f := YMM(), XMM()
 		VMOVUPS(sums.Offset(32*t), acc)
 		VMOVSS(sumf.Offset(4*t), f)
-		VEXTRACTF32X4(Imm(1), acc, hiSums)
-		for _, half := range []Op{acc.AsX(), hiSums} {
-			for k := 0; k < 4; k++ {
-				v := XMM()
-				VPERMILPS(Imm(uint64(k)), half, v)
-				VADDSS(v, f, f)
-			}
-		}
+		addLanesInOrderEVEX(acc, f)
 		VMOVSS(f, Mem{Base: out, Disp: 4 * t})
 	}
 	VZEROUPPER()
@@ -1885,6 +1879,19 @@ func kLanes(even, odd VecVirtual) VecVirtual {
 func addLanesInOrder(sums, sumf VecVirtual) {
 	hiSums := XMM()
 	VEXTRACTF128(Imm(1), sums, hiSums)
+	addHalvesInOrder(sums, hiSums, sumf)
+}
+
+// addLanesInOrderEVEX is addLanesInOrder with EVEX instructions only.
+func addLanesInOrderEVEX(sums, sumf VecVirtual) {
+	hiSums := XMM()
+	VEXTRACTF32X4(Imm(1), sums, hiSums)
+	addHalvesInOrder(sums, hiSums, sumf)
+}
+
+// addHalvesInOrder adds the four lanes of sums's low half, then those of
+// hiSums, to sumf one at a time.
+func addHalvesInOrder(sums, hiSums, sumf VecVirtual) {
 	for _, half := range []Op{sums.AsX(), hiSums} {
 		for k := 0; k < 4; k++ {
 			v := XMM()
@@ -2120,6 +2127,143 @@ func dotQ6_Kx4() {
 		VMOVSS(f, Mem{Base: out, Disp: 4 * t})
 	}
 	VZEROUPPER()
+	RET()
+}
+
+// q6kScaleIdx holds, for j = 0…3, the VPERMD index that spreads dwords
+// 4j…4j+3 of a vector over its four 128-bit lanes, one a lane.
+var q6kScaleIdx = sync.OnceValue(func() Mem {
+	m := GLOBL("q6kScaleIdx", RODATA|NOPTR)
+	for j := 0; j < 4; j++ {
+		for i := 0; i < 16; i++ {
+			DATA(64*j+4*i, U32(4*j+i/4))
+		}
+	}
+	return m
+})
+
+// dotQ6_KVNNI writes dotQ6_KVNNI, dotQ6_KAVX2 on 512-bit vectors (AVX-512
+// BW; named for the set that uses it): two 32-value groups a vector, so
+// half the instructions. Each 128-bit lane holds one 16-value sub-block, so
+// a vector's scale vector has four scales, one a lane (q6kScaleIdx); the
+// even and odd lane sums of its four lanes add up to the generic's eight
+// int32 lanes exactly as dotQ6_KAVX2's two do, and the float32 tail is
+// that kernel's. Only EVEX instructions.
+func dotQ6_KVNNI() {
+	name := "dotQ6_KVNNI"
+	TEXT(name, NOSPLIT, "func(w, x []byte, nBlocks int) float32")
+	Doc(name+" is the AVX-512 form of dotQ6_KGeneric.", "w and x hold nBlocks·210 and nBlocks·292 bytes.")
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	sums, sumf := YMM(), XMM()
+	VPXORD(sums, sums, sums)
+	VPXORD(sumf, sumf, sumf)
+	low4, low2, m32, perm := ZMM(), ZMM(), ZMM(), ZMM()
+	r := GP32()
+	for _, c := range []struct {
+		v   VecVirtual
+		val uint32
+	}{{low4, 0x0f0f0f0f}, {low2, 0x03030303}, {m32, 0x20202020}} {
+		MOVL(U32(c.val), r)
+		VPBROADCASTD(r, c.v)
+	}
+	VBROADCASTI32X4(q4kPerm(), perm)
+	var idx [4]VecVirtual
+	for j := range idx {
+		idx[j] = ZMM()
+		VMOVDQU32(q6kScaleIdx().Offset(64*j), idx[j])
+	}
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	prefetchW(Mem{Base: w, Disp: 192})
+
+	// The 16 scales as int16, each zero-extended to a dword.
+	sw, sd := YMM(), ZMM()
+	VPMOVSXBW(Mem{Base: w, Disp: 192}, sw)
+	VPMOVZXWD(sw, sd)
+
+	even, odd := ZMM(), ZMM()
+	VPXORD(even, even, even)
+	VPXORD(odd, odd, odd)
+	for n := 0; n < 2; n++ {
+		for g := 0; g < 4; g += 2 {
+			// Groups g and g+1: the low (g = 0) or high (g = 2) nibbles of
+			// the 64 bytes of ql at 64n, ORed with bits 2g…2g+1 (2g+2…2g+3
+			// for g+1) of the 32 bytes of qh at 128+32n, shifted to bits 4–5.
+			a, hl, hh, h := ZMM(), YMM(), YMM(), ZMM()
+			VMOVDQU64(Mem{Base: w, Disp: 64 * n}, a)
+			if g == 2 {
+				VPSRLW(Imm(4), a, a)
+			}
+			VPANDD(low4, a, a)
+			VMOVDQU64(Mem{Base: w, Disp: 128 + 32*n}, hl)
+			VPSRLW(Imm(uint64(2*g+2)), hl, hh)
+			if g > 0 {
+				VPSRLW(Imm(uint64(2*g)), hl, hl)
+			}
+			VINSERTI64X4(Imm(1), hh, hl.AsZ(), h)
+			VPANDD(low2, h, h)
+			VPSLLW(Imm(4), h, h)
+			VPORD(h, a, a)
+			VPSHUFB(perm, a, a)
+
+			q8, p, m := ZMM(), ZMM(), ZMM()
+			VMOVDQU64(Mem{Base: x, Disp: 4 + 128*n + 32*g}, q8)
+			VPSHUFB(perm, q8, q8)
+			VPMADDUBSW(q8, a, p)   // q·q8, pairs k and k+8
+			VPMADDUBSW(q8, m32, m) // 32·q8, the same pairs
+			VPSUBW(m, p, p)        // (q−32)·q8, exact
+
+			// Scales 8n+2g … 8n+2g+3, one a 128-bit lane.
+			se, so := ZMM(), ZMM()
+			VPERMD(sd, idx[(8*n+2*g)/4], se)
+			VPSLLD(Imm(16), se, so)
+			VPMADDWD(se, p, se)
+			VPMADDWD(so, p, so)
+			VPADDD(se, even, even)
+			VPADDD(so, odd, odd)
+		}
+	}
+	// Fold the four 128-bit lanes to two, then as kLanes.
+	e, o := YMM(), YMM()
+	VEXTRACTI64X4(Imm(1), even, e)
+	VPADDD(even.AsY(), e, e)
+	VEXTRACTI64X4(Imm(1), odd, o)
+	VPADDD(odd.AsY(), o, o)
+	lo, hi := YMM(), YMM()
+	VPUNPCKLDQ(o, e, lo) // e0 o0 e1 o1 | e4 o4 e5 o5
+	VPUNPCKHDQ(o, e, hi) // e2 o2 e3 o3 | e6 o6 e7 o7
+	lanes, upper := YMM(), YMM()
+	VSHUFI32X4(Imm(0b00), hi, lo, lanes) // e0 o0 e1 o1 e2 o2 e3 o3
+	VSHUFI32X4(Imm(0b11), hi, lo, upper) // e4 o4 e5 o5 e6 o6 e7 o7
+	VPADDD(upper, lanes, lanes)
+	VCVTDQ2PS(lanes, lanes)
+
+	// d = float32(d_w·x.d)
+	dd, d := XMM(), YMM()
+	MOVWLZX(Mem{Base: w, Disp: 208}, r)
+	VMOVD(r, dd)
+	VCVTPH2PS(dd, dd)
+	VMULSS(Mem{Base: x}, dd, dd)
+	VBROADCASTSS(dd, d)
+	VMULPS(d, lanes, lanes)
+	VADDPS(lanes, sums, sums)
+
+	ADDQ(I32(q6kBlock), w)
+	ADDQ(I32(q8kBlock), x)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	addLanesInOrderEVEX(sums, sumf)
+	VZEROUPPER()
+	Store(sumf, ReturnIndex(0))
 	RET()
 }
 
