@@ -77,6 +77,7 @@ var avx512vnni = func() impls {
 	s.kq.dotQ4_K = dotQ4_KVNNI
 	s.kq.dotQ5_K = dotQ5_KVNNI
 	s.kq.dotQ6_K = dotQ6_KVNNI
+	s.kq.dotQ6_Kx4 = dotQ6_Kx4VNNI
 	s.kq.dotQ4_Kx4 = dotQ4_Kx4VNNI
 	s.kq.dotQ5_Kx4 = dotQ5_Kx4VNNI
 	return s

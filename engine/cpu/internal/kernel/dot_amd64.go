@@ -245,6 +245,10 @@ func dotQ6_Kx4AVX2(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32
 // w and x hold nBlocks·210 and nBlocks·292 bytes.
 func dotQ6_KVNNI(w []byte, x []byte, nBlocks int) float32
 
+// dotQ6_Kx4VNNI is the four-row form of dotQ6_KVNNI: out[t] is the dot of w with the Q8_K row at x[t·xStride:].
+// w holds nBlocks·210 bytes, x 3·xStride + nBlocks·292.
+func dotQ6_Kx4VNNI(w []byte, x []byte, xStride int, nBlocks int, out *[4]float32)
+
 // dotQ4_0AVX2 is the AVX2 form of dotQ4_0Generic.
 // w and x hold nBlocks·18 and nBlocks·34 bytes.
 func dotQ4_0AVX2(w []byte, x []byte, nBlocks int) float32

@@ -66,6 +66,7 @@ func main() {
 	dotQ6_K()
 	dotQ6_Kx4()
 	dotQ6_KVNNI()
+	dotQ6_Kx4VNNI()
 	for _, f := range q32Formats {
 		dotQ32(f)
 	}
@@ -2159,21 +2160,8 @@ func dotQ6_KVNNI() {
 	sums, sumf := YMM(), XMM()
 	VPXORD(sums, sums, sums)
 	VPXORD(sumf, sumf, sumf)
-	low4, low2, m32, perm := ZMM(), ZMM(), ZMM(), ZMM()
+	low4, low2, m32, perm, idx := q6kConstsVNNI()
 	r := GP32()
-	for _, c := range []struct {
-		v   VecVirtual
-		val uint32
-	}{{low4, 0x0f0f0f0f}, {low2, 0x03030303}, {m32, 0x20202020}} {
-		MOVL(U32(c.val), r)
-		VPBROADCASTD(r, c.v)
-	}
-	VBROADCASTI32X4(q4kPerm(), perm)
-	var idx [4]VecVirtual
-	for j := range idx {
-		idx[j] = ZMM()
-		VMOVDQU32(q6kScaleIdx().Offset(64*j), idx[j])
-	}
 
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
@@ -2196,22 +2184,7 @@ func dotQ6_KVNNI() {
 			// Groups g and g+1: the low (g = 0) or high (g = 2) nibbles of
 			// the 64 bytes of ql at 64n, ORed with bits 2g…2g+1 (2g+2…2g+3
 			// for g+1) of the 32 bytes of qh at 128+32n, shifted to bits 4–5.
-			a, hl, hh, h := ZMM(), YMM(), YMM(), ZMM()
-			VMOVDQU64(Mem{Base: w, Disp: 64 * n}, a)
-			if g == 2 {
-				VPSRLW(Imm(4), a, a)
-			}
-			VPANDD(low4, a, a)
-			VMOVDQU64(Mem{Base: w, Disp: 128 + 32*n}, hl)
-			VPSRLW(Imm(uint64(2*g+2)), hl, hh)
-			if g > 0 {
-				VPSRLW(Imm(uint64(2*g)), hl, hl)
-			}
-			VINSERTI64X4(Imm(1), hh, hl.AsZ(), h)
-			VPANDD(low2, h, h)
-			VPSLLW(Imm(4), h, h)
-			VPORD(h, a, a)
-			VPSHUFB(perm, a, a)
+			a := q6kPairVNNI(w, n, g, low4, low2, perm)
 
 			q8, p, m := ZMM(), ZMM(), ZMM()
 			VMOVDQU64(Mem{Base: x, Disp: 4 + 128*n + 32*g}, q8)
@@ -2230,20 +2203,7 @@ func dotQ6_KVNNI() {
 			VPADDD(so, odd, odd)
 		}
 	}
-	// Fold the four 128-bit lanes to two, then as kLanes.
-	e, o := YMM(), YMM()
-	VEXTRACTI64X4(Imm(1), even, e)
-	VPADDD(even.AsY(), e, e)
-	VEXTRACTI64X4(Imm(1), odd, o)
-	VPADDD(odd.AsY(), o, o)
-	lo, hi := YMM(), YMM()
-	VPUNPCKLDQ(o, e, lo) // e0 o0 e1 o1 | e4 o4 e5 o5
-	VPUNPCKHDQ(o, e, hi) // e2 o2 e3 o3 | e6 o6 e7 o7
-	lanes, upper := YMM(), YMM()
-	VSHUFI32X4(Imm(0b00), hi, lo, lanes) // e0 o0 e1 o1 e2 o2 e3 o3
-	VSHUFI32X4(Imm(0b11), hi, lo, upper) // e4 o4 e5 o5 e6 o6 e7 o7
-	VPADDD(upper, lanes, lanes)
-	VCVTDQ2PS(lanes, lanes)
+	lanes := kLanesVNNI(even, odd)
 
 	// d = float32(d_w·x.d)
 	dd, d := XMM(), YMM()
@@ -2264,6 +2224,166 @@ func dotQ6_KVNNI() {
 	addLanesInOrderEVEX(sums, sumf)
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
+	RET()
+}
+
+// q6kPairVNNI returns Q6_K groups g and g+1 (g = 0 or 2) of half n of the
+// super-block at w as one vector of 6-bit quants, permuted by perm within
+// each 128-bit lane as q4kPerm: the low (g = 0) or high (g = 2) nibbles of
+// the 64 bytes of ql at 64n, ORed with bits 2g…2g+1 (2g+2…2g+3 for g+1) of
+// the 32 bytes of qh at 128+32n, shifted to bits 4–5.
+func q6kPairVNNI(w Register, n, g int, low4, low2, perm VecVirtual) VecVirtual {
+	a, hl, hh, h := ZMM(), YMM(), YMM(), ZMM()
+	VMOVDQU64(Mem{Base: w, Disp: 64 * n}, a)
+	if g == 2 {
+		VPSRLW(Imm(4), a, a)
+	}
+	VPANDD(low4, a, a)
+	VMOVDQU64(Mem{Base: w, Disp: 128 + 32*n}, hl)
+	VPSRLW(Imm(uint64(2*g+2)), hl, hh)
+	if g > 0 {
+		VPSRLW(Imm(uint64(2*g)), hl, hl)
+	}
+	VINSERTI64X4(Imm(1), hh, hl.AsZ(), h)
+	VPANDD(low2, h, h)
+	VPSLLW(Imm(4), h, h)
+	VPORD(h, a, a)
+	VPSHUFB(perm, a, a)
+	return a
+}
+
+// kLanesVNNI is kLanes for 512-bit even and odd accumulators whose four
+// 128-bit lanes all hold lane sums (dotQ6_KVNNI): it adds the upper 256
+// bits to the lower, then interleaves as kLanes does, with EVEX
+// instructions only.
+func kLanesVNNI(even, odd VecVirtual) VecVirtual {
+	e, o := YMM(), YMM()
+	VEXTRACTI64X4(Imm(1), even, e)
+	VPADDD(even.AsY(), e, e)
+	VEXTRACTI64X4(Imm(1), odd, o)
+	VPADDD(odd.AsY(), o, o)
+	lo, hi := YMM(), YMM()
+	VPUNPCKLDQ(o, e, lo) // e0 o0 e1 o1 | e4 o4 e5 o5
+	VPUNPCKHDQ(o, e, hi) // e2 o2 e3 o3 | e6 o6 e7 o7
+	lanes, upper := YMM(), YMM()
+	VSHUFI32X4(Imm(0b00), hi, lo, lanes) // e0 o0 e1 o1 e2 o2 e3 o3
+	VSHUFI32X4(Imm(0b11), hi, lo, upper) // e4 o4 e5 o5 e6 o6 e7 o7
+	VPADDD(upper, lanes, lanes)
+	VCVTDQ2PS(lanes, lanes)
+	return lanes
+}
+
+// q6kConstsVNNI loads dotQ6_KVNNI's constants: bytes of 0x0f, 0x03 and 32,
+// q4kPerm in every 128-bit lane, and the four q6kScaleIdx indexes.
+func q6kConstsVNNI() (low4, low2, m32, perm VecVirtual, idx [4]VecVirtual) {
+	low4, low2, m32, perm = ZMM(), ZMM(), ZMM(), ZMM()
+	r := GP32()
+	for _, c := range []struct {
+		v   VecVirtual
+		val uint32
+	}{{low4, 0x0f0f0f0f}, {low2, 0x03030303}, {m32, 0x20202020}} {
+		MOVL(U32(c.val), r)
+		VPBROADCASTD(r, c.v)
+	}
+	VBROADCASTI32X4(q4kPerm(), perm)
+	for j := range idx {
+		idx[j] = ZMM()
+		VMOVDQU32(q6kScaleIdx().Offset(64*j), idx[j])
+	}
+	return
+}
+
+// dotQ6_Kx4VNNI writes dotQ6_Kx4VNNI, dotQ6_KVNNI for four rows of
+// activations as dotQ6_Kx4 is dotQ6_KAVX2 for four: each pair of groups'
+// quants and scales are put together once, and each row does the rest as
+// dotQ6_KVNNI does, for its bits.
+func dotQ6_Kx4VNNI() {
+	name := "dotQ6_Kx4VNNI"
+	TEXT(name, NOSPLIT, "func(w, x []byte, xStride, nBlocks int, out *[4]float32)")
+	Doc(name+" is the four-row form of dotQ6_KVNNI: out[t] is the dot of w with the Q8_K row at x[t·xStride:].",
+		"w holds nBlocks·210 bytes, x 3·xStride + nBlocks·292.")
+	w := Load(Param("w").Base(), GP64())
+	x := Load(Param("x").Base(), GP64())
+	stride := Load(Param("xStride"), GP64())
+	nb := Load(Param("nBlocks"), GP64())
+	x2, row := fourRows(x, stride)
+	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
+
+	zero := YMM()
+	VPXORD(zero, zero, zero)
+	for t := 0; t < 4; t++ {
+		VMOVDQU64(zero, sums.Offset(32*t))
+	}
+	low4, low2, m32, perm, idx := q6kConstsVNNI()
+
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	prefetchW(Mem{Base: w})
+	prefetchW(Mem{Base: w, Disp: 64})
+	prefetchW(Mem{Base: w, Disp: 128})
+	prefetchW(Mem{Base: w, Disp: 192})
+
+	sw, sd := YMM(), ZMM()
+	VPMOVSXBW(Mem{Base: w, Disp: 192}, sw)
+	VPMOVZXWD(sw, sd)
+
+	var even, odd [4]VecVirtual
+	for t := range even {
+		even[t], odd[t] = ZMM(), ZMM()
+		VPXORD(even[t], even[t], even[t])
+		VPXORD(odd[t], odd[t], odd[t])
+	}
+	for n := 0; n < 2; n++ {
+		for g := 0; g < 4; g += 2 {
+			a := q6kPairVNNI(w, n, g, low4, low2, perm)
+			se, so := ZMM(), ZMM()
+			VPERMD(sd, idx[(8*n+2*g)/4], se)
+			VPSLLD(Imm(16), se, so)
+			for t := 0; t < 4; t++ {
+				q8, p, m := ZMM(), ZMM(), ZMM()
+				VMOVDQU64(row(t, 4+128*n+32*g), q8)
+				VPSHUFB(perm, q8, q8)
+				VPMADDUBSW(q8, a, p)   // q·q8, pairs k and k+8
+				VPMADDUBSW(q8, m32, m) // 32·q8, the same pairs
+				VPSUBW(m, p, p)        // (q−32)·q8, exact
+				VPMADDWD(se, p, m)
+				VPADDD(m, even[t], even[t])
+				VPMADDWD(so, p, m)
+				VPADDD(m, odd[t], odd[t])
+			}
+		}
+	}
+	r := GP32()
+	for t := 0; t < 4; t++ {
+		lanes := kLanesVNNI(even[t], odd[t])
+		dd, d := XMM(), YMM()
+		MOVWLZX(Mem{Base: w, Disp: 208}, r)
+		VMOVD(r, dd)
+		VCVTPH2PS(dd, dd)
+		VMULSS(row(t, 0), dd, dd)
+		VBROADCASTSS(dd, d)
+		VMULPS(d, lanes, lanes)
+		VADDPS(sums.Offset(32*t), lanes, lanes)
+		VMOVUPS(lanes, sums.Offset(32*t))
+	}
+
+	ADDQ(I32(q6kBlock), w)
+	ADDQ(I32(q8kBlock), x)
+	ADDQ(I32(q8kBlock), x2)
+	DECQ(nb)
+	JNZ(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	out := Load(Param("out"), GP64())
+	for t := 0; t < 4; t++ {
+		acc, f := YMM(), XMM()
+		VMOVUPS(sums.Offset(32*t), acc)
+		VPXORD(f, f, f)
+		addLanesInOrderEVEX(acc, f)
+		VMOVSS(f, Mem{Base: out, Disp: 4 * t})
+	}
+	VZEROUPPER()
 	RET()
 }
 
