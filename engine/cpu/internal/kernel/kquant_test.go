@@ -1107,10 +1107,17 @@ func TestKQuantGolden(t *testing.T) {
 // implementation set.
 func TestKQuantDotx4(t *testing.T) {
 	t.Parallel()
+	sets := append([]impls{active}, asmFallbacks()...)
+	sets = append(sets, generic)
 	for _, c := range []struct {
 		name string
 		x4   func(w, x []byte, xStride, nBlocks int, out *[4]float32)
-	}{{"Q4_K", DotQ4_Kx4}, {"Q5_K", DotQ5_Kx4}, {"Q6_K", DotQ6_Kx4}} {
+		of   func(kquantImpls) func(w, x []byte, xStride, nBlocks int, out *[4]float32)
+	}{
+		{"Q4_K", DotQ4_Kx4, func(k kquantImpls) func(w, x []byte, xStride, nBlocks int, out *[4]float32) { return k.dotQ4_Kx4 }},
+		{"Q5_K", DotQ5_Kx4, func(k kquantImpls) func(w, x []byte, xStride, nBlocks int, out *[4]float32) { return k.dotQ5_Kx4 }},
+		{"Q6_K", DotQ6_Kx4, func(k kquantImpls) func(w, x []byte, xStride, nBlocks int, out *[4]float32) { return k.dotQ6_Kx4 }},
+	} {
 		var f *kqFormat
 		for _, k := range kqFormats {
 			if k.name == c.name {
@@ -1134,23 +1141,19 @@ func TestKQuantDotx4(t *testing.T) {
 			for row := range want {
 				want[row] = f.generic(w, x[row*stride:], nb)
 			}
-			check := func(impl string) {
+			// Each set's kernel directly: swapping the active set would
+			// race with the tests that run beside this one.
+			for _, set := range sets {
 				var got [4]float32
-				c.x4(w, x, stride, nb, &got)
+				x4 := c.of(set.kq)
+				if set.name == active.name {
+					x4 = c.x4 // through the exported function's checks
+				}
+				x4(w, x[:3*stride+nb*f.xSize], stride, nb, &got)
 				for row := range got {
-					require.Equal(t, math.Float32bits(want[row]), math.Float32bits(got[row]), "%s %s nb %d stride %d row %d", c.name, impl, nb, stride, row)
+					require.Equal(t, math.Float32bits(want[row]), math.Float32bits(got[row]), "%s %s nb %d stride %d row %d", c.name, set.name, nb, stride, row)
 				}
 			}
-			check(Impl())
-			for _, s := range asmFallbacks() {
-				saved := active
-				active = s
-				check(s.name)
-				active = saved
-			}
-			restore := ForceGeneric()
-			check("generic")
-			restore()
 		}
 		require.Panics(t, func() { c.x4(make([]byte, f.wSize), make([]byte, 3*f.xSize), f.xSize-1, 1, new([4]float32)) }, "rows overlap")
 		require.Panics(t, func() { c.x4(make([]byte, f.wSize), make([]byte, 4*f.xSize-1), f.xSize, 1, new([4]float32)) }, "x too short")

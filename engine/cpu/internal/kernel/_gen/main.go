@@ -1365,6 +1365,36 @@ func minTerm(bsums Mem, mins, dd VecVirtual) VecVirtual {
 	return m
 }
 
+// doubleMins returns the eight int16 mins of mins each twice in a row,
+// once per 16-value bsum of its sub-block (minTermEVEX).
+func doubleMins(mins VecVirtual) VecVirtual {
+	lo, hi, d := XMM(), XMM(), YMM()
+	VPUNPCKLWD(mins, mins, lo)
+	VPUNPCKHWD(mins, mins, hi)
+	VINSERTI32X4(Imm(1), hi, lo.AsY(), d)
+	return d
+}
+
+// minTermEVEX is minTerm with EVEX instructions only (VPHADDW has no EVEX
+// form): the bsums meet the mins doubled (doubleMins) in one VPMADDWD and
+// shuffles add up the eight dwords, the same exact integer.
+func minTermEVEX(bsums Mem, minsDup, dd VecVirtual) VecVirtual {
+	bs, p, m, t := YMM(), YMM(), XMM(), XMM()
+	VMOVDQU64(bsums, bs)
+	VPMADDWD(minsDup, bs, p)
+	VEXTRACTI32X4(Imm(1), p, m)
+	VPADDD(m, p.AsX(), m)
+	VPSHUFD(Imm(0x4e), m, t)
+	VPADDD(t, m, m)
+	VPSHUFD(Imm(0xb1), m, t)
+	VPADDD(t, m, m)
+	VCVTDQ2PS(m, m)
+	dmin := XMM()
+	VMOVSHDUP(dd, dmin)
+	VMULSS(dmin, m, m)
+	return m
+}
+
 // unpackKScales unpacks the eight 6-bit scales and mins of the Q4_K or
 // Q5_K super-block at w from their twelve bytes with four 32-bit masks and
 // shifts (ggml's utmp trick): it writes the scales, widened to int32, to
@@ -1375,13 +1405,16 @@ func unpackKScales(w Register, scales Mem) (mins VecVirtual) {
 	return unpackKScalesTo(w, scales, VMOVDQU)
 }
 
-// unpackKScalesEVEX is unpackKScales with only instructions that have an
-// EVEX form, for kernels that may be given Y16–Y31.
-func unpackKScalesEVEX(w Register, scales Mem) (mins VecVirtual) {
-	return unpackKScalesTo(w, scales, func(a, b Op) { VMOVDQU32(a, b) })
+func unpackKScalesTo(w Register, scales Mem, store func(Op, Op)) (mins VecVirtual) {
+	mins, _ = unpackKScalesReg(w, scales, store)
+	return mins
 }
 
-func unpackKScalesTo(w Register, scales Mem, store func(Op, Op)) (mins VecVirtual) {
+// unpackKScalesReg is unpackKScalesTo that also returns the scales as int32
+// in a register, for kernels that spread them with VPERMD rather than
+// reload them from scales (store is then nil, and scales unused): a load
+// from the middle of a recent wide store is not always forwarded.
+func unpackKScalesReg(w Register, scales Mem, store func(Op, Op)) (mins, sc VecVirtual) {
 	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
 	MOVL(Mem{Base: w, Disp: 4}, u0)
 	MOVL(Mem{Base: w, Disp: 8}, u1)
@@ -1410,14 +1443,17 @@ func unpackKScalesTo(w Register, scales Mem, store func(Op, Op)) (mins VecVirtua
 	ORL(t, u2)
 	// scales 0–3: u0 & 0x3f3f3f3f
 	ANDL(U32(0x3f3f3f3f), u0)
-	sb, sc := XMM(), YMM()
+	sb := XMM()
+	sc = YMM()
 	VMOVD(u0, sb)
 	VPINSRD(Imm(1), u2, sb, sb)
 	VPMOVZXBD(sb, sc)
-	store(sc, scales)
+	if store != nil {
+		store(sc, scales)
+	}
 	mins = XMM()
 	VPMOVZXBW(mb, mins)
-	return mins
+	return mins, sc
 }
 
 // q4kPermVNNI reorders each 32-byte half of a 64-byte vector so that dword
@@ -1463,15 +1499,17 @@ func quantsVNNI(w Register, nibbles, c int, mask, one, perm VecVirtual) VecVirtu
 	return q
 }
 
-// scalePairVNNI returns the int32 scale of sub-block 2c (scales holds the
-// eight) in a vector's low eight lanes and that of 2c+1 in its high eight.
-func scalePairVNNI(scales Mem, c int) VecVirtual {
-	s, s1 := ZMM(), YMM()
-	VPBROADCASTD(scales.Offset(4*2*c), s)
-	VPBROADCASTD(scales.Offset(4*(2*c+1)), s1)
-	VINSERTI64X4(Imm(1), s1, s, s)
-	return s
-}
+// pairScaleIdx holds, for c = 0…3, the VPERMD index that spreads dword 2c
+// of a vector over its low eight dwords and 2c+1 over its high eight.
+var pairScaleIdx = sync.OnceValue(func() Mem {
+	m := GLOBL("pairScaleIdx", RODATA|NOPTR)
+	for c := 0; c < 4; c++ {
+		for i := 0; i < 16; i++ {
+			DATA(64*c+4*i, U32(2*c+i/8))
+		}
+	}
+	return m
+})
 
 // dotQ4_KVNNI writes dotQ4_KVNNI (dotQ5_KVNNI with five bits), the AVX-512
 // VNNI form of dotQ4_KGeneric with its results bit for bit, one super-block
@@ -1492,16 +1530,20 @@ func dotQ4_KVNNI(bits int) {
 	w := Load(Param("w").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())
 	nb := Load(Param("nBlocks"), GP64())
-	scales := AllocLocal(32) // the 8 scales as int32
 
 	sums, sumf := YMM(), XMM()
-	VXORPS(sums, sums, sums)
-	VXORPS(sumf, sumf, sumf)
+	VPXORD(sums, sums, sums)
+	VPXORD(sumf, sumf, sumf)
 	mask, perm := ZMM(), ZMM()
 	r := GP32()
 	MOVL(U32(0x0f0f0f0f), r)
 	VPBROADCASTD(r, mask)
 	VMOVDQU64(q4kPermVNNI(), perm)
+	var idx [4]VecVirtual
+	for c := range idx {
+		idx[c] = ZMM()
+		VMOVDQU32(pairScaleIdx().Offset(64*c), idx[c])
+	}
 	var one VecVirtual
 	if bits == 5 {
 		one = ZMM()
@@ -1515,7 +1557,7 @@ func dotQ4_KVNNI(bits int) {
 	prefetchW(Mem{Base: w})
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
-	mins := unpackKScales(w, scales)
+	mins, sc := unpackKScalesReg(w, Mem{}, nil)
 
 	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
 	dd, xd := XMM(), XMM()
@@ -1525,8 +1567,8 @@ func dotQ4_KVNNI(bits int) {
 	VBROADCASTSS(Mem{Base: x}, xd)
 	VMULPS(xd, dd, dd)
 
-	// The min term, exact, as dotQ4_K.
-	VSUBSS(minTerm(Mem{Base: x, Disp: 260}, mins, dd), sumf, sumf)
+	// The min term, exact, as dotQ4_K's.
+	VSUBSS(minTermEVEX(Mem{Base: x, Disp: 260}, doubleMins(mins), dd), sumf, sumf)
 
 	total := ZMM()
 	VPXORD(total, total, total)
@@ -1536,7 +1578,9 @@ func dotQ4_KVNNI(bits int) {
 		VPERMB(Mem{Base: x, Disp: 4 + 64*c}, perm, xq)
 		VPXORD(acc, acc, acc)
 		VPDPBUSD(xq, q, acc) // u8 quants · s8 activations, lanes by sub-block
-		VPMULLD(scalePairVNNI(scales, c), acc, acc)
+		s := ZMM()
+		VPERMD(sc.AsZ(), idx[c], s)
+		VPMULLD(s, acc, acc)
 		VPADDD(acc, total, total)
 	}
 	lanes := YMM()
@@ -1554,7 +1598,7 @@ func dotQ4_KVNNI(bits int) {
 	JNZ(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
-	addLanesInOrder(sums, sumf)
+	addLanesInOrderEVEX(sums, sumf)
 	VZEROUPPER()
 	Store(sumf, ReturnIndex(0))
 	RET()
@@ -1580,7 +1624,6 @@ func dotQ4_Kx4VNNI(bits int) {
 	stride := Load(Param("xStride"), GP64())
 	nb := Load(Param("nBlocks"), GP64())
 	x2, row := fourRows(x, stride)
-	scales := AllocLocal(32)   // the 8 scales as int32
 	sums := AllocLocal(4 * 32) // each row's eight float32 lane sums
 	sumf := AllocLocal(4 * 4)  // each row's scalar sum
 
@@ -1608,12 +1651,8 @@ func dotQ4_Kx4VNNI(bits int) {
 	prefetchW(Mem{Base: w})
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
-	minsW := unpackKScalesEVEX(w, scales)
-	// Each min twice, once per 16-value bsum of its sub-block.
-	mlo, mhi, minsDup := XMM(), XMM(), YMM()
-	VPUNPCKLWD(minsW, minsW, mlo)
-	VPUNPCKHWD(minsW, minsW, mhi)
-	VINSERTI32X4(Imm(1), mhi, mlo.AsY(), minsDup)
+	minsW, sc := unpackKScalesReg(w, Mem{}, nil)
+	minsDup := doubleMins(minsW)
 	dw := XMM()
 	MOVL(Mem{Base: w}, r)
 	VMOVD(r, dw)
@@ -1627,21 +1666,9 @@ func dotQ4_Kx4VNNI(bits int) {
 		dd[t] = XMM()
 		VBROADCASTSS(row(t, 0), xd)
 		VMULPS(xd, dw, dd[t])
-		bs, p, hi, t1 := YMM(), YMM(), XMM(), XMM()
-		VMOVDQU64(row(t, 260), bs)
-		VPMADDWD(minsDup, bs, p)
-		VEXTRACTI32X4(Imm(1), p, hi)
-		VPADDD(hi, p.AsX(), hi)
-		VPSHUFD(Imm(0x4e), hi, t1)
-		VPADDD(t1, hi, hi)
-		VPSHUFD(Imm(0xb1), hi, t1)
-		VPADDD(t1, hi, hi)
-		VCVTDQ2PS(hi, hi)
-		dmin, f := XMM(), XMM()
-		VMOVSHDUP(dd[t], dmin)
-		VMULSS(dmin, hi, hi)
+		f := XMM()
 		VMOVSS(sumf.Offset(4*t), f)
-		VSUBSS(hi, f, f)
+		VSUBSS(minTermEVEX(row(t, 260), minsDup, dd[t]), f, f)
 		VMOVSS(f, sumf.Offset(4*t))
 		total[t] = ZMM()
 		VPXORD(total[t], total[t], total[t])
@@ -1649,7 +1676,9 @@ func dotQ4_Kx4VNNI(bits int) {
 
 	for c := 0; c < 4; c++ {
 		q := quantsVNNI(w, nibbles, c, mask, one, perm)
-		s := scalePairVNNI(scales, c)
+		s := ZMM()
+		VMOVDQU32(pairScaleIdx().Offset(64*c), s)
+		VPERMD(sc.AsZ(), s, s)
 		for t := 0; t < 4; t++ {
 			xq, acc := ZMM(), ZMM()
 			VPERMB(row(t, 4+64*c), perm, xq)
