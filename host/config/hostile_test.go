@@ -94,6 +94,11 @@ func TestParseHostile(t *testing.T) {
 			"      b: " + strings.Repeat("[", 30) + "*a" + strings.Repeat("]", 30) + "\n",
 			"nests mappings and lists more than 64 levels deep"},
 		{"a mapping too large to check", bigMapping(100000), "a mapping of 100001 keys"},
+		// yaml.v3 drops an entry whose key is null without a word.
+		{"a null key", "log:\n  ~: debug\n", `line 2: a mapping key is null ("~")`},
+		{"an empty key", "plugins:\n  - id: a\n    module: a.wasm\n    config:\n      ?\n      : 2\n", "line 5: a mapping key is null"},
+		{"a null key in a plugin's config", "plugins:\n  - id: a\n    module: a.wasm\n    config:\n      null: 2\n", `line 5: a mapping key is null ("null")`},
+		{"a quoted null is a name", "plugins:\n  - id: a\n    module: a.wasm\n    config:\n      \"~\": 2\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

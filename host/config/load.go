@@ -249,6 +249,9 @@ type shape struct {
 	height map[*yamlv3.Node]int
 	work   map[*yamlv3.Node]int64
 	nodes  map[*yamlv3.Node]int64
+	// nullKey is the first mapping key found that is null (~, null or
+	// nothing): yaml.v3 drops its entry without a word.
+	nullKey *yamlv3.Node
 }
 
 func (s *shape) measure(n *yamlv3.Node) (int, int64, int64) {
@@ -274,6 +277,11 @@ func (s *shape) measure(n *yamlv3.Node) (int, int64, int64) {
 		if n.Kind == yamlv3.MappingNode {
 			k := int64(len(n.Content) / 2)
 			w = min(w+k*k, math.MaxInt64/2)
+			for i := 0; i+1 < len(n.Content) && s.nullKey == nil; i += 2 {
+				if key := n.Content[i]; key.Kind == yamlv3.ScalarNode && key.ShortTag() == "!!null" {
+					s.nullKey = key
+				}
+			}
 		}
 	}
 	s.height[n], s.work[n], s.nodes[n] = h, w, c
@@ -286,6 +294,9 @@ func checkShape(doc *yamlv3.Node) string {
 	h, w, c := s.measure(doc)
 	if c > maxNodes {
 		return fmt.Sprintf("the file holds %d values (aliases counted each time they are used); a configuration may hold at most %d", c, maxNodes)
+	}
+	if k := s.nullKey; k != nil {
+		return fmt.Sprintf("line %d: a mapping key is null (%q); name the key, or quote it to mean the text", k.Line, k.Value)
 	}
 	if w > mappingWork {
 		// Name the largest mapping: it is usually the one to blame.
