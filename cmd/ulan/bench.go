@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ulan-ai/ulan/engine"
+	"github.com/ulan-ai/ulan/engine/cpu"
 	"github.com/ulan-ai/ulan/engine/optime"
 )
 
@@ -31,6 +32,7 @@ import (
 type benchResult struct {
 	Model                  string  `json:"model"`
 	Threads                int     `json:"threads"`
+	Kernels                string  `json:"kernels"`
 	PromptTokens           int     `json:"prompt_tokens"`
 	GenTokens              int     `json:"gen_tokens"`
 	Batch                  int     `json:"batch"`
@@ -246,7 +248,7 @@ func runBench(ctx context.Context, lm *loadedModel, threads, prompt, gen, batch 
 		}
 		return v
 	}
-	res := &benchResult{Threads: threads, PromptTokens: prompt, GenTokens: gen, Batch: batch, ActiveBytesPerToken: info.ActiveBytes}
+	res := &benchResult{Threads: threads, Kernels: cpu.Kernels(), PromptTokens: prompt, GenTokens: gen, Batch: batch, ActiveBytesPerToken: info.ActiveBytes}
 
 	// Prefill in one chunk of the whole prompt.
 	seq := r.NewSequence()
@@ -521,6 +523,7 @@ func printBench(out io.Writer, r *benchResult) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "model\t%s\n", r.Model)
 	fmt.Fprintf(w, "threads\t%d\n", r.Threads)
+	fmt.Fprintf(w, "kernels\t%s\n", r.Kernels)
 	fmt.Fprintf(w, "prefill (%d tokens)\t%.1f tok/s\n", r.PromptTokens, r.Prefill)
 	fmt.Fprintf(w, "decode (%d tokens)\t%.1f tok/s\n", r.GenTokens, r.Decode)
 	fmt.Fprintf(w, "batch %d decode\t%.1f tok/s aggregate (%.2f× batch 1)\n", r.Batch, r.BatchDecode, r.BatchDecode/r.Decode)

@@ -110,6 +110,7 @@ func TestBenchJSON(t *testing.T) {
 		require.True(t, ok, k)
 		require.Greater(t, v, 0.0, k)
 	}
+	require.Contains(t, []any{"avx512vnni", "avx2", "generic"}, res["kernels"], "the kernel set it ran")
 	var lc struct {
 		LongContext []struct {
 			Context int     `json:"context"`

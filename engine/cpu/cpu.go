@@ -53,6 +53,12 @@ type Backend struct {
 
 var _ engine.Backend = (*Backend)(nil)
 
+// Kernels names the set of kernels this process computes with: avx512vnni,
+// avx2 (on amd64, as the CPU allows) or generic (the Go twins, elsewhere or
+// under -tags noasm). Every set gives the same bits but where RATIONALE.md
+// says otherwise (Q8_0's R16 layout).
+func Kernels() string { return kernel.Impl() }
+
 // New returns a CPU backend.
 func New(opts ...Option) *Backend {
 	b := &Backend{threads: runtime.NumCPU(), repack: kernel.PreferR16()}
