@@ -428,7 +428,9 @@ func (m *module) names(s *section) error {
 		sub := reader{b: r.bytes(int(r.u32()))}
 		var payload []byte
 		switch id {
-		case 0: // the module's name
+		case 0: // the module's name, which must fill its subsection: wazero
+			// reads a name there whatever the subsection's size says
+			sub.name()
 			payload = sub.b
 		case 1: // function names: a name map
 			payload = m.nameMap(&sub, nil)
@@ -447,7 +449,7 @@ func (m *module) names(s *section) error {
 		default:
 			continue
 		}
-		if sub.err != nil || (id != 0 && sub.pos != len(sub.b)) {
+		if sub.err != nil || sub.pos != len(sub.b) {
 			r.fail(errors.New("malformed"))
 			break
 		}
