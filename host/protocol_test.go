@@ -640,7 +640,7 @@ func TestHealthOnEveryProtocol(t *testing.T) {
 // its KV cache.
 func TestStreamEndsFreeTheSequence(t *testing.T) {
 	s := startServing(t, scheduler.Config{})
-	long := &ulanv1.GenerateRequest{Prompt: "Long", Sampling: &ulanv1.SamplingParams{MaxTokens: i32(3000), IgnoreEos: true}}
+	long := &ulanv1.GenerateRequest{Prompt: "Long", Sampling: &ulanv1.SamplingParams{MaxTokens: i32(4000), IgnoreEos: true}}
 	freed := func() bool { st := s.p.Stats(); return st.CacheUsed == 0 && st.Running == 0 && st.Queued == 0 }
 	for _, p := range protocols() {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -657,9 +657,10 @@ func TestStreamEndsFreeTheSequence(t *testing.T) {
 		st.Close()
 
 		req := connect.NewRequest(long)
-		header, value := "Connect-Timeout-Ms", "500"
+		// Well inside the time 4000 tokens take, on any machine.
+		header, value := "Connect-Timeout-Ms", "100"
 		if p.isGRPC() {
-			header, value = "Grpc-Timeout", "500m"
+			header, value = "Grpc-Timeout", "100m"
 		}
 		req.Header().Set(header, value)
 		_, err = generateReq(t, p.inference(s.url), req)
