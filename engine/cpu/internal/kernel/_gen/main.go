@@ -1931,6 +1931,19 @@ func addHalvesInOrder(sums, hiSums, sumf VecVirtual) {
 	}
 }
 
+// q6kPairIdx holds, for g = 0…3, the VPERMD index that spreads dword 2g
+// of 32 bytes over the low four dwords of a 256-bit vector and 2g+1 over
+// the high four.
+var q6kPairIdx = sync.OnceValue(func() Mem {
+	m := GLOBL("q6kPairIdx", RODATA|NOPTR)
+	for g := 0; g < 4; g++ {
+		for i := 0; i < 8; i++ {
+			DATA(32*g+4*i, U32(2*g+i/4))
+		}
+	}
+	return m
+})
+
 // dotQ6_K writes dotQ6_KAVX2, the AVX2 form of dotQ6_KGeneric with its
 // results bit for bit, in the manner of dotQ4_K: per half super-block the
 // four 32-value groups of 6-bit quants are put together from their low
@@ -2001,11 +2014,12 @@ func dotQ6_K() {
 			VPMADDUBSW(q8, m, m) // 32·q8, the same pairs
 			VPSUBW(m, p, p)      // (q−32)·q8, exact
 
-			se, hiScale, so := YMM(), XMM(), YMM()
-			is := 8*n + 2*g // generic: sc[is] for positions 0–15, sc[is+1] for 16–31
-			VPBROADCASTD(scales.Offset(4*is), se)
-			VPBROADCASTD(scales.Offset(4*(is+1)), hiScale)
-			VINSERTI128(Imm(1), hiScale, se, se)
+			// generic: sc[is] for positions 0–15, sc[is+1] for 16–31, is =
+			// 8n+2g, spread from the whole 32 bytes of scales stored (a
+			// load the store forwards) rather than loaded 4 bytes at a time.
+			se, so := YMM(), YMM()
+			VMOVDQU(q6kPairIdx().Offset(32*g), se)
+			VPERMD(scales.Offset(32*n), se, se)
 			VPSLLD(Imm(16), se, so)
 			VPMADDWD(se, p, se)
 			VPMADDWD(so, p, so)
