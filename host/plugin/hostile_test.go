@@ -2,11 +2,14 @@ package plugin
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tetratelabs/wazero"
 )
 
 // contain runs bad, a call that misbehaves, and checks that it is
@@ -321,4 +324,31 @@ func TestChatWithoutTemplate(t *testing.T) {
 	_, err := p.Chat(context.Background(), ChatRequest{Messages: []ChatMessage{{Role: "user", Content: "hi"}}})
 	require.ErrorIs(t, err, ErrNoChatTemplate)
 	require.Equal(t, Stats{Idle: 2, Size: 2}, p.Stats())
+}
+
+// panickyCompiler is a runtime whose compiler panics, as wazero's validator
+// did on a call to a function of an undeclared type.
+type panickyCompiler struct{}
+
+func (panickyCompiler) CompileModule(context.Context, []byte) (wazero.CompiledModule, error) {
+	var types []int
+	_ = types[33]
+	return nil, nil
+}
+
+// TestCompilerPanicIsAnError: a module that makes the compiler panic fails
+// its load with an error, and the one that did is refused before it.
+func TestCompilerPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	_, err := compile(context.Background(), panickyCompiler{}, nil)
+	require.ErrorContains(t, err, "the WebAssembly compiler failed on it: runtime error: index out of range [33]")
+
+	// A function of type 33 among 6 types, called: wazero 1.12 panics on it.
+	raw, err := os.ReadFile("internal/meter/testdata/fuzz/FuzzInstrument/777631706c1c1678")
+	require.NoError(t, err)
+	line := strings.SplitN(string(raw), "\n", 3)[1]
+	wasm, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(line, "[]byte("), ")"))
+	require.NoError(t, err)
+	_, err = Describe(context.Background(), []byte(wasm))
+	require.ErrorContains(t, err, "a function has type 33, and the module declares 6 types")
 }

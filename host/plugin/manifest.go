@@ -382,7 +382,7 @@ func Describe(ctx context.Context, wasm []byte) (*Description, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCustomSections(true).
 		WithCompilationCache(toolCache))
 	defer rt.Close(ctx)
-	m, err := rt.CompileModule(ctx, wasm)
+	m, err := compile(ctx, rt, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid WebAssembly module: %w", err)
 	}

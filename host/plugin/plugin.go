@@ -143,6 +143,24 @@ func (c *Config) defaults() {
 	}
 }
 
+// compiler is what compile needs of a wazero.Runtime.
+type compiler interface {
+	CompileModule(ctx context.Context, wasm []byte) (wazero.CompiledModule, error)
+}
+
+// compile compiles wasm with rt, turning a panic of the compiler into an
+// error: a module is the plugin author's input, and one that trips a bug
+// in wazero's decoder or validator (as meter.CheckCounts's type check
+// guards against) must cost its load, not the server.
+func compile(ctx context.Context, rt compiler, wasm []byte) (m wazero.CompiledModule, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			m, err = nil, fmt.Errorf("the WebAssembly compiler failed on it: %v", v)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
+}
+
 // Said marks the log records that carry what a plugin says itself (its
 // log import's messages, its stdout and stderr lines), apart from the
 // runtime's notes about it (an instance replaced after a trap, an answer
@@ -254,7 +272,7 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*Plugin, error) {
 		}
 		return nil, fmt.Errorf("plugin %s: %w", cfg.ID, err)
 	}
-	compiled, err := rt.CompileModule(ctx, code)
+	compiled, err := compile(ctx, rt, code)
 	if err != nil {
 		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
 	}

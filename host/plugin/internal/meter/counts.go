@@ -18,12 +18,15 @@ const MaxLocals = 50000
 // take the process down; a module refused here never reaches it. Nothing
 // else is checked: a module that passes may still be invalid, for the
 // decoder to say. Bytes that are not a WebAssembly module pass too, for the
-// same reason.
+// same reason. One more check guards the validator: every function's type
+// index must name a declared type, since wazero 1.12 checks a call against
+// its callee's type before it checks that type exists, and panics.
 func CheckCounts(wasm []byte) error {
 	if len(wasm) < len(header) || string(wasm[:len(header)]) != string(header) {
 		return nil
 	}
 	r := reader{b: wasm, pos: len(header)}
+	types := 0 // declared by the type section, which comes first
 	for r.pos < len(r.b) {
 		id := r.byte()
 		size := r.u32()
@@ -34,19 +37,25 @@ func CheckCounts(wasm []byte) error {
 		if r.err != nil {
 			return fmt.Errorf("section %d: %w", id, r.err)
 		}
-		if err := checkSection(id, payload); err != nil {
+		if err := checkSection(id, payload, &types); err != nil {
 			return fmt.Errorf("section %d: %w", id, err)
 		}
 	}
 	return nil
 }
 
-// checkSection checks one section's counts.
-func checkSection(id byte, payload []byte) error {
+// checkSection checks one section's counts, and its functions' type
+// indices against types, which the type section sets.
+func checkSection(id byte, payload []byte, types *int) error {
 	r := &reader{b: payload}
 	entries := func(each func()) {
 		for n := r.count(); n > 0 && r.err == nil; n-- {
 			each()
+		}
+	}
+	typeIndex := func() {
+		if t := r.u32(); r.err == nil && int64(t) >= int64(*types) {
+			r.fail(fmt.Errorf("a function has type %d, and the module declares %d types", t, *types))
 		}
 	}
 	switch id {
@@ -56,21 +65,28 @@ func checkSection(id byte, payload []byte) error {
 		}
 		return nil
 	case secType:
+		*types = 0
 		entries(func() {
 			if form := r.byte(); form != 0x60 {
 				r.fail(fmt.Errorf("type form %#x", form))
 			}
 			entries(r.valType) // parameters
 			entries(r.valType) // results
+			*types++
 		})
 	case secImport:
 		entries(func() {
 			r.name()
 			r.name()
+			if r.pos < len(r.b) && r.b[r.pos] == 0x00 { // a function
+				r.byte()
+				typeIndex()
+				return
+			}
 			r.importDesc()
 		})
 	case secFunction:
-		entries(func() { r.u32() })
+		entries(typeIndex)
 	case secTable:
 		entries(func() { r.refType(); r.limits() })
 	case secMemory:

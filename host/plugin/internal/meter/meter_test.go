@@ -278,6 +278,11 @@ func TestCheckCounts(t *testing.T) {
 			sec(secCode, 1, 7, 1, 0x80, 0x94, 0xeb, 0xdc, 0x03, 0x7f)), "locals"},
 		"element init expressions": {mod(sec(secElement, append([]byte{1, 5, 0x70}, huge...)...)), "entries declared"},
 		"a name map of 2³² names":  {mod(sec(secCustom, append([]byte{4, 'n', 'a', 'm', 'e', 1, 5}, huge...)...)), "entries declared"},
+		// wazero 1.12 panics validating a call to such a function.
+		"a function of an undeclared type": {mod(sec(secType, 1, 0x60, 0, 0), sec(secFunction, 2, 0, 33)),
+			"a function has type 33, and the module declares 1 types"},
+		"an imported function of an undeclared type": {mod(sec(secImport, 1, 1, 'm', 1, 'f', 0x00, 1)),
+			"a function has type 1, and the module declares 0 types"},
 	} {
 		require.ErrorContains(t, CheckCounts(c.wasm), c.want, name)
 	}
