@@ -1277,7 +1277,7 @@ func dotQ4_K(bits int) {
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
 
-	mins := unpackKScales(w, scales)
+	mins, _ := unpackKScales(w, scales, VMOVDQU)
 
 	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
 	dd, xd := XMM(), XMM()
@@ -1397,24 +1397,14 @@ func minTermEVEX(bsums Mem, minsDup, dd VecVirtual) VecVirtual {
 
 // unpackKScales unpacks the eight 6-bit scales and mins of the Q4_K or
 // Q5_K super-block at w from their twelve bytes with four 32-bit masks and
-// shifts (ggml's utmp trick): it writes the scales, widened to int32, to
-// scales, and returns the mins widened to int16. The bytes go to vector
-// registers whole (VMOVD, VPINSRD): storing them in pieces and reloading
-// them together would stall store forwarding every super-block.
-func unpackKScales(w Register, scales Mem) (mins VecVirtual) {
-	return unpackKScalesTo(w, scales, VMOVDQU)
-}
-
-func unpackKScalesTo(w Register, scales Mem, store func(Op, Op)) (mins VecVirtual) {
-	mins, _ = unpackKScalesReg(w, scales, store)
-	return mins
-}
-
-// unpackKScalesReg is unpackKScalesTo that also returns the scales as int32
-// in a register, for kernels that spread them with VPERMD rather than
-// reload them from scales (store is then nil, and scales unused): a load
-// from the middle of a recent wide store is not always forwarded.
-func unpackKScalesReg(w Register, scales Mem, store func(Op, Op)) (mins, sc VecVirtual) {
+// shifts (ggml's utmp trick). It returns the mins widened to int16 and the
+// scales widened to int32, and stores the scales to scales too unless
+// store is nil (the AVX2 kernels broadcast them from there; the VNNI ones
+// spread them with VPERMD, since a load from the middle of a recent wide
+// store is not always forwarded). The bytes go to vector registers whole
+// (VMOVD, VPINSRD): storing them in pieces and reloading them together
+// would stall store forwarding every super-block.
+func unpackKScales(w Register, scales Mem, store func(Op, Op)) (mins, sc VecVirtual) {
 	u0, u1, u2, t, s := GP32(), GP32(), GP32(), GP32(), GP32()
 	MOVL(Mem{Base: w, Disp: 4}, u0)
 	MOVL(Mem{Base: w, Disp: 8}, u1)
@@ -1557,7 +1547,7 @@ func dotQ4_KVNNI(bits int) {
 	prefetchW(Mem{Base: w})
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
-	mins, sc := unpackKScalesReg(w, Mem{}, nil)
+	mins, sc := unpackKScales(w, Mem{}, nil)
 
 	// d = float32(d_w·x.d) in lane 0, dmin = float32(dmin_w·x.d) in lane 1.
 	dd, xd := XMM(), XMM()
@@ -1651,7 +1641,7 @@ func dotQ4_Kx4VNNI(bits int) {
 	prefetchW(Mem{Base: w})
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
-	minsW, sc := unpackKScalesReg(w, Mem{}, nil)
+	minsW, sc := unpackKScales(w, Mem{}, nil)
 	minsDup := doubleMins(minsW)
 	dw := XMM()
 	MOVL(Mem{Base: w}, r)
@@ -1776,7 +1766,7 @@ func dotQ4_Kx4(bits int) {
 	prefetchW(Mem{Base: w})
 	prefetchW(Mem{Base: w, Disp: 64})
 	prefetchW(Mem{Base: w, Disp: 128})
-	minsW := unpackKScales(w, scales)
+	minsW, _ := unpackKScales(w, scales, VMOVDQU)
 
 	r := GP32()
 	for t := 0; t < 4; t++ {
