@@ -122,6 +122,9 @@ func (c *HookChain) Delta(ctx context.Context, text string, ids []int32, ch plug
 // release of several hooks' held text, at the end) is handed over in
 // pieces, with ids on the first.
 func (c *HookChain) through(ctx context.Context, l *hookLink, text string, ids []int32, ch plugin.HookChannel) (string, *HookOutput) {
+	if len(text) <= plugin.MaxHookText {
+		return c.once(ctx, l, text, ids, ch) // every delta but a long release
+	}
 	var out strings.Builder
 	for text != "" {
 		piece := head(text, plugin.MaxHookText)
