@@ -604,31 +604,18 @@ func dequantRow(t *tensor, r, n int, dst []float32) {
 	switch t.dt {
 	case engine.F32:
 		copy(dst, t.f[r*n:(r+1)*n])
-	case engine.F16:
-		kernel.F16ToF32s(dst, u16(t.raw, r*n, n))
-	case engine.BF16:
-		kernel.BF16ToF32s(dst, u16(t.raw, r*n, n))
 	case engine.F8E4M3:
 		kernel.DequantE4M3RowBlocks(t.raw[r*n:], t.scales, r, n, t.bh, t.bw, dst)
 	case engine.F4E2M1:
 		kernel.DequantE2M1Row(t.raw[r*n/2:], t.e8[r*n/kernel.E2M1BlockLen:], n, dst)
-	case engine.Q4_0, engine.Q4_1, engine.Q5_0, engine.Q5_1, engine.Q4_K, engine.Q5_K, engine.Q6_K:
-		f := quantFormats[t.dt]
-		rb := n / f.block * f.bytes
-		f.dequant(t.raw[r*rb:(r+1)*rb], dst[:n])
 	case engine.Q8_0:
 		if t.rep != nil {
 			kernel.DequantQ8_0R16Row(t.rep, r, n/kernel.Q8_0BlockLen, dst)
 			return
 		}
-		nb := n / 32
-		blocks := t.raw[r*nb*34 : (r+1)*nb*34]
-		for bi := range nb {
-			blk := blocks[bi*34:]
-			d := kernel.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-			for j := range 32 {
-				dst[bi*32+j] = d * float32(int8(blk[2+j]))
-			}
-		}
+		fallthrough
+	default: // F16, BF16, plain Q8_0 and the formats of quantFormats
+		rb := rowBytes(t.dt, n)
+		dequantize(t.dt, t.raw[r*rb:(r+1)*rb], dst[:n])
 	}
 }

@@ -81,24 +81,10 @@ func Dequantize(dt engine.DType, src []byte, dst []float32) error {
 		return fmt.Errorf("cpu: dequantize %d bytes of %v to %d values: want %d bytes", len(src), dt, len(dst), want)
 	}
 	switch dt {
-	case engine.F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
-	case engine.F16:
-		kernel.F16ToF32s(dst, u16(src, 0, len(dst)))
-	case engine.BF16:
-		kernel.BF16ToF32s(dst, u16(src, 0, len(dst)))
+	case engine.F32, engine.F16, engine.BF16:
 	case engine.Q8_0:
 		if len(dst)%kernel.Q8_0BlockLen != 0 {
 			return fmt.Errorf("cpu: dequantize %d values of q8_0: not whole blocks", len(dst))
-		}
-		for bi := range len(dst) / 32 {
-			blk := src[bi*34:]
-			d := kernel.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-			for j := range 32 {
-				dst[bi*32+j] = d * float32(int8(blk[2+j]))
-			}
 		}
 	default:
 		f := quantFormats[dt]
@@ -108,9 +94,35 @@ func Dequantize(dt engine.DType, src []byte, dst []float32) error {
 		if len(dst)%f.block != 0 {
 			return fmt.Errorf("cpu: dequantize %d values of %v: not whole %d-value blocks", len(dst), dt, f.block)
 		}
-		f.dequant(src, dst)
 	}
+	dequantize(dt, src, dst)
 	return nil
+}
+
+// dequantize is Dequantize on arguments known to fit, for dequantRow too.
+func dequantize(dt engine.DType, src []byte, dst []float32) {
+	switch dt {
+	case engine.F32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+	case engine.F16:
+		kernel.F16ToF32s(dst, u16(src, 0, len(dst)))
+	case engine.BF16:
+		kernel.BF16ToF32s(dst, u16(src, 0, len(dst)))
+	case engine.Q8_0:
+		for bi := range len(dst) / 32 {
+			blk := src[bi*34:]
+			d := kernel.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			for j := range 32 {
+				dst[bi*32+j] = d * float32(int8(blk[2+j]))
+			}
+		}
+	default:
+		if f := quantFormats[dt]; f != nil {
+			f.dequant(src, dst)
+		}
+	}
 }
 
 // Quantize writes the values x, whole rows of a weight of type dt, into dst in
